@@ -1,0 +1,299 @@
+//! A cache directory of `.npy` entries.
+//!
+//! Each entry is two files named by its key: `<key>.npy`, a plain NumPy file,
+//! and `<key>.json`, opaque metadata owned by the caller. Both are written to
+//! temporary names and renamed into place, the metadata last, so a reader
+//! that finds the metadata finds a complete array beside it, and a crash at
+//! any moment leaves at worst an entry that reads as a miss.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::fs::{self, File};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use npy_format::{Header, NpyArray};
+
+/// What went wrong, with the path it went wrong on.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The cache path exists but is not a directory.
+    NotADirectory(PathBuf),
+    /// A key that is not 64 lower-case hex digits (it would name a file).
+    BadKey(String),
+    /// An I/O operation failed.
+    Io { action: &'static str, path: PathBuf, source: io::Error },
+    /// The array could not be encoded.
+    Npy(npy_format::Error),
+    /// `clear(remove_dir)` left the directory because files it did not write remain.
+    NotEmpty { path: PathBuf, remaining: usize },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotADirectory(p) => {
+                write!(f, "cache path {} exists and is not a directory", p.display())
+            }
+            StoreError::BadKey(k) => write!(f, "cache key {k:?} is not 64 lower-case hex digits"),
+            StoreError::Io { action, path, source } => {
+                write!(f, "could not {action} {}: {source}", path.display())
+            }
+            StoreError::Npy(e) => write!(f, "{e}"),
+            StoreError::NotEmpty { path, remaining } => write!(
+                f,
+                "cache directory {} was cleared but not removed: {remaining} file(s) the cache did not write remain in it",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io { source, .. } => Some(source),
+            StoreError::Npy(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl StoreError {
+    /// The OS error kind behind an I/O failure, for callers that report it.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            StoreError::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// A stored entry read back.
+pub struct Entry {
+    pub array: NpyArray,
+    pub meta: Vec<u8>,
+}
+
+/// The outcome of a lookup.
+pub enum Lookup {
+    Hit(Entry),
+    /// No entry, or only part of one (an interrupted store).
+    Miss,
+    /// Files exist but do not read as an entry; the caller recomputes and the store replaces them.
+    Damaged(StoreError),
+}
+
+/// What `clear` removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClearReport {
+    pub removed_files: usize,
+    pub removed_dir: bool,
+}
+
+/// A cache directory. Creating one touches nothing on disk; the directory is
+/// made by the first store.
+#[derive(Debug, Clone)]
+pub struct CacheDir {
+    root: PathBuf,
+}
+
+const KEY_LEN: usize = 64;
+
+impl CacheDir {
+    /// Errors if `root` exists and is not a directory.
+    pub fn open(root: impl Into<PathBuf>) -> Result<CacheDir, StoreError> {
+        let root = root.into();
+        match fs::metadata(&root) {
+            Ok(m) if !m.is_dir() => Err(StoreError::NotADirectory(root)),
+            Ok(_) => Ok(CacheDir { root }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CacheDir { root }),
+            Err(e) => Err(io_err("inspect cache path", &root)(e)),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of the `.npy` file of `key`.
+    pub fn array_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        Ok(self.root.join(format!("{key}.npy")))
+    }
+
+    fn meta_path(&self, key: &str) -> PathBuf {
+        self.root.join(format!("{key}.json"))
+    }
+
+    /// Reads the entry of `key`: its metadata, then its array, validated
+    /// against its own header and the file length.
+    pub fn load(&self, key: &str) -> Result<Lookup, StoreError> {
+        let array_path = self.array_path(key)?;
+        let meta_path = self.meta_path(key);
+        let meta = match read_regular_file(&meta_path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Miss),
+            Err(e) => return Ok(Lookup::Damaged(io_err("read cache metadata", &meta_path)(e))),
+        };
+        match fs::symlink_metadata(&array_path) {
+            Ok(m) if m.file_type().is_file() => {}
+            Ok(_) => {
+                let e = io::Error::new(io::ErrorKind::InvalidData, "not a regular file");
+                return Ok(Lookup::Damaged(io_err("read cache entry", &array_path)(e)));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Miss),
+            Err(e) => return Ok(Lookup::Damaged(io_err("read cache entry", &array_path)(e))),
+        }
+        match npy_format::read_npy(&array_path) {
+            Ok(array) => Ok(Lookup::Hit(Entry { array, meta })),
+            Err(e) => Ok(Lookup::Damaged(StoreError::Npy(e))),
+        }
+    }
+
+    /// Writes the entry of `key`, replacing any earlier one. Readers see the
+    /// old entry or the new one, never a mix or a partial file.
+    pub fn store(&self, key: &str, header: &Header, data: &[u8], meta: &[u8]) -> Result<(), StoreError> {
+        let array_path = self.array_path(key)?;
+        let meta_path = self.meta_path(key);
+        self.ensure_dir()?;
+        let tmp_array = self.temp_path(key, "npy");
+        let tmp_meta = self.temp_path(key, "json");
+        let result = (|| {
+            write_new(&tmp_array, |f| npy_format::write_npy_to(f, header, data).map_err(StoreError::Npy))?;
+            write_new(&tmp_meta, |f| f.write_all(meta).map_err(io_err("write", &tmp_meta)))?;
+            fs::rename(&tmp_array, &array_path).map_err(io_err("rename into place", &array_path))?;
+            // The metadata goes last: its presence is what makes an entry a hit.
+            fs::rename(&tmp_meta, &meta_path).map_err(io_err("rename into place", &meta_path))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp_array);
+            let _ = fs::remove_file(&tmp_meta);
+        }
+        result
+    }
+
+    /// Removes the entries and temporary files this cache writes, nothing
+    /// else; then, with `remove_dir`, the directory itself if it is empty.
+    /// Links are removed as links, never followed.
+    pub fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
+        let mut report = ClearReport::default();
+        let listing = match fs::read_dir(&self.root) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
+            Err(e) => return Err(io_err("list cache directory", &self.root)(e)),
+        };
+        let mut remaining = 0usize;
+        for item in listing {
+            let item = item.map_err(io_err("list cache directory", &self.root))?;
+            let name = item.file_name();
+            let ours = name.to_str().is_some_and(is_cache_file_name);
+            // file_type() does not follow links, so a link named like an entry is unlinked, not followed.
+            let is_dir = item.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if !ours || is_dir {
+                remaining += 1;
+                continue;
+            }
+            match fs::remove_file(item.path()) {
+                Ok(()) => report.removed_files += 1,
+                // Another process removed it first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &item.path())(e)),
+            }
+        }
+        if remove_dir {
+            if remaining > 0 {
+                return Err(StoreError::NotEmpty { path: self.root.clone(), remaining });
+            }
+            match fs::remove_dir(&self.root) {
+                Ok(()) => report.removed_dir = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove cache directory", &self.root)(e)),
+            }
+        }
+        Ok(report)
+    }
+
+    fn ensure_dir(&self) -> Result<(), StoreError> {
+        match fs::create_dir_all(&self.root) {
+            Ok(()) => Ok(()),
+            Err(_) if self.root.exists() && !self.root.is_dir() => {
+                Err(StoreError::NotADirectory(self.root.clone()))
+            }
+            Err(e) => Err(io_err("create cache directory", &self.root)(e)),
+        }
+    }
+
+    /// `.<key>.<ext>.<host>-<pid>-<random>.tmp`: unique across processes and
+    /// hosts sharing one directory, so no writer relies on O_EXCL or locks.
+    fn temp_path(&self, key: &str, ext: &str) -> PathBuf {
+        self.root.join(format!(".{key}.{ext}.{}-{}-{:016x}.tmp", host_tag(), std::process::id(), random_u64()))
+    }
+}
+
+/// Entry and temporary file names this cache writes, and only those.
+pub fn is_cache_file_name(name: &str) -> bool {
+    let entry = |s: &str| s.len() == KEY_LEN && s.bytes().all(is_lower_hex);
+    if let Some(stem) = name.strip_suffix(".npy").or_else(|| name.strip_suffix(".json")) {
+        return entry(stem);
+    }
+    if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+        let mut parts = rest.splitn(3, '.');
+        return matches!(
+            (parts.next(), parts.next(), parts.next()),
+            (Some(k), Some("npy" | "json"), Some(_)) if entry(k)
+        );
+    }
+    false
+}
+
+fn is_lower_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+fn check_key(key: &str) -> Result<(), StoreError> {
+    if key.len() == KEY_LEN && key.bytes().all(is_lower_hex) {
+        Ok(())
+    } else {
+        Err(StoreError::BadKey(key.to_owned()))
+    }
+}
+
+fn write_new(path: &Path, body: impl FnOnce(&mut File) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    let mut file = File::options().write(true).create_new(true).open(path).map_err(io_err("create", path))?;
+    // No fsync: a killed process cannot leave a partial file under a real
+    // name, and after an OS crash a short file fails the length check and
+    // reads as a miss.
+    body(&mut file)
+}
+
+/// Reads a small file, refusing anything but a regular file: links,
+/// directories and devices are not read.
+fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    fs::read(path)
+}
+
+fn host_tag() -> String {
+    let host = gethostname::gethostname();
+    let host: String = host.to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
+    if host.is_empty() { "host".to_owned() } else { host }
+}
+
+fn random_u64() -> u64 {
+    // RandomState is seeded from the OS once per process; the counter makes each call differ.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}

@@ -1,0 +1,154 @@
+//! A 64-byte aligned heap buffer that can be handed out as a raw pointer.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::fmt;
+use std::ptr::NonNull;
+
+use crate::Error;
+
+/// Alignment of every [`AlignedBuf`]: enough for any element type and SIMD,
+/// and matching the 64-byte alignment NumPy gives the data in the file.
+pub const ALIGN: usize = 64;
+
+#[repr(C, align(64))]
+struct Align64([u8; ALIGN]);
+
+/// Zero-initialized heap memory aligned to [`ALIGN`] bytes.
+///
+/// The pointer can leave Rust with [`into_raw_parts`](Self::into_raw_parts)
+/// (e.g. as the backing store of a JS external `ArrayBuffer`) and must come
+/// back through [`from_raw_parts`](Self::from_raw_parts) to be freed.
+pub struct AlignedBuf {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: AlignedBuf uniquely owns its allocation, like Vec<u8>.
+unsafe impl Send for AlignedBuf {}
+// SAFETY: shared access only hands out &[u8].
+unsafe impl Sync for AlignedBuf {}
+
+impl AlignedBuf {
+    /// Allocates `len` zero bytes. Large sizes are cheap (the OS hands out
+    /// fresh zero pages lazily). `len == 0` allocates nothing.
+    ///
+    /// Returns [`Error::AllocFailed`] instead of aborting when the memory
+    /// cannot be had.
+    pub fn zeroed(len: usize) -> Result<AlignedBuf, Error> {
+        if len == 0 {
+            return Ok(AlignedBuf {
+                ptr: dangling(),
+                len: 0,
+            });
+        }
+        let failed = || Error::AllocFailed { len: len as u64 };
+        let layout = Layout::from_size_align(len, ALIGN).map_err(|_| failed())?;
+        // SAFETY: layout has non-zero size.
+        let raw = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).ok_or_else(failed)?;
+        Ok(AlignedBuf { ptr, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Start of the buffer; aligned to [`ALIGN`] even when empty.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: ptr is valid, initialized (zeroed) and aligned for len bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and &mut self gives unique access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Gives up ownership: the caller must eventually pass both values to
+    /// [`from_raw_parts`](Self::from_raw_parts) and drop the result, or the
+    /// memory leaks. For `len == 0` the pointer is a non-null dangling
+    /// placeholder that owns nothing.
+    pub fn into_raw_parts(self) -> (*mut u8, usize) {
+        let this = std::mem::ManuallyDrop::new(self);
+        (this.ptr.as_ptr(), this.len)
+    }
+
+    /// Takes back ownership of memory from [`into_raw_parts`](Self::into_raw_parts).
+    ///
+    /// # Safety
+    /// `ptr` and `len` must be exactly a pair returned by `into_raw_parts`,
+    /// and that pair must not be reclaimed more than once or used afterwards
+    /// by anyone else.
+    pub unsafe fn from_raw_parts(ptr: *mut u8, len: usize) -> AlignedBuf {
+        AlignedBuf {
+            // Dangling for len == 0 in case the caller passes null.
+            ptr: if len == 0 {
+                dangling()
+            } else {
+                // SAFETY: the caller guarantees ptr came from into_raw_parts.
+                unsafe { NonNull::new_unchecked(ptr) }
+            },
+            len,
+        }
+    }
+}
+
+fn dangling() -> NonNull<u8> {
+    NonNull::<Align64>::dangling().cast()
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: allocated in `zeroed` with exactly this layout (which
+            // was valid then, so it is now).
+            unsafe {
+                dealloc(
+                    self.ptr.as_ptr(),
+                    Layout::from_size_align_unchecked(self.len, ALIGN),
+                )
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.as_mut_slice()
+    }
+}
+
+impl AsRef<[u8]> for AlignedBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsMut<[u8]> for AlignedBuf {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.as_mut_slice()
+    }
+}
+
+impl fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlignedBuf")
+            .field("len", &self.len)
+            .finish()
+    }
+}

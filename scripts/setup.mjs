@@ -1,0 +1,31 @@
+// Makes a fresh clone ready: npm packages, the native addon, the TS build,
+// and (with --python) a virtualenv with NumPy for the interop tests.
+// Each step is cheap when already done, so every npm script can run it.
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' })
+const quiet = (cmd, args) => {
+  try {
+    execFileSync(cmd, args, { cwd: root, stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+if (!existsSync(join(root, 'node_modules', '.bin', 'napi'))) {
+  run('npm', [existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install', '--no-audit', '--no-fund'])
+}
+run('npm', ['run', '--silent', 'build'])
+
+if (process.argv.includes('--python')) {
+  const python = join(root, '.venv', 'bin', 'python')
+  if (!quiet(python, ['-c', 'import numpy'])) {
+    if (!existsSync(python)) run('python3', ['-m', 'venv', join(root, '.venv')])
+    run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'numpy'])
+  }
+}

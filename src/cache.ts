@@ -1,0 +1,247 @@
+// NumpyFuncCache: wraps functions so their array results are stored as .npy
+// files keyed by a BLAKE3 hash of the function's identity and arguments.
+import { EventEmitter } from 'node:events'
+import { resolve } from 'node:path'
+import { types } from 'node:util'
+import { native } from './native'
+import { callKey, identityPrefix } from './call-key'
+import { type TypedArray, classForName, dtypeAccepts, readClassName, viewOf } from './dtypes'
+import { type LoadedNdArray, type NdArray, toArrayParts } from './npy'
+import { describe } from './describe'
+
+/** What a cached function may return. */
+export type CacheableResult = TypedArray | NdArray
+
+/** What a cached function returns for a result of type `R`, on a hit or a miss. */
+export type CachedResult<R> = R extends TypedArray
+  ? R
+  : R extends { data: infer D extends TypedArray }
+    ? LoadedNdArray<D> & { fortranOrder?: true }
+    : never
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyFunction = (...args: any[]) => any
+
+/** The wrapper `createCachedFunc` returns: `fn`'s call signature, cached. */
+export type CachedFunction<F extends AnyFunction> =
+  ReturnType<F> extends PromiseLike<infer R>
+    ? (this: ThisParameterType<F>, ...args: Parameters<F>) => Promise<CachedResult<R>>
+    : (this: ThisParameterType<F>, ...args: Parameters<F>) => CachedResult<ReturnType<F>>
+
+export interface CachedFunctionOptions {
+  /** Names the function in the key and the entry's metadata (default `fn.name`). Required for an anonymous function when `trackSource` is false. */
+  name?: string
+  /** A version string in the key: change it to invalidate entries when code the function calls changes. */
+  version?: string
+  /** Put a digest of `fn.toString()` in the key, so editing the function body gives new keys (default true). */
+  trackSource?: boolean
+  /** The wrapper returns a Promise (default: true for `async` functions). */
+  async?: boolean
+}
+
+export interface ClearCacheOptions {
+  /** Also remove the cache directory (only if nothing but cache files was in it). */
+  removeDir?: boolean
+}
+
+/** Passed with `storeError` and `damagedEntry` events. */
+export interface EntryInfo {
+  key: string
+  functionName: string
+}
+
+export interface NumpyFuncCacheEvents {
+  /** Storing a computed result failed; the call still returned the result. */
+  storeError: [error: Error, info: EntryInfo]
+  /** An entry failed validation and was treated as a miss (it is recomputed and replaced). */
+  damagedEntry: [error: Error, info: EntryInfo]
+}
+
+interface EntryMeta {
+  format: 1
+  function: string
+  result: 'typedarray' | 'ndarray'
+  class: string
+  dtype: string
+  shape: number[]
+  fortranOrder: boolean
+  created: string
+}
+
+const FUNC_OPTIONS = new Set(['name', 'version', 'trackSource', 'async'])
+const CLEAR_OPTIONS = new Set(['removeDir'])
+
+function checkOptions(options: unknown, allowed: Set<string>, where: string): Record<string, unknown> {
+  if (options === undefined) return {}
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`${where}: options must be an object, got ${describe(options)}`)
+  }
+  for (const k of Object.keys(options)) {
+    if (!allowed.has(k)) {
+      throw new TypeError(`${where}: unknown option '${k}' (known: ${[...allowed].join(', ')})`)
+    }
+  }
+  return options as Record<string, unknown>
+}
+
+function optionOf<T>(options: Record<string, unknown>, key: string, type: string, where: string): T | undefined {
+  const v = options[key]
+  if (v !== undefined && typeof v !== type) {
+    throw new TypeError(`${where}: options.${key} must be a ${type}, got ${describe(v)}`)
+  }
+  return v as T | undefined
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i])
+}
+
+export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
+  /** The cache directory, absolute. */
+  readonly path: string
+  readonly #dir: InstanceType<typeof native.CacheDir>
+
+  /**
+   * A cache in directory `path`, made on the first store. Throws if `path`
+   * exists and is not a directory.
+   */
+  constructor(path: string) {
+    super()
+    if (typeof path !== 'string' || path.length === 0) {
+      throw new TypeError(`NumpyFuncCache: path must be a non-empty string, got ${describe(path)}`)
+    }
+    this.path = resolve(path)
+    this.#dir = new native.CacheDir(this.path)
+  }
+
+  /**
+   * Wraps `fn` so that each distinct call is computed once and then loaded
+   * from `<path>/<key>.npy`. The wrapper has `fn`'s call signature; an async
+   * `fn` gives a Promise-returning wrapper.
+   */
+  createCachedFunc<F extends AnyFunction>(fn: F, options?: CachedFunctionOptions): CachedFunction<F> {
+    const where = 'createCachedFunc'
+    if (typeof fn !== 'function') throw new TypeError(`${where}: fn must be a function, got ${describe(fn)}`)
+    const opts = checkOptions(options, FUNC_OPTIONS, where)
+    const givenName = optionOf<string>(opts, 'name', 'string', where)
+    const version = optionOf<string>(opts, 'version', 'string', where)
+    const trackSource = optionOf<boolean>(opts, 'trackSource', 'boolean', where) ?? true
+    const isAsync = optionOf<boolean>(opts, 'async', 'boolean', where) ?? types.isAsyncFunction(fn)
+    if (givenName === '') throw new TypeError(`${where}: options.name must not be empty`)
+    const name = givenName ?? fn.name
+    if (name === '' && !trackSource) {
+      throw new TypeError(
+        `${where}: an anonymous function needs options.name when trackSource is false, ` +
+          `or its entries would be shared with every other anonymous function`,
+      )
+    }
+    const label = `${name || 'anonymous function'}()`
+    const prefix = identityPrefix({ name, version, source: trackSource ? fn.toString() : undefined })
+    const cache = this
+
+    if (!isAsync) {
+      return function (this: unknown, ...args: unknown[]) {
+        const key = callKey(prefix, args)
+        const hit = cache.#load(key, name)
+        if (hit !== undefined) return hit
+        const result = fn.apply(this, args)
+        if (types.isPromise(result)) {
+          throw new TypeError(
+            `${label} returned a Promise; pass { async: true } to createCachedFunc (or make it an async function)`,
+          )
+        }
+        return cache.#store(key, name, result, label)
+      } as unknown as CachedFunction<F>
+    }
+
+    // One computation per key at a time within this process.
+    const running = new Map<string, Promise<unknown>>()
+    return function (this: unknown, ...args: unknown[]) {
+      let key: string
+      try {
+        key = callKey(prefix, args)
+        const hit = cache.#load(key, name)
+        if (hit !== undefined) return Promise.resolve(hit)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+      const pending = running.get(key)
+      if (pending) return pending
+      const computed = (async () => cache.#store(key, name, await fn.apply(this, args), label))()
+      running.set(key, computed)
+      const done = () => running.delete(key)
+      computed.then(done, done)
+      return computed
+    } as unknown as CachedFunction<F>
+  }
+
+  /** Removes the files this cache wrote; with `removeDir`, then the directory. */
+  clearCache(options?: ClearCacheOptions): void {
+    const opts = checkOptions(options, CLEAR_OPTIONS, 'clearCache')
+    const removeDir = optionOf<boolean>(opts, 'removeDir', 'boolean', 'clearCache') ?? false
+    this.#dir.clear(removeDir)
+  }
+
+  #load(key: string, functionName: string): unknown {
+    const found = this.#dir.load(key)
+    if (found.status === 'miss') return undefined
+    const problem = found.status === 'damaged' ? found.reason : checkEntry(found.meta, found.array)
+    if (typeof problem === 'string' || found.status !== 'hit') {
+      this.emit('damagedEntry', new Error(`cache entry ${key} in ${this.path} is damaged: ${problem}`), { key, functionName })
+      return undefined
+    }
+    const { meta } = problem
+    const data = viewOf(found.array.buffer, classForName(meta.class) ? meta.class : readClassName(meta.dtype))
+    if (meta.result === 'typedarray') return data
+    return shaped(data, meta.shape, meta.dtype, meta.fortranOrder)
+  }
+
+  #store(key: string, functionName: string, result: unknown, label: string): unknown {
+    const parts = toArrayParts(result, `the result of ${label}`)
+    const meta: EntryMeta = {
+      format: 1,
+      function: functionName,
+      result: parts.bare ? 'typedarray' : 'ndarray',
+      class: parts.className,
+      dtype: parts.dtype,
+      shape: parts.shape,
+      fortranOrder: parts.fortranOrder,
+      created: new Date().toISOString(),
+    }
+    try {
+      this.#dir.store(key, parts.data, parts.shape, parts.dtype, parts.fortranOrder, JSON.stringify(meta))
+    } catch (e) {
+      const error = new Error(`could not store the result of ${label} in ${this.path}: ${(e as Error).message}`, { cause: e })
+      if (this.listenerCount('storeError') > 0) this.emit('storeError', error, { key, functionName })
+      else process.emitWarning(error.message, { code: 'NUMPY_FUNC_CACHE_STORE_FAILED' })
+    }
+    return parts.bare ? parts.data : shaped(parts.data, parts.shape, parts.dtype, parts.fortranOrder)
+  }
+}
+
+function shaped(data: TypedArray, shape: number[], dtype: string, fortranOrder: boolean): unknown {
+  return fortranOrder ? { data, shape, dtype, fortranOrder } : { data, shape, dtype }
+}
+
+/** The entry's metadata if it agrees with the array beside it, else what is wrong. */
+function checkEntry(
+  metaText: string,
+  array: { shape: number[]; dtype: string; fortranOrder: boolean },
+): { meta: EntryMeta } | string {
+  let meta: EntryMeta
+  try {
+    meta = JSON.parse(metaText) as EntryMeta
+  } catch {
+    return 'its metadata is not valid JSON'
+  }
+  if (meta?.format !== 1) return 'its metadata has an unknown format'
+  if (meta.result !== 'typedarray' && meta.result !== 'ndarray') return 'its metadata has an unknown result form'
+  if (meta.dtype !== array.dtype || !Array.isArray(meta.shape) || !sameShape(meta.shape, array.shape)) {
+    return `its array (${array.dtype}, shape [${array.shape.join(', ')}]) does not match its metadata`
+  }
+  if (meta.fortranOrder !== array.fortranOrder) return 'its array order does not match its metadata'
+  if (!dtypeAccepts(meta.dtype, meta.class)) return `its metadata names class ${meta.class} for dtype ${meta.dtype}`
+  return { meta }
+}
+
+

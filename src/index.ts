@@ -1,0 +1,18 @@
+/**
+ * numpy-func-cache: cache functions that return numeric arrays on disk as
+ * NumPy .npy files.
+ */
+export { NumpyFuncCache } from './cache'
+export type {
+  CacheableResult,
+  CachedFunction,
+  CachedFunctionOptions,
+  CachedResult,
+  ClearCacheOptions,
+  EntryInfo,
+  NumpyFuncCacheEvents,
+} from './cache'
+export { readNpy, writeNpy } from './npy'
+export type { NdArray, NpyArray, LoadedNdArray } from './npy'
+export type { TypedArray } from './dtypes'
+export { SUPPORTED_DTYPES } from './dtypes'

@@ -1,0 +1,201 @@
+// readNpy / writeNpy, and the one place that turns a JS array value into
+// the (data, shape, dtype) the Rust core writes.
+import { native } from './native'
+import {
+  type TypedArray,
+  canonicalDtype,
+  defaultDtype,
+  dtypeAccepts,
+  elementsPerItem,
+  readClassName,
+  typedArrayClassName,
+  viewOf,
+  SUPPORTED_DTYPES,
+} from './dtypes'
+import { describe } from './describe'
+
+/** An array read from a .npy file. */
+export interface NpyArray<T extends TypedArray = TypedArray> {
+  /** The elements in file order; complex values interleave real and imaginary parts. */
+  data: T
+  shape: number[]
+  /** NumPy descr in native (little-endian) order, e.g. `'<f8'`, `'|b1'`, `'<c16'`. */
+  dtype: string
+  /** True when `data` is in Fortran (column-major) order, as stored. */
+  fortranOrder: boolean
+}
+
+/**
+ * An n-d array: contiguous `data` of `shape`. `dtype` picks a NumPy type a
+ * class cannot say alone (`'|b1'` over Uint8Array, `'<f2'` over Uint16Array,
+ * `'<c8'`/`'<c16'` over Float32Array/Float64Array). scijs-ndarray objects
+ * with C-contiguous `stride` and any `offset` are accepted too.
+ */
+export interface NdArray<T extends TypedArray = TypedArray> {
+  data: T
+  shape: readonly number[]
+  dtype?: string
+  fortranOrder?: boolean
+}
+
+/** A result of a cached function loaded as an n-d array. */
+export interface LoadedNdArray<T extends TypedArray = TypedArray> {
+  data: T
+  shape: number[]
+  dtype: string
+}
+
+/** What the Rust core writes. */
+export interface ArrayParts {
+  data: TypedArray
+  className: string
+  shape: number[]
+  dtype: string
+  fortranOrder: boolean
+  /** True for a bare TypedArray, false for an `{ data, shape }` object. */
+  bare: boolean
+}
+
+// scijs-ndarray's dtype names, accepted as another spelling of the class's default dtype.
+const SCIJS_DTYPES: Record<string, string> = {
+  int8: 'Int8Array',
+  uint8: 'Uint8Array',
+  uint8_clamped: 'Uint8ClampedArray',
+  int16: 'Int16Array',
+  uint16: 'Uint16Array',
+  int32: 'Int32Array',
+  uint32: 'Uint32Array',
+  float32: 'Float32Array',
+  float64: 'Float64Array',
+  bigint64: 'BigInt64Array',
+  biguint64: 'BigUint64Array',
+}
+
+function checkShape(shape: unknown, what: string): number[] {
+  if (!Array.isArray(shape)) {
+    throw new TypeError(`${what}.shape must be an array of non-negative integers, got ${describe(shape)}`)
+  }
+  return shape.map((d: unknown, i) => {
+    if (typeof d !== 'number') throw new TypeError(`${what}.shape[${i}] must be a number, got ${describe(d)}`)
+    if (!Number.isSafeInteger(d) || d < 0) {
+      throw new RangeError(`${what}.shape[${i}] must be a non-negative integer, got ${d}`)
+    }
+    return d
+  })
+}
+
+function product(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1)
+}
+
+/** Returns `data` restricted to a scijs-style view's elements, or throws if not C-contiguous. */
+function contiguousData(data: TypedArray, shape: number[], stride: unknown, offset: unknown, what: string): TypedArray {
+  if (stride === undefined && offset === undefined) return data
+  const start = offset === undefined ? 0 : offset
+  if (typeof start !== 'number' || !Number.isSafeInteger(start) || start < 0) {
+    throw new RangeError(`${what}.offset must be a non-negative integer, got ${describe(offset)}`)
+  }
+  if (stride !== undefined) {
+    if (!Array.isArray(stride) || stride.length !== shape.length) {
+      throw new TypeError(`${what}.stride must be an array with one entry per dimension, got ${describe(stride)}`)
+    }
+    let expected = 1
+    for (let i = shape.length - 1; i >= 0; i--) {
+      if (shape[i] > 1 && stride[i] !== expected) {
+        throw new RangeError(
+          `${what} is not C-contiguous (stride [${stride.join(', ')}] for shape [${shape.join(', ')}]); ` +
+            `pass a contiguous copy`,
+        )
+      }
+      expected *= shape[i]
+    }
+  }
+  return data.subarray(start, start + product(shape))
+}
+
+/**
+ * Checks a TypedArray or `{ data, shape }` value and resolves its dtype.
+ * `what` names the value in errors ("array", "the result of foo()").
+ */
+export function toArrayParts(value: unknown, what: string): ArrayParts {
+  const bareClass = typedArrayClassName(value)
+  if (bareClass) {
+    const data = value as TypedArray
+    return { data, className: bareClass, shape: [data.length], dtype: defaultDtype(bareClass), fortranOrder: false, bare: true }
+  }
+  if (typeof value !== 'object' || value === null || !('data' in value) || !('shape' in value)) {
+    throw new TypeError(
+      `${what} must be a TypedArray or an n-d array { data: TypedArray, shape: number[] }, got ${describe(value)}`,
+    )
+  }
+  const v = value as Record<string, unknown>
+  const className = typedArrayClassName(v.data)
+  if (!className) throw new TypeError(`${what}.data must be a TypedArray, got ${describe(v.data)}`)
+  const shape = checkShape(v.shape, what)
+  let dtype = defaultDtype(className)
+  if (v.dtype !== undefined) {
+    const given = typeof v.dtype === 'string' ? v.dtype : undefined
+    const canonical = given === undefined ? undefined : canonicalDtype(given)
+    if (canonical !== undefined) {
+      if (!dtypeAccepts(canonical, className)) {
+        throw new TypeError(`${what}.dtype '${given}' cannot be stored from a ${className}`)
+      }
+      dtype = canonical
+    } else if (given === undefined || SCIJS_DTYPES[given] !== className) {
+      throw new TypeError(
+        `${what}.dtype ${given === undefined ? describe(v.dtype) : `'${given}'`} is not supported; ` +
+          `use one of ${SUPPORTED_DTYPES.join(', ')}`,
+      )
+    }
+  }
+  if (v.fortranOrder !== undefined && typeof v.fortranOrder !== 'boolean') {
+    throw new TypeError(`${what}.fortranOrder must be a boolean, got ${describe(v.fortranOrder)}`)
+  }
+  const data = contiguousData(v.data as TypedArray, shape, v.stride, v.offset, what)
+  const needed = product(shape) * elementsPerItem(dtype)
+  if (data.length !== needed) {
+    throw new RangeError(
+      `${what}.data has ${data.length} elements but shape [${shape.join(', ')}] of dtype ${dtype} needs ${needed}`,
+    )
+  }
+  return { data, className, shape, dtype, fortranOrder: v.fortranOrder === true, bare: false }
+}
+
+function checkPath(path: unknown, fn: string): string {
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new TypeError(`${fn}: path must be a non-empty string, got ${describe(path)}`)
+  }
+  return path
+}
+
+interface RawArray {
+  buffer: ArrayBuffer
+  shape: number[]
+  dtype: string
+  fortranOrder: boolean
+}
+
+/** Builds the JS array over the buffer Rust read, as the class of its dtype. */
+export function fromRaw(raw: RawArray): NpyArray {
+  return { data: viewOf(raw.buffer, readClassName(raw.dtype)), shape: raw.shape, dtype: raw.dtype, fortranOrder: raw.fortranOrder }
+}
+
+/**
+ * Reads a .npy file written by NumPy or by this package. Big-endian data is
+ * converted to native order; Fortran-order data is returned as stored.
+ * Throws an Error naming the file if it is not a valid .npy file.
+ */
+export function readNpy(path: string): NpyArray {
+  return fromRaw(native.readNpyFile(checkPath(path, 'readNpy')) as RawArray)
+}
+
+/**
+ * Writes a TypedArray (as 1-d) or an n-d array as a .npy file NumPy reads,
+ * straight from the array's memory.
+ */
+export function writeNpy(path: string, array: TypedArray | NdArray): void {
+  checkPath(path, 'writeNpy')
+  const parts = toArrayParts(array, 'writeNpy: array')
+  native.writeNpyFile(path, parts.data, parts.shape, parts.dtype, parts.fortranOrder)
+}
+
