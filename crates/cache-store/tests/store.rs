@@ -1,0 +1,204 @@
+use std::fs;
+use std::path::Path;
+
+use cache_store::{is_cache_file_name, CacheDir, Lookup, StoreError};
+use npy_format::{Dtype, Header};
+
+const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn f8(shape: &[u64]) -> Header {
+    Header { dtype: Dtype::parse("<f8").unwrap(), shape: shape.to_vec(), fortran_order: false }
+}
+
+fn bytes_of(values: &[f64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    v.sort();
+    v
+}
+
+fn hit(lookup: Lookup) -> cache_store::Entry {
+    match lookup {
+        Lookup::Hit(e) => e,
+        Lookup::Miss => panic!("expected a hit, got a miss"),
+        Lookup::Damaged(e) => panic!("expected a hit, got damaged: {e}"),
+    }
+}
+
+#[test]
+fn store_then_load_round_trips_array_and_meta() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path().join("cache")).unwrap();
+    assert!(!tmp.path().join("cache").exists(), "opening must not create the directory");
+    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Miss));
+    let data = bytes_of(&[1.0, 2.5, -3.0, f64::NAN]);
+    dir.store(KEY, &f8(&[2, 2]), &data, b"{\"m\":1}").unwrap();
+    let entry = hit(dir.load(KEY).unwrap());
+    assert_eq!(entry.array.header, f8(&[2, 2]));
+    assert_eq!(entry.array.data.as_slice(), &data[..]);
+    assert_eq!(entry.meta, b"{\"m\":1}");
+    assert_eq!(names(dir.root()), vec![format!("{KEY}.json"), format!("{KEY}.npy")]);
+}
+
+#[test]
+fn a_store_replaces_the_previous_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"old").unwrap();
+    dir.store(KEY, &f8(&[2]), &bytes_of(&[2.0, 3.0]), b"new").unwrap();
+    let entry = hit(dir.load(KEY).unwrap());
+    assert_eq!(entry.array.data.as_slice(), &bytes_of(&[2.0, 3.0])[..]);
+    assert_eq!(entry.meta, b"new");
+    assert_eq!(names(tmp.path()).len(), 2, "no temporary files are left behind");
+}
+
+#[test]
+fn metadata_without_array_or_array_without_metadata_is_a_miss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m").unwrap();
+    fs::remove_file(tmp.path().join(format!("{KEY}.json"))).unwrap();
+    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Miss));
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m").unwrap();
+    fs::remove_file(tmp.path().join(format!("{KEY}.npy"))).unwrap();
+    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Miss));
+}
+
+#[test]
+fn truncated_or_garbage_arrays_are_damaged_not_hits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let npy = tmp.path().join(format!("{KEY}.npy"));
+    dir.store(KEY, &f8(&[100]), &bytes_of(&[7.0; 100]), b"m").unwrap();
+    let full = fs::read(&npy).unwrap();
+    for bad in [full[..full.len() - 8].to_vec(), full[..40].to_vec(), b"garbage".to_vec(), [&full[..], &[0u8; 8]].concat()] {
+        fs::write(&npy, &bad).unwrap();
+        assert!(matches!(dir.load(KEY).unwrap(), Lookup::Damaged(_)), "{} bytes read as an entry", bad.len());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn links_and_directories_under_entry_names_are_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path().join("c")).unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m").unwrap();
+    let target = outside.path().join("secret.npy");
+    npy_format::write_npy(&target, &f8(&[1]), &bytes_of(&[666.0])).unwrap();
+    let npy = dir.root().join(format!("{KEY}.npy"));
+    fs::remove_file(&npy).unwrap();
+    std::os::unix::fs::symlink(&target, &npy).unwrap();
+    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Damaged(_)));
+    fs::remove_file(&npy).unwrap();
+    fs::create_dir(&npy).unwrap();
+    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Damaged(_)));
+}
+
+#[test]
+fn bad_keys_are_refused_before_touching_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    for key in ["../etc/passwd", "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "abc", ""] {
+        assert!(matches!(dir.load(key), Err(StoreError::BadKey(_))), "{key}");
+        assert!(matches!(dir.store(key, &f8(&[0]), &[], b""), Err(StoreError::BadKey(_))), "{key}");
+    }
+}
+
+#[test]
+fn a_data_length_that_does_not_match_the_shape_is_refused_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    assert!(dir.store(KEY, &f8(&[3]), &bytes_of(&[1.0]), b"m").is_err());
+    assert!(names(tmp.path()).is_empty(), "left {:?}", names(tmp.path()));
+}
+
+#[test]
+fn a_path_that_is_a_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("f");
+    fs::write(&file, b"x").unwrap();
+    let err = CacheDir::open(&file).unwrap_err();
+    assert!(matches!(err, StoreError::NotADirectory(_)));
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+}
+
+#[test]
+fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("c");
+    let dir = CacheDir::open(&root).unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m").unwrap();
+    let foreign = ["notes.txt", "data.npy", &format!("{KEY}.txt"), &format!("{}.npy", &KEY[1..])];
+    for name in foreign {
+        fs::write(root.join(name), b"user").unwrap();
+    }
+    fs::create_dir(root.join("sub")).unwrap();
+    fs::write(root.join(format!(".{KEY}.npy.host-1-00.tmp")), b"partial").unwrap();
+    let victim = outside.path().join("keep.npy");
+    fs::write(&victim, b"precious").unwrap();
+    let other_key = KEY.replace('0', "f");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&victim, root.join(format!("{other_key}.npy"))).unwrap();
+
+    let report = dir.clear(false).unwrap();
+    assert_eq!(report.removed_files, if cfg!(unix) { 4 } else { 3 });
+    let mut expected: Vec<String> = foreign.iter().map(|s| s.to_string()).chain(["sub".to_string()]).collect();
+    expected.sort();
+    assert_eq!(names(&root), expected);
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+
+    let err = dir.clear(true).unwrap_err();
+    assert!(matches!(err, StoreError::NotEmpty { remaining: 5, .. }), "{err}");
+    assert!(root.exists());
+}
+
+#[test]
+fn clear_with_remove_dir_removes_a_directory_of_cache_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("c");
+    let dir = CacheDir::open(&root).unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m").unwrap();
+    let report = dir.clear(true).unwrap();
+    assert_eq!(report.removed_files, 2);
+    assert!(report.removed_dir);
+    assert!(!root.exists());
+    // Clearing what is already gone is not an error.
+    assert_eq!(dir.clear(true).unwrap().removed_files, 0);
+}
+
+#[test]
+fn cache_file_names_are_recognised_exactly() {
+    assert!(is_cache_file_name(&format!("{KEY}.npy")));
+    assert!(is_cache_file_name(&format!("{KEY}.json")));
+    assert!(is_cache_file_name(&format!(".{KEY}.npy.node1-42-00ff.tmp")));
+    assert!(!is_cache_file_name(&format!("{KEY}.npz")));
+    assert!(!is_cache_file_name(&format!("{}.npy", KEY.to_uppercase())));
+    assert!(!is_cache_file_name(&format!(".{KEY}.txt.x.tmp")));
+    assert!(!is_cache_file_name(&format!(".{KEY}.npy")));
+    assert!(!is_cache_file_name("notes.txt"));
+}
+
+#[test]
+fn temporary_names_differ_between_stores() {
+    // Two stores of one key from one process must not share a temporary file:
+    // run them concurrently and check both complete and the entry is whole.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let data = bytes_of(&vec![4.0; 1 << 16]);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..20 {
+                    dir.store(KEY, &f8(&[1 << 16]), &data, b"m").unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(hit(dir.load(KEY).unwrap()).array.data.as_slice(), &data[..]);
+    assert_eq!(names(tmp.path()).len(), 2);
+}

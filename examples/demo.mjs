@@ -1,0 +1,61 @@
+// Caches a real computation (a 1200 x 1200 Mandelbrot escape-time image),
+// then shows a miss, a hit, and a hit from a fresh cache object on the same
+// directory, with times. The entry is a plain .npy file NumPy can load.
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { performance } from 'node:perf_hooks'
+import { NumpyFuncCache, readNpy } from '../dist/index.mjs'
+
+function mandelbrot(size, { maxIter }) {
+  const out = new Float64Array(size * size)
+  for (let y = 0; y < size; y++) {
+    const ci = (y / size) * 3 - 1.5
+    for (let x = 0; x < size; x++) {
+      const cr = (x / size) * 3.5 - 2.5
+      let zr = 0, zi = 0, i = 0
+      while (i < maxIter && zr * zr + zi * zi <= 4) {
+        const t = zr * zr - zi * zi + cr
+        zi = 2 * zr * zi + ci
+        zr = t
+        i++
+      }
+      out[y * size + x] = i
+    }
+  }
+  return { data: out, shape: [size, size] }
+}
+
+const dir = process.argv[2] ?? join(tmpdir(), 'numpy-func-cache-demo')
+const cache = new NumpyFuncCache(dir)
+cache.clearCache()
+
+let computed = 0
+const cached = cache.createCachedFunc((size, opts) => {
+  computed++
+  return mandelbrot(size, opts)
+}, { name: 'mandelbrot' })
+
+function timed(label, f) {
+  const t0 = performance.now()
+  const result = f()
+  const ms = performance.now() - t0
+  console.log(`${label.padEnd(34)} ${ms.toFixed(2).padStart(9)} ms   calls so far: ${computed}`)
+  return { result, ms }
+}
+
+console.log(`cache directory: ${dir}`)
+const miss = timed('miss (computes and stores)', () => cached(1200, { maxIter: 1000 }))
+const hit = timed('hit (loads the .npy)', () => cached(1200, { maxIter: 1000 }))
+const fresh = new NumpyFuncCache(dir).createCachedFunc((size, opts) => {
+  computed++
+  return mandelbrot(size, opts)
+}, { name: 'mandelbrot' })
+timed('hit from a new cache object', () => fresh(1200, { maxIter: 1000 }))
+
+const same = miss.result.data.every((v, i) => v === hit.result.data[i])
+console.log(`shape [${hit.result.shape}], dtype ${hit.result.dtype}, identical to computed: ${same}`)
+console.log(`hit was ${(miss.ms / hit.ms).toFixed(0)}x faster than the miss`)
+const file = (await import('node:fs')).readdirSync(dir).find((f) => f.endsWith('.npy'))
+console.log(`entry: ${join(dir, file)} (readNpy shape [${readNpy(join(dir, file)).shape}])`)
+console.log(`in Python: np.load(${JSON.stringify(join(dir, file))})`)
+if (!same || computed !== 1) process.exit(1)
