@@ -1,0 +1,243 @@
+// Packaging: what `npm pack` puts in the tarball, and whether a fresh project
+// that installs that tarball can use it from ES modules, CommonJS and
+// TypeScript. Runs real `npm`, `tar`, `node` and `tsc` processes; nothing here
+// needs the network (the package has no runtime dependencies).
+import { execFileSync, spawnSync } from 'node:child_process'
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import test from 'ava'
+import { root, tempDir } from './helpers'
+
+const isWindows = process.platform === 'win32'
+const platform = `${process.platform}-${process.arch}`
+
+/**
+ * The environment for child processes: npm's own per-run variables (set when
+ * this runs under `npm test` or `npx ava`) are dropped so the child npm works
+ * on the temp project, not on this repository, and no override of the native
+ * binary leaks in.
+ */
+function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    const lower = k.toLowerCase()
+    if (lower.startsWith('npm_package_') || lower.startsWith('npm_lifecycle_')) continue
+    if (lower === 'npm_config_local_prefix' || lower === 'npm_config_prefix') continue
+    if (k === 'NAPI_RS_NATIVE_LIBRARY_PATH' || k === 'NODE_PATH' || k === 'NODE_OPTIONS') continue
+    env[k] = v
+  }
+  return { ...env, ...extra }
+}
+
+function npm(args: string[], cwd: string): string {
+  return execFileSync('npm', [...args, '--no-audit', '--no-fund', '--no-update-notifier'], {
+    cwd,
+    env: childEnv(),
+    encoding: 'utf8',
+    shell: isWindows,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+}
+
+/** Runs `node file` in `cwd`; returns its JSON output. Fails the test with stderr on a non-zero exit. */
+function runNode(file: string, args: string[], cwd: string, env: Record<string, string> = {}): any {
+  const r = spawnSync(process.execPath, [file, ...args], { cwd, env: childEnv(env), encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`node ${file} exited with ${r.status}:\n${r.stderr}`)
+  return JSON.parse(r.stdout)
+}
+
+// One pack and one install, shared by the tests below (they run serially).
+interface Packed {
+  tarball: string
+  entries: string[]
+  /** A fresh project with the tarball installed. */
+  consumer: string
+  /** The installed package inside `consumer`. */
+  installed: string
+}
+let packedOnce: Packed | undefined
+const scratch: string[] = []
+test.after.always(() => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true })
+})
+
+function packAndInstall(): Packed {
+  if (packedOnce) return packedOnce
+  const packDir = mkdtempSync(join(tmpdir(), 'nfc-pack-'))
+  const consumer = mkdtempSync(join(tmpdir(), 'nfc-consumer-'))
+  scratch.push(packDir, consumer)
+
+  // --ignore-scripts: pack what is built now (dist/, the .node); building is not this test's job.
+  const [info] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', packDir], root))
+  const tarball = join(packDir, info.filename as string)
+  const entries = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' })
+    .split(/\r?\n/)
+    .filter(Boolean)
+
+  writeFileSync(
+    join(consumer, 'package.json'),
+    JSON.stringify({ name: 'nfc-consumer', version: '1.0.0', private: true }, null, 2),
+  )
+  // --offline: a local tarball with no dependencies needs nothing from a registry.
+  npm(['install', '--offline', '--ignore-scripts', tarball], consumer)
+  const installed = join(consumer, 'node_modules', 'numpy-func-cache')
+  packedOnce = { tarball, entries, consumer, installed }
+  return packedOnce
+}
+
+// Each script: cache a function that counts its calls, call it twice with the
+// same arguments, round-trip its result through writeNpy/readNpy, print JSON.
+const body = `
+const cache = new NumpyFuncCache(process.argv[2])
+let calls = 0
+const ramp = cache.createCachedFunc(
+  (n, step) => {
+    calls++
+    return Float64Array.from({ length: n }, (_, i) => i * step)
+  },
+  { name: 'ramp' },
+)
+const first = ramp(4, 0.5)
+const second = ramp(4, 0.5)
+const npyPath = join(process.argv[2], 'copy.npy')
+writeNpy(npyPath, second)
+const back = readNpy(npyPath)
+console.log(JSON.stringify({
+  calls,
+  values: [Array.from(first), Array.from(second)],
+  classes: [first.constructor.name, second.constructor.name],
+  roundTrip: { data: Array.from(back.data), shape: back.shape, dtype: back.dtype },
+  entry: ENTRY,
+}))
+`
+const esmScript = `import { NumpyFuncCache, readNpy, writeNpy } from 'numpy-func-cache'
+import { join } from 'node:path'
+${body.replace('ENTRY', "import.meta.resolve('numpy-func-cache')")}`
+const cjsScript = `const { NumpyFuncCache, readNpy, writeNpy } = require('numpy-func-cache')
+const { join } = require('node:path')
+${body.replace('ENTRY', "require.resolve('numpy-func-cache')")}`
+
+// Uses the package's types; compiled by the repo's tsc against the installed copy.
+const typesCheck = `import { NumpyFuncCache, readNpy, writeNpy, SUPPORTED_DTYPES } from 'numpy-func-cache'
+import type { CachedFunction, NpyArray, TypedArray } from 'numpy-func-cache'
+
+const cache = new NumpyFuncCache('cache-dir')
+const ramp = cache.createCachedFunc((n: number, step: number) => new Float64Array(n).fill(step), { name: 'ramp' })
+const out: Float64Array = ramp(3, 0.5)
+// @ts-expect-error the wrapper keeps the function's parameter types
+ramp('three', 0.5)
+const later: CachedFunction<(n: number) => Promise<Int32Array>> = cache.createCachedFunc(async (n: number) => new Int32Array(n))
+const pending: Promise<Int32Array> = later(2)
+writeNpy('a.npy', { data: out, shape: [3, 1] })
+const back: NpyArray = readNpy('a.npy')
+const data: TypedArray = back.data
+const shape: number[] = back.shape
+const dtypes: readonly string[] = SUPPORTED_DTYPES
+cache.on('storeError', (error: Error, info) => {
+  const key: string = info.key
+  void [error, key]
+})
+cache.clearCache({ removeDir: true })
+void [pending, data, shape, dtypes]
+`
+
+test.serial('the packed tarball installs in a fresh project and works from ESM, CommonJS and TypeScript', (t) => {
+  t.timeout(120_000)
+  const { entries, consumer, installed } = packAndInstall()
+
+  // Contents: the built JS/ESM/types, the loader, the binary; nothing else.
+  for (const file of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'index.js', 'index.d.ts', 'package.json']) {
+    t.true(entries.includes(`package/${file}`), `tarball lacks ${file}`)
+  }
+  t.true(
+    entries.some((e) => /^package\/numpy-func-cache\.[a-z0-9-]+\.node$/.test(e)),
+    'tarball lacks the .node binary',
+  )
+  const allowed = [
+    /^package\/(package\.json|README(\.md)?|LICENSE(\.md)?|index\.js|index\.d\.ts)$/i,
+    /^package\/numpy-func-cache\.[a-z0-9-]+\.node$/,
+    /^package\/dist\/[\w-]+(\.js|\.mjs|\.d\.ts)$/,
+  ]
+  const unexpected = entries.filter((e) => !allowed.some((re) => re.test(e)))
+  t.deepEqual(unexpected, [], 'tarball holds files that should not be published')
+  t.false(
+    entries.some((e) => /__test__|\/src\/|\/crates\/|\/scripts\/|\/npm\/|\.rs$|\.spec\.|(?<!\.d)\.ts$/.test(e)),
+    'tarball holds test or source files',
+  )
+
+  // ES module and CommonJS consumers, each in its own child node process.
+  writeFileSync(join(consumer, 'esm.mjs'), esmScript)
+  writeFileSync(join(consumer, 'cjs.cjs'), cjsScript)
+  const expected = [0, 0.5, 1, 1.5]
+  for (const [script, entry] of [
+    ['esm.mjs', 'dist/index.mjs'],
+    ['cjs.cjs', 'dist/index.js'],
+  ] as const) {
+    const out = runNode(script, [tempDir(t)], consumer)
+    t.is(out.calls, 1, `${script}: the second call should be a hit`)
+    t.deepEqual(out.values, [expected, expected], script)
+    t.deepEqual(out.classes, ['Float64Array', 'Float64Array'], script)
+    t.deepEqual(out.roundTrip, { data: expected, shape: [4], dtype: '<f8' }, script)
+    // Each entry point comes from the installed copy, through the exports map.
+    t.true(String(out.entry).replaceAll('\\', '/').endsWith(`node_modules/numpy-func-cache/${entry}`), String(out.entry))
+  }
+  t.true(existsSync(join(installed, 'dist', 'index.mjs')))
+
+  // Types: the installed package type-checks under node16 (as ESM and as
+  // CommonJS) and bundler resolution, with the package's own .d.ts checked too.
+  writeFileSync(join(consumer, 'types-check.mts'), typesCheck)
+  writeFileSync(join(consumer, 'types-check.cts'), typesCheck)
+  writeFileSync(join(consumer, 'types-check.ts'), typesCheck)
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  const common = ['--noEmit', '--strict', '--target', 'es2022', '--skipLibCheck', 'false']
+  const nodeTypes = ['--typeRoots', join(root, 'node_modules', '@types'), '--types', 'node']
+  for (const [files, mode] of [
+    [['types-check.mts', 'types-check.cts'], ['--module', 'node16', '--moduleResolution', 'node16']],
+    [['types-check.ts'], ['--module', 'esnext', '--moduleResolution', 'bundler']],
+  ] as const) {
+    const r = spawnSync(process.execPath, [tsc, ...common, ...mode, ...nodeTypes, ...files], {
+      cwd: consumer,
+      env: childEnv(),
+      encoding: 'utf8',
+    })
+    t.is(r.status, 0, `tsc ${mode.join(' ')}:\n${r.stdout}${r.stderr}`)
+  }
+})
+
+test.serial('without a binary for this platform, loading the package names the platform', (t) => {
+  t.timeout(120_000)
+  const { consumer, installed } = packAndInstall()
+
+  // A copy of the installed package with its .node file(s) removed, as on a
+  // platform nothing was built for.
+  const bare = tempDir(t)
+  const copy = join(bare, 'node_modules', 'numpy-func-cache')
+  cpSync(installed, copy, { recursive: true })
+  const binaries = readdirSync(copy).filter((f) => f.endsWith('.node'))
+  t.true(binaries.length > 0)
+  for (const f of binaries) rmSync(join(copy, f))
+  writeFileSync(join(bare, 'package.json'), JSON.stringify({ name: 'nfc-bare', private: true }))
+
+  const probe = (loader: string) => `
+    ${loader}
+      .then(() => console.log(JSON.stringify({ loaded: true })))
+      .catch((e) => console.log(JSON.stringify({ loaded: false, message: e.message })))`
+  writeFileSync(join(bare, 'cjs.cjs'), probe(`Promise.resolve().then(() => require('numpy-func-cache'))`))
+  writeFileSync(join(bare, 'esm.mjs'), probe(`import('numpy-func-cache')`))
+
+  for (const script of ['cjs.cjs', 'esm.mjs']) {
+    const out = runNode(script, [], bare)
+    t.false(out.loaded, `${script} loaded without a binary`)
+    t.true(out.message.includes(`(${platform})`), `${script}: ${out.message}`)
+    t.true(out.message.includes('no native binary'), `${script}: ${out.message}`)
+  }
+
+  // The loader's override variable pointing at a missing file fails the same way.
+  writeFileSync(join(consumer, 'probe.cjs'), probe(`Promise.resolve().then(() => require('numpy-func-cache'))`))
+  const out = runNode('probe.cjs', [], consumer, {
+    NAPI_RS_NATIVE_LIBRARY_PATH: join(bare, 'missing', 'numpy-func-cache.node'),
+  })
+  t.false(out.loaded)
+  t.true(out.message.includes(`(${platform})`), out.message)
+})
