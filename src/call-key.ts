@@ -66,12 +66,6 @@ class Encoder {
   readonly offsets: number[] = []
   private readonly ancestors = new Set<object>()
 
-  reset(): void {
-    this.length = 0
-    this.buffers.length = 0
-    this.offsets.length = 0
-  }
-
   private reserve(n: number): void {
     if (this.length + n <= this.bytes.length) return
     const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.length + n))
@@ -277,20 +271,13 @@ export function identityPrefix(id: FunctionIdentity): Uint8Array {
   return e.bytes.slice(0, e.length)
 }
 
-// Reused across calls: keys are computed synchronously, one at a time.
-const shared = new Encoder()
-
 /** The 64-hex-digit key of calling the function identified by `prefix` with `args`. */
 export function callKey(prefix: Uint8Array, args: readonly unknown[]): string {
-  shared.reset()
-  try {
-    shared.raw(prefix)
-    shared.tag(Tag.Array)
-    shared.u32(args.length)
-    for (let i = 0; i < args.length; i++) shared.value(args[i], `args[${i}]`)
-    return shared.digest()
-  } finally {
-    // Drop references to the caller's arrays.
-    shared.reset()
-  }
+  // A fresh encoder per call: a getter in the arguments may itself make a cached call.
+  const e = new Encoder()
+  e.raw(prefix)
+  e.tag(Tag.Array)
+  e.u32(args.length)
+  for (let i = 0; i < args.length; i++) e.value(args[i], `args[${i}]`)
+  return e.digest()
 }
