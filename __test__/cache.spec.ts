@@ -5,6 +5,7 @@ import test from 'ava'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import {
   chmodSync,
+  cpSync,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -545,8 +546,13 @@ test('failing to store in a read-only cache directory (chmod 0o555): result retu
   const script = join(work, 'read-only.js')
   writeFileSync(script, READ_ONLY_CHILD)
   chmodSync(script, 0o644)
+  // The checkout may sit under a directory `nobody` cannot enter: give the child its own copy of the package.
+  const pkg = join(work, 'pkg')
+  for (const name of ['dist', 'index.js', 'package.json', ...readdirSync(root).filter((f) => f.endsWith('.node'))]) {
+    cpSync(join(root, name), join(pkg, name), { recursive: true })
+  }
   const out = JSON.parse(
-    execFileSync(process.execPath, [script, join(root, 'dist'), dir], {
+    execFileSync(process.execPath, [script, join(pkg, 'dist'), dir], {
       encoding: 'utf8',
       // Only root can switch user; as anyone else the child runs as that user, for whom chmod works.
       ...(isRoot ? { uid: 65534, gid: 65534 } : {}),
