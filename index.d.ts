@@ -24,14 +24,20 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** A cache directory: entries stored atomically, loaded with validation. */
 export declare class CacheDir {
-  /** Errors if the path exists and is not a directory; creates nothing. */
-  constructor(path: string)
   /**
-   * `{ status: 'hit', meta, array }`, `{ status: 'miss' }` or
-   * `{ status: 'damaged', reason }`.
+   * Errors if the path exists and is not a directory; creates nothing.
+   * With `map`, hits are memory-mapped where the data can be used in place.
    */
-  load(key: string): { status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }
+  constructor(path: string, map?: boolean | undefined | null)
+  load(key: string): { status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }
+  /** `load` on the libuv thread pool. */
+  loadAsync(key: string): Promise<{ status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }>
   store(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string): void
+  /**
+   * `store` on the libuv thread pool. The caller keeps `data` referenced
+   * and unchanged until the promise settles.
+   */
+  storeAsync(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string): Promise<void>
   /** Removes what the cache wrote; returns how many files. */
   clear(removeDir: boolean): number
 }
@@ -42,8 +48,14 @@ export declare class CacheDir {
  */
 export declare function hashKey(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): string
 
+/**
+ * `hashKey` on the libuv thread pool. The caller keeps `buffers`
+ * referenced and unchanged until the promise settles.
+ */
+export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): Promise<string>
+
 /** Reads a .npy file into a fresh buffer (one copy, from the kernel). */
-export declare function readNpyFile(path: string): { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean }
+export declare function readNpyFile(path: string): { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }
 
 /** Writes `data` (any TypedArray, its bytes as they are) as a .npy file. */
 export declare function writeNpyFile(path: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean): void

@@ -837,5 +837,6 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.CacheDir = nativeBinding.CacheDir
 module.exports.hashKey = nativeBinding.hashKey
+module.exports.hashKeyAsync = nativeBinding.hashKeyAsync
 module.exports.readNpyFile = nativeBinding.readNpyFile
 module.exports.writeNpyFile = nativeBinding.writeNpyFile

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events'
 import { resolve } from 'node:path'
 import { types } from 'node:util'
 import { native } from './native'
-import { callKey, identityPrefix } from './call-key'
+import { callKey, callKeyAsync, identityPrefix } from './call-key'
 import { type TypedArray, classForName, dtypeAccepts, readClassName, viewOf } from './dtypes'
 import { type LoadedNdArray, type NdArray, toArrayParts } from './npy'
 import { describe } from './describe'
@@ -39,6 +39,16 @@ export interface CachedFunctionOptions {
   async?: boolean
 }
 
+export interface NumpyFuncCacheOptions {
+  /**
+   * Hits return TypedArrays over a private, copy-on-write memory map of the
+   * entry instead of a copy: no read up front, memory paid for what is
+   * touched. Writing to such an array changes only this process's copy.
+   * Entries that cannot be used in place (big-endian, empty) are read.
+   */
+  mmap?: boolean
+}
+
 export interface ClearCacheOptions {
   /** Also remove the cache directory (only if nothing but cache files was in it). */
   removeDir?: boolean
@@ -68,6 +78,7 @@ interface EntryMeta {
   created: string
 }
 
+const CACHE_OPTIONS = new Set(['mmap'])
 const FUNC_OPTIONS = new Set(['name', 'version', 'trackSource', 'async'])
 const CLEAR_OPTIONS = new Set(['removeDir'])
 
@@ -105,13 +116,15 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * A cache in directory `path`, made on the first store. Throws if `path`
    * exists and is not a directory.
    */
-  constructor(path: string) {
+  constructor(path: string, options?: NumpyFuncCacheOptions) {
     super()
     if (typeof path !== 'string' || path.length === 0) {
       throw new TypeError(`NumpyFuncCache: path must be a non-empty string, got ${describe(path)}`)
     }
+    const opts = checkOptions(options, CACHE_OPTIONS, 'NumpyFuncCache')
+    const mmap = optionOf<boolean>(opts, 'mmap', 'boolean', 'NumpyFuncCache') ?? false
     this.path = resolve(path)
-    this.#dir = new native.CacheDir(this.path)
+    this.#dir = new native.CacheDir(this.path, mmap)
   }
 
   /**
@@ -156,22 +169,19 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
 
     // One computation per key at a time within this process.
     const running = new Map<string, Promise<unknown>>()
-    return function (this: unknown, ...args: unknown[]) {
-      let key: string
-      try {
-        key = callKey(prefix, args)
-        const hit = cache.#load(key, name)
-        if (hit !== undefined) return Promise.resolve(hit)
-      } catch (e) {
-        return Promise.reject(e)
-      }
+    return async function (this: unknown, ...args: unknown[]) {
+      const key = await callKeyAsync(prefix, args)
       const pending = running.get(key)
       if (pending) return pending
-      const computed = (async () => cache.#store(key, name, await fn.apply(this, args), label))()
-      running.set(key, computed)
+      const work = (async () => {
+        const hit = cache.#hit(await cache.#dir.loadAsync(key), key, name)
+        if (hit !== undefined) return hit
+        return cache.#storeAsync(key, name, await fn.apply(this, args), label)
+      })()
+      running.set(key, work)
       const done = () => running.delete(key)
-      computed.then(done, done)
-      return computed
+      work.then(done, done)
+      return work
     } as unknown as CachedFunction<F>
   }
 
@@ -183,7 +193,11 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   }
 
   #load(key: string, functionName: string): unknown {
-    const found = this.#dir.load(key)
+    return this.#hit(this.#dir.load(key), key, functionName)
+  }
+
+  /** The result of a lookup that hit and passed validation, else undefined. */
+  #hit(found: Lookup, key: string, functionName: string): unknown {
     if (found.status === 'miss') return undefined
     const problem = found.status === 'damaged' ? found.reason : checkEntry(found.meta, found.array)
     if (typeof problem === 'string' || found.status !== 'hit') {
@@ -197,25 +211,51 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   }
 
   #store(key: string, functionName: string, result: unknown, label: string): unknown {
-    const parts = toArrayParts(result, `the result of ${label}`)
-    const meta: EntryMeta = {
-      format: 1,
-      function: functionName,
-      result: parts.bare ? 'typedarray' : 'ndarray',
-      class: parts.className,
-      dtype: parts.dtype,
-      shape: parts.shape,
-      fortranOrder: parts.fortranOrder,
-      created: new Date().toISOString(),
-    }
+    const entry = toEntry(result, functionName, label)
     try {
-      this.#dir.store(key, parts.data, parts.shape, parts.dtype, parts.fortranOrder, JSON.stringify(meta))
+      this.#dir.store(key, ...entry.args)
     } catch (e) {
-      const error = new Error(`could not store the result of ${label} in ${this.path}: ${(e as Error).message}`, { cause: e })
-      if (this.listenerCount('storeError') > 0) this.emit('storeError', error, { key, functionName })
-      else process.emitWarning(error.message, { code: 'NUMPY_FUNC_CACHE_STORE_FAILED' })
+      this.#storeFailed(e as Error, key, functionName, label)
     }
-    return parts.bare ? parts.data : shaped(parts.data, parts.shape, parts.dtype, parts.fortranOrder)
+    return entry.result
+  }
+
+  async #storeAsync(key: string, functionName: string, result: unknown, label: string): Promise<unknown> {
+    const entry = toEntry(result, functionName, label)
+    try {
+      // `entry` keeps the result's memory referenced while the thread pool writes it.
+      await this.#dir.storeAsync(key, ...entry.args)
+    } catch (e) {
+      this.#storeFailed(e as Error, key, functionName, label)
+    }
+    return entry.result
+  }
+
+  #storeFailed(e: Error, key: string, functionName: string, label: string): void {
+    const error = new Error(`could not store the result of ${label} in ${this.path}: ${e.message}`, { cause: e })
+    if (this.listenerCount('storeError') > 0) this.emit('storeError', error, { key, functionName })
+    else process.emitWarning(error.message, { code: 'NUMPY_FUNC_CACHE_STORE_FAILED' })
+  }
+}
+
+type Lookup = ReturnType<InstanceType<typeof native.CacheDir>['load']>
+
+/** What storing `result` writes, and what the call returns for it. */
+function toEntry(result: unknown, functionName: string, label: string) {
+  const parts = toArrayParts(result, `the result of ${label}`)
+  const meta: EntryMeta = {
+    format: 1,
+    function: functionName,
+    result: parts.bare ? 'typedarray' : 'ndarray',
+    class: parts.className,
+    dtype: parts.dtype,
+    shape: parts.shape,
+    fortranOrder: parts.fortranOrder,
+    created: new Date().toISOString(),
+  }
+  return {
+    args: [parts.data, parts.shape, parts.dtype, parts.fortranOrder, JSON.stringify(meta)] as const,
+    result: parts.bare ? parts.data : shaped(parts.data, parts.shape, parts.dtype, parts.fortranOrder),
   }
 }
 

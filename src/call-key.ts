@@ -271,13 +271,31 @@ export function identityPrefix(id: FunctionIdentity): Uint8Array {
   return e.bytes.slice(0, e.length)
 }
 
-/** The 64-hex-digit key of calling the function identified by `prefix` with `args`. */
-export function callKey(prefix: Uint8Array, args: readonly unknown[]): string {
+/** Spliced bytes from which a key is hashed on the thread pool, on all cores, off the main thread. */
+const ASYNC_HASH_BYTES = 1 << 20
+
+function encodeCall(prefix: Uint8Array, args: readonly unknown[]): Encoder {
   // A fresh encoder per call: a getter in the arguments may itself make a cached call.
   const e = new Encoder()
   e.raw(prefix)
   e.tag(Tag.Array)
   e.u32(args.length)
   for (let i = 0; i < args.length; i++) e.value(args[i], `args[${i}]`)
-  return e.digest()
+  return e
+}
+
+/** The 64-hex-digit key of calling the function identified by `prefix` with `args`. */
+export function callKey(prefix: Uint8Array, args: readonly unknown[]): string {
+  return encodeCall(prefix, args).digest()
+}
+
+/**
+ * `callKey`, hashing large arguments on the libuv thread pool. The caller
+ * keeps `args` referenced and unchanged until the promise settles.
+ */
+export function callKeyAsync(prefix: Uint8Array, args: readonly unknown[]): Promise<string> {
+  const e = encodeCall(prefix, args)
+  const spliced = e.buffers.reduce((n, b) => n + b.byteLength, 0)
+  if (spliced < ASYNC_HASH_BYTES) return Promise.resolve(e.digest())
+  return native.hashKeyAsync(e.bytes.subarray(0, e.length), e.buffers as never, e.offsets)
 }

@@ -11,6 +11,7 @@ export type {
   ClearCacheOptions,
   EntryInfo,
   NumpyFuncCacheEvents,
+  NumpyFuncCacheOptions,
 } from './cache'
 export { readNpy, writeNpy } from './npy'
 export type { NdArray, NpyArray, LoadedNdArray } from './npy'

@@ -3,11 +3,16 @@
 //! what reaches here is checked again so a bad call is an Error, never UB.
 
 use napi::bindgen_prelude::*;
+use napi::ScopedTask;
 use napi_derive::napi;
 
 use cache_key::{Key, Splice};
-use cache_store::{CacheDir as Store, Lookup};
-use npy_format::{AlignedBuf, Dtype, Header, NpyArray};
+use cache_store::{CacheDir as Store, LoadedArray, Lookup};
+use npy_format::{Dtype, Header};
+
+/// Arrays up to this size are copied into a V8-owned ArrayBuffer: cheaper
+/// than an external buffer with a finalizer, and the copy is tiny.
+const COPY_BELOW: usize = 64 * 1024;
 
 fn failure(e: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, e.to_string())
@@ -26,19 +31,49 @@ fn header(shape: Vec<i64>, dtype: &str, fortran_order: bool) -> Result<Header> {
     Ok(Header { dtype, shape, fortran_order })
 }
 
-/// `{ buffer, shape, dtype, fortranOrder }` over the array's own memory:
-/// the ArrayBuffer takes ownership of the buffer the file was read into.
-fn array_object<'env>(env: &'env Env, array: NpyArray) -> Result<Object<'env>> {
-    let NpyArray { header, data } = array;
-    let buffer = if data.len() == 0 {
-        ArrayBuffer::copy_from(env, [])?
-    } else {
-        let (ptr, len) = data.into_raw_parts();
-        // SAFETY: ptr/len came from into_raw_parts and are freed exactly once, by the finalizer.
-        unsafe {
-            ArrayBuffer::from_external(env, ptr, len, (ptr as usize, len), |_, (ptr, len)| {
-                drop(AlignedBuf::from_raw_parts(ptr as *mut u8, len));
-            })?
+/// The bytes of a JS TypedArray, usable off the main thread. Sound because
+/// the TS layer keeps the array referenced until the task's promise settles
+/// and V8 never moves an ArrayBuffer's backing store (asking napi for the
+/// data pointer moves a small on-heap array off the heap for good).
+#[derive(Clone, Copy)]
+struct JsBytes {
+    ptr: usize,
+    len: usize,
+}
+
+impl JsBytes {
+    fn of(view: &TypedArray) -> JsBytes {
+        JsBytes { ptr: view.arraybuffer.as_ptr() as usize, len: view.arraybuffer.len() }
+    }
+
+    /// # Safety
+    /// The array must still be alive and not detached (see the type's docs).
+    unsafe fn get<'a>(self) -> &'a [u8] {
+        if self.len == 0 {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+        }
+    }
+}
+
+/// `{ buffer, shape, dtype, fortranOrder, mapped }` over the array's memory:
+/// small arrays are copied into V8; large ones hand their buffer or memory
+/// map to the ArrayBuffer, which frees it when collected.
+fn array_object<'env>(env: &'env Env, array: LoadedArray) -> Result<Object<'env>> {
+    let header = array.header().clone();
+    let mapped = matches!(array, LoadedArray::Mapped(_));
+    let buffer = match array {
+        LoadedArray::Read(a) if a.data.len() < COPY_BELOW => ArrayBuffer::copy_from(env, a.data.as_slice())?,
+        LoadedArray::Read(a) => {
+            let (ptr, len) = (a.data.as_ptr() as *mut u8, a.data.len());
+            // SAFETY: the buffer moves into the finalizer hint; its heap memory does not move with it.
+            unsafe { ArrayBuffer::from_external(env, ptr, len, a.data, |_, data| drop(data))? }
+        }
+        LoadedArray::Mapped(mut m) => {
+            let (ptr, len) = (m.data_ptr(), m.data_len());
+            // SAFETY: as above: the mapping lives in the hint until V8 frees the ArrayBuffer.
+            unsafe { ArrayBuffer::from_external(env, ptr, len, m, |_, map| drop(map))? }
         }
     };
     let mut obj = Object::new(env)?;
@@ -46,79 +81,170 @@ fn array_object<'env>(env: &'env Env, array: NpyArray) -> Result<Object<'env>> {
     obj.set("shape", header.shape.iter().map(|&d| d as f64).collect::<Vec<f64>>())?;
     obj.set("dtype", header.dtype.descr())?;
     obj.set("fortranOrder", header.fortran_order)?;
+    obj.set("mapped", mapped)?;
     Ok(obj)
 }
 
+fn lookup_object<'env>(env: &'env Env, lookup: Lookup) -> Result<Object<'env>> {
+    let mut obj = Object::new(env)?;
+    match lookup {
+        Lookup::Hit(entry) => {
+            obj.set("status", "hit")?;
+            obj.set("meta", String::from_utf8_lossy(&entry.meta).into_owned())?;
+            obj.set("array", array_object(env, entry.array)?)?;
+        }
+        Lookup::Miss => obj.set("status", "miss")?,
+        Lookup::Damaged(e) => {
+            obj.set("status", "damaged")?;
+            obj.set("reason", e.to_string())?;
+        }
+    }
+    Ok(obj)
+}
+
+
 /// Reads a .npy file into a fresh buffer (one copy, from the kernel).
-#[napi(catch_unwind, ts_return_type = "{ buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean }")]
+#[napi(catch_unwind, ts_return_type = "{ buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }")]
 pub fn read_npy_file<'env>(env: &'env Env, path: String) -> Result<Object<'env>> {
     let array = npy_format::read_npy(path.as_ref()).map_err(failure)?;
-    array_object(env, array)
+    array_object(env, LoadedArray::Read(array))
 }
 
 /// Writes `data` (any TypedArray, its bytes as they are) as a .npy file.
 #[napi(catch_unwind)]
 pub fn write_npy_file(path: String, data: TypedArray, shape: Vec<i64>, dtype: String, fortran_order: bool) -> Result<()> {
     let header = header(shape, &dtype, fortran_order)?;
-    npy_format::write_npy(path.as_ref(), &header, &data.arraybuffer).map_err(|e| failure(format!("{path}: {e}")))
+    npy_format::write_npy(path.as_ref(), &header, &data.arraybuffer).map_err(failure)
+}
+
+fn splices(buffers: &[TypedArray], offsets: &[u32]) -> Result<Vec<(usize, JsBytes)>> {
+    if buffers.len() != offsets.len() {
+        return Err(invalid(format!("{} buffers but {} offsets", buffers.len(), offsets.len())));
+    }
+    Ok(offsets.iter().zip(buffers).map(|(&o, b)| (o as usize, JsBytes::of(b))).collect())
+}
+
+fn hash(structure: &[u8], splices: &[(usize, JsBytes)]) -> Result<String> {
+    // SAFETY: the arrays are alive for the duration of the call (sync) or task (async).
+    let splices: Vec<Splice> = splices.iter().map(|&(offset, b)| Splice { offset, bytes: unsafe { b.get() } }).collect();
+    Key::from_parts(structure, &splices).map(|k| k.to_hex()).map_err(|e| invalid(e.to_string()))
 }
 
 /// BLAKE3 key of `structure` with `buffers[i]` spliced in at `offsets[i]`,
 /// read in place from the JS memory.
 #[napi(catch_unwind)]
 pub fn hash_key(structure: &[u8], buffers: Vec<TypedArray>, offsets: Vec<u32>) -> Result<String> {
-    if buffers.len() != offsets.len() {
-        return Err(invalid(format!("{} buffers but {} offsets", buffers.len(), offsets.len())));
+    hash(structure, &splices(&buffers, &offsets)?)
+}
+
+pub struct HashTask {
+    structure: Vec<u8>,
+    splices: Vec<(usize, JsBytes)>,
+}
+
+impl ScopedTask<'_> for HashTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<String> {
+        hash(&self.structure, &self.splices)
     }
-    let splices: Vec<Splice> = buffers
-        .iter()
-        .zip(&offsets)
-        .map(|(b, &offset)| Splice {
-            offset: offset as usize,
-            bytes: &b.arraybuffer,
-        })
-        .collect();
-    Key::from_parts(structure, &splices).map(|k| k.to_hex()).map_err(|e| invalid(e.to_string()))
+
+    fn resolve(&mut self, _env: &Env, key: String) -> Result<String> {
+        Ok(key)
+    }
+}
+
+/// `hashKey` on the libuv thread pool. The caller keeps `buffers`
+/// referenced and unchanged until the promise settles.
+#[napi(catch_unwind, ts_return_type = "Promise<string>")]
+pub fn hash_key_async(structure: &[u8], buffers: Vec<TypedArray>, offsets: Vec<u32>) -> Result<AsyncTask<HashTask>> {
+    Ok(AsyncTask::new(HashTask { structure: structure.to_vec(), splices: splices(&buffers, &offsets)? }))
 }
 
 /// A cache directory: entries stored atomically, loaded with validation.
 #[napi]
 pub struct CacheDir {
     store: Store,
+    map: bool,
 }
+
+pub struct LoadTask {
+    store: Store,
+    key: String,
+    map: bool,
+}
+
+impl<'task> ScopedTask<'task> for LoadTask {
+    type Output = Lookup;
+    type JsValue = Object<'task>;
+
+    fn compute(&mut self) -> Result<Lookup> {
+        self.store.load(&self.key, self.map).map_err(|e| invalid(e.to_string()))
+    }
+
+    fn resolve(&mut self, env: &'task Env, lookup: Lookup) -> Result<Object<'task>> {
+        lookup_object(env, lookup)
+    }
+}
+
+pub struct StoreTask {
+    store: Store,
+    key: String,
+    header: Header,
+    data: JsBytes,
+    meta: String,
+}
+
+impl ScopedTask<'_> for StoreTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        // SAFETY: the TS layer keeps the result array referenced until the promise settles.
+        let data = unsafe { self.data.get() };
+        self.store.store(&self.key, &self.header, data, self.meta.as_bytes()).map_err(failure)
+    }
+
+    fn resolve(&mut self, _env: &Env, _: ()) -> Result<()> {
+        Ok(())
+    }
+}
+
 
 #[napi]
 impl CacheDir {
     /// Errors if the path exists and is not a directory; creates nothing.
+    /// With `map`, hits are memory-mapped where the data can be used in place.
     #[napi(constructor, catch_unwind)]
-    pub fn new(path: String) -> Result<Self> {
-        Ok(CacheDir { store: Store::open(path).map_err(failure)? })
+    pub fn new(path: String, map: Option<bool>) -> Result<Self> {
+        Ok(CacheDir { store: Store::open(path).map_err(failure)?, map: map.unwrap_or(false) })
     }
 
-    /// `{ status: 'hit', meta, array }`, `{ status: 'miss' }` or
-    /// `{ status: 'damaged', reason }`.
-    #[napi(catch_unwind, ts_return_type = "{ status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }")]
+    #[napi(catch_unwind, ts_return_type = "{ status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }")]
     pub fn load<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
-        let mut obj = Object::new(env)?;
-        match self.store.load(&key).map_err(|e| invalid(e.to_string()))? {
-            Lookup::Hit(entry) => {
-                obj.set("status", "hit")?;
-                obj.set("meta", String::from_utf8_lossy(&entry.meta).into_owned())?;
-                obj.set("array", array_object(env, entry.array)?)?;
-            }
-            Lookup::Miss => obj.set("status", "miss")?,
-            Lookup::Damaged(e) => {
-                obj.set("status", "damaged")?;
-                obj.set("reason", e.to_string())?;
-            }
-        }
-        Ok(obj)
+        let lookup = self.store.load(&key, self.map).map_err(|e| invalid(e.to_string()))?;
+        lookup_object(env, lookup)
+    }
+
+    /// `load` on the libuv thread pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<{ status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }>")]
+    pub fn load_async(&self, key: String) -> AsyncTask<LoadTask> {
+        AsyncTask::new(LoadTask { store: self.store.clone(), key, map: self.map })
     }
 
     #[napi(catch_unwind)]
     pub fn store(&self, key: String, data: TypedArray, shape: Vec<i64>, dtype: String, fortran_order: bool, meta: String) -> Result<()> {
         let header = header(shape, &dtype, fortran_order)?;
         self.store.store(&key, &header, &data.arraybuffer, meta.as_bytes()).map_err(failure)
+    }
+
+    /// `store` on the libuv thread pool. The caller keeps `data` referenced
+    /// and unchanged until the promise settles.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn store_async(&self, key: String, data: TypedArray, shape: Vec<i64>, dtype: String, fortran_order: bool, meta: String) -> Result<AsyncTask<StoreTask>> {
+        let header = header(shape, &dtype, fortran_order)?;
+        Ok(AsyncTask::new(StoreTask { store: self.store.clone(), key, header, data: JsBytes::of(&data), meta }))
     }
 
     /// Removes what the cache wrote; returns how many files.

@@ -7,14 +7,16 @@
 //! any moment leaves at worst an entry that reads as a miss.
 
 use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::fmt;
 use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use npy_format::{Header, NpyArray};
+use npy_format::{Header, MappedNpy, NpyArray};
 
 /// What went wrong, with the path it went wrong on.
 #[derive(Debug)]
@@ -77,8 +79,31 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 
 /// A stored entry read back.
 pub struct Entry {
-    pub array: NpyArray,
-    pub meta: Vec<u8>,
+    pub array: LoadedArray,
+    pub meta: Arc<[u8]>,
+}
+
+/// An entry's array: read into memory of its own, or mapped from its file.
+#[derive(Debug)]
+pub enum LoadedArray {
+    Read(NpyArray),
+    Mapped(MappedNpy),
+}
+
+impl LoadedArray {
+    pub fn header(&self) -> &Header {
+        match self {
+            LoadedArray::Read(a) => &a.header,
+            LoadedArray::Mapped(m) => &m.header,
+        }
+    }
+
+    pub fn data(&self) -> &[u8] {
+        match self {
+            LoadedArray::Read(a) => a.data.as_slice(),
+            LoadedArray::Mapped(m) => m.data(),
+        }
+    }
 }
 
 /// The outcome of a lookup.
@@ -102,20 +127,81 @@ pub struct ClearReport {
 #[derive(Debug, Clone)]
 pub struct CacheDir {
     root: PathBuf,
+    /// Metadata last read per key, shared by clones (the async tasks).
+    meta_memo: Arc<Mutex<HashMap<String, (FileStamp, Arc<[u8]>)>>>,
+}
+
+/// Metadata files remembered at most (about 200 bytes each).
+const META_MEMO_LIMIT: usize = 10_000;
+
+/// What tells a file from a rewritten or replaced one without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    id: (u64, u64, i64, i64),
+}
+
+impl FileStamp {
+    fn of(m: &fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            // Device, inode and change time: a rename over the file or any write changes one.
+            #[cfg(unix)]
+            id: (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()),
+        }
+    }
 }
 
 const KEY_LEN: usize = 64;
 
 impl CacheDir {
+    fn at(root: PathBuf) -> CacheDir {
+        CacheDir { root, meta_memo: Arc::default() }
+    }
+
     /// Errors if `root` exists and is not a directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<CacheDir, StoreError> {
         let root = root.into();
         match fs::metadata(&root) {
             Ok(m) if !m.is_dir() => Err(StoreError::NotADirectory(root)),
-            Ok(_) => Ok(CacheDir { root }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CacheDir { root }),
+            Ok(_) => Ok(CacheDir::at(root)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CacheDir::at(root)),
             Err(e) => Err(io_err("inspect cache path", &root)(e)),
         }
+    }
+
+    /// The metadata of `key`: from memory while its file is the one last
+    /// read (same identity, size and times), else read from disk. One stat
+    /// instead of open, read and close on repeated hits.
+    fn read_meta(&self, key: &str, path: &Path) -> io::Result<Arc<[u8]>> {
+        let stat = fs::symlink_metadata(path)?;
+        if !stat.file_type().is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+        }
+        let stamp = FileStamp::of(&stat);
+        if let Some((seen, bytes)) = self.meta_memo.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+            if *seen == stamp {
+                return Ok(bytes.clone());
+            }
+        }
+        let file = open_entry_file(path)?;
+        let stat = file.metadata()?;
+        if !stat.file_type().is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+        }
+        let stamp = FileStamp::of(&stat);
+        let bytes: Arc<[u8]> = read_small(file, stat.len())?.into();
+        let mut memo = self.meta_memo.lock().unwrap_or_else(|e| e.into_inner());
+        if memo.len() >= META_MEMO_LIMIT {
+            memo.clear();
+        }
+        memo.insert(key.to_owned(), (stamp, bytes.clone()));
+        Ok(bytes)
     }
 
     pub fn root(&self) -> &Path {
@@ -133,28 +219,32 @@ impl CacheDir {
     }
 
     /// Reads the entry of `key`: its metadata, then its array, validated
-    /// against its own header and the file length.
-    pub fn load(&self, key: &str) -> Result<Lookup, StoreError> {
+    /// against its own header and the file length. With `map`, the array is
+    /// memory-mapped where it can be used in place, else read.
+    pub fn load(&self, key: &str, map: bool) -> Result<Lookup, StoreError> {
         let array_path = self.array_path(key)?;
         let meta_path = self.meta_path(key);
-        let meta = match read_regular_file(&meta_path) {
+        let damaged = |action, path: &Path, e| Ok(Lookup::Damaged(io_err(action, path)(e)));
+        let meta = match self.read_meta(key, &meta_path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Miss),
-            Err(e) => return Ok(Lookup::Damaged(io_err("read cache metadata", &meta_path)(e))),
+            Err(e) => return damaged("read cache metadata", &meta_path, e),
         };
-        match fs::symlink_metadata(&array_path) {
-            Ok(m) if m.file_type().is_file() => {}
-            Ok(_) => {
-                let e = io::Error::new(io::ErrorKind::InvalidData, "not a regular file");
-                return Ok(Lookup::Damaged(io_err("read cache entry", &array_path)(e)));
-            }
+        let mut file = match open_entry_file(&array_path) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Miss),
-            Err(e) => return Ok(Lookup::Damaged(io_err("read cache entry", &array_path)(e))),
-        }
-        match npy_format::read_npy(&array_path) {
-            Ok(array) => Ok(Lookup::Hit(Entry { array, meta })),
-            Err(e) => Ok(Lookup::Damaged(StoreError::Npy(e))),
-        }
+            Err(e) => return damaged("read cache entry", &array_path, e),
+        };
+        let mapped = if map { npy_format::map_npy_file(&file, &array_path) } else { Ok(None) };
+        let array = match mapped {
+            Ok(Some(m)) => Ok(LoadedArray::Mapped(m)),
+            Ok(None) => npy_format::read_npy_file(&mut file, &array_path).map(LoadedArray::Read),
+            Err(e) => Err(e),
+        };
+        Ok(match array {
+            Ok(array) => Lookup::Hit(Entry { array, meta }),
+            Err(e) => Lookup::Damaged(StoreError::Npy(e)),
+        })
     }
 
     /// Writes the entry of `key`, replacing any earlier one. Readers see the
@@ -190,21 +280,26 @@ impl CacheDir {
             Err(e) => return Err(io_err("list cache directory", &self.root)(e)),
         };
         let mut remaining = 0usize;
+        let mut ours = Vec::new();
         for item in listing {
             let item = item.map_err(io_err("list cache directory", &self.root))?;
             let name = item.file_name();
-            let ours = name.to_str().is_some_and(is_cache_file_name);
             // file_type() does not follow links, so a link named like an entry is unlinked, not followed.
             let is_dir = item.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if !ours || is_dir {
-                remaining += 1;
-                continue;
+            match name.to_str() {
+                Some(n) if !is_dir && is_cache_file_name(n) => ours.push(item.path()),
+                _ => remaining += 1,
             }
-            match fs::remove_file(item.path()) {
+        }
+        // Metadata first: a clear interrupted half way leaves arrays without
+        // metadata (misses), never metadata without its array.
+        ours.sort_by_key(|p| p.extension().is_none_or(|e| e != "json"));
+        for path in ours {
+            match fs::remove_file(&path) {
                 Ok(()) => report.removed_files += 1,
                 // Another process removed it first.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("remove", &item.path())(e)),
+                Err(e) => return Err(io_err("remove", &path)(e)),
             }
         }
         if remove_dir {
@@ -273,14 +368,43 @@ fn write_new(path: &Path, body: impl FnOnce(&mut File) -> Result<(), StoreError>
     body(&mut file)
 }
 
-/// Reads a small file, refusing anything but a regular file: links,
-/// directories and devices are not read.
-fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
-    let meta = fs::symlink_metadata(path)?;
-    if !meta.file_type().is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+/// Opens a file of an entry for reading without following a link (a link
+/// is an error, so a planted link cannot point a load outside the cache),
+/// and without blocking on a FIFO planted under an entry's name. The readers
+/// check that it is a regular file.
+fn open_entry_file(path: &Path) -> io::Result<File> {
+    let mut options = File::options();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    options.open(path)
+}
+
+/// Metadata files are small; a larger one is not ours.
+const MAX_META_LEN: u64 = 1 << 20;
+
+/// Reads a file of known length with one read call (`read_to_end` would ask
+/// for the length again).
+fn read_small(mut file: File, len: u64) -> io::Result<Vec<u8>> {
+    if len > MAX_META_LEN {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "metadata file is too large"));
     }
-    fs::read(path)
+    // One byte more than expected, so a file that grew is noticed.
+    let mut buf = vec![0u8; len as usize + 1];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got as u64 != len {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "metadata file changed while being read"));
+    }
+    buf.truncate(got);
+    Ok(buf)
 }
 
 fn host_tag() -> String {

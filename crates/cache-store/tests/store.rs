@@ -33,13 +33,16 @@ fn store_then_load_round_trips_array_and_meta() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path().join("cache")).unwrap();
     assert!(!tmp.path().join("cache").exists(), "opening must not create the directory");
-    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Miss));
+    assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
     let data = bytes_of(&[1.0, 2.5, -3.0, f64::NAN]);
     dir.store(KEY, &f8(&[2, 2]), &data, b"{\"m\":1}").unwrap();
-    let entry = hit(dir.load(KEY).unwrap());
-    assert_eq!(entry.array.header, f8(&[2, 2]));
-    assert_eq!(entry.array.data.as_slice(), &data[..]);
-    assert_eq!(entry.meta, b"{\"m\":1}");
+    let entry = hit(dir.load(KEY, false).unwrap());
+    assert_eq!(entry.array.header(), &f8(&[2, 2]));
+    assert_eq!(entry.array.data(), &data[..]);
+    let mapped = hit(dir.load(KEY, true).unwrap());
+    assert!(matches!(mapped.array, cache_store::LoadedArray::Mapped(_)));
+    assert_eq!(mapped.array.data(), &data[..]);
+    assert_eq!(&entry.meta[..], b"{\"m\":1}");
     assert_eq!(names(dir.root()), vec![format!("{KEY}.json"), format!("{KEY}.npy")]);
 }
 
@@ -49,9 +52,9 @@ fn a_store_replaces_the_previous_entry() {
     let dir = CacheDir::open(tmp.path()).unwrap();
     dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"old").unwrap();
     dir.store(KEY, &f8(&[2]), &bytes_of(&[2.0, 3.0]), b"new").unwrap();
-    let entry = hit(dir.load(KEY).unwrap());
-    assert_eq!(entry.array.data.as_slice(), &bytes_of(&[2.0, 3.0])[..]);
-    assert_eq!(entry.meta, b"new");
+    let entry = hit(dir.load(KEY, false).unwrap());
+    assert_eq!(entry.array.data(), &bytes_of(&[2.0, 3.0])[..]);
+    assert_eq!(&entry.meta[..], b"new");
     assert_eq!(names(tmp.path()).len(), 2, "no temporary files are left behind");
 }
 
@@ -61,10 +64,10 @@ fn metadata_without_array_or_array_without_metadata_is_a_miss() {
     let dir = CacheDir::open(tmp.path()).unwrap();
     dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m").unwrap();
     fs::remove_file(tmp.path().join(format!("{KEY}.json"))).unwrap();
-    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Miss));
+    assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
     dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m").unwrap();
     fs::remove_file(tmp.path().join(format!("{KEY}.npy"))).unwrap();
-    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Miss));
+    assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
 }
 
 #[test]
@@ -76,7 +79,8 @@ fn truncated_or_garbage_arrays_are_damaged_not_hits() {
     let full = fs::read(&npy).unwrap();
     for bad in [full[..full.len() - 8].to_vec(), full[..40].to_vec(), b"garbage".to_vec(), [&full[..], &[0u8; 8]].concat()] {
         fs::write(&npy, &bad).unwrap();
-        assert!(matches!(dir.load(KEY).unwrap(), Lookup::Damaged(_)), "{} bytes read as an entry", bad.len());
+        assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)), "{} bytes read as an entry", bad.len());
+        assert!(matches!(dir.load(KEY, true).unwrap(), Lookup::Damaged(_)), "{} bytes mapped as an entry", bad.len());
     }
 }
 
@@ -92,10 +96,10 @@ fn links_and_directories_under_entry_names_are_not_read() {
     let npy = dir.root().join(format!("{KEY}.npy"));
     fs::remove_file(&npy).unwrap();
     std::os::unix::fs::symlink(&target, &npy).unwrap();
-    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Damaged(_)));
+    assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)));
     fs::remove_file(&npy).unwrap();
     fs::create_dir(&npy).unwrap();
-    assert!(matches!(dir.load(KEY).unwrap(), Lookup::Damaged(_)));
+    assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)));
 }
 
 #[test]
@@ -103,7 +107,7 @@ fn bad_keys_are_refused_before_touching_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
     for key in ["../etc/passwd", "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "abc", ""] {
-        assert!(matches!(dir.load(key), Err(StoreError::BadKey(_))), "{key}");
+        assert!(matches!(dir.load(key, false), Err(StoreError::BadKey(_))), "{key}");
         assert!(matches!(dir.store(key, &f8(&[0]), &[], b""), Err(StoreError::BadKey(_))), "{key}");
     }
 }
@@ -199,6 +203,21 @@ fn temporary_names_differ_between_stores() {
             });
         }
     });
-    assert_eq!(hit(dir.load(KEY).unwrap()).array.data.as_slice(), &data[..]);
+    assert_eq!(hit(dir.load(KEY, false).unwrap()).array.data(), &data[..]);
     assert_eq!(names(tmp.path()).len(), 2);
+}
+
+#[test]
+fn metadata_rewritten_in_place_or_removed_is_noticed_on_the_next_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"first").unwrap();
+    assert_eq!(&hit(dir.load(KEY, false).unwrap()).meta[..], b"first");
+    let meta = tmp.path().join(format!("{KEY}.json"));
+    fs::write(&meta, b"other").unwrap();
+    assert_eq!(&hit(dir.load(KEY, false).unwrap()).meta[..], b"other");
+    fs::write(&meta, b"again, longer").unwrap();
+    assert_eq!(&hit(dir.load(KEY, false).unwrap()).meta[..], b"again, longer");
+    fs::remove_file(&meta).unwrap();
+    assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
 }

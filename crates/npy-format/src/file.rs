@@ -1,11 +1,11 @@
 //! Whole-file reading and writing.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::header::MAX_HEADER_LEN;
-use crate::{decode_header, swap_to_native, AlignedBuf, Error, Header};
+use crate::{decode_header, decode_header_bytes, swap_to_native, AlignedBuf, Error, Header};
 
 /// An array read from a .npy file.
 #[derive(Debug)]
@@ -17,25 +17,54 @@ pub struct NpyArray {
     pub data: AlignedBuf,
 }
 
+/// The first read takes this much: any ordinary header and, for small
+/// files, all of the data, so a small hit costs one read system call.
+const FIRST_READ: usize = 64 * 1024;
+
 /// Reads a whole .npy file into a 64-byte aligned buffer.
 ///
-/// The data is read straight into the buffer (no intermediate copy) and
-/// byte-swapped in place if the file is big-endian. The file length must be
-/// exactly preamble + data; this is checked before allocating, so a corrupt
-/// shape cannot trigger a huge allocation. Every error names the file.
+/// The data is read straight into the buffer (no intermediate copy for large
+/// files) and byte-swapped in place if the file is big-endian. The file
+/// length must be exactly preamble + data; this is checked before
+/// allocating, so a corrupt shape cannot trigger a huge allocation. Every
+/// error names the file.
 pub fn read_npy(path: &Path) -> Result<NpyArray, Error> {
-    read_npy_inner(path).map_err(|e| e.in_file(path))
+    let mut file = File::open(path).map_err(|e| Error::io("open the file")(e).in_file(path))?;
+    read_npy_file(&mut file, path)
 }
 
-fn read_npy_inner(path: &Path) -> Result<NpyArray, Error> {
-    let mut file = File::open(path).map_err(Error::io("open the file"))?;
-    let file_len = file
-        .metadata()
-        .map_err(Error::io("read the file's metadata"))?
-        .len();
-    // Unbuffered on purpose: a BufReader would pull data bytes into its own
-    // buffer and force a second copy.
-    let (mut header, offset) = decode_header(&mut file)?;
+/// [`read_npy`] of a file the caller opened (for example without following
+/// links), positioned at its start; `path` is for error messages.
+pub fn read_npy_file(file: &mut File, path: &Path) -> Result<NpyArray, Error> {
+    read_opened(file).map_err(|e| e.in_file(path))
+}
+
+fn read_opened(file: &mut File) -> Result<NpyArray, Error> {
+    let file_len = regular_file_len(file)?;
+    // One byte more than the file, so a file that grew is noticed.
+    let first_len = usize::try_from(file_len.saturating_add(1)).map_or(FIRST_READ, |n| n.min(FIRST_READ));
+    let mut first = vec![0u8; first_len];
+    // A short read that returns the whole file is the end of it: no second
+    // read call just to see EOF (a small hit is open, stat, read, close).
+    let mut got = read_once(file, &mut first)?;
+    if got < first_len && got as u64 != file_len {
+        got += read_full(file, &mut first[got..])?;
+    }
+    let mut seen_eof = got < first_len;
+    let (mut header, offset, already) = match decode_header_bytes(&first[..got]) {
+        Ok((header, offset)) => {
+            let already = first.get(offset as usize..got).unwrap_or(&[]);
+            (header, offset, already)
+        }
+        // A header longer than the first read: decode it from the start.
+        Err(Error::TruncatedHeader) if !seen_eof => {
+            file.seek(SeekFrom::Start(0)).map_err(Error::io("seek in the file"))?;
+            let (header, offset) = decode_header(file)?;
+            seen_eof = false;
+            (header, offset, &[][..])
+        }
+        Err(e) => return Err(e),
+    };
     let expected = header.data_len()?;
     let actual = file_len.saturating_sub(offset);
     let mismatch = |actual: u64| {
@@ -60,19 +89,46 @@ fn read_npy_inner(path: &Path) -> Result<NpyArray, Error> {
         return Err(mismatch(actual));
     }
     let len = usize::try_from(expected).map_err(|_| Error::AllocFailed { len: expected })?;
+    if already.len() > len {
+        // The file grew after we looked at its size.
+        return Err(mismatch(already.len() as u64));
+    }
     let mut data = AlignedBuf::zeroed(len)?;
-    let got = read_full(&mut file, data.as_mut_slice())?;
-    if got < len {
+    data.as_mut_slice()[..already.len()].copy_from_slice(already);
+    let rest = &mut data.as_mut_slice()[already.len()..];
+    let got = read_full(file, rest)?;
+    if got < rest.len() {
         // The file shrank after we looked at its size.
-        return Err(mismatch(got as u64));
+        return Err(mismatch((already.len() + got) as u64));
     }
     // ... or grew: one extra byte tells.
-    if read_full(&mut file, &mut [0u8; 1])? != 0 {
+    if !seen_eof && read_full(file, &mut [0u8; 1])? != 0 {
         return Err(mismatch(expected + 1));
     }
     swap_to_native(&header.dtype, data.as_mut_slice());
     header.dtype = header.dtype.native();
     Ok(NpyArray { header, data })
+}
+
+/// The length of `file`, which must be a regular file: a directory, FIFO or
+/// device under a .npy name is an error, not something to read or wait on.
+pub(crate) fn regular_file_len(file: &File) -> Result<u64, Error> {
+    let meta = file.metadata().map_err(Error::io("read the file's metadata"))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::io("read the file")(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
+    }
+    Ok(meta.len())
+}
+
+/// One `read` call, retried only if interrupted.
+fn read_once(file: &mut File, buf: &mut [u8]) -> Result<usize, Error> {
+    loop {
+        match file.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read the file")(e)),
+        }
+    }
 }
 
 /// `read_exact` that reports how much it got instead of failing on EOF.

@@ -1,0 +1,72 @@
+//! Memory-mapped reading: the data section of a file as memory, no copy.
+
+use std::fs::File;
+use std::path::Path;
+
+use memmap2::{MmapMut, MmapOptions};
+
+use crate::{decode_header_bytes, Error, Header};
+
+/// A .npy file mapped into memory. The mapping is private and
+/// copy-on-write: writes through it change only this process's pages, never
+/// the file, and replacing or unlinking the file leaves the mapping intact.
+#[derive(Debug)]
+pub struct MappedNpy {
+    pub header: Header,
+    map: MmapMut,
+    offset: usize,
+}
+
+impl MappedNpy {
+    /// The data section.
+    pub fn data(&self) -> &[u8] {
+        &self.map[self.offset..]
+    }
+
+    /// Start of the data section, for handing the memory to foreign code
+    /// that keeps this value alive as long as it uses the pointer.
+    pub fn data_ptr(&mut self) -> *mut u8 {
+        self.map[self.offset..].as_mut_ptr()
+    }
+
+    pub fn data_len(&self) -> usize {
+        self.map.len() - self.offset
+    }
+}
+
+/// Maps an opened .npy file whose data can be used in place: native byte
+/// order, aligned for its element type, non-empty. Returns `Ok(None)` when it
+/// cannot (the caller reads the file instead) and an error when the file is
+/// not a valid .npy file. Every error names the file.
+pub fn map_npy_file(file: &File, path: &Path) -> Result<Option<MappedNpy>, Error> {
+    map_opened(file).map_err(|e| e.in_file(path))
+}
+
+fn map_opened(file: &File) -> Result<Option<MappedNpy>, Error> {
+    let file_len = crate::file::regular_file_len(file)?;
+    if file_len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the mapping is private; the cache never truncates or rewrites
+    // an entry in place (it renames new files over old ones), so the mapped
+    // file keeps its length while mapped.
+    let map = unsafe { MmapOptions::new().map_copy(file) }.map_err(Error::io("map the file"))?;
+    let (header, offset) = decode_header_bytes(&map)?;
+    let expected = header.data_len()?;
+    let actual = file_len.saturating_sub(offset);
+    if actual != expected {
+        let (shape, descr) = (header.shape.clone(), header.dtype.descr());
+        return Err(if actual < expected {
+            Error::TruncatedData { actual, expected, shape, descr }
+        } else {
+            Error::TrailingBytes { actual, expected, shape, descr }
+        });
+    }
+    let offset = offset as usize;
+    // Complex numbers are pairs of floats: each half must be aligned.
+    let unit = header.dtype.item_size / if header.dtype.kind == crate::Kind::Complex { 2 } else { 1 };
+    if expected == 0 || header.dtype.needs_swap() || offset % unit != 0 {
+        return Ok(None);
+    }
+    Ok(Some(MappedNpy { header, map, offset }))
+}
