@@ -57,5 +57,8 @@ export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<Typed
 /** Reads a .npy file into a fresh buffer (one copy, from the kernel). */
 export declare function readNpyFile(path: string): { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }
 
+/** Tells the binding the runtime's Buffer size limit. */
+export declare function setMaxExternalLength(bytes: number): void
+
 /** Writes `data` (any TypedArray, its bytes as they are) as a .npy file. */
 export declare function writeNpyFile(path: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean): void

@@ -839,4 +839,5 @@ module.exports.CacheDir = nativeBinding.CacheDir
 module.exports.hashKey = nativeBinding.hashKey
 module.exports.hashKeyAsync = nativeBinding.hashKeyAsync
 module.exports.readNpyFile = nativeBinding.readNpyFile
+module.exports.setMaxExternalLength = nativeBinding.setMaxExternalLength
 module.exports.writeNpyFile = nativeBinding.writeNpyFile

@@ -4,6 +4,7 @@
 
 use napi::bindgen_prelude::*;
 use napi::ScopedTask;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use napi_derive::napi;
 
 use cache_key::{Key, Splice};
@@ -13,6 +14,19 @@ use npy_format::{Dtype, Header};
 /// Arrays up to this size are copied into a V8-owned ArrayBuffer: cheaper
 /// than an external buffer with a finalizer, and the copy is tiny.
 const COPY_BELOW: usize = 64 * 1024;
+
+/// The largest external ArrayBuffer the runtime accepts (Node < 22 caps it
+/// at 4 GiB, the Buffer limit); larger arrays are copied into V8 memory.
+/// Set once from `buffer.constants.MAX_LENGTH` by the TS layer.
+static MAX_EXTERNAL: AtomicUsize = AtomicUsize::new(1 << 32);
+
+/// Tells the binding the runtime's Buffer size limit.
+#[napi]
+pub fn set_max_external_length(bytes: f64) {
+    if bytes.is_finite() && bytes > 0.0 {
+        MAX_EXTERNAL.store(bytes.min(usize::MAX as f64) as usize, Ordering::Relaxed);
+    }
+}
 
 fn failure(e: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, e.to_string())
@@ -63,8 +77,12 @@ impl JsBytes {
 fn array_object<'env>(env: &'env Env, array: LoadedArray) -> Result<Object<'env>> {
     let header = array.header().clone();
     let mapped = matches!(array, LoadedArray::Mapped(_));
+    let max_external = MAX_EXTERNAL.load(Ordering::Relaxed);
     let buffer = match array {
-        LoadedArray::Read(a) if a.data.len() < COPY_BELOW => ArrayBuffer::copy_from(env, a.data.as_slice())?,
+        LoadedArray::Read(a) if a.data.len() < COPY_BELOW || a.data.len() > max_external => {
+            ArrayBuffer::copy_from(env, a.data.as_slice())?
+        }
+        LoadedArray::Mapped(m) if m.data_len() > max_external => ArrayBuffer::copy_from(env, m.data())?,
         LoadedArray::Read(a) => {
             let (ptr, len) = (a.data.as_ptr() as *mut u8, a.data.len());
             // SAFETY: the buffer moves into the finalizer hint; its heap memory does not move with it.

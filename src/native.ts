@@ -18,3 +18,4 @@ function load(): typeof Native {
 }
 
 export const native = load()
+native.setMaxExternalLength(require('node:buffer').constants.MAX_LENGTH)
