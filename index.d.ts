@@ -29,9 +29,13 @@ export declare class CacheDir {
    * With `map`, hits are memory-mapped where the data can be used in place.
    */
   constructor(path: string, map?: boolean | undefined | null)
-  load(key: string): { status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }
+  /**
+   * With `known`, `meta` is null when the metadata file is unchanged since
+   * this object last read it.
+   */
+  load(key: string, known: boolean): { status: 'hit'; meta: string | null; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }
   /** `load` on the libuv thread pool. */
-  loadAsync(key: string): Promise<{ status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }>
+  loadAsync(key: string, known: boolean): Promise<{ status: 'hit'; meta: string | null; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }>
   store(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string): void
   /**
    * `store` on the libuv thread pool. The caller keeps `data` referenced

@@ -79,6 +79,8 @@ interface EntryMeta {
 }
 
 const CACHE_OPTIONS = new Set(['mmap'])
+/** Entries whose parsed metadata one cache remembers (a few hundred bytes each). */
+const KNOWN_META_LIMIT = 10_000
 const FUNC_OPTIONS = new Set(['name', 'version', 'trackSource', 'async'])
 const CLEAR_OPTIONS = new Set(['removeDir'])
 
@@ -111,6 +113,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   /** The cache directory, absolute. */
   readonly path: string
   readonly #dir: InstanceType<typeof native.CacheDir>
+  /** Parsed metadata per key; the binding resends it only when its file changed. */
+  readonly #knownMeta = new Map<string, EntryMeta>()
 
   /**
    * A cache in directory `path`, made on the first store. Throws if `path`
@@ -174,7 +178,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       const pending = running.get(key)
       if (pending) return pending
       const work = (async () => {
-        const hit = cache.#hit(await cache.#dir.loadAsync(key), key, name)
+        const hit = cache.#hit(await cache.#dir.loadAsync(key, cache.#knownMeta.has(key)), key, name)
         if (hit !== undefined) return hit
         return cache.#storeAsync(key, name, await fn.apply(this, args), label)
       })()
@@ -189,25 +193,35 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   clearCache(options?: ClearCacheOptions): void {
     const opts = checkOptions(options, CLEAR_OPTIONS, 'clearCache')
     const removeDir = optionOf<boolean>(opts, 'removeDir', 'boolean', 'clearCache') ?? false
+    this.#knownMeta.clear()
     this.#dir.clear(removeDir)
   }
 
   #load(key: string, functionName: string): unknown {
-    return this.#hit(this.#dir.load(key), key, functionName)
+    return this.#hit(this.#dir.load(key, this.#knownMeta.has(key)), key, functionName)
   }
 
   /** The result of a lookup that hit and passed validation, else undefined. */
   #hit(found: Lookup, key: string, functionName: string): unknown {
     if (found.status === 'miss') return undefined
-    const problem = found.status === 'damaged' ? found.reason : checkEntry(found.meta, found.array)
+    const problem =
+      found.status === 'damaged' ? found.reason : checkEntry(found.meta ?? this.#knownMeta.get(key), found.array)
     if (typeof problem === 'string' || found.status !== 'hit') {
+      this.#knownMeta.delete(key)
       this.emit('damagedEntry', new Error(`cache entry ${key} in ${this.path} is damaged: ${problem}`), { key, functionName })
       return undefined
     }
     const { meta } = problem
+    if (found.meta !== null) this.#remember(key, meta)
     const data = viewOf(found.array.buffer, classForName(meta.class) ? meta.class : readClassName(meta.dtype))
     if (meta.result === 'typedarray') return data
     return shaped(data, meta.shape, meta.dtype, meta.fortranOrder)
+  }
+
+  #remember(key: string, meta: EntryMeta): void {
+    // Oldest first out; the binding's own memory of metadata is bounded alike.
+    if (this.#knownMeta.size >= KNOWN_META_LIMIT) this.#knownMeta.delete(this.#knownMeta.keys().next().value!)
+    this.#knownMeta.set(key, meta)
   }
 
   #store(key: string, functionName: string, result: unknown, label: string): unknown {
@@ -265,14 +279,20 @@ function shaped(data: TypedArray, shape: number[], dtype: string, fortranOrder: 
 
 /** The entry's metadata if it agrees with the array beside it, else what is wrong. */
 function checkEntry(
-  metaText: string,
+  metaSource: string | EntryMeta | undefined,
   array: { shape: number[]; dtype: string; fortranOrder: boolean },
 ): { meta: EntryMeta } | string {
   let meta: EntryMeta
-  try {
-    meta = JSON.parse(metaText) as EntryMeta
-  } catch {
-    return 'its metadata is not valid JSON'
+  if (typeof metaSource === 'string') {
+    try {
+      meta = JSON.parse(metaSource) as EntryMeta
+    } catch {
+      return 'its metadata is not valid JSON'
+    }
+  } else if (metaSource === undefined) {
+    return 'its metadata was not sent'
+  } else {
+    meta = metaSource
   }
   if (meta?.format !== 1) return 'its metadata has an unknown format'
   if (meta.result !== 'typedarray' && meta.result !== 'ndarray') return 'its metadata has an unknown result form'
@@ -283,5 +303,3 @@ function checkEntry(
   if (!dtypeAccepts(meta.dtype, meta.class)) return `its metadata names class ${meta.class} for dtype ${meta.dtype}`
   return { meta }
 }
-
-

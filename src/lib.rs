@@ -103,12 +103,19 @@ fn array_object<'env>(env: &'env Env, array: LoadedArray) -> Result<Object<'env>
     Ok(obj)
 }
 
-fn lookup_object<'env>(env: &'env Env, lookup: Lookup) -> Result<Object<'env>> {
+/// `known`: the caller has this entry's metadata from an earlier load, so
+/// it is sent again (as `meta`) only if it was read from disk this time;
+/// otherwise `meta` is null.
+fn lookup_object<'env>(env: &'env Env, lookup: Lookup, known: bool) -> Result<Object<'env>> {
     let mut obj = Object::new(env)?;
     match lookup {
         Lookup::Hit(entry) => {
             obj.set("status", "hit")?;
-            obj.set("meta", String::from_utf8_lossy(&entry.meta).into_owned())?;
+            if known && !entry.meta_read {
+                obj.set("meta", Null)?;
+            } else {
+                obj.set("meta", String::from_utf8_lossy(&entry.meta).into_owned())?;
+            }
             obj.set("array", array_object(env, entry.array)?)?;
         }
         Lookup::Miss => obj.set("status", "miss")?,
@@ -119,7 +126,6 @@ fn lookup_object<'env>(env: &'env Env, lookup: Lookup) -> Result<Object<'env>> {
     }
     Ok(obj)
 }
-
 
 /// Reads a .npy file into a fresh buffer (one copy, from the kernel).
 #[napi(catch_unwind, ts_return_type = "{ buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }")]
@@ -191,6 +197,7 @@ pub struct LoadTask {
     store: Store,
     key: String,
     map: bool,
+    known: bool,
 }
 
 impl<'task> ScopedTask<'task> for LoadTask {
@@ -202,7 +209,7 @@ impl<'task> ScopedTask<'task> for LoadTask {
     }
 
     fn resolve(&mut self, env: &'task Env, lookup: Lookup) -> Result<Object<'task>> {
-        lookup_object(env, lookup)
+        lookup_object(env, lookup, self.known)
     }
 }
 
@@ -239,16 +246,18 @@ impl CacheDir {
         Ok(CacheDir { store: Store::open(path).map_err(failure)?, map: map.unwrap_or(false) })
     }
 
-    #[napi(catch_unwind, ts_return_type = "{ status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }")]
-    pub fn load<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
+    #[napi(catch_unwind, ts_return_type = "{ status: 'hit'; meta: string | null; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }")]
+    /// With `known`, `meta` is null when the metadata file is unchanged since
+    /// this object last read it.
+    pub fn load<'env>(&self, env: &'env Env, key: String, known: bool) -> Result<Object<'env>> {
         let lookup = self.store.load(&key, self.map).map_err(|e| invalid(e.to_string()))?;
-        lookup_object(env, lookup)
+        lookup_object(env, lookup, known)
     }
 
     /// `load` on the libuv thread pool.
-    #[napi(catch_unwind, ts_return_type = "Promise<{ status: 'hit'; meta: string; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }>")]
-    pub fn load_async(&self, key: String) -> AsyncTask<LoadTask> {
-        AsyncTask::new(LoadTask { store: self.store.clone(), key, map: self.map })
+    #[napi(catch_unwind, ts_return_type = "Promise<{ status: 'hit'; meta: string | null; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }>")]
+    pub fn load_async(&self, key: String, known: bool) -> AsyncTask<LoadTask> {
+        AsyncTask::new(LoadTask { store: self.store.clone(), key, map: self.map, known })
     }
 
     #[napi(catch_unwind)]

@@ -81,6 +81,8 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 pub struct Entry {
     pub array: LoadedArray,
     pub meta: Arc<[u8]>,
+    /// False when `meta` came from memory: the file is the one last read.
+    pub meta_read: bool,
 }
 
 /// An entry's array: read into memory of its own, or mapped from its file.
@@ -178,7 +180,8 @@ impl CacheDir {
     /// The metadata of `key`: from memory while its file is the one last
     /// read (same identity, size and times), else read from disk. One stat
     /// instead of open, read and close on repeated hits.
-    fn read_meta(&self, key: &str, path: &Path) -> io::Result<Arc<[u8]>> {
+    /// Also says whether the bytes were read from disk this time.
+    fn read_meta(&self, key: &str, path: &Path) -> io::Result<(Arc<[u8]>, bool)> {
         let stat = fs::symlink_metadata(path)?;
         if !stat.file_type().is_file() {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
@@ -186,7 +189,7 @@ impl CacheDir {
         let stamp = FileStamp::of(&stat);
         if let Some((seen, bytes)) = self.meta_memo.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
             if *seen == stamp {
-                return Ok(bytes.clone());
+                return Ok((bytes.clone(), false));
             }
         }
         let file = open_entry_file(path)?;
@@ -201,7 +204,7 @@ impl CacheDir {
             memo.clear();
         }
         memo.insert(key.to_owned(), (stamp, bytes.clone()));
-        Ok(bytes)
+        Ok((bytes, true))
     }
 
     pub fn root(&self) -> &Path {
@@ -225,7 +228,7 @@ impl CacheDir {
         let array_path = self.array_path(key)?;
         let meta_path = self.meta_path(key);
         let damaged = |action, path: &Path, e| Ok(Lookup::Damaged(io_err(action, path)(e)));
-        let meta = match self.read_meta(key, &meta_path) {
+        let (meta, meta_read) = match self.read_meta(key, &meta_path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Miss),
             Err(e) => return damaged("read cache metadata", &meta_path, e),
@@ -242,7 +245,7 @@ impl CacheDir {
             Err(e) => Err(e),
         };
         Ok(match array {
-            Ok(array) => Lookup::Hit(Entry { array, meta }),
+            Ok(array) => Lookup::Hit(Entry { array, meta, meta_read }),
             Err(e) => Lookup::Damaged(StoreError::Npy(e)),
         })
     }

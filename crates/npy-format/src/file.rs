@@ -40,22 +40,30 @@ pub fn read_npy_file(file: &mut File, path: &Path) -> Result<NpyArray, Error> {
 }
 
 fn read_opened(file: &mut File) -> Result<NpyArray, Error> {
-    let file_len = regular_file_len(file)?;
-    // One byte more than the file, so a file that grew is noticed.
-    let first_len = usize::try_from(file_len.saturating_add(1)).map_or(FIRST_READ, |n| n.min(FIRST_READ));
-    let mut first = vec![0u8; first_len];
-    // A short read that returns the whole file is the end of it: no second
-    // read call just to see EOF (a small hit is open, stat, read, close).
-    let mut got = read_once(file, &mut first)?;
-    if got < first_len && got as u64 != file_len {
+    FIRST.with(|first| read_with_first(file, &mut first.borrow_mut()))
+}
+
+thread_local! {
+    /// Scratch for the first read, reused so a small read allocates nothing.
+    static FIRST: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; FIRST_READ]);
+}
+
+fn read_with_first(file: &mut File, first: &mut [u8]) -> Result<NpyArray, Error> {
+    // The first read comes before any stat: a read shorter than the buffer
+    // is the whole file, so a small hit is open, read, close. A directory
+    // fails the read; a FIFO (the cache opens entries non-blocking) reads
+    // empty and fails as a truncated header.
+    let mut got = read_once(file, first)?;
+    let (file_len, mut seen_eof) = if got < first.len() {
+        (got as u64, true)
+    } else {
+        let len = regular_file_len(file)?;
         got += read_full(file, &mut first[got..])?;
-    }
-    let mut seen_eof = got < first_len;
-    let (mut header, offset, already) = match decode_header_bytes(&first[..got]) {
-        Ok((header, offset)) => {
-            let already = first.get(offset as usize..got).unwrap_or(&[]);
-            (header, offset, already)
-        }
+        (len, got < first.len())
+    };
+    let first = &first[..got];
+    let (mut header, offset, already) = match decode_header_bytes(first) {
+        Ok((header, offset)) => (header, offset, first.get(offset as usize..).unwrap_or(&[])),
         // A header longer than the first read: decode it from the start.
         Err(Error::TruncatedHeader) if !seen_eof => {
             file.seek(SeekFrom::Start(0)).map_err(Error::io("seek in the file"))?;
