@@ -5,7 +5,6 @@ import test from 'ava'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import {
   chmodSync,
-  cpSync,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -18,14 +17,13 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { NumpyFuncCache, readNpy, writeNpy } from '../dist'
-import { root, runPython, tempDir } from './helpers'
+import { root, runPython, runUnprivileged, tempDir } from './helpers'
 
 type Ctx = Parameters<typeof tempDir>[0]
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any
 
 const ENTRY = /^[0-9a-f]{64}\.npy$/
-const isRoot = process.getuid?.() === 0
 
 function entries(dir: string): string[] {
   if (!existsSync(dir)) return []
@@ -538,26 +536,12 @@ setTimeout(() => { out.files = require('fs').readdirSync(dir); process.stdout.wr
 
 test('failing to store in a read-only cache directory (chmod 0o555): result returned, storeError emitted, else a warning', (t) => {
   const work = tempDir(t)
+  chmodSync(work, 0o755)
   const dir = join(work, 'cache')
   mkdirSync(dir)
   chmodSync(dir, 0o555)
   t.teardown(() => chmodSync(dir, 0o755))
-  chmodSync(work, 0o755)
-  const script = join(work, 'read-only.js')
-  writeFileSync(script, READ_ONLY_CHILD)
-  chmodSync(script, 0o644)
-  // The checkout may sit under a directory `nobody` cannot enter: give the child its own copy of the package.
-  const pkg = join(work, 'pkg')
-  for (const name of ['dist', 'index.js', 'package.json', ...readdirSync(root).filter((f) => f.endsWith('.node'))]) {
-    cpSync(join(root, name), join(pkg, name), { recursive: true })
-  }
-  const out = JSON.parse(
-    execFileSync(process.execPath, [script, join(pkg, 'dist'), dir], {
-      encoding: 'utf8',
-      // Only root can switch user; as anyone else the child runs as that user, for whom chmod works.
-      ...(isRoot ? { uid: 65534, gid: 65534 } : {}),
-    }),
-  )
+  const out = runUnprivileged(t, READ_ONLY_CHILD, [dir])
   t.not(out.uid, 0, 'the child is not root, so the directory really is read-only to it')
   t.deepEqual(out.result, [5, 2])
   t.deepEqual(out.events, [{ isError: true, info: 'object' }])

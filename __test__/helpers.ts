@@ -1,6 +1,6 @@
 // Shared test helpers: real temporary directories and a real Python with NumPy.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ExecutionContext } from 'ava'
@@ -23,4 +23,30 @@ export function runPython(source: string, args: string[] = []): string {
     encoding: 'utf8',
     maxBuffer: 1 << 28,
   })
+}
+
+export const isRoot = process.getuid?.() === 0
+
+/**
+ * Runs `source` in a child node process as the unprivileged user `nobody`
+ * (as root; as anyone else, as that user), so file permissions really
+ * apply. The child gets its own copy of the package, since the checkout may
+ * sit under a directory `nobody` cannot enter, as `process.argv[2]`; `args`
+ * follow. Returns the child's stdout parsed as JSON.
+ */
+export function runUnprivileged(t: ExecutionContext, source: string, args: string[]): any {
+  const work = tempDir(t)
+  chmodSync(work, 0o755)
+  const pkg = join(work, 'pkg')
+  for (const name of ['dist', 'index.js', 'package.json', ...readdirSync(root).filter((f) => f.endsWith('.node'))]) {
+    cpSync(join(root, name), join(pkg, name), { recursive: true })
+  }
+  const script = join(work, 'child.js')
+  writeFileSync(script, source)
+  chmodSync(script, 0o644)
+  const out = execFileSync(process.execPath, [script, join(pkg, 'dist'), ...args], {
+    encoding: 'utf8',
+    ...(isRoot ? { uid: 65534, gid: 65534 } : {}),
+  })
+  return JSON.parse(out)
 }
