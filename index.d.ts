@@ -58,6 +58,13 @@ export declare function hashKey(structure: Uint8Array, buffers: Array<TypedArray
  */
 export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): Promise<string>
 
+/**
+ * Panics on purpose, on the JS thread or (with `onPool`) on the libuv
+ * pool, so tests can prove a panic in the core reaches JS as an Error
+ * instead of aborting the process. Not part of the public API.
+ */
+export declare function panicForTests(onPool: boolean): Promise<void> | void
+
 /** Reads a .npy file into a fresh buffer (one copy, from the kernel). */
 export declare function readNpyFile(path: string): { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }
 

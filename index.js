@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.CacheDir = nativeBinding.CacheDir
 module.exports.hashKey = nativeBinding.hashKey
 module.exports.hashKeyAsync = nativeBinding.hashKeyAsync
+module.exports.panicForTests = nativeBinding.panicForTests
 module.exports.readNpyFile = nativeBinding.readNpyFile
 module.exports.setMaxExternalLength = nativeBinding.setMaxExternalLength
 module.exports.writeNpyFile = nativeBinding.writeNpyFile

@@ -32,6 +32,20 @@ fn failure(e: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, e.to_string())
 }
 
+/// Runs work on a libuv thread, turning a panic into an Error: napi-rs
+/// catches panics only on the JS thread (`catch_unwind` on exports), and one
+/// unwinding out of a pool thread would abort the process.
+fn guarded<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Err(failure(format!("panic in the native core: {what}")))
+    })
+}
+
 fn invalid(msg: String) -> Error {
     Error::new(Status::InvalidArg, msg)
 }
@@ -171,7 +185,7 @@ impl ScopedTask<'_> for HashTask {
     type JsValue = String;
 
     fn compute(&mut self) -> Result<String> {
-        hash(&self.structure, &self.splices)
+        guarded(|| hash(&self.structure, &self.splices))
     }
 
     fn resolve(&mut self, _env: &Env, key: String) -> Result<String> {
@@ -184,6 +198,33 @@ impl ScopedTask<'_> for HashTask {
 #[napi(catch_unwind, ts_return_type = "Promise<string>")]
 pub fn hash_key_async(structure: &[u8], buffers: Vec<TypedArray>, offsets: Vec<u32>) -> Result<AsyncTask<HashTask>> {
     Ok(AsyncTask::new(HashTask { structure: structure.to_vec(), splices: splices(&buffers, &offsets)? }))
+}
+
+/// Panics on purpose, on the JS thread or (with `onPool`) on the libuv
+/// pool, so tests can prove a panic in the core reaches JS as an Error
+/// instead of aborting the process. Not part of the public API.
+#[napi(catch_unwind, ts_return_type = "Promise<void> | void")]
+pub fn panic_for_tests(on_pool: bool) -> Option<AsyncTask<PanicTask>> {
+    if on_pool {
+        Some(AsyncTask::new(PanicTask))
+    } else {
+        panic!("a deliberate panic in the native core")
+    }
+}
+
+pub struct PanicTask;
+
+impl ScopedTask<'_> for PanicTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        guarded(|| panic!("a deliberate panic on the thread pool"))
+    }
+
+    fn resolve(&mut self, _env: &Env, _: ()) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A cache directory: entries stored atomically, loaded with validation.
@@ -205,7 +246,7 @@ impl<'task> ScopedTask<'task> for LoadTask {
     type JsValue = Object<'task>;
 
     fn compute(&mut self) -> Result<Lookup> {
-        self.store.load(&self.key, self.map).map_err(|e| invalid(e.to_string()))
+        guarded(|| self.store.load(&self.key, self.map).map_err(|e| invalid(e.to_string())))
     }
 
     fn resolve(&mut self, env: &'task Env, lookup: Lookup) -> Result<Object<'task>> {
@@ -228,7 +269,7 @@ impl ScopedTask<'_> for StoreTask {
     fn compute(&mut self) -> Result<()> {
         // SAFETY: the TS layer keeps the result array referenced until the promise settles.
         let data = unsafe { self.data.get() };
-        self.store.store(&self.key, &self.header, data, self.meta.as_bytes()).map_err(failure)
+        guarded(|| self.store.store(&self.key, &self.header, data, self.meta.as_bytes()).map_err(failure))
     }
 
     fn resolve(&mut self, _env: &Env, _: ()) -> Result<()> {
