@@ -79,6 +79,8 @@ interface EntryMeta {
 }
 
 const CACHE_OPTIONS = new Set(['mmap'])
+/** Below this size an async wrapper reads and writes on the main thread. */
+const SMALL_IO_BYTES = 1 << 20
 /** Entries whose parsed metadata one cache remembers (a few hundred bytes each). */
 const KNOWN_META_LIMIT = 10_000
 const FUNC_OPTIONS = new Set(['name', 'version', 'trackSource', 'async'])
@@ -178,7 +180,11 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       const pending = running.get(key)
       if (pending) return pending
       const work = (async () => {
-        const hit = cache.#hit(await cache.#dir.loadAsync(key, cache.#knownMeta.has(key)), key, name)
+        const known = cache.#knownMeta.get(key)
+        // A small entry seen before loads faster here than through a thread-pool round trip.
+        const found =
+          known && byteSize(known) < SMALL_IO_BYTES ? cache.#dir.load(key, true) : await cache.#dir.loadAsync(key, known !== undefined)
+        const hit = cache.#hit(found, key, name)
         if (hit !== undefined) return hit
         return cache.#storeAsync(key, name, await fn.apply(this, args), label)
       })()
@@ -228,6 +234,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     const entry = toEntry(result, functionName, label)
     try {
       this.#dir.store(key, ...entry.args)
+      this.#remember(key, entry.meta)
     } catch (e) {
       this.#storeFailed(e as Error, key, functionName, label)
     }
@@ -237,8 +244,11 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   async #storeAsync(key: string, functionName: string, result: unknown, label: string): Promise<unknown> {
     const entry = toEntry(result, functionName, label)
     try {
-      // `entry` keeps the result's memory referenced while the thread pool writes it.
-      await this.#dir.storeAsync(key, ...entry.args)
+      // Small results are written here: cheaper than a thread-pool round trip.
+      // `entry` keeps a large result's memory referenced while the pool writes it.
+      if (entry.args[0].byteLength < SMALL_IO_BYTES) this.#dir.store(key, ...entry.args)
+      else await this.#dir.storeAsync(key, ...entry.args)
+      this.#remember(key, entry.meta)
     } catch (e) {
       this.#storeFailed(e as Error, key, functionName, label)
     }
@@ -268,9 +278,15 @@ function toEntry(result: unknown, functionName: string, label: string) {
     created: new Date().toISOString(),
   }
   return {
+    meta,
     args: [parts.data, parts.shape, parts.dtype, parts.fortranOrder, JSON.stringify(meta)] as const,
     result: parts.bare ? parts.data : shaped(parts.data, parts.shape, parts.dtype, parts.fortranOrder),
   }
+}
+
+/** Bytes of an entry's data: elements times the item size in its dtype ('<c16': 16). */
+function byteSize(meta: EntryMeta): number {
+  return meta.shape.reduce((a, b) => a * b, 1) * Number(meta.dtype.slice(2))
 }
 
 function shaped(data: TypedArray, shape: number[], dtype: string, fortranOrder: boolean): unknown {
