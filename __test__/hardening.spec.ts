@@ -160,14 +160,16 @@ test('a cache directory that another user can write: loads stay in it and cleari
   t.deepEqual(readdirSync(outsideDir), ['victim.npy'])
 })
 
+/** A fresh tmpfs of `size`, or undefined (with a logged reason) where this run cannot mount one. */
 function withSmallFilesystem(t: import('ava').ExecutionContext, size: string): string | undefined {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) return undefined
+  const skip = () => void t.log(`skipped: mounting a ${size} tmpfs needs Linux and root; this run has neither`)
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return skip()
   const mnt = join(tempDir(t), 'fs')
   mkdirSync(mnt)
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt], { stdio: 'ignore' })
   } catch {
-    return undefined
+    return skip()
   }
   t.teardown(() => execFileSync('umount', ['-l', mnt]))
   return mnt
@@ -175,11 +177,7 @@ function withSmallFilesystem(t: import('ava').ExecutionContext, size: string): s
 
 test.serial('disk full: the result is returned, the failure reported, nothing half-written, earlier entries intact', (t) => {
   const mnt = withSmallFilesystem(t, '1m')
-  if (!mnt) {
-    t.log('skipped: mounting a 1 MiB tmpfs needs Linux and root; this run has neither')
-    t.pass()
-    return
-  }
+  if (!mnt) return t.pass()
   const dir = join(mnt, 'cache')
   const { cache, f, events } = counted(dir)
   f(6) // a small entry that fits
@@ -198,11 +196,7 @@ test.serial('disk full: the result is returned, the failure reported, nothing ha
 
 test.serial('a read-only filesystem: results are returned and the failure is reported', (t) => {
   const mnt = withSmallFilesystem(t, '1m')
-  if (!mnt) {
-    t.log('skipped: mounting a tmpfs needs Linux and root; this run has neither')
-    t.pass()
-    return
-  }
+  if (!mnt) return t.pass()
   const dir = join(mnt, 'cache')
   counted(dir).f(8)
   execFileSync('mount', ['-o', 'remount,ro', mnt])

@@ -386,27 +386,17 @@ fn open_entry_file(path: &Path) -> io::Result<File> {
 /// Metadata files are small; a larger one is not ours.
 const MAX_META_LEN: u64 = 1 << 20;
 
-/// Reads a file of known length with one read call (`read_to_end` would ask
-/// for the length again).
-fn read_small(mut file: File, len: u64) -> io::Result<Vec<u8>> {
+/// Reads a file of known length, noticing if it is not that length.
+fn read_small(file: File, len: u64) -> io::Result<Vec<u8>> {
     if len > MAX_META_LEN {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "metadata file is too large"));
     }
+    let mut buf = Vec::with_capacity(len as usize + 1);
     // One byte more than expected, so a file that grew is noticed.
-    let mut buf = vec![0u8; len as usize + 1];
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if got as u64 != len {
+    file.take(len + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 != len {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "metadata file changed while being read"));
     }
-    buf.truncate(got);
     Ok(buf)
 }
 
