@@ -231,26 +231,29 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   }
 
   #store(key: string, functionName: string, result: unknown, label: string): unknown {
-    const entry = toEntry(result, functionName, label)
-    try {
-      this.#dir.store(key, ...entry.args)
-      this.#remember(key, entry.meta)
-    } catch (e) {
-      this.#storeFailed(e as Error, key, functionName, label)
-    }
-    return entry.result
+    return this.#write(key, toEntry(result, functionName, label), label)
   }
 
   async #storeAsync(key: string, functionName: string, result: unknown, label: string): Promise<unknown> {
     const entry = toEntry(result, functionName, label)
+    // Small results are written here: cheaper than a thread-pool round trip.
+    if (entry.args[0].byteLength < SMALL_IO_BYTES) return this.#write(key, entry, label)
     try {
-      // Small results are written here: cheaper than a thread-pool round trip.
-      // `entry` keeps a large result's memory referenced while the pool writes it.
-      if (entry.args[0].byteLength < SMALL_IO_BYTES) this.#dir.store(key, ...entry.args)
-      else await this.#dir.storeAsync(key, ...entry.args)
+      // `entry` keeps the result's memory referenced while the pool writes it.
+      await this.#dir.storeAsync(key, ...entry.args)
       this.#remember(key, entry.meta)
     } catch (e) {
-      this.#storeFailed(e as Error, key, functionName, label)
+      this.#storeFailed(e as Error, key, entry.meta.function, label)
+    }
+    return entry.result
+  }
+
+  #write(key: string, entry: Entry, label: string): unknown {
+    try {
+      this.#dir.store(key, ...entry.args)
+      this.#remember(key, entry.meta)
+    } catch (e) {
+      this.#storeFailed(e as Error, key, entry.meta.function, label)
     }
     return entry.result
   }
@@ -263,6 +266,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
 }
 
 type Lookup = ReturnType<InstanceType<typeof native.CacheDir>['load']>
+
+type Entry = ReturnType<typeof toEntry>
 
 /** What storing `result` writes, and what the call returns for it. */
 function toEntry(result: unknown, functionName: string, label: string) {
