@@ -81,8 +81,8 @@ interface EntryMeta {
 const CACHE_OPTIONS = new Set(['mmap'])
 /** Below this size an async wrapper reads and writes on the main thread. */
 const SMALL_IO_BYTES = 1 << 20
-/** Entries whose parsed metadata one cache remembers (a few hundred bytes each). */
-const KNOWN_META_LIMIT = 10_000
+/** Entries whose parsed metadata one cache remembers (a few hundred bytes each; as many as the binding's memo). */
+const KNOWN_META_LIMIT = 100_000
 const FUNC_OPTIONS = new Set(['name', 'version', 'trackSource', 'async'])
 const CLEAR_OPTIONS = new Set(['removeDir'])
 

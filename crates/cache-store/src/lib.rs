@@ -133,8 +133,9 @@ pub struct CacheDir {
     meta_memo: Arc<Mutex<HashMap<String, (FileStamp, Arc<[u8]>)>>>,
 }
 
-/// Metadata files remembered at most (about 200 bytes each).
-const META_MEMO_LIMIT: usize = 10_000;
+/// Metadata files remembered at most (about 300 bytes each): enough that a
+/// process hitting 100,000 distinct entries reads each metadata file once.
+const META_MEMO_LIMIT: usize = 100_000;
 
 /// What tells a file from a rewritten or replaced one without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +202,11 @@ impl CacheDir {
         let bytes: Arc<[u8]> = read_small(file, stat.len())?.into();
         let mut memo = self.meta_memo.lock().unwrap_or_else(|e| e.into_inner());
         if memo.len() >= META_MEMO_LIMIT {
-            memo.clear();
+            // Drop one arbitrary entry: clearing all would make a working set
+            // just over the limit miss every time.
+            if let Some(old) = memo.keys().next().cloned() {
+                memo.remove(&old);
+            }
         }
         memo.insert(key.to_owned(), (stamp, bytes.clone()));
         Ok((bytes, true))
