@@ -179,6 +179,15 @@ impl Dtype {
     }
 
     /// True when data in this dtype must be byte-swapped to be read natively.
+    /// Bytes of one scalar: the item size, or half of it for a complex
+    /// number (a pair of floats, each swapped and aligned on its own).
+    pub fn scalar_size(&self) -> usize {
+        match self.kind {
+            Kind::Complex => self.item_size / 2,
+            _ => self.item_size,
+        }
+    }
+
     pub fn needs_swap(&self) -> bool {
         self.item_size > 1
             && self.byte_order != ByteOrder::NotApplicable
@@ -238,11 +247,7 @@ pub fn swap_to_native(dtype: &Dtype, data: &mut [u8]) {
     if !dtype.needs_swap() {
         return;
     }
-    let unit = match dtype.kind {
-        Kind::Complex => dtype.item_size / 2,
-        _ => dtype.item_size,
-    };
-    match unit {
+    match dtype.scalar_size() {
         2 => swap_units::<2>(data),
         4 => swap_units::<4>(data),
         8 => swap_units::<8>(data),

@@ -73,6 +73,16 @@ impl Error {
         }
     }
 
+    /// The data section of `header` is `actual` bytes where it needs `expected`.
+    pub(crate) fn data_len_mismatch(header: &crate::Header, actual: u64, expected: u64) -> Error {
+        let (shape, descr) = (header.shape.clone(), header.dtype.descr());
+        if actual < expected {
+            Error::TruncatedData { actual, expected, shape, descr }
+        } else {
+            Error::TrailingBytes { actual, expected, shape, descr }
+        }
+    }
+
     pub(crate) fn in_file(self, path: &Path) -> Error {
         Error::InFile {
             path: path.to_path_buf(),

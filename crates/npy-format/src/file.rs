@@ -75,24 +75,7 @@ fn read_with_first(file: &mut File, first: &mut [u8]) -> Result<NpyArray, Error>
     };
     let expected = header.data_len()?;
     let actual = file_len.saturating_sub(offset);
-    let mismatch = |actual: u64| {
-        let (shape, descr) = (header.shape.clone(), header.dtype.descr());
-        if actual < expected {
-            Error::TruncatedData {
-                actual,
-                expected,
-                shape,
-                descr,
-            }
-        } else {
-            Error::TrailingBytes {
-                actual,
-                expected,
-                shape,
-                descr,
-            }
-        }
-    };
+    let mismatch = |actual: u64| Error::data_len_mismatch(&header, actual, expected);
     if actual != expected {
         return Err(mismatch(actual));
     }

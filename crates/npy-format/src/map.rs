@@ -55,17 +55,10 @@ fn map_opened(file: &File) -> Result<Option<MappedNpy>, Error> {
     let expected = header.data_len()?;
     let actual = file_len.saturating_sub(offset);
     if actual != expected {
-        let (shape, descr) = (header.shape.clone(), header.dtype.descr());
-        return Err(if actual < expected {
-            Error::TruncatedData { actual, expected, shape, descr }
-        } else {
-            Error::TrailingBytes { actual, expected, shape, descr }
-        });
+        return Err(Error::data_len_mismatch(&header, actual, expected));
     }
     let offset = offset as usize;
-    // Complex numbers are pairs of floats: each half must be aligned.
-    let unit = header.dtype.item_size / if header.dtype.kind == crate::Kind::Complex { 2 } else { 1 };
-    if expected == 0 || header.dtype.needs_swap() || offset % unit != 0 {
+    if expected == 0 || header.dtype.needs_swap() || offset % header.dtype.scalar_size() != 0 {
         return Ok(None);
     }
     Ok(Some(MappedNpy { header, map, offset }))
