@@ -168,25 +168,15 @@ function checkPath(path: unknown, fn: string): string {
   return path
 }
 
-interface RawArray {
-  buffer: ArrayBuffer
-  shape: number[]
-  dtype: string
-  fortranOrder: boolean
-}
-
-/** Builds the JS array over the buffer Rust read, as the class of its dtype. */
-export function fromRaw(raw: RawArray): NpyArray {
-  return { data: viewOf(raw.buffer, readClassName(raw.dtype)), shape: raw.shape, dtype: raw.dtype, fortranOrder: raw.fortranOrder }
-}
-
 /**
  * Reads a .npy file written by NumPy or by this package. Big-endian data is
  * converted to native order; Fortran-order data is returned as stored.
  * Throws an Error naming the file if it is not a valid .npy file.
  */
 export function readNpy(path: string): NpyArray {
-  return fromRaw(native.readNpyFile(checkPath(path, 'readNpy')) as RawArray)
+  const raw = native.readNpyFile(checkPath(path, 'readNpy'))
+  // A view of the class of its dtype over the buffer Rust read: no copy.
+  return { data: viewOf(raw.buffer, readClassName(raw.dtype)), shape: raw.shape, dtype: raw.dtype, fortranOrder: raw.fortranOrder }
 }
 
 /**
