@@ -28,7 +28,7 @@ export declare class CacheDir {
    * Errors if the path exists and is not a directory; creates nothing.
    * With `map`, hits are memory-mapped where the data can be used in place.
    */
-  constructor(path: string, map?: boolean | undefined | null)
+  constructor(path: string, map?: boolean | undefined | null, limits?: CacheLimits | undefined | null)
   /**
    * With `known`, `meta` is null when the metadata file is unchanged since
    * this object last read it.
@@ -36,14 +36,52 @@ export declare class CacheDir {
   load(key: string, known: boolean): { status: 'hit'; meta: string | null; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }
   /** `load` on the libuv thread pool. */
   loadAsync(key: string, known: boolean): Promise<{ status: 'hit'; meta: string | null; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }>
-  store(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string): void
+  store(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string, functionName: string): void
   /**
    * `store` on the libuv thread pool. The caller keeps `data` referenced
    * and unchanged until the promise settles.
    */
-  storeAsync(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string): Promise<void>
+  storeAsync(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string, functionName: string): Promise<void>
   /** Removes what the cache wrote; returns how many files. */
   clear(removeDir: boolean): number
+  /** Writes uses and hit/miss counts held in memory to the index. */
+  flush(): void
+  stats(): CacheTotals
+  /** Every entry the index knows, most recently used first. */
+  entries(): Array<IndexedEntry>
+  /**
+   * Reconciles the index with the files and removes entries until
+   * `limits` hold (the cache's own limits when omitted).
+   */
+  prune(limits?: CacheLimits | undefined | null, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): PruneSummary
+  /** Removes the entry of `key`; says whether there was one. */
+  remove(key: string): boolean
+  /** Whether a load of `key` would hit, without loading or counting it. */
+  contains(key: string): boolean
+  /**
+   * Takes the compute-once lease of `key`, or returns the holder's
+   * `host pid` if another live process has it.
+   */
+  claim(key: string, staleAfterMs: number): ComputeLease | string
+}
+
+/** A held compute-once lease; `release` gives it up (also done when collected). */
+export declare class ComputeLease {
+  release(): void
+}
+
+/** Limits as JS numbers (bytes, entries, milliseconds). */
+export interface CacheLimits {
+  maxBytes?: number
+  maxEntries?: number
+  maxAge?: number
+}
+
+export interface CacheTotals {
+  entries: number
+  bytes: number
+  hits: number
+  misses: number
 }
 
 /**
@@ -58,12 +96,33 @@ export declare function hashKey(structure: Uint8Array, buffers: Array<TypedArray
  */
 export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): Promise<string>
 
+/** An index row; times in milliseconds since the epoch. */
+export interface IndexedEntry {
+  key: string
+  function: string
+  dtype: string
+  shape: Array<number>
+  bytes: number
+  created: number
+  lastUsed: number
+}
+
 /**
  * Panics on purpose, on the JS thread or (with `onPool`) on the libuv
  * pool, so tests can prove a panic in the core reaches JS as an Error
  * instead of aborting the process. Not part of the public API.
  */
 export declare function panicForTests(onPool: boolean): Promise<void> | void
+
+export interface PruneSummary {
+  removedEntries: number
+  removedBytes: number
+  adopted: number
+  dropped: number
+  removedLeftovers: number
+  entries: number
+  bytes: number
+}
 
 /** Reads a .npy file into a fresh buffer (one copy, from the kernel). */
 export declare function readNpyFile(path: string): { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CacheDir = nativeBinding.CacheDir
+module.exports.ComputeLease = nativeBinding.ComputeLease
 module.exports.hashKey = nativeBinding.hashKey
 module.exports.hashKeyAsync = nativeBinding.hashKeyAsync
 module.exports.panicForTests = nativeBinding.panicForTests

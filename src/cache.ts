@@ -22,11 +22,19 @@ export type CachedResult<R> = R extends TypedArray
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyFunction = (...args: any[]) => any
 
-/** The wrapper `createCachedFunc` returns: `fn`'s call signature, cached. */
-export type CachedFunction<F extends AnyFunction> =
-  ReturnType<F> extends PromiseLike<infer R>
-    ? (this: ThisParameterType<F>, ...args: Parameters<F>) => Promise<CachedResult<R>>
-    : (this: ThisParameterType<F>, ...args: Parameters<F>) => CachedResult<ReturnType<F>>
+/** What a cached function has besides its call signature; both act on the entry of one call's arguments. */
+export interface CachedFunctionMethods<F extends AnyFunction> {
+  /** Whether a call with these arguments would be a hit (without loading it or counting it). */
+  has(...args: Parameters<F>): boolean
+  /** Removes the entry of a call with these arguments; says whether there was one. */
+  invalidate(...args: Parameters<F>): boolean
+}
+
+/** The wrapper `createCachedFunc` returns: `fn`'s call signature, cached, plus `has` and `invalidate`. */
+export type CachedFunction<F extends AnyFunction> = (ReturnType<F> extends PromiseLike<infer R>
+  ? (this: ThisParameterType<F>, ...args: Parameters<F>) => Promise<CachedResult<R>>
+  : (this: ThisParameterType<F>, ...args: Parameters<F>) => CachedResult<ReturnType<F>>) &
+  CachedFunctionMethods<F>
 
 export interface CachedFunctionOptions {
   /** Names the function in the key and the entry's metadata (default `fn.name`). Required for an anonymous function when `trackSource` is false. */
@@ -37,9 +45,38 @@ export interface CachedFunctionOptions {
   trackSource?: boolean
   /** The wrapper returns a Promise (default: true for `async` functions). */
   async?: boolean
+  /** Overrides the cache's `computeOnce` for this function. */
+  computeOnce?: boolean | ComputeOnceOptions
 }
 
-export interface NumpyFuncCacheOptions {
+/** Limits on a cache; each is off when omitted. */
+export interface CacheLimits {
+  /** Total size of the entries' files, in bytes. */
+  maxBytes?: number
+  /** Number of entries. */
+  maxEntries?: number
+  /** Milliseconds since an entry was last used after which it is a miss and is removed. */
+  maxAge?: number
+}
+
+export interface ComputeOnceOptions {
+  /** Longest wait, in milliseconds, for another process's computation before computing anyway (default: no limit). */
+  timeout?: number
+  /**
+   * A computing process refreshes its claim while it runs; a claim not
+   * refreshed for this many milliseconds is taken to be from a dead process
+   * on another host and is broken (default 60000). On the same host a dead
+   * process is noticed at once.
+   */
+  staleAfter?: number
+}
+
+export interface NumpyFuncCacheOptions extends CacheLimits {
+  /**
+   * Processes (and calls in this process) that miss the same key at the
+   * same time compute it once: one computes, the others wait for its entry.
+   */
+  computeOnce?: boolean | ComputeOnceOptions
   /**
    * Hits return TypedArrays over a private, copy-on-write memory map of the
    * entry instead of a copy: no read up front, memory paid for what is
@@ -47,6 +84,50 @@ export interface NumpyFuncCacheOptions {
    * Entries that cannot be used in place (big-endian, empty) are read.
    */
   mmap?: boolean
+}
+
+/** Totals over the whole cache directory, from all processes using it. */
+export interface CacheStats {
+  entries: number
+  /** Size of the entries' files. */
+  bytes: number
+  /** Calls answered from the cache. */
+  hits: number
+  /** Calls computed and stored. */
+  misses: number
+}
+
+/** One entry, as the cache's index records it. */
+export interface CacheEntryInfo {
+  key: string
+  /** The cached function's name. */
+  function: string
+  dtype: string
+  shape: number[]
+  /** Size of the entry's files. */
+  bytes: number
+  created: Date
+  lastUsed: Date
+}
+
+export interface PruneOptions {
+  /** Called as entries are removed: `done` of `total`. */
+  onProgress?: (done: number, total: number) => void
+}
+
+export interface PruneReport {
+  /** Entries removed to meet the limits. */
+  removedEntries: number
+  removedBytes: number
+  /** Entries on disk the index lacked (from a process killed mid-store), now counted. */
+  adopted: number
+  /** Index rows whose files were gone, dropped. */
+  dropped: number
+  /** Temporary files of dead processes and halves of entries, removed. */
+  removedLeftovers: number
+  /** What remains. */
+  entries: number
+  bytes: number
 }
 
 export interface ClearCacheOptions {
@@ -78,12 +159,20 @@ interface EntryMeta {
   created: string
 }
 
-const CACHE_OPTIONS = new Set(['mmap'])
+const LIMIT_OPTIONS = ['maxBytes', 'maxEntries', 'maxAge']
+const CACHE_OPTIONS = new Set(['mmap', 'computeOnce', ...LIMIT_OPTIONS])
+const COMPUTE_ONCE_OPTIONS = new Set(['timeout', 'staleAfter'])
+const PRUNE_OPTIONS = new Set(['onProgress'])
+/** Polling for another process's entry starts this often and backs off to the maximum. */
+const WAIT_FIRST_MS = 5
+const WAIT_MAX_MS = 200
+/** Uses recorded in memory are written to the index this long after the last write. */
+const FLUSH_DELAY_MS = 1000
 /** Below this size an async wrapper reads and writes on the main thread. */
 const SMALL_IO_BYTES = 1 << 20
 /** Entries whose parsed metadata one cache remembers (a few hundred bytes each; as many as the binding's memo). */
 const KNOWN_META_LIMIT = 100_000
-const FUNC_OPTIONS = new Set(['name', 'version', 'trackSource', 'async'])
+const FUNC_OPTIONS = new Set(['name', 'version', 'trackSource', 'async', 'computeOnce'])
 const CLEAR_OPTIONS = new Set(['removeDir'])
 
 function checkOptions(options: unknown, allowed: Set<string>, where: string): Record<string, unknown> {
@@ -107,6 +196,71 @@ function optionOf<T>(options: Record<string, unknown>, key: string, type: string
   return v as T | undefined
 }
 
+function limitsOf(options: Record<string, unknown>, where: string): CacheLimits {
+  const limits: CacheLimits = {}
+  for (const name of LIMIT_OPTIONS) {
+    const v = optionOf<number>(options, name, 'number', where)
+    if (v === undefined) continue
+    if (!(v >= 0) || (name === 'maxEntries' && Number.isFinite(v) && !Number.isInteger(v))) {
+      throw new RangeError(`${where}: ${name} must be a non-negative ${name === 'maxEntries' ? 'integer' : 'number'}, got ${v}`)
+    }
+    limits[name as keyof CacheLimits] = v
+  }
+  return limits
+}
+
+interface ComputeOnce {
+  timeout: number
+  staleAfter: number
+}
+
+function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
+  if (value === undefined || value === false) return undefined
+  if (value === true) return { timeout: Infinity, staleAfter: 60_000 }
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError(`${where}: computeOnce must be a boolean or an object, got ${describe(value)}`)
+  }
+  const opts = checkOptions(value, COMPUTE_ONCE_OPTIONS, `${where}: computeOnce`)
+  const timeout = optionOf<number>(opts, 'timeout', 'number', `${where}: computeOnce`) ?? Infinity
+  const staleAfter = optionOf<number>(opts, 'staleAfter', 'number', `${where}: computeOnce`) ?? 60_000
+  if (!(timeout >= 0)) throw new RangeError(`${where}: computeOnce.timeout must be a non-negative number, got ${timeout}`)
+  if (!(staleAfter > 0) || !Number.isFinite(staleAfter)) {
+    throw new RangeError(`${where}: computeOnce.staleAfter must be a positive finite number, got ${staleAfter}`)
+  }
+  return { timeout, staleAfter }
+}
+
+const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4))
+
+/** Blocks this thread (a synchronous wrapper waiting for another process). */
+function sleepSync(ms: number): void {
+  Atomics.wait(SLEEP_CELL, 0, 0, ms)
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Caches whose recorded uses are written to their index when the process exits. */
+const liveDirs = new Set<WeakRef<InstanceType<typeof native.CacheDir>>>()
+let exitHookInstalled = false
+
+function flushOnExit(dir: InstanceType<typeof native.CacheDir>): void {
+  if (liveDirs.size > 64) for (const ref of liveDirs) if (ref.deref() === undefined) liveDirs.delete(ref)
+  liveDirs.add(new WeakRef(dir))
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.once('exit', () => {
+    for (const ref of liveDirs) {
+      try {
+        ref.deref()?.flush()
+      } catch {
+        // Bookkeeping only; the entries themselves are on disk already.
+      }
+    }
+  })
+}
+
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i])
 }
@@ -117,6 +271,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   readonly #dir: InstanceType<typeof native.CacheDir>
   /** Parsed metadata per key; the binding resends it only when its file changed. */
   readonly #knownMeta = new Map<string, EntryMeta>()
+  readonly #computeOnce: ComputeOnce | undefined
+  #flushTimer: NodeJS.Timeout | undefined
 
   /**
    * A cache in directory `path`, made on the first store. Throws if `path`
@@ -129,8 +285,43 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     }
     const opts = checkOptions(options, CACHE_OPTIONS, 'NumpyFuncCache')
     const mmap = optionOf<boolean>(opts, 'mmap', 'boolean', 'NumpyFuncCache') ?? false
+    const limits = limitsOf(opts, 'NumpyFuncCache')
+    this.#computeOnce = computeOnceOf(opts.computeOnce, 'NumpyFuncCache')
     this.path = resolve(path)
-    this.#dir = new native.CacheDir(this.path, mmap)
+    this.#dir = new native.CacheDir(this.path, mmap, limits)
+    flushOnExit(this.#dir)
+  }
+
+  /** Entries and bytes in the directory, and hits and misses, totalled over every process that used it. */
+  stats(): CacheStats {
+    return this.#dir.stats()
+  }
+
+  /** Every entry, most recently used first. */
+  entries(): CacheEntryInfo[] {
+    return this.#dir.entries().map((e) => ({
+      key: e.key,
+      function: e.function,
+      dtype: e.dtype,
+      shape: e.shape,
+      bytes: e.bytes,
+      created: new Date(e.created),
+      lastUsed: new Date(e.lastUsed),
+    }))
+  }
+
+  /**
+   * Applies `limits` now (the cache's own limits when omitted): removes
+   * expired entries, then the least recently used until the size limits
+   * hold. Also brings the index in line with the directory and removes
+   * leftovers of killed processes.
+   */
+  prune(limits?: CacheLimits, options?: PruneOptions): PruneReport {
+    const given = limits === undefined ? undefined : limitsOf(checkOptions(limits, new Set(LIMIT_OPTIONS), 'prune'), 'prune')
+    const opts = checkOptions(options, PRUNE_OPTIONS, 'prune')
+    const onProgress = optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', 'prune')
+    this.#knownMeta.clear()
+    return this.#dir.prune(given, onProgress)
   }
 
   /**
@@ -154,45 +345,108 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
           `or its entries would be shared with every other anonymous function`,
       )
     }
+    const once = 'computeOnce' in opts ? computeOnceOf(opts.computeOnce, where) : this.#computeOnce
     const label = `${name || 'anonymous function'}()`
     const prefix = identityPrefix({ name, version, source: trackSource ? fn.toString() : undefined })
     const cache = this
+    const methods: CachedFunctionMethods<F> = {
+      has: (...args) => cache.#dir.contains(callKey(prefix, args)),
+      invalidate: (...args) => {
+        const key = callKey(prefix, args)
+        cache.#knownMeta.delete(key)
+        return cache.#dir.remove(key)
+      },
+    }
 
     if (!isAsync) {
-      return function (this: unknown, ...args: unknown[]) {
-        const key = callKey(prefix, args)
-        const hit = cache.#load(key, name)
-        if (hit !== undefined) return hit
-        const result = fn.apply(this, args)
+      const compute = (self: unknown, args: unknown[], key: string) => {
+        const result = fn.apply(self, args)
         if (types.isPromise(result)) {
           throw new TypeError(
             `${label} returned a Promise; pass { async: true } to createCachedFunc (or make it an async function)`,
           )
         }
         return cache.#store(key, name, result, label)
-      } as unknown as CachedFunction<F>
+      }
+      return Object.assign(function (this: unknown, ...args: unknown[]) {
+        const key = callKey(prefix, args)
+        const hit = cache.#load(key, name)
+        if (hit !== undefined) return hit
+        if (once === undefined) return compute(this, args, key)
+        // Wait for another process's entry, or compute it under the lease.
+        const deadline = Date.now() + once.timeout
+        for (let wait = WAIT_FIRST_MS; ; wait = Math.min(wait * 2, WAIT_MAX_MS)) {
+          const lease = cache.#claim(key, once)
+          if (lease !== undefined) {
+            try {
+              return cache.#load(key, name) ?? compute(this, args, key)
+            } finally {
+              lease?.release()
+            }
+          }
+          sleepSync(Math.max(0, Math.min(wait, deadline - Date.now())))
+          const stored = cache.#load(key, name)
+          if (stored !== undefined) return stored
+          if (Date.now() >= deadline) return compute(this, args, key)
+        }
+      }, methods) as unknown as CachedFunction<F>
     }
 
+    const load = async (key: string) => {
+      const known = cache.#knownMeta.get(key)
+      // A small entry seen before loads faster here than through a thread-pool round trip.
+      const found =
+        known && byteSize(known) < SMALL_IO_BYTES ? cache.#dir.load(key, true) : await cache.#dir.loadAsync(key, known !== undefined)
+      return cache.#hit(found, key, name)
+    }
+    const compute = async (self: unknown, args: unknown[], key: string) =>
+      cache.#storeAsync(key, name, await fn.apply(self, args), label)
     // One computation per key at a time within this process.
     const running = new Map<string, Promise<unknown>>()
-    return async function (this: unknown, ...args: unknown[]) {
+    return Object.assign(async function (this: unknown, ...args: unknown[]) {
       const key = await callKeyAsync(prefix, args)
       const pending = running.get(key)
       if (pending) return pending
       const work = (async () => {
-        const known = cache.#knownMeta.get(key)
-        // A small entry seen before loads faster here than through a thread-pool round trip.
-        const found =
-          known && byteSize(known) < SMALL_IO_BYTES ? cache.#dir.load(key, true) : await cache.#dir.loadAsync(key, known !== undefined)
-        const hit = cache.#hit(found, key, name)
+        const hit = await load(key)
         if (hit !== undefined) return hit
-        return cache.#storeAsync(key, name, await fn.apply(this, args), label)
+        if (once === undefined) return compute(this, args, key)
+        const deadline = Date.now() + once.timeout
+        for (let wait = WAIT_FIRST_MS; ; wait = Math.min(wait * 2, WAIT_MAX_MS)) {
+          const lease = cache.#claim(key, once)
+          if (lease !== undefined) {
+            try {
+              return (await load(key)) ?? (await compute(this, args, key))
+            } finally {
+              lease?.release()
+            }
+          }
+          await sleep(Math.max(0, Math.min(wait, deadline - Date.now())))
+          const stored = await load(key)
+          if (stored !== undefined) return stored
+          if (Date.now() >= deadline) return compute(this, args, key)
+        }
       })()
       running.set(key, work)
       const done = () => running.delete(key)
       work.then(done, done)
       return work
-    } as unknown as CachedFunction<F>
+    }, methods) as unknown as CachedFunction<F>
+  }
+
+  /**
+   * The compute-once lease of `key` if this process got it, `null` if it
+   * may compute without one (the lease could not be taken: the directory
+   * refuses it), undefined if another process holds it.
+   */
+  #claim(key: string, once: ComputeOnce): { release(): void } | null | undefined {
+    let claim: ReturnType<InstanceType<typeof native.CacheDir>['claim']>
+    try {
+      claim = this.#dir.claim(key, once.staleAfter)
+    } catch {
+      return null
+    }
+    return typeof claim === 'string' ? undefined : claim
   }
 
   /** Removes the files this cache wrote; with `removeDir`, then the directory. */
@@ -207,6 +461,19 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     return this.#hit(this.#dir.load(key, this.#knownMeta.has(key)), key, functionName)
   }
 
+  /** Writes uses recorded in memory to the index once the calls pause. */
+  #scheduleFlush(): void {
+    if (this.#flushTimer !== undefined) return
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined
+      try {
+        this.#dir.flush()
+      } catch {
+        // Bookkeeping only: the next store or exit tries again.
+      }
+    }, FLUSH_DELAY_MS).unref()
+  }
+
   /** The result of a lookup that hit and passed validation, else undefined. */
   #hit(found: Lookup, key: string, functionName: string): unknown {
     if (found.status === 'miss') return undefined
@@ -219,6 +486,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     }
     const { meta } = problem
     if (found.meta !== null) this.#remember(key, meta)
+    this.#scheduleFlush()
     const data = viewOf(found.array.buffer, classForName(meta.class) ? meta.class : readClassName(meta.dtype))
     if (meta.result === 'typedarray') return data
     return shaped(data, meta.shape, meta.dtype, meta.fortranOrder)
@@ -284,7 +552,7 @@ function toEntry(result: unknown, functionName: string, label: string) {
   }
   return {
     meta,
-    args: [parts.data, parts.shape, parts.dtype, parts.fortranOrder, JSON.stringify(meta)] as const,
+    args: [parts.data, parts.shape, parts.dtype, parts.fortranOrder, JSON.stringify(meta), functionName] as const,
     result: parts.bare ? parts.data : shaped(parts.data, parts.shape, parts.dtype, parts.fortranOrder),
   }
 }

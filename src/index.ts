@@ -4,6 +4,13 @@
  */
 export { NumpyFuncCache } from './cache'
 export type {
+  CacheEntryInfo,
+  CacheLimits,
+  CacheStats,
+  CachedFunctionMethods,
+  ComputeOnceOptions,
+  PruneOptions,
+  PruneReport,
   CacheableResult,
   CachedFunction,
   CachedFunctionOptions,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use napi_derive::napi;
 
 use cache_key::{Key, Splice};
-use cache_store::{CacheDir as Store, LoadedArray, Lookup};
+use cache_store::{CacheDir as Store, Claim, EntryRow, Lease, Limits, LoadedArray, Lookup, PruneReport};
 use npy_format::{Dtype, Header};
 
 /// Arrays up to this size are copied into a V8-owned ArrayBuffer: cheaper
@@ -260,6 +260,7 @@ pub struct StoreTask {
     header: Header,
     data: JsBytes,
     meta: String,
+    function: String,
 }
 
 impl ScopedTask<'_> for StoreTask {
@@ -269,7 +270,7 @@ impl ScopedTask<'_> for StoreTask {
     fn compute(&mut self) -> Result<()> {
         // SAFETY: the TS layer keeps the result array referenced until the promise settles.
         let data = unsafe { self.data.get() };
-        guarded(|| self.store.store(&self.key, &self.header, data, self.meta.as_bytes()).map_err(failure))
+        guarded(|| self.store.store(&self.key, &self.header, data, self.meta.as_bytes(), &self.function).map_err(failure))
     }
 
     fn resolve(&mut self, _env: &Env, _: ()) -> Result<()> {
@@ -283,8 +284,9 @@ impl CacheDir {
     /// Errors if the path exists and is not a directory; creates nothing.
     /// With `map`, hits are memory-mapped where the data can be used in place.
     #[napi(constructor, catch_unwind)]
-    pub fn new(path: String, map: Option<bool>) -> Result<Self> {
-        Ok(CacheDir { store: Store::open(path).map_err(failure)?, map: map.unwrap_or(false) })
+    pub fn new(path: String, map: Option<bool>, limits: Option<CacheLimits>) -> Result<Self> {
+        let limits = limits.map(CacheLimits::into_limits).transpose()?.unwrap_or_default();
+        Ok(CacheDir { store: Store::open(path).map_err(failure)?.with_limits(limits), map: map.unwrap_or(false) })
     }
 
     #[napi(catch_unwind, ts_return_type = "{ status: 'hit'; meta: string | null; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }")]
@@ -302,17 +304,19 @@ impl CacheDir {
     }
 
     #[napi(catch_unwind)]
-    pub fn store(&self, key: String, data: TypedArray, shape: Vec<i64>, dtype: String, fortran_order: bool, meta: String) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn store(&self, key: String, data: TypedArray, shape: Vec<i64>, dtype: String, fortran_order: bool, meta: String, function_name: String) -> Result<()> {
         let header = header(shape, &dtype, fortran_order)?;
-        self.store.store(&key, &header, &data.arraybuffer, meta.as_bytes()).map_err(failure)
+        self.store.store(&key, &header, &data.arraybuffer, meta.as_bytes(), &function_name).map_err(failure)
     }
 
     /// `store` on the libuv thread pool. The caller keeps `data` referenced
     /// and unchanged until the promise settles.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
-    pub fn store_async(&self, key: String, data: TypedArray, shape: Vec<i64>, dtype: String, fortran_order: bool, meta: String) -> Result<AsyncTask<StoreTask>> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn store_async(&self, key: String, data: TypedArray, shape: Vec<i64>, dtype: String, fortran_order: bool, meta: String, function_name: String) -> Result<AsyncTask<StoreTask>> {
         let header = header(shape, &dtype, fortran_order)?;
-        Ok(AsyncTask::new(StoreTask { store: self.store.clone(), key, header, data: JsBytes::of(&data), meta }))
+        Ok(AsyncTask::new(StoreTask { store: self.store.clone(), key, header, data: JsBytes::of(&data), meta, function: function_name }))
     }
 
     /// Removes what the cache wrote; returns how many files.
@@ -320,5 +324,169 @@ impl CacheDir {
     pub fn clear(&self, remove_dir: bool) -> Result<u32> {
         let report = self.store.clear(remove_dir).map_err(failure)?;
         Ok(report.removed_files as u32)
+    }
+
+    /// Writes uses and hit/miss counts held in memory to the index.
+    #[napi(catch_unwind)]
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush().map_err(failure)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> Result<CacheTotals> {
+        let t = self.store.stats().map_err(failure)?;
+        Ok(CacheTotals { entries: t.entries as f64, bytes: t.bytes as f64, hits: t.hits as f64, misses: t.misses as f64 })
+    }
+
+    /// Every entry the index knows, most recently used first.
+    #[napi(catch_unwind)]
+    pub fn entries(&self) -> Result<Vec<IndexedEntry>> {
+        Ok(self.store.entries().map_err(failure)?.into_iter().map(IndexedEntry::from).collect())
+    }
+
+    /// Reconciles the index with the files and removes entries until
+    /// `limits` hold (the cache's own limits when omitted).
+    #[napi(catch_unwind)]
+    pub fn prune(&self, limits: Option<CacheLimits>, on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>) -> Result<PruneSummary> {
+        let limits = match limits {
+            Some(l) => l.into_limits()?,
+            None => self.store.limits(),
+        };
+        let mut failed = None;
+        let mut progress = |done: u64, total: u64| {
+            if let (Some(f), None) = (&on_progress, &failed) {
+                failed = f.call((done as f64, total as f64).into()).err();
+            }
+        };
+        let report = self.store.prune(&limits, &mut progress).map_err(failure)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(PruneSummary::from(report))
+    }
+
+    /// Removes the entry of `key`; says whether there was one.
+    #[napi(catch_unwind)]
+    pub fn remove(&self, key: String) -> Result<bool> {
+        self.store.remove(&key).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// Whether a load of `key` would hit, without loading or counting it.
+    #[napi(catch_unwind)]
+    pub fn contains(&self, key: String) -> Result<bool> {
+        self.store.contains(&key).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// Takes the compute-once lease of `key`, or returns the holder's
+    /// `host pid` if another live process has it.
+    #[napi(catch_unwind, ts_return_type = "ComputeLease | string")]
+    pub fn claim(&self, key: String, stale_after_ms: f64) -> Result<Either<ComputeLease, String>> {
+        let stale_after = std::time::Duration::from_millis(stale_after_ms.max(1.0) as u64);
+        Ok(match self.store.claim(&key, stale_after).map_err(failure)? {
+            Claim::Taken(lease) => Either::A(ComputeLease { lease: Some(lease) }),
+            Claim::Held { holder } => Either::B(holder),
+        })
+    }
+}
+
+/// A held compute-once lease; `release` gives it up (also done when collected).
+#[napi]
+pub struct ComputeLease {
+    lease: Option<Lease>,
+}
+
+#[napi]
+impl ComputeLease {
+    #[napi(catch_unwind)]
+    pub fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
+    }
+}
+
+/// Limits as JS numbers (bytes, entries, milliseconds).
+#[napi(object)]
+pub struct CacheLimits {
+    pub max_bytes: Option<f64>,
+    pub max_entries: Option<f64>,
+    pub max_age: Option<f64>,
+}
+
+impl CacheLimits {
+    fn into_limits(self) -> Result<Limits> {
+        let count = |name: &str, v: Option<f64>| -> Result<Option<u64>> {
+            match v {
+                None => Ok(None),
+                Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(v as u64)),
+                Some(v) if v == f64::INFINITY => Ok(None),
+                Some(v) => Err(invalid(format!("{name} must be a non-negative number, got {v}"))),
+            }
+        };
+        Ok(Limits {
+            max_bytes: count("maxBytes", self.max_bytes)?,
+            max_entries: count("maxEntries", self.max_entries)?,
+            max_age: count("maxAge", self.max_age)?.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        })
+    }
+}
+
+#[napi(object)]
+pub struct CacheTotals {
+    pub entries: f64,
+    pub bytes: f64,
+    pub hits: f64,
+    pub misses: f64,
+}
+
+/// An index row; times in milliseconds since the epoch.
+#[napi(object)]
+pub struct IndexedEntry {
+    pub key: String,
+    pub function: String,
+    pub dtype: String,
+    pub shape: Vec<f64>,
+    pub bytes: f64,
+    pub created: f64,
+    pub last_used: f64,
+}
+
+impl From<EntryRow> for IndexedEntry {
+    fn from(r: EntryRow) -> IndexedEntry {
+        let shape = r.shape.trim_matches(|c| c == '[' || c == ']').split(',').filter_map(|d| d.parse::<f64>().ok()).collect();
+        IndexedEntry {
+            key: r.key,
+            function: r.function,
+            dtype: r.dtype,
+            shape,
+            bytes: r.bytes as f64,
+            created: r.created as f64,
+            last_used: r.last_used as f64,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct PruneSummary {
+    pub removed_entries: f64,
+    pub removed_bytes: f64,
+    pub adopted: f64,
+    pub dropped: f64,
+    pub removed_leftovers: f64,
+    pub entries: f64,
+    pub bytes: f64,
+}
+
+impl From<PruneReport> for PruneSummary {
+    fn from(r: PruneReport) -> PruneSummary {
+        PruneSummary {
+            removed_entries: r.removed_entries as f64,
+            removed_bytes: r.removed_bytes as f64,
+            adopted: r.adopted as f64,
+            dropped: r.dropped as f64,
+            removed_leftovers: r.removed_leftovers as f64,
+            entries: r.totals.entries as f64,
+            bytes: r.totals.bytes as f64,
+        }
     }
 }

@@ -18,6 +18,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use npy_format::{Header, MappedNpy, NpyArray};
 
+mod fs_kind;
+mod lease;
+mod managed;
+
+pub use cache_index::{EntryRow, Limits, Totals};
+pub use fs_kind::is_network_fs;
+pub use lease::{Claim, Lease};
+pub use managed::PruneReport;
+use managed::Book;
+
 /// What went wrong, with the path it went wrong on.
 #[derive(Debug)]
 pub enum StoreError {
@@ -31,6 +41,14 @@ pub enum StoreError {
     Npy(npy_format::Error),
     /// `clear(remove_dir)` left the directory because files it did not write remain.
     NotEmpty { path: PathBuf, remaining: usize },
+    /// The index of entries could not be read or written.
+    Index(cache_index::IndexError),
+}
+
+impl From<cache_index::IndexError> for StoreError {
+    fn from(e: cache_index::IndexError) -> StoreError {
+        StoreError::Index(e)
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -49,6 +67,7 @@ impl fmt::Display for StoreError {
                 "cache directory {} was cleared but not removed: {remaining} file(s) the cache did not write remain in it",
                 path.display()
             ),
+            StoreError::Index(e) => write!(f, "{e}"),
         }
     }
 }
@@ -58,6 +77,7 @@ impl std::error::Error for StoreError {
         match self {
             StoreError::Io { source, .. } => Some(source),
             StoreError::Npy(e) => Some(e),
+            StoreError::Index(e) => Some(e),
             _ => None,
         }
     }
@@ -73,7 +93,7 @@ impl StoreError {
     }
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+pub(crate) fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io { action, path: path.to_path_buf(), source }
 }
 
@@ -131,6 +151,9 @@ pub struct CacheDir {
     root: PathBuf,
     /// Metadata last read per key, shared by clones (the async tasks).
     meta_memo: Arc<Mutex<HashMap<String, (FileStamp, Arc<[u8]>)>>>,
+    /// The index and the uses not yet written to it, shared by clones.
+    book: Arc<Mutex<Book>>,
+    limits: Limits,
 }
 
 /// Metadata files remembered at most (about 300 bytes each): enough that a
@@ -164,7 +187,17 @@ const KEY_LEN: usize = 64;
 
 impl CacheDir {
     fn at(root: PathBuf) -> CacheDir {
-        CacheDir { root, meta_memo: Arc::default() }
+        CacheDir { root, meta_memo: Arc::default(), book: Arc::default(), limits: Limits::default() }
+    }
+
+    /// The same directory with `limits` applied after each store.
+    pub fn with_limits(mut self, limits: Limits) -> CacheDir {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Errors if `root` exists and is not a directory.
@@ -222,7 +255,7 @@ impl CacheDir {
         Ok(self.root.join(format!("{key}.npy")))
     }
 
-    fn meta_path(&self, key: &str) -> PathBuf {
+    pub(crate) fn meta_path(&self, key: &str) -> PathBuf {
         self.root.join(format!("{key}.json"))
     }
 
@@ -232,21 +265,32 @@ impl CacheDir {
     pub fn load(&self, key: &str, map: bool) -> Result<Lookup, StoreError> {
         let array_path = self.array_path(key)?;
         let meta_path = self.meta_path(key);
+        if self.expire_if_old(key)? {
+            return Ok(Lookup::Miss);
+        }
+        let lookup = self.load_files(key, &array_path, &meta_path, map && !self.on_network_fs())?;
+        if let Lookup::Hit(_) = lookup {
+            self.note_use(key);
+        }
+        Ok(lookup)
+    }
+
+    fn load_files(&self, key: &str, array_path: &Path, meta_path: &Path, map: bool) -> Result<Lookup, StoreError> {
         let damaged = |action, path: &Path, e| Ok(Lookup::Damaged(io_err(action, path)(e)));
-        let (meta, meta_read) = match self.read_meta(key, &meta_path) {
+        let (meta, meta_read) = match self.read_meta(key, meta_path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Miss),
-            Err(e) => return damaged("read cache metadata", &meta_path, e),
+            Err(e) => return damaged("read cache metadata", meta_path, e),
         };
-        let mut file = match open_entry_file(&array_path) {
+        let mut file = match open_entry_file(array_path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Miss),
-            Err(e) => return damaged("read cache entry", &array_path, e),
+            Err(e) => return damaged("read cache entry", array_path, e),
         };
-        let mapped = if map { npy_format::map_npy_file(&file, &array_path) } else { Ok(None) };
+        let mapped = if map { npy_format::map_npy_file(&file, array_path) } else { Ok(None) };
         let array = match mapped {
             Ok(Some(m)) => Ok(LoadedArray::Mapped(m)),
-            Ok(None) => npy_format::read_npy_file(&mut file, &array_path).map(LoadedArray::Read),
+            Ok(None) => npy_format::read_npy_file(&mut file, array_path).map(LoadedArray::Read),
             Err(e) => Err(e),
         };
         Ok(match array {
@@ -257,7 +301,10 @@ impl CacheDir {
 
     /// Writes the entry of `key`, replacing any earlier one. Readers see the
     /// old entry or the new one, never a mix or a partial file.
-    pub fn store(&self, key: &str, header: &Header, data: &[u8], meta: &[u8]) -> Result<(), StoreError> {
+    /// The files are renamed into place inside an index transaction that
+    /// records the entry, and then the cache's limits are applied.
+    /// `function` names the entry in the index.
+    pub fn store(&self, key: &str, header: &Header, data: &[u8], meta: &[u8], function: &str) -> Result<(), StoreError> {
         let array_path = self.array_path(key)?;
         let meta_path = self.meta_path(key);
         self.ensure_dir()?;
@@ -266,21 +313,43 @@ impl CacheDir {
         let result = (|| {
             write_new(&tmp_array, |f| npy_format::write_npy_to(f, header, data).map_err(StoreError::Npy))?;
             write_new(&tmp_meta, |f| f.write_all(meta).map_err(io_err("write", &tmp_meta)))?;
-            fs::rename(&tmp_array, &array_path).map_err(io_err("rename into place", &array_path))?;
-            // The metadata goes last: its presence is what makes an entry a hit.
-            fs::rename(&tmp_meta, &meta_path).map_err(io_err("rename into place", &meta_path))
+            let bytes = file_len(&tmp_array)? + meta.len() as u64;
+            let now = managed::now_ms();
+            let row = EntryRow {
+                key: key.to_owned(),
+                function: function.to_owned(),
+                dtype: header.dtype.descr(),
+                shape: managed::shape_json(&header.shape),
+                bytes,
+                created: now,
+                last_used: now,
+            };
+            self.index_entry(&row, || {
+                fs::rename(&tmp_array, &array_path).map_err(io_err("rename into place", &array_path))?;
+                // The metadata goes last: its presence is what makes an entry a hit.
+                fs::rename(&tmp_meta, &meta_path).map_err(io_err("rename into place", &meta_path))
+            })
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp_array);
             let _ = fs::remove_file(&tmp_meta);
         }
-        result
+        result?;
+        self.after_store()
+    }
+
+    /// Takes the compute-once lease of `key`, or says who holds it. A lease
+    /// unrefreshed for `stale_after` (or whose holder on this host died) is broken.
+    pub fn claim(&self, key: &str, stale_after: std::time::Duration) -> Result<Claim, StoreError> {
+        check_key(key)?;
+        self.ensure_dir()?;
+        lease::claim(&self.root, key, stale_after)
     }
 
     /// Removes the entries and temporary files this cache writes, nothing
     /// else; then, with `remove_dir`, the directory itself if it is empty.
     /// Links are removed as links, never followed.
-    pub fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
+    fn clear_files(&self, remove_dir: bool, keep: &dyn Fn(&str) -> bool) -> Result<ClearReport, StoreError> {
         let mut report = ClearReport::default();
         let listing = match fs::read_dir(&self.root) {
             Ok(l) => l,
@@ -295,7 +364,17 @@ impl CacheDir {
             // file_type() does not follow links, so a link named like an entry is unlinked, not followed.
             let is_dir = item.file_type().map(|t| t.is_dir()).unwrap_or(false);
             match name.to_str() {
-                Some(n) if !is_dir && is_cache_file_name(n) => ours.push(item.path()),
+                // The index goes only with the directory; entries stored since the clear began stay.
+                Some(n) if !is_dir && managed::is_index_file_name(n) => {
+                    if remove_dir {
+                        ours.push(item.path())
+                    }
+                }
+                Some(n) if !is_dir && is_cache_file_name(n) => {
+                    if !keep(entry_key(n).unwrap_or("")) {
+                        ours.push(item.path())
+                    }
+                }
                 _ => remaining += 1,
             }
         }
@@ -323,7 +402,7 @@ impl CacheDir {
         Ok(report)
     }
 
-    fn ensure_dir(&self) -> Result<(), StoreError> {
+    pub(crate) fn ensure_dir(&self) -> Result<(), StoreError> {
         match fs::create_dir_all(&self.root) {
             Ok(()) => Ok(()),
             Err(_) if self.root.exists() && !self.root.is_dir() => {
@@ -340,27 +419,39 @@ impl CacheDir {
     }
 }
 
-/// Entry and temporary file names this cache writes, and only those.
+/// Entry, lease, index and temporary file names this cache writes, and only those.
 pub fn is_cache_file_name(name: &str) -> bool {
+    entry_key(name).is_some() || managed::is_index_file_name(name)
+}
+
+/// The key an entry, lease or temporary file belongs to.
+pub(crate) fn entry_key(name: &str) -> Option<&str> {
     let entry = |s: &str| s.len() == KEY_LEN && s.bytes().all(is_lower_hex);
     if let Some(stem) = name.strip_suffix(".npy").or_else(|| name.strip_suffix(".json")) {
-        return entry(stem);
+        return entry(stem).then_some(stem);
+    }
+    if let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".lock")) {
+        return entry(stem).then_some(stem);
     }
     if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
         let mut parts = rest.splitn(3, '.');
-        return matches!(
-            (parts.next(), parts.next(), parts.next()),
-            (Some(k), Some("npy" | "json"), Some(_)) if entry(k)
-        );
+        return match (parts.next(), parts.next(), parts.next()) {
+            (Some(k), Some("npy" | "json" | "lock"), Some(_)) if entry(k) => Some(k),
+            _ => None,
+        };
     }
-    false
+    None
+}
+
+fn file_len(path: &Path) -> Result<u64, StoreError> {
+    fs::metadata(path).map(|m| m.len()).map_err(io_err("inspect", path))
 }
 
 fn is_lower_hex(b: u8) -> bool {
     b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
 }
 
-fn check_key(key: &str) -> Result<(), StoreError> {
+pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     if key.len() == KEY_LEN && key.bytes().all(is_lower_hex) {
         Ok(())
     } else {
@@ -380,7 +471,7 @@ fn write_new(path: &Path, body: impl FnOnce(&mut File) -> Result<(), StoreError>
 /// is an error, so a planted link cannot point a load outside the cache),
 /// and without blocking on a FIFO planted under an entry's name. The readers
 /// check that it is a regular file.
-fn open_entry_file(path: &Path) -> io::Result<File> {
+pub(crate) fn open_entry_file(path: &Path) -> io::Result<File> {
     let mut options = File::options();
     options.read(true);
     #[cfg(unix)]
@@ -392,7 +483,7 @@ fn open_entry_file(path: &Path) -> io::Result<File> {
 const MAX_META_LEN: u64 = 1 << 20;
 
 /// Reads a file of known length, noticing if it is not that length.
-fn read_small(file: File, len: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_small(file: File, len: u64) -> io::Result<Vec<u8>> {
     if len > MAX_META_LEN {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "metadata file is too large"));
     }
@@ -405,13 +496,13 @@ fn read_small(file: File, len: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn host_tag() -> String {
+pub(crate) fn host_tag() -> String {
     let host = gethostname::gethostname();
     let host: String = host.to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
     if host.is_empty() { "host".to_owned() } else { host }
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     // RandomState is seeded from the OS once per process; the counter makes each call differ.
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();

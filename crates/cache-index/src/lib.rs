@@ -1,0 +1,433 @@
+//! An index of cache entries kept in SQLite: each entry's size, function,
+//! dtype, shape, creation and last use, plus running totals, so limits are
+//! enforced and statistics read without listing the cache directory.
+//!
+//! Many processes share one index safely: every change is a transaction
+//! under SQLite's write lock. The caller's file operations that must agree
+//! with the index run inside those transactions, through closures:
+//!
+//! - [`Index::insert`] renames an entry into place and adds its row in one
+//!   transaction. A crash before the commit leaves files without a row
+//!   (an entry the index does not count yet), never a row without files.
+//! - [`Index::remove`] deletes rows in one transaction, then unlinks the
+//!   files of keys that still have no row in a second. A crash between the
+//!   two again leaves only files without a row, and an entry stored anew
+//!   between the two keeps its files.
+//! - [`Index::reconcile`] lists the directory under the write lock and
+//!   brings the rows in line with the files.
+//!
+//! The files are the truth; the index never makes a load return a wrong
+//! array, it only decides what is evicted and what statistics say.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+/// The schema version this crate writes, in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS entries (
+  key TEXT PRIMARY KEY NOT NULL,
+  function TEXT NOT NULL,
+  dtype TEXT NOT NULL,
+  shape TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  created INTEGER NOT NULL,
+  last_used INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_last_use ON entries (last_used, key);
+CREATE TABLE IF NOT EXISTS totals (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  entries INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  hits INTEGER NOT NULL,
+  misses INTEGER NOT NULL,
+  reconciled INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals VALUES (0, 0, 0, 0, 0, 0);
+-- Totals follow the rows in the same transaction, so they never drift.
+CREATE TRIGGER IF NOT EXISTS entries_added AFTER INSERT ON entries BEGIN
+  UPDATE totals SET entries = entries + 1, bytes = bytes + NEW.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries BEGIN
+  UPDATE totals SET entries = entries - 1, bytes = bytes - OLD.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_resized AFTER UPDATE OF bytes ON entries BEGIN
+  UPDATE totals SET bytes = bytes - OLD.bytes + NEW.bytes;
+END;
+";
+
+/// How long a process waits for another's write lock before failing.
+/// Long: a reconcile of a very large directory holds it for seconds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What went wrong, with the index file it went wrong on.
+#[derive(Debug)]
+pub struct IndexError {
+    pub path: PathBuf,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl fmt::Display for IndexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cache index {}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for IndexError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// One entry as the index knows it. Times are milliseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRow {
+    pub key: String,
+    pub function: String,
+    pub dtype: String,
+    /// The shape as a JSON array, e.g. `[3,4]`.
+    pub shape: String,
+    /// Size of the entry's files on disk.
+    pub bytes: u64,
+    pub created: i64,
+    pub last_used: i64,
+}
+
+/// Limits on a cache; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub max_bytes: Option<u64>,
+    pub max_entries: Option<u64>,
+    /// Milliseconds since last use after which an entry expires.
+    pub max_age: Option<i64>,
+}
+
+impl Limits {
+    pub fn is_none(&self) -> bool {
+        *self == Limits::default()
+    }
+}
+
+/// Totals over the whole cache, from all processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub entries: u64,
+    pub bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// Which SQLite journal the index uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journal {
+    /// Write-ahead log: readers never block the writer. Needs memory shared
+    /// between the processes, so only on a local filesystem.
+    Wal,
+    /// Rollback journal with POSIX byte-range locks: for network
+    /// filesystems, where processes on different hosts share no memory.
+    Rollback,
+}
+
+/// An open index. Not shared between threads; the caller serialises use.
+pub struct Index {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Index {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Index {
+    /// Opens the index at `path`, creating it if needed. Also says whether
+    /// this call created it, so the caller can adopt entries already on disk.
+    pub fn open(path: &Path, journal: Journal) -> Result<(Index, bool), IndexError> {
+        let err = |source: rusqlite::Error| IndexError { path: path.to_path_buf(), source: Box::new(source) };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        let mode = match journal {
+            Journal::Wal => "wal",
+            Journal::Rollback => "delete",
+        };
+        // Changing the journal mode needs a moment with no other connection;
+        // if another process holds one, its mode (the same one) stays.
+        let _ = conn.pragma_update(None, "journal_mode", mode);
+        // A crash loses at most the last transactions, never consistency;
+        // the files, not the index, hold the arrays.
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        let mut index = Index { conn, path: path.to_path_buf() };
+        let version = index.write(|tx| {
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version <= SCHEMA_VERSION {
+                tx.execute_batch(SCHEMA)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            Ok(version)
+        })?;
+        if version > SCHEMA_VERSION {
+            let msg = format!("it has schema version {version}; this version of the cache reads up to {SCHEMA_VERSION}");
+            return Err(IndexError { path: path.to_path_buf(), source: msg.into() });
+        }
+        let created = version == 0;
+        Ok((index, created))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> IndexError + '_ {
+        |source: rusqlite::Error| IndexError { path: self.path.clone(), source: Box::new(source) }
+    }
+
+    /// Runs `f` in a transaction that holds the write lock from its start.
+    fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>) -> Result<T, IndexError> {
+        let path = self.path.clone();
+        let err = |source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let out = f(&tx).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    /// Like `write`, for closures whose own errors pass through. A closure
+    /// error rolls the transaction back.
+    fn write_with<T, E: From<IndexError>>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let path = self.path.clone();
+        let err = |source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    /// Runs `place` (which puts the entry's files under their real names)
+    /// and adds or replaces the entry's row, in one transaction. If `place`
+    /// fails nothing changes in the index.
+    pub fn insert<E: From<IndexError>>(&mut self, row: &EntryRow, place: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        let path = self.path.clone();
+        self.write_with(|tx| {
+            place()?;
+            upsert(tx, row).map_err(|source: rusqlite::Error| IndexError { path, source: Box::new(source) })?;
+            Ok(())
+        })
+    }
+
+    /// Records uses of entries (key, time of use) and hit and miss counts.
+    /// Keys without a row are skipped: the index only learns of entries
+    /// through `insert` and `reconcile`.
+    pub fn record(&mut self, uses: &[(String, i64)], hits: u64, misses: u64) -> Result<(), IndexError> {
+        self.write(|tx| {
+            let mut touch = tx.prepare_cached("UPDATE entries SET last_used = max(last_used, ?2) WHERE key = ?1")?;
+            for (key, when) in uses {
+                touch.execute(params![key, when])?;
+            }
+            tx.execute(
+                "UPDATE totals SET hits = hits + ?1, misses = misses + ?2",
+                params![to_i64(hits), to_i64(misses)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// When `key` was last used, as far as the index knows.
+    pub fn last_used(&self, key: &str) -> Result<Option<i64>, IndexError> {
+        let mut q = self.conn.prepare_cached("SELECT last_used FROM entries WHERE key = ?1").map_err(self.err())?;
+        q.query_row([key], |r| r.get(0)).optional().map_err(self.err())
+    }
+
+    pub fn totals(&self) -> Result<Totals, IndexError> {
+        self.conn
+            .query_row("SELECT entries, bytes, hits, misses FROM totals", [], |r| {
+                Ok(Totals {
+                    entries: to_u64(r.get(0)?),
+                    bytes: to_u64(r.get(1)?),
+                    hits: to_u64(r.get(2)?),
+                    misses: to_u64(r.get(3)?),
+                })
+            })
+            .map_err(self.err())
+    }
+
+    /// All rows, most recently used first.
+    pub fn rows(&self) -> Result<Vec<EntryRow>, IndexError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT key, function, dtype, shape, bytes, created, last_used FROM entries ORDER BY last_used DESC, key")
+            .map_err(self.err())?;
+        let rows = q.query_map([], row_of).map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
+    /// The entries to remove so the cache meets `limits` at time `now`:
+    /// first those unused for longer than `max_age`, then the least
+    /// recently used until both size limits hold. Returns (key, bytes) in
+    /// the order they should go.
+    pub fn victims(&self, limits: &Limits, now: i64) -> Result<Vec<(String, u64)>, IndexError> {
+        let totals = self.totals()?;
+        let (mut entries, mut bytes) = (totals.entries, totals.bytes);
+        let over = |entries: u64, bytes: u64| {
+            limits.max_entries.is_some_and(|m| entries > m) || limits.max_bytes.is_some_and(|m| bytes > m)
+        };
+        let expired_before = limits.max_age.map(|age| now.saturating_sub(age));
+        if expired_before.is_none() && !over(entries, bytes) {
+            return Ok(Vec::new());
+        }
+        let mut q = self
+            .conn
+            .prepare("SELECT key, bytes, last_used FROM entries ORDER BY last_used, key")
+            .map_err(self.err())?;
+        let mut rows = q.query([]).map_err(self.err())?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let last_used: i64 = r.get(2).map_err(self.err())?;
+            let expired = expired_before.is_some_and(|t| last_used < t);
+            if !expired && !over(entries, bytes) {
+                break;
+            }
+            let size = to_u64(r.get(1).map_err(self.err())?);
+            out.push((r.get(0).map_err(self.err())?, size));
+            entries = entries.saturating_sub(1);
+            bytes = bytes.saturating_sub(size);
+        }
+        Ok(out)
+    }
+
+    /// Removes `keys`: their rows in one transaction, then, under the write
+    /// lock again, `unlink` for each key that still has no row (one stored
+    /// anew in between keeps its files). Returns the rows' total bytes.
+    pub fn remove<E: From<IndexError>>(
+        &mut self,
+        keys: &[String],
+        mut unlink: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let removed = self.write(|tx| {
+            let mut delete = tx.prepare_cached("DELETE FROM entries WHERE key = ?1 RETURNING bytes")?;
+            let mut bytes = 0u64;
+            for key in keys {
+                let size: Option<i64> = delete.query_row([key], |r| r.get(0)).optional()?;
+                bytes += size.map_or(0, to_u64);
+            }
+            Ok(bytes)
+        })?;
+        let path = self.path.clone();
+        self.write_with(|tx| -> Result<(), E> {
+            let mut present = tx
+                .prepare_cached("SELECT 1 FROM entries WHERE key = ?1")
+                .map_err(|source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) })?;
+            for key in keys {
+                let stored_again =
+                    present.exists([key]).map_err(|source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) })?;
+                if !stored_again {
+                    unlink(key)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+
+    /// Empties the index (rows and counters) in one transaction, then runs
+    /// `unlink_all` under the write lock with a test for keys stored since.
+    pub fn clear<T, E: From<IndexError>>(
+        &mut self,
+        unlink_all: impl FnOnce(&dyn Fn(&str) -> bool) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM entries", [])?;
+            tx.execute("UPDATE totals SET entries = 0, bytes = 0, hits = 0, misses = 0", [])?;
+            Ok(())
+        })?;
+        self.write_with(|tx| {
+            let stored_since = |key: &str| {
+                tx.prepare_cached("SELECT 1 FROM entries WHERE key = ?1").and_then(|mut q| q.exists([key])).unwrap_or(true)
+            };
+            unlink_all(&stored_since)
+        })
+    }
+
+    /// Brings the rows in line with the files, under the write lock: `scan`
+    /// lists the complete entries on disk (it may also tidy leftovers).
+    /// Rows are added for entries the index lacks (keeping the last use the
+    /// scan gives) and dropped for entries no longer on disk. Returns
+    /// (added, dropped).
+    pub fn reconcile<E: From<IndexError>>(
+        &mut self,
+        now: i64,
+        scan: impl FnOnce() -> Result<Vec<EntryRow>, E>,
+    ) -> Result<(u64, u64), E> {
+        let path = self.path.clone();
+        self.write_with(|tx| {
+            let err = |source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) };
+            let on_disk = scan()?;
+            tx.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) WITHOUT ROWID", []).map_err(err)?;
+            tx.execute("DELETE FROM seen", []).map_err(err)?;
+            let mut added = 0;
+            {
+                let mut mark = tx.prepare_cached("INSERT OR IGNORE INTO seen VALUES (?1)").map_err(err)?;
+                let mut adopt = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO entries (key, function, dtype, shape, bytes, created, last_used)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(err)?;
+                for row in &on_disk {
+                    mark.execute([&row.key]).map_err(err)?;
+                    added += adopt
+                        .execute(params![row.key, row.function, row.dtype, row.shape, to_i64(row.bytes), row.created, row.last_used])
+                        .map_err(err)? as u64;
+                }
+            }
+            let dropped =
+                tx.execute("DELETE FROM entries WHERE key NOT IN (SELECT key FROM seen)", []).map_err(err)? as u64;
+            tx.execute("DELETE FROM seen", []).map_err(err)?;
+            tx.execute("UPDATE totals SET reconciled = ?1", [now]).map_err(err)?;
+            Ok((added, dropped))
+        })
+    }
+
+    /// When `reconcile` last ran (0: never).
+    pub fn reconciled_at(&self) -> Result<i64, IndexError> {
+        self.conn.query_row("SELECT reconciled FROM totals", [], |r| r.get(0)).map_err(self.err())
+    }
+}
+
+fn upsert(tx: &rusqlite::Transaction, row: &EntryRow) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "INSERT INTO entries (key, function, dtype, shape, bytes, created, last_used)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (key) DO UPDATE SET function = excluded.function, dtype = excluded.dtype,
+           shape = excluded.shape, bytes = excluded.bytes, created = excluded.created,
+           last_used = excluded.last_used",
+    )?
+    .execute(params![row.key, row.function, row.dtype, row.shape, to_i64(row.bytes), row.created, row.last_used])
+}
+
+fn row_of(r: &rusqlite::Row) -> rusqlite::Result<EntryRow> {
+    Ok(EntryRow {
+        key: r.get(0)?,
+        function: r.get(1)?,
+        dtype: r.get(2)?,
+        shape: r.get(3)?,
+        bytes: to_u64(r.get(4)?),
+        created: r.get(5)?,
+        last_used: r.get(6)?,
+    })
+}

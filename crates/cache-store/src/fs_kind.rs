@@ -1,0 +1,69 @@
+//! Whether a directory is on a network filesystem, where processes on
+//! different hosts share it: no shared memory between them (so no SQLite
+//! WAL), and a file unlinked by one host can vanish under another's mapping.
+
+use std::path::Path;
+
+/// True for NFS, SMB/CIFS, FUSE-mounted (sshfs and the like) and cluster
+/// filesystems. False when unknown.
+pub fn is_network_fs(path: &Path) -> bool {
+    imp::is_network_fs(path)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod imp {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    // statfs(2) f_type magic numbers (linux/magic.h and the filesystems' own headers).
+    const NETWORK_MAGICS: &[i64] = &[
+        0x6969,      // NFS
+        0x517B,      // SMB
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x6573_5546, // FUSE
+        0x5346_414F, // AFS
+        0x00C3_6400, // Ceph
+        0x0BD0_0BD0, // Lustre
+        0x4750_4653, // GPFS
+        0x0102_1997, // 9p
+    ];
+
+    pub fn is_network_fs(path: &Path) -> bool {
+        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return false };
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid C string and a zeroed out-struct of the right type.
+        if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+            return false;
+        }
+        #[allow(clippy::unnecessary_cast)]
+        let magic = st.f_type as i64 & 0xFFFF_FFFF;
+        NETWORK_MAGICS.contains(&magic)
+    }
+}
+
+#[cfg(target_os = "macos")]
+mod imp {
+    use std::ffi::{CStr, CString};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    pub fn is_network_fs(path: &Path) -> bool {
+        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return false };
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as on Linux.
+        if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+            return false;
+        }
+        let name = unsafe { CStr::from_ptr(st.f_fstypename.as_ptr()) }.to_string_lossy();
+        matches!(&*name, "nfs" | "smbfs" | "afpfs" | "webdav" | "macfuse" | "osxfuse")
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+mod imp {
+    pub fn is_network_fs(_path: &std::path::Path) -> bool {
+        false
+    }
+}

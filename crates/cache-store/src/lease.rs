@@ -1,0 +1,190 @@
+//! Compute-once leases: one process at a time computes a given key while
+//! the others wait for its entry.
+//!
+//! A lease is the file `.<key>.lock`. It is taken by writing a uniquely
+//! named file and hard-linking it to the lease name: `link` is atomic on
+//! every filesystem including NFS, where `O_EXCL` was not always honoured
+//! and `flock` is emulated. If the reply to `link` is lost (NFS retries),
+//! the unique file's link count of 2 still tells the winner.
+//!
+//! The holder's thread refreshes the lease's modification time while it
+//! computes, even if the JS thread is busy in a synchronous function. A
+//! lease whose holder died is broken: at once if the holder was on this
+//! host and its process is gone, else once it has not been refreshed for
+//! `stale_after`.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crate::{host_tag, io_err, random_u64, StoreError};
+
+/// A held lease; dropping it releases it.
+#[derive(Debug)]
+pub struct Lease {
+    path: PathBuf,
+    id: FileId,
+    heartbeat: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+/// The outcome of trying to take a lease.
+#[derive(Debug)]
+pub enum Claim {
+    Taken(Lease),
+    /// Another live process holds it; `holder` is its `host pid`.
+    Held { holder: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+fn file_id(m: &fs::Metadata) -> FileId {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        FileId { dev: m.dev(), ino: m.ino() }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        FileId { dev: 0, ino: 0 }
+    }
+}
+
+fn link_count(m: &fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        m.nlink()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        1
+    }
+}
+
+/// Whether process `pid` exists on this host (unknown counts as alive).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
+        // SAFETY: signal 0 only checks that the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// Tries to take the lease at `path` (`.<key>.lock` in `dir`).
+pub(crate) fn claim(dir: &Path, key: &str, stale_after: Duration) -> Result<Claim, StoreError> {
+    let path = dir.join(format!(".{key}.lock"));
+    // Two rounds: a stale lease broken in the first is taken in the second.
+    for _ in 0..2 {
+        let unique = dir.join(format!(".{key}.lock.{}-{}-{:016x}.tmp", host_tag(), std::process::id(), random_u64()));
+        let mut file =
+            File::options().write(true).create_new(true).open(&unique).map_err(io_err("create lease file", &unique))?;
+        let taken = (|| {
+            writeln!(file, "{} {}", host_tag(), std::process::id()).map_err(io_err("write lease file", &unique))?;
+            match fs::hard_link(&unique, &path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let m = fs::metadata(&unique).map_err(io_err("inspect lease file", &unique))?;
+                    Ok(link_count(&m) == 2)
+                }
+                Err(e) => Err(io_err("take lease", &path)(e)),
+            }
+        })();
+        let _ = fs::remove_file(&unique);
+        if taken? {
+            let id = file_id(&file.metadata().map_err(io_err("inspect lease", &path))?);
+            let heartbeat = start_heartbeat(file, stale_after / 4);
+            return Ok(Claim::Taken(Lease { path, id, heartbeat: Some(heartbeat) }));
+        }
+        match holder_if_live(&path, stale_after)? {
+            Some(holder) => return Ok(Claim::Held { holder }),
+            None => continue,
+        }
+    }
+    Ok(Claim::Held { holder: "another process".to_owned() })
+}
+
+/// The holder of the lease at `path` if it is live; breaks it and returns
+/// None if it is stale or gone.
+fn holder_if_live(path: &Path, stale_after: Duration) -> Result<Option<String>, StoreError> {
+    let (meta, text) = match (fs::metadata(path), fs::read_to_string(path)) {
+        (Ok(m), Ok(t)) => (m, t),
+        // Released in between: try again.
+        _ => return Ok(None),
+    };
+    let holder = text.trim().to_owned();
+    let mut parts = holder.rsplitn(2, ' ');
+    let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let host = parts.next();
+    let dead_here = host == Some(host_tag().as_str()) && pid.is_some_and(|p| !process_alive(p));
+    let age = meta.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok()).unwrap_or_default();
+    if !dead_here && age < stale_after {
+        return Ok(Some(holder));
+    }
+    // Rename it away first: of several processes breaking it at once, one
+    // rename succeeds. If what was renamed is not the lease judged stale
+    // (it was replaced in between), it is a live lease: put it back.
+    let broken = path.with_extension(format!("lock.broken-{:016x}.tmp", random_u64()));
+    if fs::rename(path, &broken).is_err() {
+        return Ok(None);
+    }
+    let moved = fs::metadata(&broken).map(|m| file_id(&m)).ok();
+    if moved != Some(file_id(&meta)) {
+        let _ = fs::hard_link(&broken, path);
+    }
+    let _ = fs::remove_file(&broken);
+    Ok(None)
+}
+
+fn start_heartbeat(file: File, every: Duration) -> (Sender<()>, JoinHandle<()>) {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let every = every.max(Duration::from_millis(50));
+    let thread = std::thread::spawn(move || loop {
+        match stopped.recv_timeout(every) {
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = file.set_modified(SystemTime::now());
+            }
+            _ => return,
+        }
+    });
+    (stop, thread)
+}
+
+impl Lease {
+    /// Releases the lease (also done on drop).
+    pub fn release(mut self) {
+        self.release_now();
+    }
+
+    fn release_now(&mut self) {
+        if let Some((stop, thread)) = self.heartbeat.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+            // Remove it only if it is still ours (it may have been broken as stale).
+            if fs::metadata(&self.path).map(|m| file_id(&m)).ok() == Some(self.id) {
+                let _ = fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.release_now();
+    }
+}

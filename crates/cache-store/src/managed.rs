@@ -1,0 +1,407 @@
+//! A cache that manages itself: the index of entries (opened lazily, and
+//! again if another process replaced it), uses recorded in memory and
+//! written in batches, limits applied after stores and on demand, and
+//! leftovers of crashed processes tidied.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, BufReader};
+use std::path::Path;
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cache_index::{EntryRow, Index, Journal, Limits, Totals};
+
+use crate::lease::process_alive;
+use crate::{entry_key, host_tag, io_err, is_network_fs, CacheDir, ClearReport, StoreError};
+
+/// The index file, hidden beside the entries; SQLite adds `-wal`, `-shm`
+/// or `-journal` files next to it.
+pub const INDEX_FILE: &str = ".numpy-func-cache-index.sqlite";
+
+pub(crate) fn is_index_file_name(name: &str) -> bool {
+    name.strip_prefix(INDEX_FILE).is_some_and(|rest| matches!(rest, "" | "-wal" | "-shm" | "-journal"))
+}
+
+/// Uses are written to the index at most this often (and on demand), so a
+/// hit costs a map insert, not a transaction.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// The directory is reconciled with the index at least this often.
+const RECONCILE_EVERY_MS: i64 = 24 * 3600 * 1000;
+/// Temporary files of another host (whose processes cannot be checked) are
+/// leftovers after this long.
+const FOREIGN_TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Entries removed per pair of index transactions during a prune.
+const REMOVE_BATCH: usize = 1000;
+
+pub(crate) fn now_ms() -> i64 {
+    ms_since_epoch(SystemTime::now())
+}
+
+fn ms_since_epoch(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub(crate) fn shape_json(shape: &[u64]) -> String {
+    format!("[{}]", shape.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub removed_entries: u64,
+    pub removed_bytes: u64,
+    /// Entries found on disk that the index lacked (stored by a process killed mid-store).
+    pub adopted: u64,
+    /// Index rows whose files were gone.
+    pub dropped: u64,
+    /// Temporary and partial files left by killed processes.
+    pub removed_leftovers: u64,
+    /// Totals after the prune.
+    pub totals: Totals,
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct Book {
+    /// The open index and the identity of its file when opened.
+    index: Option<(Index, (u64, u64))>,
+    network: Option<bool>,
+    /// Uses not yet written: key to time of last use.
+    pending: HashMap<String, i64>,
+    hits: u64,
+    misses: u64,
+    last_flush: Option<Instant>,
+}
+
+fn file_identity(m: &fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        (m.len(), m.modified().map(ms_since_epoch).unwrap_or(0) as u64)
+    }
+}
+
+impl CacheDir {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The index, opened (and on first creation filled from the files on
+    /// disk) or reopened if its file was replaced. None while the directory
+    /// does not exist: the index never creates it.
+    fn index<'b>(&self, book: &'b mut Book) -> Result<Option<&'b mut Index>, StoreError> {
+        if !self.root.is_dir() {
+            book.index = None;
+            return Ok(None);
+        }
+        let path = self.root.join(INDEX_FILE);
+        let current = fs::metadata(&path).ok().map(|m| file_identity(&m));
+        if book.index.as_ref().is_some_and(|(_, id)| Some(*id) == current) {
+            return Ok(book.index.as_mut().map(|(index, _)| index));
+        }
+        book.index = None;
+        let network = *book.network.get_or_insert_with(|| is_network_fs(&self.root));
+        let (mut index, created) = Index::open(&path, if network { Journal::Rollback } else { Journal::Wal })?;
+        let id = fs::metadata(&path).map(|m| file_identity(&m)).map_err(io_err("inspect", &path))?;
+        if created {
+            // A directory from before the index, or one whose index was removed.
+            index.reconcile(now_ms(), || self.scan(&mut 0))?;
+        }
+        book.index = Some((index, id));
+        Ok(book.index.as_mut().map(|(index, _)| index))
+    }
+
+    /// Mapped hits are read instead on a network filesystem: a file another
+    /// host unlinks can vanish under a mapping there.
+    pub(crate) fn on_network_fs(&self) -> bool {
+        let mut book = self.book();
+        if let Some(n) = book.network {
+            return n;
+        }
+        if !self.root.is_dir() {
+            return false;
+        }
+        *book.network.insert(is_network_fs(&self.root))
+    }
+
+    pub(crate) fn note_use(&self, key: &str) {
+        let mut book = self.book();
+        book.pending.insert(key.to_owned(), now_ms());
+        book.hits += 1;
+        if book.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY) {
+            // Bookkeeping only: a failure here must not fail the hit.
+            let _ = self.flush_book(&mut book);
+        }
+    }
+
+    fn flush_book(&self, book: &mut Book) -> Result<(), StoreError> {
+        book.last_flush = Some(Instant::now());
+        if book.pending.is_empty() && book.hits == 0 && book.misses == 0 {
+            return Ok(());
+        }
+        let uses: Vec<(String, i64)> = book.pending.drain().collect();
+        let (hits, misses) = (std::mem::take(&mut book.hits), std::mem::take(&mut book.misses));
+        match self.index(book)? {
+            Some(index) => Ok(index.record(&uses, hits, misses)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the uses and counts recorded in memory to the index.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.flush_book(&mut self.book())
+    }
+
+    /// With `max_age`, removes the entry of `key` if it went unused that
+    /// long, and says so. Entries the index does not know are kept.
+    pub(crate) fn expire_if_old(&self, key: &str) -> Result<bool, StoreError> {
+        let Some(max_age) = self.limits.max_age else { return Ok(false) };
+        let now = now_ms();
+        let mut book = self.book();
+        let pending = book.pending.get(key).copied();
+        let Ok(Some(index)) = self.index(&mut book) else { return Ok(false) };
+        let last = match index.last_used(key)? {
+            Some(t) => t.max(pending.unwrap_or(i64::MIN)),
+            None => return Ok(false),
+        };
+        if now.saturating_sub(last) <= max_age {
+            return Ok(false);
+        }
+        book.pending.remove(key);
+        self.remove_in(&mut book, &[key.to_owned()])?;
+        Ok(true)
+    }
+
+    /// Runs `place` and records `row` in one index transaction (see `Index::insert`).
+    pub(crate) fn index_entry(&self, row: &EntryRow, place: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let mut book = self.book();
+        book.misses += 1;
+        match self.index(&mut book)? {
+            Some(index) => index.insert(row, place),
+            // The directory was removed under us: the entry goes in without bookkeeping.
+            None => place(),
+        }
+    }
+
+    /// Applies the limits after a store; writes pending uses first so the
+    /// eviction order is current; reconciles once a day.
+    pub(crate) fn after_store(&self) -> Result<(), StoreError> {
+        let mut book = self.book();
+        self.flush_book(&mut book)?;
+        let now = now_ms();
+        let Some(index) = self.index(&mut book)? else { return Ok(()) };
+        if now.saturating_sub(index.reconciled_at()?) > RECONCILE_EVERY_MS {
+            index.reconcile(now, || self.scan(&mut 0))?;
+        }
+        if self.limits.is_none() {
+            return Ok(());
+        }
+        let victims: Vec<String> = index.victims(&self.limits, now)?.into_iter().map(|(k, _)| k).collect();
+        if !victims.is_empty() {
+            self.remove_in(&mut book, &victims)?;
+        }
+        Ok(())
+    }
+
+    fn remove_in(&self, book: &mut Book, keys: &[String]) -> Result<u64, StoreError> {
+        match self.index(book)? {
+            Some(index) => index.remove(keys, |key| self.unlink_entry(key)),
+            None => Ok(0),
+        }
+    }
+
+    /// Removes an entry's files, metadata first (its absence makes a miss).
+    fn unlink_entry(&self, key: &str) -> Result<(), StoreError> {
+        self.meta_memo.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        for path in [self.meta_path(key), self.root.join(format!("{key}.npy"))] {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("remove", &path)(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the entry of `key`; says whether there was one.
+    pub fn remove(&self, key: &str) -> Result<bool, StoreError> {
+        let existed = self.contains_files(key)?;
+        let mut book = self.book();
+        book.pending.remove(key);
+        if self.index(&mut book)?.is_some() {
+            self.remove_in(&mut book, &[key.to_owned()])?;
+        }
+        Ok(existed)
+    }
+
+    /// Whether `key` has an entry that a load would return (expired ones are removed).
+    pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.contains_files(key)? && !self.expire_if_old(key)?)
+    }
+
+    fn contains_files(&self, key: &str) -> Result<bool, StoreError> {
+        let array = self.array_path(key)?;
+        let is_file = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+        Ok(is_file(&self.meta_path(key)) && is_file(&array))
+    }
+
+    /// Totals for the whole cache, from all processes.
+    pub fn stats(&self) -> Result<Totals, StoreError> {
+        let mut book = self.book();
+        self.flush_book(&mut book)?;
+        match self.index(&mut book)? {
+            Some(index) => Ok(index.totals()?),
+            None => Ok(Totals::default()),
+        }
+    }
+
+    /// Every entry the index knows, most recently used first.
+    pub fn entries(&self) -> Result<Vec<EntryRow>, StoreError> {
+        let mut book = self.book();
+        self.flush_book(&mut book)?;
+        match self.index(&mut book)? {
+            Some(index) => Ok(index.rows()?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Reconciles the index with the directory (adopting entries it lacks,
+    /// dropping rows without files, tidying leftovers of killed processes),
+    /// then removes entries until `limits` hold. `progress(done, total)` is
+    /// called after each batch of removals.
+    pub fn prune(&self, limits: &Limits, progress: &mut dyn FnMut(u64, u64)) -> Result<PruneReport, StoreError> {
+        let mut book = self.book();
+        self.flush_book(&mut book)?;
+        let now = now_ms();
+        let mut report = PruneReport::default();
+        let Some(index) = self.index(&mut book)? else { return Ok(report) };
+        let mut leftovers = 0;
+        (report.adopted, report.dropped) = index.reconcile(now, || self.scan(&mut leftovers))?;
+        report.removed_leftovers = leftovers;
+        let victims: Vec<String> = index.victims(limits, now)?.into_iter().map(|(k, _)| k).collect();
+        let total = victims.len() as u64;
+        progress(0, total);
+        for batch in victims.chunks(REMOVE_BATCH) {
+            report.removed_bytes += self.remove_in(&mut book, batch)?;
+            report.removed_entries += batch.len() as u64;
+            progress(report.removed_entries, total);
+        }
+        if let Some(index) = self.index(&mut book)? {
+            report.totals = index.totals()?;
+        }
+        Ok(report)
+    }
+
+    /// Removes every entry; with `remove_dir`, then the index and the
+    /// directory. Entries stored by other processes during the clear stay.
+    pub fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
+        let mut book = self.book();
+        book.pending.clear();
+        (book.hits, book.misses) = (0, 0);
+        self.meta_memo.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut report = match self.index(&mut book) {
+            Ok(Some(index)) => index.clear(|stored_since| self.clear_files(false, stored_since))?,
+            Ok(None) => return Ok(ClearReport::default()),
+            // An unreadable index must not stop a clear.
+            Err(_) => self.clear_files(false, &|_| false)?,
+        };
+        if remove_dir {
+            book.index = None;
+            let rest = self.clear_files(true, &|_| false)?;
+            report.removed_files += rest.removed_files;
+            report.removed_dir = rest.removed_dir;
+        }
+        Ok(report)
+    }
+
+    /// Lists the complete entries on disk for `reconcile`, and removes
+    /// leftovers: temporary files of dead processes, and halves of entries
+    /// (safe here: stores rename under the index's write lock, held now).
+    fn scan(&self, leftovers: &mut u64) -> Result<Vec<EntryRow>, StoreError> {
+        let listing = match fs::read_dir(&self.root) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list cache directory", &self.root)(e)),
+        };
+        let mut names = Vec::new();
+        for item in listing {
+            let item = item.map_err(io_err("list cache directory", &self.root))?;
+            if item.file_type().is_ok_and(|t| t.is_file()) {
+                if let Ok(name) = item.file_name().into_string() {
+                    names.push(name);
+                }
+            }
+        }
+        let present: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        let mut rows = Vec::new();
+        let mut remove = |name: &str| {
+            if fs::remove_file(self.root.join(name)).is_ok() {
+                *leftovers += 1;
+            }
+        };
+        for name in &names {
+            let Some(key) = entry_key(name) else { continue };
+            if name.ends_with(".tmp") {
+                if temp_is_leftover(&self.root.join(name), name) {
+                    remove(name);
+                }
+            } else if let Some(stem) = name.strip_suffix(".json") {
+                match present.contains(format!("{stem}.npy").as_str()) {
+                    true => rows.extend(self.row_from_files(key)),
+                    false => remove(name),
+                }
+            } else if let Some(stem) = name.strip_suffix(".npy") {
+                if !present.contains(format!("{stem}.json").as_str()) {
+                    remove(name);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// An index row for an entry found on disk; None if it does not read as one.
+    fn row_from_files(&self, key: &str) -> Option<EntryRow> {
+        let array_path = self.root.join(format!("{key}.npy"));
+        let meta_path = self.meta_path(key);
+        let array_stat = fs::symlink_metadata(&array_path).ok()?;
+        let meta_stat = fs::symlink_metadata(&meta_path).ok()?;
+        let (header, _) = npy_format::decode_header(&mut BufReader::new(fs::File::open(&array_path).ok()?)).ok()?;
+        let meta: serde_json::Value = serde_json::from_slice(&fs::read(&meta_path).ok()?).ok()?;
+        let modified = |m: &fs::Metadata| m.modified().map(ms_since_epoch).unwrap_or(0);
+        let written = modified(&meta_stat);
+        Some(EntryRow {
+            key: key.to_owned(),
+            function: meta.get("function").and_then(|f| f.as_str()).unwrap_or("").to_owned(),
+            dtype: header.dtype.descr(),
+            shape: shape_json(&header.shape),
+            bytes: array_stat.len() + meta_stat.len(),
+            created: written,
+            last_used: written.max(modified(&array_stat)),
+        })
+    }
+}
+
+/// Whether a temporary file (`.<key>.<kind>.<host>-<pid>-<random>.tmp`)
+/// was left by a process that is gone: one of this host that no longer
+/// runs, or of another host after a day.
+fn temp_is_leftover(path: &Path, name: &str) -> bool {
+    let owner = name.strip_suffix(".tmp").and_then(|n| n.splitn(4, '.').nth(3)).unwrap_or("");
+    let mut parts = owner.rsplitn(3, '-');
+    let (_random, pid, host) = (parts.next(), parts.next(), parts.next());
+    if let (Some(host), Some(Ok(pid))) = (host, pid.map(str::parse::<u32>)) {
+        if host == host_tag() {
+            return !process_alive(pid);
+        }
+    }
+    let age = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default();
+    // Broken leases are renamed aside and removed at once; a minute covers the gap.
+    let limit = if owner.starts_with("broken-") { Duration::from_secs(60) } else { FOREIGN_TEMP_MAX_AGE };
+    age > limit
+}
