@@ -260,14 +260,20 @@ test('NumPy reads a 2-d entry in C order: a[i, j] is data[i * cols + j]', (t) =>
   ])
 })
 
-test('the entry is <dir>/<64-hex>.npy plus a small <key>.json (valid JSON), nothing else', (t) => {
+test('the entry is <dir>/<64-hex>.npy plus a small <key>.json (valid JSON); the only other files are the hidden index', (t) => {
   const dir = tempDir(t)
   const f = new NumpyFuncCache(dir).createCachedFunc(function layout(n: number) {
     return new Float64Array(1000).fill(n)
   })
   f(1)
   const { key, json } = onlyEntry(t, dir)
-  t.deepEqual(readdirSync(dir).sort(), [`${key}.json`, `${key}.npy`])
+  t.deepEqual(
+    readdirSync(dir)
+      .filter((n) => !/^\.numpy-func-cache-index\.sqlite(-wal|-shm|-journal)?$/.test(n))
+      .sort(),
+    [`${key}.json`, `${key}.npy`],
+  )
+  t.true(readdirSync(dir).includes('.numpy-func-cache-index.sqlite'))
   t.notThrows(() => JSON.parse(readFileSync(json, 'utf8')))
   t.true(statSync(json).size < 4096, 'metadata is small')
   t.true(statSync(join(dir, `${key}.npy`)).size >= 8000)
@@ -1016,7 +1022,7 @@ test.serial('two processes writing the same keys at once while a reader watches:
     t.is(a[n - 1], i)
   }
   t.is((g.__bigCalls ?? 0) - before, 0, 'every key hits')
-  t.deepEqual(readdirSync(dir).filter((x) => !/^[0-9a-f]{64}\.(npy|json)$/.test(x)), [])
+  t.deepEqual(readdirSync(dir).filter((x) => !/^[0-9a-f]{64}\.(npy|json)$|^\.numpy-func-cache-index\./.test(x)), [])
   t.is(entries(dir).length, count)
 })
 

@@ -77,6 +77,18 @@ impl fmt::Display for IndexError {
     }
 }
 
+impl IndexError {
+    /// Whether the index file is damaged or not an index at all (as
+    /// opposed to busy or unwritable): the caller may rebuild it.
+    pub fn is_damaged(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        matches!(
+            self.source.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(e, _)) if matches!(e.code, DatabaseCorrupt | NotADatabase)
+        )
+    }
+}
+
 impl std::error::Error for IndexError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.source)

@@ -335,7 +335,8 @@ impl CacheDir {
             let _ = fs::remove_file(&tmp_meta);
         }
         result?;
-        self.after_store()
+        self.after_store();
+        Ok(())
     }
 
     /// Takes the compute-once lease of `key`, or says who holds it. A lease
@@ -349,7 +350,8 @@ impl CacheDir {
     /// Removes the entries and temporary files this cache writes, nothing
     /// else; then, with `remove_dir`, the directory itself if it is empty.
     /// Links are removed as links, never followed.
-    fn clear_files(&self, remove_dir: bool, keep: &dyn Fn(&str) -> bool) -> Result<ClearReport, StoreError> {
+    /// With `index`, the index files too. Entries whose key `keep` names stay.
+    pub(crate) fn clear_files(&self, index: bool, remove_dir: bool, keep: &dyn Fn(&str) -> bool) -> Result<ClearReport, StoreError> {
         let mut report = ClearReport::default();
         let listing = match fs::read_dir(&self.root) {
             Ok(l) => l,
@@ -364,9 +366,8 @@ impl CacheDir {
             // file_type() does not follow links, so a link named like an entry is unlinked, not followed.
             let is_dir = item.file_type().map(|t| t.is_dir()).unwrap_or(false);
             match name.to_str() {
-                // The index goes only with the directory; entries stored since the clear began stay.
                 Some(n) if !is_dir && managed::is_index_file_name(n) => {
-                    if remove_dir {
+                    if index {
                         ours.push(item.path())
                     }
                 }

@@ -105,7 +105,18 @@ impl CacheDir {
         }
         book.index = None;
         let network = *book.network.get_or_insert_with(|| is_network_fs(&self.root));
-        let (mut index, created) = Index::open(&path, if network { Journal::Rollback } else { Journal::Wal })?;
+        let journal = if network { Journal::Rollback } else { Journal::Wal };
+        let (mut index, created) = match Index::open(&path, journal) {
+            // Only bookkeeping is lost: rebuild it from the files.
+            Err(e) if e.is_damaged() => {
+                self.remove_index_files();
+                Index::open(&path, journal)?
+            }
+            opened => opened?,
+        };
+        if created {
+            share_like_dir(&self.root, &path);
+        }
         let id = fs::metadata(&path).map(|m| file_identity(&m)).map_err(io_err("inspect", &path))?;
         if created {
             // A directory from before the index, or one whose index was removed.
@@ -113,6 +124,12 @@ impl CacheDir {
         }
         book.index = Some((index, id));
         Ok(book.index.as_mut().map(|(index, _)| index))
+    }
+
+    fn remove_index_files(&self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = fs::remove_file(self.root.join(format!("{INDEX_FILE}{suffix}")));
+        }
     }
 
     /// Mapped hits are read instead on a network filesystem: a file another
@@ -176,20 +193,38 @@ impl CacheDir {
         Ok(true)
     }
 
-    /// Runs `place` and records `row` in one index transaction (see `Index::insert`).
-    pub(crate) fn index_entry(&self, row: &EntryRow, place: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
+    /// Runs `place` and records `row` in one index transaction (see
+    /// `Index::insert`). If the index cannot be written (another user's,
+    /// or busy past the timeout) the entry is placed all the same: it is
+    /// whole and loads, and a later reconcile counts it.
+    pub(crate) fn index_entry(&self, row: &EntryRow, place: impl Fn() -> Result<(), StoreError>) -> Result<(), StoreError> {
         let mut book = self.book();
         book.misses += 1;
-        match self.index(&mut book)? {
-            Some(index) => index.insert(row, place),
-            // The directory was removed under us: the entry goes in without bookkeeping.
-            None => place(),
+        let placed = std::cell::Cell::new(false);
+        let indexed = match self.index(&mut book) {
+            Ok(Some(index)) => index.insert(row, || {
+                placed.set(true);
+                place()
+            }),
+            // The directory was removed under us.
+            Ok(None) => return place(),
+            Err(e) => Err(e),
+        };
+        match indexed {
+            Err(StoreError::Index(_)) if placed.get() => Ok(()),
+            Err(StoreError::Index(_)) => place(),
+            other => other,
         }
     }
 
     /// Applies the limits after a store; writes pending uses first so the
-    /// eviction order is current; reconciles once a day.
-    pub(crate) fn after_store(&self) -> Result<(), StoreError> {
+    /// eviction order is current; reconciles once a day. Failures are
+    /// bookkeeping only (the entry is stored); `prune` reports them.
+    pub(crate) fn after_store(&self) {
+        let _ = self.apply_limits();
+    }
+
+    fn apply_limits(&self) -> Result<(), StoreError> {
         let mut book = self.book();
         self.flush_book(&mut book)?;
         let now = now_ms();
@@ -295,25 +330,25 @@ impl CacheDir {
         Ok(report)
     }
 
-    /// Removes every entry; with `remove_dir`, then the index and the
-    /// directory. Entries stored by other processes during the clear stay.
+    /// Removes every entry and the index, leaving the directory as it was
+    /// before the cache used it; with `remove_dir`, then the directory.
+    /// Entries stored by other processes during the clear stay (unless the
+    /// directory goes), and are counted again by a later reconcile.
     pub fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
         let mut book = self.book();
         book.pending.clear();
         (book.hits, book.misses) = (0, 0);
         self.meta_memo.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let mut report = match self.index(&mut book) {
-            Ok(Some(index)) => index.clear(|stored_since| self.clear_files(false, stored_since))?,
+            Ok(Some(index)) => index.clear(|stored_since| self.clear_files(false, false, stored_since))?,
             Ok(None) => return Ok(ClearReport::default()),
             // An unreadable index must not stop a clear.
-            Err(_) => self.clear_files(false, &|_| false)?,
+            Err(_) => self.clear_files(false, false, &|_| false)?,
         };
-        if remove_dir {
-            book.index = None;
-            let rest = self.clear_files(true, &|_| false)?;
-            report.removed_files += rest.removed_files;
-            report.removed_dir = rest.removed_dir;
-        }
+        book.index = None;
+        let rest = self.clear_files(true, remove_dir, &|_| !remove_dir)?;
+        report.removed_files += rest.removed_files;
+        report.removed_dir = rest.removed_dir;
         Ok(report)
     }
 
@@ -382,6 +417,29 @@ impl CacheDir {
             last_used: written.max(modified(&array_stat)),
         })
     }
+}
+
+/// Lets the index be written by whoever may write the directory: a cache
+/// shared through a group- or world-writable directory is written by
+/// several users. (SQLite gives its `-wal` and `-shm` files the same mode.)
+fn share_like_dir(dir: &Path, index: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(dir_mode) = fs::metadata(dir).map(|m| m.permissions().mode()) else { return };
+        let shared = dir_mode & 0o022;
+        if shared == 0 {
+            return;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let path = index.with_file_name(format!("{INDEX_FILE}{suffix}"));
+            if let Ok(m) = fs::metadata(&path) {
+                let _ = fs::set_permissions(&path, fs::Permissions::from_mode(m.permissions().mode() | shared));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, index);
 }
 
 /// Whether a temporary file (`.<key>.<kind>.<host>-<pid>-<random>.tmp`)

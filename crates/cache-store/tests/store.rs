@@ -155,7 +155,9 @@ fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
     std::os::unix::fs::symlink(&victim, root.join(format!("{other_key}.npy"))).unwrap();
 
     let report = dir.clear(false).unwrap();
-    assert_eq!(report.removed_files, if cfg!(unix) { 4 } else { 3 });
+    // Entry, temporary file and link, plus the index's files.
+    assert!(report.removed_files > if cfg!(unix) { 4 } else { 3 }, "{report:?}");
+    assert!(!root.join(".numpy-func-cache-index.sqlite").exists(), "the index goes with the entries");
     let mut expected: Vec<String> = foreign.iter().map(|s| s.to_string()).chain(["sub".to_string()]).collect();
     expected.sort();
     assert_eq!(names(&root), expected);

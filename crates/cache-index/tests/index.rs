@@ -1,0 +1,200 @@
+use std::path::Path;
+
+use cache_index::{EntryRow, Index, IndexError, Journal, Limits, Totals};
+
+fn row(key: &str, bytes: u64, last_used: i64) -> EntryRow {
+    EntryRow {
+        key: key.to_owned(),
+        function: "f".to_owned(),
+        dtype: "<f8".to_owned(),
+        shape: "[2,3]".to_owned(),
+        bytes,
+        created: last_used,
+        last_used,
+    }
+}
+
+fn open(path: &Path) -> Index {
+    Index::open(path, Journal::Wal).unwrap().0
+}
+
+fn keys(v: &[(String, u64)]) -> Vec<&str> {
+    v.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+fn add(index: &mut Index, r: EntryRow) {
+    index.insert(&r, || Ok::<(), IndexError>(())).unwrap();
+}
+
+#[test]
+fn totals_follow_inserts_replacements_and_removals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut index, created) = Index::open(&tmp.path().join("i.sqlite"), Journal::Wal).unwrap();
+    assert!(created);
+    add(&mut index, row("a", 100, 1));
+    add(&mut index, row("b", 50, 2));
+    add(&mut index, row("a", 30, 3)); // replaces a
+    assert_eq!(index.totals().unwrap(), Totals { entries: 2, bytes: 80, hits: 0, misses: 0 });
+    let mut unlinked = Vec::new();
+    let removed = index.remove(&["a".to_owned(), "zzz".to_owned()], |k| {
+        unlinked.push(k.to_owned());
+        Ok::<(), IndexError>(())
+    });
+    assert_eq!(removed.unwrap(), 30);
+    // Files of keys the index never knew are removed too.
+    assert_eq!(unlinked, ["a", "zzz"]);
+    assert_eq!(index.totals().unwrap(), Totals { entries: 1, bytes: 50, hits: 0, misses: 0 });
+    // Reopening keeps everything and does not report a creation.
+    drop(index);
+    let (index, created) = Index::open(&tmp.path().join("i.sqlite"), Journal::Wal).unwrap();
+    assert!(!created);
+    assert_eq!(index.rows().unwrap(), vec![row("b", 50, 2)]);
+}
+
+#[test]
+fn a_failed_placement_leaves_no_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut index = open(&tmp.path().join("i.sqlite"));
+    let err = index.insert(&row("a", 10, 1), || {
+        Err(IndexError { path: "x".into(), source: "rename failed".into() })
+    });
+    assert!(err.unwrap_err().to_string().contains("rename failed"));
+    assert_eq!(index.totals().unwrap().entries, 0);
+    assert!(index.rows().unwrap().is_empty());
+}
+
+#[test]
+fn victims_are_expired_entries_then_least_recently_used_until_under_the_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut index = open(&tmp.path().join("i.sqlite"));
+    for (k, bytes, used) in [("a", 10, 100), ("b", 20, 300), ("c", 30, 200), ("d", 40, 400)] {
+        add(&mut index, row(k, bytes, used));
+    }
+    let none = Limits::default();
+    assert!(index.victims(&none, 1000).unwrap().is_empty());
+    let by_count = Limits { max_entries: Some(2), ..none };
+    assert_eq!(keys(&index.victims(&by_count, 1000).unwrap()), ["a", "c"]);
+    // 100 bytes in all; at most 65 means dropping a (10), c (30): 60 left.
+    let by_size = Limits { max_bytes: Some(65), ..none };
+    assert_eq!(keys(&index.victims(&by_size, 1000).unwrap()), ["a", "c"]);
+    let by_size = Limits { max_bytes: Some(70), ..none };
+    assert_eq!(keys(&index.victims(&by_size, 1000).unwrap()), ["a", "c"]);
+    let by_size = Limits { max_bytes: Some(90), ..none };
+    assert_eq!(keys(&index.victims(&by_size, 1000).unwrap()), ["a"]);
+    // Unused for more than 250 ms at t=500: a (100) and c (200).
+    let by_age = Limits { max_age: Some(250), ..none };
+    assert_eq!(keys(&index.victims(&by_age, 500).unwrap()), ["a", "c"]);
+    // A limit of zero empties the cache.
+    let zero = Limits { max_bytes: Some(0), ..none };
+    assert_eq!(index.victims(&zero, 1000).unwrap().len(), 4);
+}
+
+#[test]
+fn recorded_uses_move_last_use_forward_only_and_count_hits_and_misses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut index = open(&tmp.path().join("i.sqlite"));
+    add(&mut index, row("a", 1, 500));
+    index.record(&[("a".to_owned(), 400), ("unknown".to_owned(), 900)], 2, 1).unwrap();
+    assert_eq!(index.last_used("a").unwrap(), Some(500));
+    index.record(&[("a".to_owned(), 700)], 1, 0).unwrap();
+    assert_eq!(index.last_used("a").unwrap(), Some(700));
+    assert_eq!(index.last_used("unknown").unwrap(), None);
+    let t = index.totals().unwrap();
+    assert_eq!((t.entries, t.hits, t.misses), (1, 3, 1));
+}
+
+#[test]
+fn reconcile_adopts_files_the_index_lacks_and_drops_rows_without_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut index = open(&tmp.path().join("i.sqlite"));
+    add(&mut index, row("kept", 5, 10));
+    add(&mut index, row("gone", 7, 10));
+    let on_disk = vec![row("kept", 999, 999), row("new", 3, 20)];
+    let (added, dropped) = index.reconcile(12345, || Ok::<_, IndexError>(on_disk)).unwrap();
+    assert_eq!((added, dropped), (1, 1));
+    // A known row keeps what the index knew (its last use).
+    assert_eq!(index.rows().unwrap(), vec![row("new", 3, 20), row("kept", 5, 10)]);
+    assert_eq!(index.totals().unwrap().bytes, 8);
+    assert_eq!(index.reconciled_at().unwrap(), 12345);
+}
+
+#[test]
+fn clear_empties_rows_and_counters_and_passes_a_test_for_later_stores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut index = open(&tmp.path().join("i.sqlite"));
+    add(&mut index, row("a", 5, 10));
+    index.record(&[], 4, 4).unwrap();
+    let seen = index.clear(|stored_since| Ok::<_, IndexError>(stored_since("a"))).unwrap();
+    assert!(!seen);
+    assert_eq!(index.totals().unwrap(), Totals::default());
+}
+
+#[test]
+fn connections_in_many_threads_keep_the_totals_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    open(&path);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let path = &path;
+            s.spawn(move || {
+                let mut index = open(path);
+                for i in 0..200 {
+                    add(&mut index, row(&format!("k{}", i % 50 + t * 25), 1 + (i % 7) as u64, i));
+                    index.record(&[(format!("k{}", i % 50), i)], 1, 1).unwrap();
+                    if i % 10 == 0 {
+                        index.remove(&[format!("k{}", (i + 5) % 50 + t * 25)], |_| Ok::<(), IndexError>(())).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let index = open(&path);
+    let rows = index.rows().unwrap();
+    let t = index.totals().unwrap();
+    assert_eq!(t.entries, rows.len() as u64);
+    assert_eq!(t.bytes, rows.iter().map(|r| r.bytes).sum::<u64>());
+    assert_eq!((t.hits, t.misses), (800, 800));
+}
+
+#[test]
+fn an_index_from_a_newer_schema_is_refused_with_its_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    set_schema_version_99(&path);
+    let err = Index::open(&path, Journal::Wal).unwrap_err();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+    assert!(err.to_string().contains("i.sqlite"), "{err}");
+}
+
+/// Creates an index, then patches its header's `user_version` to 99.
+fn set_schema_version_99(path: &Path) {
+    open(path);
+    let mut bytes = std::fs::read(path).unwrap();
+    // user_version is the big-endian u32 at offset 60 of the database header.
+    bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::write(path, bytes).unwrap();
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+}
+
+#[test]
+fn a_file_that_is_not_an_index_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    std::fs::write(&path, vec![7u8; 4096]).unwrap();
+    let err = Index::open(&path, Journal::Wal).unwrap_err();
+    assert!(err.to_string().contains("i.sqlite"), "{err}");
+    assert!(err.is_damaged(), "{err}");
+}
+
+#[test]
+fn rollback_journal_mode_works_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    let (mut index, _) = Index::open(&path, Journal::Rollback).unwrap();
+    add(&mut index, row("a", 5, 10));
+    assert_eq!(index.totals().unwrap().entries, 1);
+    assert!(!tmp.path().join("i.sqlite-wal").exists());
+}

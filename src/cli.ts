@@ -1,0 +1,235 @@
+#!/usr/bin/env node
+// The numpy-func-cache command: list, summarize, prune and clear a cache directory.
+import { existsSync, opendirSync, readFileSync, rmdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { format as formatDuration, parse as parseDuration } from '@lukeed/ms'
+import { SingleBar } from 'cli-progress'
+import Table from 'cli-table3'
+import { Command, CommanderError, InvalidArgumentError } from 'commander'
+import { filesize } from 'filesize'
+import { type CacheLimits, type CacheStats, NumpyFuncCache, type PruneReport } from './cache'
+
+const INDEX_FILE = '.numpy-func-cache-index.sqlite'
+const ENTRY_FILE = /^[0-9a-f]{64}\.(npy|json)$/
+
+/** A failure reported as one line on stderr, exit code 1. */
+class CliError extends Error {}
+
+/**
+ * The cache in `dir`, or null for an empty directory. Checked before opening,
+ * because reading a cache writes its index into the directory.
+ */
+function openCache(dir: string): NumpyFuncCache | null {
+  let isDir: boolean
+  try {
+    isDir = statSync(dir).isDirectory()
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new CliError(`no such cache directory: ${dir}`)
+    throw e
+  }
+  if (!isDir) throw new CliError(`${dir} is not a directory`)
+  if (existsSync(join(dir, INDEX_FILE))) return new NumpyFuncCache(dir)
+  let empty = true
+  const listing = opendirSync(dir)
+  try {
+    for (let item = listing.readSync(); item !== null; item = listing.readSync()) {
+      if (ENTRY_FILE.test(item.name)) return new NumpyFuncCache(dir)
+      empty = false
+    }
+  } finally {
+    listing.closeSync()
+  }
+  if (empty) return null
+  throw new CliError(`${dir} is not a numpy-func-cache directory (no cache index or entries in it); left it unchanged`)
+}
+
+const NO_STATS: CacheStats = { entries: 0, bytes: 0, hits: 0, misses: 0 }
+const NO_REPORT: PruneReport = { removedEntries: 0, removedBytes: 0, adopted: 0, dropped: 0, removedLeftovers: 0, entries: 0, bytes: 0 }
+
+/** '10GB' (powers of 1000), '512MiB' or '1.5G' (powers of 1024), '4096' or '4096B' (bytes); else undefined. */
+function parseSize(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?|\.\d+) ?(?:([kmgtp])(i?)(b?)|b?)$/i.exec(text)
+  if (!m) return undefined
+  const [, number, prefix, binary, b] = m
+  const power = prefix ? 'kmgtp'.indexOf(prefix.toLowerCase()) + 1 : 0
+  return Math.round(Number(number) * (binary || !b ? 1024 : 1000) ** power)
+}
+
+function sizeArg(text: string): number {
+  const bytes = parseSize(text)
+  if (bytes === undefined) throw new InvalidArgumentError('Expected a size such as 10GB, 512MiB, 1.5G or a number of bytes.')
+  return bytes
+}
+
+function ageArg(text: string): number {
+  const ms = parseDuration(text)
+  if (ms === undefined || !(ms >= 0)) throw new InvalidArgumentError('Expected an age such as 7d, 12h, 30m, 90s or milliseconds.')
+  return ms
+}
+
+function countArg(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('Expected a whole number.')
+  return Number(text)
+}
+
+const size = (bytes: number) => filesize(bytes, { base: 2, standard: 'iec', round: 1 })
+const count = (n: number, one: string, many: string) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`
+
+function ago(date: Date, now: number): string {
+  const ms = now - date.getTime()
+  return ms < 1000 ? 'just now' : `${formatDuration(ms)} ago`
+}
+
+const DTYPE_KINDS: Record<string, string> = { b: 'bool', i: 'int', u: 'uint', f: 'float', c: 'complex' }
+
+/** '<f8 float64': the NumPy descr and its name. */
+function dtypeLabel(descr: string): string {
+  const kind = DTYPE_KINDS[descr[1]]
+  if (kind === undefined) return descr
+  return `${descr} ${kind === 'bool' ? kind : kind + Number(descr.slice(2)) * 8}`
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+}
+
+interface JsonOption {
+  json?: boolean
+}
+
+function ls(dir: string, opts: JsonOption): void {
+  const entries = openCache(dir)?.entries() ?? []
+  if (opts.json) return printJson(entries)
+  if (entries.length === 0) return console.log(`no entries in ${dir}`)
+  const blank = { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '' }
+  const table = new Table({
+    head: ['FUNCTION', 'SHAPE', 'DTYPE', 'SIZE', 'CREATED', 'LAST USED', 'KEY'],
+    chars: { ...blank, 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '' },
+    style: { head: [], border: [], 'padding-left': 0, 'padding-right': 2 },
+    colAligns: ['left', 'right', 'left', 'right'],
+  })
+  const now = Date.now()
+  let bytes = 0
+  for (const e of entries) {
+    bytes += e.bytes
+    table.push([
+      e.function || '(anonymous)',
+      e.shape.length ? e.shape.join('×') : '()',
+      dtypeLabel(e.dtype),
+      size(e.bytes),
+      ago(e.created, now),
+      ago(e.lastUsed, now),
+      e.key.slice(0, 12),
+    ])
+  }
+  console.log(table.toString().replace(/ +$/gm, ''))
+  console.log(`${count(entries.length, 'entry', 'entries')}, ${size(bytes)}`)
+}
+
+function stats(dir: string, opts: JsonOption): void {
+  const s = openCache(dir)?.stats() ?? NO_STATS
+  if (opts.json) return printJson(s)
+  const lookups = s.hits + s.misses
+  const rows = [
+    ['entries', s.entries.toLocaleString('en-US')],
+    ['size', `${size(s.bytes)} (${count(s.bytes, 'byte', 'bytes')})`],
+    ['hits', s.hits.toLocaleString('en-US')],
+    ['misses', s.misses.toLocaleString('en-US')],
+    ['hit rate', lookups === 0 ? '-' : `${((100 * s.hits) / lookups).toFixed(1)}%`],
+  ]
+  for (const [name, value] of rows) console.log(`${name.padEnd(10)}${value}`)
+}
+
+interface PruneOpts extends JsonOption {
+  maxBytes?: number
+  maxEntries?: number
+  maxAge?: number
+  progress?: boolean
+}
+
+function prune(dir: string, opts: PruneOpts, command: Command): void {
+  const limits: CacheLimits = {}
+  if (opts.maxBytes !== undefined) limits.maxBytes = opts.maxBytes
+  if (opts.maxEntries !== undefined) limits.maxEntries = opts.maxEntries
+  if (opts.maxAge !== undefined) limits.maxAge = opts.maxAge
+  if (Object.keys(limits).length === 0) {
+    command.error('error: prune needs at least one limit: --max-bytes, --max-entries or --max-age', { exitCode: 2 })
+  }
+  const cache = openCache(dir)
+  const showBar = opts.progress || (!opts.json && process.stderr.isTTY)
+  let bar: SingleBar | undefined
+  const onProgress = (done: number, total: number) => {
+    if (total === 0) return
+    if (bar === undefined) {
+      // noTTYOutput: a forced bar (--progress) also draws into a pipe or file.
+      bar = new SingleBar({ format: 'removing [{bar}] {percentage}% {value}/{total} entries', noTTYOutput: true })
+      bar.start(total, done)
+    } else {
+      bar.update(done)
+    }
+  }
+  let report: PruneReport
+  try {
+    report = cache?.prune(limits, { onProgress: showBar ? onProgress : undefined }) ?? NO_REPORT
+  } finally {
+    bar?.stop()
+  }
+  if (opts.json) return printJson(report)
+  console.log(`removed ${count(report.removedEntries, 'entry', 'entries')} (${size(report.removedBytes)})`)
+  if (report.adopted) console.log(`adopted ${count(report.adopted, 'entry', 'entries')} missing from the index`)
+  if (report.dropped) console.log(`dropped ${count(report.dropped, 'index row', 'index rows')} whose files were gone`)
+  if (report.removedLeftovers) console.log(`removed ${count(report.removedLeftovers, 'leftover file', 'leftover files')}`)
+  console.log(`kept ${count(report.entries, 'entry', 'entries')} (${size(report.bytes)})`)
+}
+
+function clear(dir: string, opts: JsonOption & { removeDir?: boolean }): void {
+  const cache = openCache(dir)
+  // clearCache() reports nothing, so count what is there first.
+  const before = cache?.stats() ?? NO_STATS
+  const removeDir = opts.removeDir ?? false
+  if (cache) cache.clearCache({ removeDir })
+  else if (removeDir) rmdirSync(dir)
+  const result = { removed: true, removedEntries: before.entries, removedBytes: before.bytes, removedDir: removeDir }
+  if (opts.json) return printJson(result)
+  console.log(`removed ${count(before.entries, 'entry', 'entries')} (${size(before.bytes)})${removeDir ? ` and ${dir}` : ''}`)
+}
+
+const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
+
+const program = new Command('numpy-func-cache')
+  .description('Inspect and maintain a numpy-func-cache directory.')
+  .version(version)
+  .exitOverride()
+  .showHelpAfterError('(run numpy-func-cache --help for usage)')
+
+function command(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .argument('<dir>', 'the cache directory')
+    .option('--json', 'print JSON on stdout instead of text')
+}
+
+command('ls', 'list the entries, most recently used first').action(ls)
+command('stats', 'show entries, total size, hits, misses and hit rate').action(stats)
+command('prune', 'remove expired and least recently used entries until the limits hold')
+  .option('--max-bytes <size>', 'keep at most this much: 10GB (powers of 1000), 512MiB or 1.5G (1024), bytes', sizeArg)
+  .option('--max-entries <n>', 'keep at most this many entries', countArg)
+  .option('--max-age <age>', 'remove entries unused for longer: 7d, 12h, 30m, 90s or milliseconds', ageArg)
+  .option('--progress', 'show the progress bar even when stderr is not a terminal or with --json')
+  .action(prune)
+command('clear', "remove every entry (only the cache's own files)")
+  .option('--remove-dir', 'also remove the directory (fails if other files are in it)')
+  .action(clear)
+
+try {
+  program.parse()
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // Commander has printed the message or the help already.
+    process.exitCode = e.exitCode === 0 ? 0 : 2
+  } else {
+    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`)
+    process.exitCode = 1
+  }
+}
