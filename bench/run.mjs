@@ -311,6 +311,8 @@ ${memoryTable(result.memory)}
 - Our mmap rows check \`/proc/self/maps\`: a hit that is not memory-mapped is reported as an error, not timed.
 `
 writeFileSync(join(root, 'BENCHMARKS.md'), md)
+// The index's own costs, in a section of their own (spliced into BENCHMARKS.md).
+spawnSync(process.execPath, ['--expose-gc', join(here, 'bookkeeping.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 console.log(mainTable(result.rows))
 console.log()
 console.log(flatnessTable(result.rows, result.notes))

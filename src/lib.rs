@@ -326,6 +326,13 @@ impl CacheDir {
         Ok(report.removed_files as u32)
     }
 
+    /// Turns the recording of hits as uses off or on: for the benchmark
+    /// that measures what recording costs. Not part of the public API.
+    #[napi(catch_unwind)]
+    pub fn set_recording(&self, on: bool) {
+        self.store.set_recording(on)
+    }
+
     /// Writes uses and hit/miss counts held in memory to the index.
     #[napi(catch_unwind)]
     pub fn flush(&self) -> Result<()> {

@@ -71,6 +71,8 @@ pub(crate) struct Book {
     hits: u64,
     misses: u64,
     last_flush: Option<Instant>,
+    /// Off only to measure what recording uses costs.
+    not_recording: bool,
 }
 
 fn file_identity(m: &fs::Metadata) -> (u64, u64) {
@@ -145,8 +147,17 @@ impl CacheDir {
         *book.network.insert(is_network_fs(&self.root))
     }
 
+    /// Turns the recording of hits off or on; with it off, hits do not
+    /// count as uses for eviction. For measuring what recording costs.
+    pub fn set_recording(&self, on: bool) {
+        self.book().not_recording = !on;
+    }
+
     pub(crate) fn note_use(&self, key: &str) {
         let mut book = self.book();
+        if book.not_recording {
+            return;
+        }
         book.pending.insert(key.to_owned(), now_ms());
         book.hits += 1;
         if book.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY) {
