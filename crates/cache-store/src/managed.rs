@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cache_index::{EntryRow, Index, Journal, Limits, Totals};
 
 use crate::lease::process_alive;
-use crate::{entry_key, host_tag, io_err, is_network_fs, CacheDir, ClearReport, StoreError};
+use crate::{check_key, entry_key, host_tag, io_err, is_network_fs, CacheDir, ClearReport, StoreError};
 
 /// The index file, hidden beside the entries; SQLite adds `-wal`, `-shm`
 /// or `-journal` files next to it.
@@ -261,7 +261,12 @@ impl CacheDir {
     }
 
     /// Removes an entry's files, metadata first (its absence makes a miss).
+    /// Keys come from the index, which anyone who can write the directory
+    /// can edit: one that is not a key never names a file to remove.
     fn unlink_entry(&self, key: &str) -> Result<(), StoreError> {
+        if check_key(key).is_err() {
+            return Ok(());
+        }
         self.meta_memo.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         for path in [self.meta_path(key), self.root.join(format!("{key}.npy"))] {
             match fs::remove_file(&path) {

@@ -1,0 +1,231 @@
+//! The self-managing side of a cache directory: limits, the index,
+//! reconciling with the files, compute-once leases.
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use cache_store::{CacheDir, Claim, Limits, Lookup};
+use npy_format::{Dtype, Header};
+
+fn key(i: u32) -> String {
+    format!("{i:064x}")
+}
+
+fn f8(n: u64) -> Header {
+    Header { dtype: Dtype::parse("<f8").unwrap(), shape: vec![n], fortran_order: false }
+}
+
+fn store(dir: &CacheDir, i: u32) {
+    let data: Vec<u8> = (0..4).flat_map(|v| (v as f64 + i as f64).to_le_bytes()).collect();
+    dir.store(&key(i), &f8(4), &data, b"{\"function\":\"f\"}", "f").unwrap();
+}
+
+fn is_hit(dir: &CacheDir, i: u32) -> bool {
+    matches!(dir.load(&key(i), false).unwrap(), Lookup::Hit(_))
+}
+
+fn has_files(root: &Path, i: u32) -> bool {
+    root.join(format!("{}.npy", key(i))).exists() || root.join(format!("{}.json", key(i))).exists()
+}
+
+#[test]
+fn a_store_over_max_entries_evicts_the_least_recently_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_entries: Some(2), ..Limits::default() });
+    store(&dir, 1);
+    std::thread::sleep(Duration::from_millis(5));
+    store(&dir, 2);
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(is_hit(&dir, 1)); // 1 is now more recent than 2
+    std::thread::sleep(Duration::from_millis(5));
+    store(&dir, 3);
+    assert!(!has_files(tmp.path(), 2), "the least recently used entry goes");
+    assert!(is_hit(&dir, 1) && is_hit(&dir, 3));
+    let totals = dir.stats().unwrap();
+    assert_eq!(totals.entries, 2);
+    assert_eq!(totals.misses, 3);
+    assert_eq!(totals.hits, 3);
+}
+
+#[test]
+fn max_bytes_counts_both_files_of_each_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    store(&dir, 1);
+    let one = dir.stats().unwrap().bytes;
+    let on_disk = ["npy", "json"].iter().map(|e| fs::metadata(tmp.path().join(format!("{}.{e}", key(1)))).unwrap().len()).sum::<u64>();
+    assert_eq!(one, on_disk);
+    let dir = dir.with_limits(Limits { max_bytes: Some(one * 3), ..Limits::default() });
+    for i in 2..=5 {
+        store(&dir, i);
+    }
+    assert_eq!(dir.stats().unwrap().entries, 3);
+    assert!(!has_files(tmp.path(), 1) && !has_files(tmp.path(), 2));
+}
+
+#[test]
+fn an_entry_unused_past_max_age_is_a_miss_and_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_age: Some(150), ..Limits::default() });
+    store(&dir, 1);
+    store(&dir, 2);
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(is_hit(&dir, 2), "used often enough to stay");
+    }
+    assert!(!is_hit(&dir, 1));
+    assert!(!has_files(tmp.path(), 1));
+    assert!(dir.contains(&key(2)).unwrap());
+}
+
+#[test]
+fn keys_from_a_tampered_index_never_name_files_outside_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("cache");
+    let dir = CacheDir::open(&root).unwrap();
+    store(&dir, 1);
+    fs::write(tmp.path().join("victim.json"), "keep").unwrap();
+    fs::write(tmp.path().join("victim.npy"), "keep").unwrap();
+    let (mut index, _) =
+        cache_index::Index::open(&root.join(".numpy-func-cache-index.sqlite"), cache_index::Journal::Wal).unwrap();
+    let planted = cache_index::EntryRow {
+        key: "../victim".into(),
+        function: "x".into(),
+        dtype: "<f8".into(),
+        shape: "[1]".into(),
+        bytes: 1,
+        created: 0,
+        last_used: 0,
+    };
+    index.insert(&planted, || Ok::<(), cache_index::IndexError>(())).unwrap();
+    index.remove(&["../victim".to_owned()], |_| Ok::<(), cache_index::IndexError>(())).unwrap();
+    index.insert(&planted, || Ok::<(), cache_index::IndexError>(())).unwrap();
+    // The next store evicts down to one entry, the planted row first (oldest use).
+    let dir = dir.with_limits(Limits { max_entries: Some(1), ..Limits::default() });
+    store(&dir, 3);
+    assert_eq!(fs::read_to_string(tmp.path().join("victim.json")).unwrap(), "keep");
+    assert_eq!(fs::read_to_string(tmp.path().join("victim.npy")).unwrap(), "keep");
+    assert!(is_hit(&dir, 3));
+    assert!(!has_files(&root, 1));
+}
+
+#[test]
+fn prune_adopts_orphans_drops_rows_without_files_and_removes_leftovers_of_dead_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dir = CacheDir::open(root).unwrap();
+    store(&dir, 1);
+    store(&dir, 2);
+    // An entry the index lacks (as after a kill between rename and commit).
+    for ext in ["npy", "json"] {
+        fs::copy(root.join(format!("{}.{ext}", key(1))), root.join(format!("{}.{ext}", key(7)))).unwrap();
+    }
+    // Files removed by hand.
+    fs::remove_file(root.join(format!("{}.json", key(2)))).unwrap();
+    fs::remove_file(root.join(format!("{}.npy", key(2)))).unwrap();
+    // Half an entry, and temporary files of a dead and of a live process on this host.
+    fs::write(root.join(format!("{}.npy", key(8))), b"half").unwrap();
+    let host = gethostname::gethostname().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect::<String>();
+    let dead = root.join(format!(".{}.npy.{host}-999999999-00aa.tmp", key(9)));
+    let live = root.join(format!(".{}.npy.{host}-{}-00bb.tmp", key(9), std::process::id()));
+    fs::write(&dead, b"x").unwrap();
+    fs::write(&live, b"x").unwrap();
+    let report = dir.prune(&Limits::default(), &mut |_, _| {}).unwrap();
+    assert_eq!((report.adopted, report.dropped, report.removed_leftovers), (1, 1, 2), "{report:?}");
+    assert_eq!(report.totals.entries, 2);
+    assert!(!dead.exists() && live.exists());
+    assert!(!root.join(format!("{}.npy", key(8))).exists());
+    let listed: Vec<String> = dir.entries().unwrap().into_iter().map(|r| r.key).collect();
+    assert!(listed.contains(&key(7)) && listed.contains(&key(1)) && listed.len() == 2);
+}
+
+#[test]
+fn a_directory_from_before_the_index_is_counted_when_the_index_is_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    for i in 0..5 {
+        store(&dir, i);
+    }
+    drop(dir);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(tmp.path().join(format!(".numpy-func-cache-index.sqlite{suffix}")));
+    }
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    assert_eq!(dir.stats().unwrap().entries, 5);
+}
+
+#[test]
+fn remove_and_contains_act_on_one_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    store(&dir, 1);
+    store(&dir, 2);
+    assert!(dir.contains(&key(1)).unwrap());
+    assert!(dir.remove(&key(1)).unwrap());
+    assert!(!dir.remove(&key(1)).unwrap());
+    assert!(!dir.contains(&key(1)).unwrap());
+    assert!(!has_files(tmp.path(), 1));
+    assert!(is_hit(&dir, 2));
+    assert_eq!(dir.stats().unwrap().entries, 1);
+}
+
+#[test]
+fn an_index_that_is_not_a_database_is_rebuilt_from_the_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    store(&dir, 1);
+    drop(dir);
+    for suffix in ["-wal", "-shm"] {
+        let _ = fs::remove_file(tmp.path().join(format!(".numpy-func-cache-index.sqlite{suffix}")));
+    }
+    fs::write(tmp.path().join(".numpy-func-cache-index.sqlite"), vec![0x55u8; 8192]).unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    store(&dir, 2);
+    assert_eq!(dir.stats().unwrap().entries, 2);
+    assert!(is_hit(&dir, 1) && is_hit(&dir, 2));
+}
+
+#[test]
+fn a_lease_is_held_once_and_released_on_drop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let stale = Duration::from_secs(60);
+    let Claim::Taken(lease) = dir.claim(&key(1), stale).unwrap() else { panic!("first claim must take it") };
+    match dir.claim(&key(1), stale).unwrap() {
+        Claim::Held { holder } => assert!(holder.ends_with(&std::process::id().to_string()), "{holder}"),
+        Claim::Taken(_) => panic!("a held lease was taken twice"),
+    }
+    assert!(matches!(dir.claim(&key(2), stale).unwrap(), Claim::Taken(_)), "leases are per key");
+    drop(lease);
+    assert!(!tmp.path().join(format!(".{}.lock", key(1))).exists());
+    assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Taken(_)));
+    // No unique lease files are left behind.
+    assert!(fs::read_dir(tmp.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+}
+
+#[test]
+fn a_lease_of_a_dead_process_here_or_unrefreshed_elsewhere_is_broken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let stale = Duration::from_secs(60);
+    let lock = tmp.path().join(format!(".{}.lock", key(1)));
+    let host = gethostname::gethostname().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect::<String>();
+    fs::write(&lock, format!("{host} 999999999\n")).unwrap();
+    assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Taken(_)), "dead pid on this host");
+
+    fs::write(&lock, "other-host 1\n").unwrap();
+    assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Held { .. }), "fresh lease of another host");
+    let old = SystemTime::now() - Duration::from_secs(120);
+    fs::File::options().write(true).open(&lock).unwrap().set_modified(old).unwrap();
+    assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Taken(_)), "unrefreshed for longer than stale_after");
+}
+
+#[test]
+fn a_held_lease_is_refreshed_while_its_holder_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let stale = Duration::from_millis(400);
+    let Claim::Taken(_lease) = dir.claim(&key(1), stale).unwrap() else { panic!() };
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Held { .. }), "the heartbeat keeps it fresh");
+}
