@@ -59,3 +59,6 @@ const file = (await import('node:fs')).readdirSync(dir).find((f) => f.endsWith('
 console.log(`entry: ${join(dir, file)} (readNpy shape [${readNpy(join(dir, file)).shape}])`)
 console.log(`in Python: np.load(${JSON.stringify(join(dir, file))})`)
 if (!same || computed !== 1) process.exit(1)
+const s = cache.stats()
+console.log(`stats (all processes, from the index): ${s.entries} entry, ${(s.bytes / 1e6).toFixed(1)} MB, ${s.hits} hits, ${s.misses} miss`)
+console.log(`inspect it: npx numpy-func-cache ls ${dir}`)
