@@ -44,6 +44,11 @@ export declare class CacheDir {
   storeAsync(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string, functionName: string): Promise<void>
   /** Removes what the cache wrote; returns how many files. */
   clear(removeDir: boolean): number
+  /**
+   * Turns the recording of hits as uses off or on: for the benchmark
+   * that measures what recording costs. Not part of the public API.
+   */
+  setRecording(on: boolean): void
   /** Writes uses and hit/miss counts held in memory to the index. */
   flush(): void
   stats(): CacheTotals
@@ -96,7 +101,7 @@ export declare function hashKey(structure: Uint8Array, buffers: Array<TypedArray
  */
 export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): Promise<string>
 
-/** An index row; times in milliseconds since the epoch. */
+/** An index row; times in milliseconds since the epoch (fractional). */
 export interface IndexedEntry {
   key: string
   function: string

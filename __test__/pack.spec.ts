@@ -3,7 +3,7 @@
 // TypeScript. Runs real `npm`, `tar`, `node` and `tsc` processes; nothing here
 // needs the network (the package has no runtime dependencies).
 import { execFileSync, spawnSync } from 'node:child_process'
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
@@ -79,8 +79,8 @@ function packAndInstall(): Packed {
     join(consumer, 'package.json'),
     JSON.stringify({ name: 'nfc-consumer', version: '1.0.0', private: true }, null, 2),
   )
-  // --offline: a local tarball with no dependencies needs nothing from a registry.
-  npm(['install', '--offline', '--ignore-scripts', tarball], consumer)
+  // --prefer-offline: the command line's dependencies come from the npm cache `npm ci` filled where it can.
+  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], consumer)
   const installed = join(consumer, 'node_modules', 'numpy-func-cache')
   packedOnce = { tarball, entries, consumer, installed }
   return packedOnce
@@ -183,6 +183,18 @@ test.serial('the packed tarball installs in a fresh project and works from ESM, 
     t.true(String(out.entry).replaceAll('\\', '/').endsWith(`node_modules/numpy-func-cache/${entry}`), String(out.entry))
   }
   t.true(existsSync(join(installed, 'dist', 'index.mjs')))
+
+  // The command line is installed as a bin, runs from the installed copy with its dependencies, and reads a cache.
+  const bin = join(consumer, 'node_modules', '.bin', 'numpy-func-cache')
+  const version = execFileSync(bin, ['--version'], { cwd: consumer, env: childEnv(), encoding: 'utf8' }).trim()
+  t.is(version, JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version)
+  const cacheDir = tempDir(t)
+  runNode('cjs.cjs', [cacheDir], consumer)
+  const listed = JSON.parse(execFileSync(bin, ['ls', cacheDir, '--json'], { cwd: consumer, env: childEnv(), encoding: 'utf8' }))
+  t.deepEqual(
+    listed.map((e: { function: string; shape: number[] }) => [e.function, e.shape]),
+    [['ramp', [4]]],
+  )
 
   // Types: the installed package type-checks under node16 (as ESM and as
   // CommonJS) and bundler resolution, with the package's own .d.ts checked too.

@@ -230,6 +230,69 @@ function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
   return { timeout, staleAfter }
 }
 
+type Step = { do: 'load' } | { do: 'compute' } | { do: 'sleep'; ms: number }
+
+/**
+ * A computeOnce miss as steps, which a sync or an async wrapper runs: wait
+ * for another process's entry, or compute it under the lease. A load step
+ * is answered with the entry or undefined.
+ */
+function* waitOrCompute(claim: () => { release(): void } | null | undefined, once: ComputeOnce): Generator<Step, unknown, unknown> {
+  const deadline = Date.now() + once.timeout
+  for (let wait = WAIT_FIRST_MS; ; wait = Math.min(wait * 2, WAIT_MAX_MS)) {
+    const lease = claim()
+    if (lease !== undefined) {
+      try {
+        // Stored by another process between our miss and the lease?
+        return (yield { do: 'load' }) ?? (yield { do: 'compute' })
+      } finally {
+        lease?.release()
+      }
+    }
+    yield { do: 'sleep', ms: Math.max(0, Math.min(wait, deadline - Date.now())) }
+    const stored = yield { do: 'load' }
+    if (stored !== undefined) return stored
+    if (Date.now() >= deadline) return yield { do: 'compute' }
+  }
+}
+
+interface StepActions<T> {
+  load: () => T
+  compute: () => T
+}
+
+function runSync(steps: Generator<Step, unknown, unknown>, act: StepActions<unknown>): unknown {
+  let next = steps.next()
+  while (!next.done) {
+    const step = next.value
+    let answer: unknown
+    try {
+      answer = step.do === 'sleep' ? sleepSync(step.ms) : act[step.do]()
+    } catch (e) {
+      next = steps.throw(e)
+      continue
+    }
+    next = steps.next(answer)
+  }
+  return next.value
+}
+
+async function runAsync(steps: Generator<Step, unknown, unknown>, act: StepActions<Promise<unknown>>): Promise<unknown> {
+  let next = steps.next()
+  while (!next.done) {
+    const step = next.value
+    let answer: unknown
+    try {
+      answer = step.do === 'sleep' ? await sleep(step.ms) : await act[step.do]()
+    } catch (e) {
+      next = steps.throw(e)
+      continue
+    }
+    next = steps.next(answer)
+  }
+  return next.value
+}
+
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4))
 
 /** Blocks this thread (a synchronous wrapper waiting for another process). */
@@ -373,22 +436,10 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         const hit = cache.#load(key, name)
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
-        // Wait for another process's entry, or compute it under the lease.
-        const deadline = Date.now() + once.timeout
-        for (let wait = WAIT_FIRST_MS; ; wait = Math.min(wait * 2, WAIT_MAX_MS)) {
-          const lease = cache.#claim(key, once)
-          if (lease !== undefined) {
-            try {
-              return cache.#load(key, name) ?? compute(this, args, key)
-            } finally {
-              lease?.release()
-            }
-          }
-          sleepSync(Math.max(0, Math.min(wait, deadline - Date.now())))
-          const stored = cache.#load(key, name)
-          if (stored !== undefined) return stored
-          if (Date.now() >= deadline) return compute(this, args, key)
-        }
+        return runSync(waitOrCompute(() => cache.#claim(key, once), once), {
+          load: () => cache.#load(key, name),
+          compute: () => compute(this, args, key),
+        })
       }, methods) as unknown as CachedFunction<F>
     }
 
@@ -411,21 +462,10 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         const hit = await load(key)
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
-        const deadline = Date.now() + once.timeout
-        for (let wait = WAIT_FIRST_MS; ; wait = Math.min(wait * 2, WAIT_MAX_MS)) {
-          const lease = cache.#claim(key, once)
-          if (lease !== undefined) {
-            try {
-              return (await load(key)) ?? (await compute(this, args, key))
-            } finally {
-              lease?.release()
-            }
-          }
-          await sleep(Math.max(0, Math.min(wait, deadline - Date.now())))
-          const stored = await load(key)
-          if (stored !== undefined) return stored
-          if (Date.now() >= deadline) return compute(this, args, key)
-        }
+        return runAsync(waitOrCompute(() => cache.#claim(key, once), once), {
+          load: () => load(key),
+          compute: () => compute(this, args, key),
+        })
       })()
       running.set(key, work)
       const done = () => running.delete(key)

@@ -433,7 +433,8 @@ impl CacheLimits {
         Ok(Limits {
             max_bytes: count("maxBytes", self.max_bytes)?,
             max_entries: count("maxEntries", self.max_entries)?,
-            max_age: count("maxAge", self.max_age)?.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+            // The index counts microseconds.
+            max_age: count("maxAge", self.max_age)?.map(|ms| i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)),
         })
     }
 }
@@ -446,7 +447,7 @@ pub struct CacheTotals {
     pub misses: f64,
 }
 
-/// An index row; times in milliseconds since the epoch.
+/// An index row; times in milliseconds since the epoch (fractional).
 #[napi(object)]
 pub struct IndexedEntry {
     pub key: String,
@@ -467,8 +468,8 @@ impl From<EntryRow> for IndexedEntry {
             dtype: r.dtype,
             shape,
             bytes: r.bytes as f64,
-            created: r.created as f64,
-            last_used: r.last_used as f64,
+            created: r.created as f64 / 1000.0,
+            last_used: r.last_used as f64 / 1000.0,
         }
     }
 }

@@ -95,7 +95,7 @@ impl std::error::Error for IndexError {
     }
 }
 
-/// One entry as the index knows it. Times are milliseconds since the epoch.
+/// One entry as the index knows it. Times are microseconds since the epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRow {
     pub key: String,
@@ -114,7 +114,7 @@ pub struct EntryRow {
 pub struct Limits {
     pub max_bytes: Option<u64>,
     pub max_entries: Option<u64>,
-    /// Milliseconds since last use after which an entry expires.
+    /// Microseconds since last use after which an entry expires.
     pub max_age: Option<i64>,
 }
 
@@ -278,11 +278,11 @@ impl Index {
             .map_err(self.err())
     }
 
-    /// All rows, most recently used first.
+    /// All rows, most recently used first: the reverse of eviction order.
     pub fn rows(&self) -> Result<Vec<EntryRow>, IndexError> {
         let mut q = self
             .conn
-            .prepare("SELECT key, function, dtype, shape, bytes, created, last_used FROM entries ORDER BY last_used DESC, key")
+            .prepare("SELECT key, function, dtype, shape, bytes, created, last_used FROM entries ORDER BY last_used DESC, key DESC")
             .map_err(self.err())?;
         let rows = q.query_map([], row_of).map_err(self.err())?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())

@@ -119,21 +119,38 @@ pub(crate) fn claim(dir: &Path, key: &str, stale_after: Duration) -> Result<Clai
     Ok(Claim::Held { holder: "another process".to_owned() })
 }
 
-/// The holder of the lease at `path` if it is live; breaks it and returns
-/// None if it is stale or gone.
-fn holder_if_live(path: &Path, stale_after: Duration) -> Result<Option<String>, StoreError> {
-    let (meta, text) = match (fs::metadata(path), fs::read_to_string(path)) {
-        (Ok(m), Ok(t)) => (m, t),
-        // Released in between: try again.
-        _ => return Ok(None),
-    };
+/// Who holds the lease at `path`, and whether it is stale: its holder was
+/// on this host and is gone, or it went unrefreshed for `stale_after`.
+/// None if there is no lease there.
+fn inspect(path: &Path, stale_after: Duration) -> Option<(fs::Metadata, String, bool)> {
+    let (meta, text) = (fs::metadata(path).ok()?, fs::read_to_string(path).ok()?);
     let holder = text.trim().to_owned();
     let mut parts = holder.rsplitn(2, ' ');
     let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
     let host = parts.next();
     let dead_here = host == Some(host_tag().as_str()) && pid.is_some_and(|p| !process_alive(p));
     let age = meta.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok()).unwrap_or_default();
-    if !dead_here && age < stale_after {
+    let stale = dead_here || age >= stale_after;
+    Some((meta, holder, stale))
+}
+
+/// Whether the lease file at `path` is a leftover: a clear removes those
+/// and leaves the leases of computations still running.
+pub(crate) fn is_abandoned(path: &Path) -> bool {
+    inspect(path, DEFAULT_STALE_AFTER).is_none_or(|(_, _, stale)| stale)
+}
+
+/// The default of `computeOnce.staleAfter`.
+pub(crate) const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// The holder of the lease at `path` if it is live; breaks it and returns
+/// None if it is stale or gone.
+fn holder_if_live(path: &Path, stale_after: Duration) -> Result<Option<String>, StoreError> {
+    let Some((meta, holder, stale)) = inspect(path, stale_after) else {
+        // Released in between: try again.
+        return Ok(None);
+    };
+    if !stale {
         return Ok(Some(holder));
     }
     // Rename it away first: of several processes breaking it at once, one

@@ -314,7 +314,7 @@ impl CacheDir {
             write_new(&tmp_array, |f| npy_format::write_npy_to(f, header, data).map_err(StoreError::Npy))?;
             write_new(&tmp_meta, |f| f.write_all(meta).map_err(io_err("write", &tmp_meta)))?;
             let bytes = file_len(&tmp_array)? + meta.len() as u64;
-            let now = managed::now_ms();
+            let now = managed::now_us();
             let row = EntryRow {
                 key: key.to_owned(),
                 function: function.to_owned(),
@@ -371,6 +371,8 @@ impl CacheDir {
                         ours.push(item.path())
                     }
                 }
+                // Temporary files and leases of processes still at work stay, unless the directory goes.
+                Some(n) if !is_dir && is_cache_file_name(n) && !remove_dir && !managed::is_leftover(&item.path(), n) => {}
                 Some(n) if !is_dir && is_cache_file_name(n) => {
                     if !keep(entry_key(n).unwrap_or("")) {
                         ours.push(item.path())

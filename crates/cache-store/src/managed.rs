@@ -27,19 +27,20 @@ pub(crate) fn is_index_file_name(name: &str) -> bool {
 /// hit costs a map insert, not a transaction.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// The directory is reconciled with the index at least this often.
-const RECONCILE_EVERY_MS: i64 = 24 * 3600 * 1000;
+const RECONCILE_EVERY_US: i64 = 24 * 3600 * 1_000_000;
 /// Temporary files of another host (whose processes cannot be checked) are
 /// leftovers after this long.
 const FOREIGN_TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Entries removed per pair of index transactions during a prune.
 const REMOVE_BATCH: usize = 1000;
 
-pub(crate) fn now_ms() -> i64 {
-    ms_since_epoch(SystemTime::now())
+pub(crate) fn now_us() -> i64 {
+    us_since_epoch(SystemTime::now())
 }
 
-fn ms_since_epoch(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+/// Index times are microseconds: uses a millisecond apart must still order.
+fn us_since_epoch(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 pub(crate) fn shape_json(shape: &[u64]) -> String {
@@ -73,6 +74,8 @@ pub(crate) struct Book {
     last_flush: Option<Instant>,
     /// Off only to measure what recording uses costs.
     not_recording: bool,
+    /// Entries counted when this process made the index, reported by the next prune.
+    adopted_on_open: u64,
 }
 
 fn file_identity(m: &fs::Metadata) -> (u64, u64) {
@@ -83,7 +86,7 @@ fn file_identity(m: &fs::Metadata) -> (u64, u64) {
     }
     #[cfg(not(unix))]
     {
-        (m.len(), m.modified().map(ms_since_epoch).unwrap_or(0) as u64)
+        (m.len(), m.modified().map(us_since_epoch).unwrap_or(0) as u64)
     }
 }
 
@@ -119,10 +122,11 @@ impl CacheDir {
         if created {
             share_like_dir(&self.root, &path);
         }
-        let id = fs::metadata(&path).map(|m| file_identity(&m)).map_err(io_err("inspect", &path))?;
+        // Removed already (a clear elsewhere): an identity no file has makes the next use reopen it.
+        let id = fs::metadata(&path).map(|m| file_identity(&m)).unwrap_or((0, 0));
         if created {
             // A directory from before the index, or one whose index was removed.
-            index.reconcile(now_ms(), || self.scan(&mut 0))?;
+            book.adopted_on_open += index.reconcile(now_us(), || self.scan(&mut 0))?.0;
         }
         book.index = Some((index, id));
         Ok(book.index.as_mut().map(|(index, _)| index))
@@ -158,7 +162,7 @@ impl CacheDir {
         if book.not_recording {
             return;
         }
-        book.pending.insert(key.to_owned(), now_ms());
+        book.pending.insert(key.to_owned(), now_us());
         book.hits += 1;
         if book.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY) {
             // Bookkeeping only: a failure here must not fail the hit.
@@ -188,7 +192,7 @@ impl CacheDir {
     /// long, and says so. Entries the index does not know are kept.
     pub(crate) fn expire_if_old(&self, key: &str) -> Result<bool, StoreError> {
         let Some(max_age) = self.limits.max_age else { return Ok(false) };
-        let now = now_ms();
+        let now = now_us();
         let mut book = self.book();
         let pending = book.pending.get(key).copied();
         let Ok(Some(index)) = self.index(&mut book) else { return Ok(false) };
@@ -211,17 +215,17 @@ impl CacheDir {
     pub(crate) fn index_entry(&self, row: &EntryRow, place: impl Fn() -> Result<(), StoreError>) -> Result<(), StoreError> {
         let mut book = self.book();
         book.misses += 1;
-        let placed = std::cell::Cell::new(false);
-        let indexed = match self.index(&mut book) {
-            Ok(Some(index)) => index.insert(row, || {
-                placed.set(true);
-                place()
-            }),
-            // The directory was removed under us.
-            Ok(None) => return place(),
-            Err(e) => Err(e),
+        let index = match self.index(&mut book) {
+            Ok(Some(index)) => index,
+            // No index (the directory was removed under us, or the index cannot be opened).
+            Ok(None) | Err(_) => return place(),
         };
-        match indexed {
+        let placed = std::cell::Cell::new(false);
+        match index.insert(row, || {
+            placed.set(true);
+            place()
+        }) {
+            // The files are in place; only the commit failed.
             Err(StoreError::Index(_)) if placed.get() => Ok(()),
             Err(StoreError::Index(_)) => place(),
             other => other,
@@ -238,9 +242,9 @@ impl CacheDir {
     fn apply_limits(&self) -> Result<(), StoreError> {
         let mut book = self.book();
         self.flush_book(&mut book)?;
-        let now = now_ms();
+        let now = now_us();
         let Some(index) = self.index(&mut book)? else { return Ok(()) };
-        if now.saturating_sub(index.reconciled_at()?) > RECONCILE_EVERY_MS {
+        if now.saturating_sub(index.reconciled_at()?) > RECONCILE_EVERY_US {
             index.reconcile(now, || self.scan(&mut 0))?;
         }
         if self.limits.is_none() {
@@ -326,13 +330,14 @@ impl CacheDir {
     pub fn prune(&self, limits: &Limits, progress: &mut dyn FnMut(u64, u64)) -> Result<PruneReport, StoreError> {
         let mut book = self.book();
         self.flush_book(&mut book)?;
-        let now = now_ms();
+        let now = now_us();
         let mut report = PruneReport::default();
         let Some(index) = self.index(&mut book)? else { return Ok(report) };
         let mut leftovers = 0;
         (report.adopted, report.dropped) = index.reconcile(now, || self.scan(&mut leftovers))?;
         report.removed_leftovers = leftovers;
         let victims: Vec<String> = index.victims(limits, now)?.into_iter().map(|(k, _)| k).collect();
+        report.adopted += std::mem::take(&mut book.adopted_on_open);
         let total = victims.len() as u64;
         progress(0, total);
         for batch in victims.chunks(REMOVE_BATCH) {
@@ -421,7 +426,7 @@ impl CacheDir {
         let meta_stat = fs::symlink_metadata(&meta_path).ok()?;
         let (header, _) = npy_format::decode_header(&mut BufReader::new(fs::File::open(&array_path).ok()?)).ok()?;
         let meta: serde_json::Value = serde_json::from_slice(&fs::read(&meta_path).ok()?).ok()?;
-        let modified = |m: &fs::Metadata| m.modified().map(ms_since_epoch).unwrap_or(0);
+        let modified = |m: &fs::Metadata| m.modified().map(us_since_epoch).unwrap_or(0);
         let written = modified(&meta_stat);
         Some(EntryRow {
             key: key.to_owned(),
@@ -456,6 +461,19 @@ fn share_like_dir(dir: &Path, index: &Path) {
     }
     #[cfg(not(unix))]
     let _ = (dir, index);
+}
+
+/// Whether an entry-pattern file is not in use by a running process:
+/// entries always are leftovers in this sense; temporary files and leases
+/// only once their process is gone.
+pub(crate) fn is_leftover(path: &Path, name: &str) -> bool {
+    if name.ends_with(".tmp") {
+        temp_is_leftover(path, name)
+    } else if name.ends_with(".lock") {
+        crate::lease::is_abandoned(path)
+    } else {
+        true
+    }
 }
 
 /// Whether a temporary file (`.<key>.<kind>.<host>-<pid>-<random>.tmp`)

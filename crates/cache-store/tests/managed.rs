@@ -66,7 +66,7 @@ fn max_bytes_counts_both_files_of_each_entry() {
 #[test]
 fn an_entry_unused_past_max_age_is_a_miss_and_is_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_age: Some(150), ..Limits::default() });
+    let dir = CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_age: Some(150_000), ..Limits::default() });
     store(&dir, 1);
     store(&dir, 2);
     for _ in 0..4 {
@@ -152,6 +152,7 @@ fn a_directory_from_before_the_index_is_counted_when_the_index_is_made() {
     }
     let dir = CacheDir::open(tmp.path()).unwrap();
     assert_eq!(dir.stats().unwrap().entries, 5);
+    assert_eq!(dir.prune(&Limits::default(), &mut |_, _| {}).unwrap().adopted, 5, "the next prune reports them");
 }
 
 #[test]

@@ -25,6 +25,11 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// This host's name as the cache writes it into temporary names.
+fn host_tag() -> String {
+    gethostname::gethostname().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect()
+}
+
 fn hit(lookup: Lookup) -> cache_store::Entry {
     match lookup {
         Lookup::Hit(e) => e,
@@ -147,7 +152,8 @@ fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
         fs::write(root.join(name), b"user").unwrap();
     }
     fs::create_dir(root.join("sub")).unwrap();
-    fs::write(root.join(format!(".{KEY}.npy.host-1-00.tmp")), b"partial").unwrap();
+    // Left by a process of this host that is gone.
+    fs::write(root.join(format!(".{KEY}.npy.{}-999999999-00.tmp", host_tag())), b"partial").unwrap();
     let victim = outside.path().join("keep.npy");
     fs::write(&victim, b"precious").unwrap();
     let other_key = KEY.replace('0', "f");
@@ -228,4 +234,24 @@ fn metadata_rewritten_in_place_or_removed_is_noticed_on_the_next_load() {
     assert_eq!(&hit(dir.load(KEY, false).unwrap()).meta[..], b"again, longer");
     fs::remove_file(&meta).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
+}
+
+#[test]
+fn clear_leaves_the_temporary_files_and_leases_of_running_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m", "f").unwrap();
+    let mine = format!(".{KEY}.npy.{}-{}-00.tmp", host_tag(), std::process::id());
+    let other_host = format!(".{KEY}.json.elsewhere-7-00.tmp");
+    fs::write(tmp.path().join(&mine), b"in progress").unwrap();
+    fs::write(tmp.path().join(&other_host), b"in progress").unwrap();
+    let cache_store::Claim::Taken(_lease) = dir.claim(KEY, std::time::Duration::from_secs(60)).unwrap() else { panic!() };
+    dir.clear(false).unwrap();
+    let mut left = names(tmp.path());
+    left.sort();
+    let mut expected = vec![mine, other_host, format!(".{KEY}.lock")];
+    expected.sort();
+    assert_eq!(left, expected);
+    // The directory itself goes only with everything in it.
+    assert!(dir.clear(true).unwrap().removed_dir);
 }

@@ -1,0 +1,396 @@
+// The numpy-func-cache command line: the built dist/cli.js run as a child
+// process against real cache directories filled through the real API.
+import test, { type ExecutionContext } from 'ava'
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type CacheEntryInfo, NumpyFuncCache } from '../dist'
+import { root, tempDir } from './helpers'
+
+const CLI = join(root, 'dist', 'cli.js')
+const ENTRY_FILE = /^[0-9a-f]{64}\.(npy|json)$/
+const DAY = 86_400_000
+
+interface Run {
+  status: number | null
+  stdout: string
+  stderr: string
+}
+
+function cli(...args: string[]): Run {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** Runs the CLI with `--json`, expecting success; returns the parsed stdout. */
+function cliJson(t: ExecutionContext, ...args: string[]): any {
+  const r = cli(...args, '--json')
+  t.is(r.status, 0, r.stderr)
+  return JSON.parse(r.stdout)
+}
+
+/** Entries as `--json` prints them: dates as ISO strings. */
+const asJson = (entries: CacheEntryInfo[]) => JSON.parse(JSON.stringify(entries))
+
+/** Keys of the entries whose files are in `dir`. */
+function keysOnDisk(dir: string): string[] {
+  const names = readdirSync(dir).filter((n) => ENTRY_FILE.test(n))
+  return [...new Set(names.map((n) => n.slice(0, 64)))].sort()
+}
+
+/** Every file's name and bytes, to show a directory was left unchanged. */
+function snapshot(dir: string): Record<string, string> {
+  return Object.fromEntries(
+    readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((n) => {
+      const path = join(dir, n)
+      return [n, statSync(path).isDirectory() ? 'directory' : readFileSync(path).toString('hex')]
+    }),
+  )
+}
+
+/** Sizes as the CLI shows them: binary units, one decimal, a trailing .0 dropped. */
+function human(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  if (bytes < 1024 ** 2) return `${+(bytes / 1024).toFixed(1)} KiB`
+  return `${+(bytes / 1024 ** 2).toFixed(1)} MiB`
+}
+
+/**
+ * A cache with four functions of different shapes and dtypes, used in a known
+ * order: most recently used first, embed, flags, spectrum, counts.
+ */
+async function populated(t: ExecutionContext): Promise<{ dir: string; cache: NumpyFuncCache }> {
+  const dir = join(tempDir(t), 'cache')
+  const cache = new NumpyFuncCache(dir)
+  const embed = cache.createCachedFunc(function embed(n: number) {
+    return { data: new Float64Array(n * 3).fill(n), shape: [n, 3] }
+  })
+  const counts = cache.createCachedFunc(function counts(n: number) {
+    return new Int32Array(n).fill(7)
+  })
+  const spectrum = cache.createCachedFunc(function spectrum(n: number) {
+    return { data: new Float32Array(2 * n), shape: [n], dtype: '<c8' }
+  })
+  const flags = cache.createCachedFunc(function flags() {
+    return { data: new Uint8Array([1, 0, 0, 1]), shape: [2, 2], dtype: '|b1' }
+  })
+  // Apart in time, so "most recently used" has one answer.
+  for (const call of [() => embed(1000), () => counts(10), () => spectrum(64), () => flags(), () => embed(1000)]) {
+    call()
+    await sleep(20)
+  }
+  cache.stats() // writes the hit just recorded to the index, for the CLI to see
+  return { dir, cache }
+}
+
+/**
+ * Fills `dir` with `ages.length` entries, copies of one tiny entry under new
+ * keys, entry i last used ages[i] ms ago; the index adopts them from the
+ * files' times. Returns their keys.
+ */
+function aged(t: ExecutionContext, dir: string, ages: number[]): string[] {
+  const stage = join(tempDir(t), 'stage')
+  new NumpyFuncCache(stage).createCachedFunc(function tiny() {
+    return new Uint8Array(4)
+  })()
+  const [source] = keysOnDisk(stage)
+  mkdirSync(dir, { recursive: true })
+  const now = Date.now()
+  return ages.map((age, i) => {
+    const key = createHash('sha256').update(`entry ${i}`).digest('hex')
+    const when = new Date(now - age)
+    for (const ext of ['npy', 'json']) {
+      const file = join(dir, `${key}.${ext}`)
+      copyFileSync(join(stage, `${source}.${ext}`), file)
+      utimesSync(file, when, when)
+    }
+    return key
+  })
+}
+
+test.before(() => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build:ts first`)
+})
+
+test('ls lists every entry, most recently used first, with function, shape, dtype, size and key', async (t) => {
+  const { dir, cache } = await populated(t)
+  const entries = cache.entries()
+  t.deepEqual(
+    entries.map((e) => e.function),
+    ['embed', 'flags', 'spectrum', 'counts'],
+  )
+
+  const json = cliJson(t, 'ls', dir)
+  t.deepEqual(json, asJson(entries))
+  for (const e of json) {
+    const files = statSync(join(dir, `${e.key}.npy`)).size + statSync(join(dir, `${e.key}.json`)).size
+    t.is(e.bytes, files, `bytes of ${e.function}`)
+  }
+
+  const r = cli('ls', dir)
+  t.is(r.status, 0, r.stderr)
+  const lines = r.stdout.trimEnd().split('\n')
+  t.regex(lines[0], /^FUNCTION +SHAPE +DTYPE +SIZE +CREATED +LAST USED +KEY$/)
+  const expected = [
+    ['embed', '1000×3', '<f8 float64'],
+    ['flags', '2×2', '|b1 bool'],
+    ['spectrum', '64', '<c8 complex64'],
+    ['counts', '10', '<i4 int32'],
+  ]
+  for (const [i, [name, shape, dtype]] of expected.entries()) {
+    const e = entries[i]
+    const cells = lines[i + 1].split(/ {2,}/)
+    t.is(cells.length, 7)
+    t.deepEqual([...cells.slice(0, 4), cells[6]], [name, shape, dtype, human(e.bytes), e.key.slice(0, 12)])
+    // Created and last used: the tests run side by side, so some seconds may have passed.
+    for (const age of cells.slice(4, 6)) t.regex(age, /^(just now|\d+s ago)$/)
+  }
+  const total = entries.reduce((sum, e) => sum + e.bytes, 0)
+  t.is(lines[5], `4 entries, ${human(total)}`)
+  t.is(lines.length, 6)
+})
+
+test('ls shows ages, and an empty directory as an empty cache without writing into it', (t) => {
+  const dir = join(tempDir(t), 'cache')
+  aged(t, dir, [3 * DAY, 5 * 60_000])
+  const lines = cli('ls', dir).stdout.trimEnd().split('\n')
+  t.regex(lines[1], / 5m ago +5m ago /)
+  t.regex(lines[2], / 3d ago +3d ago /)
+
+  const empty = tempDir(t)
+  const r = cli('ls', empty)
+  t.is(r.status, 0, r.stderr)
+  t.is(r.stdout, `no entries in ${empty}\n`)
+  t.deepEqual(cliJson(t, 'ls', empty), [])
+  t.deepEqual(cliJson(t, 'stats', empty), { entries: 0, bytes: 0, hits: 0, misses: 0 })
+  t.deepEqual(readdirSync(empty), [])
+})
+
+test('stats prints the totals cache.stats() gives', async (t) => {
+  const { dir, cache } = await populated(t)
+  const stats = cache.stats()
+  t.like(stats, { entries: 4, hits: 1, misses: 4 })
+  t.deepEqual(cliJson(t, 'stats', dir), stats)
+
+  const r = cli('stats', dir)
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(r.stdout.trimEnd().split('\n'), [
+    'entries   4',
+    `size      ${human(stats.bytes)} (${stats.bytes.toLocaleString('en-US')} bytes)`,
+    'hits      1',
+    'misses    4',
+    'hit rate  20.0%',
+  ])
+})
+
+test('prune --max-entries removes the least recently used entries and their files', async (t) => {
+  const { dir, cache } = await populated(t)
+  const before = cache.entries()
+  const report = cliJson(t, 'prune', dir, '--max-entries', '2')
+  const kept = before.slice(0, 2)
+  t.deepEqual(report, {
+    removedEntries: 2,
+    removedBytes: before[2].bytes + before[3].bytes,
+    adopted: 0,
+    dropped: 0,
+    removedLeftovers: 0,
+    entries: 2,
+    bytes: kept[0].bytes + kept[1].bytes,
+  })
+  t.deepEqual(keysOnDisk(dir), kept.map((e) => e.key).sort())
+  t.deepEqual(cache.entries(), kept)
+
+  const r = cli('prune', dir, '--max-entries', '1')
+  t.is(r.status, 0, r.stderr)
+  t.is(r.stdout, `removed 1 entry (${human(kept[1].bytes)})\nkept 1 entry (${human(kept[0].bytes)})\n`)
+  t.is(r.stderr, '', 'no progress bar when stderr is not a terminal')
+  t.deepEqual(keysOnDisk(dir), [kept[0].key])
+})
+
+test('prune --max-bytes keeps the most recently used entries that fit', async (t) => {
+  const { dir, cache } = await populated(t)
+  const before = cache.entries()
+  const limit = before[0].bytes + before[1].bytes
+  const report = cliJson(t, 'prune', dir, '--max-bytes', `${limit}B`)
+  t.like(report, { removedEntries: 2, entries: 2, bytes: limit })
+  t.deepEqual(keysOnDisk(dir), [before[0].key, before[1].key].sort())
+  t.like(cliJson(t, 'prune', dir, '--max-bytes', '1GB'), { removedEntries: 0, entries: 2 })
+})
+
+test('prune --max-bytes units: MB are powers of 1000, MiB and M powers of 1024', async (t) => {
+  const dir = join(tempDir(t), 'cache')
+  const cache = new NumpyFuncCache(dir)
+  cache.createCachedFunc(function small() {
+    return new Uint8Array(40_000)
+  })()
+  await sleep(20)
+  cache.createCachedFunc(function big() {
+    return new Float64Array(127_500) // 1,020,000 bytes of data: between 1 MB and 1 MiB
+  })()
+  const [big, small] = cache.entries()
+  t.true(big.function === 'big' && big.bytes > 1e6 && big.bytes < 1024 ** 2)
+  t.true(big.bytes + small.bytes > 1024 ** 2)
+  for (const unit of ['1MiB', '1M', '1.0 MiB']) {
+    t.like(cliJson(t, 'prune', dir, '--max-bytes', unit), { removedEntries: unit === '1MiB' ? 1 : 0, entries: 1 }, unit)
+  }
+  t.like(cliJson(t, 'prune', dir, '--max-bytes', '1MB'), { removedEntries: 1, entries: 0 })
+  t.deepEqual(keysOnDisk(dir), [])
+})
+
+test('prune --max-age removes entries unused for longer, in days, minutes or milliseconds', (t) => {
+  const dir = join(tempDir(t), 'cache')
+  const keys = aged(t, dir, [10 * DAY, 3 * DAY, 60 * 60_000, 60_000])
+  t.like(cliJson(t, 'prune', dir, '--max-age', '2d'), { removedEntries: 2, entries: 2 })
+  t.deepEqual(keysOnDisk(dir), keys.slice(2).sort())
+  t.like(cliJson(t, 'prune', dir, '--max-age', '30m'), { removedEntries: 1, entries: 1 })
+  t.like(cliJson(t, 'prune', dir, '--max-age', String(10 * 60_000)), { removedEntries: 0, entries: 1 })
+  t.deepEqual(keysOnDisk(dir), [keys[3]])
+})
+
+test('prune of 20,000 entries removes the oldest and draws a progress bar when asked', (t) => {
+  const dir = join(tempDir(t), 'cache')
+  const n = 20_000
+  // Entry i was last used (n - i) minutes ago (plus 30 s, away from the limits).
+  const keys = aged(t, dir, Array.from({ length: n }, (_, i) => (n - i) * 60_000 + 30_000))
+  const cache = new NumpyFuncCache(dir)
+  cache.prune() // adopts the copies into the index
+  t.is(cache.stats().entries, n)
+
+  const r = cli('prune', dir, '--max-entries', '5000', '--progress', '--json')
+  t.is(r.status, 0, r.stderr)
+  t.like(JSON.parse(r.stdout), { removedEntries: 15_000, entries: 5000 })
+  t.regex(r.stderr, /removing \[=+\] 100% 15000\/15000 entries/)
+  t.deepEqual(keysOnDisk(dir), keys.slice(15_000).sort())
+  t.is(cache.stats().entries, 5000)
+
+  const rows = cli('ls', dir)
+    .stdout.trimEnd()
+    .split('\n')
+    .slice(1, -1)
+    .map((line) => line.split(/ {2,}/))
+  const newestFirst = keys.slice(15_000).reverse()
+  t.deepEqual(
+    rows.map((cells) => cells[6]),
+    newestFirst.map((key) => key.slice(0, 12)),
+  )
+  t.deepEqual(rows[0].slice(4, 6), ['2m ago', '2m ago']) // 1.5 minutes
+  t.deepEqual(rows[4999].slice(4, 6), ['3d ago', '3d ago']) // 5000.5 minutes
+
+  // 1000 minutes: the 999 entries used 0.5 to 998.5 minutes ago stay.
+  t.like(cliJson(t, 'prune', dir, '--max-age', '1000m'), { removedEntries: 5000 - 999, entries: 999 })
+  t.deepEqual(keysOnDisk(dir), keys.slice(n - 999).sort())
+})
+
+const script = spawnSync('script', ['--version']).status === 0
+
+;(process.platform === 'linux' && script ? test : test.skip)('prune draws the progress bar on a terminal by itself', (t) => {
+  const dir = join(tempDir(t), 'cache')
+  aged(t, dir, Array.from({ length: 3000 }, (_, i) => (3000 - i) * 1000))
+  // script(1) runs the command on a pseudo-terminal and copies what it writes.
+  const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} prune ${JSON.stringify(dir)} --max-entries 1000`
+  const r = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stdout, /removing \[=+\] 100% 2000\/2000 entries/)
+  t.regex(r.stdout, /removed 2,000 entries/)
+  t.is(keysOnDisk(dir).length, 1000)
+})
+
+test('clear removes every entry and leaves other files alone; --remove-dir removes the directory', async (t) => {
+  const { dir, cache } = await populated(t)
+  const { entries, bytes } = cache.stats()
+  writeFileSync(join(dir, 'notes.txt'), 'keep me\n')
+  t.deepEqual(cliJson(t, 'clear', dir), { removed: true, removedEntries: entries, removedBytes: bytes, removedDir: false })
+  t.deepEqual(keysOnDisk(dir), [])
+  t.is(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'keep me\n')
+
+  // Only cache files in it: the directory goes too.
+  const other = await populated(t)
+  const otherBytes = other.cache.stats().bytes
+  const r = cli('clear', other.dir, '--remove-dir')
+  t.is(r.status, 0, r.stderr)
+  t.is(r.stdout, `removed 4 entries (${human(otherBytes)}) and ${other.dir}\n`)
+  t.false(existsSync(other.dir))
+})
+
+test('clear --remove-dir with other files in the directory fails and keeps them', async (t) => {
+  const { dir } = await populated(t)
+  writeFileSync(join(dir, 'notes.txt'), 'keep me\n')
+  const r = cli('clear', dir, '--remove-dir')
+  t.is(r.status, 1)
+  t.regex(r.stderr, /^error: .*not removed/)
+  t.true(r.stderr.includes(dir))
+  t.deepEqual(keysOnDisk(dir), [])
+  t.is(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'keep me\n')
+})
+
+test('a missing directory, a file and a foreign directory are errors that change nothing', (t) => {
+  const base = tempDir(t)
+  const missing = join(base, 'nope')
+  const file = join(base, 'file.npy')
+  writeFileSync(file, 'not a cache')
+  const foreign = join(base, 'foreign')
+  mkdirSync(foreign)
+  writeFileSync(join(foreign, 'notes.txt'), 'mine\n')
+  mkdirSync(join(foreign, 'sub'))
+  const before = snapshot(base)
+
+  for (const command of [['ls'], ['stats'], ['prune', '--max-entries', '0'], ['clear', '--remove-dir']]) {
+    const [name, ...rest] = command
+    for (const [dir, message] of [
+      [missing, `error: no such cache directory: ${missing}\n`],
+      [file, `error: ${file} is not a directory\n`],
+      [
+        foreign,
+        `error: ${foreign} is not a numpy-func-cache directory (no cache index or entries in it); left it unchanged\n`,
+      ],
+    ]) {
+      for (const json of [[], ['--json']]) {
+        const r = cli(name, dir, ...rest, ...json)
+        t.is(r.status, 1, `${name} ${dir}`)
+        t.is(r.stderr, message)
+        t.is(r.stdout, '')
+      }
+    }
+  }
+  t.deepEqual(snapshot(base), before)
+  t.deepEqual(readdirSync(foreign).sort(), ['notes.txt', 'sub'])
+})
+
+test('bad arguments are usage errors that name them, with exit code 2', async (t) => {
+  const { dir, cache } = await populated(t)
+  const cases: [string[], RegExp][] = [
+    [['frob', dir], /unknown command 'frob'/],
+    [['prune', dir, '--max-bytes', '10XB'], /'--max-bytes <size>' argument '10XB' is invalid/],
+    [['prune', dir, '--max-bytes', '10iB'], /argument '10iB' is invalid/],
+    [['prune', dir, '--max-age', 'soon'], /'--max-age <age>' argument 'soon' is invalid/],
+    [['prune', dir, '--max-age', '-1d'], /argument '-1d' is invalid/],
+    [['prune', dir, '--max-entries', '2.5'], /'--max-entries <n>' argument '2.5' is invalid/],
+    [['prune', dir], /prune needs at least one limit: --max-bytes, --max-entries or --max-age/],
+    [['prune', dir, '--json'], /prune needs at least one limit/],
+    [['ls', dir, '--all'], /unknown option '--all'/],
+    [['ls'], /missing required argument 'dir'/],
+    [['stats', dir, dir], /too many arguments for 'stats'/],
+    [[], /Usage: numpy-func-cache/],
+  ]
+  for (const [args, message] of cases) {
+    const r = cli(...args)
+    t.is(r.status, 2, args.join(' '))
+    t.regex(r.stderr, message)
+    t.is(r.stdout, '')
+  }
+  t.is(cache.stats().entries, 4, 'nothing was pruned')
+})
+
+test('--help and --version', (t) => {
+  const help = cli('--help')
+  t.is(help.status, 0)
+  for (const command of ['ls', 'stats', 'prune', 'clear']) t.regex(help.stdout, new RegExp(`^  ${command} \\[options\\] <dir>`, 'm'))
+  const pruneHelp = cli('prune', '--help')
+  t.is(pruneHelp.status, 0)
+  t.regex(pruneHelp.stdout, /--max-bytes <size>[\s\S]*--max-entries <n>[\s\S]*--max-age <age>[\s\S]*--json/)
+  const version = cli('--version')
+  t.is(version.status, 0)
+  t.is(version.stdout, `${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`)
+})
