@@ -376,14 +376,15 @@ impl Index {
     }
 
     /// Brings the rows in line with the files, under the write lock: `scan`
-    /// lists the complete entries on disk (it may also tidy leftovers).
-    /// Rows are added for entries the index lacks (keeping the last use the
-    /// scan gives) and dropped for entries no longer on disk. Returns
-    /// (added, dropped).
+    /// lists the keys of the complete entries on disk (it may also tidy
+    /// leftovers), and `describe` makes the row of an entry the index lacks
+    /// (None if it does not read as one). Rows are dropped for entries no
+    /// longer on disk. Returns (added, dropped).
     pub fn reconcile<E: From<IndexError>>(
         &mut self,
         now: i64,
-        scan: impl FnOnce() -> Result<Vec<EntryRow>, E>,
+        scan: impl FnOnce() -> Result<Vec<String>, E>,
+        mut describe: impl FnMut(&str) -> Option<EntryRow>,
     ) -> Result<(u64, u64), E> {
         let path = self.path.clone();
         self.write_with(|tx| {
@@ -394,17 +395,19 @@ impl Index {
             let mut added = 0;
             {
                 let mut mark = tx.prepare_cached("INSERT OR IGNORE INTO seen VALUES (?1)").map_err(err)?;
-                let mut adopt = tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO entries (key, function, dtype, shape, bytes, created, last_used)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )
+                for key in &on_disk {
+                    mark.execute([key]).map_err(err)?;
+                }
+                let mut missing = tx
+                    .prepare("SELECT key FROM seen WHERE key NOT IN (SELECT key FROM entries)")
                     .map_err(err)?;
-                for row in &on_disk {
-                    mark.execute([&row.key]).map_err(err)?;
-                    added += adopt
-                        .execute(params![row.key, row.function, row.dtype, row.shape, to_i64(row.bytes), row.created, row.last_used])
-                        .map_err(err)? as u64;
+                let unknown = missing.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
+                let unknown: Vec<String> = unknown.collect::<rusqlite::Result<_>>().map_err(err)?;
+                for key in unknown {
+                    if let Some(row) = describe(&key) {
+                        upsert(tx, &row).map_err(err)?;
+                        added += 1;
+                    }
                 }
             }
             let dropped =

@@ -109,8 +109,17 @@ fn reconcile_adopts_files_the_index_lacks_and_drops_rows_without_files() {
     let mut index = open(&tmp.path().join("i.sqlite"));
     add(&mut index, row("kept", 5, 10));
     add(&mut index, row("gone", 7, 10));
-    let on_disk = vec![row("kept", 999, 999), row("new", 3, 20)];
-    let (added, dropped) = index.reconcile(12345, || Ok::<_, IndexError>(on_disk)).unwrap();
+    let on_disk = vec!["kept".to_owned(), "new".to_owned(), "unreadable".to_owned()];
+    let mut described = Vec::new();
+    let (added, dropped) = index
+        .reconcile(12345, || Ok::<_, IndexError>(on_disk), |key| {
+            described.push(key.to_owned());
+            (key == "new").then(|| row("new", 3, 20))
+        })
+        .unwrap();
+    // Only entries the index lacks are read from disk.
+    described.sort();
+    assert_eq!(described, ["new", "unreadable"]);
     assert_eq!((added, dropped), (1, 1));
     // A known row keeps what the index knew (its last use).
     assert_eq!(index.rows().unwrap(), vec![row("new", 3, 20), row("kept", 5, 10)]);

@@ -126,7 +126,7 @@ impl CacheDir {
         let id = fs::metadata(&path).map(|m| file_identity(&m)).unwrap_or((0, 0));
         if created {
             // A directory from before the index, or one whose index was removed.
-            book.adopted_on_open += index.reconcile(now_us(), || self.scan(&mut 0))?.0;
+            book.adopted_on_open += index.reconcile(now_us(), || self.scan(&mut 0), |k| self.row_from_files(k))?.0;
         }
         book.index = Some((index, id));
         Ok(book.index.as_mut().map(|(index, _)| index))
@@ -245,7 +245,7 @@ impl CacheDir {
         let now = now_us();
         let Some(index) = self.index(&mut book)? else { return Ok(()) };
         if now.saturating_sub(index.reconciled_at()?) > RECONCILE_EVERY_US {
-            index.reconcile(now, || self.scan(&mut 0))?;
+            index.reconcile(now, || self.scan(&mut 0), |k| self.row_from_files(k))?;
         }
         if self.limits.is_none() {
             return Ok(());
@@ -334,7 +334,7 @@ impl CacheDir {
         let mut report = PruneReport::default();
         let Some(index) = self.index(&mut book)? else { return Ok(report) };
         let mut leftovers = 0;
-        (report.adopted, report.dropped) = index.reconcile(now, || self.scan(&mut leftovers))?;
+        (report.adopted, report.dropped) = index.reconcile(now, || self.scan(&mut leftovers), |k| self.row_from_files(k))?;
         report.removed_leftovers = leftovers;
         let victims: Vec<String> = index.victims(limits, now)?.into_iter().map(|(k, _)| k).collect();
         report.adopted += std::mem::take(&mut book.adopted_on_open);
@@ -373,10 +373,10 @@ impl CacheDir {
         Ok(report)
     }
 
-    /// Lists the complete entries on disk for `reconcile`, and removes
+    /// Lists the keys of complete entries on disk for `reconcile`, and removes
     /// leftovers: temporary files of dead processes, and halves of entries
     /// (safe here: stores rename under the index's write lock, held now).
-    fn scan(&self, leftovers: &mut u64) -> Result<Vec<EntryRow>, StoreError> {
+    fn scan(&self, leftovers: &mut u64) -> Result<Vec<String>, StoreError> {
         let listing = match fs::read_dir(&self.root) {
             Ok(l) => l,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -392,7 +392,7 @@ impl CacheDir {
             }
         }
         let present: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
-        let mut rows = Vec::new();
+        let mut keys = Vec::new();
         let mut remove = |name: &str| {
             if fs::remove_file(self.root.join(name)).is_ok() {
                 *leftovers += 1;
@@ -406,7 +406,7 @@ impl CacheDir {
                 }
             } else if let Some(stem) = name.strip_suffix(".json") {
                 match present.contains(format!("{stem}.npy").as_str()) {
-                    true => rows.extend(self.row_from_files(key)),
+                    true => keys.push(key.to_owned()),
                     false => remove(name),
                 }
             } else if let Some(stem) = name.strip_suffix(".npy") {
@@ -415,7 +415,7 @@ impl CacheDir {
                 }
             }
         }
-        Ok(rows)
+        Ok(keys)
     }
 
     /// An index row for an entry found on disk; None if it does not read as one.
