@@ -125,9 +125,6 @@ Made by \`node bench/bookkeeping.mjs\`${quick ? ' --quick (a harness check only)
 | \`prune({ maxEntries: ${(cfg.entries / 2).toLocaleString('en-US')} })\` (reconcile, then remove half, LRU first) | ${ms(p.halve)} | ${ratio(p.halve / (p.rawList + p.rawUnlink))} of listing plus \`unlinkSync\` of the removed files (${ms(p.rawList + p.rawUnlink)}) |
 
 Making the ${n} entries took ${ms(p.fill)} (${us(p.fill / cfg.entries)} per store, index transaction included).
-Creating and removing files is bound by the filesystem's journal on this VM: across runs here the removal half of
-the prune took 1.9 to 10 s and a store 190 to 1,040 µs, most of it in ext4's inode allocation and journal waits
-(seen with \`perf\`), the same for the raw limits measured beside them.
 <!-- bookkeeping:end -->`
 
 writeFileSync(join(here, 'bookkeeping.json'), JSON.stringify(out, null, 1) + '\n')

@@ -178,9 +178,10 @@ impl Index {
         // Changing the journal mode needs a moment with no other connection;
         // if another process holds one, its mode (the same one) stays.
         let _ = conn.pragma_update(None, "journal_mode", mode);
-        // A crash loses at most the last transactions, never consistency;
-        // the files, not the index, hold the arrays.
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        // No fsync, as for the entries: the index is bookkeeping that an OS
+        // crash can at worst damage, and a damaged index is rebuilt from the
+        // files. (Syncing made every checkpoint of a large prune wait on the disk.)
+        conn.pragma_update(None, "synchronous", "OFF").map_err(err)?;
         let mut index = Index { conn, path: path.to_path_buf() };
         let version = index.write(|tx| {
             let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
