@@ -142,6 +142,8 @@ pub enum Lookup {
 pub struct ClearReport {
     pub removed_files: usize,
     pub removed_dir: bool,
+    /// Files and directories the cache did not write, left in place.
+    pub foreign: usize,
 }
 
 /// A cache directory. Creating one touches nothing on disk; the directory is
@@ -392,6 +394,7 @@ impl CacheDir {
                 Err(e) => return Err(io_err("remove", &path)(e)),
             }
         }
+        report.foreign = remaining;
         if remove_dir {
             if remaining > 0 {
                 return Err(StoreError::NotEmpty { path: self.root.clone(), remaining });

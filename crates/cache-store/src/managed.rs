@@ -351,10 +351,11 @@ impl CacheDir {
         Ok(report)
     }
 
-    /// Removes every entry and the index, leaving the directory as it was
-    /// before the cache used it; with `remove_dir`, then the directory.
-    /// Entries stored by other processes during the clear stay (unless the
-    /// directory goes), and are counted again by a later reconcile.
+    /// Removes every entry; then the index too if nothing but the cache's
+    /// own files was in the directory (leaving it empty, as before the cache
+    /// used it), else the index stays, empty, and marks it as a cache; with
+    /// `remove_dir`, then the directory. Entries stored by other processes
+    /// during the clear stay (unless the directory goes).
     pub fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
         let mut book = self.book();
         book.pending.clear();
@@ -366,6 +367,9 @@ impl CacheDir {
             // An unreadable index must not stop a clear.
             Err(_) => self.clear_files(false, false, &|_| false)?,
         };
+        if report.foreign > 0 && !remove_dir {
+            return Ok(report);
+        }
         book.index = None;
         let rest = self.clear_files(true, remove_dir, &|_| !remove_dir)?;
         report.removed_files += rest.removed_files;
