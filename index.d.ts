@@ -49,8 +49,12 @@ export declare class CacheDir {
    * that measures what recording costs. Not part of the public API.
    */
   setRecording(on: boolean): void
-  /** Writes uses and hit/miss counts held in memory to the index. */
-  flush(): void
+  /**
+   * Writes uses and hit/miss counts held in memory to the index, waiting
+   * for another process's transaction at most `waitMs` (0: not at all;
+   * omitted: as long as any write).
+   */
+  flush(waitMs?: number | undefined | null): void
   stats(): CacheTotals
   /** Every entry the index knows, most recently used first. */
   entries(): Array<IndexedEntry>
@@ -64,10 +68,10 @@ export declare class CacheDir {
   /** Whether a load of `key` would hit, without loading or counting it. */
   contains(key: string): boolean
   /**
-   * Takes the compute-once lease of `key`, or returns the holder's
-   * `host pid` if another live process has it.
+   * Takes the compute-once lease of `key`, or says who holds it: its
+   * `host pid`, and whether that is this process.
    */
-  claim(key: string, staleAfterMs: number): ComputeLease | string
+  claim(key: string, staleAfterMs: number): ComputeLease | { holder: string; thisProcess: boolean }
 }
 
 /** A held compute-once lease; `release` gives it up (also done when collected). */
@@ -110,6 +114,11 @@ export interface IndexedEntry {
   bytes: number
   created: number
   lastUsed: number
+}
+
+export interface LeaseHolder {
+  holder: string
+  thisProcess: boolean
 }
 
 /**

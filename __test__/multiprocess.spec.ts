@@ -362,7 +362,8 @@ async function killedHolder(t: ExecutionContext, hang: string, call: string): Pr
   await a.line('started')
   const leases = leaseFiles(dir)
   t.is(leases.length, 1, 'A holds a lease while it computes')
-  t.is(readFileSync(join(dir, leases[0]), 'utf8').trim(), `${hostTag()} ${a.child.pid}`, 'the lease names A')
+  // "<host> <pid> <staleAfter ms>"
+  t.is(readFileSync(join(dir, leases[0]), 'utf8').trim(), `${hostTag()} ${a.child.pid} 60000`, 'the lease names A')
 
   const b = startWorker(call, { dir, k: 7, computeOnce: true })
   await b.line('calling')

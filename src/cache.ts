@@ -224,8 +224,9 @@ function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
   const timeout = optionOf<number>(opts, 'timeout', 'number', `${where}: computeOnce`) ?? Infinity
   const staleAfter = optionOf<number>(opts, 'staleAfter', 'number', `${where}: computeOnce`) ?? 60_000
   if (!(timeout >= 0)) throw new RangeError(`${where}: computeOnce.timeout must be a non-negative number, got ${timeout}`)
-  if (!(staleAfter > 0) || !Number.isFinite(staleAfter)) {
-    throw new RangeError(`${where}: computeOnce.staleAfter must be a positive finite number, got ${staleAfter}`)
+  // The holder refreshes its lease every staleAfter / 4, at most every 50 ms.
+  if (!(staleAfter >= 200) || !Number.isFinite(staleAfter)) {
+    throw new RangeError(`${where}: computeOnce.staleAfter must be a finite number of milliseconds, at least 200, got ${staleAfter}`)
   }
   return { timeout, staleAfter }
 }
@@ -316,7 +317,8 @@ function flushOnExit(dir: InstanceType<typeof native.CacheDir>): void {
   process.once('exit', () => {
     for (const ref of liveDirs) {
       try {
-        ref.deref()?.flush()
+        // A second at most for another process's transaction: exit is not held up for long.
+        ref.deref()?.flush(1000)
       } catch {
         // Bookkeeping only; the entries themselves are on disk already.
       }
@@ -336,6 +338,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   readonly #knownMeta = new Map<string, EntryMeta>()
   readonly #computeOnce: ComputeOnce | undefined
   #flushTimer: NodeJS.Timeout | undefined
+  #leaseWarned = false
 
   /**
    * A cache in directory `path`, made on the first store. Throws if `path`
@@ -408,7 +411,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
           `or its entries would be shared with every other anonymous function`,
       )
     }
-    const once = 'computeOnce' in opts ? computeOnceOf(opts.computeOnce, where) : this.#computeOnce
+    const once = opts.computeOnce !== undefined ? computeOnceOf(opts.computeOnce, where) : this.#computeOnce
     const label = `${name || 'anonymous function'}()`
     const prefix = identityPrefix({ name, version, source: trackSource ? fn.toString() : undefined })
     const cache = this
@@ -436,7 +439,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         const hit = cache.#load(key, name)
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
-        return runSync(waitOrCompute(() => cache.#claim(key, once), once), {
+        return runSync(waitOrCompute(() => cache.#claim(key, once, true), once), {
           load: () => cache.#load(key, name),
           compute: () => compute(this, args, key),
         })
@@ -462,7 +465,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         const hit = await load(key)
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
-        return runAsync(waitOrCompute(() => cache.#claim(key, once), once), {
+        return runAsync(waitOrCompute(() => cache.#claim(key, once, false), once), {
           load: () => load(key),
           compute: () => compute(this, args, key),
         })
@@ -475,18 +478,26 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   }
 
   /**
-   * The compute-once lease of `key` if this process got it, `null` if it
-   * may compute without one (the lease could not be taken: the directory
-   * refuses it), undefined if another process holds it.
+   * The compute-once lease of `key` if this process got it; `null` if it
+   * computes without one (no lease can be taken in this directory, or a
+   * synchronous call would wait for this very process, which cannot finish
+   * while it waits); undefined if another process holds it.
    */
-  #claim(key: string, once: ComputeOnce): { release(): void } | null | undefined {
+  #claim(key: string, once: ComputeOnce, sync: boolean): { release(): void } | null | undefined {
     let claim: ReturnType<InstanceType<typeof native.CacheDir>['claim']>
     try {
       claim = this.#dir.claim(key, once.staleAfter)
-    } catch {
+    } catch (e) {
+      if (!this.#leaseWarned) {
+        this.#leaseWarned = true
+        process.emitWarning(`computeOnce is off in ${this.path}: no lease can be taken there (${(e as Error).message})`, {
+          code: 'NUMPY_FUNC_CACHE_NO_LEASE',
+        })
+      }
       return null
     }
-    return typeof claim === 'string' ? undefined : claim
+    if (!('holder' in claim)) return claim
+    return sync && claim.thisProcess ? null : undefined
   }
 
   /** Removes the files this cache wrote; with `removeDir`, then the directory. */
@@ -507,7 +518,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined
       try {
-        this.#dir.flush()
+        // Only if the index is free: the event loop never waits for another process.
+        this.#dir.flush(0)
       } catch {
         // Bookkeeping only: the next store or exit tries again.
       }

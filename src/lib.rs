@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use napi_derive::napi;
 
 use cache_key::{Key, Splice};
-use cache_store::{CacheDir as Store, Claim, EntryRow, Lease, Limits, LoadedArray, Lookup, PruneReport};
+use cache_store::{CacheDir as Store, Claim, EntryRow, Lease, Limits, LoadedArray, Lookup, PruneReport, Wait};
 use npy_format::{Dtype, Header};
 
 /// Arrays up to this size are copied into a V8-owned ArrayBuffer: cheaper
@@ -44,6 +44,14 @@ fn guarded<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
             .unwrap_or_else(|| "unknown panic".to_owned());
         Err(failure(format!("panic in the native core: {what}")))
     })
+}
+
+/// A bad key is the caller's mistake; anything else is a failure.
+fn store_error(e: cache_store::StoreError) -> Error {
+    match e {
+        cache_store::StoreError::BadKey(_) => invalid(e.to_string()),
+        e => failure(e),
+    }
 }
 
 fn invalid(msg: String) -> Error {
@@ -333,10 +341,17 @@ impl CacheDir {
         self.store.set_recording(on)
     }
 
-    /// Writes uses and hit/miss counts held in memory to the index.
+    /// Writes uses and hit/miss counts held in memory to the index, waiting
+    /// for another process's transaction at most `waitMs` (0: not at all;
+    /// omitted: as long as any write).
     #[napi(catch_unwind)]
-    pub fn flush(&self) -> Result<()> {
-        self.store.flush().map_err(failure)
+    pub fn flush(&self, wait_ms: Option<f64>) -> Result<()> {
+        let wait = match wait_ms {
+            None => Wait::AsNeeded,
+            Some(ms) if ms > 0.0 => Wait::AtMost(std::time::Duration::from_millis(ms.min(1e9) as u64)),
+            Some(_) => Wait::Never,
+        };
+        self.store.flush(wait).map_err(failure)
     }
 
     #[napi(catch_unwind)]
@@ -375,25 +390,31 @@ impl CacheDir {
     /// Removes the entry of `key`; says whether there was one.
     #[napi(catch_unwind)]
     pub fn remove(&self, key: String) -> Result<bool> {
-        self.store.remove(&key).map_err(|e| invalid(e.to_string()))
+        self.store.remove(&key).map_err(store_error)
     }
 
     /// Whether a load of `key` would hit, without loading or counting it.
     #[napi(catch_unwind)]
     pub fn contains(&self, key: String) -> Result<bool> {
-        self.store.contains(&key).map_err(|e| invalid(e.to_string()))
+        self.store.contains(&key).map_err(store_error)
     }
 
-    /// Takes the compute-once lease of `key`, or returns the holder's
-    /// `host pid` if another live process has it.
-    #[napi(catch_unwind, ts_return_type = "ComputeLease | string")]
-    pub fn claim(&self, key: String, stale_after_ms: f64) -> Result<Either<ComputeLease, String>> {
+    /// Takes the compute-once lease of `key`, or says who holds it: its
+    /// `host pid`, and whether that is this process.
+    #[napi(catch_unwind, ts_return_type = "ComputeLease | { holder: string; thisProcess: boolean }")]
+    pub fn claim(&self, key: String, stale_after_ms: f64) -> Result<Either<ComputeLease, LeaseHolder>> {
         let stale_after = std::time::Duration::from_millis(stale_after_ms.max(1.0) as u64);
-        Ok(match self.store.claim(&key, stale_after).map_err(failure)? {
+        Ok(match self.store.claim(&key, stale_after).map_err(store_error)? {
             Claim::Taken(lease) => Either::A(ComputeLease { lease: Some(lease) }),
-            Claim::Held { holder } => Either::B(holder),
+            Claim::Held { holder, this_process } => Either::B(LeaseHolder { holder, this_process }),
         })
     }
+}
+
+#[napi(object)]
+pub struct LeaseHolder {
+    pub holder: String,
+    pub this_process: bool,
 }
 
 /// A held compute-once lease; `release` gives it up (also done when collected).

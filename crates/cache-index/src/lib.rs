@@ -124,6 +124,14 @@ impl Limits {
     }
 }
 
+/// An entry chosen for removal, with its last use when chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Victim {
+    pub key: String,
+    pub bytes: u64,
+    pub last_used: i64,
+}
+
 /// Totals over the whole cache, from all processes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -245,9 +253,13 @@ impl Index {
 
     /// Records uses of entries (key, time of use) and hit and miss counts.
     /// Keys without a row are skipped: the index only learns of entries
-    /// through `insert` and `reconcile`.
-    pub fn record(&mut self, uses: &[(String, i64)], hits: u64, misses: u64) -> Result<(), IndexError> {
-        self.write(|tx| {
+    /// through `insert` and `reconcile`. With `wait`, waits at most that
+    /// long for another process's transaction (else as long as any write).
+    pub fn record(&mut self, uses: &[(String, i64)], hits: u64, misses: u64, wait: Option<Duration>) -> Result<(), IndexError> {
+        if let Some(wait) = wait {
+            self.conn.busy_timeout(wait).map_err(self.err())?;
+        }
+        let written = self.write(|tx| {
             let mut touch = tx.prepare_cached("UPDATE entries SET last_used = max(last_used, ?2) WHERE key = ?1")?;
             for (key, when) in uses {
                 touch.execute(params![key, when])?;
@@ -257,7 +269,11 @@ impl Index {
                 params![to_i64(hits), to_i64(misses)],
             )?;
             Ok(())
-        })
+        });
+        if wait.is_some() {
+            self.conn.busy_timeout(BUSY_TIMEOUT).map_err(self.err())?;
+        }
+        written
     }
 
     /// When `key` was last used, as far as the index knows.
@@ -293,7 +309,7 @@ impl Index {
     /// first those unused for longer than `max_age`, then the least
     /// recently used until both size limits hold. Returns (key, bytes) in
     /// the order they should go.
-    pub fn victims(&self, limits: &Limits, now: i64) -> Result<Vec<(String, u64)>, IndexError> {
+    pub fn victims(&self, limits: &Limits, now: i64) -> Result<Vec<Victim>, IndexError> {
         let totals = self.totals()?;
         let (mut entries, mut bytes) = (totals.entries, totals.bytes);
         let over = |entries: u64, bytes: u64| {
@@ -316,26 +332,29 @@ impl Index {
                 break;
             }
             let size = to_u64(r.get(1).map_err(self.err())?);
-            out.push((r.get(0).map_err(self.err())?, size));
+            out.push(Victim { key: r.get(0).map_err(self.err())?, bytes: size, last_used });
             entries = entries.saturating_sub(1);
             bytes = bytes.saturating_sub(size);
         }
         Ok(out)
     }
 
-    /// Removes `keys`: their rows in one transaction, then, under the write
-    /// lock again, `unlink` for each key that still has no row (one stored
-    /// anew in between keeps its files). Returns the rows' total bytes.
+    /// Removes entries given as (key, last use when judged): their rows in
+    /// one transaction, sparing a row used or stored anew since it was
+    /// judged (`i64::MAX` spares none); then, under the write lock again,
+    /// `unlink` for each key that has no row (one stored anew in between
+    /// keeps its files). Returns the removed rows' total bytes.
     pub fn remove<E: From<IndexError>>(
         &mut self,
-        keys: &[String],
+        keys: &[(String, i64)],
         mut unlink: impl FnMut(&str) -> Result<(), E>,
     ) -> Result<u64, E> {
         let removed = self.write(|tx| {
-            let mut delete = tx.prepare_cached("DELETE FROM entries WHERE key = ?1 RETURNING bytes")?;
+            let mut delete =
+                tx.prepare_cached("DELETE FROM entries WHERE key = ?1 AND last_used <= ?2 RETURNING bytes")?;
             let mut bytes = 0u64;
-            for key in keys {
-                let size: Option<i64> = delete.query_row([key], |r| r.get(0)).optional()?;
+            for (key, judged) in keys {
+                let size: Option<i64> = delete.query_row(params![key, judged], |r| r.get(0)).optional()?;
                 bytes += size.map_or(0, to_u64);
             }
             Ok(bytes)
@@ -345,7 +364,7 @@ impl Index {
             let mut present = tx
                 .prepare_cached("SELECT 1 FROM entries WHERE key = ?1")
                 .map_err(|source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) })?;
-            for key in keys {
+            for (key, _) in keys {
                 let stored_again =
                     present.exists([key]).map_err(|source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) })?;
                 if !stored_again {

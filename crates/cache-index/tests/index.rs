@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use cache_index::{EntryRow, Index, IndexError, Journal, Limits, Totals};
+use cache_index::{EntryRow, Index, IndexError, Journal, Limits, Totals, Victim};
 
 fn row(key: &str, bytes: u64, last_used: i64) -> EntryRow {
     EntryRow {
@@ -18,8 +18,13 @@ fn open(path: &Path) -> Index {
     Index::open(path, Journal::Wal).unwrap().0
 }
 
-fn keys(v: &[(String, u64)]) -> Vec<&str> {
-    v.iter().map(|(k, _)| k.as_str()).collect()
+fn keys(v: &[Victim]) -> Vec<&str> {
+    v.iter().map(|v| v.key.as_str()).collect()
+}
+
+/// Removal of any row of these keys, whenever it was last used.
+fn any(keys: &[&str]) -> Vec<(String, i64)> {
+    keys.iter().map(|k| (k.to_string(), i64::MAX)).collect()
 }
 
 fn add(index: &mut Index, r: EntryRow) {
@@ -36,7 +41,7 @@ fn totals_follow_inserts_replacements_and_removals() {
     add(&mut index, row("a", 30, 3)); // replaces a
     assert_eq!(index.totals().unwrap(), Totals { entries: 2, bytes: 80, hits: 0, misses: 0 });
     let mut unlinked = Vec::new();
-    let removed = index.remove(&["a".to_owned(), "zzz".to_owned()], |k| {
+    let removed = index.remove(&any(&["a", "zzz"]), |k| {
         unlinked.push(k.to_owned());
         Ok::<(), IndexError>(())
     });
@@ -94,9 +99,9 @@ fn recorded_uses_move_last_use_forward_only_and_count_hits_and_misses() {
     let tmp = tempfile::tempdir().unwrap();
     let mut index = open(&tmp.path().join("i.sqlite"));
     add(&mut index, row("a", 1, 500));
-    index.record(&[("a".to_owned(), 400), ("unknown".to_owned(), 900)], 2, 1).unwrap();
+    index.record(&[("a".to_owned(), 400), ("unknown".to_owned(), 900)], 2, 1, None).unwrap();
     assert_eq!(index.last_used("a").unwrap(), Some(500));
-    index.record(&[("a".to_owned(), 700)], 1, 0).unwrap();
+    index.record(&[("a".to_owned(), 700)], 1, 0, None).unwrap();
     assert_eq!(index.last_used("a").unwrap(), Some(700));
     assert_eq!(index.last_used("unknown").unwrap(), None);
     let t = index.totals().unwrap();
@@ -132,7 +137,7 @@ fn clear_empties_rows_and_counters_and_passes_a_test_for_later_stores() {
     let tmp = tempfile::tempdir().unwrap();
     let mut index = open(&tmp.path().join("i.sqlite"));
     add(&mut index, row("a", 5, 10));
-    index.record(&[], 4, 4).unwrap();
+    index.record(&[], 4, 4, None).unwrap();
     let seen = index.clear(|stored_since| Ok::<_, IndexError>(stored_since("a"))).unwrap();
     assert!(!seen);
     assert_eq!(index.totals().unwrap(), Totals::default());
@@ -150,9 +155,9 @@ fn connections_in_many_threads_keep_the_totals_exact() {
                 let mut index = open(path);
                 for i in 0..200 {
                     add(&mut index, row(&format!("k{}", i % 50 + t * 25), 1 + (i % 7) as u64, i));
-                    index.record(&[(format!("k{}", i % 50), i)], 1, 1).unwrap();
+                    index.record(&[(format!("k{}", i % 50), i)], 1, 1, None).unwrap();
                     if i % 10 == 0 {
-                        index.remove(&[format!("k{}", (i + 5) % 50 + t * 25)], |_| Ok::<(), IndexError>(())).unwrap();
+                        index.remove(&[(format!("k{}", (i + 5) % 50 + t * 25), i64::MAX)], |_| Ok::<(), IndexError>(())).unwrap();
                     }
                 }
             });
@@ -206,4 +211,47 @@ fn rollback_journal_mode_works_too() {
     add(&mut index, row("a", 5, 10));
     assert_eq!(index.totals().unwrap().entries, 1);
     assert!(!tmp.path().join("i.sqlite-wal").exists());
+}
+
+#[test]
+fn a_removal_spares_a_row_used_or_stored_since_it_was_judged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut index = open(&tmp.path().join("i.sqlite"));
+    add(&mut index, row("a", 5, 10));
+    add(&mut index, row("b", 5, 10));
+    let victims = index.victims(&Limits { max_entries: Some(0), ..Limits::default() }, 100).unwrap();
+    // Used by another process between the choice and the removal.
+    index.record(&[("a".to_owned(), 50)], 1, 0, None).unwrap();
+    let mut unlinked = Vec::new();
+    let judged: Vec<(String, i64)> = victims.iter().map(|v| (v.key.clone(), v.last_used)).collect();
+    index.remove(&judged, |k| {
+        unlinked.push(k.to_owned());
+        Ok::<(), IndexError>(())
+    })
+    .unwrap();
+    assert_eq!(unlinked, ["b"]);
+    assert_eq!(index.rows().unwrap().iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a"]);
+}
+
+#[test]
+fn a_write_that_may_not_wait_fails_at_once_while_another_connection_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    let mut index = open(&path);
+    add(&mut index, row("a", 5, 10));
+    let mut other = open(&path);
+    let started = std::time::Instant::now();
+    let mut result = None;
+    other
+        .insert(&row("b", 1, 1), || {
+            // Inside the other connection's write transaction.
+            result = Some(index.record(&[("a".to_owned(), 20)], 1, 0, Some(std::time::Duration::ZERO)));
+            Ok::<(), IndexError>(())
+        })
+        .unwrap();
+    assert!(result.unwrap().is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // Afterwards it waits again as usual, and writes.
+    index.record(&[("a".to_owned(), 20)], 1, 0, None).unwrap();
+    assert_eq!(index.last_used("a").unwrap(), Some(20));
 }

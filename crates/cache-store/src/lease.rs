@@ -34,8 +34,9 @@ pub struct Lease {
 #[derive(Debug)]
 pub enum Claim {
     Taken(Lease),
-    /// Another live process holds it; `holder` is its `host pid`.
-    Held { holder: String },
+    /// Another live process holds it, or another thread of this one
+    /// (`this_process`); `holder` is its `host pid`.
+    Held { holder: String, this_process: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +96,9 @@ pub(crate) fn claim(dir: &Path, key: &str, stale_after: Duration) -> Result<Clai
         let mut file =
             File::options().write(true).create_new(true).open(&unique).map_err(io_err("create lease file", &unique))?;
         let taken = (|| {
-            writeln!(file, "{} {}", host_tag(), std::process::id()).map_err(io_err("write lease file", &unique))?;
+            // The holder's staleAfter goes in too: it is the holder that promises to refresh within it.
+            writeln!(file, "{} {} {}", host_tag(), std::process::id(), stale_after.as_millis())
+                .map_err(io_err("write lease file", &unique))?;
             match fs::hard_link(&unique, &path) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -112,23 +115,29 @@ pub(crate) fn claim(dir: &Path, key: &str, stale_after: Duration) -> Result<Clai
             return Ok(Claim::Taken(Lease { path, id, heartbeat: Some(heartbeat) }));
         }
         match holder_if_live(&path, stale_after)? {
-            Some(holder) => return Ok(Claim::Held { holder }),
+            Some(holder) => {
+                let this_process = holder == format!("{} {}", host_tag(), std::process::id());
+                return Ok(Claim::Held { holder, this_process });
+            }
             None => continue,
         }
     }
-    Ok(Claim::Held { holder: "another process".to_owned() })
+    Ok(Claim::Held { holder: "another process".to_owned(), this_process: false })
 }
 
-/// Who holds the lease at `path`, and whether it is stale: its holder was
-/// on this host and is gone, or it went unrefreshed for `stale_after`.
+/// Who holds the lease at `path` (`host pid`), and whether it is stale:
+/// its holder was on this host and is gone, or it went unrefreshed for the
+/// staleAfter its holder wrote into it (`stale_after` if it wrote none).
 /// None if there is no lease there.
 fn inspect(path: &Path, stale_after: Duration) -> Option<(fs::Metadata, String, bool)> {
     let (meta, text) = (fs::metadata(path).ok()?, fs::read_to_string(path).ok()?);
-    let holder = text.trim().to_owned();
-    let mut parts = holder.rsplitn(2, ' ');
-    let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
-    let host = parts.next();
+    let mut fields = text.split_whitespace();
+    let (host, pid, declared) = (fields.next(), fields.next(), fields.next());
+    let holder = format!("{} {}", host.unwrap_or("?"), pid.unwrap_or("?"));
+    let pid = pid.and_then(|p| p.parse::<u32>().ok());
     let dead_here = host == Some(host_tag().as_str()) && pid.is_some_and(|p| !process_alive(p));
+    let stale_after = declared.and_then(|d| d.parse::<u64>().ok()).map_or(stale_after, Duration::from_millis);
+    // A time in the future (another host's clock ahead) counts as fresh.
     let age = meta.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok()).unwrap_or_default();
     let stale = dead_here || age >= stale_after;
     Some((meta, holder, stale))

@@ -25,8 +25,8 @@ mod managed;
 pub use cache_index::{EntryRow, Limits, Totals};
 pub use fs_kind::is_network_fs;
 pub use lease::{Claim, Lease};
-pub use managed::PruneReport;
-use managed::Book;
+pub use managed::{PruneReport, Wait};
+use managed::{Book, Uses};
 
 /// What went wrong, with the path it went wrong on.
 #[derive(Debug)]
@@ -153,8 +153,12 @@ pub struct CacheDir {
     root: PathBuf,
     /// Metadata last read per key, shared by clones (the async tasks).
     meta_memo: Arc<Mutex<HashMap<String, (FileStamp, Arc<[u8]>)>>>,
-    /// The index and the uses not yet written to it, shared by clones.
+    /// The index, shared by clones (the async tasks).
     book: Arc<Mutex<Book>>,
+    /// Uses not yet written to the index, shared by clones.
+    uses: Arc<Mutex<Uses>>,
+    /// Whether the directory is on a network filesystem, once known.
+    network: Arc<std::sync::OnceLock<bool>>,
     limits: Limits,
 }
 
@@ -189,7 +193,14 @@ const KEY_LEN: usize = 64;
 
 impl CacheDir {
     fn at(root: PathBuf) -> CacheDir {
-        CacheDir { root, meta_memo: Arc::default(), book: Arc::default(), limits: Limits::default() }
+        CacheDir {
+            root,
+            meta_memo: Arc::default(),
+            book: Arc::default(),
+            uses: Arc::default(),
+            network: Arc::default(),
+            limits: Limits::default(),
+        }
     }
 
     /// The same directory with `limits` applied after each store.

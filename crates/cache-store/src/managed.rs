@@ -62,20 +62,38 @@ pub struct PruneReport {
     pub totals: Totals,
 }
 
+/// The open index. Its lock is held across index transactions, which can
+/// wait for other processes; hits never take it (see `Uses`).
 #[derive(Default, Debug)]
 pub(crate) struct Book {
     /// The open index and the identity of its file when opened.
     index: Option<(Index, (u64, u64))>,
-    network: Option<bool>,
-    /// Uses not yet written: key to time of last use.
+    /// Entries counted when this process made the index, reported by the next prune.
+    adopted_on_open: u64,
+}
+
+/// What hits and stores recorded and the index has not been told yet.
+/// Its lock is only ever held briefly.
+#[derive(Default, Debug)]
+pub(crate) struct Uses {
+    /// Key to time of last use.
     pending: HashMap<String, i64>,
     hits: u64,
     misses: u64,
     last_flush: Option<Instant>,
     /// Off only to measure what recording uses costs.
     not_recording: bool,
-    /// Entries counted when this process made the index, reported by the next prune.
-    adopted_on_open: u64,
+}
+
+/// How long a write of uses may wait for the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Not at all: if another thread or process is writing, try later.
+    Never,
+    /// Up to this long for another process's transaction.
+    AtMost(Duration),
+    /// As long as any write.
+    AsNeeded,
 }
 
 fn file_identity(m: &fs::Metadata) -> (u64, u64) {
@@ -95,6 +113,10 @@ impl CacheDir {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn uses(&self) -> MutexGuard<'_, Uses> {
+        self.uses.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The index, opened (and on first creation filled from the files on
     /// disk) or reopened if its file was replaced. None while the directory
     /// does not exist: the index never creates it.
@@ -109,7 +131,7 @@ impl CacheDir {
             return Ok(book.index.as_mut().map(|(index, _)| index));
         }
         book.index = None;
-        let network = *book.network.get_or_insert_with(|| is_network_fs(&self.root));
+        let network = *self.network.get_or_init(|| is_network_fs(&self.root));
         let journal = if network { Journal::Rollback } else { Journal::Wal };
         let (mut index, created) = match Index::open(&path, journal) {
             // Only bookkeeping is lost: rebuild it from the files.
@@ -141,51 +163,90 @@ impl CacheDir {
     /// Mapped hits are read instead on a network filesystem: a file another
     /// host unlinks can vanish under a mapping there.
     pub(crate) fn on_network_fs(&self) -> bool {
-        let mut book = self.book();
-        if let Some(n) = book.network {
+        if let Some(&n) = self.network.get() {
             return n;
         }
         if !self.root.is_dir() {
             return false;
         }
-        *book.network.insert(is_network_fs(&self.root))
+        *self.network.get_or_init(|| is_network_fs(&self.root))
     }
 
     /// Turns the recording of hits off or on; with it off, hits do not
     /// count as uses for eviction. For measuring what recording costs.
     pub fn set_recording(&self, on: bool) {
-        self.book().not_recording = !on;
+        self.uses().not_recording = !on;
     }
 
     pub(crate) fn note_use(&self, key: &str) {
-        let mut book = self.book();
-        if book.not_recording {
-            return;
-        }
-        book.pending.insert(key.to_owned(), now_us());
-        book.hits += 1;
-        if book.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY) {
-            // Bookkeeping only: a failure here must not fail the hit.
-            let _ = self.flush_book(&mut book);
-        }
-    }
-
-    fn flush_book(&self, book: &mut Book) -> Result<(), StoreError> {
-        book.last_flush = Some(Instant::now());
-        if book.pending.is_empty() && book.hits == 0 && book.misses == 0 {
-            return Ok(());
-        }
-        let uses: Vec<(String, i64)> = book.pending.drain().collect();
-        let (hits, misses) = (std::mem::take(&mut book.hits), std::mem::take(&mut book.misses));
-        match self.index(book)? {
-            Some(index) => Ok(index.record(&uses, hits, misses)?),
-            None => Ok(()),
+        let due = {
+            let mut uses = self.uses();
+            if uses.not_recording {
+                return;
+            }
+            uses.pending.insert(key.to_owned(), now_us());
+            uses.hits += 1;
+            uses.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY)
+        };
+        if due {
+            // Only if the index is free this moment: a hit never waits for it.
+            let _ = self.flush(Wait::Never);
         }
     }
 
-    /// Writes the uses and counts recorded in memory to the index.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.flush_book(&mut self.book())
+    /// Takes what is recorded so far; None if nothing is.
+    fn take_uses(&self) -> Option<(Vec<(String, i64)>, u64, u64)> {
+        let mut uses = self.uses();
+        uses.last_flush = Some(Instant::now());
+        if uses.pending.is_empty() && uses.hits == 0 && uses.misses == 0 {
+            return None;
+        }
+        let pending = uses.pending.drain().collect();
+        Some((pending, std::mem::take(&mut uses.hits), std::mem::take(&mut uses.misses)))
+    }
+
+    /// Puts back what a failed write took.
+    fn give_back(&self, pending: Vec<(String, i64)>, hits: u64, misses: u64) {
+        let mut uses = self.uses();
+        for (key, when) in pending {
+            let t = uses.pending.entry(key).or_insert(when);
+            *t = (*t).max(when);
+        }
+        uses.hits += hits;
+        uses.misses += misses;
+    }
+
+    fn flush_into(&self, book: &mut Book, wait: Wait) -> Result<(), StoreError> {
+        let Some((pending, hits, misses)) = self.take_uses() else { return Ok(()) };
+        let busy_wait = match wait {
+            Wait::Never => Some(Duration::ZERO),
+            Wait::AtMost(d) => Some(d),
+            Wait::AsNeeded => None,
+        };
+        let written = match self.index(book) {
+            Ok(Some(index)) => index.record(&pending, hits, misses, busy_wait).map_err(StoreError::from),
+            // The directory is gone, and its entries with it.
+            Ok(None) => return Ok(()),
+            Err(e) => Err(e),
+        };
+        if written.is_err() {
+            self.give_back(pending, hits, misses);
+        }
+        written
+    }
+
+    /// Writes the uses and counts recorded in memory to the index, waiting
+    /// for it no longer than `wait` says.
+    pub fn flush(&self, wait: Wait) -> Result<(), StoreError> {
+        match wait {
+            Wait::Never => match self.book.try_lock() {
+                Ok(mut book) => self.flush_into(&mut book, wait),
+                Err(std::sync::TryLockError::Poisoned(e)) => self.flush_into(&mut e.into_inner(), wait),
+                // Another thread is in the index; the uses stay for the next write.
+                Err(std::sync::TryLockError::WouldBlock) => Ok(()),
+            },
+            _ => self.flush_into(&mut self.book(), wait),
+        }
     }
 
     /// With `max_age`, removes the entry of `key` if it went unused that
@@ -193,8 +254,8 @@ impl CacheDir {
     pub(crate) fn expire_if_old(&self, key: &str) -> Result<bool, StoreError> {
         let Some(max_age) = self.limits.max_age else { return Ok(false) };
         let now = now_us();
+        let pending = self.uses().pending.get(key).copied();
         let mut book = self.book();
-        let pending = book.pending.get(key).copied();
         let Ok(Some(index)) = self.index(&mut book) else { return Ok(false) };
         let last = match index.last_used(key)? {
             Some(t) => t.max(pending.unwrap_or(i64::MIN)),
@@ -203,8 +264,9 @@ impl CacheDir {
         if now.saturating_sub(last) <= max_age {
             return Ok(false);
         }
-        book.pending.remove(key);
-        self.remove_in(&mut book, &[key.to_owned()])?;
+        self.uses().pending.remove(key);
+        // Unless it was used or stored anew since it was judged.
+        self.remove_in(&mut book, &[(key.to_owned(), last)])?;
         Ok(true)
     }
 
@@ -213,8 +275,8 @@ impl CacheDir {
     /// or busy past the timeout) the entry is placed all the same: it is
     /// whole and loads, and a later reconcile counts it.
     pub(crate) fn index_entry(&self, row: &EntryRow, place: impl Fn() -> Result<(), StoreError>) -> Result<(), StoreError> {
+        self.uses().misses += 1;
         let mut book = self.book();
-        book.misses += 1;
         let index = match self.index(&mut book) {
             Ok(Some(index)) => index,
             // No index (the directory was removed under us, or the index cannot be opened).
@@ -241,7 +303,7 @@ impl CacheDir {
 
     fn apply_limits(&self) -> Result<(), StoreError> {
         let mut book = self.book();
-        self.flush_book(&mut book)?;
+        self.flush_into(&mut book, Wait::AsNeeded)?;
         let now = now_us();
         let Some(index) = self.index(&mut book)? else { return Ok(()) };
         if now.saturating_sub(index.reconciled_at()?) > RECONCILE_EVERY_US {
@@ -250,14 +312,15 @@ impl CacheDir {
         if self.limits.is_none() {
             return Ok(());
         }
-        let victims: Vec<String> = index.victims(&self.limits, now)?.into_iter().map(|(k, _)| k).collect();
+        let victims = index.victims(&self.limits, now)?;
         if !victims.is_empty() {
-            self.remove_in(&mut book, &victims)?;
+            self.remove_in(&mut book, &removals(&victims))?;
         }
         Ok(())
     }
 
-    fn remove_in(&self, book: &mut Book, keys: &[String]) -> Result<u64, StoreError> {
+    /// Removes entries (key, last use when judged; `i64::MAX` for any).
+    fn remove_in(&self, book: &mut Book, keys: &[(String, i64)]) -> Result<u64, StoreError> {
         match self.index(book)? {
             Some(index) => index.remove(keys, |key| self.unlink_entry(key)),
             None => Ok(0),
@@ -284,10 +347,15 @@ impl CacheDir {
     /// Removes the entry of `key`; says whether there was one.
     pub fn remove(&self, key: &str) -> Result<bool, StoreError> {
         let existed = self.contains_files(key)?;
+        self.uses().pending.remove(key);
         let mut book = self.book();
-        book.pending.remove(key);
-        if self.index(&mut book)?.is_some() {
-            self.remove_in(&mut book, &[key.to_owned()])?;
+        match self.index(&mut book) {
+            Ok(Some(_)) => {
+                self.remove_in(&mut book, &[(key.to_owned(), i64::MAX)])?;
+            }
+            Ok(None) => {}
+            // Without a usable index the files go all the same; a reconcile drops the row.
+            Err(_) => self.unlink_entry(key)?,
         }
         Ok(existed)
     }
@@ -306,7 +374,7 @@ impl CacheDir {
     /// Totals for the whole cache, from all processes.
     pub fn stats(&self) -> Result<Totals, StoreError> {
         let mut book = self.book();
-        self.flush_book(&mut book)?;
+        self.flush_into(&mut book, Wait::AsNeeded)?;
         match self.index(&mut book)? {
             Some(index) => Ok(index.totals()?),
             None => Ok(Totals::default()),
@@ -316,7 +384,7 @@ impl CacheDir {
     /// Every entry the index knows, most recently used first.
     pub fn entries(&self) -> Result<Vec<EntryRow>, StoreError> {
         let mut book = self.book();
-        self.flush_book(&mut book)?;
+        self.flush_into(&mut book, Wait::AsNeeded)?;
         match self.index(&mut book)? {
             Some(index) => Ok(index.rows()?),
             None => Ok(Vec::new()),
@@ -329,23 +397,25 @@ impl CacheDir {
     /// called after each batch of removals.
     pub fn prune(&self, limits: &Limits, progress: &mut dyn FnMut(u64, u64)) -> Result<PruneReport, StoreError> {
         let mut book = self.book();
-        self.flush_book(&mut book)?;
+        self.flush_into(&mut book, Wait::AsNeeded)?;
         let now = now_us();
         let mut report = PruneReport::default();
         let Some(index) = self.index(&mut book)? else { return Ok(report) };
         let mut leftovers = 0;
         (report.adopted, report.dropped) = index.reconcile(now, || self.scan(&mut leftovers), |k| self.row_from_files(k))?;
         report.removed_leftovers = leftovers;
-        let victims: Vec<String> = index.victims(limits, now)?.into_iter().map(|(k, _)| k).collect();
+        let victims = removals(&index.victims(limits, now)?);
         report.adopted += std::mem::take(&mut book.adopted_on_open);
+        drop(book);
+        // The index is not locked while `progress` runs: it may call back into this cache.
         let total = victims.len() as u64;
         progress(0, total);
         for batch in victims.chunks(REMOVE_BATCH) {
-            report.removed_bytes += self.remove_in(&mut book, batch)?;
+            report.removed_bytes += self.remove_in(&mut self.book(), batch)?;
             report.removed_entries += batch.len() as u64;
             progress(report.removed_entries, total);
         }
-        if let Some(index) = self.index(&mut book)? {
+        if let Some(index) = self.index(&mut self.book())? {
             report.totals = index.totals()?;
         }
         Ok(report)
@@ -357,9 +427,11 @@ impl CacheDir {
     /// `remove_dir`, then the directory. Entries stored by other processes
     /// during the clear stay (unless the directory goes).
     pub fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
+        {
+            let mut uses = self.uses();
+            *uses = Uses { not_recording: uses.not_recording, ..Uses::default() };
+        }
         let mut book = self.book();
-        book.pending.clear();
-        (book.hits, book.misses) = (0, 0);
         self.meta_memo.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let mut report = match self.index(&mut book) {
             Ok(Some(index)) => index.clear(|stored_since| self.clear_files(false, false, stored_since))?,
@@ -442,6 +514,11 @@ impl CacheDir {
             last_used: written.max(modified(&array_stat)),
         })
     }
+}
+
+/// Victims as removals that spare an entry used or stored since it was judged.
+fn removals(victims: &[cache_index::Victim]) -> Vec<(String, i64)> {
+    victims.iter().map(|v| (v.key.clone(), v.last_used)).collect()
 }
 
 /// Lets the index be written by whoever may write the directory: a cache

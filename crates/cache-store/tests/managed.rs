@@ -98,7 +98,7 @@ fn keys_from_a_tampered_index_never_name_files_outside_the_cache() {
         last_used: 0,
     };
     index.insert(&planted, || Ok::<(), cache_index::IndexError>(())).unwrap();
-    index.remove(&["../victim".to_owned()], |_| Ok::<(), cache_index::IndexError>(())).unwrap();
+    index.remove(&[("../victim".to_owned(), i64::MAX)], |_| Ok::<(), cache_index::IndexError>(())).unwrap();
     index.insert(&planted, || Ok::<(), cache_index::IndexError>(())).unwrap();
     // The next store evicts down to one entry, the planted row first (oldest use).
     let dir = dir.with_limits(Limits { max_entries: Some(1), ..Limits::default() });
@@ -229,4 +229,17 @@ fn a_held_lease_is_refreshed_while_its_holder_works() {
     let Claim::Taken(_lease) = dir.claim(&key(1), stale).unwrap() else { panic!() };
     std::thread::sleep(Duration::from_millis(900));
     assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Held { .. }), "the heartbeat keeps it fresh");
+}
+
+#[test]
+fn a_waiter_with_a_shorter_stale_after_does_not_break_a_live_lease() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let Claim::Taken(_lease) = dir.claim(&key(1), Duration::from_secs(600)).unwrap() else { panic!() };
+    std::thread::sleep(Duration::from_millis(300));
+    // The holder refreshes every 150 s; a waiter's own 200 ms does not make it stale.
+    assert!(matches!(dir.claim(&key(1), Duration::from_millis(200)).unwrap(), Claim::Held { .. }));
+    // Nor does a clear remove it.
+    dir.clear(false).unwrap();
+    assert!(tmp.path().join(format!(".{}.lock", key(1))).exists());
 }
