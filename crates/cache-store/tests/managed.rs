@@ -193,7 +193,7 @@ fn a_lease_is_held_once_and_released_on_drop() {
     let stale = Duration::from_secs(60);
     let Claim::Taken(lease) = dir.claim(&key(1), stale).unwrap() else { panic!("first claim must take it") };
     match dir.claim(&key(1), stale).unwrap() {
-        Claim::Held { holder } => assert!(holder.ends_with(&std::process::id().to_string()), "{holder}"),
+        Claim::Held { holder, this_process } => assert!(this_process && holder.ends_with(&std::process::id().to_string()), "{holder}"),
         Claim::Taken(_) => panic!("a held lease was taken twice"),
     }
     assert!(matches!(dir.claim(&key(2), stale).unwrap(), Claim::Taken(_)), "leases are per key");
