@@ -77,6 +77,11 @@ impl fmt::Display for IndexError {
     }
 }
 
+/// Maps SQLite's errors to ours, naming the index file.
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> IndexError + Copy + '_ {
+    move |source| IndexError { path: path.to_path_buf(), source: Box::new(source) }
+}
+
 impl IndexError {
     /// Whether the index file is damaged or not an index at all (as
     /// opposed to busy or unwritable): the caller may rebuild it.
@@ -176,7 +181,7 @@ impl Index {
     /// Opens the index at `path`, creating it if needed. Also says whether
     /// this call created it, so the caller can adopt entries already on disk.
     pub fn open(path: &Path, journal: Journal) -> Result<(Index, bool), IndexError> {
-        let err = |source: rusqlite::Error| IndexError { path: path.to_path_buf(), source: Box::new(source) };
+        let err = sqlite_error(path);
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         let mode = match journal {
@@ -211,18 +216,14 @@ impl Index {
         &self.path
     }
 
-    fn err(&self) -> impl Fn(rusqlite::Error) -> IndexError + '_ {
-        |source: rusqlite::Error| IndexError { path: self.path.clone(), source: Box::new(source) }
+    fn err(&self) -> impl Fn(rusqlite::Error) -> IndexError + Copy + '_ {
+        sqlite_error(&self.path)
     }
 
     /// Runs `f` in a transaction that holds the write lock from its start.
     fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>) -> Result<T, IndexError> {
         let path = self.path.clone();
-        let err = |source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
-        let out = f(&tx).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(out)
+        self.write_with(|tx| f(tx).map_err(sqlite_error(&path)))
     }
 
     /// Like `write`, for closures whose own errors pass through. A closure
@@ -232,7 +233,7 @@ impl Index {
         f: impl FnOnce(&rusqlite::Transaction) -> Result<T, E>,
     ) -> Result<T, E> {
         let path = self.path.clone();
-        let err = |source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) };
+        let err = sqlite_error(&path);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         let out = f(&tx)?;
         tx.commit().map_err(err)?;
@@ -246,7 +247,7 @@ impl Index {
         let path = self.path.clone();
         self.write_with(|tx| {
             place()?;
-            upsert(tx, row).map_err(|source: rusqlite::Error| IndexError { path, source: Box::new(source) })?;
+            upsert(tx, row).map_err(sqlite_error(&path))?;
             Ok(())
         })
     }
@@ -363,10 +364,10 @@ impl Index {
         self.write_with(|tx| -> Result<(), E> {
             let mut present = tx
                 .prepare_cached("SELECT 1 FROM entries WHERE key = ?1")
-                .map_err(|source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) })?;
+                .map_err(sqlite_error(&path))?;
             for (key, _) in keys {
                 let stored_again =
-                    present.exists([key]).map_err(|source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) })?;
+                    present.exists([key]).map_err(sqlite_error(&path))?;
                 if !stored_again {
                     unlink(key)?;
                 }
@@ -408,7 +409,7 @@ impl Index {
     ) -> Result<(u64, u64), E> {
         let path = self.path.clone();
         self.write_with(|tx| {
-            let err = |source: rusqlite::Error| IndexError { path: path.clone(), source: Box::new(source) };
+            let err = sqlite_error(&path);
             let on_disk = scan()?;
             tx.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) WITHOUT ROWID", []).map_err(err)?;
             tx.execute("DELETE FROM seen", []).map_err(err)?;
