@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use crate::{host_tag, io_err, random_u64, StoreError};
+use crate::{dev_ino, host_tag, io_err, random_u64, StoreError};
 
 /// A held lease; dropping it releases it.
 #[derive(Debug)]
@@ -39,24 +39,9 @@ pub enum Claim {
     Held { holder: String, this_process: bool },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId {
-    dev: u64,
-    ino: u64,
-}
-
-fn file_id(m: &fs::Metadata) -> FileId {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        FileId { dev: m.dev(), ino: m.ino() }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = m;
-        FileId { dev: 0, ino: 0 }
-    }
-}
+/// Device and inode (None where the platform has none: then any two files
+/// count as the same, and a lease is released without the check).
+type FileId = Option<(u64, u64)>;
 
 fn link_count(m: &fs::Metadata) -> u64 {
     #[cfg(unix)]
@@ -110,7 +95,7 @@ pub(crate) fn claim(dir: &Path, key: &str, stale_after: Duration) -> Result<Clai
         })();
         let _ = fs::remove_file(&unique);
         if taken? {
-            let id = file_id(&file.metadata().map_err(io_err("inspect lease", &path))?);
+            let id = dev_ino(&file.metadata().map_err(io_err("inspect lease", &path))?);
             let heartbeat = start_heartbeat(file, stale_after / 4);
             return Ok(Claim::Taken(Lease { path, id, heartbeat: Some(heartbeat) }));
         }
@@ -169,8 +154,8 @@ fn holder_if_live(path: &Path, stale_after: Duration) -> Result<Option<String>, 
     if fs::rename(path, &broken).is_err() {
         return Ok(None);
     }
-    let moved = fs::metadata(&broken).map(|m| file_id(&m)).ok();
-    if moved != Some(file_id(&meta)) {
+    let moved = fs::metadata(&broken).map(|m| dev_ino(&m)).ok();
+    if moved != Some(dev_ino(&meta)) {
         let _ = fs::hard_link(&broken, path);
     }
     let _ = fs::remove_file(&broken);
@@ -202,7 +187,7 @@ impl Lease {
             let _ = stop.send(());
             let _ = thread.join();
             // Remove it only if it is still ours (it may have been broken as stale).
-            if fs::metadata(&self.path).map(|m| file_id(&m)).ok() == Some(self.id) {
+            if fs::metadata(&self.path).map(|m| dev_ino(&m)).ok() == Some(self.id) {
                 let _ = fs::remove_file(&self.path);
             }
         }

@@ -513,6 +513,20 @@ pub(crate) fn read_small(file: File, len: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// A file's device and inode, where the platform has them.
+pub(crate) fn dev_ino(m: &fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        None
+    }
+}
+
 pub(crate) fn host_tag() -> String {
     let host = gethostname::gethostname();
     let host: String = host.to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();

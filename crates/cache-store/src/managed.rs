@@ -19,8 +19,11 @@ use crate::{check_key, entry_key, host_tag, io_err, is_network_fs, CacheDir, Cle
 /// or `-journal` files next to it.
 pub const INDEX_FILE: &str = ".numpy-func-cache-index.sqlite";
 
+/// The index file's own suffix and those of the files SQLite keeps beside it.
+const INDEX_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
+
 pub(crate) fn is_index_file_name(name: &str) -> bool {
-    name.strip_prefix(INDEX_FILE).is_some_and(|rest| matches!(rest, "" | "-wal" | "-shm" | "-journal"))
+    name.strip_prefix(INDEX_FILE).is_some_and(|rest| INDEX_SUFFIXES.contains(&rest))
 }
 
 /// Uses are written to the index at most this often (and on demand), so a
@@ -96,16 +99,9 @@ pub enum Wait {
     AsNeeded,
 }
 
+/// What tells the index file from one that replaced it.
 fn file_identity(m: &fs::Metadata) -> (u64, u64) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        (m.dev(), m.ino())
-    }
-    #[cfg(not(unix))]
-    {
-        (m.len(), m.modified().map(us_since_epoch).unwrap_or(0) as u64)
-    }
+    crate::dev_ino(m).unwrap_or_else(|| (m.len(), m.modified().map(us_since_epoch).unwrap_or(0) as u64))
 }
 
 impl CacheDir {
@@ -155,7 +151,7 @@ impl CacheDir {
     }
 
     fn remove_index_files(&self) {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
+        for suffix in INDEX_SUFFIXES {
             let _ = fs::remove_file(self.root.join(format!("{INDEX_FILE}{suffix}")));
         }
     }
@@ -533,7 +529,7 @@ fn share_like_dir(dir: &Path, index: &Path) {
         if shared == 0 {
             return;
         }
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in INDEX_SUFFIXES {
             let path = index.with_file_name(format!("{INDEX_FILE}{suffix}"));
             if let Ok(m) = fs::metadata(&path) {
                 let _ = fs::set_permissions(&path, fs::Permissions::from_mode(m.permissions().mode() | shared));
