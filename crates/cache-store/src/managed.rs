@@ -88,6 +88,13 @@ pub(crate) struct Uses {
     not_recording: bool,
 }
 
+/// What `Uses` held when a write of them began.
+struct Recorded {
+    pending: Vec<(String, i64)>,
+    hits: u64,
+    misses: u64,
+}
+
 /// How long a write of uses may wait for the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -191,42 +198,45 @@ impl CacheDir {
     }
 
     /// Takes what is recorded so far; None if nothing is.
-    fn take_uses(&self) -> Option<(Vec<(String, i64)>, u64, u64)> {
+    fn take_uses(&self) -> Option<Recorded> {
         let mut uses = self.uses();
         uses.last_flush = Some(Instant::now());
         if uses.pending.is_empty() && uses.hits == 0 && uses.misses == 0 {
             return None;
         }
-        let pending = uses.pending.drain().collect();
-        Some((pending, std::mem::take(&mut uses.hits), std::mem::take(&mut uses.misses)))
+        Some(Recorded {
+            pending: uses.pending.drain().collect(),
+            hits: std::mem::take(&mut uses.hits),
+            misses: std::mem::take(&mut uses.misses),
+        })
     }
 
     /// Puts back what a failed write took.
-    fn give_back(&self, pending: Vec<(String, i64)>, hits: u64, misses: u64) {
+    fn give_back(&self, taken: Recorded) {
         let mut uses = self.uses();
-        for (key, when) in pending {
+        for (key, when) in taken.pending {
             let t = uses.pending.entry(key).or_insert(when);
             *t = (*t).max(when);
         }
-        uses.hits += hits;
-        uses.misses += misses;
+        uses.hits += taken.hits;
+        uses.misses += taken.misses;
     }
 
     fn flush_into(&self, book: &mut Book, wait: Wait) -> Result<(), StoreError> {
-        let Some((pending, hits, misses)) = self.take_uses() else { return Ok(()) };
+        let Some(taken) = self.take_uses() else { return Ok(()) };
         let busy_wait = match wait {
             Wait::Never => Some(Duration::ZERO),
             Wait::AtMost(d) => Some(d),
             Wait::AsNeeded => None,
         };
         let written = match self.index(book) {
-            Ok(Some(index)) => index.record(&pending, hits, misses, busy_wait).map_err(StoreError::from),
+            Ok(Some(index)) => index.record(&taken.pending, taken.hits, taken.misses, busy_wait).map_err(StoreError::from),
             // The directory is gone, and its entries with it.
             Ok(None) => return Ok(()),
             Err(e) => Err(e),
         };
         if written.is_err() {
-            self.give_back(pending, hits, misses);
+            self.give_back(taken);
         }
         written
     }
