@@ -122,6 +122,12 @@ export interface LeaseHolder {
 }
 
 /**
+ * Whether a file of this name shows that its directory is a cache (the
+ * index or an entry's file), for tools that must not open a foreign one.
+ */
+export declare function marksACache(name: string): boolean
+
+/**
  * Panics on purpose, on the JS thread or (with `onPool`) on the libuv
  * pool, so tests can prove a panic in the core reaches JS as an Error
  * instead of aborting the process. Not part of the public API.

@@ -839,6 +839,7 @@ module.exports.CacheDir = nativeBinding.CacheDir
 module.exports.ComputeLease = nativeBinding.ComputeLease
 module.exports.hashKey = nativeBinding.hashKey
 module.exports.hashKeyAsync = nativeBinding.hashKeyAsync
+module.exports.marksACache = nativeBinding.marksACache
 module.exports.panicForTests = nativeBinding.panicForTests
 module.exports.readNpyFile = nativeBinding.readNpyFile
 module.exports.setMaxExternalLength = nativeBinding.setMaxExternalLength

@@ -1,15 +1,14 @@
 #!/usr/bin/env node
 // The numpy-func-cache command: list, summarize, prune and clear a cache directory.
-import { existsSync, opendirSync, readFileSync, rmdirSync, statSync } from 'node:fs'
+import { opendirSync, readFileSync, rmdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { format as formatDuration, parse as parseDuration } from '@lukeed/ms'
 import { SingleBar } from 'cli-progress'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { filesize } from 'filesize'
 import { type CacheLimits, type CacheStats, NumpyFuncCache, type PruneReport } from './cache'
+import { native } from './native'
 
-const INDEX_FILE = '.numpy-func-cache-index.sqlite'
-const ENTRY_FILE = /^[0-9a-f]{64}\.(npy|json)$/
 
 /**
  * The cache in `dir`, or null for an empty directory. Checked before opening,
@@ -24,12 +23,11 @@ function openCache(dir: string): NumpyFuncCache | null {
     throw e
   }
   if (!isDir) throw new Error(`${dir} is not a directory`)
-  if (existsSync(join(dir, INDEX_FILE))) return new NumpyFuncCache(dir)
   let empty = true
   const listing = opendirSync(dir)
   try {
     for (let item = listing.readSync(); item !== null; item = listing.readSync()) {
-      if (ENTRY_FILE.test(item.name)) return new NumpyFuncCache(dir)
+      if (native.marksACache(item.name)) return new NumpyFuncCache(dir)
       empty = false
     }
   } finally {

@@ -208,6 +208,13 @@ pub fn hash_key_async(structure: &[u8], buffers: Vec<TypedArray>, offsets: Vec<u
     Ok(AsyncTask::new(HashTask { structure: structure.to_vec(), splices: splices(&buffers, &offsets)? }))
 }
 
+/// Whether a file of this name shows that its directory is a cache (the
+/// index or an entry's file), for tools that must not open a foreign one.
+#[napi]
+pub fn marks_a_cache(name: String) -> bool {
+    cache_store::marks_a_cache(&name)
+}
+
 /// Panics on purpose, on the JS thread or (with `onPool`) on the libuv
 /// pool, so tests can prove a panic in the core reaches JS as an Error
 /// instead of aborting the process. Not part of the public API.

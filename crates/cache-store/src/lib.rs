@@ -441,6 +441,12 @@ pub fn is_cache_file_name(name: &str) -> bool {
     entry_key(name).is_some() || managed::is_index_file_name(name)
 }
 
+/// Whether a file of this name shows that its directory is a cache: the
+/// index, or a file of an entry (not a temporary file or lease alone).
+pub fn marks_a_cache(name: &str) -> bool {
+    name == managed::INDEX_FILE || ((name.ends_with(".npy") || name.ends_with(".json")) && entry_key(name).is_some())
+}
+
 /// The key an entry, lease or temporary file belongs to.
 pub(crate) fn entry_key(name: &str) -> Option<&str> {
     let entry = |s: &str| s.len() == KEY_LEN && s.bytes().all(is_lower_hex);

@@ -205,6 +205,22 @@ fn cache_file_names_are_recognised_exactly() {
 }
 
 #[test]
+fn the_index_and_entry_files_mark_a_cache_directory_and_nothing_else_does() {
+    assert!(cache_store::marks_a_cache(".numpy-func-cache-index.sqlite"));
+    assert!(cache_store::marks_a_cache(&format!("{KEY}.npy")));
+    assert!(cache_store::marks_a_cache(&format!("{KEY}.json")));
+    for name in [
+        ".numpy-func-cache-index.sqlite-wal".to_owned(),
+        format!(".{KEY}.lock"),
+        format!(".{KEY}.npy.node1-42-00ff.tmp"),
+        format!("{}.npy", &KEY[1..]),
+        "notes.txt".to_owned(),
+    ] {
+        assert!(!cache_store::marks_a_cache(&name), "{name}");
+    }
+}
+
+#[test]
 fn temporary_names_differ_between_stores() {
     // Two stores of one key from one process must not share a temporary file:
     // run them concurrently and check both complete and the entry is whole.
