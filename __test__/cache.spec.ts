@@ -395,6 +395,15 @@ function editHeader(npy: string, from: string, to: string): void {
   writeFileSync(npy, bytes)
 }
 
+/** Rewrites fields of an entry's record; `expect` are fields it must have first. */
+function editRecord(json: string, fields: Record<string, unknown>, expect: Record<string, unknown> = {}): void {
+  const record = JSON.parse(readFileSync(json, 'utf8'))
+  for (const [k, v] of Object.entries({ format: 2, ...expect })) {
+    if (record[k] !== v) throw new Error(`record ${json} has ${k} ${record[k]}, not ${v}`)
+  }
+  writeFileSync(json, JSON.stringify({ ...record, ...fields }))
+}
+
 function assertSameLength(a: string, b: string): void {
   if (a.length !== b.length) throw new Error('header edits must keep the length')
 }
@@ -425,17 +434,16 @@ const DAMAGE: Array<[string, Damage]> = [
   }],
   ['empty metadata', ({ json }) => writeFileSync(json, '')],
   ['metadata {}', ({ json }) => writeFileSync(json, '{}')],
-  ['metadata with another shape', ({ json }) => {
-    const meta = JSON.parse(readFileSync(json, 'utf8'))
-    if (!('shape' in meta)) throw new Error(`no shape in metadata ${JSON.stringify(meta)}`)
-    meta.shape = [5]
-    writeFileSync(json, JSON.stringify(meta))
+  ['a record naming a class that cannot hold the dtype', ({ json }) => editRecord(json, { class: 'Float32Array' })],
+  ['a record of the previous format (an entry of an older version)', ({ json }) => editRecord(json, { format: 1 })],
+  ['a record whose data digest is not the data\'s', ({ json }) => editRecord(json, { dataDigest: '0'.repeat(64) })],
+  ['a record whose header digest is not the header\'s', ({ json }) => editRecord(json, { headerDigest: 'f'.repeat(64) })],
+  ['one bit of the data flipped', ({ npy }) => {
+    const b = readFileSync(npy)
+    b[b.length - 3] ^= 0x10
+    writeFileSync(npy, b)
   }],
-  ['metadata with another dtype', ({ json }) => {
-    const text = readFileSync(json, 'utf8')
-    if (!text.includes('<f8')) throw new Error(`no dtype in metadata ${text}`)
-    writeFileSync(json, text.split('<f8').join('<f4'))
-  }],
+  ['the header edited to big-endian (same bytes, swapped values)', ({ npy }) => editHeader(npy, "'<f8'", "'>f8'")],
   ['the .npy missing', ({ npy }) => unlinkSync(npy)],
   ['the metadata missing', ({ json }) => unlinkSync(json)],
 ]

@@ -98,14 +98,14 @@ function aged(t: ExecutionContext, dir: string, ages: number[]): string[] {
   const [source] = keysOnDisk(stage)
   mkdirSync(dir, { recursive: true })
   const now = Date.now()
+  const record = JSON.parse(readFileSync(join(stage, `${source}.json`), 'utf8'))
   return ages.map((age, i) => {
     const key = createHash('sha256').update(`entry ${i}`).digest('hex')
     const when = new Date(now - age)
-    for (const ext of ['npy', 'json']) {
-      const file = join(dir, `${key}.${ext}`)
-      copyFileSync(join(stage, `${source}.${ext}`), file)
-      utimesSync(file, when, when)
-    }
+    copyFileSync(join(stage, `${source}.npy`), join(dir, `${key}.npy`))
+    // Stored then (the record says when), and not used since (the files' times say so).
+    writeFileSync(join(dir, `${key}.json`), JSON.stringify({ ...record, created: when.toISOString() }))
+    for (const ext of ['npy', 'json']) utimesSync(join(dir, `${key}.${ext}`), when, when)
     return key
   })
 }

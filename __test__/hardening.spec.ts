@@ -21,7 +21,7 @@ import { NumpyFuncCache, readNpy, writeNpy } from '../dist'
 import { root, runUnprivileged, tempDir } from './helpers'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const native = require('../index.js')
+const native = require('../binding/index.js')
 
 const entryFiles = (dir: string) => readdirSync(dir).filter((f) => /^[0-9a-f]{64}\.(npy|json)$/.test(f))
 const tempFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.tmp'))

@@ -38,7 +38,8 @@ export function runUnprivileged(t: ExecutionContext, source: string, args: strin
   const work = tempDir(t)
   chmodSync(work, 0o755)
   const pkg = join(work, 'pkg')
-  for (const name of ['dist', 'index.js', 'package.json', ...readdirSync(root).filter((f) => f.endsWith('.node'))]) {
+  const binding = readdirSync(join(root, 'binding')).filter((f) => f === 'index.js' || f.endsWith('.node'))
+  for (const name of ['dist', 'package.json', ...binding.map((f) => join('binding', f))]) {
     cpSync(join(root, name), join(pkg, name), { recursive: true })
   }
   const script = join(work, 'child.js')

@@ -146,17 +146,17 @@ test.serial('the packed tarball installs in a fresh project and works from ESM, 
   t.timeout(120_000)
   const { entries, consumer, installed } = packAndInstall()
 
-  // Contents: the built JS/ESM/types, the loader, the binary; nothing else.
-  for (const file of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'index.js', 'index.d.ts', 'package.json']) {
+  // Contents: the built JS/ESM/types, the binding's loader, types and binary; nothing else.
+  for (const file of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'binding/index.js', 'binding/index.d.ts', 'package.json']) {
     t.true(entries.includes(`package/${file}`), `tarball lacks ${file}`)
   }
   t.true(
-    entries.some((e) => /^package\/numpy-func-cache\.[a-z0-9-]+\.node$/.test(e)),
+    entries.some((e) => /^package\/binding\/numpy-func-cache\.[a-z0-9-]+\.node$/.test(e)),
     'tarball lacks the .node binary',
   )
   const allowed = [
-    /^package\/(package\.json|README(\.md)?|LICENSE(\.md)?|index\.js|index\.d\.ts)$/i,
-    /^package\/numpy-func-cache\.[a-z0-9-]+\.node$/,
+    /^package\/(package\.json|README(\.md)?|LICENSE(\.md)?)$/i,
+    /^package\/binding\/(index\.js|index\.d\.ts|numpy-func-cache\.[a-z0-9-]+\.node)$/,
     /^package\/dist\/[\w-]+(\.js|\.mjs|\.d\.ts)$/,
   ]
   const unexpected = entries.filter((e) => !allowed.some((re) => re.test(e)))
@@ -226,9 +226,9 @@ test.serial('without a binary for this platform, loading the package names the p
   const bare = tempDir(t)
   const copy = join(bare, 'node_modules', 'numpy-func-cache')
   cpSync(installed, copy, { recursive: true })
-  const binaries = readdirSync(copy).filter((f) => f.endsWith('.node'))
+  const binaries = readdirSync(join(copy, 'binding')).filter((f) => f.endsWith('.node'))
   t.true(binaries.length > 0)
-  for (const f of binaries) rmSync(join(copy, f))
+  for (const f of binaries) rmSync(join(copy, 'binding', f))
   writeFileSync(join(bare, 'package.json'), JSON.stringify({ name: 'nfc-bare', private: true }))
 
   const probe = (loader: string) => `

@@ -13,7 +13,7 @@ import { measureEach } from './lib.mjs'
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 const require = createRequire(import.meta.url)
-const native = require('../index.js')
+const native = require('../binding/index.js')
 const { NumpyFuncCache } = require('../dist')
 const quick = process.argv.includes('--quick')
 const cfg = quick ? { samples: 5, inner: 500, entries: 5_000 } : { samples: 21, inner: 5_000, entries: 100_000 }

@@ -1,315 +1,37 @@
 // NumpyFuncCache: wraps functions so their array results are stored as .npy
 // files keyed by a BLAKE3 hash of the function's identity and arguments.
+// Entries are written, read and judged by the core; this class turns calls
+// into keys and results into entries, and emits what happened.
 import { EventEmitter } from 'node:events'
 import { resolve } from 'node:path'
 import { types } from 'node:util'
-import { native } from './native'
+import { type Lookup, type NativeCacheDir, native } from './native'
 import { callKey, callKeyAsync, identityPrefix } from './call-key'
-import { type TypedArray, classForName, dtypeAccepts, readClassName, viewOf } from './dtypes'
-import { type LoadedNdArray, type NdArray, toArrayParts } from './npy'
-import { describe } from './describe'
-
-/** What a cached function may return. */
-export type CacheableResult = TypedArray | NdArray
-
-/** What a cached function returns for a result of type `R`, on a hit or a miss. */
-export type CachedResult<R> = R extends TypedArray
-  ? R
-  : R extends { data: infer D extends TypedArray }
-    ? LoadedNdArray<D> & { fortranOrder?: true }
-    : never
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyFunction = (...args: any[]) => any
-
-/** What a cached function has besides its call signature; both act on the entry of one call's arguments. */
-export interface CachedFunctionMethods<F extends AnyFunction> {
-  /** Whether a call with these arguments would be a hit (without loading it or counting it). */
-  has(...args: Parameters<F>): boolean
-  /** Removes the entry of a call with these arguments; says whether there was one. */
-  invalidate(...args: Parameters<F>): boolean
-}
-
-/** The wrapper `createCachedFunc` returns: `fn`'s call signature, cached, plus `has` and `invalidate`. */
-export type CachedFunction<F extends AnyFunction> = (ReturnType<F> extends PromiseLike<infer R>
-  ? (this: ThisParameterType<F>, ...args: Parameters<F>) => Promise<CachedResult<R>>
-  : (this: ThisParameterType<F>, ...args: Parameters<F>) => CachedResult<ReturnType<F>>) &
-  CachedFunctionMethods<F>
-
-export interface CachedFunctionOptions {
-  /** Names the function in the key and the entry's metadata (default `fn.name`). Required for an anonymous function when `trackSource` is false. */
-  name?: string
-  /** A version string in the key: change it to invalidate entries when code the function calls changes. */
-  version?: string
-  /** Put a digest of `fn.toString()` in the key, so editing the function body gives new keys (default true). */
-  trackSource?: boolean
-  /** The wrapper returns a Promise (default: true for `async` functions). */
-  async?: boolean
-  /** Overrides the cache's `computeOnce` for this function. */
-  computeOnce?: boolean | ComputeOnceOptions
-}
-
-/** Limits on a cache; each is off when omitted. */
-export interface CacheLimits {
-  /** Total size of the entries' files, in bytes. */
-  maxBytes?: number
-  /** Number of entries. */
-  maxEntries?: number
-  /** Milliseconds since an entry was last used after which it is a miss and is removed. */
-  maxAge?: number
-}
-
-export interface ComputeOnceOptions {
-  /** Longest wait, in milliseconds, for another process's computation before computing anyway (default: no limit). */
-  timeout?: number
-  /**
-   * A computing process refreshes its claim while it runs; a claim not
-   * refreshed for this many milliseconds is taken to be from a dead process
-   * on another host and is broken (default 60000). On the same host a dead
-   * process is noticed at once.
-   */
-  staleAfter?: number
-}
-
-export interface NumpyFuncCacheOptions extends CacheLimits {
-  /**
-   * Processes (and calls in this process) that miss the same key at the
-   * same time compute it once: one computes, the others wait for its entry.
-   */
-  computeOnce?: boolean | ComputeOnceOptions
-  /**
-   * Hits return TypedArrays over a private, copy-on-write memory map of the
-   * entry instead of a copy: no read up front, memory paid for what is
-   * touched. Writing to such an array changes only this process's copy.
-   * Entries that cannot be used in place (big-endian, empty) are read.
-   */
-  mmap?: boolean
-}
-
-/** Totals over the whole cache directory, from all processes using it. */
-export interface CacheStats {
-  entries: number
-  /** Size of the entries' files. */
-  bytes: number
-  /** Calls answered from the cache. */
-  hits: number
-  /** Calls computed and stored. */
-  misses: number
-}
-
-/** One entry, as the cache's index records it. */
-export interface CacheEntryInfo {
-  key: string
-  /** The cached function's name. */
-  function: string
-  dtype: string
-  shape: number[]
-  /** Size of the entry's files. */
-  bytes: number
-  created: Date
-  lastUsed: Date
-}
-
-export interface PruneOptions {
-  /** Called as entries are removed: `done` of `total`. */
-  onProgress?: (done: number, total: number) => void
-}
-
-export interface PruneReport {
-  /** Entries removed to meet the limits. */
-  removedEntries: number
-  removedBytes: number
-  /** Entries on disk the index lacked (from a process killed mid-store), now counted. */
-  adopted: number
-  /** Index rows whose files were gone, dropped. */
-  dropped: number
-  /** Temporary files of dead processes and halves of entries, removed. */
-  removedLeftovers: number
-  /** What remains. */
-  entries: number
-  bytes: number
-}
-
-export interface ClearCacheOptions {
-  /** Also remove the cache directory (only if nothing but cache files was in it). */
-  removeDir?: boolean
-}
-
-/** Passed with `storeError` and `damagedEntry` events. */
-export interface EntryInfo {
-  key: string
-  functionName: string
-}
-
-export interface NumpyFuncCacheEvents {
-  /** Storing a computed result failed; the call still returned the result. */
-  storeError: [error: Error, info: EntryInfo]
-  /** An entry failed validation and was treated as a miss (it is recomputed and replaced). */
-  damagedEntry: [error: Error, info: EntryInfo]
-}
-
-interface EntryMeta {
-  format: 1
-  function: string
-  result: 'typedarray' | 'ndarray'
-  class: string
-  dtype: string
-  shape: number[]
-  fortranOrder: boolean
-  created: string
-}
-
-const LIMIT_OPTIONS = ['maxBytes', 'maxEntries', 'maxAge']
-const CACHE_OPTIONS = new Set(['mmap', 'computeOnce', ...LIMIT_OPTIONS])
-const COMPUTE_ONCE_OPTIONS = new Set(['timeout', 'staleAfter'])
-const PRUNE_OPTIONS = new Set(['onProgress'])
-/** Polling for another process's entry starts this often and backs off to the maximum. */
-const WAIT_FIRST_MS = 5
-const WAIT_MAX_MS = 200
-/** Uses recorded in memory are written to the index this long after the last write. */
-const FLUSH_DELAY_MS = 1000
-/** Below this size an async wrapper reads and writes on the main thread. */
-const SMALL_IO_BYTES = 1 << 20
-/** Entries whose parsed metadata one cache remembers (a few hundred bytes each; as many as the binding's memo). */
-const KNOWN_META_LIMIT = 100_000
-const FUNC_OPTIONS = new Set(['name', 'version', 'trackSource', 'async', 'computeOnce'])
-const CLEAR_OPTIONS = new Set(['removeDir'])
-
-function checkOptions(options: unknown, allowed: Set<string>, where: string): Record<string, unknown> {
-  if (options === undefined) return {}
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`${where}: options must be an object, got ${describe(options)}`)
-  }
-  for (const k of Object.keys(options)) {
-    if (!allowed.has(k)) {
-      throw new TypeError(`${where}: unknown option '${k}' (known: ${[...allowed].join(', ')})`)
-    }
-  }
-  return options as Record<string, unknown>
-}
-
-function optionOf<T>(options: Record<string, unknown>, key: string, type: string, where: string): T | undefined {
-  const v = options[key]
-  if (v !== undefined && typeof v !== type) {
-    throw new TypeError(`${where}: options.${key} must be a ${type}, got ${describe(v)}`)
-  }
-  return v as T | undefined
-}
-
-function limitsOf(options: Record<string, unknown>, where: string): CacheLimits {
-  const limits: CacheLimits = {}
-  for (const name of LIMIT_OPTIONS) {
-    const v = optionOf<number>(options, name, 'number', where)
-    if (v === undefined) continue
-    if (!(v >= 0) || (name === 'maxEntries' && Number.isFinite(v) && !Number.isInteger(v))) {
-      throw new RangeError(`${where}: ${name} must be a non-negative ${name === 'maxEntries' ? 'integer' : 'number'}, got ${v}`)
-    }
-    limits[name as keyof CacheLimits] = v
-  }
-  return limits
-}
-
-interface ComputeOnce {
-  timeout: number
-  staleAfter: number
-}
-
-function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
-  if (value === undefined || value === false) return undefined
-  if (value === true) return { timeout: Infinity, staleAfter: 60_000 }
-  if (typeof value !== 'object' || value === null) {
-    throw new TypeError(`${where}: computeOnce must be a boolean or an object, got ${describe(value)}`)
-  }
-  const opts = checkOptions(value, COMPUTE_ONCE_OPTIONS, `${where}: computeOnce`)
-  const timeout = optionOf<number>(opts, 'timeout', 'number', `${where}: computeOnce`) ?? Infinity
-  const staleAfter = optionOf<number>(opts, 'staleAfter', 'number', `${where}: computeOnce`) ?? 60_000
-  if (!(timeout >= 0)) throw new RangeError(`${where}: computeOnce.timeout must be a non-negative number, got ${timeout}`)
-  // The holder refreshes its lease every staleAfter / 4, at most every 50 ms.
-  if (!(staleAfter >= 200) || !Number.isFinite(staleAfter)) {
-    throw new RangeError(`${where}: computeOnce.staleAfter must be a finite number of milliseconds, at least 200, got ${staleAfter}`)
-  }
-  return { timeout, staleAfter }
-}
-
-type Step = { do: 'load' } | { do: 'compute' } | { do: 'sleep'; ms: number }
-
-/**
- * A computeOnce miss as steps, which a sync or an async wrapper runs: wait
- * for another process's entry, or compute it under the lease. A load step
- * is answered with the entry or undefined.
- */
-function* waitOrCompute(claim: () => { release(): void } | null | undefined, once: ComputeOnce): Generator<Step, unknown, unknown> {
-  const deadline = Date.now() + once.timeout
-  for (let wait = WAIT_FIRST_MS; ; wait = Math.min(wait * 2, WAIT_MAX_MS)) {
-    const lease = claim()
-    if (lease !== undefined) {
-      try {
-        // Stored by another process between our miss and the lease?
-        return (yield { do: 'load' }) ?? (yield { do: 'compute' })
-      } finally {
-        lease?.release()
-      }
-    }
-    yield { do: 'sleep', ms: Math.max(0, Math.min(wait, deadline - Date.now())) }
-    const stored = yield { do: 'load' }
-    if (stored !== undefined) return stored
-    if (Date.now() >= deadline) return yield { do: 'compute' }
-  }
-}
-
-interface StepActions<T> {
-  load: () => T
-  compute: () => T
-}
-
-function runSync(steps: Generator<Step, unknown, unknown>, act: StepActions<unknown>): unknown {
-  let next = steps.next()
-  while (!next.done) {
-    const step = next.value
-    let answer: unknown
-    try {
-      answer = step.do === 'sleep' ? sleepSync(step.ms) : act[step.do]()
-    } catch (e) {
-      next = steps.throw(e)
-      continue
-    }
-    next = steps.next(answer)
-  }
-  return next.value
-}
-
-async function runAsync(steps: Generator<Step, unknown, unknown>, act: StepActions<Promise<unknown>>): Promise<unknown> {
-  let next = steps.next()
-  while (!next.done) {
-    const step = next.value
-    let answer: unknown
-    try {
-      answer = step.do === 'sleep' ? await sleep(step.ms) : await act[step.do]()
-    } catch (e) {
-      next = steps.throw(e)
-      continue
-    }
-    next = steps.next(answer)
-  }
-  return next.value
-}
-
-const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4))
-
-/** Blocks this thread (a synchronous wrapper waiting for another process). */
-function sleepSync(ms: number): void {
-  Atomics.wait(SLEEP_CELL, 0, 0, ms)
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
+import { type TypedArray, viewOf } from './dtypes'
+import { toArrayParts } from './npy'
+import { ErrorCodes, codedError, fromNative, nativeCall } from './errors'
+import { type ComputeOnce, FLUSH_EVERY_MS, cacheSettings, clearSettings, functionSettings, pruneSettings } from './options'
+import { type Claim, runAsync, runSync, waitOrCompute } from './compute-once'
+import type {
+  CacheEntryInfo,
+  CacheLimits,
+  CacheStats,
+  CacheableFunction,
+  CachedFunction,
+  CachedFunctionMethods,
+  CachedFunctionOptions,
+  ClearCacheOptions,
+  NumpyFuncCacheEvents,
+  NumpyFuncCacheOptions,
+  PruneOptions,
+  PruneReport,
+} from './types'
 
 /** Caches whose recorded uses are written to their index when the process exits. */
-const liveDirs = new Set<WeakRef<InstanceType<typeof native.CacheDir>>>()
+const liveDirs = new Set<WeakRef<NativeCacheDir>>()
 let exitHookInstalled = false
 
-function flushOnExit(dir: InstanceType<typeof native.CacheDir>): void {
+function flushOnExit(dir: NativeCacheDir): void {
   if (liveDirs.size > 64) for (const ref of liveDirs) if (ref.deref() === undefined) liveDirs.delete(ref)
   liveDirs.add(new WeakRef(dir))
   if (exitHookInstalled) return
@@ -326,16 +48,29 @@ function flushOnExit(dir: InstanceType<typeof native.CacheDir>): void {
   })
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i])
+/** The native directory of each cache, for this package's own tests and benchmark (see testing.ts). */
+export const nativeDirOf = new WeakMap<NumpyFuncCache, NativeCacheDir>()
+
+/** A result about to be stored: what the core writes, and what the call returns. */
+interface Computed {
+  parts: ReturnType<typeof toArrayParts>
+  result: unknown
+}
+
+function computed(value: unknown, label: string): Computed {
+  const parts = toArrayParts(value, `the result of ${label}`, ErrorCodes.BAD_RESULT)
+  return { parts, result: parts.bare ? parts.data : shaped(parts.data, parts.layout) }
+}
+
+function shaped(data: TypedArray, layout: { shape: number[]; dtype: string; fortranOrder: boolean }): unknown {
+  const { shape, dtype, fortranOrder } = layout
+  return fortranOrder ? { data, shape, dtype, fortranOrder } : { data, shape, dtype }
 }
 
 export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   /** The cache directory, absolute. */
   readonly path: string
-  readonly #dir: InstanceType<typeof native.CacheDir>
-  /** Parsed metadata per key; the binding resends it only when its file changed. */
-  readonly #knownMeta = new Map<string, EntryMeta>()
+  readonly #dir: NativeCacheDir
   readonly #computeOnce: ComputeOnce | undefined
   #flushTimer: NodeJS.Timeout | undefined
   #leaseWarned = false
@@ -346,26 +81,22 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    */
   constructor(path: string, options?: NumpyFuncCacheOptions) {
     super()
-    if (typeof path !== 'string' || path.length === 0) {
-      throw new TypeError(`NumpyFuncCache: path must be a non-empty string, got ${describe(path)}`)
-    }
-    const opts = checkOptions(options, CACHE_OPTIONS, 'NumpyFuncCache')
-    const mmap = optionOf<boolean>(opts, 'mmap', 'boolean', 'NumpyFuncCache') ?? false
-    const limits = limitsOf(opts, 'NumpyFuncCache')
-    this.#computeOnce = computeOnceOf(opts.computeOnce, 'NumpyFuncCache')
-    this.path = resolve(path)
-    this.#dir = new native.CacheDir(this.path, mmap, limits)
+    const settings = cacheSettings(path, options)
+    this.#computeOnce = settings.computeOnce
+    this.path = resolve(settings.path)
+    this.#dir = nativeCall(() => new native.CacheDir(this.path, { map: settings.mmap, limits: settings.limits }))
+    nativeDirOf.set(this, this.#dir)
     flushOnExit(this.#dir)
   }
 
   /** Entries and bytes in the directory, and hits and misses, totalled over every process that used it. */
   stats(): CacheStats {
-    return this.#dir.stats()
+    return nativeCall(() => this.#dir.stats())
   }
 
   /** Every entry, most recently used first. */
   entries(): CacheEntryInfo[] {
-    return this.#dir.entries().map((e) => ({
+    return nativeCall(() => this.#dir.entries()).map((e) => ({
       key: e.key,
       function: e.function,
       dtype: e.dtype,
@@ -383,11 +114,14 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * leftovers of killed processes.
    */
   prune(limits?: CacheLimits, options?: PruneOptions): PruneReport {
-    const given = limits === undefined ? undefined : limitsOf(checkOptions(limits, new Set(LIMIT_OPTIONS), 'prune'), 'prune')
-    const opts = checkOptions(options, PRUNE_OPTIONS, 'prune')
-    const onProgress = optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', 'prune')
-    this.#knownMeta.clear()
-    return this.#dir.prune(given, onProgress)
+    const settings = pruneSettings(limits, options)
+    return nativeCall(() => this.#dir.prune(settings.limits, settings.onProgress))
+  }
+
+  /** Removes the files this cache wrote; with `removeDir`, then the directory. */
+  clearCache(options?: ClearCacheOptions): void {
+    const { removeDir } = clearSettings(options)
+    nativeCall(() => this.#dir.clear(removeDir))
   }
 
   /**
@@ -395,66 +129,54 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * from `<path>/<key>.npy`. The wrapper has `fn`'s call signature; an async
    * `fn` gives a Promise-returning wrapper.
    */
-  createCachedFunc<F extends AnyFunction>(fn: F, options?: CachedFunctionOptions): CachedFunction<F> {
-    const where = 'createCachedFunc'
-    if (typeof fn !== 'function') throw new TypeError(`${where}: fn must be a function, got ${describe(fn)}`)
-    const opts = checkOptions(options, FUNC_OPTIONS, where)
-    const givenName = optionOf<string>(opts, 'name', 'string', where)
-    const version = optionOf<string>(opts, 'version', 'string', where)
-    const trackSource = optionOf<boolean>(opts, 'trackSource', 'boolean', where) ?? true
-    const isAsync = optionOf<boolean>(opts, 'async', 'boolean', where) ?? types.isAsyncFunction(fn)
-    if (givenName === '') throw new TypeError(`${where}: options.name must not be empty`)
-    const name = givenName ?? fn.name
-    if (name === '' && !trackSource) {
-      throw new TypeError(
-        `${where}: an anonymous function needs options.name when trackSource is false, ` +
-          `or its entries would be shared with every other anonymous function`,
-      )
-    }
-    const once = opts.computeOnce !== undefined ? computeOnceOf(opts.computeOnce, where) : this.#computeOnce
+  createCachedFunc<F extends CacheableFunction>(fn: F, options?: CachedFunctionOptions): CachedFunction<F> {
+    const settings = functionSettings(fn, options)
+    const { name, isAsync } = settings
+    const once = settings.computeOnce === 'inherit' ? this.#computeOnce : settings.computeOnce
     const label = `${name || 'anonymous function'}()`
-    const prefix = identityPrefix({ name, version, source: trackSource ? fn.toString() : undefined })
+    const prefix = identityPrefix({ name, version: settings.version, source: settings.trackSource ? fn.toString() : undefined })
     const cache = this
     const methods: CachedFunctionMethods<F> = {
-      has: (...args) => cache.#dir.contains(callKey(prefix, args)),
-      invalidate: (...args) => {
-        const key = callKey(prefix, args)
-        cache.#knownMeta.delete(key)
-        return cache.#dir.remove(key)
-      },
+      has: (...args) => nativeCall(() => cache.#dir.contains(callKey(prefix, args))),
+      invalidate: (...args) => nativeCall(() => cache.#dir.remove(callKey(prefix, args))),
     }
 
     if (!isAsync) {
       const compute = (self: unknown, args: unknown[], key: string) => {
-        const result = fn.apply(self, args)
-        if (types.isPromise(result)) {
-          throw new TypeError(
+        const value = fn.apply(self, args)
+        if (types.isPromise(value)) {
+          throw codedError(
+            TypeError,
+            ErrorCodes.BAD_RESULT,
             `${label} returned a Promise; pass { async: true } to createCachedFunc (or make it an async function)`,
           )
         }
-        return cache.#store(key, name, result, label)
+        return cache.#store(key, name, computed(value, label), label)
       }
+      const load = (key: string) => cache.#hit(nativeCall(() => cache.#dir.load(key)), key, name)
       return Object.assign(function (this: unknown, ...args: unknown[]) {
         const key = callKey(prefix, args)
-        const hit = cache.#load(key, name)
+        const hit = load(key)
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
         return runSync(waitOrCompute(() => cache.#claim(key, once, true), once), {
-          load: () => cache.#load(key, name),
+          load: () => load(key),
           compute: () => compute(this, args, key),
         })
       }, methods) as unknown as CachedFunction<F>
     }
 
     const load = async (key: string) => {
-      const known = cache.#knownMeta.get(key)
-      // A small entry seen before loads faster here than through a thread-pool round trip.
-      const found =
-        known && byteSize(known) < SMALL_IO_BYTES ? cache.#dir.load(key, true) : await cache.#dir.loadAsync(key, known !== undefined)
+      let found: Lookup
+      try {
+        found = await cache.#dir.loadAsync(key)
+      } catch (e) {
+        throw fromNative(e)
+      }
       return cache.#hit(found, key, name)
     }
     const compute = async (self: unknown, args: unknown[], key: string) =>
-      cache.#storeAsync(key, name, await fn.apply(self, args), label)
+      cache.#storeAsync(key, name, computed(await fn.apply(self, args), label), label)
     // One computation per key at a time within this process.
     const running = new Map<string, Promise<unknown>>()
     return Object.assign(async function (this: unknown, ...args: unknown[]) {
@@ -483,8 +205,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * synchronous call would wait for this very process, which cannot finish
    * while it waits); undefined if another process holds it.
    */
-  #claim(key: string, once: ComputeOnce, sync: boolean): { release(): void } | null | undefined {
-    let claim: ReturnType<InstanceType<typeof native.CacheDir>['claim']>
+  #claim(key: string, once: ComputeOnce, sync: boolean): Claim {
+    let claim: ReturnType<NativeCacheDir['claim']>
     try {
       claim = this.#dir.claim(key, once.staleAfter)
     } catch (e) {
@@ -500,18 +222,6 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     return sync && claim.thisProcess ? null : undefined
   }
 
-  /** Removes the files this cache wrote; with `removeDir`, then the directory. */
-  clearCache(options?: ClearCacheOptions): void {
-    const opts = checkOptions(options, CLEAR_OPTIONS, 'clearCache')
-    const removeDir = optionOf<boolean>(opts, 'removeDir', 'boolean', 'clearCache') ?? false
-    this.#knownMeta.clear()
-    this.#dir.clear(removeDir)
-  }
-
-  #load(key: string, functionName: string): unknown {
-    return this.#hit(this.#dir.load(key, this.#knownMeta.has(key)), key, functionName)
-  }
-
   /** Writes uses recorded in memory to the index once the calls pause. */
   #scheduleFlush(): void {
     if (this.#flushTimer !== undefined) return
@@ -523,124 +233,51 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       } catch {
         // Bookkeeping only: the next store or exit tries again.
       }
-    }, FLUSH_DELAY_MS).unref()
+    }, FLUSH_EVERY_MS).unref()
   }
 
-  /** The result of a lookup that hit and passed validation, else undefined. */
+  /** The result of a lookup that hit, else undefined (a damaged entry is reported). */
   #hit(found: Lookup, key: string, functionName: string): unknown {
     if (found.status === 'miss') return undefined
-    const problem =
-      found.status === 'damaged' ? found.reason : checkEntry(found.meta ?? this.#knownMeta.get(key), found.array)
-    if (typeof problem === 'string' || found.status !== 'hit') {
-      this.#knownMeta.delete(key)
-      this.emit('damagedEntry', new Error(`cache entry ${key} in ${this.path} is damaged: ${problem}`), { key, functionName })
+    if (found.status === 'damaged') {
+      this.emit('damagedEntry', found.error, { key, functionName })
       return undefined
     }
-    const { meta } = problem
-    if (found.meta !== null) this.#remember(key, meta)
     this.#scheduleFlush()
-    const data = viewOf(found.array.buffer, classForName(meta.class) ? meta.class : readClassName(meta.dtype))
-    if (meta.result === 'typedarray') return data
-    return shaped(data, meta.shape, meta.dtype, meta.fortranOrder)
+    const { array } = found
+    const data = viewOf(array.buffer, found.class, array.dtype)
+    return found.result === 'typedarray' ? data : shaped(data, array)
   }
 
-  #remember(key: string, meta: EntryMeta): void {
-    // Oldest first out; the binding's own memory of metadata is bounded alike.
-    if (this.#knownMeta.size >= KNOWN_META_LIMIT) this.#knownMeta.delete(this.#knownMeta.keys().next().value!)
-    this.#knownMeta.set(key, meta)
-  }
-
-  #store(key: string, functionName: string, result: unknown, label: string): unknown {
-    return this.#write(key, toEntry(result, functionName, label), label)
-  }
-
-  async #storeAsync(key: string, functionName: string, result: unknown, label: string): Promise<unknown> {
-    const entry = toEntry(result, functionName, label)
-    // Small results are written here: cheaper than a thread-pool round trip.
-    if (entry.args[0].byteLength < SMALL_IO_BYTES) return this.#write(key, entry, label)
+  #store(key: string, functionName: string, { parts, result }: Computed, label: string): unknown {
     try {
-      // `entry` keeps the result's memory referenced while the pool writes it.
-      await this.#dir.storeAsync(key, ...entry.args)
-      this.#remember(key, entry.meta)
+      this.#dir.store(key, parts.data, parts.layout, this.#entryOf(parts, functionName))
     } catch (e) {
-      this.#storeFailed(e as Error, key, entry.meta.function, label)
+      this.#storeFailed(e, key, functionName, label)
     }
-    return entry.result
+    return result
   }
 
-  #write(key: string, entry: Entry, label: string): unknown {
+  async #storeAsync(key: string, functionName: string, { parts, result }: Computed, label: string): Promise<unknown> {
     try {
-      this.#dir.store(key, ...entry.args)
-      this.#remember(key, entry.meta)
+      // `parts` keeps the result's memory referenced while the pool writes it.
+      await this.#dir.storeAsync(key, parts.data, parts.layout, this.#entryOf(parts, functionName))
     } catch (e) {
-      this.#storeFailed(e as Error, key, entry.meta.function, label)
+      this.#storeFailed(e, key, functionName, label)
     }
-    return entry.result
+    return result
   }
 
-  #storeFailed(e: Error, key: string, functionName: string, label: string): void {
-    const error = new Error(`could not store the result of ${label} in ${this.path}: ${e.message}`, { cause: e })
+  #entryOf(parts: Computed['parts'], functionName: string) {
+    return { function: functionName, result: parts.bare ? 'typedarray' : 'ndarray', class: parts.className } as const
+  }
+
+  #storeFailed(e: unknown, key: string, functionName: string, label: string): void {
+    const cause = fromNative(e) as Error
+    const error = codedError(Error, ErrorCodes.STORE_FAILED, `could not store the result of ${label} in ${this.path}: ${cause.message}`, {
+      cause,
+    })
     if (this.listenerCount('storeError') > 0) this.emit('storeError', error, { key, functionName })
     else process.emitWarning(error.message, { code: 'NUMPY_FUNC_CACHE_STORE_FAILED' })
   }
-}
-
-type Lookup = ReturnType<InstanceType<typeof native.CacheDir>['load']>
-
-type Entry = ReturnType<typeof toEntry>
-
-/** What storing `result` writes, and what the call returns for it. */
-function toEntry(result: unknown, functionName: string, label: string) {
-  const parts = toArrayParts(result, `the result of ${label}`)
-  const meta: EntryMeta = {
-    format: 1,
-    function: functionName,
-    result: parts.bare ? 'typedarray' : 'ndarray',
-    class: parts.className,
-    dtype: parts.dtype,
-    shape: parts.shape,
-    fortranOrder: parts.fortranOrder,
-    created: new Date().toISOString(),
-  }
-  return {
-    meta,
-    args: [parts.data, parts.shape, parts.dtype, parts.fortranOrder, JSON.stringify(meta), functionName] as const,
-    result: parts.bare ? parts.data : shaped(parts.data, parts.shape, parts.dtype, parts.fortranOrder),
-  }
-}
-
-/** Bytes of an entry's data: elements times the item size in its dtype ('<c16': 16). */
-function byteSize(meta: EntryMeta): number {
-  return meta.shape.reduce((a, b) => a * b, 1) * Number(meta.dtype.slice(2))
-}
-
-function shaped(data: TypedArray, shape: number[], dtype: string, fortranOrder: boolean): unknown {
-  return fortranOrder ? { data, shape, dtype, fortranOrder } : { data, shape, dtype }
-}
-
-/** The entry's metadata if it agrees with the array beside it, else what is wrong. */
-function checkEntry(
-  metaSource: string | EntryMeta | undefined,
-  array: { shape: number[]; dtype: string; fortranOrder: boolean },
-): { meta: EntryMeta } | string {
-  let meta: EntryMeta
-  if (typeof metaSource === 'string') {
-    try {
-      meta = JSON.parse(metaSource) as EntryMeta
-    } catch {
-      return 'its metadata is not valid JSON'
-    }
-  } else if (metaSource === undefined) {
-    return 'its metadata was not sent'
-  } else {
-    meta = metaSource
-  }
-  if (meta?.format !== 1) return 'its metadata has an unknown format'
-  if (meta.result !== 'typedarray' && meta.result !== 'ndarray') return 'its metadata has an unknown result form'
-  if (meta.dtype !== array.dtype || !Array.isArray(meta.shape) || !sameShape(meta.shape, array.shape)) {
-    return `its array (${array.dtype}, shape [${array.shape.join(', ')}]) does not match its metadata`
-  }
-  if (meta.fortranOrder !== array.fortranOrder) return 'its array order does not match its metadata'
-  if (!dtypeAccepts(meta.dtype, meta.class)) return `its metadata names class ${meta.class} for dtype ${meta.dtype}`
-  return { meta }
 }

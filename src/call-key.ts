@@ -6,6 +6,10 @@ import { types } from 'node:util'
 import { native } from './native'
 import { typedArrayClassName } from './dtypes'
 import { describe, propertyPath } from './describe'
+import { ErrorCodes, codedError, nativeCall } from './errors'
+
+/** An argument that cannot be part of a key: a TypeError naming where it is. */
+const unkeyable = (message: string) => codedError(TypeError, ErrorCodes.UNKEYABLE_ARG, message)
 
 const enum Tag {
   Undefined = 1,
@@ -141,9 +145,9 @@ class Encoder {
       case 'string':
         return this.string(v)
       case 'symbol':
-        throw new TypeError(`${path} is a symbol, which cannot be part of a cache key`)
+        throw unkeyable(`${path} is a symbol, which cannot be part of a cache key`)
       case 'function':
-        throw new TypeError(
+        throw unkeyable(
           `${path} is a function, which cannot be part of a cache key (its behaviour is not its value)`,
         )
     }
@@ -175,7 +179,7 @@ class Encoder {
       this.tag(Tag.Date)
       return this.f64((v as Date).getTime())
     }
-    if (this.ancestors.has(v)) throw new TypeError(`${path} refers back to one of its own ancestors (a cycle)`)
+    if (this.ancestors.has(v)) throw unkeyable(`${path} refers back to one of its own ancestors (a cycle)`)
     this.ancestors.add(v)
     try {
       if (Array.isArray(v) && Object.getPrototypeOf(v) === Array.prototype) {
@@ -196,7 +200,7 @@ class Encoder {
         this.unordered(items.length, (sub, i) => sub.value(items[i], `${path}[Set element #${i}]`))
       } else if (isPlainObject(v)) {
         const symbol = Object.getOwnPropertySymbols(v).find((s) => Object.prototype.propertyIsEnumerable.call(v, s))
-        if (symbol) throw new TypeError(`${path} has a symbol key (${String(symbol)}), which cannot be part of a cache key`)
+        if (symbol) throw unkeyable(`${path} has a symbol key (${String(symbol)}), which cannot be part of a cache key`)
         // Key order does not matter: sort by UTF-16 code units.
         const keys = Object.keys(v).sort()
         this.tag(Tag.Object)
@@ -206,7 +210,7 @@ class Encoder {
           this.value((v as Record<string, unknown>)[k], propertyPath(path, k))
         }
       } else {
-        throw new TypeError(
+        throw unkeyable(
           `${path} is ${describe(v)}, which cannot be part of a cache key; ` +
             `use numbers, strings, booleans, null, undefined, bigints, TypedArrays, DataViews, ` +
             `ArrayBuffers, Buffers, Arrays, plain objects, Dates, Maps and Sets`,
@@ -235,7 +239,7 @@ class Encoder {
   }
 
   digest(): string {
-    return native.hashKey(this.bytes.subarray(0, this.length), this.buffers as never, this.offsets)
+    return nativeCall(() => native.hashKey(this.bytes.subarray(0, this.length), this.buffers as never, this.offsets))
   }
 }
 
@@ -271,9 +275,6 @@ export function identityPrefix(id: FunctionIdentity): Uint8Array {
   return e.bytes.slice(0, e.length)
 }
 
-/** Spliced bytes from which a key is hashed on the thread pool, on all cores, off the main thread. */
-const ASYNC_HASH_BYTES = 1 << 20
-
 function encodeCall(prefix: Uint8Array, args: readonly unknown[]): Encoder {
   // A fresh encoder per call: a getter in the arguments may itself make a cached call.
   const e = new Encoder()
@@ -290,12 +291,11 @@ export function callKey(prefix: Uint8Array, args: readonly unknown[]): string {
 }
 
 /**
- * `callKey`, hashing large arguments on the libuv thread pool. The caller
- * keeps `args` referenced and unchanged until the promise settles.
+ * `callKey`, hashing large arguments on the libuv thread pool (the binding
+ * hashes small ones at once). The caller keeps `args` referenced and
+ * unchanged until the promise settles.
  */
-export function callKeyAsync(prefix: Uint8Array, args: readonly unknown[]): Promise<string> {
+export async function callKeyAsync(prefix: Uint8Array, args: readonly unknown[]): Promise<string> {
   const e = encodeCall(prefix, args)
-  const spliced = e.buffers.reduce((n, b) => n + b.byteLength, 0)
-  if (spliced < ASYNC_HASH_BYTES) return Promise.resolve(e.digest())
   return native.hashKeyAsync(e.bytes.subarray(0, e.length), e.buffers as never, e.offsets)
 }

@@ -6,8 +6,10 @@ import { format as formatDuration, parse as parseDuration } from '@lukeed/ms'
 import { SingleBar } from 'cli-progress'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { filesize } from 'filesize'
-import { type CacheLimits, type CacheStats, NumpyFuncCache, type PruneReport } from './cache'
+import { NumpyFuncCache } from './cache'
+import type { CacheLimits, CacheStats, PruneReport } from './types'
 import { native } from './native'
+import { dtypeName } from './dtypes'
 
 
 /**
@@ -74,13 +76,10 @@ function ago(date: Date, now: number): string {
   return ms < 1000 ? 'just now' : `${formatDuration(ms)} ago`
 }
 
-const DTYPE_KINDS: Record<string, string> = { b: 'bool', i: 'int', u: 'uint', f: 'float', c: 'complex' }
-
 /** '<f8 float64': the NumPy descr and its name. */
 function dtypeLabel(descr: string): string {
-  const kind = DTYPE_KINDS[descr[1]]
-  if (kind === undefined) return descr
-  return `${descr} ${kind === 'bool' ? kind : kind + Number(descr.slice(2)) * 8}`
+  const name = dtypeName(descr)
+  return name === undefined ? descr : `${descr} ${name}`
 }
 
 /** Rows as columns two spaces apart, those in `right` right-aligned. (cli-table3 took minutes for 50,000 rows.) */

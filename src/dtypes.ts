@@ -1,5 +1,8 @@
-// The mapping between JS TypedArray classes and NumPy dtype descr strings.
+// JS TypedArray classes and NumPy dtypes. Which class holds which dtype is
+// the core's table (binding's dtypeTable/classTable); here it is indexed,
+// and joined to the classes' constructors.
 import { types } from 'node:util'
+import { native } from './native'
 
 /** Any TypedArray this package reads or writes. */
 export type TypedArray =
@@ -21,10 +24,8 @@ type TypedArrayClass = {
   readonly name: string
 }
 
-/** Float16Array where the runtime has it (Node 24+), else undefined. */
-export const Float16ArrayClass = (globalThis as Record<string, unknown>).Float16Array as TypedArrayClass | undefined
-
-const CLASSES: Record<string, TypedArrayClass | undefined> = {
+/** The constructors of the classes the table names; Float16Array only where the runtime has it (Node 24+). */
+const CONSTRUCTORS: Record<string, TypedArrayClass | undefined> = {
   Int8Array,
   Uint8Array,
   Uint8ClampedArray,
@@ -36,49 +37,14 @@ const CLASSES: Record<string, TypedArrayClass | undefined> = {
   Float64Array,
   BigInt64Array,
   BigUint64Array,
-  Float16Array: Float16ArrayClass,
+  Float16Array: (globalThis as Record<string, unknown>).Float16Array as TypedArrayClass | undefined,
 }
 
-/** The default dtype of each class: what a bare TypedArray is stored as. */
-const DEFAULT_DTYPE: Record<string, string> = {
-  Int8Array: '|i1',
-  Uint8Array: '|u1',
-  Uint8ClampedArray: '|u1',
-  Int16Array: '<i2',
-  Uint16Array: '<u2',
-  Int32Array: '<i4',
-  Uint32Array: '<u4',
-  Float32Array: '<f4',
-  Float64Array: '<f8',
-  BigInt64Array: '<i8',
-  BigUint64Array: '<u8',
-  Float16Array: '<f2',
-}
-
-/**
- * For each dtype: the class `readNpy` returns, the classes accepted when
- * writing, and how many elements of that class make one array element
- * (complex numbers are interleaved real, imaginary).
- */
-const DTYPES: Record<string, { read: string; accepts: string[]; perElement: number }> = {
-  '|b1': { read: 'Uint8Array', accepts: ['Uint8Array', 'Uint8ClampedArray'], perElement: 1 },
-  '|i1': { read: 'Int8Array', accepts: ['Int8Array'], perElement: 1 },
-  '|u1': { read: 'Uint8Array', accepts: ['Uint8Array', 'Uint8ClampedArray'], perElement: 1 },
-  '<i2': { read: 'Int16Array', accepts: ['Int16Array'], perElement: 1 },
-  '<u2': { read: 'Uint16Array', accepts: ['Uint16Array'], perElement: 1 },
-  '<f2': { read: 'Uint16Array', accepts: ['Uint16Array', 'Float16Array'], perElement: 1 },
-  '<i4': { read: 'Int32Array', accepts: ['Int32Array'], perElement: 1 },
-  '<u4': { read: 'Uint32Array', accepts: ['Uint32Array'], perElement: 1 },
-  '<f4': { read: 'Float32Array', accepts: ['Float32Array'], perElement: 1 },
-  '<i8': { read: 'BigInt64Array', accepts: ['BigInt64Array'], perElement: 1 },
-  '<u8': { read: 'BigUint64Array', accepts: ['BigUint64Array'], perElement: 1 },
-  '<f8': { read: 'Float64Array', accepts: ['Float64Array'], perElement: 1 },
-  '<c8': { read: 'Float32Array', accepts: ['Float32Array'], perElement: 2 },
-  '<c16': { read: 'Float64Array', accepts: ['Float64Array'], perElement: 2 },
-}
+const DTYPES = new Map(native.dtypeTable().map((d) => [d.descr, d]))
+const DEFAULT_DTYPE = new Map(native.classTable().map((c) => [c.name, c.defaultDtype]))
 
 /** The dtypes this package handles, in NumPy's little-endian descr spelling. */
-export const SUPPORTED_DTYPES: readonly string[] = Object.keys(DTYPES)
+export const SUPPORTED_DTYPES: readonly string[] = Object.freeze([...DTYPES.keys()])
 
 /**
  * The class name of a TypedArray (subclasses count as their base class;
@@ -88,45 +54,48 @@ export function typedArrayClassName(value: unknown): string | undefined {
   if (!types.isTypedArray(value)) return undefined
   // Symbol.toStringTag of %TypedArray% is a brand check: right across realms and for subclasses.
   const tag = (value as unknown as { [Symbol.toStringTag]: string })[Symbol.toStringTag]
-  return tag in DEFAULT_DTYPE ? tag : undefined
+  return DEFAULT_DTYPE.has(tag) ? tag : undefined
 }
 
+/** What a bare array of the class is stored as. */
 export function defaultDtype(className: string): string {
-  return DEFAULT_DTYPE[className]
+  return DEFAULT_DTYPE.get(className)!
 }
 
 /** Accepts a few common spellings and returns NumPy's canonical little-endian descr. */
 export function canonicalDtype(dtype: string): string | undefined {
-  if (dtype in DTYPES) return dtype
+  if (DTYPES.has(dtype)) return dtype
   const m = /^([<|=])?([biufc])(\d+)$/.exec(dtype)
   if (!m) return undefined
   const [, , kind, size] = m
-  const oneByte = size === '1'
-  const spelled = `${oneByte ? '|' : '<'}${kind}${size}`
-  return spelled in DTYPES ? spelled : undefined
+  const spelled = `${size === '1' ? '|' : '<'}${kind}${size}`
+  return DTYPES.has(spelled) ? spelled : undefined
+}
+
+/** NumPy's name of a dtype: 'float64' for '<f8'. */
+export function dtypeName(dtype: string): string | undefined {
+  return DTYPES.get(dtype)?.name
 }
 
 /** Elements of the data array per array element (2 for complex). */
 export function elementsPerItem(dtype: string): number {
-  return DTYPES[dtype].perElement
+  return DTYPES.get(dtype)!.elementsPerItem
 }
 
 export function dtypeAccepts(dtype: string, className: string): boolean {
-  return DTYPES[dtype]?.accepts.includes(className) ?? false
-}
-
-export function classForName(className: string): TypedArrayClass | undefined {
-  return CLASSES[className]
+  return DTYPES.get(dtype)?.classes.includes(className) ?? false
 }
 
 /** The class `readNpy` gives for a dtype. */
 export function readClassName(dtype: string): string {
-  return DTYPES[dtype].read
+  return DTYPES.get(dtype)!.readClass
 }
 
-/** A view of `className` over `buffer` with no copy. */
-export function viewOf(buffer: ArrayBuffer, className: string): TypedArray {
-  const Class = CLASSES[className]
-  if (!Class) throw new TypeError(`${className} is not available in this runtime`)
+/**
+ * A view of `className` over `buffer` with no copy; where the runtime lacks
+ * that class (Float16Array before Node 24), of the class a read of `dtype` gives.
+ */
+export function viewOf(buffer: ArrayBuffer, className: string, dtype: string): TypedArray {
+  const Class = CONSTRUCTORS[className] ?? CONSTRUCTORS[readClassName(dtype)]!
   return new Class(buffer, 0, buffer.byteLength / Class.BYTES_PER_ELEMENT)
 }

@@ -7,6 +7,7 @@ export type {
   CacheEntryInfo,
   CacheLimits,
   CacheStats,
+  CacheableFunction,
   CachedFunctionMethods,
   ComputeOnceOptions,
   PruneOptions,
@@ -19,8 +20,10 @@ export type {
   EntryInfo,
   NumpyFuncCacheEvents,
   NumpyFuncCacheOptions,
-} from './cache'
+} from './types'
 export { readNpy, writeNpy } from './npy'
 export type { NdArray, NpyArray, LoadedNdArray } from './npy'
 export type { TypedArray } from './dtypes'
 export { SUPPORTED_DTYPES } from './dtypes'
+export { ErrorCodes } from './errors'
+export type { ErrorCode, NumpyFuncCacheError } from './errors'

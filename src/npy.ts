@@ -13,6 +13,7 @@ import {
   SUPPORTED_DTYPES,
 } from './dtypes'
 import { describe } from './describe'
+import { type ErrorCode, ErrorCodes, codedError, invalidArg, nativeCall } from './errors'
 
 /** An array read from a .npy file. */
 export interface NpyArray<T extends TypedArray = TypedArray> {
@@ -45,13 +46,11 @@ export interface LoadedNdArray<T extends TypedArray = TypedArray> {
   dtype: string
 }
 
-/** What the Rust core writes. */
+/** What the Rust core writes: the data, how it is laid out, and the form it came in. */
 export interface ArrayParts {
   data: TypedArray
   className: string
-  shape: number[]
-  dtype: string
-  fortranOrder: boolean
+  layout: { shape: number[]; dtype: string; fortranOrder: boolean }
   /** True for a bare TypedArray, false for an `{ data, shape }` object. */
   bare: boolean
 }
@@ -71,16 +70,21 @@ const SCIJS_DTYPES: Record<string, string> = {
   biguint64: 'BigUint64Array',
 }
 
-function checkShape(shape: unknown, what: string): number[] {
-  if (!Array.isArray(shape)) {
-    throw new TypeError(`${what}.shape must be an array of non-negative integers, got ${describe(shape)}`)
+/** Throws what is wrong with a value: the code says whose mistake it is. */
+type Fail = (Class: TypeErrorConstructor | RangeErrorConstructor, message: string) => never
+
+function failWith(code: ErrorCode): Fail {
+  return (Class, message) => {
+    throw codedError(Class, code, message)
   }
-  return shape.map((d: unknown, i) => {
-    if (typeof d !== 'number') throw new TypeError(`${what}.shape[${i}] must be a number, got ${describe(d)}`)
-    if (!Number.isSafeInteger(d) || d < 0) {
-      throw new RangeError(`${what}.shape[${i}] must be a non-negative integer, got ${d}`)
-    }
-    return d
+}
+
+function checkShape(shape: unknown, what: string, fail: Fail): number[] {
+  if (!Array.isArray(shape)) fail(TypeError, `${what}.shape must be an array of non-negative integers, got ${describe(shape)}`)
+  return (shape as unknown[]).map((d: unknown, i) => {
+    if (typeof d !== 'number') fail(TypeError, `${what}.shape[${i}] must be a number, got ${describe(d)}`)
+    if (!Number.isSafeInteger(d) || (d as number) < 0) fail(RangeError, `${what}.shape[${i}] must be a non-negative integer, got ${d}`)
+    return d as number
   })
 }
 
@@ -89,82 +93,79 @@ function product(shape: readonly number[]): number {
 }
 
 /** Returns `data` restricted to a scijs-style view's elements, or throws if not C-contiguous. */
-function contiguousData(data: TypedArray, shape: number[], stride: unknown, offset: unknown, what: string): TypedArray {
+function contiguousData(data: TypedArray, shape: number[], stride: unknown, offset: unknown, what: string, fail: Fail): TypedArray {
   if (stride === undefined && offset === undefined) return data
   const start = offset === undefined ? 0 : offset
   if (typeof start !== 'number' || !Number.isSafeInteger(start) || start < 0) {
-    throw new RangeError(`${what}.offset must be a non-negative integer, got ${describe(offset)}`)
+    fail(RangeError, `${what}.offset must be a non-negative integer, got ${describe(offset)}`)
   }
   if (stride !== undefined) {
     if (!Array.isArray(stride) || stride.length !== shape.length) {
-      throw new TypeError(`${what}.stride must be an array with one entry per dimension, got ${describe(stride)}`)
+      fail(TypeError, `${what}.stride must be an array with one entry per dimension, got ${describe(stride)}`)
     }
     let expected = 1
     for (let i = shape.length - 1; i >= 0; i--) {
-      if (shape[i] > 1 && stride[i] !== expected) {
-        throw new RangeError(
-          `${what} is not C-contiguous (stride [${stride.join(', ')}] for shape [${shape.join(', ')}]); ` +
+      if (shape[i] > 1 && (stride as unknown[])[i] !== expected) {
+        fail(
+          RangeError,
+          `${what} is not C-contiguous (stride [${(stride as unknown[]).join(', ')}] for shape [${shape.join(', ')}]); ` +
             `pass a contiguous copy`,
         )
       }
       expected *= shape[i]
     }
   }
-  return data.subarray(start, start + product(shape))
+  return data.subarray(start as number, (start as number) + product(shape))
 }
 
 /**
  * Checks a TypedArray or `{ data, shape }` value and resolves its dtype.
- * `what` names the value in errors ("array", "the result of foo()").
+ * `what` names the value in errors ("array", "the result of foo()"), and
+ * `code` says whose mistake a bad value is.
  */
-export function toArrayParts(value: unknown, what: string): ArrayParts {
+export function toArrayParts(value: unknown, what: string, code: ErrorCode): ArrayParts {
+  const fail: Fail = failWith(code)
   const bareClass = typedArrayClassName(value)
   if (bareClass) {
     const data = value as TypedArray
-    return { data, className: bareClass, shape: [data.length], dtype: defaultDtype(bareClass), fortranOrder: false, bare: true }
+    const layout = { shape: [data.length], dtype: defaultDtype(bareClass), fortranOrder: false }
+    return { data, className: bareClass, layout, bare: true }
   }
   if (typeof value !== 'object' || value === null || !('data' in value) || !('shape' in value)) {
-    throw new TypeError(
-      `${what} must be a TypedArray or an n-d array { data: TypedArray, shape: number[] }, got ${describe(value)}`,
-    )
+    fail(TypeError, `${what} must be a TypedArray or an n-d array { data: TypedArray, shape: number[] }, got ${describe(value)}`)
   }
   const v = value as Record<string, unknown>
   const className = typedArrayClassName(v.data)
-  if (!className) throw new TypeError(`${what}.data must be a TypedArray, got ${describe(v.data)}`)
-  const shape = checkShape(v.shape, what)
+  if (!className) return fail(TypeError, `${what}.data must be a TypedArray, got ${describe(v.data)}`)
+  const shape = checkShape(v.shape, what, fail)
   let dtype = defaultDtype(className)
   if (v.dtype !== undefined) {
     const given = typeof v.dtype === 'string' ? v.dtype : undefined
     const canonical = given === undefined ? undefined : canonicalDtype(given)
     if (canonical !== undefined) {
-      if (!dtypeAccepts(canonical, className)) {
-        throw new TypeError(`${what}.dtype '${given}' cannot be stored from a ${className}`)
-      }
+      if (!dtypeAccepts(canonical, className)) fail(TypeError, `${what}.dtype '${given}' cannot be stored from a ${className}`)
       dtype = canonical
     } else if (given === undefined || SCIJS_DTYPES[given] !== className) {
-      throw new TypeError(
+      fail(
+        TypeError,
         `${what}.dtype ${given === undefined ? describe(v.dtype) : `'${given}'`} is not supported; ` +
           `use one of ${SUPPORTED_DTYPES.join(', ')}`,
       )
     }
   }
   if (v.fortranOrder !== undefined && typeof v.fortranOrder !== 'boolean') {
-    throw new TypeError(`${what}.fortranOrder must be a boolean, got ${describe(v.fortranOrder)}`)
+    fail(TypeError, `${what}.fortranOrder must be a boolean, got ${describe(v.fortranOrder)}`)
   }
-  const data = contiguousData(v.data as TypedArray, shape, v.stride, v.offset, what)
+  const data = contiguousData(v.data as TypedArray, shape, v.stride, v.offset, what, fail)
   const needed = product(shape) * elementsPerItem(dtype)
   if (data.length !== needed) {
-    throw new RangeError(
-      `${what}.data has ${data.length} elements but shape [${shape.join(', ')}] of dtype ${dtype} needs ${needed}`,
-    )
+    fail(RangeError, `${what}.data has ${data.length} elements but shape [${shape.join(', ')}] of dtype ${dtype} needs ${needed}`)
   }
-  return { data, className, shape, dtype, fortranOrder: v.fortranOrder === true, bare: false }
+  return { data, className, layout: { shape, dtype, fortranOrder: v.fortranOrder === true }, bare: false }
 }
 
 function checkPath(path: unknown, fn: string): string {
-  if (typeof path !== 'string' || path.length === 0) {
-    throw new TypeError(`${fn}: path must be a non-empty string, got ${describe(path)}`)
-  }
+  if (typeof path !== 'string' || path.length === 0) throw invalidArg(`${fn}: path must be a non-empty string, got ${describe(path)}`)
   return path
 }
 
@@ -174,9 +175,10 @@ function checkPath(path: unknown, fn: string): string {
  * Throws an Error naming the file if it is not a valid .npy file.
  */
 export function readNpy(path: string): NpyArray {
-  const raw = native.readNpyFile(checkPath(path, 'readNpy'))
+  const raw = nativeCall(() => native.readNpyFile(checkPath(path, 'readNpy')))
   // A view of the class of its dtype over the buffer Rust read: no copy.
-  return { data: viewOf(raw.buffer, readClassName(raw.dtype)), shape: raw.shape, dtype: raw.dtype, fortranOrder: raw.fortranOrder }
+  const data = viewOf(raw.buffer, readClassName(raw.dtype), raw.dtype)
+  return { data, shape: raw.shape, dtype: raw.dtype, fortranOrder: raw.fortranOrder }
 }
 
 /**
@@ -185,7 +187,7 @@ export function readNpy(path: string): NpyArray {
  */
 export function writeNpy(path: string, array: TypedArray | NdArray): void {
   checkPath(path, 'writeNpy')
-  const parts = toArrayParts(array, 'writeNpy: array')
-  native.writeNpyFile(path, parts.data, parts.shape, parts.dtype, parts.fortranOrder)
+  const parts = toArrayParts(array, 'writeNpy: array', ErrorCodes.INVALID_ARG)
+  nativeCall(() => native.writeNpyFile(path, parts.data, parts.layout))
 }
 

@@ -25,15 +25,27 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-/// The schema version this crate writes, in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this crate writes, in SQLite's `user_version`. An
+/// index of an older version is rebuilt: it is bookkeeping, and the entries
+/// on disk say what it should hold.
+const SCHEMA_VERSION: i64 = 2;
 
+/// Drops what older schema versions made.
+const DROP_OLD: &str = "
+DROP TRIGGER IF EXISTS entries_added;
+DROP TRIGGER IF EXISTS entries_removed;
+DROP TRIGGER IF EXISTS entries_resized;
+DROP TABLE IF EXISTS entries;
+DROP TABLE IF EXISTS totals;
+";
+
+/// `shape` holds the dimensions as 64-bit little-endian integers, packed.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries (
   key TEXT PRIMARY KEY NOT NULL,
   function TEXT NOT NULL,
   dtype TEXT NOT NULL,
-  shape TEXT NOT NULL,
+  shape BLOB NOT NULL,
   bytes INTEGER NOT NULL,
   created INTEGER NOT NULL,
   last_used INTEGER NOT NULL
@@ -106,8 +118,7 @@ pub struct EntryRow {
     pub key: String,
     pub function: String,
     pub dtype: String,
-    /// The shape as a JSON array, e.g. `[3,4]`.
-    pub shape: String,
+    pub shape: Vec<u64>,
     /// Size of the entry's files on disk.
     pub bytes: u64,
     pub created: i64,
@@ -178,8 +189,9 @@ fn to_i64(v: u64) -> i64 {
 }
 
 impl Index {
-    /// Opens the index at `path`, creating it if needed. Also says whether
-    /// this call created it, so the caller can adopt entries already on disk.
+    /// Opens the index at `path`, creating it if needed (or rebuilding one of
+    /// an older schema). Also says whether this call created it, so the
+    /// caller can adopt entries already on disk.
     pub fn open(path: &Path, journal: Journal) -> Result<(Index, bool), IndexError> {
         let err = sqlite_error(path);
         let conn = Connection::open(path).map_err(err)?;
@@ -198,6 +210,9 @@ impl Index {
         let mut index = Index { conn, path: path.to_path_buf() };
         let version = index.write(|tx| {
             let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version < SCHEMA_VERSION {
+                tx.execute_batch(DROP_OLD)?;
+            }
             if version <= SCHEMA_VERSION {
                 tx.execute_batch(SCHEMA)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -208,7 +223,8 @@ impl Index {
             let msg = format!("it has schema version {version}; this version of the cache reads up to {SCHEMA_VERSION}");
             return Err(IndexError { path: path.to_path_buf(), source: msg.into() });
         }
-        let created = version == 0;
+        // An older schema was emptied above: the caller refills it as a new one.
+        let created = version < SCHEMA_VERSION;
         Ok((index, created))
     }
 
@@ -453,7 +469,21 @@ fn upsert(tx: &rusqlite::Transaction, row: &EntryRow) -> rusqlite::Result<usize>
            shape = excluded.shape, bytes = excluded.bytes, created = excluded.created,
            last_used = excluded.last_used",
     )?
-    .execute(params![row.key, row.function, row.dtype, row.shape, to_i64(row.bytes), row.created, row.last_used])
+    .execute(params![row.key, row.function, row.dtype, shape_blob(&row.shape), to_i64(row.bytes), row.created, row.last_used])
+}
+
+fn shape_blob(shape: &[u64]) -> Vec<u8> {
+    shape.iter().flat_map(|d| d.to_le_bytes()).collect()
+}
+
+/// The dimensions packed by `shape_blob`; a blob that is not whole 64-bit
+/// integers (an edited index) is an error of that row.
+fn shape_of(blob: &[u8]) -> rusqlite::Result<Vec<u64>> {
+    if blob.len() % 8 != 0 {
+        let msg = format!("a shape of {} bytes is not a list of 64-bit integers", blob.len());
+        return Err(rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, msg.into()));
+    }
+    Ok(blob.chunks_exact(8).map(|d| u64::from_le_bytes(d.try_into().expect("8 bytes"))).collect())
 }
 
 fn row_of(r: &rusqlite::Row) -> rusqlite::Result<EntryRow> {
@@ -461,7 +491,7 @@ fn row_of(r: &rusqlite::Row) -> rusqlite::Result<EntryRow> {
         key: r.get(0)?,
         function: r.get(1)?,
         dtype: r.get(2)?,
-        shape: r.get(3)?,
+        shape: shape_of(r.get_ref(3)?.as_blob()?)?,
         bytes: to_u64(r.get(4)?),
         created: r.get(5)?,
         last_used: r.get(6)?,

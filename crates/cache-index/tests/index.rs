@@ -7,7 +7,7 @@ fn row(key: &str, bytes: u64, last_used: i64) -> EntryRow {
         key: key.to_owned(),
         function: "f".to_owned(),
         dtype: "<f8".to_owned(),
-        shape: "[2,3]".to_owned(),
+        shape: vec![2, 3],
         bytes,
         created: last_used,
         last_used,
@@ -254,4 +254,36 @@ fn a_write_that_may_not_wait_fails_at_once_while_another_connection_writes() {
     // Afterwards it waits again as usual, and writes.
     index.record(&[("a".to_owned(), 20)], 1, 0, None).unwrap();
     assert_eq!(index.last_used("a").unwrap(), Some(20));
+}
+
+#[test]
+fn shapes_come_back_as_the_integers_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut index = open(&tmp.path().join("i.sqlite"));
+    for (key, shape) in [("scalar", vec![]), ("empty", vec![0, 3]), ("wide", vec![1, u64::MAX, 7, 0, 2])] {
+        add(&mut index, EntryRow { shape: shape.clone(), ..row(key, 1, 1) });
+        let rows = index.rows().unwrap();
+        assert_eq!(rows.iter().find(|r| r.key == key).unwrap().shape, shape);
+    }
+}
+
+#[test]
+fn an_index_of_the_previous_schema_is_emptied_and_reported_as_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    {
+        // Schema 1 kept shapes as JSON text.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE entries (key TEXT PRIMARY KEY NOT NULL, function TEXT NOT NULL, dtype TEXT NOT NULL,
+               shape TEXT NOT NULL, bytes INTEGER NOT NULL, created INTEGER NOT NULL, last_used INTEGER NOT NULL);
+             INSERT INTO entries VALUES ('k', 'f', '<f8', '[2,3]', 10, 1, 1);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let (index, created) = Index::open(&path, Journal::Wal).unwrap();
+    assert!(created, "the caller must refill it from the files");
+    assert_eq!(index.rows().unwrap(), vec![]);
+    assert_eq!(index.totals().unwrap(), Totals::default());
 }

@@ -20,7 +20,19 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use crate::{dev_ino, host_tag, io_err, random_u64, StoreError};
+use crate::host::{self, dev_ino};
+use crate::layout::{self, Layout, Part};
+use crate::StoreError;
+
+/// The default of `computeOnce.staleAfter`.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// The shortest `staleAfter`: the holder refreshes its lease every quarter
+/// of it, and not more often than every 50 ms.
+pub const MIN_STALE_AFTER: Duration = Duration::from_millis(200);
+
+/// A lease file is one short line; one under a lease's name is read only this far.
+const MAX_LEASE_LEN: u64 = 256;
 
 /// A held lease; dropping it releases it.
 #[derive(Debug)]
@@ -43,6 +55,10 @@ pub enum Claim {
 /// count as the same, and a lease is released without the check).
 type FileId = Option<(u64, u64)>;
 
+fn this_process() -> String {
+    format!("{} {}", host::tag(), std::process::id())
+}
+
 fn link_count(m: &fs::Metadata) -> u64 {
     #[cfg(unix)]
     {
@@ -56,52 +72,35 @@ fn link_count(m: &fs::Metadata) -> u64 {
     }
 }
 
-/// Whether process `pid` exists on this host (unknown counts as alive).
-pub(crate) fn process_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
-        // SAFETY: signal 0 only checks that the process exists.
-        let r = unsafe { libc::kill(pid, 0) };
-        r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
-}
-
-/// Tries to take the lease at `path` (`.<key>.lock` in `dir`).
-pub(crate) fn claim(dir: &Path, key: &str, stale_after: Duration) -> Result<Claim, StoreError> {
-    let path = dir.join(format!(".{key}.lock"));
+/// Tries to take the lease of `key` in `layout`'s directory.
+pub(crate) fn claim(layout: &Layout, key: &str, stale_after: Duration) -> Result<Claim, StoreError> {
+    let path = layout.lease(key);
     // Two rounds: a stale lease broken in the first is taken in the second.
     for _ in 0..2 {
-        let unique = dir.join(format!(".{key}.lock.{}-{}-{:016x}.tmp", host_tag(), std::process::id(), random_u64()));
-        let mut file =
-            File::options().write(true).create_new(true).open(&unique).map_err(io_err("create lease file", &unique))?;
+        let unique = layout.temp(key, Part::Lease);
+        let mut file = layout::create_new(&unique)?;
         let taken = (|| {
             // The holder's staleAfter goes in too: it is the holder that promises to refresh within it.
-            writeln!(file, "{} {} {}", host_tag(), std::process::id(), stale_after.as_millis())
-                .map_err(io_err("write lease file", &unique))?;
+            writeln!(file, "{} {}", this_process(), stale_after.as_millis())
+                .map_err(StoreError::io("write lease file", &unique))?;
             match fs::hard_link(&unique, &path) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let m = fs::metadata(&unique).map_err(io_err("inspect lease file", &unique))?;
+                    let m = file.metadata().map_err(StoreError::io("inspect lease file", &unique))?;
                     Ok(link_count(&m) == 2)
                 }
-                Err(e) => Err(io_err("take lease", &path)(e)),
+                Err(e) => Err(StoreError::io("take lease", &path)(e)),
             }
         })();
         let _ = fs::remove_file(&unique);
         if taken? {
-            let id = dev_ino(&file.metadata().map_err(io_err("inspect lease", &path))?);
+            let id = dev_ino(&file.metadata().map_err(StoreError::io("inspect lease", &path))?);
             let heartbeat = start_heartbeat(file, stale_after / 4);
             return Ok(Claim::Taken(Lease { path, id, heartbeat: Some(heartbeat) }));
         }
-        match holder_if_live(&path, stale_after)? {
+        match holder_if_live(layout, key, stale_after)? {
             Some(holder) => {
-                let this_process = holder == format!("{} {}", host_tag(), std::process::id());
+                let this_process = holder == this_process();
                 return Ok(Claim::Held { holder, this_process });
             }
             None => continue,
@@ -115,12 +114,13 @@ pub(crate) fn claim(dir: &Path, key: &str, stale_after: Duration) -> Result<Clai
 /// staleAfter its holder wrote into it (`stale_after` if it wrote none).
 /// None if there is no lease there.
 fn inspect(path: &Path, stale_after: Duration) -> Option<(fs::Metadata, String, bool)> {
-    let (meta, text) = (fs::metadata(path).ok()?, fs::read_to_string(path).ok()?);
+    let (bytes, meta) = layout::read_capped(path, MAX_LEASE_LEN).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
     let mut fields = text.split_whitespace();
     let (host, pid, declared) = (fields.next(), fields.next(), fields.next());
     let holder = format!("{} {}", host.unwrap_or("?"), pid.unwrap_or("?"));
     let pid = pid.and_then(|p| p.parse::<u32>().ok());
-    let dead_here = host == Some(host_tag().as_str()) && pid.is_some_and(|p| !process_alive(p));
+    let dead_here = host == Some(host::tag().as_str()) && pid.is_some_and(|p| !host::process_alive(p));
     let stale_after = declared.and_then(|d| d.parse::<u64>().ok()).map_or(stale_after, Duration::from_millis);
     // A time in the future (another host's clock ahead) counts as fresh.
     let age = meta.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok()).unwrap_or_default();
@@ -134,12 +134,10 @@ pub(crate) fn is_abandoned(path: &Path) -> bool {
     inspect(path, DEFAULT_STALE_AFTER).is_none_or(|(_, _, stale)| stale)
 }
 
-/// The default of `computeOnce.staleAfter`.
-pub(crate) const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
-
 /// The holder of the lease at `path` if it is live; breaks it and returns
 /// None if it is stale or gone.
-fn holder_if_live(path: &Path, stale_after: Duration) -> Result<Option<String>, StoreError> {
+fn holder_if_live(layout: &Layout, key: &str, stale_after: Duration) -> Result<Option<String>, StoreError> {
+    let path = &layout.lease(key);
     let Some((meta, holder, stale)) = inspect(path, stale_after) else {
         // Released in between: try again.
         return Ok(None);
@@ -150,7 +148,7 @@ fn holder_if_live(path: &Path, stale_after: Duration) -> Result<Option<String>, 
     // Rename it away first: of several processes breaking it at once, one
     // rename succeeds. If what was renamed is not the lease judged stale
     // (it was replaced in between), it is a live lease: put it back.
-    let broken = path.with_extension(format!("lock.broken-{:016x}.tmp", random_u64()));
+    let broken = layout.broken_lease(key);
     if fs::rename(path, &broken).is_err() {
         return Ok(None);
     }
@@ -164,7 +162,7 @@ fn holder_if_live(path: &Path, stale_after: Duration) -> Result<Option<String>, 
 
 fn start_heartbeat(file: File, every: Duration) -> (Sender<()>, JoinHandle<()>) {
     let (stop, stopped) = mpsc::channel::<()>();
-    let every = every.max(Duration::from_millis(50));
+    let every = every.max(MIN_STALE_AFTER / 4);
     let thread = std::thread::spawn(move || loop {
         match stopped.recv_timeout(every) {
             Err(RecvTimeoutError::Timeout) => {

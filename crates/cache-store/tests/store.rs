@@ -1,58 +1,25 @@
+mod common;
+
 use std::fs;
-use std::path::Path;
 
-use cache_store::{is_cache_file_name, CacheDir, Lookup, StoreError};
-use npy_format::{Dtype, Header};
-
-const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-fn f8(shape: &[u64]) -> Header {
-    Header { dtype: Dtype::parse("<f8").unwrap(), shape: shape.to_vec(), fortran_order: false }
-}
-
-fn bytes_of(values: &[f64]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// The directory's files other than the index.
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !n.starts_with(".numpy-func-cache-index.sqlite"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// This host's name as the cache writes it into temporary names.
-fn host_tag() -> String {
-    gethostname::gethostname().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect()
-}
-
-fn hit(lookup: Lookup) -> cache_store::Entry {
-    match lookup {
-        Lookup::Hit(e) => e,
-        Lookup::Miss => panic!("expected a hit, got a miss"),
-        Lookup::Damaged(e) => panic!("expected a hit, got damaged: {e}"),
-    }
-}
+use cache_store::{is_cache_file_name, ArrayClass, CacheDir, Lookup, NewEntry, ResultForm, StoreError};
+use common::*;
 
 #[test]
-fn store_then_load_round_trips_array_and_meta() {
+fn store_then_load_round_trips_array_and_record() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path().join("cache")).unwrap();
     assert!(!tmp.path().join("cache").exists(), "opening must not create the directory");
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
     let data = bytes_of(&[1.0, 2.5, -3.0, f64::NAN]);
-    dir.store(KEY, &f8(&[2, 2]), &data, b"{\"m\":1}", "f").unwrap();
+    dir.store(KEY, &f8(&[2, 2]), &data, &ND).unwrap();
     let entry = hit(dir.load(KEY, false).unwrap());
     assert_eq!(entry.array.header(), &f8(&[2, 2]));
     assert_eq!(entry.array.data(), &data[..]);
     let mapped = hit(dir.load(KEY, true).unwrap());
     assert!(matches!(mapped.array, cache_store::LoadedArray::Mapped(_)));
     assert_eq!(mapped.array.data(), &data[..]);
-    assert_eq!(&entry.meta[..], b"{\"m\":1}");
+    assert_eq!((entry.record.function.as_str(), entry.record.result, entry.record.class), ("f", ResultForm::NdArray, ArrayClass::Float64Array));
     assert_eq!(names(dir.root()), vec![format!("{KEY}.json"), format!("{KEY}.npy")]);
 }
 
@@ -60,22 +27,22 @@ fn store_then_load_round_trips_array_and_meta() {
 fn a_store_replaces_the_previous_entry() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
-    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"old", "f").unwrap();
-    dir.store(KEY, &f8(&[2]), &bytes_of(&[2.0, 3.0]), b"new", "f").unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
+    dir.store(KEY, &f8(&[2]), &bytes_of(&[2.0, 3.0]), &ND).unwrap();
     let entry = hit(dir.load(KEY, false).unwrap());
     assert_eq!(entry.array.data(), &bytes_of(&[2.0, 3.0])[..]);
-    assert_eq!(&entry.meta[..], b"new");
+    assert_eq!(entry.array.header().shape, vec![2]);
     assert_eq!(names(tmp.path()).len(), 2, "no temporary files are left behind");
 }
 
 #[test]
-fn metadata_without_array_or_array_without_metadata_is_a_miss() {
+fn a_record_without_array_or_an_array_without_record_is_a_miss() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
-    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m", "f").unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
     fs::remove_file(tmp.path().join(format!("{KEY}.json"))).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
-    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m", "f").unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
     fs::remove_file(tmp.path().join(format!("{KEY}.npy"))).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
 }
@@ -85,7 +52,7 @@ fn truncated_or_garbage_arrays_are_damaged_not_hits() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
     let npy = tmp.path().join(format!("{KEY}.npy"));
-    dir.store(KEY, &f8(&[100]), &bytes_of(&[7.0; 100]), b"m", "f").unwrap();
+    dir.store(KEY, &f8(&[100]), &bytes_of(&[7.0; 100]), &ND).unwrap();
     let full = fs::read(&npy).unwrap();
     for bad in [full[..full.len() - 8].to_vec(), full[..40].to_vec(), b"garbage".to_vec(), [&full[..], &[0u8; 8]].concat()] {
         fs::write(&npy, &bad).unwrap();
@@ -100,7 +67,7 @@ fn links_and_directories_under_entry_names_are_not_read() {
     let tmp = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path().join("c")).unwrap();
-    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m", "f").unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
     let target = outside.path().join("secret.npy");
     npy_format::write_npy(&target, &f8(&[1]), &bytes_of(&[666.0])).unwrap();
     let npy = dir.root().join(format!("{KEY}.npy"));
@@ -118,7 +85,7 @@ fn bad_keys_are_refused_before_touching_files() {
     let dir = CacheDir::open(tmp.path()).unwrap();
     for key in ["../etc/passwd", "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "abc", ""] {
         assert!(matches!(dir.load(key, false), Err(StoreError::BadKey(_))), "{key}");
-        assert!(matches!(dir.store(key, &f8(&[0]), &[], b"", "f"), Err(StoreError::BadKey(_))), "{key}");
+        assert!(matches!(dir.store(key, &f8(&[0]), &[], &ND), Err(StoreError::BadKey(_))), "{key}");
     }
 }
 
@@ -126,7 +93,7 @@ fn bad_keys_are_refused_before_touching_files() {
 fn a_data_length_that_does_not_match_the_shape_is_refused_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
-    assert!(dir.store(KEY, &f8(&[3]), &bytes_of(&[1.0]), b"m", "f").is_err());
+    assert!(dir.store(KEY, &f8(&[3]), &bytes_of(&[1.0]), &ND).is_err());
     assert!(names(tmp.path()).is_empty(), "left {:?}", names(tmp.path()));
 }
 
@@ -146,7 +113,7 @@ fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
     let outside = tempfile::tempdir().unwrap();
     let root = tmp.path().join("c");
     let dir = CacheDir::open(&root).unwrap();
-    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m", "f").unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
     let foreign = ["notes.txt", "data.npy", &format!("{KEY}.txt"), &format!("{}.npy", &KEY[1..])];
     for name in foreign {
         fs::write(root.join(name), b"user").unwrap();
@@ -182,7 +149,7 @@ fn clear_with_remove_dir_removes_a_directory_of_cache_files() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("c");
     let dir = CacheDir::open(&root).unwrap();
-    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m", "f").unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
     let report = dir.clear(true).unwrap();
     // The entry's two files and the index's (one to three, by journal state).
     assert!((3..=5).contains(&report.removed_files), "{report:?}");
@@ -231,7 +198,7 @@ fn temporary_names_differ_between_stores() {
         for _ in 0..8 {
             s.spawn(|| {
                 for _ in 0..20 {
-                    dir.store(KEY, &f8(&[1 << 16]), &data, b"m", "f").unwrap();
+                    dir.store(KEY, &f8(&[1 << 16]), &data, &ND).unwrap();
                 }
             });
         }
@@ -241,25 +208,83 @@ fn temporary_names_differ_between_stores() {
 }
 
 #[test]
-fn metadata_rewritten_in_place_or_removed_is_noticed_on_the_next_load() {
+fn a_record_rewritten_in_place_or_removed_is_noticed_on_the_next_load() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
-    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"first", "f").unwrap();
-    assert_eq!(&hit(dir.load(KEY, false).unwrap()).meta[..], b"first");
-    let meta = tmp.path().join(format!("{KEY}.json"));
-    fs::write(&meta, b"other").unwrap();
-    assert_eq!(&hit(dir.load(KEY, false).unwrap()).meta[..], b"other");
-    fs::write(&meta, b"again, longer").unwrap();
-    assert_eq!(&hit(dir.load(KEY, false).unwrap()).meta[..], b"again, longer");
-    fs::remove_file(&meta).unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
+    assert_eq!(hit(dir.load(KEY, false).unwrap()).record.function, "f");
+    let record = tmp.path().join(format!("{KEY}.json"));
+    let text = fs::read_to_string(&record).unwrap();
+    // Same length, then longer: the memory of records must see both.
+    fs::write(&record, text.replace("\"function\":\"f\"", "\"function\":\"g\"")).unwrap();
+    assert_eq!(hit(dir.load(KEY, false).unwrap()).record.function, "g");
+    fs::write(&record, text.replace("\"function\":\"f\"", "\"function\":\"longer\"")).unwrap();
+    assert_eq!(hit(dir.load(KEY, false).unwrap()).record.function, "longer");
+    fs::remove_file(&record).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
+}
+
+#[test]
+fn the_record_holds_what_the_header_cannot_say_and_a_record_that_disagrees_is_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let bare = NewEntry { function: "ramp", result: ResultForm::TypedArray, class: ArrayClass::Float64Array };
+    dir.store(KEY, &f8(&[2]), &bytes_of(&[1.0, 2.0]), &bare).unwrap();
+    let record = tmp.path().join(format!("{KEY}.json"));
+    let text = fs::read_to_string(&record).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort();
+    assert_eq!(fields, ["class", "created", "dataDigest", "format", "function", "headerDigest", "result"]);
+    assert_eq!((json["format"].as_u64(), json["result"].as_str(), json["class"].as_str()), (Some(2), Some("typedarray"), Some("Float64Array")));
+    for (from, to) in [("Float64Array", "Float32Array"), ("Float64Array", "Nonsense"), ("typedarray", "list")] {
+        fs::write(&record, text.replace(from, to)).unwrap();
+        assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)), "{from} -> {to}");
+    }
+    // An older record format is not damage: the entry is from another version and misses.
+    fs::write(&record, r#"{"format":1,"function":"ramp","result":"typedarray","class":"Float64Array","dtype":"<f8","shape":[2],"fortranOrder":false,"created":"2026-01-01T00:00:00Z"}"#).unwrap();
+    assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
+    assert!(!dir.contains(KEY).unwrap());
+}
+
+#[test]
+fn an_array_replaced_or_edited_behind_its_record_is_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let npy = tmp.path().join(format!("{KEY}.npy"));
+    let data = bytes_of(&[1.0, 2.0, 3.0, 4.0]);
+    dir.store(KEY, &f8(&[2, 2]), &data, &ND).unwrap();
+    let stored = fs::read(&npy).unwrap();
+    let edits: Vec<(&str, Vec<u8>)> = vec![
+        ("same data, another shape", stored_with(&stored, "(2, 2)", "(4, 1)")),
+        ("same data, Fortran order", stored_with(&stored, "'fortran_order': False", "'fortran_order': True ")),
+        ("same data, big-endian", stored_with(&stored, "'<f8'", "'>f8'")),
+        ("one data bit flipped", { let mut b = stored.clone(); *b.last_mut().unwrap() ^= 1; b }),
+    ];
+    for (what, bytes) in edits {
+        fs::write(&npy, &bytes).unwrap();
+        assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)), "{what}");
+        assert!(matches!(dir.load(KEY, true).unwrap(), Lookup::Damaged(_)), "{what}, mapped");
+    }
+    // Another valid array of the same class under the entry's name.
+    npy_format::write_npy(&npy, &f8(&[4]), &data).unwrap();
+    assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)));
+}
+
+fn stored_with(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "an edit keeps the header's length");
+    let text = String::from_utf8_lossy(&bytes[..128]).into_owned();
+    assert!(text.contains(from), "{text}");
+    let mut out = text.replacen(from, to, 1).into_bytes();
+    out.extend_from_slice(&bytes[128..]);
+    out
 }
 
 #[test]
 fn clear_leaves_the_temporary_files_and_leases_of_running_processes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
-    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), b"m", "f").unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
     let mine = format!(".{KEY}.npy.{}-{}-00.tmp", host_tag(), std::process::id());
     let other_host = format!(".{KEY}.json.elsewhere-7-00.tmp");
     fs::write(tmp.path().join(&mine), b"in progress").unwrap();

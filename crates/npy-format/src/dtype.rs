@@ -150,6 +150,35 @@ impl Dtype {
         })
     }
 
+    /// Every supported dtype, in host byte order, in NumPy's order of
+    /// kinds and sizes: the one list the cache and its bindings build on.
+    pub fn supported() -> impl Iterator<Item = Dtype> {
+        const SIZES: [(Kind, &[usize]); 5] = [
+            (Kind::Bool, &[1]),
+            (Kind::Int, &[1, 2, 4, 8]),
+            (Kind::Uint, &[1, 2, 4, 8]),
+            (Kind::Float, &[2, 4, 8]),
+            (Kind::Complex, &[8, 16]),
+        ];
+        SIZES.into_iter().flat_map(|(kind, sizes)| {
+            sizes.iter().map(move |&item_size| {
+                Dtype { kind, item_size, byte_order: ByteOrder::Little }.native()
+            })
+        })
+    }
+
+    /// NumPy's name of the type: `"bool"`, `"int32"`, `"float64"`,
+    /// `"complex128"` (the bits of the whole element).
+    pub fn name(&self) -> String {
+        match self.kind {
+            Kind::Bool => "bool".to_owned(),
+            Kind::Int => format!("int{}", self.item_size * 8),
+            Kind::Uint => format!("uint{}", self.item_size * 8),
+            Kind::Float => format!("float{}", self.item_size * 8),
+            Kind::Complex => format!("complex{}", self.item_size * 8),
+        }
+    }
+
     /// Canonical NumPy spelling, as `np.dtype(..).str` prints it:
     /// `'|b1'`, `'|u1'`, `'<f8'`, `'>i4'`, `'<c16'`.
     pub fn descr(&self) -> String {

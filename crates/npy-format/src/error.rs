@@ -73,6 +73,14 @@ impl Error {
         }
     }
 
+    /// The file the error happened in, when it is known.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::InFile { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// The data section of `header` is `actual` bytes where it needs `expected`.
     pub(crate) fn data_len_mismatch(header: &crate::Header, actual: u64, expected: u64) -> Error {
         let (shape, descr) = (header.shape.clone(), header.dtype.descr());

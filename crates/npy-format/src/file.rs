@@ -5,7 +5,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::header::MAX_HEADER_LEN;
-use crate::{decode_header, decode_header_bytes, swap_to_native, AlignedBuf, Error, Header};
+use crate::{decode_header, decode_header_bytes, swap_to_native, AlignedBuf, ByteOrder, Error, Header};
 
 /// An array read from a .npy file.
 #[derive(Debug)]
@@ -15,6 +15,8 @@ pub struct NpyArray {
     /// The raw elements in native byte order, C or Fortran order as
     /// `header.fortran_order` says.
     pub data: AlignedBuf,
+    /// The byte order the file stored the data in, before conversion.
+    pub stored_order: ByteOrder,
 }
 
 /// The first read takes this much: any ordinary header and, for small
@@ -97,8 +99,9 @@ fn read_with_first(file: &mut File, first: &mut [u8]) -> Result<NpyArray, Error>
         return Err(mismatch(expected + 1));
     }
     swap_to_native(&header.dtype, data.as_mut_slice());
+    let stored_order = header.dtype.byte_order;
     header.dtype = header.dtype.native();
-    Ok(NpyArray { header, data })
+    Ok(NpyArray { header, data, stored_order })
 }
 
 /// The length of `file`, which must be a regular file: a directory, FIFO or

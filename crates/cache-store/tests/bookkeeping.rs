@@ -1,23 +1,17 @@
 //! The self-managing side of a cache directory: limits, the index,
 //! reconciling with the files, compute-once leases.
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use cache_store::{CacheDir, Claim, Limits, Lookup};
-use npy_format::{Dtype, Header};
-
-fn key(i: u32) -> String {
-    format!("{i:064x}")
-}
-
-fn f8(n: u64) -> Header {
-    Header { dtype: Dtype::parse("<f8").unwrap(), shape: vec![n], fortran_order: false }
-}
+use common::*;
 
 fn store(dir: &CacheDir, i: u32) {
     let data: Vec<u8> = (0..4).flat_map(|v| (v as f64 + i as f64).to_le_bytes()).collect();
-    dir.store(&key(i), &f8(4), &data, b"{\"function\":\"f\"}", "f").unwrap();
+    dir.store(&key(i), &f8(&[4]), &data, &ND).unwrap();
 }
 
 fn is_hit(dir: &CacheDir, i: u32) -> bool {
@@ -28,16 +22,21 @@ fn has_files(root: &Path, i: u32) -> bool {
     root.join(format!("{}.npy", key(i))).exists() || root.join(format!("{}.json", key(i))).exists()
 }
 
+/// Moves the cache's clock on, so uses fall at distinct times without sleeping.
+fn tick(dir: &CacheDir) {
+    dir.clock().advance(Duration::from_millis(1));
+}
+
 #[test]
 fn a_store_over_max_entries_evicts_the_least_recently_used() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_entries: Some(2), ..Limits::default() });
     store(&dir, 1);
-    std::thread::sleep(Duration::from_millis(5));
+    tick(&dir);
     store(&dir, 2);
-    std::thread::sleep(Duration::from_millis(5));
+    tick(&dir);
     assert!(is_hit(&dir, 1)); // 1 is now more recent than 2
-    std::thread::sleep(Duration::from_millis(5));
+    tick(&dir);
     store(&dir, 3);
     assert!(!has_files(tmp.path(), 2), "the least recently used entry goes");
     assert!(is_hit(&dir, 1) && is_hit(&dir, 3));
@@ -70,7 +69,7 @@ fn an_entry_unused_past_max_age_is_a_miss_and_is_removed() {
     store(&dir, 1);
     store(&dir, 2);
     for _ in 0..4 {
-        std::thread::sleep(Duration::from_millis(60));
+        dir.clock().advance(Duration::from_millis(60));
         assert!(is_hit(&dir, 2), "used often enough to stay");
     }
     assert!(!is_hit(&dir, 1));
@@ -92,7 +91,7 @@ fn keys_from_a_tampered_index_never_name_files_outside_the_cache() {
         key: "../victim".into(),
         function: "x".into(),
         dtype: "<f8".into(),
-        shape: "[1]".into(),
+        shape: vec![1],
         bytes: 1,
         created: 0,
         last_used: 0,
@@ -125,7 +124,7 @@ fn prune_adopts_orphans_drops_rows_without_files_and_removes_leftovers_of_dead_p
     fs::remove_file(root.join(format!("{}.npy", key(2)))).unwrap();
     // Half an entry, and temporary files of a dead and of a live process on this host.
     fs::write(root.join(format!("{}.npy", key(8))), b"half").unwrap();
-    let host = gethostname::gethostname().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect::<String>();
+    let host = host_tag();
     let dead = root.join(format!(".{}.npy.{host}-999999999-00aa.tmp", key(9)));
     let live = root.join(format!(".{}.npy.{host}-{}-00bb.tmp", key(9), std::process::id()));
     fs::write(&dead, b"x").unwrap();
@@ -210,7 +209,7 @@ fn a_lease_of_a_dead_process_here_or_unrefreshed_elsewhere_is_broken() {
     let dir = CacheDir::open(tmp.path()).unwrap();
     let stale = Duration::from_secs(60);
     let lock = tmp.path().join(format!(".{}.lock", key(1)));
-    let host = gethostname::gethostname().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect::<String>();
+    let host = host_tag();
     fs::write(&lock, format!("{host} 999999999\n")).unwrap();
     assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Taken(_)), "dead pid on this host");
 
@@ -225,10 +224,19 @@ fn a_lease_of_a_dead_process_here_or_unrefreshed_elsewhere_is_broken() {
 fn a_held_lease_is_refreshed_while_its_holder_works() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
-    let stale = Duration::from_millis(400);
-    let Claim::Taken(_lease) = dir.claim(&key(1), stale).unwrap() else { panic!() };
-    std::thread::sleep(Duration::from_millis(900));
-    assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Held { .. }), "the heartbeat keeps it fresh");
+    let Claim::Taken(_lease) = dir.claim(&key(1), Duration::from_millis(400)).unwrap() else { panic!() };
+    // Made to look old; the holder's heartbeat (every 100 ms) makes it new again.
+    let lock = tmp.path().join(format!(".{}.lock", key(1)));
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options().write(true).open(&lock).unwrap().set_modified(old).unwrap();
+    let refreshed = || fs::metadata(&lock).unwrap().modified().unwrap() > old + Duration::from_secs(1800);
+    // However slow this machine, the heartbeat comes; a minute is far beyond its period.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !refreshed() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(refreshed(), "the heartbeat refreshed the lease");
+    assert!(matches!(dir.claim(&key(1), Duration::from_secs(60)).unwrap(), Claim::Held { .. }));
 }
 
 #[test]
@@ -242,4 +250,45 @@ fn a_waiter_with_a_shorter_stale_after_does_not_break_a_live_lease() {
     // Nor does a clear remove it.
     dir.clear(false).unwrap();
     assert!(tmp.path().join(format!(".{}.lock", key(1))).exists());
+}
+
+#[test]
+fn only_hits_that_pass_every_check_count_as_hits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    store(&dir, 1);
+    fs::write(tmp.path().join(format!("{}.json", key(1))), b"{ damaged").unwrap();
+    assert!(matches!(dir.load(&key(1), false).unwrap(), Lookup::Damaged(_)));
+    assert!(matches!(dir.load(&key(2), false).unwrap(), Lookup::Miss));
+    let totals = dir.stats().unwrap();
+    assert_eq!((totals.hits, totals.misses), (0, 1), "{totals:?}");
+    store(&dir, 1);
+    assert!(is_hit(&dir, 1));
+    assert_eq!(dir.stats().unwrap().hits, 1);
+}
+
+#[test]
+fn a_reconcile_removes_entries_of_older_versions_and_damaged_ones_and_leaves_newer_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dir = CacheDir::open(root).unwrap();
+    for i in 1..=4 {
+        store(&dir, i);
+    }
+    drop(dir);
+    for file in fs::read_dir(root).unwrap() {
+        let path = file.unwrap().path();
+        if path.to_string_lossy().contains(".numpy-func-cache-index") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    let record = |i: u32| root.join(format!("{}.json", key(i)));
+    fs::write(record(2), r#"{"format":1,"function":"f","dtype":"<f8","shape":[4]}"#).unwrap();
+    fs::write(record(3), r#"{"format":99,"anything":"else"}"#).unwrap();
+    fs::write(record(4), b"\x00not a record").unwrap();
+    let dir = CacheDir::open(root).unwrap();
+    let report = dir.prune(&Limits::default(), &mut |_, _| {}).unwrap();
+    assert_eq!((report.adopted, report.removed_leftovers, report.totals.entries), (1, 2, 1), "{report:?}");
+    assert!(has_files(root, 1) && !has_files(root, 2) && has_files(root, 3) && !has_files(root, 4));
+    assert_eq!(fs::read_to_string(record(3)).unwrap(), r#"{"format":99,"anything":"else"}"#, "a newer version's entry is its own");
 }

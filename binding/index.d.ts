@@ -24,24 +24,18 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** A cache directory: entries stored atomically, loaded with validation. */
 export declare class CacheDir {
+  /** Errors if the path exists and is not a directory; creates nothing. */
+  constructor(path: string, options?: CacheDirOptions | undefined | null)
+  load(key: string): { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }
+  /** `load`, on the libuv thread pool when the entry is large (else here). */
+  loadAsync(key: string): Promise<{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }> | { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }
+  store(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): void
   /**
-   * Errors if the path exists and is not a directory; creates nothing.
-   * With `map`, hits are memory-mapped where the data can be used in place.
+   * `store`, on the libuv thread pool when the data is large (else
+   * here). The caller keeps `data` referenced and unchanged until the
+   * promise settles.
    */
-  constructor(path: string, map?: boolean | undefined | null, limits?: CacheLimits | undefined | null)
-  /**
-   * With `known`, `meta` is null when the metadata file is unchanged since
-   * this object last read it.
-   */
-  load(key: string, known: boolean): { status: 'hit'; meta: string | null; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }
-  /** `load` on the libuv thread pool. */
-  loadAsync(key: string, known: boolean): Promise<{ status: 'hit'; meta: string | null; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; reason: string }>
-  store(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string, functionName: string): void
-  /**
-   * `store` on the libuv thread pool. The caller keeps `data` referenced
-   * and unchanged until the promise settles.
-   */
-  storeAsync(key: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean, meta: string, functionName: string): Promise<void>
+  storeAsync(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): Promise<void> | void
   /** Removes what the cache wrote; returns how many files. */
   clear(removeDir: boolean): number
   /**
@@ -49,6 +43,11 @@ export declare class CacheDir {
    * that measures what recording costs. Not part of the public API.
    */
   setRecording(on: boolean): void
+  /**
+   * Moves this cache's clock forward: tests of expiry use it instead of
+   * sleeping. Not part of the public API.
+   */
+  advanceClock(ms: number): void
   /**
    * Writes uses and hit/miss counts held in memory to the index, waiting
    * for another process's transaction at most `waitMs` (0: not at all;
@@ -65,13 +64,13 @@ export declare class CacheDir {
   prune(limits?: CacheLimits | undefined | null, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): PruneSummary
   /** Removes the entry of `key`; says whether there was one. */
   remove(key: string): boolean
-  /** Whether a load of `key` would hit, without loading or counting it. */
+  /** Whether a load of `key` would find an entry, without loading or counting it. */
   contains(key: string): boolean
   /**
    * Takes the compute-once lease of `key`, or says who holds it: its
    * `host pid`, and whether that is this process.
    */
-  claim(key: string, staleAfterMs: number): ComputeLease | { holder: string; thisProcess: boolean }
+  claim(key: string, staleAfterMs: number): ComputeLease | LeaseHolder
 }
 
 /** A held compute-once lease; `release` gives it up (also done when collected). */
@@ -79,7 +78,24 @@ export declare class ComputeLease {
   release(): void
 }
 
-/** Limits as JS numbers (bytes, entries, milliseconds). */
+/** How an array's data is laid out: what the `.npy` header says. */
+export interface ArrayLayout {
+  shape: Array<number>
+  /** A NumPy descr, e.g. `'<f8'`. */
+  dtype: string
+  fortranOrder: boolean
+}
+
+export interface CacheDirOptions {
+  /** Hits are memory-mapped where the data can be used in place. */
+  map?: boolean
+  limits?: CacheLimits
+}
+
+/**
+ * Limits as JS numbers: bytes, entries, milliseconds; omitted or
+ * `Infinity` for none.
+ */
 export interface CacheLimits {
   maxBytes?: number
   maxEntries?: number
@@ -93,6 +109,54 @@ export interface CacheTotals {
   misses: number
 }
 
+/** One typed-array class. */
+export interface ClassInfo {
+  name: string
+  /** What a bare array of the class is stored as. */
+  defaultDtype: string
+}
+
+export declare function classTable(): Array<ClassInfo>
+
+export declare function defaults(): Defaults
+
+/** The cache's defaults and bounds, in milliseconds. */
+export interface Defaults {
+  /** `computeOnce.staleAfter` when not given. */
+  staleAfterMs: number
+  /** The least `computeOnce.staleAfter` (the lease is refreshed every quarter of it). */
+  minStaleAfterMs: number
+  /** How often uses recorded in memory are written to the index. */
+  flushEveryMs: number
+}
+
+/** One supported dtype. */
+export interface DtypeInfo {
+  /** NumPy's descr in native order, e.g. `'<f8'`. */
+  descr: string
+  /** NumPy's name, e.g. `'float64'`. */
+  name: string
+  itemSize: number
+  /** The class `readNpy` gives for it. */
+  readClass: string
+  /** Every class that may hold it. */
+  classes: Array<string>
+  /** Elements of the class per array element (2 for complex). */
+  elementsPerItem: number
+}
+
+/** The dtype table (see `cache_store::ArrayClass`). */
+export declare function dtypeTable(): Array<DtypeInfo>
+
+/** What the caller says of a result it stores. */
+export interface EntryArg {
+  /** The cached function's name. */
+  function: string
+  result: 'typedarray' | 'ndarray'
+  /** The typed-array class the result came in, e.g. `'Float64Array'`. */
+  class: string
+}
+
 /**
  * BLAKE3 key of `structure` with `buffers[i]` spliced in at `offsets[i]`,
  * read in place from the JS memory.
@@ -100,10 +164,11 @@ export interface CacheTotals {
 export declare function hashKey(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): string
 
 /**
- * `hashKey` on the libuv thread pool. The caller keeps `buffers`
+ * `hashKey`, on the libuv thread pool when the spliced buffers are large
+ * (else here, and the key comes back at once). The caller keeps `buffers`
  * referenced and unchanged until the promise settles.
  */
-export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): Promise<string>
+export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): Promise<string> | string
 
 /** An index row; times in milliseconds since the epoch (fractional). */
 export interface IndexedEntry {
@@ -151,4 +216,4 @@ export declare function readNpyFile(path: string): { buffer: ArrayBuffer; shape:
 export declare function setMaxExternalLength(bytes: number): void
 
 /** Writes `data` (any TypedArray, its bytes as they are) as a .npy file. */
-export declare function writeNpyFile(path: string, data: TypedArray, shape: Array<number>, dtype: string, fortranOrder: boolean): void
+export declare function writeNpyFile(path: string, data: TypedArray, layout: ArrayLayout): void

@@ -1,0 +1,79 @@
+//! What the TS layer and the command line take from the core rather than
+//! restate: the dtype table, the cache's defaults, and its file names.
+
+use cache_store::{elements_per_item, ArrayClass};
+use npy_format::Dtype;
+
+/// One supported dtype.
+#[napi(object)]
+pub struct DtypeInfo {
+    /// NumPy's descr in native order, e.g. `'<f8'`.
+    pub descr: String,
+    /// NumPy's name, e.g. `'float64'`.
+    pub name: String,
+    pub item_size: u32,
+    /// The class `readNpy` gives for it.
+    pub read_class: String,
+    /// Every class that may hold it.
+    pub classes: Vec<String>,
+    /// Elements of the class per array element (2 for complex).
+    pub elements_per_item: u32,
+}
+
+/// One typed-array class.
+#[napi(object)]
+pub struct ClassInfo {
+    pub name: String,
+    /// What a bare array of the class is stored as.
+    pub default_dtype: String,
+}
+
+/// The dtype table (see `cache_store::ArrayClass`).
+#[napi]
+pub fn dtype_table() -> Vec<DtypeInfo> {
+    Dtype::supported()
+        .map(|dtype| DtypeInfo {
+            descr: dtype.descr(),
+            name: dtype.name(),
+            item_size: dtype.item_size as u32,
+            read_class: ArrayClass::reading(&dtype).name().to_owned(),
+            classes: ArrayClass::ALL.into_iter().filter(|c| c.holds(&dtype)).map(|c| c.name().to_owned()).collect(),
+            elements_per_item: elements_per_item(&dtype) as u32,
+        })
+        .collect()
+}
+
+#[napi]
+pub fn class_table() -> Vec<ClassInfo> {
+    ArrayClass::ALL
+        .into_iter()
+        .map(|c| ClassInfo { name: c.name().to_owned(), default_dtype: c.default_dtype().descr() })
+        .collect()
+}
+
+/// The cache's defaults and bounds, in milliseconds.
+#[napi(object)]
+pub struct Defaults {
+    /// `computeOnce.staleAfter` when not given.
+    pub stale_after_ms: f64,
+    /// The least `computeOnce.staleAfter` (the lease is refreshed every quarter of it).
+    pub min_stale_after_ms: f64,
+    /// How often uses recorded in memory are written to the index.
+    pub flush_every_ms: f64,
+}
+
+#[napi]
+pub fn defaults() -> Defaults {
+    Defaults {
+        stale_after_ms: cache_store::DEFAULT_STALE_AFTER.as_millis() as f64,
+        min_stale_after_ms: cache_store::MIN_STALE_AFTER.as_millis() as f64,
+        flush_every_ms: cache_store::FLUSH_EVERY.as_millis() as f64,
+    }
+}
+
+/// Whether a file of this name shows that its directory is a cache (the
+/// index or an entry's file), for tools that must not open a foreign one.
+#[napi]
+pub fn marks_a_cache(name: String) -> bool {
+    cache_store::marks_a_cache(&name)
+}

@@ -1,0 +1,469 @@
+//! The bookkeeping of a cache directory: its index of entries (opened
+//! lazily, and again if another process replaced it), uses recorded in
+//! memory and written in batches, limits applied after stores and on
+//! demand, and leftovers of crashed processes tidied.
+//!
+//! The entries' files stay the truth (see `entry_files`); nothing here can
+//! make a load return a wrong array.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use cache_index::{EntryRow, Index, Journal, Limits, Totals};
+
+use crate::clock::{us_since_epoch, Clock};
+use crate::entry_files::{ClearReport, EntryFiles, Prepared};
+use crate::fs_kind::is_network_fs;
+use crate::host::dev_ino;
+use crate::StoreError;
+
+/// Uses are written to the index at most this often (and on demand), so a
+/// hit costs a map insert, not a transaction.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// The directory is reconciled with the index at least this often.
+const RECONCILE_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// Entries removed per pair of index transactions during a prune.
+const REMOVE_BATCH: usize = 1000;
+
+/// What a prune did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub removed_entries: u64,
+    pub removed_bytes: u64,
+    /// Entries found on disk that the index lacked (stored by a process killed mid-store).
+    pub adopted: u64,
+    /// Index rows whose files were gone.
+    pub dropped: u64,
+    /// Temporary and partial files left by killed processes, and entries
+    /// of an older version or with a damaged record.
+    pub removed_leftovers: u64,
+    /// Totals after the prune.
+    pub totals: Totals,
+}
+
+/// How long a write of uses may wait for the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Not at all: if another thread or process is writing, try later.
+    Never,
+    /// Up to this long for another process's transaction.
+    AtMost(Duration),
+    /// As long as any write.
+    AsNeeded,
+}
+
+/// The open index. Its lock is held across index transactions, which can
+/// wait for other processes; hits never take it (see `Uses`).
+#[derive(Default, Debug)]
+struct Book {
+    /// The open index and the identity of its file when opened.
+    index: Option<(Index, (u64, u64))>,
+    /// What the reconcile of a newly made index found, reported by the next prune.
+    adopted_on_open: u64,
+    removed_on_open: u64,
+}
+
+/// What hits and stores recorded and the index has not been told yet.
+/// Its lock is only ever held briefly.
+#[derive(Default, Debug)]
+struct Uses {
+    /// Key to time of last use.
+    pending: HashMap<String, i64>,
+    hits: u64,
+    misses: u64,
+    last_flush: Option<Instant>,
+    /// Off only to measure what recording uses costs.
+    not_recording: bool,
+}
+
+/// What `Uses` held when a write of them began.
+struct Recorded {
+    pending: Vec<(String, i64)>,
+    hits: u64,
+    misses: u64,
+}
+
+/// What a reconcile found: entries adopted, rows dropped, files removed.
+struct Reconciled {
+    adopted: u64,
+    dropped: u64,
+    removed: u64,
+}
+
+/// The bookkeeping of one directory, shared by a cache's clones.
+#[derive(Debug)]
+pub(crate) struct Bookkeeper {
+    files: Arc<EntryFiles>,
+    clock: Clock,
+    book: Mutex<Book>,
+    uses: Mutex<Uses>,
+    /// Whether the directory is on a network filesystem, once known.
+    network: OnceLock<bool>,
+}
+
+/// What tells the index file from one that replaced it.
+fn file_identity(m: &fs::Metadata) -> (u64, u64) {
+    dev_ino(m).unwrap_or_else(|| (m.len(), m.modified().map(us_since_epoch).unwrap_or(0) as u64))
+}
+
+impl Bookkeeper {
+    pub(crate) fn new(files: Arc<EntryFiles>, clock: Clock) -> Bookkeeper {
+        Bookkeeper { files, clock, book: Mutex::default(), uses: Mutex::default(), network: OnceLock::new() }
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn root(&self) -> &Path {
+        self.files.layout.root()
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn uses(&self) -> MutexGuard<'_, Uses> {
+        self.uses.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The index, opened (and on first creation filled from the files on
+    /// disk) or reopened if its file was replaced. None while the directory
+    /// does not exist: the index never creates it.
+    fn index<'b>(&self, book: &'b mut Book) -> Result<Option<&'b mut Index>, StoreError> {
+        if !self.root().is_dir() {
+            book.index = None;
+            return Ok(None);
+        }
+        let path = self.files.layout.index();
+        let current = fs::metadata(&path).ok().map(|m| file_identity(&m));
+        if book.index.as_ref().is_some_and(|(_, id)| Some(*id) == current) {
+            return Ok(book.index.as_mut().map(|(index, _)| index));
+        }
+        book.index = None;
+        let journal = if self.on_network_fs() { Journal::Rollback } else { Journal::Wal };
+        let (mut index, created) = match Index::open(&path, journal) {
+            // Only bookkeeping is lost: rebuild it from the files.
+            Err(e) if e.is_damaged() => {
+                for file in self.files.layout.index_files() {
+                    let _ = fs::remove_file(file);
+                }
+                Index::open(&path, journal)?
+            }
+            opened => opened?,
+        };
+        if created {
+            share_like_dir(self.root(), self.files.layout.index_files());
+        }
+        // Removed already (a clear elsewhere): an identity no file has makes the next use reopen it.
+        let id = fs::metadata(&path).map(|m| file_identity(&m)).unwrap_or((0, 0));
+        if created {
+            // A directory from before the index, or one whose index was removed.
+            let found = self.reconcile(&mut index)?;
+            book.adopted_on_open += found.adopted;
+            book.removed_on_open += found.removed;
+        }
+        book.index = Some((index, id));
+        Ok(book.index.as_mut().map(|(index, _)| index))
+    }
+
+    /// Brings the index in line with the files (see `Index::reconcile`).
+    fn reconcile(&self, index: &mut Index) -> Result<Reconciled, StoreError> {
+        let (mut scanned_out, mut described_out) = (0, 0);
+        let (adopted, dropped) = index.reconcile(
+            self.clock.now_us(),
+            || self.files.scan(&mut scanned_out),
+            |key| self.files.describe(key, &mut described_out),
+        )?;
+        Ok(Reconciled { adopted, dropped, removed: scanned_out + described_out })
+    }
+
+    /// Whether the directory is on a network filesystem, where a file
+    /// another host unlinks can vanish under a mapping, and the index needs
+    /// a rollback journal. False while the directory does not exist.
+    pub(crate) fn on_network_fs(&self) -> bool {
+        if let Some(&n) = self.network.get() {
+            return n;
+        }
+        if !self.root().is_dir() {
+            return false;
+        }
+        *self.network.get_or_init(|| is_network_fs(self.root()))
+    }
+
+    /// Turns the recording of hits off or on; with it off, hits do not
+    /// count as uses for eviction. For measuring what recording costs.
+    pub(crate) fn set_recording(&self, on: bool) {
+        self.uses().not_recording = !on;
+    }
+
+    /// Records a hit on `key`; writes the uses recorded so far if a second
+    /// has passed and the index is free this moment (a hit never waits).
+    pub(crate) fn note_use(&self, key: &str) {
+        let due = {
+            let mut uses = self.uses();
+            if uses.not_recording {
+                return;
+            }
+            uses.pending.insert(key.to_owned(), self.clock.now_us());
+            uses.hits += 1;
+            uses.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY)
+        };
+        if due {
+            let _ = self.flush(Wait::Never);
+        }
+    }
+
+    /// Takes what is recorded so far; None if nothing is.
+    fn take_uses(&self) -> Option<Recorded> {
+        let mut uses = self.uses();
+        uses.last_flush = Some(Instant::now());
+        if uses.pending.is_empty() && uses.hits == 0 && uses.misses == 0 {
+            return None;
+        }
+        Some(Recorded {
+            pending: uses.pending.drain().collect(),
+            hits: std::mem::take(&mut uses.hits),
+            misses: std::mem::take(&mut uses.misses),
+        })
+    }
+
+    /// Puts back what a failed write took.
+    fn give_back(&self, taken: Recorded) {
+        let mut uses = self.uses();
+        for (key, when) in taken.pending {
+            let t = uses.pending.entry(key).or_insert(when);
+            *t = (*t).max(when);
+        }
+        uses.hits += taken.hits;
+        uses.misses += taken.misses;
+    }
+
+    fn flush_into(&self, book: &mut Book, wait: Wait) -> Result<(), StoreError> {
+        let Some(taken) = self.take_uses() else { return Ok(()) };
+        let busy_wait = match wait {
+            Wait::Never => Some(Duration::ZERO),
+            Wait::AtMost(d) => Some(d),
+            Wait::AsNeeded => None,
+        };
+        let written = match self.index(book) {
+            Ok(Some(index)) => index.record(&taken.pending, taken.hits, taken.misses, busy_wait).map_err(StoreError::from),
+            // The directory is gone, and its entries with it.
+            Ok(None) => return Ok(()),
+            Err(e) => Err(e),
+        };
+        if written.is_err() {
+            self.give_back(taken);
+        }
+        written
+    }
+
+    /// Writes the uses and counts recorded in memory to the index, waiting
+    /// for it no longer than `wait` says.
+    pub(crate) fn flush(&self, wait: Wait) -> Result<(), StoreError> {
+        match wait {
+            Wait::Never => match self.book.try_lock() {
+                Ok(mut book) => self.flush_into(&mut book, wait),
+                Err(std::sync::TryLockError::Poisoned(e)) => self.flush_into(&mut e.into_inner(), wait),
+                // Another thread is in the index; the uses stay for the next write.
+                Err(std::sync::TryLockError::WouldBlock) => Ok(()),
+            },
+            _ => self.flush_into(&mut self.book(), wait),
+        }
+    }
+
+    /// With `max_age` (microseconds), removes the entry of `key` if it went
+    /// unused that long, and says so. Entries the index does not know are kept.
+    pub(crate) fn expire_if_old(&self, key: &str, max_age: Option<i64>) -> Result<bool, StoreError> {
+        let Some(max_age) = max_age else { return Ok(false) };
+        let now = self.clock.now_us();
+        let pending = self.uses().pending.get(key).copied();
+        let mut book = self.book();
+        let Ok(Some(index)) = self.index(&mut book) else { return Ok(false) };
+        let last = match index.last_used(key)? {
+            Some(t) => t.max(pending.unwrap_or(i64::MIN)),
+            None => return Ok(false),
+        };
+        if now.saturating_sub(last) <= max_age {
+            return Ok(false);
+        }
+        self.uses().pending.remove(key);
+        // Unless it was used or stored anew since it was judged.
+        self.remove_in(&mut book, &[(key.to_owned(), last)])?;
+        Ok(true)
+    }
+
+    /// Places `prepared` and records its row in one index transaction (see
+    /// `Index::insert`). If the index cannot be written (another user's, or
+    /// busy past the timeout) the entry is placed all the same: it is whole
+    /// and loads, and a later reconcile counts it.
+    pub(crate) fn place(&self, prepared: &Prepared) -> Result<(), StoreError> {
+        self.uses().misses += 1;
+        let mut book = self.book();
+        let index = match self.index(&mut book) {
+            Ok(Some(index)) => index,
+            // No index (the directory was removed under us, or the index cannot be opened).
+            Ok(None) | Err(_) => return prepared.place(),
+        };
+        let placed = std::cell::Cell::new(false);
+        match index.insert(&prepared.row, || {
+            placed.set(true);
+            prepared.place()
+        }) {
+            // The files are in place; only the commit failed.
+            Err(StoreError::Index(_)) if placed.get() => Ok(()),
+            Err(StoreError::Index(_)) => prepared.place(),
+            other => other,
+        }
+    }
+
+    /// Applies `limits` after a store; writes pending uses first so the
+    /// eviction order is current; reconciles once a day.
+    pub(crate) fn apply_limits(&self, limits: &Limits) -> Result<(), StoreError> {
+        let mut book = self.book();
+        self.flush_into(&mut book, Wait::AsNeeded)?;
+        let now = self.clock.now_us();
+        let Some(index) = self.index(&mut book)? else { return Ok(()) };
+        if now.saturating_sub(index.reconciled_at()?) > RECONCILE_EVERY.as_micros() as i64 {
+            self.reconcile(index)?;
+        }
+        if limits.is_none() {
+            return Ok(());
+        }
+        let victims = index.victims(limits, now)?;
+        if !victims.is_empty() {
+            self.remove_in(&mut book, &removals(&victims))?;
+        }
+        Ok(())
+    }
+
+    /// Removes entries (key, last use when judged; `i64::MAX` for any).
+    fn remove_in(&self, book: &mut Book, keys: &[(String, i64)]) -> Result<u64, StoreError> {
+        match self.index(book)? {
+            Some(index) => index.remove(keys, |key| self.files.unlink(key)),
+            None => Ok(0),
+        }
+    }
+
+    /// Removes the entry of `key`, with or without an index.
+    pub(crate) fn remove(&self, key: &str) -> Result<(), StoreError> {
+        self.uses().pending.remove(key);
+        let mut book = self.book();
+        match self.index(&mut book) {
+            Ok(Some(_)) => {
+                self.remove_in(&mut book, &[(key.to_owned(), i64::MAX)])?;
+            }
+            Ok(None) => {}
+            // Without a usable index the files go all the same; a reconcile drops the row.
+            Err(_) => self.files.unlink(key)?,
+        }
+        Ok(())
+    }
+
+    /// Totals for the whole cache, from all processes.
+    pub(crate) fn stats(&self) -> Result<Totals, StoreError> {
+        let mut book = self.book();
+        self.flush_into(&mut book, Wait::AsNeeded)?;
+        match self.index(&mut book)? {
+            Some(index) => Ok(index.totals()?),
+            None => Ok(Totals::default()),
+        }
+    }
+
+    /// Every entry the index knows, most recently used first.
+    pub(crate) fn entries(&self) -> Result<Vec<EntryRow>, StoreError> {
+        let mut book = self.book();
+        self.flush_into(&mut book, Wait::AsNeeded)?;
+        match self.index(&mut book)? {
+            Some(index) => Ok(index.rows()?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Reconciles the index with the directory (adopting entries it lacks,
+    /// dropping rows without files, tidying leftovers of killed processes),
+    /// then removes entries until `limits` hold. `progress(done, total)` is
+    /// called after each batch of removals.
+    pub(crate) fn prune(&self, limits: &Limits, progress: &mut dyn FnMut(u64, u64)) -> Result<PruneReport, StoreError> {
+        let mut book = self.book();
+        self.flush_into(&mut book, Wait::AsNeeded)?;
+        let now = self.clock.now_us();
+        let mut report = PruneReport::default();
+        let Some(index) = self.index(&mut book)? else { return Ok(report) };
+        let found = self.reconcile(index)?;
+        (report.adopted, report.dropped, report.removed_leftovers) = (found.adopted, found.dropped, found.removed);
+        let victims = removals(&index.victims(limits, now)?);
+        report.adopted += std::mem::take(&mut book.adopted_on_open);
+        report.removed_leftovers += std::mem::take(&mut book.removed_on_open);
+        drop(book);
+        // The index is not locked while `progress` runs: it may call back into this cache.
+        let total = victims.len() as u64;
+        progress(0, total);
+        for batch in victims.chunks(REMOVE_BATCH) {
+            report.removed_bytes += self.remove_in(&mut self.book(), batch)?;
+            report.removed_entries += batch.len() as u64;
+            progress(report.removed_entries, total);
+        }
+        if let Some(index) = self.index(&mut self.book())? {
+            report.totals = index.totals()?;
+        }
+        Ok(report)
+    }
+
+    /// Removes every entry; then the index too if nothing but the cache's
+    /// own files was in the directory (leaving it empty, as before the cache
+    /// used it), else the index stays, empty, and marks it as a cache; with
+    /// `remove_dir`, then the directory. Entries stored by other processes
+    /// during the clear stay (unless the directory goes).
+    pub(crate) fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
+        {
+            let mut uses = self.uses();
+            *uses = Uses { not_recording: uses.not_recording, ..Uses::default() };
+        }
+        let mut book = self.book();
+        let mut report = match self.index(&mut book) {
+            Ok(Some(index)) => index.clear(|stored_since| self.files.remove_all(false, false, stored_since))?,
+            Ok(None) => return Ok(ClearReport::default()),
+            // An unreadable index must not stop a clear.
+            Err(_) => self.files.remove_all(false, false, &|_| false)?,
+        };
+        if report.foreign > 0 && !remove_dir {
+            return Ok(report);
+        }
+        book.index = None;
+        let rest = self.files.remove_all(true, remove_dir, &|_| !remove_dir)?;
+        report.removed_files += rest.removed_files;
+        report.removed_dir = rest.removed_dir;
+        Ok(report)
+    }
+}
+
+/// Victims as removals that spare an entry used or stored since it was judged.
+fn removals(victims: &[cache_index::Victim]) -> Vec<(String, i64)> {
+    victims.iter().map(|v| (v.key.clone(), v.last_used)).collect()
+}
+
+/// Lets the index be written by whoever may write the directory: a cache
+/// shared through a group- or world-writable directory is written by
+/// several users. (SQLite gives its `-wal` and `-shm` files the same mode.)
+fn share_like_dir(dir: &Path, index_files: impl Iterator<Item = std::path::PathBuf>) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(dir_mode) = fs::metadata(dir).map(|m| m.permissions().mode()) else { return };
+        let shared = dir_mode & 0o022;
+        if shared == 0 {
+            return;
+        }
+        for path in index_files {
+            if let Ok(m) = fs::metadata(&path) {
+                let _ = fs::set_permissions(&path, fs::Permissions::from_mode(m.permissions().mode() | shared));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, index_files);
+}

@@ -1,0 +1,464 @@
+//! An entry's two files: written under temporary names and renamed into
+//! place, read back through the hardened opener and checked against each
+//! other; and the tidying of files that do not form entries.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{self, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use cache_index::EntryRow;
+use npy_format::{ByteOrder, Header, MappedNpy, NpyArray};
+
+use crate::clock::us_since_epoch;
+use crate::host;
+use crate::layout::{self, CacheFile, Layout, Part, Writer};
+use crate::lease;
+use crate::record::{self, EntryRecord, NewEntry, RecordProblem, MAX_RECORD_LEN, VERIFY_DATA_UP_TO};
+
+/// What `clear` removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClearReport {
+    pub removed_files: usize,
+    pub removed_dir: bool,
+    /// Files and directories the cache did not write, left in place.
+    pub foreign: usize,
+}
+use crate::StoreError;
+
+/// A stored entry read back and checked.
+#[derive(Debug)]
+pub struct Entry {
+    pub array: LoadedArray,
+    pub record: Arc<EntryRecord>,
+}
+
+/// An entry's array: read into memory of its own, or mapped from its file.
+#[derive(Debug)]
+pub enum LoadedArray {
+    Read(NpyArray),
+    Mapped(MappedNpy),
+}
+
+impl LoadedArray {
+    pub fn header(&self) -> &Header {
+        match self {
+            LoadedArray::Read(a) => &a.header,
+            LoadedArray::Mapped(m) => &m.header,
+        }
+    }
+
+    pub fn data(&self) -> &[u8] {
+        match self {
+            LoadedArray::Read(a) => a.data.as_slice(),
+            LoadedArray::Mapped(m) => m.data(),
+        }
+    }
+
+    fn stored_order(&self) -> ByteOrder {
+        match self {
+            LoadedArray::Read(a) => a.stored_order,
+            // Only native-order data is mapped.
+            LoadedArray::Mapped(_) => ByteOrder::NATIVE,
+        }
+    }
+}
+
+/// The outcome of a lookup.
+#[derive(Debug)]
+pub enum Lookup {
+    Hit(Entry),
+    /// No entry, only part of one (an interrupted store), or one written
+    /// by another version of the cache.
+    Miss,
+    /// Files are there but do not form an entry; the caller recomputes and
+    /// the store replaces them.
+    Damaged(StoreError),
+}
+
+/// Records kept in memory at most (a few hundred bytes each): enough that
+/// a process hitting 100,000 distinct entries reads each record once.
+const RECORD_MEMO_LIMIT: usize = 100_000;
+
+/// Temporary files of another host (whose processes cannot be checked) are
+/// leftovers after this long.
+const FOREIGN_TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Stale leases are renamed aside and removed at once; a minute covers the gap.
+const BROKEN_LEASE_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// What tells a file from a rewritten or replaced one without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    id: (u64, u64, i64, i64),
+}
+
+impl FileStamp {
+    fn of(m: &fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            // Device, inode and change time: a rename over the file or any write changes one.
+            #[cfg(unix)]
+            id: (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// The entries' files of one directory, and the records last read.
+#[derive(Debug)]
+pub(crate) struct EntryFiles {
+    pub(crate) layout: Layout,
+    records: Mutex<HashMap<String, (FileStamp, Arc<EntryRecord>)>>,
+}
+
+/// Why a record could not be used.
+enum RecordRead {
+    Missing,
+    OtherVersion,
+    Damaged(StoreError),
+}
+
+/// An entry written under temporary names, not yet in place. Dropping it
+/// unplaced removes its files.
+pub(crate) struct Prepared<'a> {
+    files: &'a EntryFiles,
+    key: &'a str,
+    temp_array: PathBuf,
+    temp_record: PathBuf,
+    pub(crate) row: EntryRow,
+    placed: bool,
+}
+
+impl Prepared<'_> {
+    /// Renames the files into place: the array, then the record, whose
+    /// presence is what makes an entry a hit.
+    pub(crate) fn place(&self) -> Result<(), StoreError> {
+        let (array, record) = (self.files.layout.array(self.key), self.files.layout.record(self.key));
+        fs::rename(&self.temp_array, &array).map_err(StoreError::io("rename into place", &array))?;
+        fs::rename(&self.temp_record, &record).map_err(StoreError::io("rename into place", &record))
+    }
+
+    pub(crate) fn placed(mut self) {
+        self.placed = true;
+    }
+}
+
+impl Drop for Prepared<'_> {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = fs::remove_file(&self.temp_array);
+            let _ = fs::remove_file(&self.temp_record);
+        }
+    }
+}
+
+impl EntryFiles {
+    pub(crate) fn new(layout: Layout) -> EntryFiles {
+        EntryFiles { layout, records: Mutex::default() }
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, (FileStamp, Arc<EntryRecord>)>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the entry of `key` (a checked key): its record, then its
+    /// array, checked against its own header, the file length and the
+    /// record. With `map`, the array is mapped where it can be used in
+    /// place, else read.
+    pub(crate) fn read(&self, key: &str, map: bool) -> Lookup {
+        let record = match self.read_record(key) {
+            Ok(r) => r,
+            Err(RecordRead::Missing | RecordRead::OtherVersion) => return Lookup::Miss,
+            Err(RecordRead::Damaged(e)) => return Lookup::Damaged(e),
+        };
+        let path = self.layout.array(key);
+        let damaged = |reason: String| Lookup::Damaged(StoreError::Damaged { path: path.clone(), reason });
+        let (mut file, _) = match layout::open_regular(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
+            Err(e) => return damaged(format!("could not open it: {e}")),
+        };
+        let mapped = if map { npy_format::map_npy_file(&file, &path) } else { Ok(None) };
+        let array = match mapped {
+            Ok(Some(m)) => Ok(LoadedArray::Mapped(m)),
+            Ok(None) => npy_format::read_npy_file(&mut file, &path).map(LoadedArray::Read),
+            Err(e) => Err(e),
+        };
+        let array = match array {
+            Ok(array) => array,
+            Err(e) => return damaged(e.root().to_string()),
+        };
+        let data = array.data();
+        let checked_data = (data.len() <= VERIFY_DATA_UP_TO).then_some(data);
+        if let Err(reason) = record.check(array.header(), array.stored_order(), checked_data) {
+            self.records().remove(key);
+            return damaged(reason);
+        }
+        Lookup::Hit(Entry { array, record })
+    }
+
+    /// The record of `key`: from memory while its file is the one last read
+    /// (same identity, size and times), else read from disk. One stat
+    /// instead of open, read and close on repeated hits.
+    fn read_record(&self, key: &str) -> Result<Arc<EntryRecord>, RecordRead> {
+        let path = self.layout.record(key);
+        let damaged = |e: io::Error| RecordRead::Damaged(StoreError::Damaged { path: path.clone(), reason: format!("could not read its record: {e}") });
+        let stat = match fs::symlink_metadata(&path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RecordRead::Missing),
+            Err(e) => return Err(damaged(e)),
+        };
+        if let Some((seen, record)) = self.records().get(key) {
+            if *seen == FileStamp::of(&stat) {
+                return Ok(record.clone());
+            }
+        }
+        let (bytes, stat) = match layout::read_capped(&path, MAX_RECORD_LEN) {
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RecordRead::Missing),
+            Err(e) => return Err(damaged(e)),
+        };
+        let record = match EntryRecord::decode(&bytes) {
+            Ok(r) => Arc::new(r),
+            Err(RecordProblem::Older(_) | RecordProblem::Newer(_)) => return Err(RecordRead::OtherVersion),
+            Err(problem) => {
+                return Err(RecordRead::Damaged(StoreError::Damaged { path: path.clone(), reason: problem.to_string() }))
+            }
+        };
+        let mut memo = self.records();
+        if memo.len() >= RECORD_MEMO_LIMIT {
+            // Drop one arbitrary record: clearing all would make a working
+            // set just over the limit miss every time.
+            if let Some(old) = memo.keys().next().cloned() {
+                memo.remove(&old);
+            }
+        }
+        memo.insert(key.to_owned(), (FileStamp::of(&stat), record.clone()));
+        Ok(record)
+    }
+
+    /// Whether both files of `key` are there as regular files and the
+    /// record is one of this version.
+    pub(crate) fn exists(&self, key: &str) -> bool {
+        let is_file = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+        is_file(&self.layout.array(key)) && self.read_record(key).is_ok()
+    }
+
+    /// Writes the entry of `key` (a checked key) under temporary names:
+    /// the array straight from `data`, hashed meanwhile, then its record.
+    pub(crate) fn prepare<'a>(
+        &'a self,
+        key: &'a str,
+        header: &Header,
+        data: &[u8],
+        entry: &NewEntry,
+        now_us: i64,
+    ) -> Result<Prepared<'a>, StoreError> {
+        let max = (MAX_RECORD_LEN / 4) as usize;
+        if entry.function.len() > max {
+            return Err(StoreError::NameTooLong { len: entry.function.len(), max });
+        }
+        let mut prepared = Prepared {
+            files: self,
+            key,
+            temp_array: self.layout.temp(key, Part::Array),
+            temp_record: self.layout.temp(key, Part::Record),
+            row: EntryRow {
+                key: key.to_owned(),
+                function: entry.function.to_owned(),
+                dtype: header.dtype.descr(),
+                shape: header.shape.clone(),
+                bytes: 0,
+                created: now_us,
+                last_used: now_us,
+            },
+            placed: false,
+        };
+        let mut array_file = layout::create_new(&prepared.temp_array)?;
+        // No fsync: a killed process cannot leave a partial file under a
+        // real name, and after an OS crash a short file fails the checks
+        // and reads as a miss.
+        let (digest, written) = std::thread::scope(|s| {
+            // A large array is hashed on another thread while this one writes it.
+            let hashing = (data.len() > VERIFY_DATA_UP_TO).then(|| s.spawn(|| record::data_digest(data)));
+            let written = npy_format::write_npy_to(&mut array_file, header, data).map_err(StoreError::Npy);
+            let digest = match hashing {
+                Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                None => record::data_digest(data),
+            };
+            (digest, written)
+        });
+        written?;
+        let record = EntryRecord::new(entry, header, digest, crate::clock::time_of_us(now_us)).encode();
+        let mut record_file = layout::create_new(&prepared.temp_record)?;
+        record_file.write_all(&record).map_err(StoreError::io("write", &prepared.temp_record))?;
+        let array_len = array_file.metadata().map_err(StoreError::io("inspect", &prepared.temp_array))?.len();
+        prepared.row.bytes = array_len + record.len() as u64;
+        Ok(prepared)
+    }
+
+    /// Removes an entry's files, the record first (its absence makes a
+    /// miss). Keys may come from the index, which anyone who can write the
+    /// directory can edit: one that is not a key never names a file.
+    pub(crate) fn unlink(&self, key: &str) -> Result<(), StoreError> {
+        if layout::check_key(key).is_err() {
+            return Ok(());
+        }
+        self.records().remove(key);
+        for path in [self.layout.record(key), self.layout.array(key)] {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(StoreError::io("remove", &path)(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn forget_records(&self) {
+        self.records().clear();
+    }
+
+    /// The index row of an entry found on disk: `None` if its files do not
+    /// form an entry of this version. An entry of an older version, or one
+    /// whose record is damaged, is removed (counted in `removed`); one of
+    /// a newer version is left alone. Runs under the index's write lock,
+    /// where no store renames files into place.
+    pub(crate) fn describe(&self, key: &str, removed: &mut u64) -> Option<EntryRow> {
+        let array_path = self.layout.array(key);
+        let record = match self.read_record(key) {
+            Ok(r) => r,
+            Err(RecordRead::Damaged(_)) | Err(RecordRead::OtherVersion) if !self.is_newer(key) => {
+                if self.unlink(key).is_ok() {
+                    *removed += 1;
+                }
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let (file, array_stat) = layout::open_regular(&array_path).ok()?;
+        let (header, _) = npy_format::decode_header(&mut BufReader::new(file)).ok()?;
+        let record_stat = fs::symlink_metadata(self.layout.record(key)).ok()?;
+        let modified = |m: &fs::Metadata| m.modified().map(us_since_epoch).unwrap_or(0);
+        Some(EntryRow {
+            key: key.to_owned(),
+            function: record.function.clone(),
+            dtype: header.dtype.descr(),
+            shape: header.shape,
+            bytes: array_stat.len() + record_stat.len(),
+            created: us_since_epoch(record.created),
+            last_used: modified(&record_stat).max(modified(&array_stat)),
+        })
+    }
+
+    /// Whether the record of `key` is of a newer format than this version's.
+    fn is_newer(&self, key: &str) -> bool {
+        let Ok((bytes, _)) = layout::read_capped(&self.layout.record(key), MAX_RECORD_LEN) else { return false };
+        matches!(EntryRecord::decode(&bytes), Err(RecordProblem::Newer(_)))
+    }
+
+    /// Lists the keys of complete entries on disk, and removes leftovers
+    /// (counted in `removed`): temporary files of processes that are gone,
+    /// and halves of entries. Run under the index's write lock only, where
+    /// no store renames files into place.
+    pub(crate) fn scan(&self, removed: &mut u64) -> Result<Vec<String>, StoreError> {
+        let names: Vec<String> =
+            self.layout.list()?.into_iter().filter(|l| l.is_file).filter_map(|l| l.name).collect();
+        let present: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let mut keys = Vec::new();
+        let mut remove = |name: &str| {
+            if fs::remove_file(self.layout.root().join(name)).is_ok() {
+                *removed += 1;
+            }
+        };
+        for name in &names {
+            match CacheFile::parse(name) {
+                Some(file @ CacheFile::Temp { .. }) if self.is_leftover(&file, name) => remove(name),
+                Some(CacheFile::Record(key)) if present.contains(format!("{key}.npy").as_str()) => keys.push(key.to_owned()),
+                Some(CacheFile::Record(_)) => remove(name),
+                Some(CacheFile::Array(key)) if !present.contains(format!("{key}.json").as_str()) => remove(name),
+                _ => {}
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Whether a file of the cache's is not in use by a running process:
+    /// entries always are leftovers in this sense; temporary files only
+    /// once their writer is gone (one of this host that no longer runs, or
+    /// of another host after a day), leases once they are stale.
+    pub(crate) fn is_leftover(&self, file: &CacheFile, name: &str) -> bool {
+        let path = self.layout.root().join(name);
+        let age = || {
+            fs::symlink_metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default()
+        };
+        match file {
+            CacheFile::Temp { writer: Writer::Process { host, pid }, .. } if *host == host::tag() => !host::process_alive(*pid),
+            CacheFile::Temp { writer: Writer::Breaker, .. } => age() > BROKEN_LEASE_MAX_AGE,
+            CacheFile::Temp { .. } => age() > FOREIGN_TEMP_MAX_AGE,
+            CacheFile::Lease(_) => lease::is_abandoned(&path),
+            CacheFile::Array(_) | CacheFile::Record(_) | CacheFile::Index => true,
+        }
+    }
+
+    /// Removes the files this cache writes and nothing else: entries (but
+    /// those `keep` names), and temporary files and leases of processes no
+    /// longer at work (all of them with `remove_dir`); with `index`, the
+    /// index files too; then, with `remove_dir`, the directory if it is
+    /// empty. Links are removed as links, never followed.
+    pub(crate) fn remove_all(&self, index: bool, remove_dir: bool, keep: &dyn Fn(&str) -> bool) -> Result<ClearReport, StoreError> {
+        let mut report = ClearReport::default();
+        let mut ours = Vec::new();
+        for listed in self.layout.list()? {
+            let parsed = listed.name.as_deref().filter(|_| !listed.is_dir).and_then(|n| Some((n, CacheFile::parse(n)?)));
+            match parsed {
+                Some((name, CacheFile::Index)) => {
+                    if index {
+                        ours.push(self.layout.root().join(name))
+                    }
+                }
+                Some((name, file)) => {
+                    let gone = remove_dir || self.is_leftover(&file, name);
+                    if gone && !file.key().is_some_and(keep) {
+                        ours.push(self.layout.root().join(name))
+                    }
+                }
+                None => report.foreign += 1,
+            }
+        }
+        // Records first: a clear interrupted half way leaves arrays without
+        // records (misses), never records without their arrays.
+        ours.sort_by_key(|p| p.extension().is_none_or(|e| e != "json"));
+        self.forget_records();
+        for path in ours {
+            match fs::remove_file(&path) {
+                Ok(()) => report.removed_files += 1,
+                // Another process removed it first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("remove", &path)(e)),
+            }
+        }
+        if remove_dir {
+            if report.foreign > 0 {
+                return Err(StoreError::NotEmpty { path: self.layout.root().to_path_buf(), remaining: report.foreign });
+            }
+            match fs::remove_dir(self.layout.root()) {
+                Ok(()) => report.removed_dir = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("remove cache directory", self.layout.root())(e)),
+            }
+        }
+        Ok(report)
+    }
+}

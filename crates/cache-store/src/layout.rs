@@ -1,0 +1,338 @@
+//! The cache directory's layout: every name the cache gives a file, how a
+//! name is parsed back, and the one way its files are opened for reading.
+//!
+//! ```text
+//! <key>.npy                                   an entry's array
+//! <key>.json                                  its record (see `record`)
+//! .<key>.<npy|json|lock>.<host>-<pid>-<random>.tmp   a file being written
+//! .<key>.lock.broken-<random>.tmp             a stale lease being removed
+//! .<key>.lock                                 a compute-once lease
+//! .numpy-func-cache-index.sqlite[-wal|-shm|-journal]  the index
+//! ```
+//!
+//! Everything else in the directory belongs to someone else and is never
+//! touched. The directory may be shared, so what is under these names is
+//! data, not trust: [`open_regular`] opens without following links and
+//! without blocking, and accepts only regular files.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::host;
+use crate::StoreError;
+
+/// The index file, hidden beside the entries; SQLite adds `-wal`, `-shm`
+/// or `-journal` files next to it.
+pub const INDEX_FILE: &str = ".numpy-func-cache-index.sqlite";
+
+/// The index file's own suffix and those of the files SQLite keeps beside it.
+pub(crate) const INDEX_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
+
+/// A key names an entry's files: 64 lower-case hex digits, nothing a path
+/// could be made of.
+pub(crate) const KEY_LEN: usize = 64;
+
+/// Which of an entry's files a temporary one becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Array,
+    Record,
+    Lease,
+}
+
+impl Part {
+    fn ext(self) -> &'static str {
+        match self {
+            Part::Array => "npy",
+            Part::Record => "json",
+            Part::Lease => "lock",
+        }
+    }
+
+    fn from_ext(ext: &str) -> Option<Part> {
+        match ext {
+            "npy" => Some(Part::Array),
+            "json" => Some(Part::Record),
+            "lock" => Some(Part::Lease),
+            _ => None,
+        }
+    }
+}
+
+/// Who wrote a temporary file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Writer<'a> {
+    /// A process: its host tag and pid.
+    Process { host: &'a str, pid: u32 },
+    /// A stale lease renamed aside to be removed.
+    Breaker,
+    /// A name of the temporary pattern whose writer cannot be told.
+    Unknown,
+}
+
+/// What a file of the cache directory is, by its name alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CacheFile<'a> {
+    Array(&'a str),
+    Record(&'a str),
+    Lease(&'a str),
+    Temp { key: &'a str, part: Part, writer: Writer<'a> },
+    Index,
+}
+
+impl<'a> CacheFile<'a> {
+    /// Parses a name the cache writes; None for any other name.
+    pub(crate) fn parse(name: &'a str) -> Option<CacheFile<'a>> {
+        if is_index_name(name) {
+            return Some(CacheFile::Index);
+        }
+        if let Some(key) = name.strip_suffix(".npy").filter(|k| is_key(k)) {
+            return Some(CacheFile::Array(key));
+        }
+        if let Some(key) = name.strip_suffix(".json").filter(|k| is_key(k)) {
+            return Some(CacheFile::Record(key));
+        }
+        let hidden = name.strip_prefix('.')?;
+        if let Some(key) = hidden.strip_suffix(".lock").filter(|k| is_key(k)) {
+            return Some(CacheFile::Lease(key));
+        }
+        let mut parts = hidden.strip_suffix(".tmp")?.splitn(3, '.');
+        let (key, part, writer) = (parts.next()?, parts.next()?, parts.next()?);
+        if !is_key(key) {
+            return None;
+        }
+        let part = Part::from_ext(part)?;
+        let writer = if writer.starts_with("broken-") && part == Part::Lease {
+            Writer::Breaker
+        } else {
+            let mut fields = writer.rsplitn(3, '-');
+            let (_random, pid, host) = (fields.next(), fields.next(), fields.next());
+            match (host, pid.and_then(|p| p.parse::<u32>().ok())) {
+                (Some(host), Some(pid)) => Writer::Process { host, pid },
+                _ => Writer::Unknown,
+            }
+        };
+        Some(CacheFile::Temp { key, part, writer })
+    }
+
+    /// The key of the entry the file belongs to (none for the index).
+    pub(crate) fn key(&self) -> Option<&'a str> {
+        match *self {
+            CacheFile::Array(k) | CacheFile::Record(k) | CacheFile::Lease(k) => Some(k),
+            CacheFile::Temp { key, .. } => Some(key),
+            CacheFile::Index => None,
+        }
+    }
+}
+
+fn is_index_name(name: &str) -> bool {
+    name.strip_prefix(INDEX_FILE).is_some_and(|rest| INDEX_SUFFIXES.contains(&rest))
+}
+
+fn is_key(s: &str) -> bool {
+    s.len() == KEY_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Refuses a string that is not a key before it names any file.
+pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
+    if is_key(key) {
+        Ok(())
+    } else {
+        Err(StoreError::BadKey(key.to_owned()))
+    }
+}
+
+/// Entry, lease, index and temporary file names this cache writes, and only those.
+pub fn is_cache_file_name(name: &str) -> bool {
+    CacheFile::parse(name).is_some()
+}
+
+/// Whether a file of this name shows that its directory is a cache: the
+/// index, or a file of an entry (not a temporary file or lease alone).
+pub fn marks_a_cache(name: &str) -> bool {
+    name == INDEX_FILE || matches!(CacheFile::parse(name), Some(CacheFile::Array(_) | CacheFile::Record(_)))
+}
+
+/// The paths of one cache directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub(crate) fn new(root: PathBuf) -> Layout {
+        Layout { root }
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Callers check the key first (`check_key`): these only join names.
+    pub(crate) fn array(&self, key: &str) -> PathBuf {
+        self.root.join(format!("{key}.npy"))
+    }
+
+    pub(crate) fn record(&self, key: &str) -> PathBuf {
+        self.root.join(format!("{key}.json"))
+    }
+
+    pub(crate) fn lease(&self, key: &str) -> PathBuf {
+        self.root.join(format!(".{key}.lock"))
+    }
+
+    /// A name no other writer uses, on any host: no writer relies on
+    /// `O_EXCL` or locks to keep its temporary file to itself.
+    pub(crate) fn temp(&self, key: &str, part: Part) -> PathBuf {
+        let (host, pid, random) = (host::tag(), std::process::id(), host::random_u64());
+        self.root.join(format!(".{key}.{}.{host}-{pid}-{random:016x}.tmp", part.ext()))
+    }
+
+    /// Where a stale lease is renamed before it is removed.
+    pub(crate) fn broken_lease(&self, key: &str) -> PathBuf {
+        self.root.join(format!(".{key}.lock.broken-{:016x}.tmp", host::random_u64()))
+    }
+
+    pub(crate) fn index(&self) -> PathBuf {
+        self.root.join(INDEX_FILE)
+    }
+
+    /// The index file and the files SQLite may keep beside it.
+    pub(crate) fn index_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        INDEX_SUFFIXES.iter().map(|suffix| self.root.join(format!("{INDEX_FILE}{suffix}")))
+    }
+
+    /// The names directly in the directory (none if it does not exist),
+    /// with what each is, links not followed.
+    pub(crate) fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        let listing = match fs::read_dir(&self.root) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("list cache directory", &self.root)(e)),
+        };
+        let mut out = Vec::new();
+        for item in listing {
+            let item = item.map_err(StoreError::io("list cache directory", &self.root))?;
+            // file_type() does not follow links: a link named like an entry is a file here.
+            let file_type = item.file_type().map_err(StoreError::io("list cache directory", &self.root))?;
+            let name = item.file_name().into_string().ok();
+            out.push(Listed { name, is_dir: file_type.is_dir(), is_file: file_type.is_file() });
+        }
+        Ok(out)
+    }
+}
+
+/// One name of a listing.
+pub(crate) struct Listed {
+    /// None when the name is not UTF-8 (never one of the cache's).
+    pub name: Option<String>,
+    pub is_dir: bool,
+    /// A regular file (not a link, FIFO, device or directory).
+    pub is_file: bool,
+}
+
+/// Opens a file of the cache directory for reading: without following a
+/// link (a link is an error, so a planted link cannot point a read outside
+/// the cache), without blocking on a FIFO, and only if it is a regular file.
+pub(crate) fn open_regular(path: &Path) -> io::Result<(File, fs::Metadata)> {
+    let mut options = File::options();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    #[cfg(not(unix))]
+    if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a link, not a regular file"));
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok((file, meta))
+}
+
+/// Reads a whole small file through [`open_regular`]: at most `cap` bytes,
+/// and an error if it holds more (what is under a cache name is never read
+/// without bound). Also returns the file's metadata as opened.
+pub(crate) fn read_capped(path: &Path, cap: u64) -> io::Result<(Vec<u8>, fs::Metadata)> {
+    let (file, meta) = open_regular(path)?;
+    if meta.len() > cap {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} bytes, more than the {cap} allowed", meta.len())));
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize + 1);
+    // One byte more than allowed, so a file that grew since the stat is noticed.
+    file.take(cap + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 != meta.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "the file changed while being read"));
+    }
+    Ok((buf, meta))
+}
+
+/// Creates `path`, which must not exist, for writing.
+pub(crate) fn create_new(path: &Path) -> Result<File, StoreError> {
+    File::options().write(true).create_new(true).open(path).map_err(StoreError::io("create", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn every_name_the_layout_makes_parses_back_to_its_kind_and_key() {
+        let layout = Layout::new(PathBuf::from("/c"));
+        let name = |p: PathBuf| p.file_name().unwrap().to_str().unwrap().to_owned();
+        assert_eq!(CacheFile::parse(&name(layout.array(KEY))), Some(CacheFile::Array(KEY)));
+        assert_eq!(CacheFile::parse(&name(layout.record(KEY))), Some(CacheFile::Record(KEY)));
+        assert_eq!(CacheFile::parse(&name(layout.lease(KEY))), Some(CacheFile::Lease(KEY)));
+        for part in [Part::Array, Part::Record, Part::Lease] {
+            let temp = name(layout.temp(KEY, part));
+            let tag = host::tag();
+            let expected = Writer::Process { host: &tag, pid: std::process::id() };
+            assert_eq!(CacheFile::parse(&temp), Some(CacheFile::Temp { key: KEY, part, writer: expected }), "{temp}");
+        }
+        let broken = name(layout.broken_lease(KEY));
+        assert_eq!(CacheFile::parse(&broken), Some(CacheFile::Temp { key: KEY, part: Part::Lease, writer: Writer::Breaker }));
+        for index in layout.index_files() {
+            assert_eq!(CacheFile::parse(&name(index)), Some(CacheFile::Index));
+        }
+    }
+
+    #[test]
+    fn names_of_other_patterns_are_not_the_caches() {
+        for name in [
+            format!("{}.npy", KEY.to_uppercase()),
+            format!("{}.npy", &KEY[1..]),
+            format!("{KEY}.npz"),
+            format!(".{KEY}.npy"),
+            format!(".{KEY}.txt.h-1-00.tmp"),
+            format!(".{}.npy.h-1-00.tmp", &KEY[2..]),
+            format!("{INDEX_FILE}-other"),
+            "notes.txt".to_owned(),
+        ] {
+            assert_eq!(CacheFile::parse(&name), None, "{name}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_opener_refuses_links_directories_and_fifos_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        fs::write(&file, b"data").unwrap();
+        let link = tmp.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let fifo = tmp.path().join("p");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(open_regular(&file).is_ok());
+        assert!(open_regular(&link).is_err());
+        assert!(open_regular(tmp.path()).is_err());
+        assert!(open_regular(&fifo).is_err());
+        assert_eq!(read_capped(&file, 4).unwrap().0, b"data");
+        assert!(read_capped(&file, 3).is_err());
+    }
+}

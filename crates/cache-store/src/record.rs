@@ -1,0 +1,279 @@
+//! An entry's record, `<key>.json`: what the `.npy` header cannot say.
+//!
+//! The header gives the dtype, shape and order. The record adds the form of
+//! the result (a bare typed array or an n-d array), its class, the function
+//! that computed it, when it was stored, and BLAKE3 digests of the header
+//! and the data, so a load can tell an entry from a damaged or replaced one.
+//!
+//! ```json
+//! {"format":2,"function":"embed","result":"ndarray","class":"Float64Array",
+//!  "created":"2026-11-27T15:33:58.123456Z","headerDigest":"<64 hex>","dataDigest":"<64 hex>"}
+//! ```
+//!
+//! Records of another `format` are not entries of this version: older ones
+//! read as misses (and are replaced by the next store), newer ones are left
+//! to the version that wrote them.
+
+use std::time::SystemTime;
+
+use npy_format::{ByteOrder, Header};
+use serde::{Deserialize, Serialize};
+
+use crate::array_class::ArrayClass;
+
+/// The record format this version writes and reads.
+pub const FORMAT: u32 = 2;
+
+/// Largest record read or written: a record is a few hundred bytes, and a
+/// file under a record's name in a shared directory is read only this far.
+pub const MAX_RECORD_LEN: u64 = 64 * 1024;
+
+/// Data up to this size is checked against its digest on every load: it
+/// costs a few microseconds there (a large entry's check would cost as
+/// much as reading it).
+pub const VERIFY_DATA_UP_TO: usize = 64 * 1024;
+
+/// The form a result had, and is loaded back in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResultForm {
+    /// A bare typed array (stored 1-d, in C order).
+    #[serde(rename = "typedarray")]
+    TypedArray,
+    /// An n-d array: data, shape and dtype.
+    #[serde(rename = "ndarray")]
+    NdArray,
+}
+
+/// What the caller says of a result it stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewEntry<'a> {
+    /// The cached function's name.
+    pub function: &'a str,
+    pub result: ResultForm,
+    pub class: ArrayClass,
+}
+
+/// A BLAKE3 digest.
+pub type Digest = [u8; 32];
+
+/// A validated record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecord {
+    pub function: String,
+    pub result: ResultForm,
+    pub class: ArrayClass,
+    pub created: SystemTime,
+    pub header_digest: Digest,
+    pub data_digest: Digest,
+}
+
+/// Why a record does not describe an entry of this version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordProblem {
+    /// A record of an older format: the entry is outdated.
+    Older(u64),
+    /// A record of a newer format, from a later version of the cache.
+    Newer(u64),
+    /// Anything else: what is wrong with it.
+    Invalid(String),
+}
+
+impl std::fmt::Display for RecordProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordProblem::Older(v) => write!(f, "its record has format {v}, older than this version's {FORMAT}"),
+            RecordProblem::Newer(v) => write!(f, "its record has format {v}, newer than this version's {FORMAT}"),
+            RecordProblem::Invalid(why) => write!(f, "its record {why}"),
+        }
+    }
+}
+
+/// The record as JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    format: u64,
+    function: String,
+    result: ResultForm,
+    class: String,
+    created: String,
+    header_digest: String,
+    data_digest: String,
+}
+
+/// Just the format, read first: other formats may have other fields.
+#[derive(Deserialize)]
+struct FormatOnly {
+    format: u64,
+}
+
+impl EntryRecord {
+    /// The record of a result stored with `header` and data of digest
+    /// `data_digest` (see [`data_digest`]).
+    pub fn new(entry: &NewEntry, header: &Header, data_digest: Digest, created: SystemTime) -> EntryRecord {
+        EntryRecord {
+            function: entry.function.to_owned(),
+            result: entry.result,
+            class: entry.class,
+            created,
+            header_digest: header_digest(header),
+            data_digest,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let wire = Wire {
+            format: u64::from(FORMAT),
+            function: self.function.clone(),
+            result: self.result,
+            class: self.class.name().to_owned(),
+            created: humantime::format_rfc3339_micros(self.created).to_string(),
+            header_digest: hex(&self.header_digest),
+            data_digest: hex(&self.data_digest),
+        };
+        serde_json::to_vec(&wire).expect("a record always serializes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<EntryRecord, RecordProblem> {
+        let invalid = |why: String| RecordProblem::Invalid(why);
+        let format = serde_json::from_slice::<FormatOnly>(bytes)
+            .map_err(|e| invalid(format!("is not JSON with a format number ({e})")))?
+            .format;
+        if format < u64::from(FORMAT) {
+            return Err(RecordProblem::Older(format));
+        }
+        if format > u64::from(FORMAT) {
+            return Err(RecordProblem::Newer(format));
+        }
+        let wire: Wire = serde_json::from_slice(bytes).map_err(|e| invalid(format!("is not valid ({e})")))?;
+        let class = ArrayClass::from_name(&wire.class).ok_or_else(|| invalid(format!("names an unknown class {:?}", wire.class)))?;
+        let created = humantime::parse_rfc3339(&wire.created)
+            .map_err(|e| invalid(format!("has a creation time {:?} that is not RFC 3339 ({e})", wire.created)))?;
+        Ok(EntryRecord {
+            function: wire.function,
+            result: wire.result,
+            class,
+            created,
+            header_digest: unhex(&wire.header_digest).ok_or_else(|| invalid("has a header digest that is not 64 hex digits".into()))?,
+            data_digest: unhex(&wire.data_digest).ok_or_else(|| invalid("has a data digest that is not 64 hex digits".into()))?,
+        })
+    }
+
+    /// Checks the array read from the entry's `.npy` file against the
+    /// record: its header (as read, with the byte order it was stored in)
+    /// and, when `data` is given, its data. Says what disagrees.
+    pub fn check(&self, header: &Header, stored_order: ByteOrder, data: Option<&[u8]>) -> Result<(), String> {
+        // The cache writes native order; a header edited to the other order would have the data swapped.
+        if header.dtype.item_size > 1 && stored_order != ByteOrder::NATIVE {
+            return Err("its array is stored in the other byte order than the cache writes".to_owned());
+        }
+        if !self.class.holds(&header.dtype) {
+            return Err(format!("its record names class {} for dtype {}", self.class.name(), header.dtype.descr()));
+        }
+        if self.result == ResultForm::TypedArray && (header.shape.len() != 1 || header.fortran_order) {
+            return Err("its record says a bare typed array, but the array is not 1-d in C order".to_owned());
+        }
+        if header_digest(header) != self.header_digest {
+            return Err(format!(
+                "its array's header ({}, shape {:?}{}) is not the one stored",
+                header.dtype.descr(),
+                header.shape,
+                if header.fortran_order { ", Fortran order" } else { "" }
+            ));
+        }
+        if let Some(data) = data {
+            if data_digest(data) != self.data_digest {
+                return Err("its data does not match the digest stored with it".to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The digest of the header as the cache writes it (native byte order).
+fn header_digest(header: &Header) -> Digest {
+    *blake3::hash(&header.encode()).as_bytes()
+}
+
+/// The digest of an array's data, on all cores when it is large.
+pub fn data_digest(data: &[u8]) -> Digest {
+    let mut hasher = blake3::Hasher::new();
+    // Below this, handing the work to other threads costs more than it saves.
+    const PARALLEL_FROM: usize = 1 << 20;
+    if data.len() >= PARALLEL_FROM {
+        hasher.update_rayon(data);
+    } else {
+        hasher.update(data);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+fn hex(d: &Digest) -> String {
+    blake3::Hash::from_bytes(*d).to_hex().to_string()
+}
+
+fn unhex(s: &str) -> Option<Digest> {
+    // Lower case only, as written: one spelling per digest.
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    blake3::Hash::from_hex(s).ok().map(|h| *h.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use npy_format::Dtype;
+
+    fn header(descr: &str, shape: &[u64]) -> Header {
+        Header { dtype: Dtype::parse(descr).unwrap(), shape: shape.to_vec(), fortran_order: false }
+    }
+
+    fn record(result: ResultForm, class: ArrayClass, h: &Header, data: &[u8]) -> EntryRecord {
+        let created = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_764_255_238_123_456);
+        EntryRecord::new(&NewEntry { function: "f\"g\n", result, class }, h, data_digest(data), created)
+    }
+
+    #[test]
+    fn a_record_round_trips_through_its_json() {
+        let h = header("<f8", &[2, 3]);
+        let r = record(ResultForm::NdArray, ArrayClass::Float64Array, &h, &[0; 48]);
+        let text = String::from_utf8(r.encode()).unwrap();
+        assert!(text.starts_with("{\"format\":2,"), "{text}");
+        assert!(text.contains("\"created\":\"2025-11-27T14:53:58.123456Z\""), "{text}");
+        assert_eq!(EntryRecord::decode(text.as_bytes()).unwrap(), r);
+        assert_eq!(r.check(&h, ByteOrder::NATIVE, Some(&[0; 48])), Ok(()));
+    }
+
+    #[test]
+    fn records_of_other_formats_and_broken_ones_are_told_apart() {
+        assert_eq!(EntryRecord::decode(br#"{"format":1,"dtype":"<f8"}"#), Err(RecordProblem::Older(1)));
+        assert_eq!(EntryRecord::decode(br#"{"format":3}"#), Err(RecordProblem::Newer(3)));
+        for bad in [&b"not json"[..], b"{}", b"", br#"{"format":2}"#, br#"{"format":"2"}"#] {
+            assert!(matches!(EntryRecord::decode(bad), Err(RecordProblem::Invalid(_))), "{}", String::from_utf8_lossy(bad));
+        }
+        let h = header("<f8", &[1]);
+        let good = String::from_utf8(record(ResultForm::TypedArray, ArrayClass::Float64Array, &h, &[0; 8]).encode()).unwrap();
+        for (from, to) in [("Float64Array", "Float99Array"), ("typedarray", "list"), ("2025-", "Nov "), ("\"headerDigest\":\"", "\"headerDigest\":\"A")] {
+            let edited = good.replacen(from, to, 1);
+            assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))), "{edited}");
+        }
+    }
+
+    #[test]
+    fn an_array_that_disagrees_with_its_record_is_named() {
+        let h = header("<f8", &[4]);
+        let data = [1u8; 32];
+        let r = record(ResultForm::TypedArray, ArrayClass::Float64Array, &h, &data);
+        let fails = |h: &Header, order: ByteOrder, data: &[u8]| r.check(h, order, Some(data)).unwrap_err();
+        assert!(fails(&h, ByteOrder::Big, &data).contains("byte order"));
+        assert!(fails(&header("<i8", &[4]), ByteOrder::NATIVE, &data).contains("class Float64Array for dtype <i8"));
+        assert!(fails(&header("<f8", &[2, 2]), ByteOrder::NATIVE, &data).contains("not 1-d"));
+        assert!(fails(&header("<f8", &[5]), ByteOrder::NATIVE, &[1; 40]).contains("header"));
+        assert!(fails(&h, ByteOrder::NATIVE, &[2; 32]).contains("digest"));
+        // Unchecked data passes: large entries are checked by their header.
+        assert_eq!(r.check(&h, ByteOrder::NATIVE, None), Ok(()));
+        let nd = record(ResultForm::NdArray, ArrayClass::Float64Array, &header("<f8", &[2, 2]), &data);
+        assert!(nd.check(&Header { fortran_order: true, ..header("<f8", &[2, 2]) }, ByteOrder::NATIVE, None).unwrap_err().contains("header"));
+    }
+}

@@ -1,0 +1,83 @@
+// A computeOnce miss as a sequence of steps, which a sync or an async
+// wrapper runs: wait for another process's entry, or compute it under the
+// lease. The steps are one generator so the two wrappers cannot drift apart.
+import { performance } from 'node:perf_hooks'
+import type { ComputeOnce } from './options'
+
+/** Polling for another process's entry starts this often and backs off to the maximum. */
+const WAIT_FIRST_MS = 5
+const WAIT_MAX_MS = 200
+
+export type Step = { do: 'load' } | { do: 'compute' } | { do: 'sleep'; ms: number }
+
+/** A held lease, `null` to compute without one, or undefined while another process holds it. */
+export type Claim = { release(): void } | null | undefined
+
+/** A load step is answered with the entry or undefined. */
+export function* waitOrCompute(claim: () => Claim, once: ComputeOnce): Generator<Step, unknown, unknown> {
+  // A monotonic clock: a wall-clock step must not end or stretch the wait.
+  const deadline = performance.now() + once.timeout
+  for (let wait = WAIT_FIRST_MS; ; wait = Math.min(wait * 2, WAIT_MAX_MS)) {
+    const lease = claim()
+    if (lease !== undefined) {
+      try {
+        // Stored by another process between our miss and the lease?
+        return (yield { do: 'load' }) ?? (yield { do: 'compute' })
+      } finally {
+        lease?.release()
+      }
+    }
+    yield { do: 'sleep', ms: Math.max(0, Math.min(wait, deadline - performance.now())) }
+    const stored = yield { do: 'load' }
+    if (stored !== undefined) return stored
+    if (performance.now() >= deadline) return yield { do: 'compute' }
+  }
+}
+
+export interface StepActions<T> {
+  load: () => T
+  compute: () => T
+}
+
+export function runSync(steps: Generator<Step, unknown, unknown>, act: StepActions<unknown>): unknown {
+  let next = steps.next()
+  while (!next.done) {
+    const step = next.value
+    let answer: unknown
+    try {
+      answer = step.do === 'sleep' ? sleepSync(step.ms) : act[step.do]()
+    } catch (e) {
+      next = steps.throw(e)
+      continue
+    }
+    next = steps.next(answer)
+  }
+  return next.value
+}
+
+export async function runAsync(steps: Generator<Step, unknown, unknown>, act: StepActions<Promise<unknown>>): Promise<unknown> {
+  let next = steps.next()
+  while (!next.done) {
+    const step = next.value
+    let answer: unknown
+    try {
+      answer = step.do === 'sleep' ? await sleep(step.ms) : await act[step.do]()
+    } catch (e) {
+      next = steps.throw(e)
+      continue
+    }
+    next = steps.next(answer)
+  }
+  return next.value
+}
+
+const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4))
+
+/** Blocks this thread (a synchronous wrapper waiting for another process). */
+function sleepSync(ms: number): void {
+  Atomics.wait(SLEEP_CELL, 0, 0, ms)
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}

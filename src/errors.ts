@@ -1,0 +1,77 @@
+// Errors a program can branch on: every error the package throws or emits
+// has a stable `code` (listed in the README). Errors from the native core
+// arrive with their code, `path` and the OS's `errno`; here they get the
+// OS's own code name too (`osCode: 'ENOSPC'`).
+import { getSystemErrorName } from 'node:util'
+
+export const ErrorCodes = {
+  /** An argument or option of the wrong type or out of range (a TypeError or RangeError). */
+  INVALID_ARG: 'ERR_NFC_INVALID_ARG',
+  /** An argument of a cached call that cannot be part of a key (a TypeError). */
+  UNKEYABLE_ARG: 'ERR_NFC_UNKEYABLE_ARG',
+  /** A cached function returned something that cannot be cached (a TypeError or RangeError). */
+  BAD_RESULT: 'ERR_NFC_BAD_RESULT',
+  /** The cache path exists and is not a directory. */
+  NOT_A_DIRECTORY: 'ERR_NFC_NOT_A_DIRECTORY',
+  /** A file operation failed; `osCode` and `path` say which and where. */
+  IO: 'ERR_NFC_IO',
+  /** A file that is not a valid .npy file. */
+  BAD_NPY: 'ERR_NFC_BAD_NPY',
+  /** A .npy file of a dtype this package does not handle. */
+  UNSUPPORTED_DTYPE: 'ERR_NFC_UNSUPPORTED_DTYPE',
+  /** An entry failed validation (the error of a 'damagedEntry' event). */
+  DAMAGED_ENTRY: 'ERR_NFC_DAMAGED_ENTRY',
+  /** Storing a result failed (the error of a 'storeError' event; its `cause` says why). */
+  STORE_FAILED: 'ERR_NFC_STORE_FAILED',
+  /** `clearCache({ removeDir: true })` kept the directory: files the cache did not write are in it. */
+  NOT_EMPTY: 'ERR_NFC_NOT_EMPTY',
+  /** The cache's index could not be read or written. */
+  INDEX: 'ERR_NFC_INDEX',
+  /** No native binary for this platform. */
+  NO_BINARY: 'ERR_NFC_NO_BINARY',
+  /** A bug: a panic in the native core. */
+  PANIC: 'ERR_NFC_PANIC',
+} as const
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
+
+/** An error with a stable code, and for a failed system call the OS's code and the path. */
+export interface NumpyFuncCacheError extends Error {
+  code: ErrorCode
+  /** The OS's code (`'ENOSPC'`, `'EACCES'`, ...) when a system call failed. */
+  osCode?: string
+  /** The file concerned, when there is one. */
+  path?: string
+}
+
+type ErrorClass = ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor
+
+/** A new error of `Class` with `code`. */
+export function codedError(Class: ErrorClass, code: ErrorCode, message: string, options?: ErrorOptions): NumpyFuncCacheError {
+  return Object.assign(new Class(message, options), { code })
+}
+
+export const invalidArg = (message: string) => codedError(TypeError, ErrorCodes.INVALID_ARG, message)
+export const outOfRange = (message: string) => codedError(RangeError, ErrorCodes.INVALID_ARG, message)
+
+/** Adds the OS's code name to an error from the native core (others pass unchanged). */
+export function fromNative(e: unknown): unknown {
+  const err = e as { errno?: unknown; osCode?: string }
+  if (typeof err?.errno === 'number' && err.osCode === undefined) {
+    try {
+      err.osCode = getSystemErrorName(err.errno)
+    } catch {
+      // An errno Node has no name for: the message still says what happened.
+    }
+  }
+  return e
+}
+
+/** Runs a call into the native core, giving its errors their OS code names. */
+export function nativeCall<T>(call: () => T): T {
+  try {
+    return call()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}

@@ -1,0 +1,141 @@
+// Every option of the public API is checked here, once, with the messages
+// users see; the results are what the cache and the binding act on. The
+// defaults and bounds the core sets (staleAfter) come from the core.
+import { types } from 'node:util'
+import { native } from './native'
+import { describe } from './describe'
+import { invalidArg, outOfRange } from './errors'
+import type { CacheLimits, CachedFunctionOptions, ComputeOnceOptions, NumpyFuncCacheOptions, PruneOptions } from './types'
+
+const DEFAULTS = native.defaults()
+
+/** `computeOnce` as the cache acts on it: milliseconds, `Infinity` for no timeout. */
+export interface ComputeOnce {
+  timeout: number
+  staleAfter: number
+}
+
+/** `options` as a record whose keys are all in `allowed`; `{}` when omitted. */
+function checkOptions(options: unknown, allowed: readonly string[], where: string): Record<string, unknown> {
+  if (options === undefined) return {}
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidArg(`${where}: options must be an object, got ${describe(options)}`)
+  }
+  for (const k of Object.keys(options)) {
+    if (!allowed.includes(k)) throw invalidArg(`${where}: unknown option '${k}' (known: ${allowed.join(', ')})`)
+  }
+  return options as Record<string, unknown>
+}
+
+function optionOf<T>(options: Record<string, unknown>, key: string, type: string, where: string): T | undefined {
+  const v = options[key]
+  if (v !== undefined && typeof v !== type) throw invalidArg(`${where}: options.${key} must be a ${type}, got ${describe(v)}`)
+  return v as T | undefined
+}
+
+const LIMITS = ['maxBytes', 'maxEntries', 'maxAge'] as const
+
+/**
+ * Non-negative limits, `Infinity` for none. `maxEntries` must be whole;
+ * `maxBytes` is rounded down (sizes are whole bytes).
+ */
+function limitsOf(options: Record<string, unknown>, where: string): CacheLimits {
+  const limits: CacheLimits = {}
+  for (const name of LIMITS) {
+    const v = optionOf<number>(options, name, 'number', where)
+    if (v === undefined) continue
+    const whole = name === 'maxEntries'
+    if (!(v >= 0) || (whole && Number.isFinite(v) && !Number.isInteger(v))) {
+      throw outOfRange(`${where}: ${name} must be a non-negative ${whole ? 'integer' : 'number'}, got ${v}`)
+    }
+    limits[name] = name === 'maxBytes' ? Math.floor(v) : v
+  }
+  return limits
+}
+
+function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
+  if (value === undefined || value === false) return undefined
+  if (value === true) return { timeout: Infinity, staleAfter: DEFAULTS.staleAfterMs }
+  if (typeof value !== 'object' || value === null) {
+    throw invalidArg(`${where}: computeOnce must be a boolean or an object, got ${describe(value)}`)
+  }
+  const inner = `${where}: computeOnce`
+  const opts = checkOptions(value, ['timeout', 'staleAfter'] satisfies (keyof ComputeOnceOptions)[], inner)
+  const timeout = optionOf<number>(opts, 'timeout', 'number', inner) ?? Infinity
+  const staleAfter = optionOf<number>(opts, 'staleAfter', 'number', inner) ?? DEFAULTS.staleAfterMs
+  if (!(timeout >= 0)) throw outOfRange(`${inner}.timeout must be a non-negative number, got ${timeout}`)
+  if (!(staleAfter >= DEFAULTS.minStaleAfterMs) || !Number.isFinite(staleAfter)) {
+    throw outOfRange(
+      `${inner}.staleAfter must be a finite number of milliseconds, at least ${DEFAULTS.minStaleAfterMs}, got ${staleAfter}`,
+    )
+  }
+  return { timeout, staleAfter }
+}
+
+export interface CacheSettings {
+  path: string
+  mmap: boolean
+  limits: CacheLimits
+  computeOnce: ComputeOnce | undefined
+}
+
+export function cacheSettings(path: unknown, options: NumpyFuncCacheOptions | undefined): CacheSettings {
+  const where = 'NumpyFuncCache'
+  if (typeof path !== 'string' || path.length === 0) throw invalidArg(`${where}: path must be a non-empty string, got ${describe(path)}`)
+  const opts = checkOptions(options, ['mmap', 'computeOnce', ...LIMITS] satisfies (keyof NumpyFuncCacheOptions)[], where)
+  return {
+    path,
+    mmap: optionOf<boolean>(opts, 'mmap', 'boolean', where) ?? false,
+    limits: limitsOf(opts, where),
+    computeOnce: computeOnceOf(opts.computeOnce, where),
+  }
+}
+
+export interface FunctionSettings {
+  name: string
+  version: string | undefined
+  trackSource: boolean
+  isAsync: boolean
+  /** Undefined: the cache's own. */
+  computeOnce: ComputeOnce | undefined | 'inherit'
+}
+
+export function functionSettings(fn: unknown, options: CachedFunctionOptions | undefined): FunctionSettings {
+  const where = 'createCachedFunc'
+  if (typeof fn !== 'function') throw invalidArg(`${where}: fn must be a function, got ${describe(fn)}`)
+  const allowed = ['name', 'version', 'trackSource', 'async', 'computeOnce'] satisfies (keyof CachedFunctionOptions)[]
+  const opts = checkOptions(options, allowed, where)
+  const givenName = optionOf<string>(opts, 'name', 'string', where)
+  const trackSource = optionOf<boolean>(opts, 'trackSource', 'boolean', where) ?? true
+  if (givenName === '') throw invalidArg(`${where}: options.name must not be empty`)
+  const name = givenName ?? fn.name
+  if (name === '' && !trackSource) {
+    throw invalidArg(
+      `${where}: an anonymous function needs options.name when trackSource is false, ` +
+        `or its entries would be shared with every other anonymous function`,
+    )
+  }
+  return {
+    name,
+    version: optionOf<string>(opts, 'version', 'string', where),
+    trackSource,
+    isAsync: optionOf<boolean>(opts, 'async', 'boolean', where) ?? types.isAsyncFunction(fn),
+    computeOnce: opts.computeOnce === undefined ? 'inherit' : computeOnceOf(opts.computeOnce, where),
+  }
+}
+
+/** Limits given to `prune`; undefined for the cache's own. */
+export function pruneSettings(limits: unknown, options: PruneOptions | undefined) {
+  const given = limits === undefined ? undefined : limitsOf(checkOptions(limits, LIMITS, 'prune'), 'prune')
+  const opts = checkOptions(options, ['onProgress'] satisfies (keyof PruneOptions)[], 'prune')
+  const onProgress = optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', 'prune')
+  return { limits: given, onProgress }
+}
+
+export function clearSettings(options: unknown): { removeDir: boolean } {
+  const opts = checkOptions(options, ['removeDir'], 'clearCache')
+  return { removeDir: optionOf<boolean>(opts, 'removeDir', 'boolean', 'clearCache') ?? false }
+}
+
+/** How often uses recorded in memory are written to the index once calls pause. */
+export const FLUSH_EVERY_MS = DEFAULTS.flushEveryMs

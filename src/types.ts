@@ -1,0 +1,143 @@
+// The public types of the cache: what goes in and what comes out.
+import type { TypedArray } from './dtypes'
+import type { LoadedNdArray, NdArray } from './npy'
+
+/** What a cached function may return. */
+export type CacheableResult = TypedArray | NdArray
+
+/** What a cached function returns for a result of type `R`, on a hit or a miss. */
+export type CachedResult<R> = R extends TypedArray
+  ? R
+  : R extends { data: infer D extends TypedArray }
+    ? LoadedNdArray<D> & { fortranOrder?: true }
+    : never
+
+/** A function whose results can be cached: it returns an array, or a Promise of one. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type CacheableFunction = (...args: any[]) => CacheableResult | PromiseLike<CacheableResult>
+
+/** What a cached function has besides its call signature; both act on the entry of one call's arguments. */
+export interface CachedFunctionMethods<F extends CacheableFunction> {
+  /** Whether a call with these arguments would be a hit (without loading it or counting it). */
+  has(...args: Parameters<F>): boolean
+  /** Removes the entry of a call with these arguments; says whether there was one. */
+  invalidate(...args: Parameters<F>): boolean
+}
+
+/** The wrapper `createCachedFunc` returns: `fn`'s call signature, cached, plus `has` and `invalidate`. */
+export type CachedFunction<F extends CacheableFunction> = (ReturnType<F> extends PromiseLike<infer R>
+  ? (this: ThisParameterType<F>, ...args: Parameters<F>) => Promise<CachedResult<R>>
+  : (this: ThisParameterType<F>, ...args: Parameters<F>) => CachedResult<ReturnType<F>>) &
+  CachedFunctionMethods<F>
+
+export interface CachedFunctionOptions {
+  /** Names the function in the key and the entry's record (default `fn.name`). Required for an anonymous function when `trackSource` is false. */
+  name?: string
+  /** A version string in the key: change it to invalidate entries when code the function calls changes. */
+  version?: string
+  /** Put a digest of `fn.toString()` in the key, so editing the function body gives new keys (default true). */
+  trackSource?: boolean
+  /** The wrapper returns a Promise (default: true for `async` functions). */
+  async?: boolean
+  /** Overrides the cache's `computeOnce` for this function. */
+  computeOnce?: boolean | ComputeOnceOptions
+}
+
+/** Limits on a cache; each is off when omitted (or `Infinity`). */
+export interface CacheLimits {
+  /** Total size of the entries' files, in bytes. */
+  maxBytes?: number
+  /** Number of entries. */
+  maxEntries?: number
+  /** Milliseconds since an entry was last used after which it is a miss and is removed. */
+  maxAge?: number
+}
+
+export interface ComputeOnceOptions {
+  /** Longest wait, in milliseconds, for another process's computation before computing anyway (default: no limit). */
+  timeout?: number
+  /**
+   * A computing process refreshes its claim while it runs; a claim not
+   * refreshed for this many milliseconds is taken to be from a dead process
+   * on another host and is broken (default 60000, at least 200). On the
+   * same host a dead process is noticed at once.
+   */
+  staleAfter?: number
+}
+
+export interface NumpyFuncCacheOptions extends CacheLimits {
+  /**
+   * Processes (and calls in this process) that miss the same key at the
+   * same time compute it once: one computes, the others wait for its entry.
+   */
+  computeOnce?: boolean | ComputeOnceOptions
+  /**
+   * Hits return TypedArrays over a private, copy-on-write memory map of the
+   * entry instead of a copy: no read up front, memory paid for what is
+   * touched. Writing to such an array changes only this process's copy.
+   * Entries that cannot be used in place (big-endian, empty) are read.
+   */
+  mmap?: boolean
+}
+
+/** Totals over the whole cache directory, from all processes using it. */
+export interface CacheStats {
+  entries: number
+  /** Size of the entries' files. */
+  bytes: number
+  /** Calls answered from the cache. */
+  hits: number
+  /** Calls computed and stored. */
+  misses: number
+}
+
+/** One entry, as the cache's index records it. */
+export interface CacheEntryInfo {
+  key: string
+  /** The cached function's name. */
+  function: string
+  dtype: string
+  shape: number[]
+  /** Size of the entry's files. */
+  bytes: number
+  created: Date
+  lastUsed: Date
+}
+
+export interface PruneOptions {
+  /** Called as entries are removed: `done` of `total`. */
+  onProgress?: (done: number, total: number) => void
+}
+
+export interface PruneReport {
+  /** Entries removed to meet the limits. */
+  removedEntries: number
+  removedBytes: number
+  /** Entries on disk the index lacked (from a process killed mid-store), now counted. */
+  adopted: number
+  /** Index rows whose files were gone, dropped. */
+  dropped: number
+  /** Temporary files of dead processes, halves of entries, and entries of older versions or with damaged records, removed. */
+  removedLeftovers: number
+  /** What remains. */
+  entries: number
+  bytes: number
+}
+
+export interface ClearCacheOptions {
+  /** Also remove the cache directory (only if nothing but cache files was in it). */
+  removeDir?: boolean
+}
+
+/** Passed with `storeError` and `damagedEntry` events. */
+export interface EntryInfo {
+  key: string
+  functionName: string
+}
+
+export interface NumpyFuncCacheEvents {
+  /** Storing a computed result failed; the call still returned the result. */
+  storeError: [error: Error, info: EntryInfo]
+  /** An entry failed validation and was treated as a miss (it is recomputed and replaced). */
+  damagedEntry: [error: Error, info: EntryInfo]
+}
