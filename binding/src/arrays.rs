@@ -48,7 +48,11 @@ impl ArrayLayout {
         let shape = self
             .shape
             .iter()
-            .map(|&d| exact_u64(d).ok_or_else(|| Failure::invalid(format!("shape has a dimension {d} that is not a non-negative integer"))))
+            .map(|&d| {
+                exact_u64(d).ok_or_else(|| {
+                    Failure::invalid(format!("shape has a dimension {d} that is not a non-negative integer"))
+                })
+            })
             .collect::<Outcome<Vec<u64>>>()?;
         Ok(Header { dtype, shape, fortran_order: self.fortran_order })
     }

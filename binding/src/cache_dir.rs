@@ -8,7 +8,9 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::ScopedTask;
 
-use cache_store::{ArrayClass, CacheDir as Store, Claim, EntryRow, Lease, Limits, Lookup, NewEntry, PruneReport, ResultForm, Wait};
+use cache_store::{
+    ArrayClass, CacheDir as Store, Claim, EntryRow, Lease, Limits, Lookup, NewEntry, PruneReport, ResultForm, Wait,
+};
 use npy_format::Header;
 
 use crate::arrays::{array_object, exact_u64, ArrayLayout, JsBytes, POOL_FROM};
@@ -40,7 +42,8 @@ impl OwnedEntry {
             "ndarray" => ResultForm::NdArray,
             other => return Err(Failure::invalid(format!("result form {other:?} is not 'typedarray' or 'ndarray'"))),
         };
-        let class = ArrayClass::from_name(&arg.class).ok_or_else(|| Failure::invalid(format!("{:?} is not a typed-array class", arg.class)))?;
+        let class = ArrayClass::from_name(&arg.class)
+            .ok_or_else(|| Failure::invalid(format!("{:?} is not a typed-array class", arg.class)))?;
         Ok(OwnedEntry { function: arg.function, result, class })
     }
 
@@ -64,7 +67,9 @@ impl CacheLimits {
             match v {
                 None => Ok(None),
                 Some(v) if v == f64::INFINITY => Ok(None),
-                Some(v) => exact_u64(v).map(Some).ok_or_else(|| Failure::invalid(format!("{name} must be a non-negative whole number, got {v}"))),
+                Some(v) => exact_u64(v)
+                    .map(Some)
+                    .ok_or_else(|| Failure::invalid(format!("{name} must be a non-negative whole number, got {v}"))),
             }
         };
         let max_age = match self.max_age {
@@ -72,9 +77,15 @@ impl CacheLimits {
             Some(ms) if ms == f64::INFINITY => None,
             // The index counts microseconds.
             Some(ms) if ms >= 0.0 => Some((ms * 1000.0).round().min(i64::MAX as f64) as i64),
-            Some(ms) => return Err(Failure::invalid(format!("maxAge must be a non-negative number of milliseconds, got {ms}"))),
+            Some(ms) => {
+                return Err(Failure::invalid(format!("maxAge must be a non-negative number of milliseconds, got {ms}")))
+            }
         };
-        Ok(Limits { max_bytes: count("maxBytes", self.max_bytes)?, max_entries: count("maxEntries", self.max_entries)?, max_age })
+        Ok(Limits {
+            max_bytes: count("maxBytes", self.max_bytes)?,
+            max_entries: count("maxEntries", self.max_entries)?,
+            max_age,
+        })
     }
 }
 
@@ -104,7 +115,6 @@ fn lookup_object<'env>(env: &'env Env, lookup: Lookup) -> Result<Object<'env>> {
     }
     Ok(obj)
 }
-
 
 /// A cache directory: entries stored atomically, loaded with validation.
 #[napi]
@@ -168,14 +178,20 @@ impl CacheDir {
         made().map_err(|f| f.into_js(env))
     }
 
-    #[napi(catch_unwind, ts_return_type = "{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }")]
+    #[napi(
+        catch_unwind,
+        ts_return_type = "{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }"
+    )]
     pub fn load<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
         let lookup = self.store.load(&key, self.map).map_err(|e| Failure::from(e).into_js(env))?;
         lookup_object(env, lookup)
     }
 
     /// `load`, on the libuv thread pool when the entry is large (else here).
-    #[napi(catch_unwind, ts_return_type = "Promise<{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }> | { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }")]
+    #[napi(
+        catch_unwind,
+        ts_return_type = "Promise<{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }> | { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }"
+    )]
     pub fn load_async<'env>(&self, env: &'env Env, key: String) -> Result<Either<Object<'env>, AsyncTask<LoadTask>>> {
         if self.store.array_len(&key).is_some_and(|len| len < POOL_FROM as u64) {
             return self.load(env, key).map(Either::A);
@@ -196,12 +212,25 @@ impl CacheDir {
     /// here). The caller keeps `data` referenced and unchanged until the
     /// promise settles.
     #[napi(catch_unwind, ts_return_type = "Promise<void> | void")]
-    pub fn store_async(&self, env: &Env, key: String, data: TypedArray, layout: ArrayLayout, entry: EntryArg) -> Result<Option<AsyncTask<StoreTask>>> {
+    pub fn store_async(
+        &self,
+        env: &Env,
+        key: String,
+        data: TypedArray,
+        layout: ArrayLayout,
+        entry: EntryArg,
+    ) -> Result<Option<AsyncTask<StoreTask>>> {
         if data.arraybuffer.len() < POOL_FROM {
             return self.store(env, key, data, layout, entry).map(|()| None);
         }
         let task = || -> Outcome<StoreTask> {
-            Ok(StoreTask { store: self.store.clone(), key, header: layout.header()?, data: JsBytes::of(&data), entry: OwnedEntry::of(entry)? })
+            Ok(StoreTask {
+                store: self.store.clone(),
+                key,
+                header: layout.header()?,
+                data: JsBytes::of(&data),
+                entry: OwnedEntry::of(entry)?,
+            })
         };
         task().map(|t| Some(AsyncTask::new(t))).map_err(|f| f.into_js(env))
     }
@@ -245,7 +274,12 @@ impl CacheDir {
     #[napi(catch_unwind)]
     pub fn stats(&self, env: &Env) -> Result<CacheTotals> {
         let t = self.store.stats().map_err(|e| Failure::from(e).into_js(env))?;
-        Ok(CacheTotals { entries: t.entries as f64, bytes: t.bytes as f64, hits: t.hits as f64, misses: t.misses as f64 })
+        Ok(CacheTotals {
+            entries: t.entries as f64,
+            bytes: t.bytes as f64,
+            hits: t.hits as f64,
+            misses: t.misses as f64,
+        })
     }
 
     /// Every entry the index knows, most recently used first.
@@ -258,7 +292,12 @@ impl CacheDir {
     /// Reconciles the index with the files and removes entries until
     /// `limits` hold (the cache's own limits when omitted).
     #[napi(catch_unwind)]
-    pub fn prune(&self, env: &Env, limits: Option<CacheLimits>, on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>) -> Result<PruneSummary> {
+    pub fn prune(
+        &self,
+        env: &Env,
+        limits: Option<CacheLimits>,
+        on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+    ) -> Result<PruneSummary> {
         let limits = match limits {
             Some(l) => l.into_limits().map_err(|f| f.into_js(env))?,
             None => self.store.limits(),

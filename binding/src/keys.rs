@@ -19,7 +19,8 @@ fn splices(buffers: &[TypedArray], offsets: &[u32]) -> Outcome<Vec<(usize, JsByt
 
 fn hash(structure: &[u8], splices: &[(usize, JsBytes)]) -> Outcome<String> {
     // SAFETY: the arrays are alive for the duration of the call (sync) or task (async).
-    let splices: Vec<Splice> = splices.iter().map(|&(offset, b)| Splice { offset, bytes: unsafe { b.get() } }).collect();
+    let splices: Vec<Splice> =
+        splices.iter().map(|&(offset, b)| Splice { offset, bytes: unsafe { b.get() } }).collect();
     Key::from_parts(structure, &splices).map(|k| k.to_hex()).map_err(|e| Failure::invalid(e.to_string()))
 }
 
@@ -52,7 +53,12 @@ impl ScopedTask<'_> for HashTask {
 /// (else here, and the key comes back at once). The caller keeps `buffers`
 /// referenced and unchanged until the promise settles.
 #[napi(catch_unwind, ts_return_type = "Promise<string> | string")]
-pub fn hash_key_async(env: &Env, structure: &[u8], buffers: Vec<TypedArray>, offsets: Vec<u32>) -> Result<Either<String, AsyncTask<HashTask>>> {
+pub fn hash_key_async(
+    env: &Env,
+    structure: &[u8],
+    buffers: Vec<TypedArray>,
+    offsets: Vec<u32>,
+) -> Result<Either<String, AsyncTask<HashTask>>> {
     let splices = splices(&buffers, &offsets).map_err(|f| f.into_js(env))?;
     let spliced: usize = buffers.iter().map(|b| b.arraybuffer.len()).sum();
     if spliced < POOL_FROM {

@@ -8,7 +8,10 @@ use crate::arrays::{array_object, ArrayLayout};
 use crate::errors::Failure;
 
 /// Reads a .npy file into a fresh buffer (one copy, from the kernel).
-#[napi(catch_unwind, ts_return_type = "{ buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }")]
+#[napi(
+    catch_unwind,
+    ts_return_type = "{ buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }"
+)]
 pub fn read_npy_file<'env>(env: &'env Env, path: String) -> Result<Object<'env>> {
     let array = npy_format::read_npy(path.as_ref()).map_err(|e| Failure::from(e).into_js(env))?;
     array_object(env, LoadedArray::Read(array))

@@ -69,19 +69,15 @@ fuzz_target!(|input: Input| {
         })
         .collect();
     let structure = &input.structure[..];
-    let splices: Vec<Splice<'_>> =
-        owned.iter().map(|(offset, bytes)| Splice { offset: *offset, bytes }).collect();
+    let splices: Vec<Splice<'_>> = owned.iter().map(|(offset, bytes)| Splice { offset: *offset, bytes }).collect();
 
     // The documented rule, computed independently.
     let mut expected_error = None;
     let mut at = 0usize;
     for (index, s) in splices.iter().enumerate() {
         if s.offset < at || s.offset > structure.len() {
-            expected_error = Some(KeyError::BadSpliceOffset {
-                index,
-                offset: s.offset,
-                structure_len: structure.len(),
-            });
+            expected_error =
+                Some(KeyError::BadSpliceOffset { index, offset: s.offset, structure_len: structure.len() });
             break;
         }
         at = s.offset;

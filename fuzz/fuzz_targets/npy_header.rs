@@ -77,8 +77,8 @@ fuzz_target!(|data: &[u8]| {
         // Writers refuse such headers (HeaderTooLarge); only a huge dim list gets here.
         return;
     }
-    let (again, again_offset) = decode_header_bytes(&encoded)
-        .unwrap_or_else(|e| panic!("encode of {header:?} does not decode: {e}"));
+    let (again, again_offset) =
+        decode_header_bytes(&encoded).unwrap_or_else(|e| panic!("encode of {header:?} does not decode: {e}"));
     assert_eq!(again, header, "round trip changed the header");
     assert_eq!(again_offset as usize, encoded.len());
     assert_eq!(again.encode(), encoded, "encode is not idempotent");

@@ -220,7 +220,8 @@ impl Index {
             Ok(version)
         })?;
         if version > SCHEMA_VERSION {
-            let msg = format!("it has schema version {version}; this version of the cache reads up to {SCHEMA_VERSION}");
+            let msg =
+                format!("it has schema version {version}; this version of the cache reads up to {SCHEMA_VERSION}");
             return Err(IndexError { path: path.to_path_buf(), source: msg.into() });
         }
         // An older schema was emptied above: the caller refills it as a new one.
@@ -259,7 +260,11 @@ impl Index {
     /// Runs `place` (which puts the entry's files under their real names)
     /// and adds or replaces the entry's row, in one transaction. If `place`
     /// fails nothing changes in the index.
-    pub fn insert<E: From<IndexError>>(&mut self, row: &EntryRow, place: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+    pub fn insert<E: From<IndexError>>(
+        &mut self,
+        row: &EntryRow,
+        place: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
         let path = self.path.clone();
         self.write_with(|tx| {
             place()?;
@@ -272,7 +277,13 @@ impl Index {
     /// Keys without a row are skipped: the index only learns of entries
     /// through `insert` and `reconcile`. With `wait`, waits at most that
     /// long for another process's transaction (else as long as any write).
-    pub fn record(&mut self, uses: &[(String, i64)], hits: u64, misses: u64, wait: Option<Duration>) -> Result<(), IndexError> {
+    pub fn record(
+        &mut self,
+        uses: &[(String, i64)],
+        hits: u64,
+        misses: u64,
+        wait: Option<Duration>,
+    ) -> Result<(), IndexError> {
         if let Some(wait) = wait {
             self.conn.busy_timeout(wait).map_err(self.err())?;
         }
@@ -378,12 +389,9 @@ impl Index {
         })?;
         let path = self.path.clone();
         self.write_with(|tx| -> Result<(), E> {
-            let mut present = tx
-                .prepare_cached("SELECT 1 FROM entries WHERE key = ?1")
-                .map_err(sqlite_error(&path))?;
+            let mut present = tx.prepare_cached("SELECT 1 FROM entries WHERE key = ?1").map_err(sqlite_error(&path))?;
             for (key, _) in keys {
-                let stored_again =
-                    present.exists([key]).map_err(sqlite_error(&path))?;
+                let stored_again = present.exists([key]).map_err(sqlite_error(&path))?;
                 if !stored_again {
                     unlink(key)?;
                 }
@@ -406,7 +414,9 @@ impl Index {
         })?;
         self.write_with(|tx| {
             let stored_since = |key: &str| {
-                tx.prepare_cached("SELECT 1 FROM entries WHERE key = ?1").and_then(|mut q| q.exists([key])).unwrap_or(true)
+                tx.prepare_cached("SELECT 1 FROM entries WHERE key = ?1")
+                    .and_then(|mut q| q.exists([key]))
+                    .unwrap_or(true)
             };
             unlink_all(&stored_since)
         })
@@ -435,9 +445,8 @@ impl Index {
                 for key in &on_disk {
                     mark.execute([key]).map_err(err)?;
                 }
-                let mut missing = tx
-                    .prepare("SELECT key FROM seen WHERE key NOT IN (SELECT key FROM entries)")
-                    .map_err(err)?;
+                let mut missing =
+                    tx.prepare("SELECT key FROM seen WHERE key NOT IN (SELECT key FROM entries)").map_err(err)?;
                 let unknown = missing.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
                 let unknown: Vec<String> = unknown.collect::<rusqlite::Result<_>>().map_err(err)?;
                 for key in unknown {
@@ -469,7 +478,15 @@ fn upsert(tx: &rusqlite::Transaction, row: &EntryRow) -> rusqlite::Result<usize>
            shape = excluded.shape, bytes = excluded.bytes, created = excluded.created,
            last_used = excluded.last_used",
     )?
-    .execute(params![row.key, row.function, row.dtype, shape_blob(&row.shape), to_i64(row.bytes), row.created, row.last_used])
+    .execute(params![
+        row.key,
+        row.function,
+        row.dtype,
+        shape_blob(&row.shape),
+        to_i64(row.bytes),
+        row.created,
+        row.last_used
+    ])
 }
 
 fn shape_blob(shape: &[u64]) -> Vec<u8> {

@@ -60,9 +60,7 @@ fn totals_follow_inserts_replacements_and_removals() {
 fn a_failed_placement_leaves_no_row() {
     let tmp = tempfile::tempdir().unwrap();
     let mut index = open(&tmp.path().join("i.sqlite"));
-    let err = index.insert(&row("a", 10, 1), || {
-        Err(IndexError { path: "x".into(), source: "rename failed".into() })
-    });
+    let err = index.insert(&row("a", 10, 1), || Err(IndexError { path: "x".into(), source: "rename failed".into() }));
     assert!(err.unwrap_err().to_string().contains("rename failed"));
     assert_eq!(index.totals().unwrap().entries, 0);
     assert!(index.rows().unwrap().is_empty());
@@ -117,10 +115,14 @@ fn reconcile_adopts_files_the_index_lacks_and_drops_rows_without_files() {
     let on_disk = vec!["kept".to_owned(), "new".to_owned(), "unreadable".to_owned()];
     let mut described = Vec::new();
     let (added, dropped) = index
-        .reconcile(12345, || Ok::<_, IndexError>(on_disk), |key| {
-            described.push(key.to_owned());
-            (key == "new").then(|| row("new", 3, 20))
-        })
+        .reconcile(
+            12345,
+            || Ok::<_, IndexError>(on_disk),
+            |key| {
+                described.push(key.to_owned());
+                (key == "new").then(|| row("new", 3, 20))
+            },
+        )
         .unwrap();
     // Only entries the index lacks are read from disk.
     described.sort();
@@ -157,7 +159,9 @@ fn connections_in_many_threads_keep_the_totals_exact() {
                     add(&mut index, row(&format!("k{}", i % 50 + t * 25), 1 + (i % 7) as u64, i));
                     index.record(&[(format!("k{}", i % 50), i)], 1, 1, None).unwrap();
                     if i % 10 == 0 {
-                        index.remove(&[(format!("k{}", (i + 5) % 50 + t * 25), i64::MAX)], |_| Ok::<(), IndexError>(())).unwrap();
+                        index
+                            .remove(&[(format!("k{}", (i + 5) % 50 + t * 25), i64::MAX)], |_| Ok::<(), IndexError>(()))
+                            .unwrap();
                     }
                 }
             });
@@ -224,11 +228,12 @@ fn a_removal_spares_a_row_used_or_stored_since_it_was_judged() {
     index.record(&[("a".to_owned(), 50)], 1, 0, None).unwrap();
     let mut unlinked = Vec::new();
     let judged: Vec<(String, i64)> = victims.iter().map(|v| (v.key.clone(), v.last_used)).collect();
-    index.remove(&judged, |k| {
-        unlinked.push(k.to_owned());
-        Ok::<(), IndexError>(())
-    })
-    .unwrap();
+    index
+        .remove(&judged, |k| {
+            unlinked.push(k.to_owned());
+            Ok::<(), IndexError>(())
+        })
+        .unwrap();
     assert_eq!(unlinked, ["b"]);
     assert_eq!(index.rows().unwrap().iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a"]);
 }

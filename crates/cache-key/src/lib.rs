@@ -63,11 +63,7 @@ impl Key {
         let mut at = 0usize;
         for (index, splice) in splices.iter().enumerate() {
             if splice.offset < at || splice.offset > structure.len() {
-                return Err(KeyError::BadSpliceOffset {
-                    index,
-                    offset: splice.offset,
-                    structure_len: structure.len(),
-                });
+                return Err(KeyError::BadSpliceOffset { index, offset: splice.offset, structure_len: structure.len() });
             }
             hasher.update(&structure[at..splice.offset]);
             update(&mut hasher, splice.bytes);
@@ -106,7 +102,11 @@ mod tests {
         let structure = b"abcdefghij";
         let spliced = key(
             structure,
-            &[Splice { offset: 2, bytes: &small }, Splice { offset: 2, bytes: &big }, Splice { offset: 10, bytes: &small }],
+            &[
+                Splice { offset: 2, bytes: &small },
+                Splice { offset: 2, bytes: &big },
+                Splice { offset: 10, bytes: &small },
+            ],
         );
         let mut flat = b"ab".to_vec();
         flat.extend_from_slice(&small);

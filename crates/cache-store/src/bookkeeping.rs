@@ -250,7 +250,9 @@ impl Bookkeeper {
             Wait::AsNeeded => None,
         };
         let written = match self.index(book) {
-            Ok(Some(index)) => index.record(&taken.pending, taken.hits, taken.misses, busy_wait).map_err(StoreError::from),
+            Ok(Some(index)) => {
+                index.record(&taken.pending, taken.hits, taken.misses, busy_wait).map_err(StoreError::from)
+            }
             // The directory is gone, and its entries with it.
             Ok(None) => return Ok(()),
             Err(e) => Err(e),

@@ -210,7 +210,12 @@ impl EntryFiles {
     /// instead of open, read and close on repeated hits.
     fn read_record(&self, key: &str) -> Result<Arc<EntryRecord>, RecordRead> {
         let path = self.layout.record(key);
-        let damaged = |e: io::Error| RecordRead::Damaged(StoreError::Damaged { path: path.clone(), reason: format!("could not read its record: {e}") });
+        let damaged = |e: io::Error| {
+            RecordRead::Damaged(StoreError::Damaged {
+                path: path.clone(),
+                reason: format!("could not read its record: {e}"),
+            })
+        };
         let stat = match fs::symlink_metadata(&path) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RecordRead::Missing),
@@ -230,7 +235,10 @@ impl EntryFiles {
             Ok(r) => Arc::new(r),
             Err(RecordProblem::Older(_) | RecordProblem::Newer(_)) => return Err(RecordRead::OtherVersion),
             Err(problem) => {
-                return Err(RecordRead::Damaged(StoreError::Damaged { path: path.clone(), reason: problem.to_string() }))
+                return Err(RecordRead::Damaged(StoreError::Damaged {
+                    path: path.clone(),
+                    reason: problem.to_string(),
+                }))
             }
         };
         let mut memo = self.records();
@@ -369,8 +377,7 @@ impl EntryFiles {
     /// and halves of entries. Run under the index's write lock only, where
     /// no store renames files into place.
     pub(crate) fn scan(&self, removed: &mut u64) -> Result<Vec<String>, StoreError> {
-        let names: Vec<String> =
-            self.layout.list()?.into_iter().filter(|l| l.is_file).filter_map(|l| l.name).collect();
+        let names: Vec<String> = self.layout.list()?.into_iter().filter(|l| l.is_file).filter_map(|l| l.name).collect();
         let present: HashSet<&str> = names.iter().map(String::as_str).collect();
         let mut keys = Vec::new();
         let mut remove = |name: &str| {
@@ -381,7 +388,9 @@ impl EntryFiles {
         for name in &names {
             match CacheFile::parse(name) {
                 Some(file @ CacheFile::Temp { .. }) if self.is_leftover(&file, name) => remove(name),
-                Some(CacheFile::Record(key)) if present.contains(format!("{key}.npy").as_str()) => keys.push(key.to_owned()),
+                Some(CacheFile::Record(key)) if present.contains(format!("{key}.npy").as_str()) => {
+                    keys.push(key.to_owned())
+                }
                 Some(CacheFile::Record(_)) => remove(name),
                 Some(CacheFile::Array(key)) if !present.contains(format!("{key}.json").as_str()) => remove(name),
                 _ => {}
@@ -404,7 +413,9 @@ impl EntryFiles {
                 .unwrap_or_default()
         };
         match file {
-            CacheFile::Temp { writer: Writer::Process { host, pid }, .. } if *host == host::tag() => !host::process_alive(*pid),
+            CacheFile::Temp { writer: Writer::Process { host, pid }, .. } if *host == host::tag() => {
+                !host::process_alive(*pid)
+            }
             CacheFile::Temp { writer: Writer::Breaker, .. } => age() > BROKEN_LEASE_MAX_AGE,
             CacheFile::Temp { .. } => age() > FOREIGN_TEMP_MAX_AGE,
             CacheFile::Lease(_) => lease::is_abandoned(&path),
@@ -417,11 +428,17 @@ impl EntryFiles {
     /// longer at work (all of them with `remove_dir`); with `index`, the
     /// index files too; then, with `remove_dir`, the directory if it is
     /// empty. Links are removed as links, never followed.
-    pub(crate) fn remove_all(&self, index: bool, remove_dir: bool, keep: &dyn Fn(&str) -> bool) -> Result<ClearReport, StoreError> {
+    pub(crate) fn remove_all(
+        &self,
+        index: bool,
+        remove_dir: bool,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<ClearReport, StoreError> {
         let mut report = ClearReport::default();
         let mut ours = Vec::new();
         for listed in self.layout.list()? {
-            let parsed = listed.name.as_deref().filter(|_| !listed.is_dir).and_then(|n| Some((n, CacheFile::parse(n)?)));
+            let parsed =
+                listed.name.as_deref().filter(|_| !listed.is_dir).and_then(|n| Some((n, CacheFile::parse(n)?)));
             match parsed {
                 Some((name, CacheFile::Index)) => {
                     if index {

@@ -46,7 +46,9 @@ impl StoreError {
     pub fn path(&self) -> Option<&Path> {
         match self {
             StoreError::NotADirectory(p) => Some(p),
-            StoreError::Io { path, .. } | StoreError::Damaged { path, .. } | StoreError::NotEmpty { path, .. } => Some(path),
+            StoreError::Io { path, .. } | StoreError::Damaged { path, .. } | StoreError::NotEmpty { path, .. } => {
+                Some(path)
+            }
             StoreError::Npy(e) => e.path(),
             StoreError::Index(e) => Some(&e.path),
             StoreError::BadKey(_) | StoreError::NameTooLong { .. } => None,

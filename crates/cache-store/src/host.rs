@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// hold, at most 32 of them.
 pub(crate) fn tag() -> String {
     let host = gethostname::gethostname();
-    let host: String = host.to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
+    let host: String =
+        host.to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
     if host.is_empty() {
         "host".to_owned()
     } else {

@@ -258,7 +258,10 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<(File, fs::Metadata)> {
 pub(crate) fn read_capped(path: &Path, cap: u64) -> io::Result<(Vec<u8>, fs::Metadata)> {
     let (file, meta) = open_regular(path)?;
     if meta.len() > cap {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} bytes, more than the {cap} allowed", meta.len())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} bytes, more than the {cap} allowed", meta.len()),
+        ));
     }
     let mut buf = Vec::with_capacity(meta.len() as usize + 1);
     // One byte more than allowed, so a file that grew since the stat is noticed.
@@ -294,7 +297,10 @@ mod tests {
             assert_eq!(CacheFile::parse(&temp), Some(CacheFile::Temp { key: KEY, part, writer: expected }), "{temp}");
         }
         let broken = name(layout.broken_lease(KEY));
-        assert_eq!(CacheFile::parse(&broken), Some(CacheFile::Temp { key: KEY, part: Part::Lease, writer: Writer::Breaker }));
+        assert_eq!(
+            CacheFile::parse(&broken),
+            Some(CacheFile::Temp { key: KEY, part: Part::Lease, writer: Writer::Breaker })
+        );
         for index in layout.index_files() {
             assert_eq!(CacheFile::parse(&name(index)), Some(CacheFile::Index));
         }

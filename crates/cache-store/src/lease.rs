@@ -48,7 +48,10 @@ pub enum Claim {
     Taken(Lease),
     /// Another live process holds it, or another thread of this one
     /// (`this_process`); `holder` is its `host pid`.
-    Held { holder: String, this_process: bool },
+    Held {
+        holder: String,
+        this_process: bool,
+    },
 }
 
 /// Device and inode (None where the platform has none: then any two files

@@ -146,7 +146,8 @@ impl EntryRecord {
             return Err(RecordProblem::Newer(format));
         }
         let wire: Wire = serde_json::from_slice(bytes).map_err(|e| invalid(format!("is not valid ({e})")))?;
-        let class = ArrayClass::from_name(&wire.class).ok_or_else(|| invalid(format!("names an unknown class {:?}", wire.class)))?;
+        let class = ArrayClass::from_name(&wire.class)
+            .ok_or_else(|| invalid(format!("names an unknown class {:?}", wire.class)))?;
         let created = humantime::parse_rfc3339(&wire.created)
             .map_err(|e| invalid(format!("has a creation time {:?} that is not RFC 3339 ({e})", wire.created)))?;
         Ok(EntryRecord {
@@ -154,8 +155,10 @@ impl EntryRecord {
             result: wire.result,
             class,
             created,
-            header_digest: unhex(&wire.header_digest).ok_or_else(|| invalid("has a header digest that is not 64 hex digits".into()))?,
-            data_digest: unhex(&wire.data_digest).ok_or_else(|| invalid("has a data digest that is not 64 hex digits".into()))?,
+            header_digest: unhex(&wire.header_digest)
+                .ok_or_else(|| invalid("has a header digest that is not 64 hex digits".into()))?,
+            data_digest: unhex(&wire.data_digest)
+                .ok_or_else(|| invalid("has a data digest that is not 64 hex digits".into()))?,
         })
     }
 
@@ -250,11 +253,21 @@ mod tests {
         assert_eq!(EntryRecord::decode(br#"{"format":1,"dtype":"<f8"}"#), Err(RecordProblem::Older(1)));
         assert_eq!(EntryRecord::decode(br#"{"format":3}"#), Err(RecordProblem::Newer(3)));
         for bad in [&b"not json"[..], b"{}", b"", br#"{"format":2}"#, br#"{"format":"2"}"#] {
-            assert!(matches!(EntryRecord::decode(bad), Err(RecordProblem::Invalid(_))), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(EntryRecord::decode(bad), Err(RecordProblem::Invalid(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let h = header("<f8", &[1]);
-        let good = String::from_utf8(record(ResultForm::TypedArray, ArrayClass::Float64Array, &h, &[0; 8]).encode()).unwrap();
-        for (from, to) in [("Float64Array", "Float99Array"), ("typedarray", "list"), ("2025-", "Nov "), ("\"headerDigest\":\"", "\"headerDigest\":\"A")] {
+        let good =
+            String::from_utf8(record(ResultForm::TypedArray, ArrayClass::Float64Array, &h, &[0; 8]).encode()).unwrap();
+        for (from, to) in [
+            ("Float64Array", "Float99Array"),
+            ("typedarray", "list"),
+            ("2025-", "Nov "),
+            ("\"headerDigest\":\"", "\"headerDigest\":\"A"),
+        ] {
             let edited = good.replacen(from, to, 1);
             assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))), "{edited}");
         }
@@ -274,6 +287,9 @@ mod tests {
         // Unchecked data passes: large entries are checked by their header.
         assert_eq!(r.check(&h, ByteOrder::NATIVE, None), Ok(()));
         let nd = record(ResultForm::NdArray, ArrayClass::Float64Array, &header("<f8", &[2, 2]), &data);
-        assert!(nd.check(&Header { fortran_order: true, ..header("<f8", &[2, 2]) }, ByteOrder::NATIVE, None).unwrap_err().contains("header"));
+        assert!(nd
+            .check(&Header { fortran_order: true, ..header("<f8", &[2, 2]) }, ByteOrder::NATIVE, None)
+            .unwrap_err()
+            .contains("header"));
     }
 }

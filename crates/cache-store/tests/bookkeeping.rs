@@ -52,7 +52,10 @@ fn max_bytes_counts_both_files_of_each_entry() {
     let dir = CacheDir::open(tmp.path()).unwrap();
     store(&dir, 1);
     let one = dir.stats().unwrap().bytes;
-    let on_disk = ["npy", "json"].iter().map(|e| fs::metadata(tmp.path().join(format!("{}.{e}", key(1)))).unwrap().len()).sum::<u64>();
+    let on_disk = ["npy", "json"]
+        .iter()
+        .map(|e| fs::metadata(tmp.path().join(format!("{}.{e}", key(1)))).unwrap().len())
+        .sum::<u64>();
     assert_eq!(one, on_disk);
     let dir = dir.with_limits(Limits { max_bytes: Some(one * 3), ..Limits::default() });
     for i in 2..=5 {
@@ -192,7 +195,9 @@ fn a_lease_is_held_once_and_released_on_drop() {
     let stale = Duration::from_secs(60);
     let Claim::Taken(lease) = dir.claim(&key(1), stale).unwrap() else { panic!("first claim must take it") };
     match dir.claim(&key(1), stale).unwrap() {
-        Claim::Held { holder, this_process } => assert!(this_process && holder.ends_with(&std::process::id().to_string()), "{holder}"),
+        Claim::Held { holder, this_process } => {
+            assert!(this_process && holder.ends_with(&std::process::id().to_string()), "{holder}")
+        }
         Claim::Taken(_) => panic!("a held lease was taken twice"),
     }
     assert!(matches!(dir.claim(&key(2), stale).unwrap(), Claim::Taken(_)), "leases are per key");
@@ -290,5 +295,9 @@ fn a_reconcile_removes_entries_of_older_versions_and_damaged_ones_and_leaves_new
     let report = dir.prune(&Limits::default(), &mut |_, _| {}).unwrap();
     assert_eq!((report.adopted, report.removed_leftovers, report.totals.entries), (1, 2, 1), "{report:?}");
     assert!(has_files(root, 1) && !has_files(root, 2) && has_files(root, 3) && !has_files(root, 4));
-    assert_eq!(fs::read_to_string(record(3)).unwrap(), r#"{"format":99,"anything":"else"}"#, "a newer version's entry is its own");
+    assert_eq!(
+        fs::read_to_string(record(3)).unwrap(),
+        r#"{"format":99,"anything":"else"}"#,
+        "a newer version's entry is its own"
+    );
 }

@@ -19,7 +19,10 @@ fn store_then_load_round_trips_array_and_record() {
     let mapped = hit(dir.load(KEY, true).unwrap());
     assert!(matches!(mapped.array, cache_store::LoadedArray::Mapped(_)));
     assert_eq!(mapped.array.data(), &data[..]);
-    assert_eq!((entry.record.function.as_str(), entry.record.result, entry.record.class), ("f", ResultForm::NdArray, ArrayClass::Float64Array));
+    assert_eq!(
+        (entry.record.function.as_str(), entry.record.result, entry.record.class),
+        ("f", ResultForm::NdArray, ArrayClass::Float64Array)
+    );
     assert_eq!(names(dir.root()), vec![format!("{KEY}.json"), format!("{KEY}.npy")]);
 }
 
@@ -54,7 +57,9 @@ fn truncated_or_garbage_arrays_are_damaged_not_hits() {
     let npy = tmp.path().join(format!("{KEY}.npy"));
     dir.store(KEY, &f8(&[100]), &bytes_of(&[7.0; 100]), &ND).unwrap();
     let full = fs::read(&npy).unwrap();
-    for bad in [full[..full.len() - 8].to_vec(), full[..40].to_vec(), b"garbage".to_vec(), [&full[..], &[0u8; 8]].concat()] {
+    for bad in
+        [full[..full.len() - 8].to_vec(), full[..40].to_vec(), b"garbage".to_vec(), [&full[..], &[0u8; 8]].concat()]
+    {
         fs::write(&npy, &bad).unwrap();
         assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)), "{} bytes read as an entry", bad.len());
         assert!(matches!(dir.load(KEY, true).unwrap(), Lookup::Damaged(_)), "{} bytes mapped as an entry", bad.len());
@@ -131,7 +136,10 @@ fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
     // Entry, temporary file and link.
     assert_eq!(report.removed_files, if cfg!(unix) { 4 } else { 3 }, "{report:?}");
     assert_eq!(report.foreign, 5);
-    assert!(root.join(".numpy-func-cache-index.sqlite").exists(), "an emptied index marks a directory shared with other files as a cache");
+    assert!(
+        root.join(".numpy-func-cache-index.sqlite").exists(),
+        "an emptied index marks a directory shared with other files as a cache"
+    );
     assert_eq!(dir.stats().unwrap().entries, 0);
     let mut expected: Vec<String> = foreign.iter().map(|s| s.to_string()).chain(["sub".to_string()]).collect();
     // (names() leaves out the index.)
@@ -236,7 +244,10 @@ fn the_record_holds_what_the_header_cannot_say_and_a_record_that_disagrees_is_da
     let mut fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
     fields.sort();
     assert_eq!(fields, ["class", "created", "dataDigest", "format", "function", "headerDigest", "result"]);
-    assert_eq!((json["format"].as_u64(), json["result"].as_str(), json["class"].as_str()), (Some(2), Some("typedarray"), Some("Float64Array")));
+    assert_eq!(
+        (json["format"].as_u64(), json["result"].as_str(), json["class"].as_str()),
+        (Some(2), Some("typedarray"), Some("Float64Array"))
+    );
     for (from, to) in [("Float64Array", "Float32Array"), ("Float64Array", "Nonsense"), ("typedarray", "list")] {
         fs::write(&record, text.replace(from, to)).unwrap();
         assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)), "{from} -> {to}");
@@ -259,7 +270,11 @@ fn an_array_replaced_or_edited_behind_its_record_is_damage() {
         ("same data, another shape", stored_with(&stored, "(2, 2)", "(4, 1)")),
         ("same data, Fortran order", stored_with(&stored, "'fortran_order': False", "'fortran_order': True ")),
         ("same data, big-endian", stored_with(&stored, "'<f8'", "'>f8'")),
-        ("one data bit flipped", { let mut b = stored.clone(); *b.last_mut().unwrap() ^= 1; b }),
+        ("one data bit flipped", {
+            let mut b = stored.clone();
+            *b.last_mut().unwrap() ^= 1;
+            b
+        }),
     ];
     for (what, bytes) in edits {
         fs::write(&npy, &bytes).unwrap();
@@ -289,7 +304,9 @@ fn clear_leaves_the_temporary_files_and_leases_of_running_processes() {
     let other_host = format!(".{KEY}.json.elsewhere-7-00.tmp");
     fs::write(tmp.path().join(&mine), b"in progress").unwrap();
     fs::write(tmp.path().join(&other_host), b"in progress").unwrap();
-    let cache_store::Claim::Taken(_lease) = dir.claim(KEY, std::time::Duration::from_secs(60)).unwrap() else { panic!() };
+    let cache_store::Claim::Taken(_lease) = dir.claim(KEY, std::time::Duration::from_secs(60)).unwrap() else {
+        panic!()
+    };
     dir.clear(false).unwrap();
     let mut left = names(tmp.path());
     left.sort();

@@ -44,10 +44,7 @@ impl AlignedBuf {
     /// cannot be had.
     pub fn zeroed(len: usize) -> Result<AlignedBuf, Error> {
         if len == 0 {
-            return Ok(AlignedBuf {
-                ptr: dangling(),
-                len: 0,
-            });
+            return Ok(AlignedBuf { ptr: dangling(), len: 0 });
         }
         let failed = || Error::AllocFailed { len: len as u64 };
         #[cfg(unix)]
@@ -128,12 +125,7 @@ impl Drop for AlignedBuf {
         if self.len != 0 {
             // SAFETY: allocated in `zeroed` with exactly this layout (which
             // was valid then, so it is now).
-            unsafe {
-                dealloc(
-                    self.ptr.as_ptr(),
-                    Layout::from_size_align_unchecked(self.len, ALIGN),
-                )
-            }
+            unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.len, ALIGN)) }
         }
     }
 }
@@ -165,9 +157,7 @@ impl AsMut<[u8]> for AlignedBuf {
 
 impl fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AlignedBuf")
-            .field("len", &self.len)
-            .finish()
+        f.debug_struct("AlignedBuf").field("len", &self.len).finish()
     }
 }
 

@@ -13,11 +13,7 @@ pub enum ByteOrder {
 
 impl ByteOrder {
     /// The host's order; what `'='` means in a descriptor.
-    pub const NATIVE: ByteOrder = if cfg!(target_endian = "big") {
-        ByteOrder::Big
-    } else {
-        ByteOrder::Little
-    };
+    pub const NATIVE: ByteOrder = if cfg!(target_endian = "big") { ByteOrder::Big } else { ByteOrder::Little };
 }
 
 /// The kind of element (NumPy's type character).
@@ -66,10 +62,7 @@ impl Dtype {
     /// `np.dtype`. Objects, strings, datetimes, structured and 128-bit
     /// float types are rejected with a reason.
     pub fn parse(descr: &str) -> Result<Dtype, Error> {
-        let unsupported = |reason: String| Error::UnsupportedDtype {
-            descr: descr.to_string(),
-            reason,
-        };
+        let unsupported = |reason: String| Error::UnsupportedDtype { descr: descr.to_string(), reason };
         let (order, rest) = match descr.as_bytes().first() {
             Some(b'<') => (Some(ByteOrder::Little), &descr[1..]),
             Some(b'>') => (Some(ByteOrder::Big), &descr[1..]),
@@ -87,36 +80,27 @@ impl Dtype {
             Some('c') => Kind::Complex,
             Some('O') => {
                 return Err(unsupported(
-                    "object arrays are not supported (they need pickle); save a numeric array"
-                        .into(),
+                    "object arrays are not supported (they need pickle); save a numeric array".into(),
                 ))
             }
             Some('U' | 'S' | 'a') => {
-                return Err(unsupported(
-                    "string arrays are not supported; only numeric and bool arrays are".into(),
-                ))
+                return Err(unsupported("string arrays are not supported; only numeric and bool arrays are".into()))
             }
             Some('M' | 'm') => {
                 return Err(unsupported(
-                    "datetime and timedelta arrays are not supported; convert to int64 first"
-                        .into(),
+                    "datetime and timedelta arrays are not supported; convert to int64 first".into(),
                 ))
             }
-            Some('V') => return Err(unsupported(
-                "void and structured arrays are not supported; save each field as its own array"
-                    .into(),
-            )),
-            _ => {
+            Some('V') => {
                 return Err(unsupported(
-                    "expected a numeric type string such as '<f8', '<i4', '|u1' or '|b1'".into(),
+                    "void and structured arrays are not supported; save each field as its own array".into(),
                 ))
             }
+            _ => return Err(unsupported("expected a numeric type string such as '<f8', '<i4', '|u1' or '|b1'".into())),
         };
         // Bound the digits so parsing cannot overflow.
         let item_size = match size_text.len() {
-            1..=3 if size_text.bytes().all(|b| b.is_ascii_digit()) => {
-                size_text.parse::<usize>().unwrap_or(0)
-            }
+            1..=3 if size_text.bytes().all(|b| b.is_ascii_digit()) => size_text.parse::<usize>().unwrap_or(0),
             _ => {
                 return Err(unsupported(format!(
                     "'{}' must be followed by the item size in bytes, e.g. '{}8'",
@@ -128,7 +112,8 @@ impl Dtype {
         if !valid_size(kind, item_size) {
             let reason = match (kind, item_size) {
                 (Kind::Float, 12 | 16) | (Kind::Complex, 24 | 32) => {
-                    "extended-precision floats (longdouble / float128) are not supported; convert to float64 first".to_string()
+                    "extended-precision floats (longdouble / float128) are not supported; convert to float64 first"
+                        .to_string()
                 }
                 _ => format!(
                     "{item_size}-byte '{}' elements do not exist; valid sizes are {}",
@@ -138,16 +123,8 @@ impl Dtype {
             };
             return Err(unsupported(reason));
         }
-        let byte_order = if item_size == 1 {
-            ByteOrder::NotApplicable
-        } else {
-            order.unwrap_or(ByteOrder::NATIVE)
-        };
-        Ok(Dtype {
-            kind,
-            item_size,
-            byte_order,
-        })
+        let byte_order = if item_size == 1 { ByteOrder::NotApplicable } else { order.unwrap_or(ByteOrder::NATIVE) };
+        Ok(Dtype { kind, item_size, byte_order })
     }
 
     /// Every supported dtype, in host byte order, in NumPy's order of
@@ -161,9 +138,7 @@ impl Dtype {
             (Kind::Complex, &[8, 16]),
         ];
         SIZES.into_iter().flat_map(|(kind, sizes)| {
-            sizes.iter().map(move |&item_size| {
-                Dtype { kind, item_size, byte_order: ByteOrder::Little }.native()
-            })
+            sizes.iter().map(move |&item_size| Dtype { kind, item_size, byte_order: ByteOrder::Little }.native())
         })
     }
 
@@ -197,14 +172,7 @@ impl Dtype {
 
     /// The same dtype in host byte order (1-byte types stay `'|'`).
     pub fn native(&self) -> Dtype {
-        Dtype {
-            byte_order: if self.item_size == 1 {
-                ByteOrder::NotApplicable
-            } else {
-                ByteOrder::NATIVE
-            },
-            ..*self
-        }
+        Dtype { byte_order: if self.item_size == 1 { ByteOrder::NotApplicable } else { ByteOrder::NATIVE }, ..*self }
     }
 
     /// True when data in this dtype must be byte-swapped to be read natively.
@@ -218,9 +186,7 @@ impl Dtype {
     }
 
     pub fn needs_swap(&self) -> bool {
-        self.item_size > 1
-            && self.byte_order != ByteOrder::NotApplicable
-            && self.byte_order != ByteOrder::NATIVE
+        self.item_size > 1 && self.byte_order != ByteOrder::NotApplicable && self.byte_order != ByteOrder::NATIVE
     }
 
     /// Checks that `kind` and `item_size` form a supported dtype; needed

@@ -13,10 +13,7 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system I/O error; `action` says what we were doing.
-    Io {
-        action: &'static str,
-        source: io::Error,
-    },
+    Io { action: &'static str, source: io::Error },
     /// The input does not start with `\x93NUMPY`.
     BadMagic,
     /// A format version other than 1.0, 2.0 or 3.0.
@@ -38,26 +35,11 @@ pub enum Error {
     /// The element count or byte length of the shape overflows `u64`.
     SizeOverflow { shape: Vec<u64>, descr: String },
     /// The file holds fewer data bytes than the header promises.
-    TruncatedData {
-        actual: u64,
-        expected: u64,
-        shape: Vec<u64>,
-        descr: String,
-    },
+    TruncatedData { actual: u64, expected: u64, shape: Vec<u64>, descr: String },
     /// The file holds more data bytes than the header promises.
-    TrailingBytes {
-        actual: u64,
-        expected: u64,
-        shape: Vec<u64>,
-        descr: String,
-    },
+    TrailingBytes { actual: u64, expected: u64, shape: Vec<u64>, descr: String },
     /// The buffer given to a writer does not match the header.
-    DataLenMismatch {
-        actual: u64,
-        expected: u64,
-        shape: Vec<u64>,
-        descr: String,
-    },
+    DataLenMismatch { actual: u64, expected: u64, shape: Vec<u64>, descr: String },
     /// The data does not fit in memory (allocation failed or len > isize::MAX).
     AllocFailed { len: u64 },
     /// Another error, tagged with the file it happened in.
@@ -92,10 +74,7 @@ impl Error {
     }
 
     pub(crate) fn in_file(self, path: &Path) -> Error {
-        Error::InFile {
-            path: path.to_path_buf(),
-            source: Box::new(self),
-        }
+        Error::InFile { path: path.to_path_buf(), source: Box::new(self) }
     }
 
     pub(crate) fn io(action: &'static str) -> impl FnOnce(io::Error) -> Error {

@@ -160,12 +160,8 @@ pub fn write_npy(path: &Path, header: &Header, data: &[u8]) -> Result<(), Error>
 pub fn write_npy_to<W: Write>(writer: &mut W, header: &Header, data: &[u8]) -> Result<(), Error> {
     check(header, data)?;
     let preamble = header.encode();
-    writer
-        .write_all(&preamble)
-        .map_err(Error::io("write the .npy header"))?;
-    writer
-        .write_all(data)
-        .map_err(Error::io("write the array data"))?;
+    writer.write_all(&preamble).map_err(Error::io("write the .npy header"))?;
+    writer.write_all(data).map_err(Error::io("write the array data"))?;
     Ok(())
 }
 
@@ -184,10 +180,7 @@ fn check(header: &Header, data: &[u8]) -> Result<(), Error> {
     // of thousands of dims gets here.
     let header_len = header.encode_len() as u64;
     if header_len > MAX_HEADER_LEN {
-        return Err(Error::HeaderTooLarge {
-            len: header_len,
-            max: MAX_HEADER_LEN,
-        });
+        return Err(Error::HeaderTooLarge { len: header_len, max: MAX_HEADER_LEN });
     }
     Ok(())
 }

@@ -30,24 +30,16 @@ pub struct Header {
 impl Header {
     /// Product of the dims (1 for a 0-d array); overflow is an error.
     pub fn element_count(&self) -> Result<u64, Error> {
-        self.shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| self.overflow())
+        self.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(|| self.overflow())
     }
 
     /// Size of the data section in bytes; overflow is an error.
     pub fn data_len(&self) -> Result<u64, Error> {
-        self.element_count()?
-            .checked_mul(self.dtype.item_size as u64)
-            .ok_or_else(|| self.overflow())
+        self.element_count()?.checked_mul(self.dtype.item_size as u64).ok_or_else(|| self.overflow())
     }
 
     fn overflow(&self) -> Error {
-        Error::SizeOverflow {
-            shape: self.shape.clone(),
-            descr: self.dtype.descr(),
-        }
+        Error::SizeOverflow { shape: self.shape.clone(), descr: self.dtype.descr() }
     }
 
     /// The full preamble, byte-for-byte what NumPy 2.x `np.save` writes:
@@ -94,17 +86,10 @@ impl Header {
             if self.fortran_order { "True" } else { "False" },
             shape_repr(&self.shape)
         );
-        let growth_axis = if self.fortran_order {
-            self.shape.last()
-        } else {
-            self.shape.first()
-        };
+        let growth_axis = if self.fortran_order { self.shape.last() } else { self.shape.first() };
         if let Some(dim) = growth_axis {
             let digits = dim.to_string().len();
-            s.extend(std::iter::repeat_n(
-                ' ',
-                GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits),
-            ));
+            s.extend(std::iter::repeat_n(' ', GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits)));
         }
         s
     }
@@ -154,10 +139,7 @@ pub fn decode_header<R: Read>(reader: &mut R) -> Result<(Header, u64), Error> {
     read_exact(reader, &mut len_bytes[..len_size])?;
     let header_len = u32::from_le_bytes(len_bytes) as u64;
     if header_len > MAX_HEADER_LEN {
-        return Err(Error::HeaderTooLarge {
-            len: header_len,
-            max: MAX_HEADER_LEN,
-        });
+        return Err(Error::HeaderTooLarge { len: header_len, max: MAX_HEADER_LEN });
     }
     let mut text = vec![0u8; header_len as usize];
     read_exact(reader, &mut text)?;
@@ -200,15 +182,9 @@ fn read_exact<R: Read>(reader: &mut R, buf: &mut [u8]) -> Result<(), Error> {
 /// commas and Python 2 `L` suffixes; nothing else.
 fn parse_dict(text: &[u8], utf8: bool) -> Result<Header, Error> {
     if utf8 && std::str::from_utf8(text).is_err() {
-        return Err(Error::InvalidHeader(
-            "a version 3.0 header must be valid UTF-8".into(),
-        ));
+        return Err(Error::InvalidHeader("a version 3.0 header must be valid UTF-8".into()));
     }
-    let mut p = Parser {
-        s: text,
-        pos: 0,
-        utf8,
-    };
+    let mut p = Parser { s: text, pos: 0, utf8 };
     let mut descr: Option<Dtype> = None;
     let mut fortran: Option<bool> = None;
     let mut shape: Option<Vec<u64>> = None;
@@ -282,10 +258,7 @@ impl Parser<'_> {
             Some(c) if c.is_ascii_graphic() => format!("'{}'", c as char),
             Some(c) => format!("byte 0x{c:02x}"),
         };
-        Error::InvalidHeader(format!(
-            "expected {expected} but found {found} at offset {} of the header dict",
-            self.pos
-        ))
+        Error::InvalidHeader(format!("expected {expected} but found {found} at offset {} of the header dict", self.pos))
     }
 
     fn expect(&mut self, c: u8, expected: &str) -> Result<(), Error> {
@@ -327,7 +300,8 @@ impl Parser<'_> {
             Some(b'\'' | b'"') => Dtype::parse(&self.string("a dtype string")?),
             Some(b'[') => Err(Error::UnsupportedDtype {
                 descr: "[...]".into(),
-                reason: "structured dtypes (a list of fields) are not supported; save each field as its own array".into(),
+                reason: "structured dtypes (a list of fields) are not supported; save each field as its own array"
+                    .into(),
             }),
             _ => Err(self.error("a dtype string such as '<f8' for 'descr'")),
         }
@@ -336,9 +310,7 @@ impl Parser<'_> {
     fn bool(&mut self) -> Result<bool, Error> {
         let rest = &self.s[self.pos..];
         for (word, value) in [(&b"True"[..], true), (&b"False"[..], false)] {
-            let ends_word = !rest
-                .get(word.len())
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+            let ends_word = !rest.get(word.len()).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
             if rest.starts_with(word) && ends_word {
                 self.pos += word.len();
                 return Ok(value);
@@ -385,15 +357,10 @@ impl Parser<'_> {
         let mut overflow = false;
         while let Some(c) = self.peek() {
             match c {
-                b'0'..=b'9' => {
-                    match value
-                        .checked_mul(10)
-                        .and_then(|v| v.checked_add(u64::from(c - b'0')))
-                    {
-                        Some(v) => value = v,
-                        None => overflow = true,
-                    }
-                }
+                b'0'..=b'9' => match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(c - b'0'))) {
+                    Some(v) => value = v,
+                    None => overflow = true,
+                },
                 // Python allows 1_000; only between digits.
                 b'_' if self.s.get(self.pos + 1).is_some_and(u8::is_ascii_digit) => {}
                 _ => break,
@@ -401,9 +368,7 @@ impl Parser<'_> {
             self.pos += 1;
         }
         if overflow {
-            return Err(Error::InvalidHeader(
-                "'shape' has a dimension larger than 2^64 - 1".into(),
-            ));
+            return Err(Error::InvalidHeader("'shape' has a dimension larger than 2^64 - 1".into()));
         }
         // Python 2 wrote longs as `3L`.
         if !self.eat(b'L') {

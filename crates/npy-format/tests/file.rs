@@ -4,26 +4,19 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array, Array1, Array2, ArrayD, IxDyn, ShapeBuilder};
 use npy_format::{
-    read_npy, swap_to_native, write_npy, write_npy_to, AlignedBuf, ByteOrder, Dtype, Error, Header,
-    Kind, ALIGN,
+    read_npy, swap_to_native, write_npy, write_npy_to, AlignedBuf, ByteOrder, Dtype, Error, Header, Kind, ALIGN,
 };
 use num_complex::{Complex32, Complex64};
 
-const ALL_DESCRS: [&str; 14] = [
-    "|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8", "<c8",
-    "<c16",
-];
+const ALL_DESCRS: [&str; 14] =
+    ["|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8", "<c8", "<c16"];
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
 fn header(descr: &str, shape: &[u64], fortran_order: bool) -> Header {
-    Header {
-        dtype: Dtype::parse(descr).unwrap(),
-        shape: shape.to_vec(),
-        fortran_order,
-    }
+    Header { dtype: Dtype::parse(descr).unwrap(), shape: shape.to_vec(), fortran_order }
 }
 
 /// Deterministic bytes; bools stay 0/1 like real NumPy data.
@@ -45,16 +38,7 @@ fn write_raw(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 #[test]
 fn round_trip_every_dtype_order_and_shape() {
     let dir = tmp();
-    let shapes: [&[u64]; 8] = [
-        &[],
-        &[0],
-        &[0, 3],
-        &[5],
-        &[2, 3, 4],
-        &[1, 2, 1, 3, 1, 2, 1, 1],
-        &[3, 0, 2],
-        &[1; 32],
-    ];
+    let shapes: [&[u64]; 8] = [&[], &[0], &[0, 3], &[5], &[2, 3, 4], &[1, 2, 1, 3, 1, 2, 1, 1], &[3, 0, 2], &[1; 32]];
     let mut n = 0;
     for descr in ALL_DESCRS {
         for order in ['<', '>'] {
@@ -93,22 +77,14 @@ fn big_endian_files_from_numpy_read_as_native_values() {
     let i4: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '>i4', 'fortran_order': False, 'shape': (2, 3), }                                                          \n\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00\x04\x00\x00\x00\x05";
     let got = read_npy(&write_raw(dir.path(), "i4.npy", i4)).unwrap();
     assert_eq!(got.header, header("<i4", &[2, 3], false));
-    let values: Vec<i32> = got
-        .data
-        .chunks_exact(4)
-        .map(|c| i32::from_ne_bytes(c.try_into().unwrap()))
-        .collect();
+    let values: Vec<i32> = got.data.chunks_exact(4).map(|c| i32::from_ne_bytes(c.try_into().unwrap())).collect();
     assert_eq!(values, [0, 1, 2, 3, 4, 5]);
 
     // np.save of np.array([1.5, -2.25], dtype='>c8'): each f32 half is swapped.
     let c8: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '>c8', 'fortran_order': False, 'shape': (2,), }                                                            \n?\xc0\x00\x00\x00\x00\x00\x00\xc0\x10\x00\x00\x00\x00\x00\x00";
     let got = read_npy(&write_raw(dir.path(), "c8.npy", c8)).unwrap();
     assert_eq!(got.header.dtype.descr(), "<c8");
-    let values: Vec<f32> = got
-        .data
-        .chunks_exact(4)
-        .map(|c| f32::from_ne_bytes(c.try_into().unwrap()))
-        .collect();
+    let values: Vec<f32> = got.data.chunks_exact(4).map(|c| f32::from_ne_bytes(c.try_into().unwrap())).collect();
     assert_eq!(values, [1.5, 0.0, -2.25, 0.0]);
 
     // Written by us from typed values.
@@ -118,36 +94,21 @@ fn big_endian_files_from_numpy_read_as_native_values() {
     write_npy(&path, &header(">f8", &[3], false), &be).unwrap();
     let got = read_npy(&path).unwrap();
     assert_eq!(got.header.dtype.byte_order, ByteOrder::Little);
-    let back: Vec<f64> = got
-        .data
-        .chunks_exact(8)
-        .map(|c| f64::from_ne_bytes(c.try_into().unwrap()))
-        .collect();
+    let back: Vec<f64> = got.data.chunks_exact(8).map(|c| f64::from_ne_bytes(c.try_into().unwrap())).collect();
     assert_eq!(back, vals);
 
     let vals = [0x0102u16, 0xfffe];
     let be: Vec<u8> = vals.iter().flat_map(|v| v.to_be_bytes()).collect();
     write_npy(&path, &header(">u2", &[2], false), &be).unwrap();
     let got = read_npy(&path).unwrap();
-    let back: Vec<u16> = got
-        .data
-        .chunks_exact(2)
-        .map(|c| u16::from_ne_bytes(c.try_into().unwrap()))
-        .collect();
+    let back: Vec<u16> = got.data.chunks_exact(2).map(|c| u16::from_ne_bytes(c.try_into().unwrap())).collect();
     assert_eq!(back, vals);
 
     let vals = [Complex64::new(1.25, -3.0), Complex64::new(f64::MAX, 0.1)];
-    let be: Vec<u8> = vals
-        .iter()
-        .flat_map(|v| [v.re.to_be_bytes(), v.im.to_be_bytes()].concat())
-        .collect();
+    let be: Vec<u8> = vals.iter().flat_map(|v| [v.re.to_be_bytes(), v.im.to_be_bytes()].concat()).collect();
     write_npy(&path, &header(">c16", &[2], false), &be).unwrap();
     let got = read_npy(&path).unwrap();
-    let back: Vec<f64> = got
-        .data
-        .chunks_exact(8)
-        .map(|c| f64::from_ne_bytes(c.try_into().unwrap()))
-        .collect();
+    let back: Vec<f64> = got.data.chunks_exact(8).map(|c| f64::from_ne_bytes(c.try_into().unwrap())).collect();
     assert_eq!(back, [1.25, -3.0, f64::MAX, 0.1]);
 }
 
@@ -159,11 +120,7 @@ fn version_2_and_3_files_read() {
     let v3: &[u8] = b"\x93NUMPY\x03\x00t\x00\x00\x00{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }                                                          \n\x00\x00\x00\x00\x00\x00\xf0?\x00\x00\x00\x00\x00\x00\x00@\x00\x00\x00\x00\x00\x00\x08@";
     for (name, bytes) in [("v2.npy", v2), ("v3.npy", v3)] {
         let got = read_npy(&write_raw(dir.path(), name, bytes)).unwrap();
-        let values: Vec<f64> = got
-            .data
-            .chunks_exact(8)
-            .map(|c| f64::from_ne_bytes(c.try_into().unwrap()))
-            .collect();
+        let values: Vec<f64> = got.data.chunks_exact(8).map(|c| f64::from_ne_bytes(c.try_into().unwrap())).collect();
         assert_eq!(values, [1.0, 2.0, 3.0]);
     }
 }
@@ -177,29 +134,17 @@ fn ndarray_npy_writes_we_read() {
     ndarray_npy::write_npy(p("f8.npy"), &a).unwrap();
     let got = read_npy(&p("f8.npy")).unwrap();
     assert_eq!(got.header, header("<f8", &[3, 4], false));
-    let vals: Vec<f64> = got
-        .data
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let vals: Vec<f64> = got.data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
     assert_eq!(vals, a.iter().copied().collect::<Vec<_>>());
 
     let a = Array1::from(vec![-7i32, 0, i32::MAX, i32::MIN]);
     ndarray_npy::write_npy(p("i4.npy"), &a).unwrap();
     let got = read_npy(&p("i4.npy")).unwrap();
     assert_eq!(got.header, header("<i4", &[4], false));
-    let vals: Vec<i32> = got
-        .data
-        .chunks_exact(4)
-        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let vals: Vec<i32> = got.data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
     assert_eq!(vals, a.to_vec());
 
-    let a = Array::from_shape_vec(
-        (2, 2, 2),
-        vec![true, false, false, true, true, true, false, false],
-    )
-    .unwrap();
+    let a = Array::from_shape_vec((2, 2, 2), vec![true, false, false, true, true, true, false, false]).unwrap();
     ndarray_npy::write_npy(p("b1.npy"), &a).unwrap();
     let got = read_npy(&p("b1.npy")).unwrap();
     assert_eq!(got.header, header("|b1", &[2, 2, 2], false));
@@ -209,11 +154,7 @@ fn ndarray_npy_writes_we_read() {
     ndarray_npy::write_npy(p("c8.npy"), &a).unwrap();
     let got = read_npy(&p("c8.npy")).unwrap();
     assert_eq!(got.header, header("<c8", &[2], false));
-    let vals: Vec<f32> = got
-        .data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let vals: Vec<f32> = got.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     assert_eq!(vals, [1.0, -2.0, 0.5, 4.0]);
 
     // A transposed (column-major) array is written with fortran_order True.
@@ -221,11 +162,7 @@ fn ndarray_npy_writes_we_read() {
     ndarray_npy::write_npy(p("u2f.npy"), &a.t()).unwrap();
     let got = read_npy(&p("u2f.npy")).unwrap();
     assert_eq!(got.header, header("<u2", &[3, 2], true));
-    let vals: Vec<u16> = got
-        .data
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let vals: Vec<u16> = got.data.chunks_exact(2).map(|c| u16::from_le_bytes(c.try_into().unwrap())).collect();
     assert_eq!(vals, [0, 1, 2, 3, 4, 5]);
 }
 
@@ -253,10 +190,7 @@ fn we_write_ndarray_npy_reads() {
     assert_eq!(a[IxDyn(&[])], 200);
 
     let vals = [Complex64::new(1.0, 2.0), Complex64::new(-3.0, 0.25)];
-    let bytes: Vec<u8> = vals
-        .iter()
-        .flat_map(|v| [v.re.to_le_bytes(), v.im.to_le_bytes()].concat())
-        .collect();
+    let bytes: Vec<u8> = vals.iter().flat_map(|v| [v.re.to_le_bytes(), v.im.to_le_bytes()].concat()).collect();
     write_npy(&p("c16.npy"), &header("<c16", &[2], false), &bytes).unwrap();
     let a: Array1<Complex64> = ndarray_npy::read_npy(p("c16.npy")).unwrap();
     assert_eq!(a.to_vec(), vals);
@@ -284,14 +218,7 @@ fn read_rejects_wrong_file_lengths_and_names_the_file() {
 
     let path = write_raw(dir.path(), "short.npy", &good[..good.len() - 1]);
     let err = read_npy(&path).unwrap_err();
-    assert!(matches!(
-        err.root(),
-        Error::TruncatedData {
-            actual: 47,
-            expected: 48,
-            ..
-        }
-    ));
+    assert!(matches!(err.root(), Error::TruncatedData { actual: 47, expected: 48, .. }));
     assert_eq!(
         err.to_string(),
         format!(
@@ -304,76 +231,47 @@ fn read_rejects_wrong_file_lengths_and_names_the_file() {
     long.extend_from_slice(b"xyz");
     let path = write_raw(dir.path(), "long.npy", &long);
     let err = read_npy(&path).unwrap_err();
-    assert!(matches!(
-        err.root(),
-        Error::TrailingBytes {
-            actual: 51,
-            expected: 48,
-            ..
-        }
-    ));
+    assert!(matches!(err.root(), Error::TrailingBytes { actual: 51, expected: 48, .. }));
     assert!(err.to_string().contains("3 trailing bytes"), "{err}");
 
     // 10^15 float64s: refused by the size check, nothing is allocated.
     let mut huge = header("<f8", &[1_000_000_000_000_000], false).encode();
     huge.extend_from_slice(&[0; 16]);
     let err = read_npy(&write_raw(dir.path(), "huge.npy", &huge)).unwrap_err();
-    assert!(err.to_string().contains("data section is 16 bytes but shape (1000000000000000,) of '<f8' needs 8000000000000000 bytes"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("data section is 16 bytes but shape (1000000000000000,) of '<f8' needs 8000000000000000 bytes"),
+        "{err}"
+    );
 
     let path = write_raw(dir.path(), "zip.npy", b"PK\x03\x04 not numpy");
     let err = read_npy(&path).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!(
-            "{}: bad magic: not a .npy file (it does not start with \\x93NUMPY)",
-            path.display()
-        )
+        format!("{}: bad magic: not a .npy file (it does not start with \\x93NUMPY)", path.display())
     );
     assert!(matches!(err.root(), Error::BadMagic));
 
     let path = write_raw(dir.path(), "empty.npy", b"");
-    assert!(matches!(
-        read_npy(&path).unwrap_err().root(),
-        Error::TruncatedHeader
-    ));
+    assert!(matches!(read_npy(&path).unwrap_err().root(), Error::TruncatedHeader));
 
     let path = write_raw(dir.path(), "obj.npy", &{
         let mut b = b"\x93NUMPY\x01\x00\x40\x00".to_vec();
-        b.extend_from_slice(
-            format!(
-                "{:<63}\n",
-                "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
-            )
-            .as_bytes(),
-        );
+        b.extend_from_slice(format!("{:<63}\n", "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }").as_bytes());
         b
     });
     let msg = read_npy(&path).unwrap_err().to_string();
     assert!(
-        msg.starts_with(&format!(
-            "{}: unsupported dtype '|O': object arrays are not supported",
-            path.display()
-        )),
+        msg.starts_with(&format!("{}: unsupported dtype '|O': object arrays are not supported", path.display())),
         "{msg}"
     );
 
-    let path = write_raw(
-        dir.path(),
-        "bighdr.npy",
-        b"\x93NUMPY\x02\x00\x00\x00\x00\x40{",
-    );
-    assert!(matches!(
-        read_npy(&path).unwrap_err().root(),
-        Error::HeaderTooLarge { .. }
-    ));
+    let path = write_raw(dir.path(), "bighdr.npy", b"\x93NUMPY\x02\x00\x00\x00\x00\x40{");
+    assert!(matches!(read_npy(&path).unwrap_err().root(), Error::HeaderTooLarge { .. }));
 
     let missing = dir.path().join("missing.npy");
     let err = read_npy(&missing).unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with(&format!("{}: could not open the file:", missing.display())),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&format!("{}: could not open the file:", missing.display())), "{err}");
     match err.root() {
         Error::Io { source, .. } => assert_eq!(source.kind(), std::io::ErrorKind::NotFound),
         other => panic!("{other:?}"),
@@ -385,50 +283,26 @@ fn write_validates_before_writing() {
     let dir = tmp();
     let path = dir.path().join("x.npy");
     let err = write_npy(&path, &header("<f8", &[2, 3], false), &[0u8; 40]).unwrap_err();
-    assert!(matches!(
-        err.root(),
-        Error::DataLenMismatch {
-            actual: 40,
-            expected: 48,
-            ..
-        }
-    ));
-    assert!(
-        err.to_string()
-            .contains("data buffer is 40 bytes but shape (2, 3) of '<f8' needs 48 bytes"),
-        "{err}"
-    );
+    assert!(matches!(err.root(), Error::DataLenMismatch { actual: 40, expected: 48, .. }));
+    assert!(err.to_string().contains("data buffer is 40 bytes but shape (2, 3) of '<f8' needs 48 bytes"), "{err}");
     assert!(!path.exists(), "a rejected write must not create the file");
 
     let bad = Header {
-        dtype: Dtype {
-            kind: Kind::Float,
-            item_size: 16,
-            byte_order: ByteOrder::Little,
-        },
+        dtype: Dtype { kind: Kind::Float, item_size: 16, byte_order: ByteOrder::Little },
         shape: vec![1],
         fortran_order: false,
     };
     let mut sink = Vec::new();
     let err = write_npy_to(&mut sink, &bad, &[0; 16]).unwrap_err();
-    assert!(
-        err.to_string().contains("unsupported dtype '<f16'"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("unsupported dtype '<f16'"), "{err}");
     assert!(sink.is_empty());
 
     let overflow = header("<f8", &[u64::MAX, 2], false);
-    assert!(matches!(
-        write_npy_to(&mut sink, &overflow, &[]),
-        Err(Error::SizeOverflow { .. })
-    ));
+    assert!(matches!(write_npy_to(&mut sink, &overflow, &[]), Err(Error::SizeOverflow { .. })));
 
     // A header we could not read back is refused too.
     let too_many_dims = header("|u1", &vec![1; 400_000], false);
-    assert!(matches!(
-        write_npy_to(&mut sink, &too_many_dims, &[0]),
-        Err(Error::HeaderTooLarge { .. })
-    ));
+    assert!(matches!(write_npy_to(&mut sink, &too_many_dims, &[0]), Err(Error::HeaderTooLarge { .. })));
     assert!(sink.is_empty());
 
     // Version 2.0 headers (>64 KiB) are written and read back.
@@ -476,16 +350,9 @@ fn aligned_buf() {
         }
     }
     // Impossible sizes fail cleanly instead of aborting.
-    assert!(matches!(
-        AlignedBuf::zeroed(usize::MAX),
-        Err(Error::AllocFailed { .. })
-    ));
+    assert!(matches!(AlignedBuf::zeroed(usize::MAX), Err(Error::AllocFailed { .. })));
     let err = AlignedBuf::zeroed(1 << 62).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("could not allocate 4611686018427387904 bytes"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("could not allocate 4611686018427387904 bytes"), "{err}");
 
     fn assert_send<T: Send>() {}
     assert_send::<AlignedBuf>();

@@ -3,11 +3,7 @@
 use npy_format::{decode_header, decode_header_bytes, ByteOrder, Dtype, Error, Header, Kind};
 
 fn header(descr: &str, shape: &[u64], fortran_order: bool) -> Header {
-    Header {
-        dtype: Dtype::parse(descr).unwrap(),
-        shape: shape.to_vec(),
-        fortran_order,
-    }
+    Header { dtype: Dtype::parse(descr).unwrap(), shape: shape.to_vec(), fortran_order }
 }
 
 /// A v1.0 preamble around an arbitrary dict text (no alignment padding).
@@ -50,11 +46,7 @@ fn encode_matches_numpy_byte_for_byte() {
     for &(descr, shape, fortran, expected) in cases {
         let h = header(descr, shape, fortran);
         let encoded = h.encode();
-        assert_eq!(
-            String::from_utf8_lossy(&encoded),
-            String::from_utf8_lossy(expected),
-            "{descr} {shape:?}"
-        );
+        assert_eq!(String::from_utf8_lossy(&encoded), String::from_utf8_lossy(expected), "{descr} {shape:?}");
         assert_eq!(encoded, expected, "{descr} {shape:?}");
         let (decoded, offset) = decode_header_bytes(expected).unwrap();
         assert_eq!(decoded, h);
@@ -64,33 +56,18 @@ fn encode_matches_numpy_byte_for_byte() {
 
 #[test]
 fn encode_is_aligned_and_decodes_for_many_shapes() {
-    let shapes: Vec<Vec<u64>> = vec![
-        vec![],
-        vec![0],
-        vec![1],
-        vec![u64::MAX],
-        vec![0, 3],
-        vec![2, 3, 4],
-        (1..=32).collect(),
-        vec![7; 64],
-    ];
+    let shapes: Vec<Vec<u64>> =
+        vec![vec![], vec![0], vec![1], vec![u64::MAX], vec![0, 3], vec![2, 3, 4], (1..=32).collect(), vec![7; 64]];
     for shape in shapes {
         for fortran in [false, true] {
             for descr in ["|b1", "<i8", ">u4", "<c8"] {
-                let h = Header {
-                    dtype: Dtype::parse(descr).unwrap(),
-                    shape: shape.clone(),
-                    fortran_order: fortran,
-                };
+                let h = Header { dtype: Dtype::parse(descr).unwrap(), shape: shape.clone(), fortran_order: fortran };
                 let bytes = h.encode();
                 assert_eq!(bytes.len() % 64, 0);
                 assert_eq!(bytes.last(), Some(&b'\n'));
                 assert_eq!(&bytes[6..8], &[1, 0]);
                 if h.data_len().is_ok() {
-                    assert_eq!(
-                        decode_header_bytes(&bytes).unwrap(),
-                        (h, bytes.len() as u64)
-                    );
+                    assert_eq!(decode_header_bytes(&bytes).unwrap(), (h, bytes.len() as u64));
                 }
             }
         }
@@ -106,10 +83,7 @@ fn huge_header_switches_to_version_2() {
     assert_eq!(bytes.len() % 64, 0);
     let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
     assert_eq!(12 + len, bytes.len());
-    assert_eq!(
-        decode_header_bytes(&bytes).unwrap(),
-        (h, bytes.len() as u64)
-    );
+    assert_eq!(decode_header_bytes(&bytes).unwrap(), (h, bytes.len() as u64));
 }
 
 #[test]
@@ -137,10 +111,7 @@ fn decodes_versions_2_and_3() {
     // v3 allows UTF-8; invalid UTF-8 is rejected.
     let mut bad = b"\x93NUMPY\x03\x00\x06\x00\x00\x00".to_vec();
     bad.extend_from_slice(b"{\xff\xfe}  ");
-    assert!(decode_header_bytes(&bad)
-        .unwrap_err()
-        .to_string()
-        .contains("UTF-8"));
+    assert!(decode_header_bytes(&bad).unwrap_err().to_string().contains("UTF-8"));
 }
 
 #[test]
@@ -161,18 +132,8 @@ fn decode_accepts_python_dict_variants() {
     }
     let h = decode_dict("{'descr': '<u1', 'fortran_order': True, 'shape': (5,)}").unwrap();
     assert_eq!(h, header("|u1", &[5], true));
-    assert_eq!(
-        decode_dict("{'descr': '>i4', 'fortran_order': False, 'shape': ()}")
-            .unwrap()
-            .shape,
-        Vec::<u64>::new()
-    );
-    assert_eq!(
-        decode_dict("{'descr': '>i4', 'fortran_order': False, 'shape': (1_000,)}")
-            .unwrap()
-            .shape,
-        vec![1000]
-    );
+    assert_eq!(decode_dict("{'descr': '>i4', 'fortran_order': False, 'shape': ()}").unwrap().shape, Vec::<u64>::new());
+    assert_eq!(decode_dict("{'descr': '>i4', 'fortran_order': False, 'shape': (1_000,)}").unwrap().shape, vec![1000]);
 }
 
 #[test]
@@ -197,11 +158,7 @@ fn dtype_parse_and_canonical_descr() {
     ];
     for (text, kind, size, order, canonical) in cases {
         let d = Dtype::parse(text).unwrap();
-        assert_eq!(
-            (d.kind, d.item_size, d.byte_order),
-            (kind, size, order),
-            "{text}"
-        );
+        assert_eq!((d.kind, d.item_size, d.byte_order), (kind, size, order), "{text}");
         assert_eq!(d.descr(), canonical, "{text}");
         assert_eq!(d.needs_swap(), order == ByteOrder::Big, "{text}");
         let n = d.native();
@@ -216,10 +173,7 @@ fn dtype_parse_and_canonical_descr() {
 #[test]
 fn dtype_rejections_say_why() {
     let cases = [
-        (
-            "|O",
-            "unsupported dtype '|O': object arrays are not supported",
-        ),
+        ("|O", "unsupported dtype '|O': object arrays are not supported"),
         ("<U5", "string arrays are not supported"),
         ("|S3", "string arrays are not supported"),
         ("<M8[ns]", "datetime"),
@@ -243,100 +197,34 @@ fn dtype_rejections_say_why() {
         assert!(msg.contains(needle), "{text}: {msg}");
     }
     let msg = err_text("{'descr': '|O', 'fortran_order': False, 'shape': (3,), }");
-    assert!(
-        msg.contains("unsupported dtype '|O': object arrays are not supported"),
-        "{msg}"
-    );
+    assert!(msg.contains("unsupported dtype '|O': object arrays are not supported"), "{msg}");
 }
 
 #[test]
 fn dict_rejections_say_what_is_wrong() {
     let cases = [
-        (
-            "{'descr': '<f8', 'fortran_order': False}",
-            "header is missing key 'shape'",
-        ),
-        (
-            "{'shape': (3,), 'fortran_order': False}",
-            "header is missing key 'descr'",
-        ),
-        (
-            "{'descr': '<f8', 'shape': (3,)}",
-            "header is missing key 'fortran_order'",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), 'x': 1}",
-            "unexpected key 'x'",
-        ),
-        (
-            "{'descr': '<f8', 'descr': '<f8', 'fortran_order': False, 'shape': (3,)}",
-            "key 'descr' more than once",
-        ),
-        (
-            "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (3,)}",
-            "structured dtypes",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (-3,)}",
-            "negative dimension",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (3, -1)}",
-            "negative dimension",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (5)}",
-            "1-tuple",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': False, 'shape': [5]}",
-            "a tuple such as (2, 3)",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3.5)}",
-            "',' or ')'",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999999,)}",
-            "larger than 2^64 - 1",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': 0, 'shape': (3,)}",
-            "True or False",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': Falsey, 'shape': (3,)}",
-            "True or False",
-        ),
-        (
-            "{'descr': 8, 'fortran_order': False, 'shape': (3,)}",
-            "a dtype string",
-        ),
-        (
-            "{'descr': '<f8, 'fortran_order': False, 'shape': (3,)}",
-            "unsupported dtype '<f8, '",
-        ),
+        ("{'descr': '<f8', 'fortran_order': False}", "header is missing key 'shape'"),
+        ("{'shape': (3,), 'fortran_order': False}", "header is missing key 'descr'"),
+        ("{'descr': '<f8', 'shape': (3,)}", "header is missing key 'fortran_order'"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), 'x': 1}", "unexpected key 'x'"),
+        ("{'descr': '<f8', 'descr': '<f8', 'fortran_order': False, 'shape': (3,)}", "key 'descr' more than once"),
+        ("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (3,)}", "structured dtypes"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (-3,)}", "negative dimension"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (3, -1)}", "negative dimension"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (5)}", "1-tuple"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': [5]}", "a tuple such as (2, 3)"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3.5)}", "',' or ')'"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999999,)}", "larger than 2^64 - 1"),
+        ("{'descr': '<f8', 'fortran_order': 0, 'shape': (3,)}", "True or False"),
+        ("{'descr': '<f8', 'fortran_order': Falsey, 'shape': (3,)}", "True or False"),
+        ("{'descr': 8, 'fortran_order': False, 'shape': (3,)}", "a dtype string"),
+        ("{'descr': '<f8, 'fortran_order': False, 'shape': (3,)}", "unsupported dtype '<f8, '"),
         ("{'descr': '<f8}", "a closing quote"),
-        (
-            "{'descr': '<f8\\n', 'fortran_order': False, 'shape': (3,)}",
-            "backslash",
-        ),
-        (
-            "{'descr' '<f8', 'fortran_order': False, 'shape': (3,)}",
-            "':' after the key",
-        ),
-        (
-            "{'descr': '<f8' 'fortran_order': False, 'shape': (3,)}",
-            "',' or '}'",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (3,)} x",
-            "nothing but whitespace",
-        ),
-        (
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (3,)",
-            "',' or '}'",
-        ),
+        ("{'descr': '<f8\\n', 'fortran_order': False, 'shape': (3,)}", "backslash"),
+        ("{'descr' '<f8', 'fortran_order': False, 'shape': (3,)}", "':' after the key"),
+        ("{'descr': '<f8' 'fortran_order': False, 'shape': (3,)}", "',' or '}'"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (3,)} x", "nothing but whitespace"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (3,)", "',' or '}'"),
         ("{descr: '<f8'}", "a quoted key"),
         ("['descr', '<f8']", "'{' at the start"),
         ("", "'{' at the start"),
@@ -357,30 +245,18 @@ fn size_overflow_is_an_error() {
     assert_eq!(h.element_count().unwrap(), 1 << 63);
     assert!(matches!(h.data_len(), Err(Error::SizeOverflow { .. })));
     let msg = h.data_len().unwrap_err().to_string();
-    assert!(
-        msg.contains("(2305843009213693952, 4) of '<f8'") && msg.contains("overflows"),
-        "{msg}"
-    );
+    assert!(msg.contains("(2305843009213693952, 4) of '<f8'") && msg.contains("overflows"), "{msg}");
     // 10^15 elements is a valid header; only the file size check refuses it.
-    let h = decode_dict("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000000,)}")
-        .unwrap();
+    let h = decode_dict("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000000,)}").unwrap();
     assert_eq!(h.data_len().unwrap(), 8_000_000_000_000_000);
 }
 
 #[test]
 fn preamble_rejections() {
     let good = header("<f8", &[3], false).encode();
-    let msg = decode_header_bytes(b"NUMPY\x01\x00garbage")
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        msg,
-        "bad magic: not a .npy file (it does not start with \\x93NUMPY)"
-    );
-    assert!(matches!(
-        decode_header_bytes(b"PK\x03\x04"),
-        Err(Error::BadMagic)
-    ));
+    let msg = decode_header_bytes(b"NUMPY\x01\x00garbage").unwrap_err().to_string();
+    assert_eq!(msg, "bad magic: not a .npy file (it does not start with \\x93NUMPY)");
+    assert!(matches!(decode_header_bytes(b"PK\x03\x04"), Err(Error::BadMagic)));
 
     // Every strict prefix of a valid preamble is a truncation, never a panic.
     for cut in 0..good.len() {
@@ -399,16 +275,7 @@ fn preamble_rejections() {
     // A 4 GiB header length is refused before anything is allocated.
     let huge = b"\x93NUMPY\x02\x00\xff\xff\xff\xff{";
     let err = decode_header_bytes(huge).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::HeaderTooLarge {
-                len: 0xffff_ffff,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::HeaderTooLarge { len: 0xffff_ffff, .. }), "{err}");
     assert!(err.to_string().contains("4294967295"));
 }
 
@@ -427,8 +294,7 @@ fn mutated_headers_never_panic() {
         header(">c16", &[], true).encode(),
         header("|b1", &[0, 7, 1], false).encode(),
     ];
-    let alphabet =
-        b"{}()[],:'\" -0123456789LTrueFalsedescrshapefortran_order<>|=ifucbOUS\n\x00\xff";
+    let alphabet = b"{}()[],:'\" -0123456789LTrueFalsedescrshapefortran_order<>|=ifucbOUS\n\x00\xff";
     for i in 0..30_000 {
         let mut bytes = bases[i % bases.len()].clone();
         for _ in 0..(next() % 4 + 1) {

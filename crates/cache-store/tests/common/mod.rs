@@ -37,7 +37,12 @@ pub fn names(dir: &Path) -> Vec<String> {
 
 /// This host's name as the cache writes it into temporary names.
 pub fn host_tag() -> String {
-    gethostname::gethostname().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect()
+    gethostname::gethostname()
+        .to_string_lossy()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect()
 }
 
 pub fn hit(lookup: Lookup) -> Entry {
