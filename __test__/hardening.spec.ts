@@ -187,6 +187,11 @@ test.serial('disk full: the result is returned, the failure reported, nothing ha
   t.is(result[result.length - 1], 7)
   t.is(events.storeError.length, 1)
   t.regex(events.storeError[0].message, /No space left on device|ENOSPC|os error 28/)
+  // Codes a program can branch on: ours, and the OS's beneath it.
+  const error = events.storeError[0] as Error & { code: string; cause: { code: string; osCode: string; path: string } }
+  t.is(error.code, 'ERR_NFC_STORE_FAILED')
+  t.like(error.cause, { code: 'ERR_NFC_IO', osCode: 'ENOSPC' })
+  t.true(error.cause.path.startsWith(dir), error.cause.path)
   t.deepEqual(tempFiles(dir), [], 'the partial temporary file was removed')
   t.is(entryFiles(dir).length, 2, 'only the small entry is there')
   const again = counted(dir)

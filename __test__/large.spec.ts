@@ -3,6 +3,7 @@
 // 4 GiB work as arguments and results.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
+import { readdirSync } from 'node:fs'
 import { freemem, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { NumpyFuncCache, readNpy } from '../dist'
@@ -211,7 +212,7 @@ for (const mode of ['sync', 'async'] as const) {
     t.is(calls, 2, 'a change past the 4 GiB mark of the argument is a new key')
     arg = undefined
     // NumPy-compatible on disk: readNpy reads the whole file.
-    const files = require('node:fs').readdirSync(dir).filter((n: string) => n.endsWith('.npy'))
+    const files = readdirSync(dir).filter((n: string) => n.endsWith('.npy'))
     t.is(files.length, 2)
     t.is(readNpy(join(dir, files[0])).data.length, BIG / 8)
   })

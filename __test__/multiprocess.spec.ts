@@ -10,7 +10,6 @@ import { join } from 'node:path'
 import { NumpyFuncCache, readNpy } from '../dist'
 import { root, tempDir } from './helpers'
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any
 
 // The result of key k, in the workers and here: its first element tells k

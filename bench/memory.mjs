@@ -5,7 +5,7 @@ import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
 import { plainCache } from './lib.mjs'
 
-const [peer, op, mode, dir, nText] = process.argv.slice(2)
+const [peer, , mode, dir, nText] = process.argv.slice(2)
 const n = Number(nText)
 const vmHwm = () => Number(readFileSync('/proc/self/status', 'utf8').match(/VmHWM:\s+(\d+)/)[1])
 

@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import {
-  MiB, measure, measureEach, attempt, na, randomF64, bytesOf, plainCache, memoizeFsCache,
+  measure, measureEach, attempt, na, randomF64, bytesOf, plainCache, memoizeFsCache,
   memoizeFsJsonLength, V8_MAX_STRING, pool, mapsFileUnder,
 } from './lib.mjs'
 

@@ -177,7 +177,7 @@ class Encoder {
     }
     if (types.isDate(v)) {
       this.tag(Tag.Date)
-      return this.f64((v as Date).getTime())
+      return this.f64(v.getTime())
     }
     if (this.ancestors.has(v)) throw unkeyable(`${path} refers back to one of its own ancestors (a cycle)`)
     this.ancestors.add(v)
@@ -189,14 +189,14 @@ class Encoder {
         for (let i = 0; i < v.length; i++) this.value(v[i], `${path}[${i}]`)
       } else if (types.isMap(v) && Object.getPrototypeOf(v) === Map.prototype) {
         this.tag(Tag.Map)
-        const entries = [...(v as Map<unknown, unknown>)]
+        const entries = [...v]
         this.unordered(entries.length, (sub, i) => {
           sub.value(entries[i][0], `${path}[Map key #${i}]`)
           sub.value(entries[i][1], `${path}[Map value #${i}]`)
         })
       } else if (types.isSet(v) && Object.getPrototypeOf(v) === Set.prototype) {
         this.tag(Tag.Set)
-        const items = [...(v as Set<unknown>)]
+        const items = [...v]
         this.unordered(items.length, (sub, i) => sub.value(items[i], `${path}[Set element #${i}]`))
       } else if (isPlainObject(v)) {
         const symbol = Object.getOwnPropertySymbols(v).find((s) => Object.prototype.propertyIsEnumerable.call(v, s))
@@ -244,7 +244,7 @@ class Encoder {
 }
 
 function isPlainObject(v: object): boolean {
-  const proto = Object.getPrototypeOf(v)
+  const proto: unknown = Object.getPrototypeOf(v)
   return proto === Object.prototype || proto === null
 }
 

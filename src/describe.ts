@@ -18,10 +18,10 @@ export function describe(value: unknown): string {
   }
   if (Array.isArray(value)) return `an Array of length ${value.length}`
   if (types.isPromise(value)) return 'a Promise'
-  const proto = Object.getPrototypeOf(value)
+  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null
   if (proto === null || proto === Object.prototype) return 'a plain object'
-  const name = proto?.constructor?.name
-  return name ? `an instance of ${name}` : 'an object'
+  const name = proto.constructor?.name
+  return typeof name === 'string' && name ? `an instance of ${name}` : 'an object'
 }
 
 /** `base.key` for identifier keys, `base["key"]` otherwise. */

@@ -1,6 +1,7 @@
 // Loads the compiled addon (binding/, built by napi). The napi-generated
 // loader picks the binary for this platform; when none exists we say which
 // platform that is.
+import { constants } from 'node:buffer'
 import type * as Native from '../binding/index'
 import { ErrorCodes, codedError } from './errors'
 
@@ -22,8 +23,7 @@ function load(): typeof Native {
 }
 
 export const native = load()
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-native.setMaxExternalLength(require('node:buffer').constants.MAX_LENGTH)
+native.setMaxExternalLength(constants.MAX_LENGTH)
 
 export type NativeCacheDir = InstanceType<typeof native.CacheDir>
 /** What a lookup of an entry finds. */

@@ -82,9 +82,9 @@ function failWith(code: ErrorCode): Fail {
 function checkShape(shape: unknown, what: string, fail: Fail): number[] {
   if (!Array.isArray(shape)) fail(TypeError, `${what}.shape must be an array of non-negative integers, got ${describe(shape)}`)
   return (shape as unknown[]).map((d: unknown, i) => {
-    if (typeof d !== 'number') fail(TypeError, `${what}.shape[${i}] must be a number, got ${describe(d)}`)
-    if (!Number.isSafeInteger(d) || (d as number) < 0) fail(RangeError, `${what}.shape[${i}] must be a non-negative integer, got ${d}`)
-    return d as number
+    if (typeof d !== 'number') return fail(TypeError, `${what}.shape[${i}] must be a number, got ${describe(d)}`)
+    if (!Number.isSafeInteger(d) || d < 0) fail(RangeError, `${what}.shape[${i}] must be a non-negative integer, got ${d}`)
+    return d
   })
 }
 
@@ -97,7 +97,7 @@ function contiguousData(data: TypedArray, shape: number[], stride: unknown, offs
   if (stride === undefined && offset === undefined) return data
   const start = offset === undefined ? 0 : offset
   if (typeof start !== 'number' || !Number.isSafeInteger(start) || start < 0) {
-    fail(RangeError, `${what}.offset must be a non-negative integer, got ${describe(offset)}`)
+    return fail(RangeError, `${what}.offset must be a non-negative integer, got ${describe(offset)}`)
   }
   if (stride !== undefined) {
     if (!Array.isArray(stride) || stride.length !== shape.length) {
@@ -115,7 +115,7 @@ function contiguousData(data: TypedArray, shape: number[], stride: unknown, offs
       expected *= shape[i]
     }
   }
-  return data.subarray(start as number, (start as number) + product(shape))
+  return data.subarray(start, start + product(shape))
 }
 
 /**

@@ -496,7 +496,7 @@ fn shape_blob(shape: &[u64]) -> Vec<u8> {
 /// The dimensions packed by `shape_blob`; a blob that is not whole 64-bit
 /// integers (an edited index) is an error of that row.
 fn shape_of(blob: &[u8]) -> rusqlite::Result<Vec<u64>> {
-    if blob.len() % 8 != 0 {
+    if !blob.len().is_multiple_of(8) {
         let msg = format!("a shape of {} bytes is not a list of 64-bit integers", blob.len());
         return Err(rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, msg.into()));
     }

@@ -291,13 +291,18 @@ impl EntryFiles {
             placed: false,
         };
         let mut array_file = layout::create_new(&prepared.temp_array)?;
+        let temp_array = &prepared.temp_array;
         // No fsync: a killed process cannot leave a partial file under a
         // real name, and after an OS crash a short file fails the checks
         // and reads as a miss.
         let (digest, written) = std::thread::scope(|s| {
             // A large array is hashed on another thread while this one writes it.
             let hashing = (data.len() > VERIFY_DATA_UP_TO).then(|| s.spawn(|| record::data_digest(data)));
-            let written = npy_format::write_npy_to(&mut array_file, header, data).map_err(StoreError::Npy);
+            let written = npy_format::write_npy_to(&mut array_file, header, data).map_err(|e| match e {
+                // A failed write (a full disk) names the file it failed on.
+                npy_format::Error::Io { action, source } => StoreError::Io { action, path: temp_array.to_path_buf(), source },
+                e => StoreError::Npy(e),
+            });
             let digest = match hashing {
                 Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
                 None => record::data_digest(data),

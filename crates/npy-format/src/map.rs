@@ -58,7 +58,7 @@ fn map_opened(file: &File) -> Result<Option<MappedNpy>, Error> {
         return Err(Error::data_len_mismatch(&header, actual, expected));
     }
     let offset = offset as usize;
-    if expected == 0 || header.dtype.needs_swap() || offset % header.dtype.scalar_size() != 0 {
+    if expected == 0 || header.dtype.needs_swap() || !offset.is_multiple_of(header.dtype.scalar_size()) {
         return Ok(None);
     }
     Ok(Some(MappedNpy { header, map, offset }))

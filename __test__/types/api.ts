@@ -1,0 +1,92 @@
+// Type tests of the public API, compiled (never run) by `npm run test:types`
+// against the built declarations in dist/: each `expect<Equal<...>>` must
+// hold, and each line after `@ts-expect-error` must fail to compile.
+import {
+  type CachedFunction,
+  type CachedResult,
+  type ErrorCode,
+  ErrorCodes,
+  type LoadedNdArray,
+  type NdArray,
+  NumpyFuncCache,
+  readNpy,
+} from '../../dist'
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
+declare function expect<T extends true>(): void
+
+const cache = new NumpyFuncCache('/tmp/nfc-types')
+
+// A synchronous function: the wrapper has its parameters and returns its class.
+const ramp = cache.createCachedFunc((n: number, scale?: number) => new Float64Array(n).fill(scale ?? 1))
+// (TypeScript 5.7+ types a new array as over an ArrayBuffer.)
+expect<Equal<ReturnType<typeof ramp>, Float64Array<ArrayBuffer>>>()
+expect<Equal<Parameters<typeof ramp>, [n: number, scale?: number]>>()
+// @ts-expect-error the argument types are the function's
+ramp('3')
+ramp.has(3, 0.5)
+ramp.invalidate(3)
+// @ts-expect-error has() takes the same arguments
+ramp.has('3')
+
+// An async function: a Promise of the same class.
+const counts = cache.createCachedFunc(async (n: number) => new Int32Array(n))
+expect<Equal<ReturnType<typeof counts>, Promise<Int32Array<ArrayBuffer>>>>()
+expect<Equal<typeof counts, CachedFunction<(n: number) => Promise<Int32Array<ArrayBuffer>>>>>()
+
+// An n-d result comes back as { data, shape, dtype } of its data's class.
+const grid = cache.createCachedFunc((n: number) => ({ data: new Float32Array(n * 2), shape: [n, 2] }))
+expect<Equal<ReturnType<typeof grid>, LoadedNdArray<Float32Array<ArrayBuffer>> & { fortranOrder?: true }>>()
+expect<Equal<CachedResult<NdArray<BigInt64Array>>, LoadedNdArray<BigInt64Array> & { fortranOrder?: true }>>()
+expect<Equal<CachedResult<Uint8Array>, Uint8Array>>()
+
+// A union of results stays a union.
+const either = cache.createCachedFunc((wide: boolean) => (wide ? new Float64Array(1) : new Float32Array(1)))
+expect<Equal<ReturnType<typeof either>, Float64Array<ArrayBuffer> | Float32Array<ArrayBuffer>>>()
+
+// `this` is passed through, and typed.
+function scaled(this: { scale: number }, n: number) {
+  return new Float64Array(n).fill(this.scale)
+}
+const method = cache.createCachedFunc(scaled)
+method.call({ scale: 2 }, 3)
+// @ts-expect-error `this` of the wrong shape
+method.call({ other: 2 }, 3)
+
+// A function whose result cannot be cached does not compile.
+// @ts-expect-error a number
+cache.createCachedFunc((n: number) => n * 2)
+// @ts-expect-error a plain array
+cache.createCachedFunc(() => [1, 2, 3])
+// @ts-expect-error nothing
+cache.createCachedFunc(() => {})
+// @ts-expect-error a Promise of a string
+cache.createCachedFunc(async () => 'text')
+// @ts-expect-error an object without data
+cache.createCachedFunc(() => ({ shape: [1] }))
+
+// Options are checked.
+// @ts-expect-error an unknown option
+cache.createCachedFunc(() => new Uint8Array(1), { nmae: 'x' })
+// @ts-expect-error computeOnce takes a boolean or { timeout, staleAfter }
+new NumpyFuncCache('/tmp/nfc-types', { computeOnce: 'yes' })
+new NumpyFuncCache('/tmp/nfc-types', { maxBytes: 1e9, maxEntries: 10, maxAge: 3600e3, computeOnce: { timeout: 5000 } })
+
+// What the maintenance calls return.
+expect<Equal<ReturnType<typeof cache.stats>, { entries: number; bytes: number; hits: number; misses: number }>>()
+expect<Equal<ReturnType<typeof cache.entries>[number]['lastUsed'], Date>>()
+expect<Equal<ReturnType<typeof cache.prune>['removedEntries'], number>>()
+
+// Events carry typed payloads.
+cache.on('storeError', (error, info) => {
+  expect<Equal<typeof error, Error>>()
+  expect<Equal<typeof info.key, string>>()
+})
+
+// readNpy and the error codes.
+expect<Equal<ReturnType<typeof readNpy>['shape'], number[]>>()
+expect<Equal<(typeof ErrorCodes)['IO'], 'ERR_NFC_IO'>>()
+const code: ErrorCode = 'ERR_NFC_DAMAGED_ENTRY'
+// @ts-expect-error not a code of this package
+const other: ErrorCode = 'ENOENT'
+void [code, other]
