@@ -35,19 +35,20 @@ try {
   // 1. One small hit (Float64Array(1024), 8 KiB) through the binding, three ways, interleaved.
   log('hit cost')
   const SMALL = new Float64Array(1024).fill(0.5)
-  const meta = JSON.stringify({ format: 1 })
-  const store = (d) => d.store(keyOf(1), SMALL, [1024], '<f8', false, meta, 'small')
+  const layout = (n) => ({ shape: [n], dtype: '<f8', fortranOrder: false })
+  const entry = (name) => ({ function: name, result: 'typedarray', class: 'Float64Array' })
+  const store = (d) => d.store(keyOf(1), SMALL, layout(1024), entry('small'))
   const off = new native.CacheDir(join(tmp, 'hit-off'))
   off.setRecording(false)
   const on = new native.CacheDir(join(tmp, 'hit-on'))
-  const aged = new native.CacheDir(join(tmp, 'hit-aged'), false, { maxAge: 1e12 })
+  const aged = new native.CacheDir(join(tmp, 'hit-aged'), { limits: { maxAge: 1e12 } })
   for (const d of [off, on, aged]) store(d)
   const check = (r) => {
     if (r.status !== 'hit' || r.array.buffer.byteLength !== SMALL.byteLength) throw new Error(`not a hit: ${JSON.stringify(r)}`)
   }
   const loop = (d) => () => {
     let r
-    for (let i = 0; i < cfg.inner; i++) r = d.load(keyOf(1), true)
+    for (let i = 0; i < cfg.inner; i++) r = d.load(keyOf(1))
     check(r)
   }
   // The public API's hit, for scale: a wrapper around the same load.
@@ -70,7 +71,7 @@ try {
   log(`${cfg.entries} entries`)
   const TINY = new Float64Array(8).fill(0.25)
   const big = new native.CacheDir(join(tmp, 'entries'))
-  const [fill] = seconds(() => { for (let i = 0; i < cfg.entries; i++) big.store(keyOf(i), TINY, [8], '<f8', false, meta, 'tiny') })
+  const [fill] = seconds(() => { for (let i = 0; i < cfg.entries; i++) big.store(keyOf(i), TINY, layout(8), entry('tiny')) })
   out.prune.fill = fill
   const [stats, totals] = seconds(() => big.stats())
   if (totals.entries !== cfg.entries) throw new Error(`stats says ${totals.entries} entries`)

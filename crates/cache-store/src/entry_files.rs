@@ -300,7 +300,9 @@ impl EntryFiles {
             let hashing = (data.len() > VERIFY_DATA_UP_TO).then(|| s.spawn(|| record::data_digest(data)));
             let written = npy_format::write_npy_to(&mut array_file, header, data).map_err(|e| match e {
                 // A failed write (a full disk) names the file it failed on.
-                npy_format::Error::Io { action, source } => StoreError::Io { action, path: temp_array.to_path_buf(), source },
+                npy_format::Error::Io { action, source } => {
+                    StoreError::Io { action, path: temp_array.to_path_buf(), source }
+                }
                 e => StoreError::Npy(e),
             });
             let digest = match hashing {

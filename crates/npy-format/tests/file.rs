@@ -77,6 +77,7 @@ fn big_endian_files_from_numpy_read_as_native_values() {
     let i4: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '>i4', 'fortran_order': False, 'shape': (2, 3), }                                                          \n\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00\x04\x00\x00\x00\x05";
     let got = read_npy(&write_raw(dir.path(), "i4.npy", i4)).unwrap();
     assert_eq!(got.header, header("<i4", &[2, 3], false));
+    assert_eq!(got.stored_order, ByteOrder::Big, "the order the file had is kept");
     let values: Vec<i32> = got.data.chunks_exact(4).map(|c| i32::from_ne_bytes(c.try_into().unwrap())).collect();
     assert_eq!(values, [0, 1, 2, 3, 4, 5]);
 

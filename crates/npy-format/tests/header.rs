@@ -316,3 +316,38 @@ fn mutated_headers_never_panic() {
         }
     }
 }
+
+#[test]
+fn the_supported_dtypes_are_listed_once_each_in_native_order_with_numpy_names() {
+    let all: Vec<Dtype> = Dtype::supported().collect();
+    let descrs: Vec<String> = all.iter().map(Dtype::descr).collect();
+    assert_eq!(
+        descrs,
+        ["|b1", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8", "<f2", "<f4", "<f8", "<c8", "<c16"]
+    );
+    let names: Vec<String> = all.iter().map(Dtype::name).collect();
+    assert_eq!(
+        names,
+        [
+            "bool",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "uint8",
+            "uint16",
+            "uint32",
+            "uint64",
+            "float16",
+            "float32",
+            "float64",
+            "complex64",
+            "complex128"
+        ]
+    );
+    for dtype in all {
+        assert!(dtype.validate().is_ok());
+        assert_eq!(Dtype::parse(&dtype.descr()).unwrap(), dtype);
+        assert!(!dtype.needs_swap());
+    }
+}
