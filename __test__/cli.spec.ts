@@ -5,12 +5,14 @@ import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { type CacheEntryInfo, NumpyFuncCache } from '../dist'
+import { advanceClock } from '../dist/testing'
 import { root, tempDir } from './helpers'
 
 const CLI = join(root, 'dist', 'cli.js')
 const ENTRY_FILE = /^[0-9a-f]{64}\.(npy|json)$/
+const MINUTE = 60_000
+const HOUR = 3_600_000
 const DAY = 86_400_000
 
 interface Run {
@@ -61,7 +63,7 @@ function human(bytes: number): string {
  * A cache with four functions of different shapes and dtypes, used in a known
  * order: most recently used first, embed, flags, spectrum, counts.
  */
-async function populated(t: ExecutionContext): Promise<{ dir: string; cache: NumpyFuncCache }> {
+function populated(t: ExecutionContext): { dir: string; cache: NumpyFuncCache } {
   const dir = join(tempDir(t), 'cache')
   const cache = new NumpyFuncCache(dir)
   const embed = cache.createCachedFunc(function embed(n: number) {
@@ -76,10 +78,10 @@ async function populated(t: ExecutionContext): Promise<{ dir: string; cache: Num
   const flags = cache.createCachedFunc(function flags() {
     return { data: new Uint8Array([1, 0, 0, 1]), shape: [2, 2], dtype: '|b1' }
   })
-  // Apart in time, so "most recently used" has one answer.
+  // Apart in time (on the cache's clock, moved on), so "most recently used" has one answer.
   for (const call of [() => embed(1000), () => counts(10), () => spectrum(64), () => flags(), () => embed(1000)]) {
     call()
-    await sleep(20)
+    advanceClock(cache, 1)
   }
   cache.stats() // writes the hit just recorded to the index, for the CLI to see
   return { dir, cache }
@@ -114,8 +116,8 @@ test.before(() => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build:ts first`)
 })
 
-test('ls lists every entry, most recently used first, with function, shape, dtype, size and key', async (t) => {
-  const { dir, cache } = await populated(t)
+test('ls lists every entry, most recently used first, with function, shape, dtype, size and key', (t) => {
+  const { dir, cache } = populated(t)
   const entries = cache.entries()
   t.deepEqual(
     entries.map((e) => e.function),
@@ -154,7 +156,9 @@ test('ls lists every entry, most recently used first, with function, shape, dtyp
 
 test('ls shows ages, and an empty directory as an empty cache without writing into it', (t) => {
   const dir = join(tempDir(t), 'cache')
-  aged(t, dir, [3 * DAY, 5 * 60_000])
+  // Ages are real time, as the CLI's own clock sees them, and round to the nearest unit: 4 min 31 s
+  // shows as 5m until it is 5 min 30 s old, so the CLI has most of a minute to start.
+  aged(t, dir, [3 * DAY, 4.5 * MINUTE + 1000])
   const lines = cli('ls', dir).stdout.trimEnd().split('\n')
   t.regex(lines[1], / 5m ago +5m ago /)
   t.regex(lines[2], / 3d ago +3d ago /)
@@ -168,8 +172,8 @@ test('ls shows ages, and an empty directory as an empty cache without writing in
   t.deepEqual(readdirSync(empty), [])
 })
 
-test('stats prints the totals cache.stats() gives', async (t) => {
-  const { dir, cache } = await populated(t)
+test('stats prints the totals cache.stats() gives', (t) => {
+  const { dir, cache } = populated(t)
   const stats = cache.stats()
   t.like(stats, { entries: 4, hits: 1, misses: 4 })
   t.deepEqual(cliJson(t, 'stats', dir), stats)
@@ -185,8 +189,8 @@ test('stats prints the totals cache.stats() gives', async (t) => {
   ])
 })
 
-test('prune --max-entries removes the least recently used entries and their files', async (t) => {
-  const { dir, cache } = await populated(t)
+test('prune --max-entries removes the least recently used entries and their files', (t) => {
+  const { dir, cache } = populated(t)
   const before = cache.entries()
   const report = cliJson(t, 'prune', dir, '--max-entries', '2')
   const kept = before.slice(0, 2)
@@ -209,8 +213,8 @@ test('prune --max-entries removes the least recently used entries and their file
   t.deepEqual(keysOnDisk(dir), [kept[0].key])
 })
 
-test('prune --max-bytes keeps the most recently used entries that fit', async (t) => {
-  const { dir, cache } = await populated(t)
+test('prune --max-bytes keeps the most recently used entries that fit', (t) => {
+  const { dir, cache } = populated(t)
   const before = cache.entries()
   const limit = before[0].bytes + before[1].bytes
   const report = cliJson(t, 'prune', dir, '--max-bytes', `${limit}B`)
@@ -219,13 +223,13 @@ test('prune --max-bytes keeps the most recently used entries that fit', async (t
   t.like(cliJson(t, 'prune', dir, '--max-bytes', '1GB'), { removedEntries: 0, entries: 2 })
 })
 
-test('prune --max-bytes units: MB are powers of 1000, MiB and M powers of 1024', async (t) => {
+test('prune --max-bytes units: MB are powers of 1000, MiB and M powers of 1024', (t) => {
   const dir = join(tempDir(t), 'cache')
   const cache = new NumpyFuncCache(dir)
   cache.createCachedFunc(function small() {
     return new Uint8Array(40_000)
   })()
-  await sleep(20)
+  advanceClock(cache, 1)
   cache.createCachedFunc(function big() {
     return new Float64Array(127_500) // 1,020,000 bytes of data: between 1 MB and 1 MiB
   })()
@@ -252,8 +256,9 @@ test('prune --max-age removes entries unused for longer, in days, minutes or mil
 test('prune of 20,000 entries removes the oldest and draws a progress bar when asked', (t) => {
   const dir = join(tempDir(t), 'cache')
   const n = 20_000
-  // Entry i was last used (n - i) minutes ago (plus 30 s, away from the limits).
-  const keys = aged(t, dir, Array.from({ length: n }, (_, i) => (n - i) * 60_000 + 30_000))
+  // Entry i was last used (n - i) hours ago (plus half an hour, away from the limits): the
+  // ages are real time, and writing and pruning 20,000 entries on a busy machine takes a while.
+  const keys = aged(t, dir, Array.from({ length: n }, (_, i) => (n - i) * HOUR + HOUR / 2))
   const cache = new NumpyFuncCache(dir)
   cache.prune() // adopts the copies into the index
   t.is(cache.stats().entries, n)
@@ -275,11 +280,11 @@ test('prune of 20,000 entries removes the oldest and draws a progress bar when a
     rows.map((cells) => cells[6]),
     newestFirst.map((key) => key.slice(0, 12)),
   )
-  t.deepEqual(rows[0].slice(4, 6), ['2m ago', '2m ago']) // 1.5 minutes
-  t.deepEqual(rows[4999].slice(4, 6), ['3d ago', '3d ago']) // 5000.5 minutes
+  t.deepEqual(rows[0].slice(4, 6), ['2h ago', '2h ago']) // 1.5 hours
+  t.deepEqual(rows[4999].slice(4, 6), ['208d ago', '208d ago']) // 5000.5 hours
 
-  // 1000 minutes: the 999 entries used 0.5 to 998.5 minutes ago stay.
-  t.like(cliJson(t, 'prune', dir, '--max-age', '1000m'), { removedEntries: 5000 - 999, entries: 999 })
+  // 1000 hours: the 999 entries used 1.5 to 999.5 hours ago stay.
+  t.like(cliJson(t, 'prune', dir, '--max-age', '1000h'), { removedEntries: 5000 - 999, entries: 999 })
   t.deepEqual(keysOnDisk(dir), keys.slice(n - 999).sort())
 })
 
@@ -297,8 +302,8 @@ const script = spawnSync('script', ['--version']).status === 0
   t.is(keysOnDisk(dir).length, 1000)
 })
 
-test('clear removes every entry and leaves other files alone; --remove-dir removes the directory', async (t) => {
-  const { dir, cache } = await populated(t)
+test('clear removes every entry and leaves other files alone; --remove-dir removes the directory', (t) => {
+  const { dir, cache } = populated(t)
   const { entries, bytes } = cache.stats()
   writeFileSync(join(dir, 'notes.txt'), 'keep me\n')
   t.deepEqual(cliJson(t, 'clear', dir), { removed: true, removedEntries: entries, removedBytes: bytes, removedDir: false })
@@ -306,7 +311,7 @@ test('clear removes every entry and leaves other files alone; --remove-dir remov
   t.is(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'keep me\n')
 
   // Only cache files in it: the directory goes too.
-  const other = await populated(t)
+  const other = populated(t)
   const otherBytes = other.cache.stats().bytes
   const r = cli('clear', other.dir, '--remove-dir')
   t.is(r.status, 0, r.stderr)
@@ -314,8 +319,8 @@ test('clear removes every entry and leaves other files alone; --remove-dir remov
   t.false(existsSync(other.dir))
 })
 
-test('clear --remove-dir with other files in the directory fails and keeps them', async (t) => {
-  const { dir } = await populated(t)
+test('clear --remove-dir with other files in the directory fails and keeps them', (t) => {
+  const { dir } = populated(t)
   writeFileSync(join(dir, 'notes.txt'), 'keep me\n')
   const r = cli('clear', dir, '--remove-dir')
   t.is(r.status, 1)
@@ -358,8 +363,8 @@ test('a missing directory, a file and a foreign directory are errors that change
   t.deepEqual(readdirSync(foreign).sort(), ['notes.txt', 'sub'])
 })
 
-test('bad arguments are usage errors that name them, with exit code 2', async (t) => {
-  const { dir, cache } = await populated(t)
+test('bad arguments are usage errors that name them, with exit code 2', (t) => {
+  const { dir, cache } = populated(t)
   const cases: [string[], RegExp][] = [
     [['frob', dir], /unknown command 'frob'/],
     [['prune', dir, '--max-bytes', '10XB'], /'--max-bytes <size>' argument '10XB' is invalid/],

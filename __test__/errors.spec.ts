@@ -41,9 +41,9 @@ test('arguments a key cannot hold and results that cannot be cached have their o
   const cache = new NumpyFuncCache(tempDir(t))
   const f = cache.createCachedFunc(ramp)
   t.throws(() => f((() => 1) as never), { instanceOf: TypeError, code: ErrorCodes.UNKEYABLE_ARG, message: /args\[0\] is a function/ })
-  const bad = cache.createCachedFunc(((n: number) => n) as never) as (n: number) => unknown
+  const bad = cache.createCachedFunc(((n: number) => n) as never) as unknown as (n: number) => unknown
   t.throws(() => bad(1), { instanceOf: TypeError, code: ErrorCodes.BAD_RESULT })
-  const badAsync = cache.createCachedFunc((async () => 'text') as never) as () => Promise<unknown>
+  const badAsync = cache.createCachedFunc((async () => 'text') as never) as unknown as () => Promise<unknown>
   await t.throwsAsync(badAsync(), { instanceOf: TypeError, code: ErrorCodes.BAD_RESULT })
 })
 

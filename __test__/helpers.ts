@@ -27,6 +27,11 @@ export function runPython(source: string, args: string[] = []): string {
 
 export const isRoot = process.getuid?.() === 0
 
+/** File names other than the index's (which a clear empties and keeps). */
+export function withoutIndex(names: string[]): string[] {
+  return names.filter((n) => !n.startsWith('.numpy-func-cache-index.sqlite'))
+}
+
 /**
  * Runs `source` in a child node process as the unprivileged user `nobody`
  * (as root; as anyone else, as that user), so file permissions really

@@ -255,7 +255,8 @@ fn a_write_that_may_not_wait_fails_at_once_while_another_connection_writes() {
         })
         .unwrap();
     assert!(result.unwrap().is_err());
-    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // Far below the 120 s an ordinary write waits, yet beyond any stall of a busy machine.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
     // Afterwards it waits again as usual, and writes.
     index.record(&[("a".to_owned(), 20)], 1, 0, None).unwrap();
     assert_eq!(index.last_used("a").unwrap(), Some(20));

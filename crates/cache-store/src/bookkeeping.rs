@@ -415,11 +415,13 @@ impl Bookkeeper {
         Ok(report)
     }
 
-    /// Removes every entry; then the index too if nothing but the cache's
-    /// own files was in the directory (leaving it empty, as before the cache
-    /// used it), else the index stays, empty, and marks it as a cache; with
-    /// `remove_dir`, then the directory. Entries stored by other processes
-    /// during the clear stay (unless the directory goes).
+    /// Removes every entry and empties the index, which stays: other
+    /// processes may hold it open, and deleting it under them would split
+    /// their bookkeeping between the old file and a new one. With
+    /// `remove_dir`, then the index and the directory, if only the cache's
+    /// files were in it (else the index stays and the directory still
+    /// reads as a cache). Entries stored by other processes during the
+    /// clear stay (unless the directory goes).
     pub(crate) fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
         {
             let mut uses = self.uses();
@@ -432,11 +434,14 @@ impl Bookkeeper {
             // An unreadable index must not stop a clear.
             Err(_) => self.files.remove_all(false, false, &|_| false)?,
         };
-        if report.foreign > 0 && !remove_dir {
+        if !remove_dir {
             return Ok(report);
         }
+        if report.foreign > 0 {
+            return Err(StoreError::NotEmpty { path: self.root().to_path_buf(), remaining: report.foreign });
+        }
         book.index = None;
-        let rest = self.files.remove_all(true, remove_dir, &|_| !remove_dir)?;
+        let rest = self.files.remove_all(true, true, &|_| false)?;
         report.removed_files += rest.removed_files;
         report.removed_dir = rest.removed_dir;
         Ok(report)

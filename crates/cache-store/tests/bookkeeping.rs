@@ -68,11 +68,13 @@ fn max_bytes_counts_both_files_of_each_entry() {
 #[test]
 fn an_entry_unused_past_max_age_is_a_miss_and_is_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_age: Some(150_000), ..Limits::default() });
+    // Minutes, not milliseconds: however slow the machine, real time cannot age 2 past max_age.
+    let dir =
+        CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_age: Some(150_000_000), ..Limits::default() });
     store(&dir, 1);
     store(&dir, 2);
     for _ in 0..4 {
-        dir.clock().advance(Duration::from_millis(60));
+        dir.clock().advance(Duration::from_secs(60));
         assert!(is_hit(&dir, 2), "used often enough to stay");
     }
     assert!(!is_hit(&dir, 1));
@@ -249,7 +251,14 @@ fn a_waiter_with_a_shorter_stale_after_does_not_break_a_live_lease() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
     let Claim::Taken(_lease) = dir.claim(&key(1), Duration::from_secs(600)).unwrap() else { panic!() };
-    std::thread::sleep(Duration::from_millis(300));
+    // Older than the waiter's 200 ms and the default 60 s, younger than the holder's 600 s (set, not slept for).
+    let lock = tmp.path().join(format!(".{}.lock", key(1)));
+    fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(120))
+        .unwrap();
     // The holder refreshes every 150 s; a waiter's own 200 ms does not make it stale.
     assert!(matches!(dir.claim(&key(1), Duration::from_millis(200)).unwrap(), Claim::Held { .. }));
     // Nor does a clear remove it.

@@ -316,3 +316,31 @@ fn clear_leaves_the_temporary_files_and_leases_of_running_processes() {
     // The directory itself goes only with everything in it.
     assert!(dir.clear(true).unwrap().removed_dir);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_clear_empties_the_index_in_place_so_processes_holding_it_open_keep_one_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join(".numpy-func-cache-index.sqlite");
+    let (a, b) = (CacheDir::open(tmp.path()).unwrap(), CacheDir::open(tmp.path()).unwrap());
+    a.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
+    assert_eq!(b.stats().unwrap().entries, 1, "b has the index open");
+    let inode = |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let before = inode(&index);
+    a.clear(false).unwrap();
+    assert_eq!(inode(&index), before, "the same index file, emptied");
+    assert!(names(tmp.path()).is_empty());
+    b.store(&key(2), &f8(&[1]), &bytes_of(&[2.0]), &ND).unwrap();
+    assert_eq!(a.stats().unwrap().entries, 1, "a store through b's connection is counted where a looks");
+}
+
+#[test]
+fn a_clear_that_cannot_remove_the_directory_keeps_the_index_so_it_still_reads_as_a_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
+    fs::write(tmp.path().join("notes.txt"), b"mine").unwrap();
+    assert!(matches!(dir.clear(true), Err(StoreError::NotEmpty { remaining: 1, .. })));
+    assert!(tmp.path().join(".numpy-func-cache-index.sqlite").exists());
+    assert_eq!(names(tmp.path()), ["notes.txt"]);
+}
