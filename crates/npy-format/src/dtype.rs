@@ -127,19 +127,27 @@ impl Dtype {
         Ok(Dtype { kind, item_size, byte_order })
     }
 
-    /// Every supported dtype, in host byte order, in NumPy's order of
-    /// kinds and sizes: the one list the cache and its bindings build on.
+    /// Every supported dtype, in host byte order, by item size and then
+    /// kind (bool, int, uint, float, complex): the one list the cache and
+    /// its bindings build on.
     pub fn supported() -> impl Iterator<Item = Dtype> {
-        const SIZES: [(Kind, &[usize]); 5] = [
-            (Kind::Bool, &[1]),
-            (Kind::Int, &[1, 2, 4, 8]),
-            (Kind::Uint, &[1, 2, 4, 8]),
-            (Kind::Float, &[2, 4, 8]),
-            (Kind::Complex, &[8, 16]),
+        const ALL: [(Kind, usize); 14] = [
+            (Kind::Bool, 1),
+            (Kind::Int, 1),
+            (Kind::Uint, 1),
+            (Kind::Int, 2),
+            (Kind::Uint, 2),
+            (Kind::Float, 2),
+            (Kind::Int, 4),
+            (Kind::Uint, 4),
+            (Kind::Float, 4),
+            (Kind::Int, 8),
+            (Kind::Uint, 8),
+            (Kind::Float, 8),
+            (Kind::Complex, 8),
+            (Kind::Complex, 16),
         ];
-        SIZES.into_iter().flat_map(|(kind, sizes)| {
-            sizes.iter().map(move |&item_size| Dtype { kind, item_size, byte_order: ByteOrder::Little }.native())
-        })
+        ALL.into_iter().map(|(kind, item_size)| Dtype { kind, item_size, byte_order: ByteOrder::Little }.native())
     }
 
     /// NumPy's name of the type: `"bool"`, `"int32"`, `"float64"`,

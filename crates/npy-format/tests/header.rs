@@ -321,30 +321,26 @@ fn mutated_headers_never_panic() {
 fn the_supported_dtypes_are_listed_once_each_in_native_order_with_numpy_names() {
     let all: Vec<Dtype> = Dtype::supported().collect();
     let descrs: Vec<String> = all.iter().map(Dtype::descr).collect();
-    assert_eq!(
-        descrs,
-        ["|b1", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8", "<f2", "<f4", "<f8", "<c8", "<c16"]
-    );
+    let expected = ["|b1", "|i1", "|u1", "<i2", "<u2", "<f2", "<i4", "<u4", "<f4", "<i8", "<u8", "<f8", "<c8", "<c16"];
+    assert_eq!(descrs, expected);
     let names: Vec<String> = all.iter().map(Dtype::name).collect();
-    assert_eq!(
-        names,
-        [
-            "bool",
-            "int8",
-            "int16",
-            "int32",
-            "int64",
-            "uint8",
-            "uint16",
-            "uint32",
-            "uint64",
-            "float16",
-            "float32",
-            "float64",
-            "complex64",
-            "complex128"
-        ]
-    );
+    let expected = [
+        "bool",
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "float16",
+        "int32",
+        "uint32",
+        "float32",
+        "int64",
+        "uint64",
+        "float64",
+        "complex64",
+        "complex128",
+    ];
+    assert_eq!(names, expected);
     for dtype in all {
         assert!(dtype.validate().is_ok());
         assert_eq!(Dtype::parse(&dtype.descr()).unwrap(), dtype);
