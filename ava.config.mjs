@@ -9,4 +9,5 @@ export const common = {
 export default {
   ...common,
   files: ['__test__/**/*.spec.ts', '!__test__/large.spec.ts'],
+  concurrency: 2,
 }

@@ -51,8 +51,8 @@ function entryOf(dir: string, n: number): { npy: string; json: string } {
 }
 
 test('a panic in the native core is an Error on the JS thread and on the thread pool, and the process lives on', async (t) => {
-  t.throws(() => native.panicForTests(false), { instanceOf: Error, message: /deliberate panic/ })
-  await t.throwsAsync(native.panicForTests(true), { instanceOf: Error, message: /panic in the native core: a deliberate panic/ })
+  t.throws(() => native.panicForTests(false), { instanceOf: Error, code: 'ERR_NFC_PANIC', message: /panic in the native core: a deliberate panic/ })
+  await t.throwsAsync(native.panicForTests(true), { instanceOf: Error, code: 'ERR_NFC_PANIC', message: /panic in the native core: a deliberate panic/ })
   t.is(native.hashKey(new Uint8Array(3), [], []).length, 64)
 })
 

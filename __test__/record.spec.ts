@@ -2,10 +2,10 @@
 // only entries passing every check count as hits, and that entries of an
 // older format are misses that a store replaces.
 import test from 'ava'
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { NumpyFuncCache, readNpy } from '../dist'
-import { runPython, tempDir } from './helpers'
+import { runPython, runUnprivileged, tempDir } from './helpers'
 import { onlyEntry } from './entries'
 
 function counted(dir: string) {
@@ -91,3 +91,38 @@ function entryKeys(dir: string): string[] {
     .map((n) => n.slice(0, 64))
     .sort()
 }
+
+test('a prune by a user who cannot read some records leaves those entries alone', (t) => {
+  const dir = tempDir(t)
+  chmodSync(dir, 0o777)
+  const { f } = counted(dir)
+  f(1)
+  f(2)
+  const keys = entryKeys(dir)
+  // Another user's entries, private to them; the index is rebuilt by whoever comes next.
+  for (const key of keys) chmodSync(join(dir, `${key}.json`), 0o600)
+  for (const suffix of ['', '-wal', '-shm']) rmSync(join(dir, `.numpy-func-cache-index.sqlite${suffix}`), { force: true })
+  const out = runUnprivileged(
+    t,
+    `const { NumpyFuncCache } = require(process.argv[2])
+    const report = new NumpyFuncCache(process.argv[3]).prune()
+    process.stdout.write(JSON.stringify({ uid: process.getuid(), report }))`,
+    [dir],
+  )
+  if (out.uid === 0) return t.pass('running as root: permissions do not apply, nothing to test')
+  t.is(out.report.removedLeftovers, 0, JSON.stringify(out.report))
+  t.deepEqual(entryKeys(dir), keys, 'both entries are still there')
+  t.deepEqual(f(1), { data: new Float64Array([1, 2, 3, 4]), shape: [2, 2], dtype: '<f8' })
+})
+
+test('with computeOnce, a damaged entry is reported once per call, not on every poll', (t) => {
+  const dir = tempDir(t)
+  const cache = new NumpyFuncCache(dir, { computeOnce: true })
+  const damaged: Error[] = []
+  cache.on('damagedEntry', (e) => damaged.push(e))
+  const f = cache.createCachedFunc((n: number) => new Float64Array(4).fill(n), { name: 'fill', trackSource: false })
+  f(7)
+  writeFileSync(join(dir, `${entryKeys(dir)[0]}.npy`), 'garbage')
+  t.deepEqual(f(7), new Float64Array(4).fill(7))
+  t.is(damaged.length, 1)
+})

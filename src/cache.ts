@@ -8,7 +8,7 @@ import { types } from 'node:util'
 import { type Lookup, type NativeCacheDir, native } from './native'
 import { callKey, callKeyAsync, identityPrefix } from './call-key'
 import { type TypedArray, viewOf } from './dtypes'
-import { toArrayParts } from './npy'
+import { bytesOf, toArrayParts } from './npy'
 import { ErrorCodes, codedError, fromNative, nativeCall } from './errors'
 import { type ComputeOnce, FLUSH_EVERY_MS, cacheSettings, clearSettings, functionSettings, pruneSettings } from './options'
 import { type Claim, runAsync, runSync, waitOrCompute } from './compute-once'
@@ -153,27 +153,28 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         }
         return cache.#store(key, name, computed(value, label), label)
       }
-      const load = (key: string) => cache.#hit(nativeCall(() => cache.#dir.load(key)), key, name)
+      const load = (key: string, report: boolean) => cache.#hit(nativeCall(() => cache.#dir.load(key)), key, name, report)
       return Object.assign(function (this: unknown, ...args: unknown[]) {
         const key = callKey(prefix, args)
-        const hit = load(key)
+        const hit = load(key, true)
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
+        // Waiting polls the entry: a damaged one was reported already.
         return runSync(waitOrCompute(() => cache.#claim(key, once, true), once), {
-          load: () => load(key),
+          load: () => load(key, false),
           compute: () => compute(this, args, key),
         })
       }, methods) as unknown as CachedFunction<F>
     }
 
-    const load = async (key: string) => {
+    const load = async (key: string, report: boolean) => {
       let found: Lookup
       try {
         found = await cache.#dir.loadAsync(key)
       } catch (e) {
         throw fromNative(e)
       }
-      return cache.#hit(found, key, name)
+      return cache.#hit(found, key, name, report)
     }
     const compute = async (self: unknown, args: unknown[], key: string) =>
       cache.#storeAsync(key, name, computed(await fn.apply(self, args), label), label)
@@ -184,11 +185,11 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       const pending = running.get(key)
       if (pending) return pending
       const work = (async () => {
-        const hit = await load(key)
+        const hit = await load(key, true)
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
         return runAsync(waitOrCompute(() => cache.#claim(key, once, false), once), {
-          load: () => load(key),
+          load: () => load(key, false),
           compute: () => compute(this, args, key),
         })
       })()
@@ -236,11 +237,11 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     }, FLUSH_EVERY_MS).unref()
   }
 
-  /** The result of a lookup that hit, else undefined (a damaged entry is reported). */
-  #hit(found: Lookup, key: string, functionName: string): unknown {
+  /** The result of a lookup that hit, else undefined (a damaged entry is reported if `report`). */
+  #hit(found: Lookup, key: string, functionName: string, report: boolean): unknown {
     if (found.status === 'miss') return undefined
     if (found.status === 'damaged') {
-      this.emit('damagedEntry', found.error, { key, functionName })
+      if (report) this.emit('damagedEntry', found.error, { key, functionName })
       return undefined
     }
     this.#scheduleFlush()
@@ -251,7 +252,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
 
   #store(key: string, functionName: string, { parts, result }: Computed, label: string): unknown {
     try {
-      this.#dir.store(key, parts.data, parts.layout, this.#entryOf(parts, functionName))
+      this.#dir.store(key, bytesOf(parts.data), parts.layout, this.#entryOf(parts, functionName))
     } catch (e) {
       this.#storeFailed(e, key, functionName, label)
     }
@@ -261,7 +262,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   async #storeAsync(key: string, functionName: string, { parts, result }: Computed, label: string): Promise<unknown> {
     try {
       // `parts` keeps the result's memory referenced while the pool writes it.
-      await this.#dir.storeAsync(key, parts.data, parts.layout, this.#entryOf(parts, functionName))
+      await this.#dir.storeAsync(key, bytesOf(parts.data), parts.layout, this.#entryOf(parts, functionName))
     } catch (e) {
       this.#storeFailed(e, key, functionName, label)
     }

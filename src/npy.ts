@@ -164,6 +164,16 @@ export function toArrayParts(value: unknown, what: string, code: ErrorCode): Arr
   return { data, className, layout: { shape, dtype, fortranOrder: v.fortranOrder === true }, bare: false }
 }
 
+/**
+ * The array as the core is handed it: itself, or for a Float16Array a
+ * Uint16Array over the same memory (a runtime's N-API may not report the
+ * newer class's element size, and the core wants the bytes alone).
+ */
+export function bytesOf(data: TypedArray): TypedArray {
+  const isFloat16 = (data as unknown as { [Symbol.toStringTag]: string })[Symbol.toStringTag] === 'Float16Array'
+  return isFloat16 ? new Uint16Array(data.buffer, data.byteOffset, data.length) : data
+}
+
 function checkPath(path: unknown, fn: string): string {
   if (typeof path !== 'string' || path.length === 0) throw invalidArg(`${fn}: path must be a non-empty string, got ${describe(path)}`)
   return path
@@ -188,6 +198,6 @@ export function readNpy(path: string): NpyArray {
 export function writeNpy(path: string, array: TypedArray | NdArray): void {
   checkPath(path, 'writeNpy')
   const parts = toArrayParts(array, 'writeNpy: array', ErrorCodes.INVALID_ARG)
-  nativeCall(() => native.writeNpyFile(path, parts.data, parts.layout))
+  nativeCall(() => native.writeNpyFile(path, bytesOf(parts.data), parts.layout))
 }
 

@@ -1,4 +1,4 @@
-// Type tests of the public API, compiled (never run) by `npm run test:types`
+// Type tests of the public API, compiled (never run) by `npm run check`
 // against the built declarations in dist/: each `expect<Equal<...>>` must
 // hold, and each line after `@ts-expect-error` must fail to compile.
 import {

@@ -58,9 +58,11 @@ impl ArrayLayout {
     }
 }
 
-/// `v` as an integer if it is one (and fits), else None.
+/// `v` as an integer if it is a whole non-negative number; past `u64::MAX`
+/// (a limit beyond any count), `u64::MAX`.
 pub(crate) fn exact_u64(v: f64) -> Option<u64> {
-    (v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64).then_some(v as u64)
+    // `as` saturates; `fract` of an infinity or NaN is NaN, so they fail here.
+    (v >= 0.0 && v.fract() == 0.0).then_some(v as u64)
 }
 
 /// The bytes of a JS TypedArray, usable off the main thread. Sound because

@@ -15,7 +15,7 @@ use npy_format::Header;
 
 use crate::arrays::{array_object, exact_u64, ArrayLayout, JsBytes, POOL_FROM};
 use crate::errors::{Failure, Outcome};
-use crate::guard::guarded;
+use crate::guard::{guarded, run};
 
 /// What the caller says of a result it stores.
 #[napi(object)]
@@ -171,11 +171,10 @@ impl CacheDir {
     #[napi(constructor, catch_unwind)]
     pub fn new(env: &Env, path: String, options: Option<CacheDirOptions>) -> Result<Self> {
         let (map, limits) = options.map_or((None, None), |o| (o.map, o.limits));
-        let made = || -> Outcome<CacheDir> {
+        run(env, || {
             let limits = limits.map(CacheLimits::into_limits).transpose()?.unwrap_or_default();
             Ok(CacheDir { store: Store::open(path)?.with_limits(limits), map: map.unwrap_or(false) })
-        };
-        made().map_err(|f| f.into_js(env))
+        })
     }
 
     #[napi(
@@ -183,7 +182,7 @@ impl CacheDir {
         ts_return_type = "{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }"
     )]
     pub fn load<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
-        let lookup = self.store.load(&key, self.map).map_err(|e| Failure::from(e).into_js(env))?;
+        let lookup = run(env, || Ok(self.store.load(&key, self.map)?))?;
         lookup_object(env, lookup)
     }
 
@@ -201,11 +200,10 @@ impl CacheDir {
 
     #[napi(catch_unwind)]
     pub fn store(&self, env: &Env, key: String, data: TypedArray, layout: ArrayLayout, entry: EntryArg) -> Result<()> {
-        let stored = || -> Outcome<()> {
+        run(env, || {
             let entry = OwnedEntry::of(entry)?;
             Ok(self.store.store(&key, &layout.header()?, &data.arraybuffer, &entry.borrow())?)
-        };
-        stored().map_err(|f| f.into_js(env))
+        })
     }
 
     /// `store`, on the libuv thread pool when the data is large (else
@@ -223,7 +221,7 @@ impl CacheDir {
         if data.arraybuffer.len() < POOL_FROM {
             return self.store(env, key, data, layout, entry).map(|()| None);
         }
-        let task = || -> Outcome<StoreTask> {
+        let task = run(env, || {
             Ok(StoreTask {
                 store: self.store.clone(),
                 key,
@@ -231,15 +229,14 @@ impl CacheDir {
                 data: JsBytes::of(&data),
                 entry: OwnedEntry::of(entry)?,
             })
-        };
-        task().map(|t| Some(AsyncTask::new(t))).map_err(|f| f.into_js(env))
+        })?;
+        Ok(Some(AsyncTask::new(task)))
     }
 
     /// Removes what the cache wrote; returns how many files.
     #[napi(catch_unwind)]
     pub fn clear(&self, env: &Env, remove_dir: bool) -> Result<u32> {
-        let report = self.store.clear(remove_dir).map_err(|e| Failure::from(e).into_js(env))?;
-        Ok(report.removed_files as u32)
+        run(env, || Ok(self.store.clear(remove_dir)?.removed_files as u32))
     }
 
     /// Turns the recording of hits as uses off or on: for the benchmark
@@ -268,12 +265,12 @@ impl CacheDir {
             Some(ms) if ms > 0.0 => Wait::AtMost(Duration::from_secs_f64(ms.min(1e9) / 1000.0)),
             Some(_) => Wait::Never,
         };
-        self.store.flush(wait).map_err(|e| Failure::from(e).into_js(env))
+        run(env, || Ok(self.store.flush(wait)?))
     }
 
     #[napi(catch_unwind)]
     pub fn stats(&self, env: &Env) -> Result<CacheTotals> {
-        let t = self.store.stats().map_err(|e| Failure::from(e).into_js(env))?;
+        let t = run(env, || Ok(self.store.stats()?))?;
         Ok(CacheTotals {
             entries: t.entries as f64,
             bytes: t.bytes as f64,
@@ -285,7 +282,7 @@ impl CacheDir {
     /// Every entry the index knows, most recently used first.
     #[napi(catch_unwind)]
     pub fn entries(&self, env: &Env) -> Result<Vec<IndexedEntry>> {
-        let rows = self.store.entries().map_err(|e| Failure::from(e).into_js(env))?;
+        let rows = run(env, || Ok(self.store.entries()?))?;
         Ok(rows.into_iter().map(IndexedEntry::from).collect())
     }
 
@@ -299,7 +296,7 @@ impl CacheDir {
         on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
     ) -> Result<PruneSummary> {
         let limits = match limits {
-            Some(l) => l.into_limits().map_err(|f| f.into_js(env))?,
+            Some(l) => run(env, || l.into_limits())?,
             None => self.store.limits(),
         };
         let mut failed = None;
@@ -308,7 +305,7 @@ impl CacheDir {
                 failed = f.call((done as f64, total as f64).into()).err();
             }
         };
-        let report = self.store.prune(&limits, &mut progress).map_err(|e| Failure::from(e).into_js(env))?;
+        let report = run(env, || Ok(self.store.prune(&limits, &mut progress)?))?;
         if let Some(e) = failed {
             return Err(e);
         }
@@ -318,21 +315,28 @@ impl CacheDir {
     /// Removes the entry of `key`; says whether there was one.
     #[napi(catch_unwind)]
     pub fn remove(&self, env: &Env, key: String) -> Result<bool> {
-        self.store.remove(&key).map_err(|e| Failure::from(e).into_js(env))
+        run(env, || Ok(self.store.remove(&key)?))
     }
 
     /// Whether a load of `key` would find an entry, without loading or counting it.
     #[napi(catch_unwind)]
     pub fn contains(&self, env: &Env, key: String) -> Result<bool> {
-        self.store.contains(&key).map_err(|e| Failure::from(e).into_js(env))
+        run(env, || Ok(self.store.contains(&key)?))
     }
 
     /// Takes the compute-once lease of `key`, or says who holds it: its
     /// `host pid`, and whether that is this process.
     #[napi(catch_unwind, ts_return_type = "ComputeLease | LeaseHolder")]
     pub fn claim(&self, env: &Env, key: String, stale_after_ms: f64) -> Result<Either<ComputeLease, LeaseHolder>> {
-        let stale_after = Duration::from_secs_f64(stale_after_ms.max(1.0) / 1000.0);
-        Ok(match self.store.claim(&key, stale_after).map_err(|e| Failure::from(e).into_js(env))? {
+        let claim = run(env, || {
+            if !(stale_after_ms.is_finite() && stale_after_ms > 0.0) {
+                return Err(Failure::invalid(format!(
+                    "staleAfter must be a positive number of milliseconds, got {stale_after_ms}"
+                )));
+            }
+            Ok(self.store.claim(&key, Duration::from_secs_f64(stale_after_ms / 1000.0))?)
+        })?;
+        Ok(match claim {
             Claim::Taken(lease) => Either::A(ComputeLease { lease: Some(lease) }),
             Claim::Held { holder, this_process } => Either::B(LeaseHolder { holder, this_process }),
         })

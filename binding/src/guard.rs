@@ -19,15 +19,21 @@ pub(crate) fn guarded<T>(work: impl FnOnce() -> Outcome<T>) -> Outcome<T> {
     })
 }
 
+/// Runs work of the core on the JS thread: its failure, or its panic,
+/// becomes a thrown JS error with its code.
+pub(crate) fn run<T>(env: &Env, work: impl FnOnce() -> Outcome<T>) -> Result<T> {
+    guarded(work).map_err(|f| f.into_js(env))
+}
+
 /// Panics on purpose, on the JS thread or (with `onPool`) on the libuv
 /// pool, so tests can prove a panic in the core reaches JS as an Error
 /// instead of aborting the process. Not part of the public API.
 #[napi(catch_unwind, ts_return_type = "Promise<void> | void")]
-pub fn panic_for_tests(on_pool: bool) -> Option<AsyncTask<PanicTask>> {
+pub fn panic_for_tests(env: &Env, on_pool: bool) -> Result<Option<AsyncTask<PanicTask>>> {
     if on_pool {
-        Some(AsyncTask::new(PanicTask))
+        Ok(Some(AsyncTask::new(PanicTask)))
     } else {
-        panic!("a deliberate panic in the native core")
+        run(env, || panic!("a deliberate panic in the native core"))
     }
 }
 

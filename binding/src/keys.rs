@@ -8,7 +8,7 @@ use cache_key::{Key, Splice};
 
 use crate::arrays::{JsBytes, POOL_FROM};
 use crate::errors::{Failure, Outcome};
-use crate::guard::guarded;
+use crate::guard::{guarded, run};
 
 fn splices(buffers: &[TypedArray], offsets: &[u32]) -> Outcome<Vec<(usize, JsBytes)>> {
     if buffers.len() != offsets.len() {
@@ -28,7 +28,7 @@ fn hash(structure: &[u8], splices: &[(usize, JsBytes)]) -> Outcome<String> {
 /// read in place from the JS memory.
 #[napi(catch_unwind)]
 pub fn hash_key(env: &Env, structure: &[u8], buffers: Vec<TypedArray>, offsets: Vec<u32>) -> Result<String> {
-    splices(&buffers, &offsets).and_then(|s| hash(structure, &s)).map_err(|f| f.into_js(env))
+    run(env, || hash(structure, &splices(&buffers, &offsets)?))
 }
 
 pub struct HashTask {
@@ -59,10 +59,10 @@ pub fn hash_key_async(
     buffers: Vec<TypedArray>,
     offsets: Vec<u32>,
 ) -> Result<Either<String, AsyncTask<HashTask>>> {
-    let splices = splices(&buffers, &offsets).map_err(|f| f.into_js(env))?;
+    let splices = run(env, || splices(&buffers, &offsets))?;
     let spliced: usize = buffers.iter().map(|b| b.arraybuffer.len()).sum();
     if spliced < POOL_FROM {
-        return hash(structure, &splices).map(Either::A).map_err(|f| f.into_js(env));
+        return run(env, || hash(structure, &splices)).map(Either::A);
     }
     Ok(Either::B(AsyncTask::new(HashTask { structure: structure.to_vec(), splices })))
 }

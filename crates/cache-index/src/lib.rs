@@ -23,7 +23,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema version this crate writes, in SQLite's `user_version`. An
 /// index of an older version is rebuilt: it is bookkeeping, and the entries
@@ -81,6 +81,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct IndexError {
     pub path: PathBuf,
     pub source: Box<dyn std::error::Error + Send + Sync>,
+    /// Not this cache's index (another database under its name).
+    foreign: bool,
 }
 
 impl fmt::Display for IndexError {
@@ -91,18 +93,25 @@ impl fmt::Display for IndexError {
 
 /// Maps SQLite's errors to ours, naming the index file.
 fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> IndexError + Copy + '_ {
-    move |source| IndexError { path: path.to_path_buf(), source: Box::new(source) }
+    move |source| IndexError { path: path.to_path_buf(), source: Box::new(source), foreign: false }
 }
 
 impl IndexError {
+    /// An error of the index at `path` for another reason, e.g. a caller's
+    /// file operation inside an index transaction.
+    pub fn new(path: impl Into<PathBuf>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> IndexError {
+        IndexError { path: path.into(), source: source.into(), foreign: false }
+    }
+
     /// Whether the index file is damaged or not an index at all (as
     /// opposed to busy or unwritable): the caller may rebuild it.
     pub fn is_damaged(&self) -> bool {
         use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
-        matches!(
-            self.source.downcast_ref::<rusqlite::Error>(),
-            Some(rusqlite::Error::SqliteFailure(e, _)) if matches!(e.code, DatabaseCorrupt | NotADatabase)
-        )
+        self.foreign
+            || matches!(
+                self.source.downcast_ref::<rusqlite::Error>(),
+                Some(rusqlite::Error::SqliteFailure(e, _)) if matches!(e.code, DatabaseCorrupt | NotADatabase)
+            )
     }
 }
 
@@ -191,11 +200,23 @@ fn to_i64(v: u64) -> i64 {
 impl Index {
     /// Opens the index at `path`, creating it if needed (or rebuilding one of
     /// an older schema). Also says whether this call created it, so the
-    /// caller can adopt entries already on disk.
+    /// caller can adopt entries already on disk. A link at `path` is not
+    /// followed (SQLite opens its journal files without following links
+    /// too), and a database that is not an index of this cache is refused
+    /// (as damaged), never changed.
     pub fn open(path: &Path, journal: Journal) -> Result<(Index, bool), IndexError> {
         let err = sqlite_error(path);
-        let conn = Connection::open(path).map_err(err)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        let refuse = |msg: String, foreign: bool| IndexError { path: path.to_path_buf(), source: msg.into(), foreign };
+        // Before anything changes it (even its journal mode): is it ours?
+        if is_foreign(&conn).map_err(err)? {
+            return Err(refuse(
+                "it is a database with tables but no schema version, not an index of this cache".into(),
+                true,
+            ));
+        }
         let mode = match journal {
             Journal::Wal => "wal",
             Journal::Rollback => "delete",
@@ -209,20 +230,29 @@ impl Index {
         conn.pragma_update(None, "synchronous", "OFF").map_err(err)?;
         let mut index = Index { conn, path: path.to_path_buf() };
         let version = index.write(|tx| {
+            if is_foreign(tx)? {
+                return Ok(None);
+            }
             let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if version < SCHEMA_VERSION {
+            if (1..SCHEMA_VERSION).contains(&version) {
                 tx.execute_batch(DROP_OLD)?;
             }
             if version <= SCHEMA_VERSION {
                 tx.execute_batch(SCHEMA)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
-            Ok(version)
+            Ok(Some(version))
         })?;
+        let Some(version) = version else {
+            return Err(refuse(
+                "it is a database with tables but no schema version, not an index of this cache".into(),
+                true,
+            ));
+        };
         if version > SCHEMA_VERSION {
             let msg =
                 format!("it has schema version {version}; this version of the cache reads up to {SCHEMA_VERSION}");
-            return Err(IndexError { path: path.to_path_buf(), source: msg.into() });
+            return Err(refuse(msg, false));
         }
         // An older schema was emptied above: the caller refills it as a new one.
         let created = version < SCHEMA_VERSION;
@@ -378,8 +408,10 @@ impl Index {
         mut unlink: impl FnMut(&str) -> Result<(), E>,
     ) -> Result<u64, E> {
         let removed = self.write(|tx| {
-            let mut delete =
-                tx.prepare_cached("DELETE FROM entries WHERE key = ?1 AND last_used <= ?2 RETURNING bytes")?;
+            let mut delete = tx.prepare_cached(
+                // i64::MAX removes the row whatever it holds (even a damaged last use).
+                "DELETE FROM entries WHERE key = ?1 AND (?2 = 9223372036854775807 OR last_used <= ?2) RETURNING bytes",
+            )?;
             let mut bytes = 0u64;
             for (key, judged) in keys {
                 let size: Option<i64> = delete.query_row(params![key, judged], |r| r.get(0)).optional()?;
@@ -487,6 +519,18 @@ fn upsert(tx: &rusqlite::Transaction, row: &EntryRow) -> rusqlite::Result<usize>
         row.created,
         row.last_used
     ])
+}
+
+/// A database someone else made (tables, but no schema version of ours):
+/// never ours to change. One statement, so one snapshot: read apart, the
+/// version could be read before another process's creation of the index
+/// commits and the tables after.
+fn is_foreign(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version) = 0 AND (SELECT count(*) FROM sqlite_schema) > 0",
+        [],
+        |r| r.get(0),
+    )
 }
 
 fn shape_blob(shape: &[u64]) -> Vec<u8> {

@@ -60,7 +60,7 @@ fn totals_follow_inserts_replacements_and_removals() {
 fn a_failed_placement_leaves_no_row() {
     let tmp = tempfile::tempdir().unwrap();
     let mut index = open(&tmp.path().join("i.sqlite"));
-    let err = index.insert(&row("a", 10, 1), || Err(IndexError { path: "x".into(), source: "rename failed".into() }));
+    let err = index.insert(&row("a", 10, 1), || Err(IndexError::new("x", "rename failed")));
     assert!(err.unwrap_err().to_string().contains("rename failed"));
     assert_eq!(index.totals().unwrap().entries, 0);
     assert!(index.rows().unwrap().is_empty());
@@ -292,4 +292,67 @@ fn an_index_of_the_previous_schema_is_emptied_and_reported_as_new() {
     assert!(created, "the caller must refill it from the files");
     assert_eq!(index.rows().unwrap(), vec![]);
     assert_eq!(index.totals().unwrap(), Totals::default());
+}
+
+#[test]
+fn a_database_that_is_not_an_index_is_refused_as_damaged_and_left_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE entries (id INTEGER); INSERT INTO entries VALUES (42); CREATE TABLE totals (x);",
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Index::open(&path, Journal::Wal).unwrap_err();
+    assert!(err.is_damaged(), "{err}");
+    assert!(err.to_string().contains("not an index of this cache"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "not a byte changed, not even its journal mode");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_under_the_index_name_is_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&victim).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+    }
+    let before = std::fs::read(&victim).unwrap();
+    let path = tmp.path().join("i.sqlite");
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    assert!(Index::open(&path, Journal::Wal).is_err());
+    // A link to where nothing is yet must not create a database there either.
+    let elsewhere = tmp.path().join("elsewhere.sqlite");
+    let dangling = tmp.path().join("j.sqlite");
+    std::os::unix::fs::symlink(&elsewhere, &dangling).unwrap();
+    assert!(Index::open(&dangling, Journal::Wal).is_err());
+    assert!(!elsewhere.exists());
+    assert_eq!(std::fs::read(&victim).unwrap(), before);
+}
+
+#[test]
+fn processes_making_the_index_at_once_never_take_each_others_for_a_foreign_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    for round in 0..60 {
+        let path = tmp.path().join(format!("i{round}.sqlite"));
+        let barrier = std::sync::Barrier::new(6);
+        std::thread::scope(|s| {
+            for i in 0..6 {
+                let (path, barrier) = (&path, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    let mut index = match Index::open(path, Journal::Wal) {
+                        Ok((index, _)) => index,
+                        Err(e) => panic!("round {round}, opener {i}: {e}"),
+                    };
+                    add(&mut index, row(&format!("k{i}"), 1, 1));
+                });
+            }
+        });
+        assert_eq!(open(&path).totals().unwrap().entries, 6, "round {round}");
+    }
 }

@@ -144,6 +144,7 @@ impl Bookkeeper {
             return Ok(book.index.as_mut().map(|(index, _)| index));
         }
         book.index = None;
+        self.remove_planted_index_files();
         let journal = if self.on_network_fs() { Journal::Rollback } else { Journal::Wal };
         let (mut index, created) = match Index::open(&path, journal) {
             // Only bookkeeping is lost: rebuild it from the files.
@@ -168,6 +169,17 @@ impl Bookkeeper {
         }
         book.index = Some((index, id));
         Ok(book.index.as_mut().map(|(index, _)| index))
+    }
+
+    /// Unlinks what is not a regular file under the index's names (a link,
+    /// a FIFO): never opened, never followed; unlinking it touches nothing
+    /// else, and lets a real index be made.
+    fn remove_planted_index_files(&self) {
+        for path in self.files.layout.index_files() {
+            if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+                let _ = fs::remove_file(&path);
+            }
+        }
     }
 
     /// Brings the index in line with the files (see `Index::reconcile`).
@@ -278,24 +290,28 @@ impl Bookkeeper {
     }
 
     /// With `max_age` (microseconds), removes the entry of `key` if it went
-    /// unused that long, and says so. Entries the index does not know are kept.
-    pub(crate) fn expire_if_old(&self, key: &str, max_age: Option<i64>) -> Result<bool, StoreError> {
-        let Some(max_age) = max_age else { return Ok(false) };
+    /// unused that long, and says so. Entries the index does not know are
+    /// kept, and so is every entry while the index cannot be read: a load
+    /// never fails because of the index.
+    pub(crate) fn expire_if_old(&self, key: &str, max_age: Option<i64>) -> bool {
+        let Some(max_age) = max_age else { return false };
         let now = self.clock.now_us();
         let pending = self.uses().pending.get(key).copied();
         let mut book = self.book();
-        let Ok(Some(index)) = self.index(&mut book) else { return Ok(false) };
-        let last = match index.last_used(key)? {
-            Some(t) => t.max(pending.unwrap_or(i64::MIN)),
-            None => return Ok(false),
+        let Ok(Some(index)) = self.index(&mut book) else { return false };
+        let last = match index.last_used(key) {
+            Ok(Some(t)) => t.max(pending.unwrap_or(i64::MIN)),
+            Ok(None) | Err(_) => return false,
         };
         if now.saturating_sub(last) <= max_age {
-            return Ok(false);
+            return false;
         }
         self.uses().pending.remove(key);
-        // Unless it was used or stored anew since it was judged.
-        self.remove_in(&mut book, &[(key.to_owned(), last)])?;
-        Ok(true)
+        // Unless it was used or stored anew since it was judged. If the
+        // removal fails, the entry is still too old to return: the store
+        // that follows replaces it.
+        let _ = self.remove_in(&mut book, &[(key.to_owned(), last)]);
+        true
     }
 
     /// Places `prepared` and records its row in one index transaction (see
@@ -354,15 +370,16 @@ impl Bookkeeper {
     pub(crate) fn remove(&self, key: &str) -> Result<(), StoreError> {
         self.uses().pending.remove(key);
         let mut book = self.book();
-        match self.index(&mut book) {
-            Ok(Some(_)) => {
-                self.remove_in(&mut book, &[(key.to_owned(), i64::MAX)])?;
-            }
-            Ok(None) => {}
+        let removed = match self.index(&mut book) {
+            Ok(Some(_)) => self.remove_in(&mut book, &[(key.to_owned(), i64::MAX)]).map(drop),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match removed {
             // Without a usable index the files go all the same; a reconcile drops the row.
-            Err(_) => self.files.unlink(key)?,
+            Err(StoreError::Index(_)) => self.files.unlink(key),
+            other => other,
         }
-        Ok(())
     }
 
     /// Totals for the whole cache, from all processes.
@@ -456,6 +473,8 @@ fn removals(victims: &[cache_index::Victim]) -> Vec<(String, i64)> {
 /// Lets the index be written by whoever may write the directory: a cache
 /// shared through a group- or world-writable directory is written by
 /// several users. (SQLite gives its `-wal` and `-shm` files the same mode.)
+/// Each file is changed through its own descriptor, opened without
+/// following links: a link planted under an index name changes nothing.
 fn share_like_dir(dir: &Path, index_files: impl Iterator<Item = std::path::PathBuf>) {
     #[cfg(unix)]
     {
@@ -466,8 +485,8 @@ fn share_like_dir(dir: &Path, index_files: impl Iterator<Item = std::path::PathB
             return;
         }
         for path in index_files {
-            if let Ok(m) = fs::metadata(&path) {
-                let _ = fs::set_permissions(&path, fs::Permissions::from_mode(m.permissions().mode() | shared));
+            if let Ok((file, m)) = crate::layout::open_regular(&path) {
+                let _ = file.set_permissions(fs::Permissions::from_mode(m.permissions().mode() | shared));
             }
         }
     }

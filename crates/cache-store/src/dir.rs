@@ -68,7 +68,7 @@ impl CacheDir {
     /// miss. A hit counts as a use.
     pub fn load(&self, key: &str, map: bool) -> Result<Lookup, StoreError> {
         check_key(key)?;
-        if self.books.expire_if_old(key, self.limits.max_age)? {
+        if self.books.expire_if_old(key, self.limits.max_age) {
             return Ok(Lookup::Miss);
         }
         // A file another host unlinks can vanish under a mapping on a network filesystem.
@@ -86,6 +86,10 @@ impl CacheDir {
     pub fn store(&self, key: &str, header: &Header, data: &[u8], entry: &NewEntry) -> Result<(), StoreError> {
         check_key(key)?;
         self.ensure_dir()?;
+        if self.files.is_newer(key) {
+            // Another version's entry: its loads hit, ours miss; neither overwrites the other.
+            return Ok(());
+        }
         let prepared = self.files.prepare(key, header, data, entry, self.clock().now_us())?;
         self.books.place(&prepared)?;
         prepared.placed();
@@ -123,7 +127,7 @@ impl CacheDir {
     /// a use.
     pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
         check_key(key)?;
-        Ok(self.files.exists(key) && !self.books.expire_if_old(key, self.limits.max_age)?)
+        Ok(self.files.exists(key) && !self.books.expire_if_old(key, self.limits.max_age))
     }
 
     /// Totals for the whole cache, from all processes.

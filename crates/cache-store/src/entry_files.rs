@@ -17,6 +17,7 @@ use crate::host;
 use crate::layout::{self, CacheFile, Layout, Part, Writer};
 use crate::lease;
 use crate::record::{self, EntryRecord, NewEntry, RecordProblem, MAX_RECORD_LEN, VERIFY_DATA_UP_TO};
+use crate::StoreError;
 
 /// What `clear` removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +27,6 @@ pub struct ClearReport {
     /// Files and directories the cache did not write, left in place.
     pub foreign: usize,
 }
-use crate::StoreError;
 
 /// A stored entry read back and checked.
 #[derive(Debug)]
@@ -122,8 +122,15 @@ pub(crate) struct EntryFiles {
 /// Why a record could not be used.
 enum RecordRead {
     Missing,
-    OtherVersion,
-    Damaged(StoreError),
+    /// A record of another format: older (outdated) or newer (another version's).
+    OtherVersion {
+        newer: bool,
+    },
+    /// Read, and not a record: something else is under its name.
+    Invalid(StoreError),
+    /// Could not be read this time (permissions, descriptors, I/O): says
+    /// nothing about the entry, which must not be removed for it.
+    Unreadable(StoreError),
 }
 
 /// An entry written under temporary names, not yet in place. Dropping it
@@ -174,10 +181,19 @@ impl EntryFiles {
     /// record. With `map`, the array is mapped where it can be used in
     /// place, else read.
     pub(crate) fn read(&self, key: &str, map: bool) -> Lookup {
+        match self.read_once(key, map) {
+            // A store of this key may have replaced the array between our
+            // reads of the record and the array: read both once more.
+            Lookup::Damaged(_) => self.read_once(key, map),
+            lookup => lookup,
+        }
+    }
+
+    fn read_once(&self, key: &str, map: bool) -> Lookup {
         let record = match self.read_record(key) {
             Ok(r) => r,
-            Err(RecordRead::Missing | RecordRead::OtherVersion) => return Lookup::Miss,
-            Err(RecordRead::Damaged(e)) => return Lookup::Damaged(e),
+            Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Lookup::Miss,
+            Err(RecordRead::Invalid(e) | RecordRead::Unreadable(e)) => return Lookup::Damaged(e),
         };
         let path = self.layout.array(key);
         let damaged = |reason: String| Lookup::Damaged(StoreError::Damaged { path: path.clone(), reason });
@@ -210,16 +226,20 @@ impl EntryFiles {
     /// instead of open, read and close on repeated hits.
     fn read_record(&self, key: &str) -> Result<Arc<EntryRecord>, RecordRead> {
         let path = self.layout.record(key);
-        let damaged = |e: io::Error| {
-            RecordRead::Damaged(StoreError::Damaged {
-                path: path.clone(),
-                reason: format!("could not read its record: {e}"),
-            })
+        let failed = |e: io::Error| {
+            // Too large, or not a regular file: not a record at all.
+            let invalid = e.kind() == io::ErrorKind::FileTooLarge || layout::is_not_regular(&e);
+            let error = StoreError::Damaged { path: path.clone(), reason: format!("could not read its record: {e}") };
+            if invalid {
+                RecordRead::Invalid(error)
+            } else {
+                RecordRead::Unreadable(error)
+            }
         };
         let stat = match fs::symlink_metadata(&path) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RecordRead::Missing),
-            Err(e) => return Err(damaged(e)),
+            Err(e) => return Err(failed(e)),
         };
         if let Some((seen, record)) = self.records().get(key) {
             if *seen == FileStamp::of(&stat) {
@@ -229,13 +249,14 @@ impl EntryFiles {
         let (bytes, stat) = match layout::read_capped(&path, MAX_RECORD_LEN) {
             Ok(read) => read,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RecordRead::Missing),
-            Err(e) => return Err(damaged(e)),
+            Err(e) => return Err(failed(e)),
         };
         let record = match EntryRecord::decode(&bytes) {
             Ok(r) => Arc::new(r),
-            Err(RecordProblem::Older(_) | RecordProblem::Newer(_)) => return Err(RecordRead::OtherVersion),
+            Err(RecordProblem::Older(_)) => return Err(RecordRead::OtherVersion { newer: false }),
+            Err(RecordProblem::Newer(_)) => return Err(RecordRead::OtherVersion { newer: true }),
             Err(problem) => {
-                return Err(RecordRead::Damaged(StoreError::Damaged {
+                return Err(RecordRead::Invalid(StoreError::Damaged {
                     path: path.clone(),
                     reason: problem.to_string(),
                 }))
@@ -313,6 +334,10 @@ impl EntryFiles {
         });
         written?;
         let record = EntryRecord::new(entry, header, digest, crate::clock::time_of_us(now_us)).encode();
+        if record.len() as u64 > MAX_RECORD_LEN {
+            // (Names are escaped in JSON: the limit is on the record as written.)
+            return Err(StoreError::NameTooLong { len: entry.function.len(), max: MAX_RECORD_LEN as usize / 4 });
+        }
         let mut record_file = layout::create_new(&prepared.temp_record)?;
         record_file.write_all(&record).map_err(StoreError::io("write", &prepared.temp_record))?;
         let array_len = array_file.metadata().map_err(StoreError::io("inspect", &prepared.temp_array))?.len();
@@ -343,20 +368,23 @@ impl EntryFiles {
 
     /// The index row of an entry found on disk: `None` if its files do not
     /// form an entry of this version. An entry of an older version, or one
-    /// whose record is damaged, is removed (counted in `removed`); one of
-    /// a newer version is left alone. Runs under the index's write lock,
-    /// where no store renames files into place.
+    /// whose record was read and is not a record, is removed (counted in
+    /// `removed`); one of a newer version, or whose record this process
+    /// cannot read (another user's, say), is left alone. Runs under the
+    /// index's write lock, where no store renames files into place.
     pub(crate) fn describe(&self, key: &str, removed: &mut u64) -> Option<EntryRow> {
         let array_path = self.layout.array(key);
         let record = match self.read_record(key) {
             Ok(r) => r,
-            Err(RecordRead::Damaged(_)) | Err(RecordRead::OtherVersion) if !self.is_newer(key) => {
+            Err(RecordRead::Invalid(_) | RecordRead::OtherVersion { newer: false }) => {
                 if self.unlink(key).is_ok() {
                     *removed += 1;
                 }
                 return None;
             }
-            Err(_) => return None,
+            Err(RecordRead::Missing | RecordRead::OtherVersion { newer: true } | RecordRead::Unreadable(_)) => {
+                return None
+            }
         };
         let (file, array_stat) = layout::open_regular(&array_path).ok()?;
         let (header, _) = npy_format::decode_header(&mut BufReader::new(file)).ok()?;
@@ -373,10 +401,10 @@ impl EntryFiles {
         })
     }
 
-    /// Whether the record of `key` is of a newer format than this version's.
-    fn is_newer(&self, key: &str) -> bool {
-        let Ok((bytes, _)) = layout::read_capped(&self.layout.record(key), MAX_RECORD_LEN) else { return false };
-        matches!(EntryRecord::decode(&bytes), Err(RecordProblem::Newer(_)))
+    /// Whether `key` holds an entry of a newer format, which a store of
+    /// this version must leave to the version that wrote it.
+    pub(crate) fn is_newer(&self, key: &str) -> bool {
+        matches!(self.read_record(key), Err(RecordRead::OtherVersion { newer: true }))
     }
 
     /// Lists the keys of complete entries on disk, and removes leftovers
@@ -395,11 +423,11 @@ impl EntryFiles {
         for name in &names {
             match CacheFile::parse(name) {
                 Some(file @ CacheFile::Temp { .. }) if self.is_leftover(&file, name) => remove(name),
-                Some(CacheFile::Record(key)) if present.contains(format!("{key}.npy").as_str()) => {
+                Some(CacheFile::Record(key)) if present.contains(layout::array_name(key).as_str()) => {
                     keys.push(key.to_owned())
                 }
                 Some(CacheFile::Record(_)) => remove(name),
-                Some(CacheFile::Array(key)) if !present.contains(format!("{key}.json").as_str()) => remove(name),
+                Some(CacheFile::Array(key)) if !present.contains(layout::record_name(key).as_str()) => remove(name),
                 _ => {}
             }
         }
@@ -442,6 +470,7 @@ impl EntryFiles {
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<ClearReport, StoreError> {
         let mut report = ClearReport::default();
+        // (whether it is a record, path)
         let mut ours = Vec::new();
         for listed in self.layout.list()? {
             let parsed =
@@ -449,13 +478,13 @@ impl EntryFiles {
             match parsed {
                 Some((name, CacheFile::Index)) => {
                     if index {
-                        ours.push(self.layout.root().join(name))
+                        ours.push((false, self.layout.root().join(name)))
                     }
                 }
                 Some((name, file)) => {
                     let gone = remove_dir || self.is_leftover(&file, name);
                     if gone && !file.key().is_some_and(keep) {
-                        ours.push(self.layout.root().join(name))
+                        ours.push((matches!(file, CacheFile::Record(_)), self.layout.root().join(name)))
                     }
                 }
                 None => report.foreign += 1,
@@ -463,9 +492,9 @@ impl EntryFiles {
         }
         // Records first: a clear interrupted half way leaves arrays without
         // records (misses), never records without their arrays.
-        ours.sort_by_key(|p| p.extension().is_none_or(|e| e != "json"));
+        ours.sort_by_key(|(is_record, _)| !is_record);
         self.forget_records();
-        for path in ours {
+        for (_, path) in ours {
             match fs::remove_file(&path) {
                 Ok(()) => report.removed_files += 1,
                 // Another process removed it first.

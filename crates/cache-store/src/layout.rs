@@ -154,6 +154,16 @@ pub fn marks_a_cache(name: &str) -> bool {
     name == INDEX_FILE || matches!(CacheFile::parse(name), Some(CacheFile::Array(_) | CacheFile::Record(_)))
 }
 
+/// The name of an entry's array, `<key>.npy`.
+pub(crate) fn array_name(key: &str) -> String {
+    format!("{key}.{}", Part::Array.ext())
+}
+
+/// The name of an entry's record, `<key>.json`.
+pub(crate) fn record_name(key: &str) -> String {
+    format!("{key}.{}", Part::Record.ext())
+}
+
 /// The paths of one cache directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
@@ -171,11 +181,11 @@ impl Layout {
 
     /// Callers check the key first (`check_key`): these only join names.
     pub(crate) fn array(&self, key: &str) -> PathBuf {
-        self.root.join(format!("{key}.npy"))
+        self.root.join(array_name(key))
     }
 
     pub(crate) fn record(&self, key: &str) -> PathBuf {
-        self.root.join(format!("{key}.json"))
+        self.root.join(record_name(key))
     }
 
     pub(crate) fn lease(&self, key: &str) -> PathBuf {
@@ -252,6 +262,16 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<(File, fs::Metadata)> {
     Ok((file, meta))
 }
 
+/// Whether an error of [`open_regular`] means something other than a
+/// regular file is under the name (a link, a directory, a FIFO).
+pub(crate) fn is_not_regular(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return true;
+    }
+    e.kind() == io::ErrorKind::InvalidInput
+}
+
 /// Reads a whole small file through [`open_regular`]: at most `cap` bytes,
 /// and an error if it holds more (what is under a cache name is never read
 /// without bound). Also returns the file's metadata as opened.
@@ -259,7 +279,7 @@ pub(crate) fn read_capped(path: &Path, cap: u64) -> io::Result<(Vec<u8>, fs::Met
     let (file, meta) = open_regular(path)?;
     if meta.len() > cap {
         return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
+            io::ErrorKind::FileTooLarge,
             format!("{} bytes, more than the {cap} allowed", meta.len()),
         ));
     }

@@ -310,3 +310,45 @@ fn a_reconcile_removes_entries_of_older_versions_and_damaged_ones_and_leaves_new
         "a newer version's entry is its own"
     );
 }
+
+#[test]
+fn a_row_the_index_cannot_read_never_makes_a_load_or_has_fail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir =
+        CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_age: Some(3_600_000_000), ..Limits::default() });
+    store(&dir, 1);
+    let conn = rusqlite::Connection::open(tmp.path().join(".numpy-func-cache-index.sqlite")).unwrap();
+    conn.execute("UPDATE entries SET last_used = 'not a time'", []).unwrap();
+    drop(conn);
+    assert!(is_hit(&dir, 1), "the entry is whole; the index's damage only costs its bookkeeping");
+    assert!(dir.contains(&key(1)).unwrap());
+    assert!(dir.remove(&key(1)).unwrap());
+    assert!(!has_files(tmp.path(), 1));
+}
+
+#[test]
+fn an_entry_of_a_newer_version_is_a_miss_that_a_store_leaves_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    store(&dir, 1);
+    let record = tmp.path().join(format!("{}.json", key(1)));
+    let array = tmp.path().join(format!("{}.npy", key(1)));
+    fs::write(&record, r#"{"format":3,"whatever":"a later version writes"}"#).unwrap();
+    let array_before = fs::read(&array).unwrap();
+    assert!(matches!(dir.load(&key(1), false).unwrap(), Lookup::Miss));
+    store(&dir, 1);
+    assert_eq!(fs::read_to_string(&record).unwrap(), r#"{"format":3,"whatever":"a later version writes"}"#);
+    assert_eq!(fs::read(&array).unwrap(), array_before);
+}
+
+#[test]
+fn a_function_name_whose_record_would_be_too_long_to_read_back_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    // Short in bytes, but six times longer once escaped in JSON.
+    let name = "\u{1}".repeat(12_000);
+    let entry = cache_store::NewEntry { function: &name, ..ND };
+    let err = dir.store(&key(1), &f8(&[1]), &bytes_of(&[1.0]), &entry).unwrap_err();
+    assert!(matches!(err, cache_store::StoreError::NameTooLong { .. }), "{err}");
+    assert!(names(tmp.path()).is_empty(), "nothing was left: {:?}", names(tmp.path()));
+}
