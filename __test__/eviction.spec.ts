@@ -5,7 +5,6 @@
 import test, { type ExecutionContext } from 'ava'
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { closeSync, copyFileSync, existsSync, fstatSync, openSync, readdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
-import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { NumpyFuncCache, readNpy } from '../dist'
 import { advanceClock } from '../dist/testing'
@@ -65,8 +64,10 @@ function checkAgainstDisk(t: ExecutionContext, cache: NumpyFuncCache, dir: strin
   t.is(stats.bytes, rows.reduce((s, r) => s + r.bytes, 0))
 }
 
+/** This host as temporary names and leases carry it (a digest of its name, boot and pid namespace). */
 function hostTag(): string {
-  return hostname().replace(/[^A-Za-z0-9-]/g, '').slice(0, 32) || 'host'
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('../binding/index.js').hostTag()
 }
 
 // ---------------------------------------------------------------- LRU by count and by size

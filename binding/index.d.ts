@@ -62,6 +62,11 @@ export declare class CacheDir {
    * `limits` hold (the cache's own limits when omitted).
    */
   prune(limits?: CacheLimits | undefined | null, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): PruneSummary
+  /**
+   * Checks every entry completely (data included); with `remove`,
+   * removes the damaged ones.
+   */
+  verify(remove: boolean, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): VerifySummary
   /** Removes the entry of `key`; says whether there was one. */
   remove(key: string): boolean
   /** Whether a load of `key` would find an entry, without loading or counting it. */
@@ -90,6 +95,8 @@ export interface CacheDirOptions {
   /** Hits are memory-mapped where the data can be used in place. */
   map?: boolean
   limits?: CacheLimits
+  /** Every load checks all its data against its digest, not just small data. */
+  verify?: boolean
 }
 
 /**
@@ -118,6 +125,12 @@ export interface ClassInfo {
 
 export declare function classTable(): Array<ClassInfo>
 
+export interface DamagedEntry {
+  key: string
+  /** What is wrong with it. */
+  reason: string
+}
+
 export declare function defaults(): Defaults
 
 /** The cache's defaults and bounds, in milliseconds. */
@@ -128,6 +141,8 @@ export interface Defaults {
   minStaleAfterMs: number
   /** How often uses recorded in memory are written to the index. */
   flushEveryMs: number
+  /** The most dimensions an array may have (NumPy reads no more). */
+  maxDims: number
 }
 
 /** One supported dtype. */
@@ -169,6 +184,12 @@ export declare function hashKey(structure: Uint8Array, buffers: Array<TypedArray
  * referenced and unchanged until the promise settles.
  */
 export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): Promise<string> | string
+
+/**
+ * This host's tag, as temporary file names and leases carry it (for this
+ * package's tests, which plant such files). Not part of the public API.
+ */
+export declare function hostTag(): string
 
 /** An index row; times in milliseconds since the epoch (fractional). */
 export interface IndexedEntry {
@@ -214,6 +235,12 @@ export declare function readNpyFile(path: string): { buffer: ArrayBuffer; shape:
 
 /** Tells the binding the runtime's Buffer size limit. */
 export declare function setMaxExternalLength(bytes: number): void
+
+export interface VerifySummary {
+  checked: number
+  damaged: Array<DamagedEntry>
+  removed: number
+}
 
 /** Writes `data` (any TypedArray, its bytes as they are) as a .npy file. */
 export declare function writeNpyFile(path: string, data: TypedArray, layout: ArrayLayout): void

@@ -842,6 +842,7 @@ module.exports.defaults = nativeBinding.defaults
 module.exports.dtypeTable = nativeBinding.dtypeTable
 module.exports.hashKey = nativeBinding.hashKey
 module.exports.hashKeyAsync = nativeBinding.hashKeyAsync
+module.exports.hostTag = nativeBinding.hostTag
 module.exports.marksACache = nativeBinding.marksACache
 module.exports.panicForTests = nativeBinding.panicForTests
 module.exports.readNpyFile = nativeBinding.readNpyFile

@@ -6,11 +6,19 @@ import { EventEmitter } from 'node:events'
 import { resolve } from 'node:path'
 import { types } from 'node:util'
 import { type Lookup, type NativeCacheDir, native } from './native'
-import { callKey, callKeyAsync, identityPrefix } from './call-key'
+import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
 import { type TypedArray, viewOf } from './dtypes'
 import { bytesOf, toArrayParts } from './npy'
 import { ErrorCodes, codedError, fromNative, nativeCall } from './errors'
-import { type ComputeOnce, FLUSH_EVERY_MS, cacheSettings, clearSettings, functionSettings, pruneSettings } from './options'
+import {
+  type ComputeOnce,
+  FLUSH_EVERY_MS,
+  cacheSettings,
+  clearSettings,
+  functionSettings,
+  pruneSettings,
+  verifySettings,
+} from './options'
 import { type Claim, runAsync, runSync, waitOrCompute } from './compute-once'
 import type {
   CacheEntryInfo,
@@ -25,6 +33,8 @@ import type {
   NumpyFuncCacheOptions,
   PruneOptions,
   PruneReport,
+  VerifyOptions,
+  VerifyReport,
 } from './types'
 
 /** Caches whose recorded uses are written to their index when the process exits. */
@@ -84,7 +94,9 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     const settings = cacheSettings(path, options)
     this.#computeOnce = settings.computeOnce
     this.path = resolve(settings.path)
-    this.#dir = nativeCall(() => new native.CacheDir(this.path, { map: settings.mmap, limits: settings.limits }))
+    this.#dir = nativeCall(
+      () => new native.CacheDir(this.path, { map: settings.mmap, limits: settings.limits, verify: settings.verify }),
+    )
     nativeDirOf.set(this, this.#dir)
     flushOnExit(this.#dir)
   }
@@ -118,6 +130,16 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     return nativeCall(() => this.#dir.prune(settings.limits, settings.onProgress))
   }
 
+  /**
+   * Checks every entry in the directory completely, its data against the
+   * digest stored with it included (read in pieces, so memory stays small),
+   * and removes the damaged ones (unless `dryRun`).
+   */
+  verify(options?: VerifyOptions): VerifyReport {
+    const { dryRun, onProgress } = verifySettings(options)
+    return nativeCall(() => this.#dir.verify(!dryRun, onProgress))
+  }
+
   /** Removes the files this cache wrote; with `removeDir`, then the directory. */
   clearCache(options?: ClearCacheOptions): void {
     const { removeDir } = clearSettings(options)
@@ -136,10 +158,18 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     const label = `${name || 'anonymous function'}()`
     const prefix = identityPrefix({ name, version: settings.version, source: settings.trackSource ? fn.toString() : undefined })
     const cache = this
-    const methods: CachedFunctionMethods<F> = {
-      has: (...args) => nativeCall(() => cache.#dir.contains(callKey(prefix, args))),
-      invalidate: (...args) => nativeCall(() => cache.#dir.remove(callKey(prefix, args))),
-    }
+    // What a call's key is made of: its arguments, and its `this` unless told to ignore it.
+    const call = (self: unknown, args: unknown[]): Call => ({ self: settings.keysThis ? self : undefined, args })
+    // has/invalidate act on a plain call (`cached.has(...)`, whose `this` is the
+    // wrapper itself) or, through call(), on a method's (`cached.has.call(obj, ...)`).
+    const methodsOf = (wrapper: unknown): CachedFunctionMethods<F> => ({
+      has(this: unknown, ...args) {
+        return nativeCall(() => cache.#dir.contains(callKey(prefix, call(this === wrapper ? undefined : this, args))))
+      },
+      invalidate(this: unknown, ...args) {
+        return nativeCall(() => cache.#dir.remove(callKey(prefix, call(this === wrapper ? undefined : this, args))))
+      },
+    })
 
     if (!isAsync) {
       const compute = (self: unknown, args: unknown[], key: string) => {
@@ -154,8 +184,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         return cache.#store(key, name, computed(value, label), label)
       }
       const load = (key: string, report: boolean) => cache.#hit(nativeCall(() => cache.#dir.load(key)), key, name, report)
-      return Object.assign(function (this: unknown, ...args: unknown[]) {
-        const key = callKey(prefix, args)
+      const wrapper = function (this: unknown, ...args: unknown[]) {
+        const key = callKey(prefix, call(this, args))
         const hit = load(key, true)
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
@@ -164,7 +194,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
           load: () => load(key, false),
           compute: () => compute(this, args, key),
         })
-      }, methods) as unknown as CachedFunction<F>
+      }
+      return Object.assign(wrapper, methodsOf(wrapper)) as unknown as CachedFunction<F>
     }
 
     const load = async (key: string, report: boolean) => {
@@ -176,12 +207,24 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       }
       return cache.#hit(found, key, name, report)
     }
-    const compute = async (self: unknown, args: unknown[], key: string) =>
-      cache.#storeAsync(key, name, computed(await fn.apply(self, args), label), label)
+    const compute = async (self: unknown, args: unknown[], key: string) => {
+      const value = await fn.apply(self, args)
+      // The caller may have changed the arguments while the call was pending:
+      // a result is stored only under the key of what it was computed from.
+      if ((await callKeyAsync(prefix, call(self, args))) !== key) {
+        throw codedError(
+          TypeError,
+          ErrorCodes.ARGS_CHANGED,
+          `the arguments of ${label} changed while the call was pending, so its result was not stored or returned; ` +
+            `pass copies (e.g. array.slice()) or await the call before changing them`,
+        )
+      }
+      return cache.#storeAsync(key, name, computed(value, label), label)
+    }
     // One computation per key at a time within this process.
     const running = new Map<string, Promise<unknown>>()
-    return Object.assign(async function (this: unknown, ...args: unknown[]) {
-      const key = await callKeyAsync(prefix, args)
+    const wrapper = async function (this: unknown, ...args: unknown[]) {
+      const key = await callKeyAsync(prefix, call(this, args))
       const pending = running.get(key)
       if (pending) return pending
       const work = (async () => {
@@ -197,7 +240,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       const done = () => running.delete(key)
       work.then(done, done)
       return work
-    }, methods) as unknown as CachedFunction<F>
+    }
+    return Object.assign(wrapper, methodsOf(wrapper)) as unknown as CachedFunction<F>
   }
 
   /**

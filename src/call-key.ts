@@ -32,6 +32,8 @@ const enum Tag {
   Map,
   Set,
   Function,
+  /** The `this` of a call, when it has one. */
+  This,
 }
 
 // One code per class, so equal bytes in different classes never collide.
@@ -275,27 +277,51 @@ export function identityPrefix(id: FunctionIdentity): Uint8Array {
   return e.bytes.slice(0, e.length)
 }
 
-function encodeCall(prefix: Uint8Array, args: readonly unknown[]): Encoder {
+/** A call: its arguments, and its `this` (undefined when it has none or it is not keyed). */
+export interface Call {
+  self: unknown
+  args: readonly unknown[]
+}
+
+/**
+ * `this` as the key sees it: none for a plain call (undefined, or the global
+ * object of a sloppy-mode caller); a plain object by its data, its
+ * function-valued properties (methods, code like the function's own) left
+ * out; anything else by the rules of arguments.
+ */
+function encodeThis(e: Encoder, self: unknown): void {
+  if (self === undefined || self === globalThis) return
+  e.tag(Tag.This)
+  if (typeof self === 'object' && self !== null && isPlainObject(self)) {
+    const data = Object.fromEntries(Object.entries(self).filter(([, v]) => typeof v !== 'function'))
+    e.value(data, 'this')
+  } else {
+    e.value(self, 'this')
+  }
+}
+
+function encodeCall(prefix: Uint8Array, call: Call): Encoder {
   // A fresh encoder per call: a getter in the arguments may itself make a cached call.
   const e = new Encoder()
   e.raw(prefix)
   e.tag(Tag.Array)
-  e.u32(args.length)
-  for (let i = 0; i < args.length; i++) e.value(args[i], `args[${i}]`)
+  e.u32(call.args.length)
+  for (let i = 0; i < call.args.length; i++) e.value(call.args[i], `args[${i}]`)
+  encodeThis(e, call.self)
   return e
 }
 
-/** The 64-hex-digit key of calling the function identified by `prefix` with `args`. */
-export function callKey(prefix: Uint8Array, args: readonly unknown[]): string {
-  return encodeCall(prefix, args).digest()
+/** The 64-hex-digit key of a call of the function identified by `prefix`. */
+export function callKey(prefix: Uint8Array, call: Call): string {
+  return encodeCall(prefix, call).digest()
 }
 
 /**
  * `callKey`, hashing large arguments on the libuv thread pool (the binding
- * hashes small ones at once). The caller keeps `args` referenced and
- * unchanged until the promise settles.
+ * hashes small ones at once). The caller keeps the arguments referenced
+ * and unchanged until the promise settles.
  */
-export async function callKeyAsync(prefix: Uint8Array, args: readonly unknown[]): Promise<string> {
-  const e = encodeCall(prefix, args)
+export async function callKeyAsync(prefix: Uint8Array, call: Call): Promise<string> {
+  const e = encodeCall(prefix, call)
   return native.hashKeyAsync(e.bytes.subarray(0, e.length), e.buffers as never, e.offsets)
 }

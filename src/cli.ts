@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { filesize } from 'filesize'
 import { NumpyFuncCache } from './cache'
-import type { CacheLimits, CacheStats, PruneReport } from './types'
+import type { CacheLimits, CacheStats, PruneReport, VerifyReport } from './types'
 import { native } from './native'
 import { dtypeName } from './dtypes'
 
@@ -76,6 +76,19 @@ function ago(date: Date, now: number): string {
   return ms < 1000 ? 'just now' : `${formatDuration(ms)} ago`
 }
 
+/**
+ * Text from the directory (function names, dtypes) as a terminal may show
+ * it: control characters, and the ones that reorder or hide text, as
+ * \u escapes. Another user who can write the directory writes these.
+ */
+function printable(text: string): string {
+  // C0 and C1 controls, DEL, line and paragraph separators, bidi embeddings, overrides and isolates.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu, (c) =>
+    `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`,
+  )
+}
+
 /** '<f8 float64': the NumPy descr and its name. */
 function dtypeLabel(descr: string): string {
   const name = dtypeName(descr)
@@ -107,13 +120,13 @@ function ls(dir: string, opts: JsonOption): void {
   for (const e of entries) {
     bytes += e.bytes
     rows.push([
-      e.function || '(anonymous)',
+      e.function ? printable(e.function) : '(anonymous)',
       e.shape.length ? e.shape.join('×') : '()',
-      dtypeLabel(e.dtype),
+      printable(dtypeLabel(e.dtype)),
       size(e.bytes),
       ago(e.created, now),
       ago(e.lastUsed, now),
-      e.key.slice(0, 12),
+      printable(e.key.slice(0, 12)),
     ])
   }
   console.log(columns(rows, [1, 3]))
@@ -134,6 +147,24 @@ function stats(dir: string, opts: JsonOption): void {
   for (const [name, value] of rows) console.log(`${name.padEnd(10)}${value}`)
 }
 
+/** A progress bar on stderr, drawn once there is something to count. */
+function progressBar(label: string): { onProgress: (done: number, total: number) => void; stop: () => void } {
+  let bar: SingleBar | undefined
+  return {
+    onProgress: (done, total) => {
+      if (total === 0) return
+      if (bar === undefined) {
+        // noTTYOutput: a forced bar (--progress) also draws into a pipe or file.
+        bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} entries`, noTTYOutput: true })
+        bar.start(total, done)
+      } else {
+        bar.update(done)
+      }
+    },
+    stop: () => bar?.stop(),
+  }
+}
+
 interface PruneOpts extends JsonOption {
   maxBytes?: number
   maxEntries?: number
@@ -150,21 +181,10 @@ function prune(dir: string, opts: PruneOpts, command: Command): void {
     command.error('error: prune needs at least one limit: --max-bytes, --max-entries or --max-age', { exitCode: 2 })
   }
   const cache = openCache(dir)
-  const showBar = opts.progress || (!opts.json && process.stderr.isTTY)
-  let bar: SingleBar | undefined
-  const onProgress = (done: number, total: number) => {
-    if (total === 0) return
-    if (bar === undefined) {
-      // noTTYOutput: a forced bar (--progress) also draws into a pipe or file.
-      bar = new SingleBar({ format: 'removing [{bar}] {percentage}% {value}/{total} entries', noTTYOutput: true })
-      bar.start(total, done)
-    } else {
-      bar.update(done)
-    }
-  }
+  const bar = opts.progress || (!opts.json && process.stderr.isTTY) ? progressBar('removing') : undefined
   let report: PruneReport
   try {
-    report = cache?.prune(limits, { onProgress: showBar ? onProgress : undefined }) ?? NO_REPORT
+    report = cache?.prune(limits, { onProgress: bar?.onProgress }) ?? NO_REPORT
   } finally {
     bar?.stop()
   }
@@ -174,6 +194,23 @@ function prune(dir: string, opts: PruneOpts, command: Command): void {
   if (report.dropped) console.log(`dropped ${count(report.dropped, 'index row', 'index rows')} whose files were gone`)
   if (report.removedLeftovers) console.log(`removed ${count(report.removedLeftovers, 'leftover file', 'leftover files')}`)
   console.log(`kept ${count(report.entries, 'entry', 'entries')} (${size(report.bytes)})`)
+}
+
+function verify(dir: string, opts: JsonOption & { dryRun?: boolean; progress?: boolean }): void {
+  const cache = openCache(dir)
+  const bar = opts.progress || (!opts.json && process.stderr.isTTY) ? progressBar('verifying') : undefined
+  let report: VerifyReport
+  try {
+    report = cache?.verify({ dryRun: opts.dryRun ?? false, onProgress: bar?.onProgress }) ?? { checked: 0, damaged: [], removed: 0 }
+  } finally {
+    bar?.stop()
+  }
+  // Damage found is worth a failing exit, removed or not: something broke entries.
+  if (report.damaged.length > 0) process.exitCode = 1
+  if (opts.json) return printJson(report)
+  const removed = opts.dryRun ? 'none removed (dry run)' : `removed ${count(report.removed, 'entry', 'entries')}`
+  console.log(`checked ${count(report.checked, 'entry', 'entries')}: ${report.damaged.length} damaged, ${removed}`)
+  for (const d of report.damaged) console.log(`  ${d.key.slice(0, 12)}  ${printable(d.reason)}`)
 }
 
 function clear(dir: string, opts: JsonOption & { removeDir?: boolean }): void {
@@ -212,6 +249,10 @@ command('prune', 'remove expired and least recently used entries until the limit
   .option('--max-age <age>', 'remove entries unused for longer: 7d, 12h, 30m, 90s or milliseconds', ageArg)
   .option('--progress', 'show the progress bar even when stderr is not a terminal or with --json')
   .action(prune)
+command('verify', 'check every entry completely (data against its digest); remove the damaged ones')
+  .option('--dry-run', 'only report damaged entries, remove nothing')
+  .option('--progress', 'show the progress bar even when stderr is not a terminal or with --json')
+  .action(verify)
 command('clear', "remove every entry (only the cache's own files)")
   .option('--remove-dir', 'also remove the directory (fails if other files are in it)')
   .action(clear)

@@ -57,6 +57,14 @@ export function typedArrayClassName(value: unknown): string | undefined {
   return DEFAULT_DTYPE.has(tag) ? tag : undefined
 }
 
+/**
+ * The class a result is stored as and loaded back as: a TypedArray's own
+ * class, and `'Buffer'` for a Node Buffer (it comes back as a Buffer).
+ */
+export function resultClassName(value: unknown): string | undefined {
+  return Buffer.isBuffer(value) ? 'Buffer' : typedArrayClassName(value)
+}
+
 /** What a bare array of the class is stored as. */
 export function defaultDtype(className: string): string {
   return DEFAULT_DTYPE.get(className)!
@@ -96,6 +104,7 @@ export function readClassName(dtype: string): string {
  * that class (Float16Array before Node 24), of the class a read of `dtype` gives.
  */
 export function viewOf(buffer: ArrayBuffer, className: string, dtype: string): TypedArray {
+  if (className === 'Buffer') return Buffer.from(buffer, 0, buffer.byteLength)
   const Class = CONSTRUCTORS[className] ?? CONSTRUCTORS[readClassName(dtype)]!
   return new Class(buffer, 0, buffer.byteLength / Class.BYTES_PER_ELEMENT)
 }

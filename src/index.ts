@@ -12,6 +12,8 @@ export type {
   ComputeOnceOptions,
   PruneOptions,
   PruneReport,
+  VerifyOptions,
+  VerifyReport,
   CacheableResult,
   CachedFunction,
   CachedFunctionOptions,

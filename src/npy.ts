@@ -8,7 +8,7 @@ import {
   dtypeAccepts,
   elementsPerItem,
   readClassName,
-  typedArrayClassName,
+  resultClassName,
   viewOf,
   SUPPORTED_DTYPES,
 } from './dtypes'
@@ -70,6 +70,9 @@ const SCIJS_DTYPES: Record<string, string> = {
   biguint64: 'BigUint64Array',
 }
 
+/** The most dimensions an array may have: NumPy reads no more. */
+const MAX_DIMS = native.defaults().maxDims
+
 /** Throws what is wrong with a value: the code says whose mistake it is. */
 type Fail = (Class: TypeErrorConstructor | RangeErrorConstructor, message: string) => never
 
@@ -125,7 +128,7 @@ function contiguousData(data: TypedArray, shape: number[], stride: unknown, offs
  */
 export function toArrayParts(value: unknown, what: string, code: ErrorCode): ArrayParts {
   const fail: Fail = failWith(code)
-  const bareClass = typedArrayClassName(value)
+  const bareClass = resultClassName(value)
   if (bareClass) {
     const data = value as TypedArray
     const layout = { shape: [data.length], dtype: defaultDtype(bareClass), fortranOrder: false }
@@ -135,9 +138,10 @@ export function toArrayParts(value: unknown, what: string, code: ErrorCode): Arr
     fail(TypeError, `${what} must be a TypedArray or an n-d array { data: TypedArray, shape: number[] }, got ${describe(value)}`)
   }
   const v = value as Record<string, unknown>
-  const className = typedArrayClassName(v.data)
+  const className = resultClassName(v.data)
   if (!className) return fail(TypeError, `${what}.data must be a TypedArray, got ${describe(v.data)}`)
   const shape = checkShape(v.shape, what, fail)
+  if (shape.length > MAX_DIMS) fail(RangeError, `${what} has ${shape.length} dimensions; NumPy reads at most ${MAX_DIMS}`)
   let dtype = defaultDtype(className)
   if (v.dtype !== undefined) {
     const given = typeof v.dtype === 'string' ? v.dtype : undefined

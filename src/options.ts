@@ -5,7 +5,14 @@ import { types } from 'node:util'
 import { native } from './native'
 import { describe } from './describe'
 import { invalidArg, outOfRange } from './errors'
-import type { CacheLimits, CachedFunctionOptions, ComputeOnceOptions, NumpyFuncCacheOptions, PruneOptions } from './types'
+import type {
+  CacheLimits,
+  CachedFunctionOptions,
+  ComputeOnceOptions,
+  NumpyFuncCacheOptions,
+  PruneOptions,
+  VerifyOptions,
+} from './types'
 
 const DEFAULTS = native.defaults()
 
@@ -75,6 +82,7 @@ function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
 export interface CacheSettings {
   path: string
   mmap: boolean
+  verify: boolean
   limits: CacheLimits
   computeOnce: ComputeOnce | undefined
 }
@@ -82,10 +90,11 @@ export interface CacheSettings {
 export function cacheSettings(path: unknown, options: NumpyFuncCacheOptions | undefined): CacheSettings {
   const where = 'NumpyFuncCache'
   if (typeof path !== 'string' || path.length === 0) throw invalidArg(`${where}: path must be a non-empty string, got ${describe(path)}`)
-  const opts = checkOptions(options, ['mmap', 'computeOnce', ...LIMITS] satisfies (keyof NumpyFuncCacheOptions)[], where)
+  const opts = checkOptions(options, ['mmap', 'verify', 'computeOnce', ...LIMITS] satisfies (keyof NumpyFuncCacheOptions)[], where)
   return {
     path,
     mmap: optionOf<boolean>(opts, 'mmap', 'boolean', where) ?? false,
+    verify: optionOf<boolean>(opts, 'verify', 'boolean', where) ?? false,
     limits: limitsOf(opts, where),
     computeOnce: computeOnceOf(opts.computeOnce, where),
   }
@@ -95,6 +104,8 @@ export interface FunctionSettings {
   name: string
   version: string | undefined
   trackSource: boolean
+  /** Whether a call's `this` is part of its key: the function reads `this`, and was not told to ignore it. */
+  keysThis: boolean
   isAsync: boolean
   /** Undefined: the cache's own. */
   computeOnce: ComputeOnce | undefined | 'inherit'
@@ -103,7 +114,7 @@ export interface FunctionSettings {
 export function functionSettings(fn: unknown, options: CachedFunctionOptions | undefined): FunctionSettings {
   const where = 'createCachedFunc'
   if (typeof fn !== 'function') throw invalidArg(`${where}: fn must be a function, got ${describe(fn)}`)
-  const allowed = ['name', 'version', 'trackSource', 'async', 'computeOnce'] satisfies (keyof CachedFunctionOptions)[]
+  const allowed = ['name', 'version', 'trackSource', 'ignoreThis', 'async', 'computeOnce'] satisfies (keyof CachedFunctionOptions)[]
   const opts = checkOptions(options, allowed, where)
   const givenName = optionOf<string>(opts, 'name', 'string', where)
   const trackSource = optionOf<boolean>(opts, 'trackSource', 'boolean', where) ?? true
@@ -115,13 +126,53 @@ export function functionSettings(fn: unknown, options: CachedFunctionOptions | u
         `or its entries would be shared with every other anonymous function`,
     )
   }
+  const source = Function.prototype.toString.call(fn)
+  // A bound or built-in function's source is "[native code]": editing the
+  // function it stands for would change no key.
+  if (trackSource && /\{\s*\[native code\]\s*\}\s*$/.test(source)) {
+    throw invalidArg(
+      `${where}: fn (${describe(fn)}) is a bound or built-in function, whose source cannot be read, so changing ` +
+        `its code would not change its keys; pass the function itself (and what bind() gave it as arguments), ` +
+        `or pass { trackSource: false, version } and change version whenever its code changes`,
+    )
+  }
   return {
     name,
     version: optionOf<string>(opts, 'version', 'string', where),
     trackSource,
+    keysThis: !(optionOf<boolean>(opts, 'ignoreThis', 'boolean', where) ?? false) && readsThis(source),
     isAsync: optionOf<boolean>(opts, 'async', 'boolean', where) ?? types.isAsyncFunction(fn),
     computeOnce: opts.computeOnce === undefined ? 'inherit' : computeOnceOf(opts.computeOnce, where),
   }
+}
+
+/**
+ * Whether a function's result can depend on the `this` it is called with:
+ * its source mentions `this` and it is not an arrow function (whose `this`
+ * is its definition's, not the call's).
+ */
+function readsThis(source: string): boolean {
+  return /\bthis\b/.test(source) && !isArrow(source)
+}
+
+/** An arrow function's source is its parameters, then `=>`; no other function's is. */
+function isArrow(source: string): boolean {
+  let i = source.startsWith('async') && /^async[\s(]/.test(source) ? 5 : 0
+  const skipSpace = () => {
+    while (i < source.length && /\s/.test(source[i])) i++
+  }
+  skipSpace()
+  if (source[i] === '(') {
+    for (let depth = 0; i < source.length; i++) {
+      if (source[i] === '(') depth++
+      else if (source[i] === ')' && --depth === 0) break
+    }
+    i++
+  } else {
+    while (i < source.length && /[\w$]/.test(source[i])) i++
+  }
+  skipSpace()
+  return source.startsWith('=>', i)
 }
 
 /** Limits given to `prune`; undefined for the cache's own. */
@@ -130,6 +181,14 @@ export function pruneSettings(limits: unknown, options: PruneOptions | undefined
   const opts = checkOptions(options, ['onProgress'] satisfies (keyof PruneOptions)[], 'prune')
   const onProgress = optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', 'prune')
   return { limits: given, onProgress }
+}
+
+export function verifySettings(options: VerifyOptions | undefined) {
+  const opts = checkOptions(options, ['dryRun', 'onProgress'] satisfies (keyof VerifyOptions)[], 'verify')
+  return {
+    dryRun: optionOf<boolean>(opts, 'dryRun', 'boolean', 'verify') ?? false,
+    onProgress: optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', 'verify'),
+  }
 }
 
 export function clearSettings(options: unknown): { removeDir: boolean } {

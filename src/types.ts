@@ -37,6 +37,12 @@ export interface CachedFunctionOptions {
   version?: string
   /** Put a digest of `fn.toString()` in the key, so editing the function body gives new keys (default true). */
   trackSource?: boolean
+  /**
+   * Leave `this` out of the key (default false: a method called on two
+   * objects has two results). Only for functions whose result does not
+   * depend on `this`.
+   */
+  ignoreThis?: boolean
   /** The wrapper returns a Promise (default: true for `async` functions). */
   async?: boolean
   /** Overrides the cache's `computeOnce` for this function. */
@@ -78,6 +84,12 @@ export interface NumpyFuncCacheOptions extends CacheLimits {
    * Entries that cannot be used in place (big-endian, empty) are read.
    */
   mmap?: boolean
+  /**
+   * Every hit checks all its data against the digest stored with it (default
+   * false: data up to 64 KiB is always checked, larger data only by its
+   * header and length). Costs a hash of each large hit's data.
+   */
+  verify?: boolean
 }
 
 /** Totals over the whole cache directory, from all processes using it. */
@@ -122,6 +134,22 @@ export interface PruneReport {
   /** What remains. */
   entries: number
   bytes: number
+}
+
+export interface VerifyOptions {
+  /** Only report damaged entries; do not remove them. */
+  dryRun?: boolean
+  /** Called as entries are checked: `done` of `total`. */
+  onProgress?: (done: number, total: number) => void
+}
+
+export interface VerifyReport {
+  /** Entries checked, their data included. */
+  checked: number
+  /** The damaged ones, and what is wrong with each. */
+  damaged: { key: string; reason: string }[]
+  /** Damaged entries removed (none with `dryRun`). */
+  removed: number
 }
 
 export interface ClearCacheOptions {

@@ -9,7 +9,8 @@ use napi::bindgen_prelude::*;
 use napi::ScopedTask;
 
 use cache_store::{
-    ArrayClass, CacheDir as Store, Claim, EntryRow, Lease, Limits, Lookup, NewEntry, PruneReport, ResultForm, Wait,
+    ArrayClass, CacheDir as Store, Claim, EntryRow, Lease, Limits, Lookup, NewEntry, PruneReport, ResultForm, Verify,
+    Wait,
 };
 use npy_format::Header;
 
@@ -94,6 +95,8 @@ pub struct CacheDirOptions {
     /// Hits are memory-mapped where the data can be used in place.
     pub map: Option<bool>,
     pub limits: Option<CacheLimits>,
+    /// Every load checks all its data against its digest, not just small data.
+    pub verify: Option<bool>,
 }
 
 /// `{ status: 'hit', array, class, result }`, `{ status: 'miss' }` or
@@ -170,10 +173,14 @@ impl CacheDir {
     /// Errors if the path exists and is not a directory; creates nothing.
     #[napi(constructor, catch_unwind)]
     pub fn new(env: &Env, path: String, options: Option<CacheDirOptions>) -> Result<Self> {
-        let (map, limits) = options.map_or((None, None), |o| (o.map, o.limits));
+        let (map, limits, verify) = options.map_or((None, None, None), |o| (o.map, o.limits, o.verify));
+        let verify = if verify == Some(true) { Verify::All } else { Verify::Small };
         run(env, || {
             let limits = limits.map(CacheLimits::into_limits).transpose()?.unwrap_or_default();
-            Ok(CacheDir { store: Store::open(path)?.with_limits(limits), map: map.unwrap_or(false) })
+            Ok(CacheDir {
+                store: Store::open(path)?.with_limits(limits).with_verify(verify),
+                map: map.unwrap_or(false),
+            })
         })
     }
 
@@ -312,6 +319,32 @@ impl CacheDir {
         Ok(PruneSummary::from(report))
     }
 
+    /// Checks every entry completely (data included); with `remove`,
+    /// removes the damaged ones.
+    #[napi(catch_unwind)]
+    pub fn verify(
+        &self,
+        env: &Env,
+        remove: bool,
+        on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+    ) -> Result<VerifySummary> {
+        let mut failed = None;
+        let mut progress = |done: u64, total: u64| {
+            if let (Some(f), None) = (&on_progress, &failed) {
+                failed = f.call((done as f64, total as f64).into()).err();
+            }
+        };
+        let report = run(env, || Ok(self.store.verify(remove, &mut progress)?))?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(VerifySummary {
+            checked: report.checked as f64,
+            damaged: report.damaged.into_iter().map(|(key, reason)| DamagedEntry { key, reason }).collect(),
+            removed: report.removed as f64,
+        })
+    }
+
     /// Removes the entry of `key`; says whether there was one.
     #[napi(catch_unwind)]
     pub fn remove(&self, env: &Env, key: String) -> Result<bool> {
@@ -341,6 +374,20 @@ impl CacheDir {
             Claim::Held { holder, this_process } => Either::B(LeaseHolder { holder, this_process }),
         })
     }
+}
+
+#[napi(object)]
+pub struct VerifySummary {
+    pub checked: f64,
+    pub damaged: Vec<DamagedEntry>,
+    pub removed: f64,
+}
+
+#[napi(object)]
+pub struct DamagedEntry {
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 #[napi(object)]

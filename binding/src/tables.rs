@@ -60,6 +60,8 @@ pub struct Defaults {
     pub min_stale_after_ms: f64,
     /// How often uses recorded in memory are written to the index.
     pub flush_every_ms: f64,
+    /// The most dimensions an array may have (NumPy reads no more).
+    pub max_dims: u32,
 }
 
 #[napi]
@@ -68,6 +70,7 @@ pub fn defaults() -> Defaults {
         stale_after_ms: cache_store::DEFAULT_STALE_AFTER.as_millis() as f64,
         min_stale_after_ms: cache_store::MIN_STALE_AFTER.as_millis() as f64,
         flush_every_ms: cache_store::FLUSH_EVERY.as_millis() as f64,
+        max_dims: npy_format::MAX_DIMS as u32,
     }
 }
 
@@ -76,4 +79,11 @@ pub fn defaults() -> Defaults {
 #[napi]
 pub fn marks_a_cache(name: String) -> bool {
     cache_store::marks_a_cache(&name)
+}
+
+/// This host's tag, as temporary file names and leases carry it (for this
+/// package's tests, which plant such files). Not part of the public API.
+#[napi]
+pub fn host_tag() -> String {
+    cache_store::host_tag().to_owned()
 }

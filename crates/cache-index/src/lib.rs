@@ -363,20 +363,32 @@ impl Index {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
     }
 
+    /// Entries and bytes as the rows say, counted (not the running totals).
+    fn counted(&self) -> Result<(u64, u64), IndexError> {
+        self.conn
+            .query_row("SELECT count(*), coalesce(sum(bytes), 0) FROM entries", [], |r| {
+                Ok((to_u64(r.get(0)?), to_u64(r.get(1)?)))
+            })
+            .map_err(self.err())
+    }
+
     /// The entries to remove so the cache meets `limits` at time `now`:
     /// first those unused for longer than `max_age`, then the least
     /// recently used until both size limits hold. Returns (key, bytes) in
     /// the order they should go.
     pub fn victims(&self, limits: &Limits, now: i64) -> Result<Vec<Victim>, IndexError> {
         let totals = self.totals()?;
-        let (mut entries, mut bytes) = (totals.entries, totals.bytes);
         let over = |entries: u64, bytes: u64| {
             limits.max_entries.is_some_and(|m| entries > m) || limits.max_bytes.is_some_and(|m| bytes > m)
         };
         let expired_before = limits.max_age.map(|age| now.saturating_sub(age));
-        if expired_before.is_none() && !over(entries, bytes) {
+        if expired_before.is_none() && !over(totals.entries, totals.bytes) {
             return Ok(Vec::new());
         }
+        // The running totals say there is something to remove; the rows
+        // themselves say how much, so a wrong totals row (an edited or
+        // damaged index) cannot make a store evict everything.
+        let (mut entries, mut bytes) = self.counted()?;
         let mut q = self
             .conn
             .prepare("SELECT key, bytes, last_used FROM entries ORDER BY last_used, key")
@@ -491,7 +503,14 @@ impl Index {
             let dropped =
                 tx.execute("DELETE FROM entries WHERE key NOT IN (SELECT key FROM seen)", []).map_err(err)? as u64;
             tx.execute("DELETE FROM seen", []).map_err(err)?;
-            tx.execute("UPDATE totals SET reconciled = ?1", [now]).map_err(err)?;
+            // The running totals are recounted from the rows: a wrong totals
+            // row (edited, or from a damaged index) is set right here.
+            tx.execute(
+                "UPDATE totals SET reconciled = ?1, entries = (SELECT count(*) FROM entries),
+                   bytes = (SELECT coalesce(sum(bytes), 0) FROM entries)",
+                [now],
+            )
+            .map_err(err)?;
             Ok((added, dropped))
         })
     }

@@ -356,3 +356,23 @@ fn processes_making_the_index_at_once_never_take_each_others_for_a_foreign_datab
         assert_eq!(open(&path).totals().unwrap().entries, 6, "round {round}");
     }
 }
+
+#[test]
+fn a_wrong_totals_row_cannot_make_a_store_evict_everything_and_a_reconcile_sets_it_right() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    let mut index = open(&path);
+    for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
+        add(&mut index, row(key, 100, i as i64));
+    }
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE totals SET entries = 1000000, bytes = 1000000000000", [])
+        .unwrap();
+    let limits = Limits { max_bytes: Some(250), max_entries: Some(10), ..Limits::default() };
+    assert_eq!(keys(&index.victims(&limits, 10).unwrap()), ["a"], "only as many as the rows call for");
+    let (adopted, dropped) =
+        index.reconcile(10, || Ok::<_, IndexError>(vec!["a".into(), "b".into(), "c".into()]), |_| None).unwrap();
+    assert_eq!((adopted, dropped), (0, 0));
+    assert_eq!(index.totals().unwrap(), Totals { entries: 3, bytes: 300, hits: 0, misses: 0 });
+}

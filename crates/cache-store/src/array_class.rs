@@ -10,11 +10,13 @@
 
 use npy_format::{Dtype, Kind};
 
-/// A typed-array class, named as JavaScript names it.
+/// A typed-array class, named as JavaScript names it (Node's `Buffer`, a
+/// `Uint8Array` of its own, is one too: a result comes back as it went in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArrayClass {
     Int8Array,
     Uint8Array,
+    Buffer,
     Uint8ClampedArray,
     Int16Array,
     Uint16Array,
@@ -30,9 +32,10 @@ pub enum ArrayClass {
 use ArrayClass::*;
 
 impl ArrayClass {
-    pub const ALL: [ArrayClass; 12] = [
+    pub const ALL: [ArrayClass; 13] = [
         Int8Array,
         Uint8Array,
+        Buffer,
         Uint8ClampedArray,
         Int16Array,
         Uint16Array,
@@ -49,6 +52,7 @@ impl ArrayClass {
         match self {
             Int8Array => "Int8Array",
             Uint8Array => "Uint8Array",
+            Buffer => "Buffer",
             Uint8ClampedArray => "Uint8ClampedArray",
             Int16Array => "Int16Array",
             Uint16Array => "Uint16Array",
@@ -69,7 +73,7 @@ impl ArrayClass {
     /// Bytes per element of the class.
     pub fn element_size(self) -> usize {
         match self {
-            Int8Array | Uint8Array | Uint8ClampedArray => 1,
+            Int8Array | Uint8Array | Buffer | Uint8ClampedArray => 1,
             Int16Array | Uint16Array | Float16Array => 2,
             Int32Array | Uint32Array | Float32Array => 4,
             Float64Array | BigInt64Array | BigUint64Array => 8,
@@ -80,7 +84,7 @@ impl ArrayClass {
     pub fn default_dtype(self) -> Dtype {
         let (kind, item_size) = match self {
             Int8Array => (Kind::Int, 1),
-            Uint8Array | Uint8ClampedArray => (Kind::Uint, 1),
+            Uint8Array | Buffer | Uint8ClampedArray => (Kind::Uint, 1),
             Int16Array => (Kind::Int, 2),
             Uint16Array => (Kind::Uint, 2),
             Float16Array => (Kind::Float, 2),
@@ -123,7 +127,7 @@ fn native(kind: Kind, item_size: usize) -> Dtype {
 /// class that may hold it.
 fn classes_of(dtype: &Dtype) -> (ArrayClass, &'static [ArrayClass]) {
     match (dtype.kind, dtype.item_size) {
-        (Kind::Bool, _) | (Kind::Uint, 1) => (Uint8Array, &[Uint8Array, Uint8ClampedArray]),
+        (Kind::Bool, _) | (Kind::Uint, 1) => (Uint8Array, &[Uint8Array, Buffer, Uint8ClampedArray]),
         (Kind::Int, 1) => (Int8Array, &[Int8Array]),
         (Kind::Int, 2) => (Int16Array, &[Int16Array]),
         (Kind::Uint, 2) => (Uint16Array, &[Uint16Array]),

@@ -16,7 +16,7 @@ use cache_index::{EntryRow, Index, Journal, Limits, Totals};
 
 use crate::clock::{us_since_epoch, Clock};
 use crate::entry_files::{ClearReport, EntryFiles, Prepared};
-use crate::fs_kind::is_network_fs;
+use crate::fs_kind::{self, is_network_fs};
 use crate::host::dev_ino;
 use crate::StoreError;
 
@@ -145,7 +145,10 @@ impl Bookkeeper {
         }
         book.index = None;
         self.remove_planted_index_files();
-        let journal = if self.on_network_fs() { Journal::Rollback } else { Journal::Wal };
+        // WAL keeps its shared memory in a file (`-shm`) that others could
+        // truncate under us: only where no one else writes, and hosts share memory.
+        let shared = self.on_network_fs() || fs_kind::writable_by_others(self.root());
+        let journal = if shared { Journal::Rollback } else { Journal::Wal };
         let (mut index, created) = match Index::open(&path, journal) {
             // Only bookkeeping is lost: rebuild it from the files.
             Err(e) if e.is_damaged() => {

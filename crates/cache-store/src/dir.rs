@@ -11,7 +11,7 @@ use npy_format::Header;
 
 use crate::bookkeeping::{Bookkeeper, PruneReport, Wait};
 use crate::clock::Clock;
-use crate::entry_files::{ClearReport, EntryFiles, Lookup};
+use crate::entry_files::{Checked, ClearReport, EntryFiles, Lookup, Verify};
 use crate::layout::{check_key, Layout};
 use crate::lease::{self, Claim};
 use crate::record::NewEntry;
@@ -25,6 +25,18 @@ pub struct CacheDir {
     files: Arc<EntryFiles>,
     books: Arc<Bookkeeper>,
     limits: Limits,
+    verify: Verify,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries checked, data included.
+    pub checked: u64,
+    /// The damaged ones: key and what is wrong.
+    pub damaged: Vec<(String, String)>,
+    /// Damaged entries removed.
+    pub removed: u64,
 }
 
 impl CacheDir {
@@ -39,7 +51,7 @@ impl CacheDir {
         }
         let files = Arc::new(EntryFiles::new(Layout::new(root)));
         let books = Arc::new(Bookkeeper::new(files.clone(), Clock::system()));
-        Ok(CacheDir { files, books, limits: Limits::default() })
+        Ok(CacheDir { files, books, limits: Limits::default(), verify: Verify::default() })
     }
 
     /// The same directory with `limits` applied after each store.
@@ -50,6 +62,12 @@ impl CacheDir {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The same directory with loads checking `verify`'s data against its digest.
+    pub fn with_verify(mut self, verify: Verify) -> CacheDir {
+        self.verify = verify;
+        self
     }
 
     /// The clock of stores, uses and expiry (tests move it forward).
@@ -72,7 +90,7 @@ impl CacheDir {
             return Ok(Lookup::Miss);
         }
         // A file another host unlinks can vanish under a mapping on a network filesystem.
-        let lookup = self.files.read(key, map && !self.books.on_network_fs());
+        let lookup = self.files.read(key, map && !self.books.on_network_fs(), self.verify);
         if let Lookup::Hit(_) = lookup {
             self.books.note_use(key);
         }
@@ -122,12 +140,12 @@ impl CacheDir {
         Ok(existed)
     }
 
-    /// Whether `key` has an entry of this version that has not expired
-    /// (an expired one is removed), without reading its array or counting
-    /// a use.
+    /// Whether a load of `key` would hit: an entry of this version that
+    /// passes the checks a load makes (a large array's data is not read)
+    /// and has not expired (an expired one is removed). Not a use.
     pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
         check_key(key)?;
-        Ok(self.files.exists(key) && !self.books.expire_if_old(key, self.limits.max_age))
+        Ok(self.files.holds(key) && !self.books.expire_if_old(key, self.limits.max_age))
     }
 
     /// Totals for the whole cache, from all processes.
@@ -146,6 +164,37 @@ impl CacheDir {
     /// hold. `progress(done, total)` is called after each batch of removals.
     pub fn prune(&self, limits: &Limits, progress: &mut dyn FnMut(u64, u64)) -> Result<PruneReport, StoreError> {
         self.books.prune(limits, progress)
+    }
+
+    /// Checks every entry on disk completely (data included, read in
+    /// pieces), like a load with `Verify::All` but without keeping the
+    /// arrays; with `remove`, removes the damaged ones. `progress(done,
+    /// total)` is called as entries are checked.
+    pub fn verify(&self, remove: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport, StoreError> {
+        let keys = self.files.keys_on_disk()?;
+        let mut report = VerifyReport::default();
+        let total = keys.len() as u64;
+        progress(0, total);
+        for (done, key) in keys.iter().enumerate() {
+            // Twice when damaged: a store may have replaced the entry between its two files' reads.
+            let checked = match self.files.check_whole(key) {
+                Checked::Damaged(_) => self.files.check_whole(key),
+                checked => checked,
+            };
+            match checked {
+                Checked::Whole => report.checked += 1,
+                Checked::Damaged(reason) => {
+                    report.checked += 1;
+                    if remove && self.books.remove(key).is_ok() {
+                        report.removed += 1;
+                    }
+                    report.damaged.push((key.clone(), reason));
+                }
+                Checked::NotAnEntry => {}
+            }
+            progress(done as u64 + 1, total);
+        }
+        Ok(report)
     }
 
     /// Removes every entry, the temporary files and leases of processes

@@ -13,6 +13,7 @@ use cache_index::EntryRow;
 use npy_format::{ByteOrder, Header, MappedNpy, NpyArray};
 
 use crate::clock::us_since_epoch;
+use crate::fs_kind;
 use crate::host;
 use crate::layout::{self, CacheFile, Layout, Part, Writer};
 use crate::lease;
@@ -76,6 +77,25 @@ pub enum Lookup {
     /// Files are there but do not form an entry; the caller recomputes and
     /// the store replaces them.
     Damaged(StoreError),
+}
+
+/// Which data a load checks against its digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verify {
+    /// Data up to `VERIFY_DATA_UP_TO` (a large entry's header is always checked).
+    #[default]
+    Small,
+    /// All data, whatever its size: a large load costs a hash of it too.
+    All,
+}
+
+/// What the check of one entry found.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    Whole,
+    Damaged(String),
+    /// Gone, or not an entry of this version: nothing to say of it.
+    NotAnEntry,
 }
 
 /// Records kept in memory at most (a few hundred bytes each): enough that
@@ -180,16 +200,16 @@ impl EntryFiles {
     /// array, checked against its own header, the file length and the
     /// record. With `map`, the array is mapped where it can be used in
     /// place, else read.
-    pub(crate) fn read(&self, key: &str, map: bool) -> Lookup {
-        match self.read_once(key, map) {
+    pub(crate) fn read(&self, key: &str, map: bool, verify: Verify) -> Lookup {
+        match self.read_once(key, map, verify) {
             // A store of this key may have replaced the array between our
             // reads of the record and the array: read both once more.
-            Lookup::Damaged(_) => self.read_once(key, map),
+            Lookup::Damaged(_) => self.read_once(key, map, verify),
             lookup => lookup,
         }
     }
 
-    fn read_once(&self, key: &str, map: bool) -> Lookup {
+    fn read_once(&self, key: &str, map: bool, verify: Verify) -> Lookup {
         let record = match self.read_record(key) {
             Ok(r) => r,
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Lookup::Miss,
@@ -197,11 +217,14 @@ impl EntryFiles {
         };
         let path = self.layout.array(key);
         let damaged = |reason: String| Lookup::Damaged(StoreError::Damaged { path: path.clone(), reason });
-        let (mut file, _) = match layout::open_regular(&path) {
+        let (mut file, meta) = match layout::open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
             Err(e) => return damaged(format!("could not open it: {e}")),
         };
+        // A file someone else could truncate is read, not mapped: a mapping
+        // past a file's end kills the process (SIGBUS).
+        let map = map && fs_kind::only_we_write(&meta);
         let mapped = if map { npy_format::map_npy_file(&file, &path) } else { Ok(None) };
         let array = match mapped {
             Ok(Some(m)) => Ok(LoadedArray::Mapped(m)),
@@ -213,7 +236,7 @@ impl EntryFiles {
             Err(e) => return damaged(e.root().to_string()),
         };
         let data = array.data();
-        let checked_data = (data.len() <= VERIFY_DATA_UP_TO).then_some(data);
+        let checked_data = (verify == Verify::All || data.len() <= VERIFY_DATA_UP_TO).then_some(data);
         if let Err(reason) = record.check(array.header(), array.stored_order(), checked_data) {
             self.records().remove(key);
             return damaged(reason);
@@ -279,6 +302,21 @@ impl EntryFiles {
     pub(crate) fn exists(&self, key: &str) -> bool {
         let is_file = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
         is_file(&self.layout.array(key)) && self.read_record(key).is_ok()
+    }
+
+    /// Whether a load of `key` would hit, without reading a large array:
+    /// the record and the array's header and length are checked, and a
+    /// small array's data too (as a load checks it).
+    pub(crate) fn holds(&self, key: &str) -> bool {
+        let Ok(record) = self.read_record(key) else { return false };
+        let Ok((file, meta)) = layout::open_regular(&self.layout.array(key)) else { return false };
+        if meta.len() <= (VERIFY_DATA_UP_TO + 64 * 1024) as u64 {
+            return matches!(self.read(key, false, Verify::Small), Lookup::Hit(_));
+        }
+        let Ok((stored, offset)) = npy_format::decode_header(&mut BufReader::new(file)) else { return false };
+        let whole = stored.data_len().is_ok_and(|len| offset.checked_add(len) == Some(meta.len()));
+        let header = Header { dtype: stored.dtype.native(), ..stored.clone() };
+        whole && record.check(&header, stored.dtype.byte_order, None).is_ok()
     }
 
     /// Writes the entry of `key` (a checked key) under temporary names:
@@ -360,6 +398,58 @@ impl EntryFiles {
             }
         }
         Ok(())
+    }
+
+    /// Checks the entry of `key` completely, the data against its digest
+    /// included, reading the file in pieces: memory stays small whatever
+    /// the entry's size.
+    pub(crate) fn check_whole(&self, key: &str) -> Checked {
+        let record = match self.read_record(key) {
+            Ok(r) => r,
+            Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Checked::NotAnEntry,
+            Err(RecordRead::Invalid(e) | RecordRead::Unreadable(e)) => return Checked::Damaged(e.to_string()),
+        };
+        let path = self.layout.array(key);
+        let (file, meta) = match layout::open_regular(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Checked::NotAnEntry,
+            Err(e) => return Checked::Damaged(format!("could not open {}: {e}", path.display())),
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let (stored, offset) = match npy_format::decode_header(&mut reader) {
+            Ok(h) => h,
+            Err(e) => return Checked::Damaged(e.to_string()),
+        };
+        if stored.data_len().ok().and_then(|len| offset.checked_add(len)) != Some(meta.len()) {
+            return Checked::Damaged("its file is not the length its header says".to_owned());
+        }
+        let header = Header { dtype: stored.dtype.native(), ..stored.clone() };
+        if let Err(reason) = record.check(&header, stored.dtype.byte_order, None) {
+            return Checked::Damaged(reason);
+        }
+        let mut hasher = blake3::Hasher::new();
+        if let Err(e) = hasher.update_reader(&mut reader) {
+            return Checked::Damaged(format!("could not read {}: {e}", path.display()));
+        }
+        if *hasher.finalize().as_bytes() != record.data_digest {
+            return Checked::Damaged("its data does not match the digest stored with it".to_owned());
+        }
+        Checked::Whole
+    }
+
+    /// The keys of the entries on disk with both files (regular files).
+    pub(crate) fn keys_on_disk(&self) -> Result<Vec<String>, StoreError> {
+        let names: HashSet<String> =
+            self.layout.list()?.into_iter().filter(|l| l.is_file).filter_map(|l| l.name).collect();
+        let mut keys: Vec<String> = names
+            .iter()
+            .filter_map(|n| match CacheFile::parse(n) {
+                Some(CacheFile::Record(key)) if names.contains(&layout::array_name(key)) => Some(key.to_owned()),
+                _ => None,
+            })
+            .collect();
+        keys.sort();
+        Ok(keys)
     }
 
     pub(crate) fn forget_records(&self) {

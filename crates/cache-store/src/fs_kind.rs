@@ -1,6 +1,7 @@
-//! Whether a directory is on a network filesystem, where processes on
-//! different hosts share it: no shared memory between them (so no SQLite
-//! WAL), and a file unlinked by one host can vanish under another's mapping.
+//! What kind of ground a cache directory is on: a network filesystem,
+//! where processes on different hosts share it (no shared memory between
+//! them, so no SQLite WAL; a file unlinked by one host can vanish under
+//! another's mapping), and whether other users may write in it.
 
 use std::path::Path;
 
@@ -8,6 +9,40 @@ use std::path::Path;
 /// filesystems. False when unknown.
 pub fn is_network_fs(path: &Path) -> bool {
     imp::is_network_fs(path)
+}
+
+/// Whether users other than the owner may create and replace files in the
+/// directory (group or other write permission). There a file can be
+/// truncated under a process by someone it does not trust: it must not map
+/// such files (a truncated mapping kills with SIGBUS), and the index must
+/// not keep its shared memory in one (SQLite WAL's `-shm`).
+pub fn writable_by_others(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o022 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// Whether only this process's user can change the file: it owns it and no
+/// one else may write it. Such a file can be mapped safely.
+pub fn only_we_write(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid cannot fail.
+        meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o022 == 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        true
+    }
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

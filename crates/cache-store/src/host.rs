@@ -5,18 +5,53 @@ use std::collections::hash_map::RandomState;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
-/// This host's name as file names carry it: the characters a name may
-/// hold, at most 32 of them.
-pub(crate) fn tag() -> String {
-    let host = gethostname::gethostname();
-    let host: String =
-        host.to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect();
-    if host.is_empty() {
-        "host".to_owned()
-    } else {
-        host
+/// This host as file names and leases carry it: 16 hex digits of BLAKE3
+/// over the full host name, the boot id and the pid namespace. Two hosts
+/// whose names differ only in characters a file name cannot hold, or only
+/// after many characters (the pods of one deployment), are two hosts; two
+/// containers with one name but their own pid namespaces are two hosts too,
+/// so neither takes the other's live processes for dead ones.
+pub fn tag() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| tag_of(name().as_bytes(), &boot_id(), &pid_namespace()))
+}
+
+/// The tag of a host of this name, boot and pid namespace.
+pub(crate) fn tag_of(name: &[u8], boot: &[u8], pid_namespace: &[u8]) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key("numpy-func-cache 2026-11 host tag v1");
+    for part in [name, boot, pid_namespace] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part);
     }
+    hasher.finalize().to_hex()[..16].to_owned()
+}
+
+/// This host's name, for people reading a lease.
+pub(crate) fn name() -> String {
+    let name = gethostname::gethostname().to_string_lossy().into_owned();
+    // Printable and one word: it ends a lease's line.
+    name.chars().map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
+}
+
+/// Linux's id of this boot: a pid is only the same process within one boot.
+fn boot_id() -> Vec<u8> {
+    #[cfg(target_os = "linux")]
+    if let Ok(id) = std::fs::read("/proc/sys/kernel/random/boot_id") {
+        return id;
+    }
+    Vec::new()
+}
+
+/// The pid namespace of this process (`pid:[4026531836]` on Linux): pids
+/// of another namespace are not this one's.
+fn pid_namespace() -> Vec<u8> {
+    #[cfg(target_os = "linux")]
+    if let Ok(ns) = std::fs::read_link("/proc/self/ns/pid") {
+        return ns.into_os_string().into_encoded_bytes();
+    }
+    Vec::new()
 }
 
 /// Whether process `pid` exists on this host (unknown counts as alive).
@@ -56,5 +91,24 @@ pub(crate) fn dev_ino(m: &fs::Metadata) -> Option<(u64, u64)> {
     {
         let _ = m;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_whose_names_differ_anywhere_or_whose_pid_namespaces_differ_have_different_tags() {
+        let pod = |suffix: &str| format!("embedding-service-worker-6b7c9d8f4-{suffix}");
+        let (boot, ns) = (b"boot".as_slice(), b"pid:[1]".as_slice());
+        assert_ne!(tag_of(pod("x7k2p").as_bytes(), boot, ns), tag_of(pod("q9m4z").as_bytes(), boot, ns));
+        assert_ne!(tag_of(b"node.1", boot, ns), tag_of(b"node1", boot, ns));
+        assert_ne!(tag_of(b"node1", boot, b"pid:[1]"), tag_of(b"node1", boot, b"pid:[2]"));
+        assert_ne!(tag_of(b"node1", b"boot-a", ns), tag_of(b"node1", b"boot-b", ns));
+        // Parts are length-framed: moving a byte between them changes the tag.
+        assert_ne!(tag_of(b"ab", b"c", ns), tag_of(b"a", b"bc", ns));
+        assert_eq!(tag_of(b"node1", boot, ns), tag_of(b"node1", boot, ns));
+        assert!(tag().len() == 16 && tag().bytes().all(|b| b.is_ascii_hexdigit()));
     }
 }

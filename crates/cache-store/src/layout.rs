@@ -292,9 +292,16 @@ pub(crate) fn read_capped(path: &Path, cap: u64) -> io::Result<(Vec<u8>, fs::Met
     Ok((buf, meta))
 }
 
-/// Creates `path`, which must not exist, for writing.
+/// Creates `path`, which must not exist, for writing. Readable by all,
+/// writable by its owner only (whatever the umask allows beyond that):
+/// files are replaced, never changed in place, so no one else needs to
+/// write one, and one only its owner can change is safe to map.
 pub(crate) fn create_new(path: &Path) -> Result<File, StoreError> {
-    File::options().write(true).create_new(true).open(path).map_err(StoreError::io("create", path))
+    let mut options = File::options();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+    options.open(path).map_err(StoreError::io("create", path))
 }
 
 #[cfg(test)]
@@ -313,7 +320,7 @@ mod tests {
         for part in [Part::Array, Part::Record, Part::Lease] {
             let temp = name(layout.temp(KEY, part));
             let tag = host::tag();
-            let expected = Writer::Process { host: &tag, pid: std::process::id() };
+            let expected = Writer::Process { host: tag, pid: std::process::id() };
             assert_eq!(CacheFile::parse(&temp), Some(CacheFile::Temp { key: KEY, part, writer: expected }), "{temp}");
         }
         let broken = name(layout.broken_lease(KEY));

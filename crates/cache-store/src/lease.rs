@@ -58,6 +58,7 @@ pub enum Claim {
 /// count as the same, and a lease is released without the check).
 type FileId = Option<(u64, u64)>;
 
+/// `<tag> <pid>`: how a lease names its holder.
 fn this_process() -> String {
     format!("{} {}", host::tag(), std::process::id())
 }
@@ -83,8 +84,9 @@ pub(crate) fn claim(layout: &Layout, key: &str, stale_after: Duration) -> Result
         let unique = layout.temp(key, Part::Lease);
         let mut file = layout::create_new(&unique)?;
         let taken = (|| {
-            // The holder's staleAfter goes in too: it is the holder that promises to refresh within it.
-            writeln!(file, "{} {}", this_process(), stale_after.as_millis())
+            // The holder's staleAfter goes in too: it is the holder that promises
+            // to refresh within it. The host's name last, for people reading it.
+            writeln!(file, "{} {} {}", this_process(), stale_after.as_millis(), host::name())
                 .map_err(StoreError::io("write lease file", &unique))?;
             match fs::hard_link(&unique, &path) {
                 Ok(()) => Ok(true),
@@ -112,51 +114,73 @@ pub(crate) fn claim(layout: &Layout, key: &str, stale_after: Duration) -> Result
     Ok(Claim::Held { holder: "another process".to_owned(), this_process: false })
 }
 
-/// Who holds the lease at `path` (`host pid`), and whether it is stale:
-/// its holder was on this host and is gone, or it went unrefreshed for the
-/// staleAfter its holder wrote into it (`stale_after` if it wrote none).
-/// None if there is no lease there.
-fn inspect(path: &Path, stale_after: Duration) -> Option<(fs::Metadata, String, bool)> {
-    let (bytes, meta) = layout::read_capped(path, MAX_LEASE_LEN).ok()?;
+/// What is under a lease's name.
+enum Seen {
+    Nothing,
+    /// Not a lease (a link, a FIFO, a directory...): something planted,
+    /// which no holder refreshes; broken like a stale lease.
+    NotALease(fs::Metadata),
+    Lease {
+        meta: fs::Metadata,
+        holder: String,
+        stale: bool,
+    },
+}
+
+/// Who holds the lease at `path` (`tag pid`), and whether it is stale: its
+/// holder was on this host (same name, boot and pid namespace) and is gone,
+/// or it went unrefreshed for the staleAfter its holder wrote into it
+/// (`stale_after` if it wrote none). Read without following links or
+/// blocking, and only so far.
+fn inspect(path: &Path, stale_after: Duration) -> Seen {
+    let (bytes, meta) = match layout::read_capped(path, MAX_LEASE_LEN) {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Seen::Nothing,
+        Err(_) => {
+            return match fs::symlink_metadata(path) {
+                Ok(m) => Seen::NotALease(m),
+                Err(_) => Seen::Nothing,
+            }
+        }
+    };
     let text = String::from_utf8_lossy(&bytes);
     let mut fields = text.split_whitespace();
-    let (host, pid, declared) = (fields.next(), fields.next(), fields.next());
-    let holder = format!("{} {}", host.unwrap_or("?"), pid.unwrap_or("?"));
+    let (tag, pid, declared) = (fields.next(), fields.next(), fields.next());
+    let holder = format!("{} {}", tag.unwrap_or("?"), pid.unwrap_or("?"));
     let pid = pid.and_then(|p| p.parse::<u32>().ok());
-    let dead_here = host == Some(host::tag().as_str()) && pid.is_some_and(|p| !host::process_alive(p));
+    let dead_here = tag == Some(host::tag()) && pid.is_some_and(|p| !host::process_alive(p));
     let stale_after = declared.and_then(|d| d.parse::<u64>().ok()).map_or(stale_after, Duration::from_millis);
     // A time in the future (another host's clock ahead) counts as fresh.
     let age = meta.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok()).unwrap_or_default();
     let stale = dead_here || age >= stale_after;
-    Some((meta, holder, stale))
+    Seen::Lease { meta, holder, stale }
 }
 
 /// Whether the lease file at `path` is a leftover: a clear removes those
 /// and leaves the leases of computations still running.
 pub(crate) fn is_abandoned(path: &Path) -> bool {
-    inspect(path, DEFAULT_STALE_AFTER).is_none_or(|(_, _, stale)| stale)
+    !matches!(inspect(path, DEFAULT_STALE_AFTER), Seen::Lease { stale: false, .. })
 }
 
 /// The holder of the lease at `path` if it is live; breaks it and returns
-/// None if it is stale or gone.
+/// None if it is stale, not a lease, or gone.
 fn holder_if_live(layout: &Layout, key: &str, stale_after: Duration) -> Result<Option<String>, StoreError> {
     let path = &layout.lease(key);
-    let Some((meta, holder, stale)) = inspect(path, stale_after) else {
+    let judged = match inspect(path, stale_after) {
         // Released in between: try again.
-        return Ok(None);
+        Seen::Nothing => return Ok(None),
+        Seen::Lease { stale: false, holder, .. } => return Ok(Some(holder)),
+        Seen::Lease { meta, .. } | Seen::NotALease(meta) => meta,
     };
-    if !stale {
-        return Ok(Some(holder));
-    }
     // Rename it away first: of several processes breaking it at once, one
-    // rename succeeds. If what was renamed is not the lease judged stale
-    // (it was replaced in between), it is a live lease: put it back.
+    // rename succeeds. If what was renamed is not what was judged (it was
+    // replaced in between), it is a live lease: put it back.
     let broken = layout.broken_lease(key);
     if fs::rename(path, &broken).is_err() {
         return Ok(None);
     }
-    let moved = fs::metadata(&broken).map(|m| dev_ino(&m)).ok();
-    if moved != Some(dev_ino(&meta)) {
+    let moved = fs::symlink_metadata(&broken).map(|m| dev_ino(&m)).ok();
+    if moved != Some(dev_ino(&judged)) {
         let _ = fs::hard_link(&broken, path);
     }
     let _ = fs::remove_file(&broken);
@@ -188,7 +212,7 @@ impl Lease {
             let _ = stop.send(());
             let _ = thread.join();
             // Remove it only if it is still ours (it may have been broken as stale).
-            if fs::metadata(&self.path).map(|m| dev_ino(&m)).ok() == Some(self.id) {
+            if fs::symlink_metadata(&self.path).map(|m| dev_ino(&m)).ok() == Some(self.id) {
                 let _ = fs::remove_file(&self.path);
             }
         }

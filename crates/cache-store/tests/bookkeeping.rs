@@ -352,3 +352,29 @@ fn a_function_name_whose_record_would_be_too_long_to_read_back_is_refused() {
     assert!(matches!(err, cache_store::StoreError::NameTooLong { .. }), "{err}");
     assert!(names(tmp.path()).is_empty(), "nothing was left: {:?}", names(tmp.path()));
 }
+
+#[cfg(unix)]
+#[test]
+fn what_is_not_a_lease_under_a_leases_name_is_broken_never_read_or_waited_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let stale = Duration::from_secs(60);
+    let lock = tmp.path().join(format!(".{}.lock", key(1)));
+    let mkfifo = |p: &Path| {
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    };
+    // A FIFO: opening it to read would block until someone writes.
+    mkfifo(&lock);
+    assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Taken(_)), "a FIFO is broken and the lease taken");
+    // A link to /dev/zero: reading it would never end.
+    std::os::unix::fs::symlink("/dev/zero", &lock).unwrap();
+    assert!(matches!(dir.claim(&key(1), stale).unwrap(), Claim::Taken(_)), "a link is broken and the lease taken");
+    assert!(fs::metadata("/dev/zero").is_ok(), "the link's target is untouched");
+    // And a clear removes both kinds without hanging.
+    mkfifo(&lock);
+    std::os::unix::fs::symlink("/dev/zero", tmp.path().join(format!(".{}.lock", key(2)))).unwrap();
+    dir.clear(false).unwrap();
+    assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
+}

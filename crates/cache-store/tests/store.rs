@@ -344,3 +344,62 @@ fn a_clear_that_cannot_remove_the_directory_keeps_the_index_so_it_still_reads_as
     assert!(tmp.path().join(".numpy-func-cache-index.sqlite").exists());
     assert_eq!(names(tmp.path()), ["notes.txt"]);
 }
+
+/// A store of `len` f64 values of `key`, its files, and the bytes of its data.
+fn stored(dir: &CacheDir, key: &str, len: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let data = bytes_of(&(0..len).map(|i| i as f64).collect::<Vec<_>>());
+    dir.store(key, &f8(&[len as u64]), &data, &ND).unwrap();
+    (dir.root().join(format!("{key}.npy")), data)
+}
+
+fn flip_last_byte(path: &std::path::Path) {
+    let mut bytes = fs::read(path).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x40;
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_flipped_bit_in_large_data_passes_a_plain_load_and_fails_a_verifying_one_and_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let (npy, _) = stored(&dir, KEY, 100_000);
+    flip_last_byte(&npy);
+    // 800 kB: a plain load checks the header, not the data.
+    assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Hit(_)));
+    let verifying = dir.clone().with_verify(cache_store::Verify::All);
+    assert!(matches!(verifying.load(KEY, false).unwrap(), Lookup::Damaged(_)));
+    assert!(matches!(verifying.load(KEY, true).unwrap(), Lookup::Damaged(_)), "mapped, too");
+    let report = dir.verify(false, &mut |_, _| {}).unwrap();
+    assert_eq!((report.checked, report.removed), (1, 0));
+    assert_eq!(report.damaged.len(), 1);
+    assert!(report.damaged[0].1.contains("digest"), "{:?}", report.damaged);
+    assert!(npy.exists(), "a dry run removes nothing");
+    let report = dir.verify(true, &mut |_, _| {}).unwrap();
+    assert_eq!(report.removed, 1);
+    assert!(!npy.exists());
+}
+
+#[test]
+fn verify_passes_whole_entries_and_reports_progress_to_the_total() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    stored(&dir, &key(1), 10);
+    stored(&dir, &key(2), 300_000);
+    let mut seen = Vec::new();
+    let report = dir.verify(true, &mut |done, total| seen.push((done, total))).unwrap();
+    assert_eq!(report, cache_store::VerifyReport { checked: 2, damaged: vec![], removed: 0 });
+    assert_eq!(seen, [(0, 2), (1, 2), (2, 2)]);
+}
+
+#[test]
+fn contains_says_what_a_load_would_find_without_reading_large_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let (small, _) = stored(&dir, &key(1), 8);
+    let (large, _) = stored(&dir, &key(2), 100_000);
+    assert!(dir.contains(&key(1)).unwrap() && dir.contains(&key(2)).unwrap());
+    flip_last_byte(&small);
+    assert!(!dir.contains(&key(1)).unwrap(), "small data is checked, as a load checks it");
+    fs::write(&large, &fs::read(&large).unwrap()[..4096]).unwrap();
+    assert!(!dir.contains(&key(2)).unwrap(), "a large entry's length and header are checked");
+}

@@ -42,6 +42,8 @@ pub enum Error {
     DataLenMismatch { actual: u64, expected: u64, shape: Vec<u64>, descr: String },
     /// The data does not fit in memory (allocation failed or len > isize::MAX).
     AllocFailed { len: u64 },
+    /// More dimensions than NumPy handles (`NPY_MAXDIMS`): NumPy could not load the file.
+    TooManyDims { dims: usize, max: usize },
     /// Another error, tagged with the file it happened in.
     InFile { path: PathBuf, source: Box<Error> },
 }
@@ -162,6 +164,9 @@ impl fmt::Display for Error {
                 "data buffer is {actual} bytes but shape {} of '{descr}' needs {expected} bytes",
                 shape_repr(shape)
             ),
+            Error::TooManyDims { dims, max } => {
+                write!(f, "the array has {dims} dimensions; NumPy reads at most {max}, so it is not written")
+            }
             Error::AllocFailed { len } => write!(
                 f,
                 "could not allocate {len} bytes for the array data; the array does not fit in memory"

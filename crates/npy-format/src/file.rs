@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::header::MAX_HEADER_LEN;
+use crate::header::{MAX_DIMS, MAX_HEADER_LEN};
 use crate::{decode_header, decode_header_bytes, swap_to_native, AlignedBuf, ByteOrder, Error, Header};
 
 /// An array read from a .npy file.
@@ -31,7 +31,13 @@ const FIRST_READ: usize = 64 * 1024;
 /// allocating, so a corrupt shape cannot trigger a huge allocation. Every
 /// error names the file.
 pub fn read_npy(path: &Path) -> Result<NpyArray, Error> {
-    let mut file = File::open(path).map_err(|e| Error::io("open the file")(e).in_file(path))?;
+    let mut options = File::options();
+    options.read(true);
+    // Non-blocking: opening a FIFO for reading would wait for a writer; this
+    // way it opens at once and fails the regular-file check.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let mut file = options.open(path).map_err(|e| Error::io("open the file")(e).in_file(path))?;
     read_npy_file(&mut file, path)
 }
 
@@ -167,6 +173,9 @@ pub fn write_npy_to<W: Write>(writer: &mut W, header: &Header, data: &[u8]) -> R
 
 fn check(header: &Header, data: &[u8]) -> Result<(), Error> {
     header.dtype.validate()?;
+    if header.shape.len() > MAX_DIMS {
+        return Err(Error::TooManyDims { dims: header.shape.len(), max: MAX_DIMS });
+    }
     let expected = header.data_len()?;
     if data.len() as u64 != expected {
         return Err(Error::DataLenMismatch {

@@ -12,6 +12,10 @@ pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// default limit is 10 000; this leaves room for arrays with many dims.
 pub const MAX_HEADER_LEN: u64 = 1 << 20;
 
+/// The most dimensions NumPy (2.x, `NPY_MAXDIMS`) handles; writers refuse
+/// more, as a file NumPy cannot load is no use to share.
+pub const MAX_DIMS: usize = 64;
+
 /// NumPy pads the preamble to this so data can be mmapped aligned.
 const ARRAY_ALIGN: usize = 64;
 /// Spare spaces NumPy leaves so the growth axis can be rewritten in place.

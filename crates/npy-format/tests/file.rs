@@ -301,18 +301,20 @@ fn write_validates_before_writing() {
     let overflow = header("<f8", &[u64::MAX, 2], false);
     assert!(matches!(write_npy_to(&mut sink, &overflow, &[]), Err(Error::SizeOverflow { .. })));
 
-    // A header we could not read back is refused too.
+    // A shape NumPy could not load is refused (and so its header never grows past what we read back).
     let too_many_dims = header("|u1", &vec![1; 400_000], false);
-    assert!(matches!(write_npy_to(&mut sink, &too_many_dims, &[0]), Err(Error::HeaderTooLarge { .. })));
+    assert!(matches!(
+        write_npy_to(&mut sink, &too_many_dims, &[0]),
+        Err(Error::TooManyDims { dims: 400_000, max: 64 })
+    ));
     assert!(sink.is_empty());
 
-    // Version 2.0 headers (>64 KiB) are written and read back.
-    let many_dims = header("<i2", &vec![1; 25_000], false);
+    // The most dimensions NumPy reads are written and read back.
+    let many_dims = header("<i2", &[1; 64], false);
     write_npy(&path, &many_dims, &[7, 0]).unwrap();
     let got = read_npy(&path).unwrap();
     assert_eq!(got.header, many_dims);
     assert_eq!(got.data.as_slice(), &[7, 0]);
-    assert_eq!(std::fs::read(&path).unwrap()[6], 2);
 
     // Overwrites (truncates) an existing longer file.
     write_npy(&path, &header("|u1", &[1], false), &[9]).unwrap();
@@ -357,4 +359,33 @@ fn aligned_buf() {
 
     fn assert_send<T: Send>() {}
     assert_send::<AlignedBuf>();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_refused_at_once_not_waited_on() {
+    let dir = tmp();
+    let fifo = dir.path().join("pipe.npy");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(read_npy(&fifo).map(|_| ()).map_err(|e| e.to_string())));
+    // Blocking would wait for a writer that never comes; a minute is far beyond an open.
+    let outcome = result.recv_timeout(std::time::Duration::from_secs(60)).expect("read_npy blocked on a FIFO");
+    assert!(outcome.is_err(), "a FIFO read as an array");
+}
+
+#[test]
+fn arrays_of_more_dimensions_than_numpy_reads_are_not_written() {
+    let dir = tmp();
+    let path = dir.path().join("deep.npy");
+    let deep = |dims: usize| Header {
+        dtype: npy_format::Dtype::parse("<f8").unwrap(),
+        shape: vec![1; dims],
+        fortran_order: false,
+    };
+    write_npy(&path, &deep(npy_format::MAX_DIMS), &[0u8; 8]).unwrap();
+    let err = write_npy(&path, &deep(npy_format::MAX_DIMS + 1), &[0u8; 8]).unwrap_err();
+    assert!(matches!(err.root(), npy_format::Error::TooManyDims { dims: 65, max: 64 }), "{err}");
 }

@@ -35,14 +35,9 @@ pub fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-/// This host's name as the cache writes it into temporary names.
+/// This host's tag as the cache writes it into temporary names and leases.
 pub fn host_tag() -> String {
-    gethostname::gethostname()
-        .to_string_lossy()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(32)
-        .collect()
+    cache_store::host_tag().to_owned()
 }
 
 pub fn hit(lookup: Lookup) -> Entry {
