@@ -399,3 +399,32 @@ test('--help and --version', (t) => {
   t.is(version.status, 0)
   t.is(version.stdout, `${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`)
 })
+
+test('verify finds a flipped bit in a large entry that a hit does not check, reports it, and removes it unless --dry-run', (t) => {
+  const dir = join(tempDir(t), 'cache')
+  const cache = new NumpyFuncCache(dir)
+  const f = cache.createCachedFunc((n: number) => new Float64Array(n).fill(n), { name: 'fill' })
+  f(3)
+  f(100_000) // 800 kB: a hit checks its header and length, not its data
+  const big = readdirSync(dir).find((n) => n.endsWith('.npy') && statSync(join(dir, n)).size > 700_000)!
+  const bytes = readFileSync(join(dir, big))
+  bytes[bytes.length - 100] ^= 0x08
+  writeFileSync(join(dir, big), bytes)
+  t.is(f(100_000).length, 100_000, 'a plain hit does not see it')
+
+  const dry = cli('verify', dir, '--dry-run', '--json')
+  t.is(dry.status, 1, 'damage found: a failing exit')
+  const report = JSON.parse(dry.stdout)
+  t.like(report, { checked: 2, removed: 0 })
+  t.deepEqual(report.damaged.map((d: { key: string }) => `${d.key}.npy`), [big])
+  t.regex(report.damaged[0].reason, /digest/)
+  t.true(existsSync(join(dir, big)), '--dry-run removes nothing')
+
+  const text = cli('verify', dir)
+  t.is(text.status, 1)
+  t.regex(text.stdout, /^checked 2 entries: 1 damaged, removed 1 entry\n {2}[0-9a-f]{12} {2}its data does not match/)
+  t.false(existsSync(join(dir, big)))
+  const again = cli('verify', dir)
+  t.is(again.status, 0, again.stderr)
+  t.is(again.stdout, 'checked 1 entry: 0 damaged, removed 0 entries\n')
+})

@@ -523,3 +523,93 @@ test('keys are stable across processes: a child computes the same file names, an
   t.deepEqual(reuse.results, expected)
   t.deepEqual(entries(parentDir), parentNames)
 })
+
+// ---------------------------------------------------------------- what a call's key must also see
+
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+test('an async call whose argument is changed while it is pending rejects and stores nothing', async (t) => {
+  const dir = tempDir(t)
+  const cache = new NumpyFuncCache(dir)
+  const f = cache.createCachedFunc(async (a: Float64Array) => {
+    await pause(20)
+    return a.map((x) => x * 2)
+  })
+  const arg = new Float64Array([1, 2, 3])
+  const pending = f(arg)
+  arg[0] = 99 // the caller reuses its buffer before the call settles
+  await t.throwsAsync(pending, { instanceOf: TypeError, code: 'ERR_NFC_ARGS_CHANGED', message: /changed while the call was pending/ })
+  t.deepEqual(entries(dir), [], 'no result stored under the key of [1, 2, 3]')
+  // Unchanged arguments store as before.
+  t.deepEqual(await f(new Float64Array([1, 2, 3])), new Float64Array([2, 4, 6]))
+  t.is(entries(dir).length, 1)
+})
+
+test('a bound or built-in function is refused while its source is tracked, and taken with trackSource: false', (t) => {
+  const cache = new NumpyFuncCache(tempDir(t))
+  function scale(this: { by: number }, n: number) {
+    return new Float64Array([n * this.by])
+  }
+  const bound = scale.bind({ by: 2 })
+  t.throws(() => cache.createCachedFunc(bound), { instanceOf: TypeError, code: 'ERR_NFC_INVALID_ARG', message: /bound or built-in function/ })
+  t.throws(() => cache.createCachedFunc(Float64Array.of as never), { instanceOf: TypeError, message: /bound or built-in function/ })
+  const f = cache.createCachedFunc(bound, { trackSource: false, version: '1' })
+  t.deepEqual(f(3), new Float64Array([6]))
+})
+
+test('a method called on two objects has two results; this is keyed by its data, its methods left out', (t) => {
+  const dir = tempDir(t)
+  const cache = new NumpyFuncCache(dir)
+  let calls = 0
+  const scaled = cache.createCachedFunc(function scaled(this: { by: number; [other: string]: unknown }, n: number) {
+    calls++
+    return new Float64Array([n * this.by])
+  })
+  const two = { by: 2, scaled }
+  const ten = { by: 10, scaled }
+  t.deepEqual(two.scaled(3), new Float64Array([6]))
+  t.deepEqual(ten.scaled(3), new Float64Array([30]), 'not the result of another this')
+  t.deepEqual(two.scaled(3), new Float64Array([6]))
+  t.deepEqual({ by: 2, scaled, other: () => 1 }.scaled(3), new Float64Array([6]), 'methods of this are not its data')
+  t.is(calls, 2)
+  t.true(scaled.has.call(ten, 3))
+  t.false(scaled.has.call({ by: 3 }, 3))
+  t.false(scaled.has(3), 'a plain call has no this')
+})
+
+test('a this that cannot be keyed is a TypeError saying what to do; ignoreThis leaves it out', (t) => {
+  const cache = new NumpyFuncCache(tempDir(t))
+  class Model {
+    weights = 2
+    predict = cache.createCachedFunc(function predict(this: Model, n: number) {
+      return new Float64Array([n * this.weights])
+    })
+  }
+  t.throws(() => new Model().predict(3), { instanceOf: TypeError, code: 'ERR_NFC_UNKEYABLE_ARG', message: /^this is an instance of Model/ })
+  let calls = 0
+  const ignoring = cache.createCachedFunc(
+    function unit(this: unknown, n: number) {
+      calls++
+      return new Float64Array([n, this === undefined ? 0 : 1])
+    },
+    { ignoreThis: true },
+  )
+  const a = { ignoring }
+  const b = { ignoring, other: true }
+  t.deepEqual(a.ignoring(1), new Float64Array([1, 1]))
+  t.deepEqual(b.ignoring(1), new Float64Array([1, 1]))
+  t.is(calls, 1, 'told to ignore this: one result for both')
+})
+
+test('a function that does not read this (an arrow, or no mention of it) is keyed without it, whatever it is called on', (t) => {
+  const cache = new NumpyFuncCache(tempDir(t))
+  let calls = 0
+  const plain = cache.createCachedFunc((n: number) => {
+    calls++
+    return new Float64Array([n])
+  })
+  const holder = { cache, plain } // a container holding things a key cannot
+  t.deepEqual(holder.plain(4), new Float64Array([4]))
+  t.deepEqual(plain(4), new Float64Array([4]))
+  t.is(calls, 1)
+})
