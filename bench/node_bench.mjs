@@ -136,6 +136,12 @@ export async function runNode({ NumpyFuncCache, memoizeFs, tmp, cfg }) {
         op: () => fm(n),
         check: mapped(dir, data),
       }))(),
+      // What checking all of a large hit's data against its digest costs.
+      oursVerify: ((fv) => ({
+        setup: () => (fv = new NumpyFuncCache(dir, { verify: true }).createCachedFunc(large, { name: 'large' })),
+        op: () => fv(n),
+        check: sameAs(data),
+      }))(),
       nodeSync: { setup: () => pf(n), op: () => pf(n), check: sameAs(data) },
       nodeAsync: { setup: () => pg(n), op: () => pg(n), check: sameAs(data) },
       raw: { op: () => readFileSync(rawFile) },
@@ -147,6 +153,7 @@ export async function runNode({ NumpyFuncCache, memoizeFs, tmp, cfg }) {
     rows[`load-${label}-sync`] = loadRow(ld.oursSync, ld.nodeSync)
     rows[`load-${label}-async`] = loadRow(ld.oursAsync, ld.nodeAsync)
     rows[`load-${label}-mmap`] = loadRow(ld.oursMmap, na('Node has no mmap'))
+    rows[`load-${label}-verify`] = loadRow(ld.oursVerify, ld.nodeSync)
     cache.clearCache()
     plain.clear()
 
