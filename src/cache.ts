@@ -208,18 +208,17 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       return cache.#hit(found, key, name, report)
     }
     const compute = async (self: unknown, args: unknown[], key: string) => {
-      const value = await fn.apply(self, args)
-      // The caller may have changed the arguments while the call was pending:
-      // a result is stored only under the key of what it was computed from.
+      // The caller regained control at the call: it may have changed the
+      // arguments since. Compute only from what the key was made of.
       if ((await callKeyAsync(prefix, call(self, args))) !== key) {
         throw codedError(
           TypeError,
           ErrorCodes.ARGS_CHANGED,
-          `the arguments of ${label} changed while the call was pending, so its result was not stored or returned; ` +
+          `the arguments of ${label} changed between the call and its computation, so it did not compute; ` +
             `pass copies (e.g. array.slice()) or await the call before changing them`,
         )
       }
-      return cache.#storeAsync(key, name, computed(value, label), label)
+      return cache.#storeAsync(key, name, computed(await fn.apply(self, args), label), label)
     }
     // One computation per key at a time within this process.
     const running = new Map<string, Promise<unknown>>()

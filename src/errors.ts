@@ -9,7 +9,7 @@ export const ErrorCodes = {
   INVALID_ARG: 'ERR_NFC_INVALID_ARG',
   /** An argument of a cached call that cannot be part of a key (a TypeError). */
   UNKEYABLE_ARG: 'ERR_NFC_UNKEYABLE_ARG',
-  /** An async call's arguments changed while it was pending; its result was neither stored nor returned (a TypeError). */
+  /** An async call's arguments changed between the call and its computation, which did not run (a TypeError). */
   ARGS_CHANGED: 'ERR_NFC_ARGS_CHANGED',
   /** A cached function returned something that cannot be cached (a TypeError or RangeError). */
   BAD_RESULT: 'ERR_NFC_BAD_RESULT',

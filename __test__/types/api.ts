@@ -72,7 +72,15 @@ cache.createCachedFunc(() => new Uint8Array(1), { nmae: 'x' })
 new NumpyFuncCache('/tmp/nfc-types', { computeOnce: 'yes' })
 new NumpyFuncCache('/tmp/nfc-types', { maxBytes: 1e9, maxEntries: 10, maxAge: 3600e3, computeOnce: { timeout: 5000 } })
 
+new NumpyFuncCache('/tmp/nfc-types', { verify: true, mmap: true })
+cache.createCachedFunc(scaled, { ignoreThis: true })
+// @ts-expect-error ignoreThis is a boolean
+cache.createCachedFunc(scaled, { ignoreThis: 'yes' })
+
 // What the maintenance calls return.
+expect<Equal<ReturnType<typeof cache.verify>, { checked: number; damaged: { key: string; reason: string }[]; removed: number }>>()
+// @ts-expect-error verify takes { dryRun, onProgress }
+cache.verify({ dry: true })
 expect<Equal<ReturnType<typeof cache.stats>, { entries: number; bytes: number; hits: number; misses: number }>>()
 expect<Equal<ReturnType<typeof cache.entries>[number]['lastUsed'], Date>>()
 expect<Equal<ReturnType<typeof cache.prune>['removedEntries'], number>>()
