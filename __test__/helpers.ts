@@ -33,13 +33,11 @@ export function withoutIndex(names: string[]): string[] {
 }
 
 /**
- * Runs `source` in a child node process as the unprivileged user `nobody`
- * (as root; as anyone else, as that user), so file permissions really
- * apply. The child gets its own copy of the package, since the checkout may
- * sit under a directory `nobody` cannot enter, as `process.argv[2]`; `args`
- * follow. Returns the child's stdout parsed as JSON.
+ * A copy of the built package in a fresh directory anyone can read (the
+ * checkout may sit under a directory another user cannot enter); returns
+ * the copy's `dist` directory and the directory it is in.
  */
-export function runUnprivileged(t: ExecutionContext, source: string, args: string[]): any {
+export function readablePackageCopy(t: ExecutionContext): { dist: string; work: string } {
   const work = tempDir(t)
   chmodSync(work, 0o755)
   const pkg = join(work, 'pkg')
@@ -47,10 +45,22 @@ export function runUnprivileged(t: ExecutionContext, source: string, args: strin
   for (const name of ['dist', 'package.json', ...binding.map((f) => join('binding', f))]) {
     cpSync(join(root, name), join(pkg, name), { recursive: true })
   }
+  return { dist: join(pkg, 'dist'), work }
+}
+
+/**
+ * Runs `source` in a child node process as the unprivileged user `nobody`
+ * (as root; as anyone else, as that user), so file permissions really
+ * apply. The child gets its own copy of the package, since the checkout may
+ * sit under a directory `nobody` cannot enter, as `process.argv[2]`; `args`
+ * follow. Returns the child's stdout parsed as JSON.
+ */
+export function runUnprivileged(t: ExecutionContext, source: string, args: string[]): any {
+  const { dist, work } = readablePackageCopy(t)
   const script = join(work, 'child.js')
   writeFileSync(script, source)
   chmodSync(script, 0o644)
-  const out = execFileSync(process.execPath, [script, join(pkg, 'dist'), ...args], {
+  const out = execFileSync(process.execPath, [script, dist, ...args], {
     encoding: 'utf8',
     ...(isRoot ? { uid: 65534, gid: 65534 } : {}),
   })

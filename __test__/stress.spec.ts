@@ -5,10 +5,10 @@
 // wrong values, zero cached calls that throw.
 import test, { type ExecutionContext } from 'ava'
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { NumpyFuncCache } from '../dist'
-import { isRoot, root, tempDir } from './helpers'
+import { isRoot, readablePackageCopy, root, tempDir } from './helpers'
 
 /** What every worker starts with: the package (argv[1]), its config (argv[2]), and checked results. */
 const PRELUDE = `
@@ -171,25 +171,13 @@ test.serial('a busy shared directory: stores, hits, clears, prunes, verifies and
   t.log(`${calls} checked calls by ${finished.length} workers and 2 janitors in ${Date.now() - started} ms; ${killed} SIGKILLed; ${damaged} damaged-entry events`)
 })
 
-/** A copy of the package another user can read (the checkout may sit where it cannot). */
-function readableCopy(t: ExecutionContext): string {
-  const work = tempDir(t)
-  chmodSync(work, 0o755)
-  const pkg = join(work, 'pkg')
-  const binding = readdirSync(join(root, 'binding')).filter((f) => f === 'index.js' || f.endsWith('.node'))
-  for (const name of ['dist', 'package.json', ...binding.map((f) => join('binding', f))]) {
-    cpSync(join(root, name), join(pkg, name), { recursive: true })
-  }
-  return join(pkg, 'dist')
-}
-
 const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
 
 test.serial('two users on one directory: each stores, hits, clears and prunes what the other wrote, with zero wrong and zero thrown', async (t) => {
   t.timeout(300_000)
   if (!isRoot || spawnSync('setpriv', ['--version']).status !== 0) return t.pass('needs root and setpriv: skipped')
   const dir = sharedDir(t)
-  const pkg = readableCopy(t)
+  const pkg = readablePackageCopy(t).dist
   const cfg = { dir, calls: 800, keys: 30 }
   const runs = [
     start(WORKER, cfg),
