@@ -295,7 +295,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
 
   #store(key: string, functionName: string, { parts, result }: Computed, label: string): unknown {
     try {
-      this.#dir.store(key, bytesOf(parts.data), parts.layout, this.#entryOf(parts, functionName))
+      this.#dir.store(key, bytesOf(parts), parts.layout, this.#entryOf(parts, functionName))
     } catch (e) {
       this.#storeFailed(e, key, functionName, label)
     }
@@ -305,7 +305,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   async #storeAsync(key: string, functionName: string, { parts, result }: Computed, label: string): Promise<unknown> {
     try {
       // `parts` keeps the result's memory referenced while the pool writes it.
-      await this.#dir.storeAsync(key, bytesOf(parts.data), parts.layout, this.#entryOf(parts, functionName))
+      await this.#dir.storeAsync(key, bytesOf(parts), parts.layout, this.#entryOf(parts, functionName))
     } catch (e) {
       this.#storeFailed(e, key, functionName, label)
     }

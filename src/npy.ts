@@ -173,9 +173,8 @@ export function toArrayParts(value: unknown, what: string, code: ErrorCode): Arr
  * Uint16Array over the same memory (a runtime's N-API may not report the
  * newer class's element size, and the core wants the bytes alone).
  */
-export function bytesOf(data: TypedArray): TypedArray {
-  const isFloat16 = (data as unknown as { [Symbol.toStringTag]: string })[Symbol.toStringTag] === 'Float16Array'
-  return isFloat16 ? new Uint16Array(data.buffer, data.byteOffset, data.length) : data
+export function bytesOf({ data, className }: ArrayParts): TypedArray {
+  return className === 'Float16Array' ? new Uint16Array(data.buffer, data.byteOffset, data.length) : data
 }
 
 function checkPath(path: unknown, fn: string): string {
@@ -202,6 +201,6 @@ export function readNpy(path: string): NpyArray {
 export function writeNpy(path: string, array: TypedArray | NdArray): void {
   checkPath(path, 'writeNpy')
   const parts = toArrayParts(array, 'writeNpy: array', ErrorCodes.INVALID_ARG)
-  nativeCall(() => native.writeNpyFile(path, bytesOf(parts.data), parts.layout))
+  nativeCall(() => native.writeNpyFile(path, bytesOf(parts), parts.layout))
 }
 

@@ -99,6 +99,26 @@ pub struct CacheDirOptions {
     pub verify: Option<bool>,
 }
 
+/// Runs `work` with a progress callback that calls `on_progress(done,
+/// total)`; an exception thrown there stops the calls and is rethrown after.
+fn with_progress<T>(
+    env: &Env,
+    on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+    work: impl FnOnce(&mut dyn FnMut(u64, u64)) -> std::result::Result<T, cache_store::StoreError>,
+) -> Result<T> {
+    let mut failed = None;
+    let mut progress = |done: u64, total: u64| {
+        if let (Some(f), None) = (&on_progress, &failed) {
+            failed = f.call((done as f64, total as f64).into()).err();
+        }
+    };
+    let out = run(env, || Ok(work(&mut progress)?))?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
 /// `{ status: 'hit', array, class, result }`, `{ status: 'miss' }` or
 /// `{ status: 'damaged', error }`.
 fn lookup_object<'env>(env: &'env Env, lookup: Lookup) -> Result<Object<'env>> {
@@ -306,16 +326,7 @@ impl CacheDir {
             Some(l) => run(env, || l.into_limits())?,
             None => self.store.limits(),
         };
-        let mut failed = None;
-        let mut progress = |done: u64, total: u64| {
-            if let (Some(f), None) = (&on_progress, &failed) {
-                failed = f.call((done as f64, total as f64).into()).err();
-            }
-        };
-        let report = run(env, || Ok(self.store.prune(&limits, &mut progress)?))?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        let report = with_progress(env, on_progress, |progress| self.store.prune(&limits, progress))?;
         Ok(PruneSummary::from(report))
     }
 
@@ -328,16 +339,7 @@ impl CacheDir {
         remove: bool,
         on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
     ) -> Result<VerifySummary> {
-        let mut failed = None;
-        let mut progress = |done: u64, total: u64| {
-            if let (Some(f), None) = (&on_progress, &failed) {
-                failed = f.call((done as f64, total as f64).into()).err();
-            }
-        };
-        let report = run(env, || Ok(self.store.verify(remove, &mut progress)?))?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        let report = with_progress(env, on_progress, |progress| self.store.verify(remove, progress))?;
         Ok(VerifySummary {
             checked: report.checked as f64,
             damaged: report.damaged.into_iter().map(|(key, reason)| DamagedEntry { key, reason }).collect(),

@@ -313,10 +313,7 @@ impl EntryFiles {
         if meta.len() <= (VERIFY_DATA_UP_TO + 64 * 1024) as u64 {
             return matches!(self.read(key, false, Verify::Small), Lookup::Hit(_));
         }
-        let Ok((stored, offset)) = npy_format::decode_header(&mut BufReader::new(file)) else { return false };
-        let whole = stored.data_len().is_ok_and(|len| offset.checked_add(len) == Some(meta.len()));
-        let header = Header { dtype: stored.dtype.native(), ..stored.clone() };
-        whole && record.check(&header, stored.dtype.byte_order, None).is_ok()
+        check_header(&record, BufReader::new(file), &meta).is_ok()
     }
 
     /// Writes the entry of `key` (a checked key) under temporary names:
@@ -415,18 +412,10 @@ impl EntryFiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Checked::NotAnEntry,
             Err(e) => return Checked::Damaged(format!("could not open {}: {e}", path.display())),
         };
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let (stored, offset) = match npy_format::decode_header(&mut reader) {
-            Ok(h) => h,
-            Err(e) => return Checked::Damaged(e.to_string()),
+        let mut reader = match check_header(&record, BufReader::with_capacity(1 << 20, file), &meta) {
+            Ok(reader) => reader,
+            Err(reason) => return Checked::Damaged(reason),
         };
-        if stored.data_len().ok().and_then(|len| offset.checked_add(len)) != Some(meta.len()) {
-            return Checked::Damaged("its file is not the length its header says".to_owned());
-        }
-        let header = Header { dtype: stored.dtype.native(), ..stored.clone() };
-        if let Err(reason) = record.check(&header, stored.dtype.byte_order, None) {
-            return Checked::Damaged(reason);
-        }
         let mut hasher = blake3::Hasher::new();
         if let Err(e) = hasher.update_reader(&mut reader) {
             return Checked::Damaged(format!("could not read {}: {e}", path.display()));
@@ -604,4 +593,21 @@ impl EntryFiles {
         }
         Ok(report)
     }
+}
+
+/// Checks an opened array file against its record without reading its
+/// data: the header (against the record's digest, class and form) and the
+/// file's length. Returns the reader positioned at the data.
+fn check_header(
+    record: &EntryRecord,
+    mut reader: BufReader<fs::File>,
+    meta: &fs::Metadata,
+) -> Result<BufReader<fs::File>, String> {
+    let (stored, offset) = npy_format::decode_header(&mut reader).map_err(|e| e.to_string())?;
+    if stored.data_len().ok().and_then(|len| offset.checked_add(len)) != Some(meta.len()) {
+        return Err("its file is not the length its header says".to_owned());
+    }
+    let header = Header { dtype: stored.dtype.native(), ..stored.clone() };
+    record.check(&header, stored.dtype.byte_order, None)?;
+    Ok(reader)
 }
