@@ -221,3 +221,25 @@ for (const mode of ['sync', 'async'] as const) {
     t.is(readNpy(join(dir, files[0])).data.length, BIG / 8)
   })
 }
+
+test.serial('a synchronous loop of large loads that never yields keeps memory bounded', (t) => {
+  t.timeout(300_000)
+  // Node frees external buffers only when the event loop turns; this loop
+  // never lets it. 100 loads of 64 MiB would hold 6.4 GiB if nothing were
+  // freed: past 1 GiB awaiting finalization, loads go to memory V8 frees itself.
+  const script = `
+    const { NumpyFuncCache } = require(${JSON.stringify(join(root, 'dist'))})
+    const cache = new NumpyFuncCache(process.argv[1])
+    const f = cache.createCachedFunc(() => new Float64Array(${(64 * MiB) / 8}).fill(3))
+    f()
+    const base = process.memoryUsage().rss
+    let sum = 0
+    for (let i = 0; i < 100; i++) sum += f()[12345]
+    if (sum !== 300) throw new Error('wrong data: ' + sum)
+    process.stdout.write(JSON.stringify({ base, peak: process.resourceUsage().maxRSS * 1024 }))
+  `
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script, tempDir(t)], { encoding: 'utf8' }))
+  const grown = (out.peak - out.base) / GiB
+  t.log(`peak RSS grew by ${grown.toFixed(2)} GiB over 6.25 GiB of loads`)
+  t.true(grown < 3, `peak RSS grew by ${grown.toFixed(2)} GiB`)
+})

@@ -213,6 +213,20 @@ export interface LeaseHolder {
  */
 export declare function marksACache(name: string): boolean
 
+export declare function memoryStats(): MemoryStats
+
+/**
+ * What the memory of loaded arrays holds now: for tests of the pool. Not
+ * part of the public API.
+ */
+export interface MemoryStats {
+  /** Buffers of collected results kept for reuse, and their bytes. */
+  pooledBuffers: number
+  pooledBytes: number
+  /** Bytes in external ArrayBuffers not yet finalized. */
+  externalBytes: number
+}
+
 /**
  * Panics on purpose, on the JS thread or (with `onPool`) on the libuv
  * pool, so tests can prove a panic in the core reaches JS as an Error

@@ -844,6 +844,7 @@ module.exports.hashKey = nativeBinding.hashKey
 module.exports.hashKeyAsync = nativeBinding.hashKeyAsync
 module.exports.hostTag = nativeBinding.hostTag
 module.exports.marksACache = nativeBinding.marksACache
+module.exports.memoryStats = nativeBinding.memoryStats
 module.exports.panicForTests = nativeBinding.panicForTests
 module.exports.readNpyFile = nativeBinding.readNpyFile
 module.exports.setMaxExternalLength = nativeBinding.setMaxExternalLength

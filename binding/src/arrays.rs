@@ -9,10 +9,11 @@ use cache_store::LoadedArray;
 use npy_format::{Dtype, Header};
 
 use crate::errors::{Failure, Outcome};
+use crate::memory::{self, ArrayMemory};
 
 /// Arrays up to this size are copied into a V8-owned ArrayBuffer: cheaper
 /// than an external buffer with a finalizer, and the copy is tiny.
-const COPY_BELOW: usize = 64 * 1024;
+pub(crate) const COPY_BELOW: usize = 64 * 1024;
 
 /// Work on less than this many bytes runs on the calling thread: cheaper
 /// than a round trip through the thread pool.
@@ -22,6 +23,10 @@ pub(crate) const POOL_FROM: usize = 1 << 20;
 /// at 4 GiB, the Buffer limit); larger arrays are copied into V8 memory.
 /// Set once from `buffer.constants.MAX_LENGTH` by the TS layer.
 static MAX_EXTERNAL: AtomicUsize = AtomicUsize::new(1 << 32);
+
+pub(crate) fn max_external() -> usize {
+    MAX_EXTERNAL.load(Ordering::Relaxed)
+}
 
 /// Tells the binding the runtime's Buffer size limit.
 #[napi]
@@ -91,26 +96,22 @@ impl JsBytes {
     }
 }
 
-/// `{ buffer, shape, dtype, fortranOrder, mapped }` over the array's memory:
-/// small arrays are copied into V8; large ones hand their buffer or memory
-/// map to the ArrayBuffer, which frees it when collected.
-pub(crate) fn array_object<'env>(env: &'env Env, array: LoadedArray) -> Result<Object<'env>> {
+/// `{ buffer, shape, dtype, fortranOrder, mapped }` over the array's memory
+/// (see `memory`); a memory map is handed to the ArrayBuffer, which unmaps
+/// it when collected.
+pub(crate) fn array_object<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(
+    env: &'env Env,
+    array: LoadedArray<B>,
+) -> Result<Object<'env>> {
     let header = array.header().clone();
     let mapped = matches!(array, LoadedArray::Mapped(_));
-    let max_external = MAX_EXTERNAL.load(Ordering::Relaxed);
+    let max_external = max_external();
     let buffer = match array {
-        LoadedArray::Read(a) if a.data.len() < COPY_BELOW || a.data.len() > max_external => {
-            ArrayBuffer::copy_from(env, a.data.as_slice())?
-        }
+        LoadedArray::Read(a) => memory::into_arraybuffer(env, a.data.into(), max_external)?,
         LoadedArray::Mapped(m) if m.data_len() > max_external => ArrayBuffer::copy_from(env, m.data())?,
-        LoadedArray::Read(a) => {
-            let (ptr, len) = (a.data.as_ptr() as *mut u8, a.data.len());
-            // SAFETY: the buffer moves into the finalizer hint; its heap memory does not move with it.
-            unsafe { ArrayBuffer::from_external(env, ptr, len, a.data, |_, data| drop(data))? }
-        }
         LoadedArray::Mapped(mut m) => {
             let (ptr, len) = (m.data_ptr(), m.data_len());
-            // SAFETY: as above: the mapping lives in the hint until V8 frees the ArrayBuffer.
+            // SAFETY: the mapping moves into the finalizer hint and lives there until V8 frees the ArrayBuffer.
             unsafe { ArrayBuffer::from_external(env, ptr, len, m, |_, map| drop(map))? }
         }
     };

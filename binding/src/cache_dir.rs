@@ -14,9 +14,10 @@ use cache_store::{
 };
 use npy_format::Header;
 
-use crate::arrays::{array_object, exact_u64, ArrayLayout, JsBytes, POOL_FROM};
+use crate::arrays::{array_object, exact_u64, max_external, ArrayLayout, JsBytes, POOL_FROM};
 use crate::errors::{Failure, Outcome};
 use crate::guard::{guarded, run};
+use crate::memory::{self, ArrayMemory};
 
 /// What the caller says of a result it stores.
 #[napi(object)]
@@ -121,7 +122,7 @@ fn with_progress<T>(
 
 /// `{ status: 'hit', array, class, result }`, `{ status: 'miss' }` or
 /// `{ status: 'damaged', error }`.
-fn lookup_object<'env>(env: &'env Env, lookup: Lookup) -> Result<Object<'env>> {
+fn lookup_object<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(env: &'env Env, lookup: Lookup<B>) -> Result<Object<'env>> {
     let mut obj = Object::new(env)?;
     match lookup {
         Lookup::Hit(entry) => {
@@ -157,7 +158,7 @@ impl<'task> ScopedTask<'task> for LoadTask {
     type JsValue = Object<'task>;
 
     fn compute(&mut self) -> Result<Outcome<Lookup>> {
-        Ok(guarded(|| self.store.load(&self.key, self.map).map_err(Failure::from)))
+        Ok(guarded(|| self.store.load_into(&self.key, self.map, &mut memory::own).map_err(Failure::from)))
     }
 
     fn resolve(&mut self, env: &'task Env, lookup: Outcome<Lookup>) -> Result<Object<'task>> {
@@ -209,7 +210,8 @@ impl CacheDir {
         ts_return_type = "{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }"
     )]
     pub fn load<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
-        let lookup = run(env, || Ok(self.store.load(&key, self.map)?))?;
+        let mut alloc = memory::on_js_thread(env, max_external());
+        let lookup = run(env, || Ok(self.store.load_into(&key, self.map, &mut alloc)?))?;
         lookup_object(env, lookup)
     }
 

@@ -16,5 +16,6 @@ mod cache_dir;
 mod errors;
 mod guard;
 mod keys;
+mod memory;
 mod npy;
 mod tables;

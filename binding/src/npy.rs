@@ -4,8 +4,9 @@ use napi::bindgen_prelude::*;
 
 use cache_store::LoadedArray;
 
-use crate::arrays::{array_object, ArrayLayout};
+use crate::arrays::{array_object, max_external, ArrayLayout};
 use crate::guard::run;
+use crate::memory;
 
 /// Reads a .npy file into a fresh buffer (one copy, from the kernel).
 #[napi(
@@ -13,7 +14,8 @@ use crate::guard::run;
     ts_return_type = "{ buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }"
 )]
 pub fn read_npy_file<'env>(env: &'env Env, path: String) -> Result<Object<'env>> {
-    let array = run(env, || Ok(npy_format::read_npy(path.as_ref())?))?;
+    let alloc = memory::on_js_thread(env, max_external());
+    let array = run(env, || Ok(npy_format::read_npy_into(path.as_ref(), alloc)?))?;
     array_object(env, LoadedArray::Read(array))
 }
 

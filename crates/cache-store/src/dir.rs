@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_index::{EntryRow, Limits, Totals};
-use npy_format::Header;
+use npy_format::{AlignedBuf, Header};
 
 use crate::bookkeeping::{Bookkeeper, PruneReport, Wait};
 use crate::clock::Clock;
@@ -85,12 +85,25 @@ impl CacheDir {
     /// entry unused for longer than the `max_age` limit is removed and is a
     /// miss. A hit counts as a use.
     pub fn load(&self, key: &str, map: bool) -> Result<Lookup, StoreError> {
+        self.load_into(key, map, &mut AlignedBuf::zeroed)
+    }
+
+    /// [`load`](Self::load), reading the array into memory from `alloc`
+    /// (called with the data's length, at most twice: a read that races a
+    /// store is retried). The memory's contents do not matter: a hit has
+    /// overwritten every byte.
+    pub fn load_into<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        key: &str,
+        map: bool,
+        alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
+    ) -> Result<Lookup<B>, StoreError> {
         check_key(key)?;
         if self.books.expire_if_old(key, self.limits.max_age) {
             return Ok(Lookup::Miss);
         }
         // A file another host unlinks can vanish under a mapping on a network filesystem.
-        let lookup = self.files.read(key, map && !self.books.on_network_fs(), self.verify);
+        let lookup = self.files.read(key, map && !self.books.on_network_fs(), self.verify, alloc);
         if let Lookup::Hit(_) = lookup {
             self.books.note_use(key);
         }

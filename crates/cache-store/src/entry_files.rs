@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use cache_index::EntryRow;
-use npy_format::{ByteOrder, Header, MappedNpy, NpyArray};
+use npy_format::{AlignedBuf, ByteOrder, Header, MappedNpy, NpyArray};
 
 use crate::clock::us_since_epoch;
 use crate::fs_kind;
@@ -29,21 +29,22 @@ pub struct ClearReport {
     pub foreign: usize,
 }
 
-/// A stored entry read back and checked.
+/// A stored entry read back and checked; a read array's data is in memory
+/// of type `B` (see [`CacheDir::load_into`](crate::CacheDir::load_into)).
 #[derive(Debug)]
-pub struct Entry {
-    pub array: LoadedArray,
+pub struct Entry<B = AlignedBuf> {
+    pub array: LoadedArray<B>,
     pub record: Arc<EntryRecord>,
 }
 
 /// An entry's array: read into memory of its own, or mapped from its file.
 #[derive(Debug)]
-pub enum LoadedArray {
-    Read(NpyArray),
+pub enum LoadedArray<B = AlignedBuf> {
+    Read(NpyArray<B>),
     Mapped(MappedNpy),
 }
 
-impl LoadedArray {
+impl<B: AsRef<[u8]>> LoadedArray<B> {
     pub fn header(&self) -> &Header {
         match self {
             LoadedArray::Read(a) => &a.header,
@@ -53,7 +54,7 @@ impl LoadedArray {
 
     pub fn data(&self) -> &[u8] {
         match self {
-            LoadedArray::Read(a) => a.data.as_slice(),
+            LoadedArray::Read(a) => a.data.as_ref(),
             LoadedArray::Mapped(m) => m.data(),
         }
     }
@@ -69,8 +70,8 @@ impl LoadedArray {
 
 /// The outcome of a lookup.
 #[derive(Debug)]
-pub enum Lookup {
-    Hit(Entry),
+pub enum Lookup<B = AlignedBuf> {
+    Hit(Entry<B>),
     /// No entry, only part of one (an interrupted store), or one written
     /// by another version of the cache.
     Miss,
@@ -199,17 +200,29 @@ impl EntryFiles {
     /// Reads the entry of `key` (a checked key): its record, then its
     /// array, checked against its own header, the file length and the
     /// record. With `map`, the array is mapped where it can be used in
-    /// place, else read.
-    pub(crate) fn read(&self, key: &str, map: bool, verify: Verify) -> Lookup {
-        match self.read_once(key, map, verify) {
+    /// place, else read into memory from `alloc`.
+    pub(crate) fn read<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        key: &str,
+        map: bool,
+        verify: Verify,
+        alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
+    ) -> Lookup<B> {
+        match self.read_once(key, map, verify, alloc) {
             // A store of this key may have replaced the array between our
             // reads of the record and the array: read both once more.
-            Lookup::Damaged(_) => self.read_once(key, map, verify),
+            Lookup::Damaged(_) => self.read_once(key, map, verify, alloc),
             lookup => lookup,
         }
     }
 
-    fn read_once(&self, key: &str, map: bool, verify: Verify) -> Lookup {
+    fn read_once<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        key: &str,
+        map: bool,
+        verify: Verify,
+        alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
+    ) -> Lookup<B> {
         let record = match self.read_record(key) {
             Ok(r) => r,
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Lookup::Miss,
@@ -228,7 +241,7 @@ impl EntryFiles {
         let mapped = if map { npy_format::map_npy_file(&file, &path) } else { Ok(None) };
         let array = match mapped {
             Ok(Some(m)) => Ok(LoadedArray::Mapped(m)),
-            Ok(None) => npy_format::read_npy_file(&mut file, &path).map(LoadedArray::Read),
+            Ok(None) => npy_format::read_npy_file_into(&mut file, &path, &mut *alloc).map(LoadedArray::Read),
             Err(e) => Err(e),
         };
         let array = match array {
@@ -311,7 +324,7 @@ impl EntryFiles {
         let Ok(record) = self.read_record(key) else { return false };
         let Ok((file, meta)) = layout::open_regular(&self.layout.array(key)) else { return false };
         if meta.len() <= (VERIFY_DATA_UP_TO + 64 * 1024) as u64 {
-            return matches!(self.read(key, false, Verify::Small), Lookup::Hit(_));
+            return matches!(self.read(key, false, Verify::Small, &mut AlignedBuf::zeroed), Lookup::Hit(_));
         }
         check_header(&record, BufReader::new(file), &meta).is_ok()
     }

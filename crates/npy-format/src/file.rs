@@ -7,14 +7,15 @@ use std::path::Path;
 use crate::header::{MAX_DIMS, MAX_HEADER_LEN};
 use crate::{decode_header, decode_header_bytes, swap_to_native, AlignedBuf, ByteOrder, Error, Header};
 
-/// An array read from a .npy file.
+/// An array read from a .npy file, its data in memory of type `B` (by
+/// default an [`AlignedBuf`]; [`read_npy_file_into`] takes any).
 #[derive(Debug)]
-pub struct NpyArray {
+pub struct NpyArray<B = AlignedBuf> {
     /// The file's header with the dtype converted to native byte order.
     pub header: Header,
     /// The raw elements in native byte order, C or Fortran order as
     /// `header.fortran_order` says.
-    pub data: AlignedBuf,
+    pub data: B,
     /// The byte order the file stored the data in, before conversion.
     pub stored_order: ByteOrder,
 }
@@ -31,6 +32,14 @@ const FIRST_READ: usize = 64 * 1024;
 /// allocating, so a corrupt shape cannot trigger a huge allocation. Every
 /// error names the file.
 pub fn read_npy(path: &Path) -> Result<NpyArray, Error> {
+    read_npy_into(path, AlignedBuf::zeroed)
+}
+
+/// [`read_npy`] into memory the caller provides (see [`read_npy_file_into`]).
+pub fn read_npy_into<B: AsMut<[u8]>>(
+    path: &Path,
+    alloc: impl FnOnce(usize) -> Result<B, Error>,
+) -> Result<NpyArray<B>, Error> {
     let mut options = File::options();
     options.read(true);
     // Non-blocking: opening a FIFO for reading would wait for a writer; this
@@ -38,17 +47,26 @@ pub fn read_npy(path: &Path) -> Result<NpyArray, Error> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
     let mut file = options.open(path).map_err(|e| Error::io("open the file")(e).in_file(path))?;
-    read_npy_file(&mut file, path)
+    read_npy_file_into(&mut file, path, alloc)
 }
 
 /// [`read_npy`] of a file the caller opened (for example without following
 /// links), positioned at its start; `path` is for error messages.
 pub fn read_npy_file(file: &mut File, path: &Path) -> Result<NpyArray, Error> {
-    read_opened(file).map_err(|e| e.in_file(path))
+    read_npy_file_into(file, path, AlignedBuf::zeroed)
 }
 
-fn read_opened(file: &mut File) -> Result<NpyArray, Error> {
-    FIRST.with(|first| read_with_first(file, &mut first.borrow_mut()))
+/// [`read_npy_file`] into memory the caller provides: `alloc(len)` is
+/// called once, after the header and the file length are checked, and must
+/// return exactly `len` bytes (their contents do not matter: every byte is
+/// overwritten, or the read fails). For example memory a runtime owns, or a
+/// buffer recycled from an earlier array.
+pub fn read_npy_file_into<B: AsMut<[u8]>>(
+    file: &mut File,
+    path: &Path,
+    alloc: impl FnOnce(usize) -> Result<B, Error>,
+) -> Result<NpyArray<B>, Error> {
+    FIRST.with(|first| read_with_first(file, &mut first.borrow_mut(), alloc)).map_err(|e| e.in_file(path))
 }
 
 thread_local! {
@@ -56,7 +74,11 @@ thread_local! {
     static FIRST: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; FIRST_READ]);
 }
 
-fn read_with_first(file: &mut File, first: &mut [u8]) -> Result<NpyArray, Error> {
+fn read_with_first<B: AsMut<[u8]>>(
+    file: &mut File,
+    first: &mut [u8],
+    alloc: impl FnOnce(usize) -> Result<B, Error>,
+) -> Result<NpyArray<B>, Error> {
     // The first read comes before any stat: a read shorter than the buffer
     // is the whole file, so a small hit is open, read, close. A directory
     // fails the read; a FIFO (the cache opens entries non-blocking) reads
@@ -92,9 +114,13 @@ fn read_with_first(file: &mut File, first: &mut [u8]) -> Result<NpyArray, Error>
         // The file grew after we looked at its size.
         return Err(mismatch(already.len() as u64));
     }
-    let mut data = AlignedBuf::zeroed(len)?;
-    data.as_mut_slice()[..already.len()].copy_from_slice(already);
-    let rest = &mut data.as_mut_slice()[already.len()..];
+    let mut data = alloc(len)?;
+    let bytes = data.as_mut();
+    if bytes.len() != len {
+        return Err(Error::AllocFailed { len: expected });
+    }
+    bytes[..already.len()].copy_from_slice(already);
+    let rest = &mut bytes[already.len()..];
     let got = read_full(file, rest)?;
     if got < rest.len() {
         // The file shrank after we looked at its size.
@@ -104,7 +130,7 @@ fn read_with_first(file: &mut File, first: &mut [u8]) -> Result<NpyArray, Error>
     if !seen_eof && read_full(file, &mut [0u8; 1])? != 0 {
         return Err(mismatch(expected + 1));
     }
-    swap_to_native(&header.dtype, data.as_mut_slice());
+    swap_to_native(&header.dtype, data.as_mut());
     let stored_order = header.dtype.byte_order;
     header.dtype = header.dtype.native();
     Ok(NpyArray { header, data, stored_order })

@@ -59,6 +59,6 @@ mod map;
 pub use buf::{AlignedBuf, ALIGN, LARGE};
 pub use dtype::{swap_to_native, ByteOrder, Dtype, Kind};
 pub use error::Error;
-pub use file::{read_npy, read_npy_file, write_npy, write_npy_to, NpyArray};
+pub use file::{read_npy, read_npy_file, read_npy_file_into, read_npy_into, write_npy, write_npy_to, NpyArray};
 pub use header::{decode_header, decode_header_bytes, Header, MAGIC, MAX_DIMS, MAX_HEADER_LEN};
 pub use map::{map_npy_file, MappedNpy};

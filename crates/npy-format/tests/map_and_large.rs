@@ -3,7 +3,10 @@
 
 use std::fs::File;
 
-use npy_format::{map_npy_file, read_npy, read_npy_file, write_npy, AlignedBuf, Dtype, Header, ALIGN, LARGE};
+use npy_format::{
+    map_npy_file, read_npy, read_npy_file, read_npy_file_into, read_npy_into, write_npy, AlignedBuf, Dtype, Header,
+    ALIGN, LARGE,
+};
 
 fn f8(shape: &[u64]) -> Header {
     Header { dtype: Dtype::parse("<f8").unwrap(), shape: shape.to_vec(), fortran_order: false }
@@ -98,4 +101,44 @@ fn a_truncated_file_is_an_error_naming_it_when_mapped() {
     let file = File::open(&path).unwrap();
     let err = map_npy_file(&file, &path).unwrap_err().to_string();
     assert!(err.contains("t.npy"), "{err}");
+}
+
+#[test]
+fn reads_into_memory_the_caller_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("into.npy");
+    let data: Vec<u8> = (0..3 * LARGE).map(|i| (i % 251) as u8).collect();
+    write_npy(
+        &path,
+        &Header { dtype: Dtype::parse("|u1").unwrap(), shape: vec![data.len() as u64], fortran_order: false },
+        &data,
+    )
+    .unwrap();
+
+    // Old contents (as in a recycled buffer) are overwritten, every byte.
+    let mut asked = Vec::new();
+    let got = read_npy_into(&path, |len| {
+        asked.push(len);
+        Ok(vec![0xAAu8; len])
+    })
+    .unwrap();
+    assert_eq!(asked, [data.len()]);
+    assert!(got.data == data);
+
+    // Memory of the wrong length is refused, not partly filled.
+    let err = read_npy_into(&path, |len| Ok(vec![0u8; len - 1])).unwrap_err();
+    assert!(matches!(err.root(), npy_format::Error::AllocFailed { .. }), "{err}");
+    // The caller's failure to provide memory is the read's error.
+    let err =
+        read_npy_into(&path, |len| Err::<Vec<u8>, _>(npy_format::Error::AllocFailed { len: len as u64 })).unwrap_err();
+    assert!(err.to_string().contains("into.npy"), "{err}");
+
+    // A file whose length does not match its header never asks for memory.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - 1);
+    std::fs::write(&path, bytes).unwrap();
+    let mut file = File::open(&path).unwrap();
+    let err =
+        read_npy_file_into(&mut file, &path, |_| -> Result<Vec<u8>, _> { panic!("asked for memory") }).unwrap_err();
+    assert!(matches!(err.root(), npy_format::Error::TruncatedData { .. }), "{err}");
 }

@@ -1,0 +1,106 @@
+// The memory loaded arrays live in: buffers of collected results are reused
+// by the next load of their size, never showing what they held before, and
+// are let go when idle.
+import test from 'ava'
+import { setImmediate as turn } from 'node:timers/promises'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { NumpyFuncCache, readNpy, writeNpy } from '../dist'
+import { memoryStats } from '../dist/testing'
+import { tempDir } from './helpers'
+import { join } from 'node:path'
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+const MiB = 1 << 20
+// Large enough to be pooled (2 MiB and up), small enough for the common suite.
+const N = (4 * MiB) / 8
+
+/** Collects garbage and lets Node run the finalizers it queued. */
+async function collect(): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    gc()
+    await turn()
+  }
+}
+
+function filled(value: number): Float64Array {
+  return new Float64Array(N).fill(value)
+}
+
+test.serial('a collected result is reused by the next load of its size, which sees only its own data', async (t) => {
+  const cache = new NumpyFuncCache(tempDir(t))
+  const f = cache.createCachedFunc((v: number) => filled(v))
+  f(1)
+  f(2)
+
+  let a: Float64Array | undefined = f(1) as Float64Array
+  t.is(a[N - 1], 1)
+  a.fill(7) // the caller's own copy: scribbled on, then dropped
+  a = undefined
+  await collect()
+  const pooled = memoryStats()
+  t.true(pooled.pooledBuffers >= 1, 'the collected result went back to the pool')
+
+  const b = f(2) as Float64Array
+  t.is(memoryStats().pooledBuffers, pooled.pooledBuffers - 1, 'the load took the pooled buffer')
+  t.true(b.every((x) => x === 2), 'no byte of the earlier array shows through')
+  const again = f(1) as Float64Array
+  t.true(again.every((x) => x === 1), 'the entry is unchanged by what a caller wrote to its copy')
+})
+
+test.serial('a damaged entry read into a pooled buffer is reported and recomputed, never returned', async (t) => {
+  const dir = tempDir(t)
+  // Every load checks all its data: a large planted array with a matching header is caught too.
+  const cache = new NumpyFuncCache(dir, { verify: true })
+  const f = cache.createCachedFunc((v: number) => filled(v), { name: 'f' })
+  f(3)
+  let a: Float64Array | undefined = f(3) as Float64Array
+  t.is(a[0], 3)
+  a = undefined
+  await collect()
+  t.true(memoryStats().pooledBuffers >= 1)
+  // Same length, but a different array: its digest does not match the record.
+  const key = cache.entries()[0].key
+  writeNpy(join(dir, `${key}.npy`), filled(9))
+  const damaged: Error[] = []
+  cache.on('damagedEntry', (e) => damaged.push(e))
+  const got = f(3) as Float64Array
+  t.is(damaged.length, 1, 'the planted file was reported, not returned')
+  t.true(got.every((x) => x === 3), 'the recomputed result')
+})
+
+test.serial('readNpy reads small files straight into JS memory and large ones through the pool', async (t) => {
+  const dir = tempDir(t)
+  const small = join(dir, 'small.npy')
+  const large = join(dir, 'large.npy')
+  writeNpy(small, new Int32Array([1, 2, 3]))
+  writeNpy(large, filled(5))
+  await collect() // what earlier tests left
+  t.deepEqual(Array.from(readNpy(small).data as Int32Array), [1, 2, 3])
+  const externalBefore = memoryStats().externalBytes
+  let l: Float64Array | undefined = readNpy(large).data as Float64Array
+  t.is(memoryStats().externalBytes, externalBefore + N * 8, 'V8 is told of the external buffer')
+  t.true(l.every((x) => x === 5))
+  l = undefined
+  await collect()
+  t.is(memoryStats().externalBytes, externalBefore, 'finalized when collected')
+})
+
+test.serial('pooled buffers unused for a few seconds are unmapped', async (t) => {
+  t.timeout(60_000)
+  const cache = new NumpyFuncCache(tempDir(t))
+  const f = cache.createCachedFunc((v: number) => filled(v))
+  f(4)
+  let a: unknown = f(4)
+  t.truthy(a)
+  a = undefined
+  await collect()
+  t.true(memoryStats().pooledBuffers >= 1)
+  // The trimmer runs every second and frees buffers idle for five.
+  const deadline = Date.now() + 45_000
+  while (memoryStats().pooledBuffers > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250))
+  t.is(memoryStats().pooledBuffers, 0)
+  t.is(memoryStats().pooledBytes, 0)
+})
