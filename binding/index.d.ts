@@ -27,6 +27,12 @@ export declare class CacheDir {
   /** Errors if the path exists and is not a directory; creates nothing. */
   constructor(path: string, options?: CacheDirOptions | undefined | null)
   load(key: string): { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }
+  /**
+   * `load` building no objects, for the sync wrapper's hits: a hit
+   * returns the ArrayBuffer and describes it in `meta` (`describe_hit`);
+   * a miss returns undefined, a damaged entry its error.
+   */
+  loadLean(key: string, meta: Float64Array): ArrayBuffer | undefined | (Error & { code: string })
   /** `load`, on the libuv thread pool when the entry is large (else here). */
   loadAsync(key: string): Promise<{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }> | { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }
   store(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): void

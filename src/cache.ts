@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events'
 import { resolve } from 'node:path'
 import { types } from 'node:util'
-import { type Lookup, type NativeCacheDir, native } from './native'
+import { type Lookup, type NativeCacheDir, loadLean, native } from './native'
 import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
 import { type TypedArray, viewOf } from './dtypes'
 import { bytesOf, toArrayParts } from './npy'
@@ -183,7 +183,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         }
         return cache.#store(key, name, computed(value, label), label)
       }
-      const load = (key: string, report: boolean) => cache.#hit(nativeCall(() => cache.#dir.load(key)), key, name, report)
+      const load = (key: string, report: boolean) => cache.#hit(nativeCall(() => loadLean(cache.#dir, key)), key, name, report)
       const wrapper = function (this: unknown, ...args: unknown[]) {
         const key = callKey(prefix, call(this, args))
         const hit = load(key, true)

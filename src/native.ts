@@ -30,3 +30,28 @@ export type NativeCacheDir = InstanceType<typeof native.CacheDir>
 export type Lookup = ReturnType<NativeCacheDir['load']>
 /** An array as the core hands it over: its bytes and what its header says. */
 export type RawArray = ReturnType<typeof native.readNpyFile>
+
+const CLASS_NAMES = native.classTable().map((c) => c.name)
+const DTYPE_DESCRS = native.dtypeTable().map((d) => d.descr)
+/** Where `loadLean` describes a hit: six numbers, then the dimensions. */
+const META = new Float64Array(6 + native.defaults().maxDims)
+const MISS: Lookup = { status: 'miss' }
+
+/**
+ * `dir.load(key)` through the binding's lean protocol, which builds no
+ * objects on the native side: the cheapest hit (the sync wrapper's path).
+ */
+export function loadLean(dir: NativeCacheDir, key: string): Lookup {
+  const found = dir.loadLean(key, META)
+  if (found === undefined) return MISS
+  if (!(found instanceof ArrayBuffer)) return { status: 'damaged', error: found }
+  const ndim = META[5]
+  const shape = new Array<number>(ndim)
+  for (let i = 0; i < ndim; i++) shape[i] = META[6 + i]!
+  return {
+    status: 'hit',
+    class: CLASS_NAMES[META[0]],
+    result: META[2] === 1 ? 'ndarray' : 'typedarray',
+    array: { buffer: found, shape, dtype: DTYPE_DESCRS[META[1]], fortranOrder: META[3] === 1, mapped: META[4] === 1 },
+  }
+}

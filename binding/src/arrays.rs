@@ -96,25 +96,32 @@ impl JsBytes {
     }
 }
 
-/// `{ buffer, shape, dtype, fortranOrder, mapped }` over the array's memory
-/// (see `memory`); a memory map is handed to the ArrayBuffer, which unmaps
-/// it when collected.
+/// The ArrayBuffer over a loaded array's memory (see `memory`); a memory
+/// map is handed to the ArrayBuffer, which unmaps it when collected.
+pub(crate) fn array_buffer<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(
+    env: &'env Env,
+    array: LoadedArray<B>,
+) -> Result<ArrayBuffer<'env>> {
+    let max_external = max_external();
+    match array {
+        LoadedArray::Read(a) => memory::into_arraybuffer(env, a.data.into(), max_external),
+        LoadedArray::Mapped(m) if m.data_len() > max_external => ArrayBuffer::copy_from(env, m.data()),
+        LoadedArray::Mapped(mut m) => {
+            let (ptr, len) = (m.data_ptr(), m.data_len());
+            // SAFETY: the mapping moves into the finalizer hint and lives there until V8 frees the ArrayBuffer.
+            unsafe { ArrayBuffer::from_external(env, ptr, len, m, |_, map| drop(map)) }
+        }
+    }
+}
+
+/// `{ buffer, shape, dtype, fortranOrder, mapped }` over the array's memory.
 pub(crate) fn array_object<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(
     env: &'env Env,
     array: LoadedArray<B>,
 ) -> Result<Object<'env>> {
     let header = array.header().clone();
     let mapped = matches!(array, LoadedArray::Mapped(_));
-    let max_external = max_external();
-    let buffer = match array {
-        LoadedArray::Read(a) => memory::into_arraybuffer(env, a.data.into(), max_external)?,
-        LoadedArray::Mapped(m) if m.data_len() > max_external => ArrayBuffer::copy_from(env, m.data())?,
-        LoadedArray::Mapped(mut m) => {
-            let (ptr, len) = (m.data_ptr(), m.data_len());
-            // SAFETY: the mapping moves into the finalizer hint and lives there until V8 frees the ArrayBuffer.
-            unsafe { ArrayBuffer::from_external(env, ptr, len, m, |_, map| drop(map))? }
-        }
-    };
+    let buffer = array_buffer(env, array)?;
     let mut obj = Object::new(env)?;
     obj.set("buffer", buffer)?;
     obj.set("shape", header.shape.iter().map(|&d| d as f64).collect::<Vec<f64>>())?;

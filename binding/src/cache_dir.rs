@@ -9,12 +9,12 @@ use napi::bindgen_prelude::*;
 use napi::ScopedTask;
 
 use cache_store::{
-    ArrayClass, CacheDir as Store, Claim, EntryRow, Lease, Limits, Lookup, NewEntry, PruneReport, ResultForm, Verify,
-    Wait,
+    ArrayClass, CacheDir as Store, Claim, Entry, EntryRow, Lease, Limits, LoadedArray, Lookup, NewEntry, PruneReport,
+    ResultForm, Verify, Wait,
 };
 use npy_format::Header;
 
-use crate::arrays::{array_object, exact_u64, max_external, ArrayLayout, JsBytes, POOL_FROM};
+use crate::arrays::{array_buffer, array_object, exact_u64, max_external, ArrayLayout, JsBytes, POOL_FROM};
 use crate::errors::{Failure, Outcome};
 use crate::guard::{guarded, run};
 use crate::memory::{self, ArrayMemory};
@@ -140,6 +140,35 @@ fn lookup_object<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(env: &'env Env, looku
     Ok(obj)
 }
 
+/// Writes what `load_lean`'s caller needs of a hit into `meta`: the indexes
+/// of its class (in `classTable`) and dtype (in `dtypeTable`), whether it
+/// was stored as an ndarray, is in Fortran order, is memory-mapped, then
+/// its number of dimensions and the dimensions.
+fn describe_hit<B: AsRef<[u8]>>(entry: &Entry<B>, meta: &mut [f64]) -> Outcome<()> {
+    let header = entry.array.header();
+    let class = ArrayClass::ALL.iter().position(|&c| c == entry.record.class);
+    let dtype = npy_format::Dtype::supported().position(|d| d == header.dtype);
+    let (Some(class), Some(dtype)) = (class, dtype) else {
+        return Err(Failure::invalid(format!("{} is not in the dtype table", header.dtype.descr())));
+    };
+    let fixed = [
+        class as f64,
+        dtype as f64,
+        f64::from(u8::from(entry.record.result == ResultForm::NdArray)),
+        f64::from(u8::from(header.fortran_order)),
+        f64::from(u8::from(matches!(entry.array, LoadedArray::Mapped(_)))),
+        header.shape.len() as f64,
+    ];
+    let Some(out) = meta.get_mut(..fixed.len() + header.shape.len()) else {
+        return Err(Failure::invalid(format!("meta holds {} numbers, too few for this array", meta.len())));
+    };
+    out[..fixed.len()].copy_from_slice(&fixed);
+    for (slot, &d) in out[fixed.len()..].iter_mut().zip(&header.shape) {
+        *slot = d as f64;
+    }
+    Ok(())
+}
+
 /// A cache directory: entries stored atomically, loaded with validation.
 #[napi]
 pub struct CacheDir {
@@ -213,6 +242,29 @@ impl CacheDir {
         let mut alloc = memory::on_js_thread(env, max_external());
         let lookup = run(env, || Ok(self.store.load_into(&key, self.map, &mut alloc)?))?;
         lookup_object(env, lookup)
+    }
+
+    /// `load` building no objects, for the sync wrapper's hits: a hit
+    /// returns the ArrayBuffer and describes it in `meta` (`describe_hit`);
+    /// a miss returns undefined, a damaged entry its error.
+    #[napi(catch_unwind, ts_return_type = "ArrayBuffer | undefined | (Error & { code: string })")]
+    pub fn load_lean<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        mut meta: Float64ArraySlice<'env>,
+    ) -> Result<Either3<ArrayBuffer<'env>, (), Object<'env>>> {
+        let mut alloc = memory::on_js_thread(env, max_external());
+        let lookup = run(env, || Ok(self.store.load_into(&key, self.map, &mut alloc)?))?;
+        match lookup {
+            Lookup::Hit(entry) => {
+                // SAFETY: the caller's array, which no JS code runs on during this call.
+                run(env, || describe_hit(&entry, unsafe { meta.as_mut() }))?;
+                Ok(Either3::A(array_buffer(env, entry.array)?))
+            }
+            Lookup::Miss => Ok(Either3::B(())),
+            Lookup::Damaged(e) => Ok(Either3::C(Failure::from(e).to_object(env)?)),
+        }
     }
 
     /// `load`, on the libuv thread pool when the entry is large (else here).

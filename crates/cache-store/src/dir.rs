@@ -11,7 +11,7 @@ use npy_format::{AlignedBuf, Header};
 
 use crate::bookkeeping::{Bookkeeper, PruneReport, Wait};
 use crate::clock::Clock;
-use crate::entry_files::{Checked, ClearReport, EntryFiles, Lookup, Verify};
+use crate::entry_files::{Checked, ClearReport, EntryFiles, Lookup, Reading, Verify};
 use crate::layout::{check_key, Layout};
 use crate::lease::{self, Claim};
 use crate::record::NewEntry;
@@ -102,8 +102,11 @@ impl CacheDir {
         if self.books.expire_if_old(key, self.limits.max_age) {
             return Ok(Lookup::Miss);
         }
-        // A file another host unlinks can vanish under a mapping on a network filesystem.
-        let lookup = self.files.read(key, map && !self.books.on_network_fs(), self.verify, alloc);
+        // A file another host unlinks can vanish under a mapping on a network
+        // filesystem, and one it replaces may show cached attributes there.
+        let network = self.books.on_network_fs();
+        let how = Reading { map: map && !network, verify: self.verify, keep: !network };
+        let lookup = self.files.read(key, how, alloc);
         if let Lookup::Hit(_) = lookup {
             self.books.note_use(key);
         }

@@ -103,6 +103,14 @@ pub(crate) enum Checked {
 /// a process hitting 100,000 distinct entries reads each record once.
 const RECORD_MEMO_LIMIT: usize = 100_000;
 
+/// Arrays of at most this many bytes are kept in memory with their record
+/// after a checked read: a repeated hit is one `lstat` of each file and a
+/// copy, not an open, read, close and digest.
+const KEEP_UP_TO: usize = 64 * 1024;
+
+/// The kept arrays hold at most this much data in all.
+const KEPT_BYTES_LIMIT: usize = 64 << 20;
+
 /// Temporary files of another host (whose processes cannot be checked) are
 /// leftovers after this long.
 const FOREIGN_TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -137,7 +145,65 @@ impl FileStamp {
 #[derive(Debug)]
 pub(crate) struct EntryFiles {
     pub(crate) layout: Layout,
-    records: Mutex<HashMap<String, (FileStamp, Arc<EntryRecord>)>>,
+    memo: Mutex<Memo>,
+}
+
+/// What was last read of each entry: its record, and a small array's data.
+#[derive(Debug, Default)]
+struct Memo {
+    entries: HashMap<String, Memoized>,
+    /// Bytes of data in all the kept arrays.
+    kept_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Memoized {
+    /// The record file's stamp when read.
+    stamp: FileStamp,
+    record: Arc<EntryRecord>,
+    kept: Option<Arc<KeptArray>>,
+}
+
+/// A small array as a checked read found it, with the stamp of the file it
+/// was read from: while the file keeps that stamp, it holds these bytes.
+#[derive(Debug)]
+struct KeptArray {
+    stamp: FileStamp,
+    header: Header,
+    stored_order: ByteOrder,
+    data: Box<[u8]>,
+}
+
+impl Memo {
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.entries.remove(key) {
+            self.kept_bytes -= old.kept.map_or(0, |k| k.data.len());
+        }
+    }
+
+    fn insert(&mut self, key: &str, memoized: Memoized) {
+        self.remove(key);
+        let (keys, kept) = (self.entries.len(), self.kept_bytes + memoized.kept.as_ref().map_or(0, |k| k.data.len()));
+        if keys >= RECORD_MEMO_LIMIT || kept > KEPT_BYTES_LIMIT {
+            // Drop one arbitrary entry: clearing all would make a working
+            // set just over the limit miss every time.
+            if let Some(old) = self.entries.keys().next().cloned() {
+                self.remove(&old);
+            }
+        }
+        self.kept_bytes += memoized.kept.as_ref().map_or(0, |k| k.data.len());
+        self.entries.insert(key.to_owned(), memoized);
+    }
+}
+
+/// How an entry is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading {
+    /// Map the array where it can be used in place.
+    pub(crate) map: bool,
+    pub(crate) verify: Verify,
+    /// Keep small arrays in memory and serve repeated hits from there.
+    pub(crate) keep: bool,
 }
 
 /// Why a record could not be used.
@@ -190,28 +256,28 @@ impl Drop for Prepared<'_> {
 
 impl EntryFiles {
     pub(crate) fn new(layout: Layout) -> EntryFiles {
-        EntryFiles { layout, records: Mutex::default() }
+        EntryFiles { layout, memo: Mutex::default() }
     }
 
-    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, (FileStamp, Arc<EntryRecord>)>> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Reads the entry of `key` (a checked key): its record, then its
     /// array, checked against its own header, the file length and the
-    /// record. With `map`, the array is mapped where it can be used in
-    /// place, else read into memory from `alloc`.
+    /// record. The array is mapped where it can be used in place if
+    /// `how.map`, else read into memory from `alloc`, or copied from memory
+    /// if it is a small one kept from an earlier read of the same file.
     pub(crate) fn read<B: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         key: &str,
-        map: bool,
-        verify: Verify,
+        how: Reading,
         alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
     ) -> Lookup<B> {
-        match self.read_once(key, map, verify, alloc) {
+        match self.read_once(key, how, alloc) {
             // A store of this key may have replaced the array between our
             // reads of the record and the array: read both once more.
-            Lookup::Damaged(_) => self.read_once(key, map, verify, alloc),
+            Lookup::Damaged(_) => self.read_once(key, how, alloc),
             lookup => lookup,
         }
     }
@@ -219,17 +285,31 @@ impl EntryFiles {
     fn read_once<B: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         key: &str,
-        map: bool,
-        verify: Verify,
+        how: Reading,
         alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
     ) -> Lookup<B> {
-        let record = match self.read_record(key) {
+        let Reading { map, verify, keep } = how;
+        let (record, kept) = match self.read_record(key) {
             Ok(r) => r,
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Lookup::Miss,
             Err(RecordRead::Invalid(e) | RecordRead::Unreadable(e)) => return Lookup::Damaged(e),
         };
         let path = self.layout.array(key);
         let damaged = |reason: String| Lookup::Damaged(StoreError::Damaged { path: path.clone(), reason });
+        let keep = keep && !map;
+        if let Some(kept) = kept.filter(|_| keep) {
+            // The file is the one the bytes were read from (a store renames
+            // a new file over it; a write in place changes its times).
+            if fs::symlink_metadata(&path).is_ok_and(|m| FileStamp::of(&m) == kept.stamp) {
+                let mut data = match alloc(kept.data.len()) {
+                    Ok(data) => data,
+                    Err(e) => return damaged(e.to_string()),
+                };
+                data.as_mut().copy_from_slice(&kept.data);
+                let array = NpyArray { header: kept.header.clone(), data, stored_order: kept.stored_order };
+                return Lookup::Hit(Entry { array: LoadedArray::Read(array), record });
+            }
+        }
         let (mut file, meta) = match layout::open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
@@ -251,16 +331,45 @@ impl EntryFiles {
         let data = array.data();
         let checked_data = (verify == Verify::All || data.len() <= VERIFY_DATA_UP_TO).then_some(data);
         if let Err(reason) = record.check(array.header(), array.stored_order(), checked_data) {
-            self.records().remove(key);
+            self.memo().remove(key);
             return damaged(reason);
+        }
+        if let LoadedArray::Read(read) = &array {
+            if keep && data.len() <= KEEP_UP_TO {
+                self.keep(key, &record, &meta, read);
+            }
         }
         Lookup::Hit(Entry { array, record })
     }
 
-    /// The record of `key`: from memory while its file is the one last read
-    /// (same identity, size and times), else read from disk. One stat
-    /// instead of open, read and close on repeated hits.
-    fn read_record(&self, key: &str) -> Result<Arc<EntryRecord>, RecordRead> {
+    /// Keeps a small array just read and checked beside its record, if the
+    /// record in memory is still the one it was checked against.
+    fn keep<B: AsRef<[u8]>>(&self, key: &str, record: &Arc<EntryRecord>, meta: &fs::Metadata, read: &NpyArray<B>) {
+        let kept = KeptArray {
+            stamp: FileStamp::of(meta),
+            header: read.header.clone(),
+            stored_order: read.stored_order,
+            data: read.data.as_ref().into(),
+        };
+        let mut memo = self.memo();
+        let Some(memoized) = memo.entries.get_mut(key).filter(|m| Arc::ptr_eq(&m.record, record)) else {
+            return;
+        };
+        let old = memoized.kept.replace(Arc::new(kept)).map_or(0, |k| k.data.len());
+        memo.kept_bytes = memo.kept_bytes - old + read.data.as_ref().len();
+        if memo.kept_bytes > KEPT_BYTES_LIMIT {
+            // Over the limit: this one is not kept after all.
+            let memoized = memo.entries.get_mut(key).expect("present above");
+            let len = memoized.kept.take().map_or(0, |k| k.data.len());
+            memo.kept_bytes -= len;
+        }
+    }
+
+    /// The record of `key`, and the small array kept with it if any: from
+    /// memory while the record's file is the one last read (same identity,
+    /// size and times), else read from disk. One stat instead of open, read
+    /// and close on repeated hits.
+    fn read_record(&self, key: &str) -> Result<(Arc<EntryRecord>, Option<Arc<KeptArray>>), RecordRead> {
         let path = self.layout.record(key);
         let failed = |e: io::Error| {
             // Too large, or not a regular file: not a record at all.
@@ -277,9 +386,9 @@ impl EntryFiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RecordRead::Missing),
             Err(e) => return Err(failed(e)),
         };
-        if let Some((seen, record)) = self.records().get(key) {
-            if *seen == FileStamp::of(&stat) {
-                return Ok(record.clone());
+        if let Some(memoized) = self.memo().entries.get(key) {
+            if memoized.stamp == FileStamp::of(&stat) {
+                return Ok((memoized.record.clone(), memoized.kept.clone()));
             }
         }
         let (bytes, stat) = match layout::read_capped(&path, MAX_RECORD_LEN) {
@@ -298,16 +407,8 @@ impl EntryFiles {
                 }))
             }
         };
-        let mut memo = self.records();
-        if memo.len() >= RECORD_MEMO_LIMIT {
-            // Drop one arbitrary record: clearing all would make a working
-            // set just over the limit miss every time.
-            if let Some(old) = memo.keys().next().cloned() {
-                memo.remove(&old);
-            }
-        }
-        memo.insert(key.to_owned(), (FileStamp::of(&stat), record.clone()));
-        Ok(record)
+        self.memo().insert(key, Memoized { stamp: FileStamp::of(&stat), record: record.clone(), kept: None });
+        Ok((record, None))
     }
 
     /// Whether both files of `key` are there as regular files and the
@@ -321,10 +422,11 @@ impl EntryFiles {
     /// the record and the array's header and length are checked, and a
     /// small array's data too (as a load checks it).
     pub(crate) fn holds(&self, key: &str) -> bool {
-        let Ok(record) = self.read_record(key) else { return false };
+        let Ok((record, _)) = self.read_record(key) else { return false };
         let Ok((file, meta)) = layout::open_regular(&self.layout.array(key)) else { return false };
         if meta.len() <= (VERIFY_DATA_UP_TO + 64 * 1024) as u64 {
-            return matches!(self.read(key, false, Verify::Small, &mut AlignedBuf::zeroed), Lookup::Hit(_));
+            let how = Reading { map: false, verify: Verify::Small, keep: false };
+            return matches!(self.read(key, how, &mut AlignedBuf::zeroed), Lookup::Hit(_));
         }
         check_header(&record, BufReader::new(file), &meta).is_ok()
     }
@@ -400,7 +502,7 @@ impl EntryFiles {
         if layout::check_key(key).is_err() {
             return Ok(());
         }
-        self.records().remove(key);
+        self.memo().remove(key);
         for path in [self.layout.record(key), self.layout.array(key)] {
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(StoreError::io("remove", &path)(e)),
@@ -415,7 +517,7 @@ impl EntryFiles {
     /// the entry's size.
     pub(crate) fn check_whole(&self, key: &str) -> Checked {
         let record = match self.read_record(key) {
-            Ok(r) => r,
+            Ok((r, _)) => r,
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Checked::NotAnEntry,
             Err(RecordRead::Invalid(e) | RecordRead::Unreadable(e)) => return Checked::Damaged(e.to_string()),
         };
@@ -455,7 +557,7 @@ impl EntryFiles {
     }
 
     pub(crate) fn forget_records(&self) {
-        self.records().clear();
+        *self.memo() = Memo::default();
     }
 
     /// The index row of an entry found on disk: `None` if its files do not
@@ -467,7 +569,7 @@ impl EntryFiles {
     pub(crate) fn describe(&self, key: &str, removed: &mut u64) -> Option<EntryRow> {
         let array_path = self.layout.array(key);
         let record = match self.read_record(key) {
-            Ok(r) => r,
+            Ok((r, _)) => r,
             Err(RecordRead::Invalid(_) | RecordRead::OtherVersion { newer: false }) => {
                 if self.unlink(key).is_ok() {
                     *removed += 1;
