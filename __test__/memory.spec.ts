@@ -104,3 +104,15 @@ test.serial('pooled buffers unused for a few seconds are unmapped', async (t) =>
   t.is(memoryStats().pooledBuffers, 0)
   t.is(memoryStats().pooledBytes, 0)
 })
+
+test.serial('a call keeps no reference to its arguments once it returns', async (t) => {
+  const cache = new NumpyFuncCache(tempDir(t))
+  const f = cache.createCachedFunc((a: Float64Array) => a.subarray(0, 4).slice())
+  let arg: Float64Array | undefined = filled(6)
+  const ref = new WeakRef(arg)
+  t.is((f(arg) as Float64Array)[0], 6)
+  t.is((f(arg) as Float64Array)[0], 6)
+  arg = undefined
+  await collect()
+  t.is(ref.deref(), undefined, 'the argument was collected')
+})

@@ -15,7 +15,7 @@ export function median(xs) {
 const gc = () => globalThis.gc?.()
 
 /**
- * Median seconds per op over `samples` samples of `inner` ops each. `before`
+ * Median and worst seconds per op ({ t, worst }) over `samples` samples of `inner` ops each. `before`
  * and `after` run untimed around each sample; `check` sees the last result of
  * the first sample (untimed) and throws if it is wrong.
  */
@@ -35,7 +35,7 @@ export async function measure({ samples, inner = 1, before, after, op, check }) 
     if (after) await after(s)
     gc() // drop large results between samples so memory stays flat
   }
-  return median(times)
+  return { t: median(times), worst: Math.max(...times) }
 }
 
 /**
@@ -68,7 +68,7 @@ export async function measureEach(samples, cases) {
       gc()
     }
   }
-  return Object.fromEntries(Object.keys(cases).map((k) => [k, errors[k] ? { error: errors[k] } : { t: median(times[k]) }]))
+  return Object.fromEntries(Object.keys(cases).map((k) => [k, errors[k] ? { error: errors[k] } : { t: median(times[k]), worst: Math.max(...times[k]) }]))
 }
 
 const errorText = (e) => String(e?.message ?? e).split('\n')[0].slice(0, 160)
@@ -76,7 +76,8 @@ const errorText = (e) => String(e?.message ?? e).split('\n')[0].slice(0, 160)
 /** A table cell: { t } seconds, { na } a reason, or { error } the error text. */
 export async function attempt(f) {
   try {
-    return { t: await f() }
+    const v = await f()
+    return typeof v === 'number' ? { t: v } : v
   } catch (e) {
     return { error: errorText(e) }
   } finally {

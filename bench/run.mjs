@@ -164,14 +164,37 @@ const bytesOfRow = (id) => {
   return m ? Number(m[1]) * (m[2] === 'GiB' ? 1024 : 1) * MiB : 0
 }
 
+function largeLoadTable(runs) {
+  const lines = [
+    '| copying load | rounds (processes) | this package: median; worst | readFileSync: median; worst | per-round ratio ours / readFileSync: median; worst | peak RSS |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ]
+  const how = { yield: 'sync, the event loop turns between rounds', async: 'async API', sync: 'sync loop that never yields' }
+  for (const r of runs) {
+    const label = `${r.mib >= 1024 ? `${r.mib / 1024} GiB` : `${r.mib} MiB`}, ${how[r.mode]}`
+    if (r.error) lines.push(`| ${label} | ${esc(r.error)} | | | | |`)
+    else {
+      const ms = (x) => fmtTime(x / 1000)
+      lines.push(`| ${label} | ${r.rounds} (${r.processes}) | ${ms(r.ours.median)}; ${ms(r.ours.worst)} | ${ms(r.readFileSync.median)}; ${ms(r.readFileSync.worst)} | ` +
+        `${r.ratio.median.toFixed(2)}x; ${r.ratio.worst.toFixed(2)}x | ${r.peakRssMiB.toFixed(0)} MiB |`)
+    }
+  }
+  return lines.join('\n') + `
+
+Each round loads the entry once with this package and once with \`fs.readFileSync\` of its file (alternating which goes
+first), in fresh processes, with no forced GC: the cost of fresh memory and of collecting earlier results is in every
+round. The ratio is per round; below 1.00x this package is faster.`
+}
+
 function mainTable(rows) {
-  const head = ['Row', 'this package (median)', ...PEERS.map(([, name]) => name)]
+  const head = ['Row', 'this package (median; worst)', ...PEERS.map(([, name]) => name)]
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => ' --- ').join('|')}|`]
   for (const [id, cells] of Object.entries(rows)) {
     const ours = cells.ours
     const bytes = bytesOfRow(id)
     const oursText = ours?.t !== undefined
-      ? fmtTime(ours.t) + (bytes && !id.endsWith('mmap') ? ` (${(bytes / 2 ** 30 / ours.t).toFixed(2)} GiB/s)` : '')
+      ? fmtTime(ours.t) + (bytes && !id.endsWith('mmap') ? ` (${(bytes / 2 ** 30 / ours.t).toFixed(2)} GiB/s)` : '') +
+        (ours.worst !== undefined ? `; worst ${fmtTime(ours.worst)}` : '')
       : other(ours)
     const peerText = ([key]) => {
       const c = cells[key]
@@ -239,8 +262,14 @@ try {
   const pyOut = py.status === 0 ? JSON.parse(py.stdout) : { rows: {}, notes: {}, versions: {}, error: `joblib_bench.py exited ${py.status}` }
   for (const [id, cells] of Object.entries(pyOut.rows)) Object.assign((node.rows[id] ??= {}), cells)
   if (pyOut.error) for (const cells of Object.values(node.rows)) cells.joblib ??= { error: pyOut.error }
+  log('large loads without forced GC, fresh processes (bench/large-load.mjs)')
+  const largeLoads = [['256', 'yield'], ['1024', 'yield'], ['256', 'async'], ['256', 'sync']].map(([mib, mode]) => {
+    const rounds = quick ? '4' : '30'
+    const r = spawnSync(process.execPath, [join(here, 'large-load.mjs'), '--json', '--mib', quick ? '16' : mib, '--mode', mode, '--rounds', rounds, '--processes', '2'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    return r.status === 0 ? JSON.parse(r.stdout) : { mib, mode, error: `large-load.mjs exited ${r.status}` }
+  })
   const memory = memorySection(tmp)
-  result = { rows: node.rows, notes: { ...node.notes, ...pyOut.notes }, memory, machine: machine(tmp, pyOut.versions), cfg }
+  result = { rows: node.rows, notes: { ...node.notes, ...pyOut.notes }, largeLoads, memory, machine: machine(tmp, pyOut.versions), cfg }
 } finally {
   rmSync(tmp, { recursive: true, force: true })
 }
@@ -258,7 +287,7 @@ const b3one = Object.entries(result.notes).filter(([k]) => k.startsWith('blake3-
 const md = `# Benchmarks
 
 Made by \`npm run bench\` (\`bench/run.mjs\`) in one run of ${(seconds / 60).toFixed(1)} minutes${quick ? ' (--quick: small sizes, a harness check only)' : ''}.
-Every figure is a median over repeats, measured side by side on the same data in this run.
+Every figure is a median over repeats (our column also gives the worst repeat), measured side by side on the same data in this run.
 Peer columns are **peer time / our time**: above 1.00x this package is faster, below it is slower.
 
 ${warning}
@@ -273,6 +302,10 @@ ${result.machine.map(([k, v]) => `| ${k} | ${esc(v)} |`).join('\n')}
 ${mainTable(result.rows)}
 
 ${charted ? '![ratio of each peer to this package, log scale](bench/chart.png)\n' : '(chart.py failed; no chart)\n'}
+### Large loads without forced GC, against \`fs.readFileSync\`
+
+${largeLoadTable(result.largeLoads)}
+
 ### Hit cost as the directory grows
 
 ${flatnessTable(result.rows, result.notes)}

@@ -80,6 +80,18 @@ class Encoder {
     this.view = new DataView(grown.buffer)
   }
 
+  /** Empty again, holding no reference to the arguments it encoded. */
+  reset(): void {
+    if (this.bytes.length > 64 * 1024) {
+      this.bytes = new Uint8Array(256)
+      this.view = new DataView(this.bytes.buffer)
+    }
+    this.length = 0
+    this.buffers.length = 0
+    this.offsets.length = 0
+    this.ancestors.clear()
+  }
+
   tag(t: number): void {
     this.reserve(1)
     this.bytes[this.length++] = t
@@ -300,9 +312,7 @@ function encodeThis(e: Encoder, self: unknown): void {
   }
 }
 
-function encodeCall(prefix: Uint8Array, call: Call): Encoder {
-  // A fresh encoder per call: a getter in the arguments may itself make a cached call.
-  const e = new Encoder()
+function encodeCall(prefix: Uint8Array, call: Call, e = new Encoder()): Encoder {
   e.raw(prefix)
   e.tag(Tag.Array)
   e.u32(call.args.length)
@@ -313,8 +323,20 @@ function encodeCall(prefix: Uint8Array, call: Call): Encoder {
 
 /** The 64-hex-digit key of a call of the function identified by `prefix`. */
 export function callKey(prefix: Uint8Array, call: Call): string {
-  return encodeCall(prefix, call).digest()
+  // The shared encoder saves allocating one per call; a getter in the
+  // arguments may itself make a cached call, which then gets a fresh one.
+  if (sharedBusy) return encodeCall(prefix, call).digest()
+  sharedBusy = true
+  try {
+    return encodeCall(prefix, call, shared).digest()
+  } finally {
+    shared.reset()
+    sharedBusy = false
+  }
 }
+
+const shared = new Encoder()
+let sharedBusy = false
 
 /**
  * `callKey`, hashing large arguments on the libuv thread pool (the binding

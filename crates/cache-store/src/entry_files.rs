@@ -289,27 +289,17 @@ impl EntryFiles {
         alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
     ) -> Lookup<B> {
         let Reading { map, verify, keep } = how;
-        let (record, kept) = match self.read_record(key) {
+        let path = self.layout.array(key);
+        let damaged = |reason: String| Lookup::Damaged(StoreError::Damaged { path: path.clone(), reason });
+        let keep = keep && !map;
+        if let Some(hit) = keep.then(|| self.kept_hit(key, &path, alloc)).flatten() {
+            return hit;
+        }
+        let record = match self.read_record(key) {
             Ok(r) => r,
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Lookup::Miss,
             Err(RecordRead::Invalid(e) | RecordRead::Unreadable(e)) => return Lookup::Damaged(e),
         };
-        let path = self.layout.array(key);
-        let damaged = |reason: String| Lookup::Damaged(StoreError::Damaged { path: path.clone(), reason });
-        let keep = keep && !map;
-        if let Some(kept) = kept.filter(|_| keep) {
-            // The file is the one the bytes were read from (a store renames
-            // a new file over it; a write in place changes its times).
-            if fs::symlink_metadata(&path).is_ok_and(|m| FileStamp::of(&m) == kept.stamp) {
-                let mut data = match alloc(kept.data.len()) {
-                    Ok(data) => data,
-                    Err(e) => return damaged(e.to_string()),
-                };
-                data.as_mut().copy_from_slice(&kept.data);
-                let array = NpyArray { header: kept.header.clone(), data, stored_order: kept.stored_order };
-                return Lookup::Hit(Entry { array: LoadedArray::Read(array), record });
-            }
-        }
         let (mut file, meta) = match layout::open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
@@ -342,6 +332,36 @@ impl EntryFiles {
         Lookup::Hit(Entry { array, record })
     }
 
+    /// The hit of a small array kept in memory, if both files are still the
+    /// ones it and its record were read from: one `lstat` each. A store
+    /// renames new files over both; a write in place changes a file's times.
+    fn kept_hit<B: AsMut<[u8]>>(
+        &self,
+        key: &str,
+        path: &Path,
+        alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
+    ) -> Option<Lookup<B>> {
+        let (record_stamp, record, kept) = {
+            let memo = self.memo();
+            let memoized = memo.entries.get(key)?;
+            (memoized.stamp.clone(), memoized.record.clone(), memoized.kept.clone()?)
+        };
+        let unchanged =
+            |path: &Path, stamp: &FileStamp| fs::symlink_metadata(path).is_ok_and(|m| FileStamp::of(&m) == *stamp);
+        if !unchanged(&self.layout.record(key), &record_stamp) || !unchanged(path, &kept.stamp) {
+            return None;
+        }
+        let mut data = match alloc(kept.data.len()) {
+            Ok(data) => data,
+            Err(e) => {
+                return Some(Lookup::Damaged(StoreError::Damaged { path: path.to_owned(), reason: e.to_string() }))
+            }
+        };
+        data.as_mut().copy_from_slice(&kept.data);
+        let array = NpyArray { header: kept.header.clone(), data, stored_order: kept.stored_order };
+        Some(Lookup::Hit(Entry { array: LoadedArray::Read(array), record }))
+    }
+
     /// Keeps a small array just read and checked beside its record, if the
     /// record in memory is still the one it was checked against.
     fn keep<B: AsRef<[u8]>>(&self, key: &str, record: &Arc<EntryRecord>, meta: &fs::Metadata, read: &NpyArray<B>) {
@@ -365,11 +385,10 @@ impl EntryFiles {
         }
     }
 
-    /// The record of `key`, and the small array kept with it if any: from
-    /// memory while the record's file is the one last read (same identity,
-    /// size and times), else read from disk. One stat instead of open, read
-    /// and close on repeated hits.
-    fn read_record(&self, key: &str) -> Result<(Arc<EntryRecord>, Option<Arc<KeptArray>>), RecordRead> {
+    /// The record of `key`: from memory while its file is the one last read
+    /// (same identity, size and times), else read from disk. One stat
+    /// instead of open, read and close on repeated hits.
+    fn read_record(&self, key: &str) -> Result<Arc<EntryRecord>, RecordRead> {
         let path = self.layout.record(key);
         let failed = |e: io::Error| {
             // Too large, or not a regular file: not a record at all.
@@ -388,7 +407,7 @@ impl EntryFiles {
         };
         if let Some(memoized) = self.memo().entries.get(key) {
             if memoized.stamp == FileStamp::of(&stat) {
-                return Ok((memoized.record.clone(), memoized.kept.clone()));
+                return Ok(memoized.record.clone());
             }
         }
         let (bytes, stat) = match layout::read_capped(&path, MAX_RECORD_LEN) {
@@ -408,7 +427,7 @@ impl EntryFiles {
             }
         };
         self.memo().insert(key, Memoized { stamp: FileStamp::of(&stat), record: record.clone(), kept: None });
-        Ok((record, None))
+        Ok(record)
     }
 
     /// Whether both files of `key` are there as regular files and the
@@ -422,7 +441,7 @@ impl EntryFiles {
     /// the record and the array's header and length are checked, and a
     /// small array's data too (as a load checks it).
     pub(crate) fn holds(&self, key: &str) -> bool {
-        let Ok((record, _)) = self.read_record(key) else { return false };
+        let Ok(record) = self.read_record(key) else { return false };
         let Ok((file, meta)) = layout::open_regular(&self.layout.array(key)) else { return false };
         if meta.len() <= (VERIFY_DATA_UP_TO + 64 * 1024) as u64 {
             let how = Reading { map: false, verify: Verify::Small, keep: false };
@@ -517,7 +536,7 @@ impl EntryFiles {
     /// the entry's size.
     pub(crate) fn check_whole(&self, key: &str) -> Checked {
         let record = match self.read_record(key) {
-            Ok((r, _)) => r,
+            Ok(r) => r,
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Checked::NotAnEntry,
             Err(RecordRead::Invalid(e) | RecordRead::Unreadable(e)) => return Checked::Damaged(e.to_string()),
         };
@@ -569,7 +588,7 @@ impl EntryFiles {
     pub(crate) fn describe(&self, key: &str, removed: &mut u64) -> Option<EntryRow> {
         let array_path = self.layout.array(key);
         let record = match self.read_record(key) {
-            Ok((r, _)) => r,
+            Ok(r) => r,
             Err(RecordRead::Invalid(_) | RecordRead::OtherVersion { newer: false }) => {
                 if self.unlink(key).is_ok() {
                     *removed += 1;
