@@ -224,6 +224,12 @@ function flatnessTable(rows, notes) {
         .filter(([, v]) => v !== undefined)
         .map(([p, v]) => `${p === 'ours' ? 'this package' : p === 'node' ? 'plain Node' : p === 'memoizeFs' ? 'memoize-fs (16 in flight)' : 'joblib'} ${(v.seconds ?? v).toFixed(1)} s`)
         .join(', ') + '.',
+    '',
+    'Every peer hits each entry once before the timed hits, so the ratio is what the directory\'s size adds to a repeated hit. ' +
+      'The first hit of an entry in a process reads its files: ' +
+      (cfg.entryCounts.map((c) => notes[`first-hit-ours-${c}`]).every((n) => n?.t !== undefined)
+        ? `this package's first hits cost ${cfg.entryCounts.map((c) => `${fmtTime(notes[`first-hit-ours-${c}`].t)} with ${c.toLocaleString('en-US')} entries`).join(', ')}.`
+        : 'not measured in this run.'),
   ].join('\n')
 }
 
