@@ -96,8 +96,7 @@ impl JsBytes {
     }
 }
 
-/// The ArrayBuffer over a loaded array's memory (see `memory`); a memory
-/// map is handed to the ArrayBuffer, which unmaps it when collected.
+/// The ArrayBuffer over a loaded array's memory or memory map (see `memory`).
 pub(crate) fn array_buffer<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(
     env: &'env Env,
     array: LoadedArray<B>,
@@ -106,11 +105,7 @@ pub(crate) fn array_buffer<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(
     match array {
         LoadedArray::Read(a) => memory::into_arraybuffer(env, a.data.into(), max_external),
         LoadedArray::Mapped(m) if m.data_len() > max_external => ArrayBuffer::copy_from(env, m.data()),
-        LoadedArray::Mapped(mut m) => {
-            let (ptr, len) = (m.data_ptr(), m.data_len());
-            // SAFETY: the mapping moves into the finalizer hint and lives there until V8 frees the ArrayBuffer.
-            unsafe { ArrayBuffer::from_external(env, ptr, len, m, |_, map| drop(map)) }
-        }
+        LoadedArray::Mapped(m) => memory::mapped(env, m),
     }
 }
 

@@ -50,7 +50,10 @@ fn map_opened(file: &File) -> Result<Option<MappedNpy>, Error> {
     // SAFETY: the mapping is private; the cache never truncates or rewrites
     // an entry in place (it renames new files over old ones), so the mapped
     // file keeps its length while mapped.
-    let map = unsafe { MmapOptions::new().map_copy(file) }.map_err(Error::io("map the file"))?;
+    let mapped = unsafe { MmapOptions::new().map_copy(file) };
+    // A mapping can fail for want of address space or map slots (many live
+    // mappings): the caller reads the file instead.
+    let Ok(map) = mapped else { return Ok(None) };
     let (header, offset) = decode_header_bytes(&map)?;
     let expected = header.data_len()?;
     let actual = file_len.saturating_sub(offset);
