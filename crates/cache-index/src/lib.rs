@@ -228,6 +228,10 @@ impl Index {
         // crash can at worst damage, and a damaged index is rebuilt from the
         // files. (Syncing made every checkpoint of a large prune wait on the disk.)
         conn.pragma_update(None, "synchronous", "OFF").map_err(err)?;
+        // Room for the pages of a large index (SQLite takes it only as it
+        // needs it): recording the uses of 100,000 entries at once no longer
+        // spills pages mid-transaction.
+        conn.pragma_update(None, "cache_size", -32768).map_err(err)?;
         let mut index = Index { conn, path: path.to_path_buf() };
         let version = index.write(|tx| {
             if is_foreign(tx)? {

@@ -240,7 +240,12 @@ impl Bookkeeper {
             return None;
         }
         Some(Recorded {
-            pending: uses.pending.drain().collect(),
+            pending: {
+                // In key order: the index's rows are, so the updates walk its pages once.
+                let mut pending: Vec<(String, i64)> = uses.pending.drain().collect();
+                pending.sort_unstable();
+                pending
+            },
             hits: std::mem::take(&mut uses.hits),
             misses: std::mem::take(&mut uses.misses),
         })
