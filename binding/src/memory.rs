@@ -10,8 +10,10 @@
 //!   that much is waiting, sync loads read straight into an ArrayBuffer V8
 //!   owns, which V8 frees as soon as it collects it.
 //! - V8 is told of external buffers twice as loudly as Node alone tells
-//!   it (see `external`), and not at all of memory maps (see `mapped`).
+//!   it (see `external`), so it collects large garbage arrays sooner.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -245,50 +247,47 @@ pub(crate) fn into_arraybuffer<'env>(
 /// when V8 collects it.
 fn external(env: &Env, buf: AlignedBuf) -> Result<ArrayBuffer<'_>> {
     let (ptr, len) = (buf.as_ptr() as *mut u8, buf.len());
-    // Counted first: a runtime without external buffers finalizes at once.
-    // Node reports the buffer's size to V8 too; reported twice, V8 collects
-    // sooner: a sync loop of 100 loads of 64 MiB peaked 1.1 GiB above its
-    // start with this, and 12 GiB without.
-    EXTERNAL.fetch_add(len, Ordering::Relaxed);
-    let change = i64::try_from(len).unwrap_or(i64::MAX);
-    let _ = env.adjust_external_memory(change);
+    // Counted once the buffer is JS's, uncounted once it is finalized, and
+    // never the other way round: a runtime without external buffers
+    // finalizes inside `from_external`, and a failure there may or may not
+    // have finalized. V8 refuses (aborts on) a report that takes back more
+    // than was reported.
+    let state = Rc::new(Cell::new(Lent::Pending));
+    let seen = state.clone();
     // SAFETY: the buffer moves into the finalizer hint; its memory does not move with it.
     let made = unsafe {
         ArrayBuffer::from_external(env, ptr, len, buf, move |env, buf| {
-            EXTERNAL.fetch_sub(buf.len(), Ordering::Relaxed);
-            let _ = env.adjust_external_memory(-change);
+            if seen.replace(Lent::Finalized) == Lent::Counted {
+                EXTERNAL.fetch_sub(buf.len(), Ordering::Relaxed);
+                let _ = env.adjust_external_memory(-(buf.len() as i64));
+            }
             give_back(buf);
         })
-    };
-    if made.is_err() {
-        EXTERNAL.fetch_sub(len, Ordering::Relaxed);
-        let _ = env.adjust_external_memory(-change);
+    }?;
+    if state.get() == Lent::Pending {
+        state.set(Lent::Counted);
+        EXTERNAL.fetch_add(len, Ordering::Relaxed);
+        // Node reports the buffer's size to V8 too; reported twice, V8
+        // collects sooner: a sync loop of 100 loads of 64 MiB peaked 1.1 GiB
+        // above its start with this, and 12 GiB without.
+        let _ = env.adjust_external_memory(len as i64);
     }
-    made
+    Ok(made)
+}
+
+/// Where an external buffer's accounting stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lent {
+    Pending,
+    Counted,
+    Finalized,
 }
 
 /// An external ArrayBuffer over a memory map, unmapped when V8 collects it.
-///
-/// Node reports an external buffer's size to V8 as memory it holds, and V8
-/// answers a large report with garbage-collection work at once (most of a
-/// 1 GiB mapped hit's time). A private file mapping holds no memory until
-/// its pages are read, and those are page cache the kernel can drop: so the
-/// report is cancelled in advance, and restored when the buffer is freed.
 pub(crate) fn mapped(env: &Env, mut map: MappedNpy) -> Result<ArrayBuffer<'_>> {
     let (ptr, len) = (map.data_ptr(), map.data_len());
-    let change = i64::try_from(len).unwrap_or(i64::MAX);
-    let _ = env.adjust_external_memory(-change);
     // SAFETY: the mapping moves into the finalizer hint and lives there until V8 frees the ArrayBuffer.
-    let made = unsafe {
-        ArrayBuffer::from_external(env, ptr, len, map, move |env, map| {
-            drop(map);
-            let _ = env.adjust_external_memory(change);
-        })
-    };
-    if made.is_err() {
-        let _ = env.adjust_external_memory(change);
-    }
-    made
+    unsafe { ArrayBuffer::from_external(env, ptr, len, map, |_, map| drop(map)) }
 }
 
 /// What the memory of loaded arrays holds now: for tests of the pool. Not

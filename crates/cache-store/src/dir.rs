@@ -132,6 +132,12 @@ impl CacheDir {
         Ok(())
     }
 
+    /// How many small arrays this process keeps in memory: for tests.
+    #[doc(hidden)]
+    pub fn kept_arrays(&self) -> usize {
+        self.files.kept_arrays()
+    }
+
     /// The length of the `.npy` file of `key` if there is one (a lstat, no
     /// checks): for deciding where to load it, not whether.
     pub fn array_len(&self, key: &str) -> Option<u64> {

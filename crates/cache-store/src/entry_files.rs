@@ -196,6 +196,31 @@ impl Memo {
     }
 }
 
+/// A file's times may tick this coarsely (some kernels' timestamps move
+/// once per scheduler tick): a file changed more recently than this could
+/// be replaced within the same tick, and an inode reused at once, with an
+/// identical stamp.
+const STAMP_TICK: Duration = Duration::from_millis(100);
+
+/// Whether `meta`'s file changed within [`STAMP_TICK`] of now (or in the
+/// future): its stamp cannot yet stand for its contents, so it is not kept
+/// (git calls such files racily clean).
+fn changed_lately(meta: &fs::Metadata) -> bool {
+    let now = SystemTime::now();
+    let recent = |t: SystemTime| now.duration_since(t).map_or(true, |age| age < STAMP_TICK);
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt;
+        let ctime = u64::try_from(meta.ctime()).ok().map(|s| {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(s) + Duration::from_nanos(meta.ctime_nsec().max(0) as u64)
+        });
+        ctime.is_none_or(recent)
+    };
+    #[cfg(not(unix))]
+    let changed = false;
+    changed || meta.modified().map_or(true, recent)
+}
+
 /// How an entry is read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reading {
@@ -365,6 +390,9 @@ impl EntryFiles {
     /// Keeps a small array just read and checked beside its record, if the
     /// record in memory is still the one it was checked against.
     fn keep<B: AsRef<[u8]>>(&self, key: &str, record: &Arc<EntryRecord>, meta: &fs::Metadata, read: &NpyArray<B>) {
+        if changed_lately(meta) {
+            return;
+        }
         let kept = KeptArray {
             stamp: FileStamp::of(meta),
             header: read.header.clone(),
@@ -573,6 +601,10 @@ impl EntryFiles {
             .collect();
         keys.sort();
         Ok(keys)
+    }
+
+    pub(crate) fn kept_arrays(&self) -> usize {
+        self.memo().entries.values().filter(|m| m.kept.is_some()).count()
     }
 
     pub(crate) fn forget_records(&self) {

@@ -404,6 +404,12 @@ fn contains_says_what_a_load_would_find_without_reading_large_data() {
     assert!(!dir.contains(&key(2)).unwrap(), "a large entry's length and header are checked");
 }
 
+/// Longer than the cache's 100 ms window in which a file just changed is
+/// not kept (its stamp could still collide with a replacement's).
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(150));
+}
+
 #[test]
 fn a_small_array_kept_from_a_read_is_served_only_while_its_files_are_the_ones_read() {
     let tmp = tempfile::tempdir().unwrap();
@@ -411,11 +417,15 @@ fn a_small_array_kept_from_a_read_is_served_only_while_its_files_are_the_ones_re
     let (npy, json) = (tmp.path().join(format!("{KEY}.npy")), tmp.path().join(format!("{KEY}.json")));
     dir.store(KEY, &f8(&[3]), &bytes_of(&[1.0, 2.0, 3.0]), &ND).unwrap();
     let first = hit(dir.load(KEY, false).unwrap());
+    assert_eq!(dir.kept_arrays(), 0, "files changed just now are not kept");
+    settle();
+    hit(dir.load(KEY, false).unwrap());
+    assert_eq!(dir.kept_arrays(), 1);
     let good = fs::read(&npy).unwrap();
-
     let again = hit(dir.load(KEY, false).unwrap());
     assert_eq!(again.array.data(), first.array.data());
     assert_ne!(again.array.data().as_ptr(), first.array.data().as_ptr(), "each hit gets its own memory");
+    assert!(hit(dir.load(KEY, true).unwrap()).array.data() == first.array.data(), "mapped loads do not use it");
 
     // Another file renamed over the array (a new inode): read and checked again.
     let planted = tmp.path().join("planted");
@@ -425,24 +435,29 @@ fn a_small_array_kept_from_a_read_is_served_only_while_its_files_are_the_ones_re
     fs::rename(&planted, &npy).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)));
 
-    // A rewrite in place that changes the length: seen too.
+    // A rewrite in place, same length: its times change.
     dir.store(KEY, &f8(&[3]), &bytes_of(&[1.0, 2.0, 3.0]), &ND).unwrap();
+    settle();
     hit(dir.load(KEY, false).unwrap());
-    let mut longer = good.clone();
-    longer.push(0);
-    fs::write(&npy, &longer).unwrap();
+    assert_eq!(dir.kept_arrays(), 1);
+    fs::write(&npy, &bad).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)));
 
     // The record replaced by another store's: the new entry, not the kept one.
     dir.store(KEY, &f8(&[3]), &bytes_of(&[1.0, 2.0, 3.0]), &ND).unwrap();
+    settle();
     hit(dir.load(KEY, false).unwrap());
     dir.store(KEY, &f8(&[2]), &bytes_of(&[5.0, 6.0]), &ND).unwrap();
     assert_eq!(hit(dir.load(KEY, false).unwrap()).array.data(), &bytes_of(&[5.0, 6.0])[..]);
 
     // Either file removed: a miss at once.
+    settle();
+    hit(dir.load(KEY, false).unwrap());
+    assert_eq!(dir.kept_arrays(), 1);
     fs::remove_file(&npy).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
     dir.store(KEY, &f8(&[2]), &bytes_of(&[5.0, 6.0]), &ND).unwrap();
+    settle();
     hit(dir.load(KEY, false).unwrap());
     fs::remove_file(&json).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
