@@ -181,18 +181,17 @@ impl Memo {
         }
     }
 
-    fn insert(&mut self, key: &str, memoized: Memoized) {
+    /// Memoizes a record just read (its array is kept later, by `keep`).
+    fn insert(&mut self, key: &str, stamp: FileStamp, record: Arc<EntryRecord>) {
         self.remove(key);
-        let (keys, kept) = (self.entries.len(), self.kept_bytes + memoized.kept.as_ref().map_or(0, |k| k.data.len()));
-        if keys >= RECORD_MEMO_LIMIT || kept > KEPT_BYTES_LIMIT {
+        if self.entries.len() >= RECORD_MEMO_LIMIT {
             // Drop one arbitrary entry: clearing all would make a working
             // set just over the limit miss every time.
             if let Some(old) = self.entries.keys().next().cloned() {
                 self.remove(&old);
             }
         }
-        self.kept_bytes += memoized.kept.as_ref().map_or(0, |k| k.data.len());
-        self.entries.insert(key.to_owned(), memoized);
+        self.entries.insert(key.to_owned(), Memoized { stamp, record, kept: None });
     }
 }
 
@@ -393,24 +392,24 @@ impl EntryFiles {
         if changed_lately(meta) {
             return;
         }
-        let kept = KeptArray {
+        let data = read.data.as_ref();
+        let mut memo = self.memo();
+        let Memo { entries, kept_bytes } = &mut *memo;
+        let Some(memoized) = entries.get_mut(key).filter(|m| Arc::ptr_eq(&m.record, record)) else {
+            return;
+        };
+        // What was kept before is of an older file: replaced, or dropped if this one does not fit.
+        *kept_bytes -= memoized.kept.take().map_or(0, |k| k.data.len());
+        if *kept_bytes + data.len() > KEPT_BYTES_LIMIT {
+            return;
+        }
+        *kept_bytes += data.len();
+        memoized.kept = Some(Arc::new(KeptArray {
             stamp: FileStamp::of(meta),
             header: read.header.clone(),
             stored_order: read.stored_order,
-            data: read.data.as_ref().into(),
-        };
-        let mut memo = self.memo();
-        let Some(memoized) = memo.entries.get_mut(key).filter(|m| Arc::ptr_eq(&m.record, record)) else {
-            return;
-        };
-        let old = memoized.kept.replace(Arc::new(kept)).map_or(0, |k| k.data.len());
-        memo.kept_bytes = memo.kept_bytes - old + read.data.as_ref().len();
-        if memo.kept_bytes > KEPT_BYTES_LIMIT {
-            // Over the limit: this one is not kept after all.
-            let memoized = memo.entries.get_mut(key).expect("present above");
-            let len = memoized.kept.take().map_or(0, |k| k.data.len());
-            memo.kept_bytes -= len;
-        }
+            data: data.into(),
+        }));
     }
 
     /// The record of `key`: from memory while its file is the one last read
@@ -454,7 +453,7 @@ impl EntryFiles {
                 }))
             }
         };
-        self.memo().insert(key, Memoized { stamp: FileStamp::of(&stat), record: record.clone(), kept: None });
+        self.memo().insert(key, FileStamp::of(&stat), record.clone());
         Ok(record)
     }
 
