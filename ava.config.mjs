@@ -8,6 +8,6 @@ export const common = {
 
 export default {
   ...common,
-  files: ['__test__/**/*.spec.ts', '!__test__/large.spec.ts'],
+  files: ['__test__/**/*.spec.ts', '!__test__/large.spec.ts', '!__test__/remote-large.spec.ts'],
   concurrency: 2,
 }

@@ -89,6 +89,40 @@ export declare class ComputeLease {
   release(): void
 }
 
+/** An object-store location used as a cache. */
+export declare class RemoteCache {
+  /** Opens `location` (`s3://bucket/prefix`, `gs://...`, `az://...`); makes no request. */
+  constructor(location: string, settings?: RemoteSettings | undefined | null)
+  load(key: string): { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }
+  loadAsync(key: string): Promise<{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }>
+  /**
+   * Publishes the entry; true if this call published it, false if
+   * another writer's entry was there first.
+   */
+  store(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): boolean
+  /**
+   * `store` on the libuv pool. The caller keeps `data` referenced and
+   * unchanged until the promise settles.
+   */
+  storeAsync(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): Promise<boolean>
+  contains(key: string): boolean
+  remove(key: string): boolean
+  /** Takes the compute-once lease of `key`, or says who holds it. */
+  claim(key: string, staleAfterMs: number): RemoteComputeLease | { holder: string; thisProcess: false }
+  /** Entries and bytes from a listing; hits and misses of this process. */
+  stats(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): CacheTotals
+  /** Every entry, most recently used first, with its function, dtype and shape. */
+  entries(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): Array<IndexedEntry>
+  prune(limits: CacheLimits, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): RemotePruneSummary
+  /** Removes every object the cache wrote; returns how many. */
+  clear(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): number
+}
+
+/** A held compute-once lease in the object store; `release` gives it up. */
+export declare class RemoteComputeLease {
+  release(): void
+}
+
 /** How an array's data is laid out: what the `.npy` header says. */
 export interface ArrayLayout {
   shape: Array<number>
@@ -252,6 +286,31 @@ export interface PruneSummary {
 
 /** Reads a .npy file into a fresh buffer (one copy, from the kernel). */
 export declare function readNpyFile(path: string): { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }
+
+export interface RemotePruneSummary {
+  removedEntries: number
+  removedBytes: number
+  removedLeftovers: number
+  entries: number
+  bytes: number
+}
+
+/** Settings that override the standard environment's (`AWS_*`). */
+export interface RemoteSettings {
+  endpoint?: string
+  region?: string
+  accessKeyId?: string
+  secretAccessKey?: string
+  sessionToken?: string
+  allowHttp?: boolean
+  timeoutMs?: number
+  maxRetries?: number
+  retryTimeoutMs?: number
+  /** Objects larger than this many bytes are uploaded in parts. */
+  multipartFrom?: number
+  /** The size of each ranged GET and upload part. */
+  partSize?: number
+}
 
 /** Tells the binding the runtime's Buffer size limit. */
 export declare function setMaxExternalLength(bytes: number): void

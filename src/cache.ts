@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events'
 import { resolve } from 'node:path'
 import { types } from 'node:util'
-import { type Lookup, type NativeCacheDir, loadLean, native } from './native'
+import { type Lookup, type NativeCacheDir, type NativeRemote, loadLean, native } from './native'
 import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
 import { type TypedArray, viewOf } from './dtypes'
 import { bytesOf, toArrayParts } from './npy'
@@ -16,6 +16,7 @@ import {
   cacheSettings,
   clearSettings,
   functionSettings,
+  listSettings,
   pruneSettings,
   verifySettings,
 } from './options'
@@ -29,6 +30,7 @@ import type {
   CachedFunctionMethods,
   CachedFunctionOptions,
   ClearCacheOptions,
+  ListOptions,
   NumpyFuncCacheEvents,
   NumpyFuncCacheOptions,
   PruneOptions,
@@ -72,43 +74,82 @@ function computed(value: unknown, label: string): Computed {
   return { parts, result: parts.bare ? parts.data : shaped(parts.data, parts.layout) }
 }
 
+/** What the local tier stores of a remote hit: its bytes, layout and entry. */
+function keptEntry(found: Lookup & { status: 'hit' }, functionName: string) {
+  const { array } = found
+  const layout = { shape: array.shape, dtype: array.dtype, fortranOrder: array.fortranOrder }
+  const entry = { function: functionName, result: found.result, class: found.class } as const
+  return [new Uint8Array(array.buffer), layout, entry] as const
+}
+
 function shaped(data: TypedArray, layout: { shape: number[]; dtype: string; fortranOrder: boolean }): unknown {
   const { shape, dtype, fortranOrder } = layout
   return fortranOrder ? { data, shape, dtype, fortranOrder } : { data, shape, dtype }
 }
 
 export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
-  /** The cache directory, absolute. */
+  /** The cache directory, absolute; or the object-store location (`s3://bucket/prefix`). */
   readonly path: string
-  readonly #dir: NativeCacheDir
+  /** The directory: the cache itself, or an object store's local tier (`localDir`). */
+  readonly #local: NativeCacheDir | undefined
+  /** The object store, for an `s3://` (`gs://`, `az://`) location. */
+  readonly #remote: NativeRemote | undefined
+  readonly #limits: CacheLimits
   readonly #computeOnce: ComputeOnce | undefined
   #flushTimer: NodeJS.Timeout | undefined
   #leaseWarned = false
 
   /**
    * A cache in directory `path`, made on the first store. Throws if `path`
-   * exists and is not a directory.
+   * exists and is not a directory. `path` may also be an object-store
+   * location, `s3://bucket/prefix` (or `gs://`, `az://`), shared by many
+   * machines; requests are made on first use.
    */
   constructor(path: string, options?: NumpyFuncCacheOptions) {
     super()
     const settings = cacheSettings(path, options)
     this.#computeOnce = settings.computeOnce
-    this.path = resolve(settings.path)
-    this.#dir = nativeCall(
-      () => new native.CacheDir(this.path, { map: settings.mmap, limits: settings.limits, verify: settings.verify }),
-    )
-    nativeDirOf.set(this, this.#dir)
-    flushOnExit(this.#dir)
+    this.#limits = settings.limits
+    const dirOptions = { map: settings.mmap, limits: settings.limits, verify: settings.verify }
+    const { remote } = settings
+    if (remote) {
+      this.path = settings.path.replace(/\/+$/, '')
+      this.#remote = nativeCall(() => new native.RemoteCache(this.path, remote.settings))
+      const localDir = remote.localDir === undefined ? undefined : resolve(remote.localDir)
+      this.#local = localDir === undefined ? undefined : nativeCall(() => new native.CacheDir(localDir, dirOptions))
+    } else {
+      this.path = resolve(settings.path)
+      const dir = this.path
+      this.#local = nativeCall(() => new native.CacheDir(dir, dirOptions))
+    }
+    if (this.#local) {
+      nativeDirOf.set(this, this.#local)
+      flushOnExit(this.#local)
+    }
   }
 
-  /** Entries and bytes in the directory, and hits and misses, totalled over every process that used it. */
-  stats(): CacheStats {
+  /** The cache directory (a local cache, not an object store's tier). */
+  get #dir(): NativeCacheDir {
+    return this.#local!
+  }
+
+  /**
+   * Entries and bytes in the directory, and hits and misses, totalled over
+   * every process that used it. For an object store: entries and bytes from
+   * a listing of it (one request per 1,000 objects), hits and misses of
+   * this process.
+   */
+  stats(options?: ListOptions): CacheStats {
+    const { onProgress } = listSettings(options, 'stats')
+    if (this.#remote) return nativeCall(() => this.#remote!.stats(onProgress))
     return nativeCall(() => this.#dir.stats())
   }
 
-  /** Every entry, most recently used first. */
-  entries(): CacheEntryInfo[] {
-    return nativeCall(() => this.#dir.entries()).map((e) => ({
+  /** Every entry, most recently used first. For an object store, from a listing and a read of each entry's first bytes. */
+  entries(options?: ListOptions): CacheEntryInfo[] {
+    const { onProgress } = listSettings(options, 'entries')
+    const rows = this.#remote ? nativeCall(() => this.#remote!.entries(onProgress)) : nativeCall(() => this.#dir.entries())
+    return rows.map((e) => ({
       key: e.key,
       function: e.function,
       dtype: e.dtype,
@@ -127,6 +168,12 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    */
   prune(limits?: CacheLimits, options?: PruneOptions): PruneReport {
     const settings = pruneSettings(limits, options)
+    if (this.#remote) {
+      // The local tier keeps to the cache's own limits; the store to those given.
+      if (this.#local) nativeCall(() => this.#local!.prune(undefined, undefined))
+      const r = nativeCall(() => this.#remote!.prune(settings.limits ?? this.#limits, settings.onProgress))
+      return { ...r, adopted: 0, dropped: 0 }
+    }
     return nativeCall(() => this.#dir.prune(settings.limits, settings.onProgress))
   }
 
@@ -137,13 +184,20 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    */
   verify(options?: VerifyOptions): VerifyReport {
     const { dryRun, onProgress } = verifySettings(options)
+    // An object store's entries are checked whole on every load; its local tier is checked here.
+    if (this.#remote && !this.#local) return { checked: 0, damaged: [], removed: 0 }
     return nativeCall(() => this.#dir.verify(!dryRun, onProgress))
   }
 
-  /** Removes the files this cache wrote; with `removeDir`, then the directory. */
+  /**
+   * Removes the files this cache wrote; with `removeDir`, then the
+   * directory. For an object store: every object the cache wrote under its
+   * prefix, and the local tier's files.
+   */
   clearCache(options?: ClearCacheOptions): void {
     const { removeDir } = clearSettings(options)
-    nativeCall(() => this.#dir.clear(removeDir))
+    if (this.#remote) nativeCall(() => this.#remote!.clear(undefined))
+    if (this.#local) nativeCall(() => this.#local!.clear(removeDir))
   }
 
   /**
@@ -164,10 +218,13 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     // wrapper itself) or, through call(), on a method's (`cached.has.call(obj, ...)`).
     const methodsOf = (wrapper: unknown): CachedFunctionMethods<F> => ({
       has(this: unknown, ...args) {
-        return nativeCall(() => cache.#dir.contains(callKey(prefix, call(this === wrapper ? undefined : this, args))))
+        const key = callKey(prefix, call(this === wrapper ? undefined : this, args))
+        return nativeCall(() => cache.#local?.contains(key) || (cache.#remote?.contains(key) ?? false))
       },
       invalidate(this: unknown, ...args) {
-        return nativeCall(() => cache.#dir.remove(callKey(prefix, call(this === wrapper ? undefined : this, args))))
+        const key = callKey(prefix, call(this === wrapper ? undefined : this, args))
+        const local = nativeCall(() => cache.#local?.remove(key) ?? false)
+        return nativeCall(() => cache.#remote?.remove(key) ?? false) || local
       },
     })
 
@@ -183,7 +240,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         }
         return cache.#store(key, name, computed(value, label), label)
       }
-      const load = (key: string, report: boolean) => cache.#hit(nativeCall(() => loadLean(cache.#dir, key)), key, name, report)
+      const load = (key: string, report: boolean) => cache.#load(key, name, report)
       const wrapper = function (this: unknown, ...args: unknown[]) {
         const key = callKey(prefix, call(this, args))
         const hit = load(key, true)
@@ -198,15 +255,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       return Object.assign(wrapper, methodsOf(wrapper)) as unknown as CachedFunction<F>
     }
 
-    const load = async (key: string, report: boolean) => {
-      let found: Lookup
-      try {
-        found = await cache.#dir.loadAsync(key)
-      } catch (e) {
-        throw fromNative(e)
-      }
-      return cache.#hit(found, key, name, report)
-    }
+    const load = (key: string, report: boolean) => cache.#loadAsync(key, name, report)
     const compute = async (self: unknown, args: unknown[], key: string) => {
       // The caller regained control at the call: it may have changed the
       // arguments since. Compute only from what the key was made of.
@@ -250,9 +299,9 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * while it waits); undefined if another process holds it.
    */
   #claim(key: string, once: ComputeOnce, sync: boolean): Claim {
-    let claim: ReturnType<NativeCacheDir['claim']>
+    let claim: ReturnType<NativeCacheDir['claim']> | ReturnType<NativeRemote['claim']>
     try {
-      claim = this.#dir.claim(key, once.staleAfter)
+      claim = this.#remote ? this.#remote.claim(key, once.staleAfter) : this.#dir.claim(key, once.staleAfter)
     } catch (e) {
       if (!this.#leaseWarned) {
         this.#leaseWarned = true
@@ -280,6 +329,75 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     }, FLUSH_EVERY_MS).unref()
   }
 
+  /** The result of `key`'s entry, else undefined: from the directory, then the object store. */
+  #load(key: string, functionName: string, report: boolean): unknown {
+    if (this.#local) {
+      const hit = this.#hit(nativeCall(() => loadLean(this.#local!, key)), key, functionName, report)
+      if (hit !== undefined || !this.#remote) return hit
+    }
+    let found: Lookup
+    try {
+      found = this.#remote!.load(key)
+    } catch (e) {
+      return this.#remoteFailed(e, key, functionName)
+    }
+    if (found.status === 'hit' && this.#local) this.#keep(key, functionName, found)
+    return this.#hit(found, key, functionName, report)
+  }
+
+  async #loadAsync(key: string, functionName: string, report: boolean): Promise<unknown> {
+    if (this.#local) {
+      let found: Lookup
+      try {
+        found = await this.#local.loadAsync(key)
+      } catch (e) {
+        throw fromNative(e)
+      }
+      const hit = this.#hit(found, key, functionName, report)
+      if (hit !== undefined || !this.#remote) return hit
+    }
+    let found: Lookup
+    try {
+      found = await this.#remote!.loadAsync(key)
+    } catch (e) {
+      return this.#remoteFailed(e, key, functionName)
+    }
+    if (found.status === 'hit' && this.#local) await this.#keepAsync(key, functionName, found)
+    return this.#hit(found, key, functionName, report)
+  }
+
+  /** Keeps a remote hit in the local tier, before the caller can change the array. */
+  #keep(key: string, functionName: string, found: Lookup & { status: 'hit' }): void {
+    try {
+      this.#local!.store(key, ...keptEntry(found, functionName))
+    } catch (e) {
+      this.#storeFailed(e, key, functionName, `${functionName || 'anonymous function'}()`, this.#local)
+    }
+  }
+
+  async #keepAsync(key: string, functionName: string, found: Lookup & { status: 'hit' }): Promise<void> {
+    try {
+      await this.#local!.storeAsync(key, ...keptEntry(found, functionName))
+    } catch (e) {
+      this.#storeFailed(e, key, functionName, `${functionName || 'anonymous function'}()`, this.#local)
+    }
+  }
+
+  /**
+   * A load from the object store failed: refused credentials are thrown;
+   * anything else (unreachable, timeouts, 5xx after retries) is reported
+   * and the call computes (fails open).
+   */
+  #remoteFailed(e: unknown, key: string, functionName: string): undefined {
+    const cause = fromNative(e) as Error & { code?: string }
+    if (cause.code === ErrorCodes.REMOTE_DENIED || cause.code === ErrorCodes.INVALID_ARG) throw cause
+    const error = codedError(Error, ErrorCodes.REMOTE_UNAVAILABLE, `could not read ${this.path}, so the result is computed: ${cause.message}`, {
+      cause,
+    })
+    this.#report(error, key, functionName)
+    return undefined
+  }
+
   /** The result of a lookup that hit, else undefined (a damaged entry is reported if `report`). */
   #hit(found: Lookup, key: string, functionName: string, report: boolean): unknown {
     if (found.status === 'miss') return undefined
@@ -294,20 +412,29 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   }
 
   #store(key: string, functionName: string, { parts, result }: Computed, label: string): unknown {
-    try {
-      this.#dir.store(key, bytesOf(parts), parts.layout, this.#entryOf(parts, functionName))
-    } catch (e) {
-      this.#storeFailed(e, key, functionName, label)
+    const entry = this.#entryOf(parts, functionName)
+    // The store first: other machines wait for it; the local tier is this machine's.
+    for (const tier of [this.#remote, this.#local]) {
+      if (tier === undefined) continue
+      try {
+        tier.store(key, bytesOf(parts), parts.layout, entry)
+      } catch (e) {
+        this.#storeFailed(e, key, functionName, label, tier)
+      }
     }
     return result
   }
 
   async #storeAsync(key: string, functionName: string, { parts, result }: Computed, label: string): Promise<unknown> {
-    try {
-      // `parts` keeps the result's memory referenced while the pool writes it.
-      await this.#dir.storeAsync(key, bytesOf(parts), parts.layout, this.#entryOf(parts, functionName))
-    } catch (e) {
-      this.#storeFailed(e, key, functionName, label)
+    const entry = this.#entryOf(parts, functionName)
+    for (const tier of [this.#remote, this.#local]) {
+      if (tier === undefined) continue
+      try {
+        // `parts` keeps the result's memory referenced while the pool writes it.
+        await tier.storeAsync(key, bytesOf(parts), parts.layout, entry)
+      } catch (e) {
+        this.#storeFailed(e, key, functionName, label, tier)
+      }
     }
     return result
   }
@@ -316,11 +443,16 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     return { function: functionName, result: parts.bare ? 'typedarray' : 'ndarray', class: parts.className } as const
   }
 
-  #storeFailed(e: unknown, key: string, functionName: string, label: string): void {
+  #storeFailed(e: unknown, key: string, functionName: string, label: string, tier: unknown): void {
     const cause = fromNative(e) as Error
-    const error = codedError(Error, ErrorCodes.STORE_FAILED, `could not store the result of ${label} in ${this.path}: ${cause.message}`, {
+    const where = tier === this.#remote || !this.#remote ? this.path : `the local tier of ${this.path}`
+    const error = codedError(Error, ErrorCodes.STORE_FAILED, `could not store the result of ${label} in ${where}: ${cause.message}`, {
       cause,
     })
+    this.#report(error, key, functionName)
+  }
+
+  #report(error: Error, key: string, functionName: string): void {
     if (this.listenerCount('storeError') > 0) this.emit('storeError', error, { key, functionName })
     else process.emitWarning(error.message, { code: 'NUMPY_FUNC_CACHE_STORE_FAILED' })
   }

@@ -10,6 +10,7 @@ import { NumpyFuncCache } from './cache'
 import type { CacheLimits, CacheStats, PruneReport, VerifyReport } from './types'
 import { native } from './native'
 import { dtypeName } from './dtypes'
+import { isRemoteLocation } from './options'
 
 
 /**
@@ -17,6 +18,8 @@ import { dtypeName } from './dtypes'
  * because reading a cache writes its index into the directory.
  */
 function openCache(dir: string): NumpyFuncCache | null {
+  // An object store has no directory to look at: its listing shows only the cache's own objects.
+  if (isRemoteLocation(dir)) return new NumpyFuncCache(dir)
   let isDir: boolean
   try {
     isDir = statSync(dir).isDirectory()
@@ -110,8 +113,8 @@ interface JsonOption {
   json?: boolean
 }
 
-function ls(dir: string, opts: JsonOption): void {
-  const entries = openCache(dir)?.entries() ?? []
+function ls(dir: string, opts: JsonOption & { progress?: boolean }): void {
+  const entries = withBar(opts, 'reading', (onProgress) => openCache(dir)?.entries({ onProgress })) ?? []
   if (opts.json) return printJson(entries)
   if (entries.length === 0) return console.log(`no entries in ${dir}`)
   const now = Date.now()
@@ -133,8 +136,8 @@ function ls(dir: string, opts: JsonOption): void {
   console.log(`${count(entries.length, 'entry', 'entries')}, ${size(bytes)}`)
 }
 
-function stats(dir: string, opts: JsonOption): void {
-  const s = openCache(dir)?.stats() ?? NO_STATS
+function stats(dir: string, opts: JsonOption & { progress?: boolean }): void {
+  const s = withBar(opts, 'listing', (onProgress) => openCache(dir)?.stats({ onProgress })) ?? NO_STATS
   if (opts.json) return printJson(s)
   const lookups = s.hits + s.misses
   const rows = [
@@ -147,12 +150,24 @@ function stats(dir: string, opts: JsonOption): void {
   for (const [name, value] of rows) console.log(`${name.padEnd(10)}${value}`)
 }
 
-/** A progress bar on stderr, drawn once there is something to count. */
+/**
+ * A progress bar on stderr, drawn once there is something to count; a
+ * count of objects listed while the total is unknown (an object store's listing).
+ */
 function progressBar(label: string): { onProgress: (done: number, total: number) => void; stop: () => void } {
   let bar: SingleBar | undefined
+  let listed = false
   return {
     onProgress: (done, total) => {
-      if (total === 0) return
+      if (total === 0) {
+        if (done > 0) process.stderr.write(`\rlisted ${done.toLocaleString('en-US')} objects`)
+        listed = done > 0
+        return
+      }
+      if (listed) {
+        process.stderr.write('\n')
+        listed = false
+      }
       if (bar === undefined) {
         // noTTYOutput: a forced bar (--progress) also draws into a pipe or file.
         bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} entries`, noTTYOutput: true })
@@ -161,7 +176,20 @@ function progressBar(label: string): { onProgress: (done: number, total: number)
         bar.update(done)
       }
     },
-    stop: () => bar?.stop(),
+    stop: () => {
+      if (listed) process.stderr.write('\n')
+      bar?.stop()
+    },
+  }
+}
+
+/** Runs `work` with a progress bar when asked for (or on a terminal without --json). */
+function withBar<T>(opts: JsonOption & { progress?: boolean }, label: string, work: (onProgress?: (done: number, total: number) => void) => T): T {
+  const bar = opts.progress || (!opts.json && process.stderr.isTTY) ? progressBar(label) : undefined
+  try {
+    return work(bar?.onProgress)
+  } finally {
+    bar?.stop()
   }
 }
 
@@ -228,7 +256,7 @@ function clear(dir: string, opts: JsonOption & { removeDir?: boolean }): void {
 const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
 
 const program = new Command('numpy-func-cache')
-  .description('Inspect and maintain a numpy-func-cache directory.')
+  .description('Inspect and maintain a numpy-func-cache directory or object-store location.')
   .version(version)
   .exitOverride()
   .showHelpAfterError('(run numpy-func-cache --help for usage)')
@@ -237,12 +265,16 @@ function command(name: string, description: string): Command {
   return program
     .command(name)
     .description(description)
-    .argument('<dir>', 'the cache directory')
+    .argument('<dir>', 'the cache directory, or an object-store location (s3://bucket/prefix)')
     .option('--json', 'print JSON on stdout instead of text')
 }
 
-command('ls', 'list the entries, most recently used first').action(ls)
-command('stats', 'show entries, total size, hits, misses and hit rate').action(stats)
+command('ls', 'list the entries, most recently used first')
+  .option('--progress', 'show progress even when stderr is not a terminal or with --json')
+  .action(ls)
+command('stats', 'show entries, total size, hits, misses and hit rate')
+  .option('--progress', 'show progress even when stderr is not a terminal or with --json')
+  .action(stats)
 command('prune', 'remove expired and least recently used entries until the limits hold')
   .option('--max-bytes <size>', 'keep at most this much: 10GB (powers of 1000), 512MiB or 1.5G (1024), bytes', sizeArg)
   .option('--max-entries <n>', 'keep at most this many entries', countArg)

@@ -29,6 +29,10 @@ export const ErrorCodes = {
   NOT_EMPTY: 'ERR_NFC_NOT_EMPTY',
   /** The cache's index could not be read or written. */
   INDEX: 'ERR_NFC_INDEX',
+  /** The object store could not be reached or kept failing after retries (the error of a 'storeError' event; the call computed its result). */
+  REMOTE_UNAVAILABLE: 'ERR_NFC_REMOTE_UNAVAILABLE',
+  /** The object store refused the credentials or the permission: thrown by a cached call, never retried. */
+  REMOTE_DENIED: 'ERR_NFC_REMOTE_DENIED',
   /** No native binary for this platform. */
   NO_BINARY: 'ERR_NFC_NO_BINARY',
   /** A bug: a panic in the native core. */

@@ -10,6 +10,7 @@ export type {
   CacheableFunction,
   CachedFunctionMethods,
   ComputeOnceOptions,
+  ListOptions,
   PruneOptions,
   PruneReport,
   VerifyOptions,
@@ -22,6 +23,7 @@ export type {
   EntryInfo,
   NumpyFuncCacheEvents,
   NumpyFuncCacheOptions,
+  RemoteOptions,
 } from './types'
 export { readNpy, writeNpy } from './npy'
 export type { NdArray, NpyArray, LoadedNdArray } from './npy'

@@ -26,6 +26,7 @@ export const native = load()
 native.setMaxExternalLength(constants.MAX_LENGTH)
 
 export type NativeCacheDir = InstanceType<typeof native.CacheDir>
+export type NativeRemote = InstanceType<typeof native.RemoteCache>
 /** What a lookup of an entry finds. */
 export type Lookup = ReturnType<NativeCacheDir['load']>
 /** An array as the core hands it over: its bytes and what its header says. */

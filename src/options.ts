@@ -10,7 +10,9 @@ import type {
   CachedFunctionOptions,
   ComputeOnceOptions,
   NumpyFuncCacheOptions,
+  ListOptions,
   PruneOptions,
+  RemoteOptions,
   VerifyOptions,
 } from './types'
 
@@ -85,18 +87,76 @@ export interface CacheSettings {
   verify: boolean
   limits: CacheLimits
   computeOnce: ComputeOnce | undefined
+  /** For an object-store location: its settings, and the local tier's directory if any. */
+  remote?: { settings: RemoteSettings; localDir: string | undefined }
+}
+
+/** What the binding takes to open an object store. */
+export type RemoteSettings = ConstructorParameters<typeof native.RemoteCache>[1] & object
+
+/** Whether `path` names an object store (`s3://`, `gs://`, `az://`) rather than a directory. */
+export function isRemoteLocation(path: string): boolean {
+  return /^(s3|gs|az):\/\//.test(path)
+}
+
+const REMOTE_OPTIONS = [
+  'endpoint',
+  'region',
+  'accessKeyId',
+  'secretAccessKey',
+  'sessionToken',
+  'allowHttp',
+  'requestTimeout',
+  'maxRetries',
+  'retryTimeout',
+  'multipartFrom',
+  'partSize',
+] as const satisfies readonly (keyof RemoteOptions)[]
+
+function remoteSettingsOf(value: unknown, where: string): RemoteSettings {
+  const inner = `${where}: remote`
+  const opts = checkOptions(value, REMOTE_OPTIONS, inner)
+  const text = (k: string) => optionOf<string>(opts, k, 'string', inner)
+  const number = (k: string) => {
+    const v = optionOf<number>(opts, k, 'number', inner)
+    if (v !== undefined && !(v >= 0)) throw outOfRange(`${inner}.${k} must be a non-negative number, got ${v}`)
+    return v
+  }
+  const maxRetries = number('maxRetries')
+  if (maxRetries !== undefined && !Number.isInteger(maxRetries)) throw outOfRange(`${inner}.maxRetries must be a whole number, got ${maxRetries}`)
+  return {
+    endpoint: text('endpoint'),
+    region: text('region'),
+    accessKeyId: text('accessKeyId'),
+    secretAccessKey: text('secretAccessKey'),
+    sessionToken: text('sessionToken'),
+    allowHttp: optionOf<boolean>(opts, 'allowHttp', 'boolean', inner),
+    timeoutMs: number('requestTimeout'),
+    maxRetries,
+    retryTimeoutMs: number('retryTimeout'),
+    multipartFrom: number('multipartFrom'),
+    partSize: number('partSize'),
+  }
 }
 
 export function cacheSettings(path: unknown, options: NumpyFuncCacheOptions | undefined): CacheSettings {
   const where = 'NumpyFuncCache'
   if (typeof path !== 'string' || path.length === 0) throw invalidArg(`${where}: path must be a non-empty string, got ${describe(path)}`)
-  const opts = checkOptions(options, ['mmap', 'verify', 'computeOnce', ...LIMITS] satisfies (keyof NumpyFuncCacheOptions)[], where)
+  const known = ['mmap', 'verify', 'computeOnce', 'localDir', 'remote', ...LIMITS] satisfies (keyof NumpyFuncCacheOptions)[]
+  const opts = checkOptions(options, known, where)
+  const localDir = optionOf<string>(opts, 'localDir', 'string', where)
+  const remote = isRemoteLocation(path)
+  if (!remote && (localDir !== undefined || opts.remote !== undefined)) {
+    throw invalidArg(`${where}: options.${localDir !== undefined ? 'localDir' : 'remote'} is for object-store locations (s3://, gs://, az://), and ${describe(path)} is a directory`)
+  }
+  if (localDir === '') throw invalidArg(`${where}: options.localDir must not be empty`)
   return {
     path,
     mmap: optionOf<boolean>(opts, 'mmap', 'boolean', where) ?? false,
     verify: optionOf<boolean>(opts, 'verify', 'boolean', where) ?? false,
     limits: limitsOf(opts, where),
     computeOnce: computeOnceOf(opts.computeOnce, where),
+    remote: remote ? { settings: remoteSettingsOf(opts.remote, where), localDir } : undefined,
   }
 }
 
@@ -181,6 +241,12 @@ export function pruneSettings(limits: unknown, options: PruneOptions | undefined
   const opts = checkOptions(options, ['onProgress'] satisfies (keyof PruneOptions)[], 'prune')
   const onProgress = optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', 'prune')
   return { limits: given, onProgress }
+}
+
+/** Options of `stats` and `entries`. */
+export function listSettings(options: ListOptions | undefined, where: string) {
+  const opts = checkOptions(options, ['onProgress'] satisfies (keyof ListOptions)[], where)
+  return { onProgress: optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', where) }
 }
 
 export function verifySettings(options: VerifyOptions | undefined) {

@@ -71,7 +71,41 @@ export interface ComputeOnceOptions {
   staleAfter?: number
 }
 
+/**
+ * Settings of an object-store location that override the standard
+ * environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+ * `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`).
+ */
+export interface RemoteOptions {
+  /** e.g. `'http://127.0.0.1:7070'` for an S3-compatible server. */
+  endpoint?: string
+  region?: string
+  accessKeyId?: string
+  secretAccessKey?: string
+  sessionToken?: string
+  /** Allow a plain-HTTP endpoint (default: `AWS_ALLOW_HTTP`, else false). */
+  allowHttp?: boolean
+  /** One request's time limit, in milliseconds (default 60000). */
+  requestTimeout?: number
+  /** Retries of a failed request (connection errors, timeouts, 5xx, throttling), with exponential backoff (default 5). */
+  maxRetries?: number
+  /** No retry starts later than this many milliseconds after the first attempt (default 30000). */
+  retryTimeout?: number
+  /** Objects larger than this many bytes are uploaded in parts (default and most: 5 GiB, S3's largest single PUT). */
+  multipartFrom?: number
+  /** Bytes per ranged GET and per upload part (default 16 MiB, at least 1 MiB). */
+  partSize?: number
+}
+
 export interface NumpyFuncCacheOptions extends CacheLimits {
+  /**
+   * For an object-store location (`s3://bucket/prefix`): a local directory
+   * used as a read-through tier, with this cache's limits, index and mmap.
+   * Remote hits are kept there. Without it, remote hits load into memory.
+   */
+  localDir?: string
+  /** For an object-store location: settings over the standard environment's. */
+  remote?: RemoteOptions
   /**
    * Processes (and calls in this process) that miss the same key at the
    * same time compute it once: one computes, the others wait for its entry.
@@ -114,6 +148,11 @@ export interface CacheEntryInfo {
   bytes: number
   created: Date
   lastUsed: Date
+}
+
+export interface ListOptions {
+  /** For an object store: called as the listing goes, `done` objects listed (and `total` 0 until known). */
+  onProgress?: (done: number, total: number) => void
 }
 
 export interface PruneOptions {

@@ -31,14 +31,14 @@ pub struct EntryArg {
 }
 
 /// A `NewEntry` with the strings it borrows.
-struct OwnedEntry {
+pub(crate) struct OwnedEntry {
     function: String,
     result: ResultForm,
     class: ArrayClass,
 }
 
 impl OwnedEntry {
-    fn of(arg: EntryArg) -> Outcome<OwnedEntry> {
+    pub(crate) fn of(arg: EntryArg) -> Outcome<OwnedEntry> {
         let result = match arg.result.as_str() {
             "typedarray" => ResultForm::TypedArray,
             "ndarray" => ResultForm::NdArray,
@@ -49,7 +49,7 @@ impl OwnedEntry {
         Ok(OwnedEntry { function: arg.function, result, class })
     }
 
-    fn borrow(&self) -> NewEntry<'_> {
+    pub(crate) fn borrow(&self) -> NewEntry<'_> {
         NewEntry { function: &self.function, result: self.result, class: self.class }
     }
 }
@@ -64,7 +64,7 @@ pub struct CacheLimits {
 }
 
 impl CacheLimits {
-    fn into_limits(self) -> Outcome<Limits> {
+    pub(crate) fn into_limits(self) -> Outcome<Limits> {
         let count = |name: &str, v: Option<f64>| -> Outcome<Option<u64>> {
             match v {
                 None => Ok(None),
@@ -102,10 +102,10 @@ pub struct CacheDirOptions {
 
 /// Runs `work` with a progress callback that calls `on_progress(done,
 /// total)`; an exception thrown there stops the calls and is rethrown after.
-fn with_progress<T>(
+pub(crate) fn with_progress<T, E: Into<Failure>>(
     env: &Env,
     on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
-    work: impl FnOnce(&mut dyn FnMut(u64, u64)) -> std::result::Result<T, cache_store::StoreError>,
+    work: impl FnOnce(&mut dyn FnMut(u64, u64)) -> std::result::Result<T, E>,
 ) -> Result<T> {
     let mut failed = None;
     let mut progress = |done: u64, total: u64| {
@@ -113,7 +113,7 @@ fn with_progress<T>(
             failed = f.call((done as f64, total as f64).into()).err();
         }
     };
-    let out = run(env, || Ok(work(&mut progress)?))?;
+    let out = run(env, || work(&mut progress).map_err(Into::into))?;
     match failed {
         Some(e) => Err(e),
         None => Ok(out),
@@ -122,7 +122,10 @@ fn with_progress<T>(
 
 /// `{ status: 'hit', array, class, result }`, `{ status: 'miss' }` or
 /// `{ status: 'damaged', error }`.
-fn lookup_object<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(env: &'env Env, lookup: Lookup<B>) -> Result<Object<'env>> {
+pub(crate) fn lookup_object<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(
+    env: &'env Env,
+    lookup: Lookup<B>,
+) -> Result<Object<'env>> {
     let mut obj = Object::new(env)?;
     match lookup {
         Lookup::Hit(entry) => {

@@ -18,6 +18,8 @@ pub enum Code {
     DamagedEntry,
     NotEmpty,
     Index,
+    RemoteUnavailable,
+    RemoteDenied,
     Panic,
 }
 
@@ -32,6 +34,8 @@ impl Code {
             Code::DamagedEntry => "ERR_NFC_DAMAGED_ENTRY",
             Code::NotEmpty => "ERR_NFC_NOT_EMPTY",
             Code::Index => "ERR_NFC_INDEX",
+            Code::RemoteUnavailable => "ERR_NFC_REMOTE_UNAVAILABLE",
+            Code::RemoteDenied => "ERR_NFC_REMOTE_DENIED",
             Code::Panic => "ERR_NFC_PANIC",
         }
     }
@@ -107,6 +111,19 @@ impl From<StoreError> for Failure {
             path: e.path().map(|p| p.to_string_lossy().into_owned()),
             errno: e.os_error().and_then(errno_of),
         }
+    }
+}
+
+impl From<cache_remote::RemoteError> for Failure {
+    fn from(e: cache_remote::RemoteError) -> Failure {
+        use cache_remote::RemoteError as R;
+        let code = match &e {
+            R::Config(_) | R::BadKey(_) => Code::InvalidArg,
+            R::Denied { .. } => Code::RemoteDenied,
+            R::Unavailable { .. } => Code::RemoteUnavailable,
+            R::Npy(inner) => return Failure::from_npy(inner, e.to_string()),
+        };
+        Failure::new(code, e.to_string())
     }
 }
 

@@ -4,7 +4,7 @@
 //! a bad call is an Error, never a silent truncation or UB.
 //!
 //! `arrays`: JS memory in and out; `cache_dir`: the `CacheDir` class;
-//! `keys`: call keys; `npy`: `readNpy`/`writeNpy`; `tables`: what the TS
+//! `remote`: the `RemoteCache` class (object stores); `keys`: call keys; `npy`: `readNpy`/`writeNpy`; `tables`: what the TS
 //! layer takes from the core (dtypes, defaults, file names); `errors`: JS
 //! errors with stable codes; `guard`: panics as errors.
 
@@ -18,4 +18,5 @@ mod guard;
 mod keys;
 mod memory;
 mod npy;
+mod remote;
 mod tables;

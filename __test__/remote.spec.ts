@@ -1,0 +1,277 @@
+// The object-store tier against a real S3 server (versitygw on loopback,
+// started here): workers with their own localDir stand in for machines.
+// Faults are real too: the server killed midway through a transfer (a
+// proxy counts the bytes), a closed port, wrong credentials.
+import test from 'ava'
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { ErrorCodes, NumpyFuncCache } from '../dist'
+import { root, runPython, tempDir } from './helpers'
+import {
+  BUCKET,
+  type S3Server,
+  location,
+  remoteOf,
+  startProxy,
+  startServer,
+  startWorker,
+  writeWorker,
+} from './support/s3'
+
+type Any = any
+let server: S3Server
+
+test.before(async () => {
+  server = await startServer()
+})
+test.after.always(async () => {
+  await server?.stop()
+})
+
+const s3 = () =>
+  new S3Client({
+    endpoint: server.endpoint,
+    region: server.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+  })
+
+/** Keys of the objects under a location's prefix. */
+async function objectsUnder(loc: string): Promise<string[]> {
+  const prefix = loc.slice(`s3://${BUCKET}/`.length) + '/'
+  const listed = await s3().send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))
+  return (listed.Contents ?? []).map((o) => o.Key!)
+}
+
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [])
+
+test.serial('a second machine hits what the first stored, without computing, and keeps it locally', async (t) => {
+  const dir = tempDir(t)
+  const files = writeWorker(dir)
+  const loc = location('second')
+  const log = join(dir, 'computed.log')
+  const cfg = { location: loc, k: 7, n: 5000, log }
+  const a = await startWorker(files, server, { ...cfg, localDir: join(dir, 'machine-a') }).done
+  t.deepEqual(a.result, { right: true, errors: [] }, a.stderr)
+  const b = await startWorker(files, server, { ...cfg, localDir: join(dir, 'machine-b') }).done
+  t.deepEqual(b.result, { right: true, errors: [] }, b.stderr)
+  t.is(lines(log).length, 1, 'computed once, on the first machine')
+  // The remote hit was kept in machine b's local tier.
+  t.true(readdirSync(join(dir, 'machine-b')).some((f) => f.endsWith('.npy')))
+  // A machine with no local tier hits too.
+  const c = await startWorker(files, server, cfg).done
+  t.deepEqual(c.result, { right: true, errors: [] }, c.stderr)
+  t.is(lines(log).length, 1)
+})
+
+test.serial('computeOnce across 4 machines computes once', async (t) => {
+  const dir = tempDir(t)
+  const files = writeWorker(dir)
+  const loc = location('once')
+  const log = join(dir, 'computed.log')
+  const runs = [0, 1, 2, 3].map((i) =>
+    startWorker(files, server, { location: loc, localDir: join(dir, `m${i}`), computeOnce: { staleAfter: 5000 }, k: 3, n: 20_000, log, ms: 1500 }),
+  )
+  for (const r of await Promise.all(runs.map((r) => r.done))) t.deepEqual(r.result, { right: true, errors: [] }, r.stderr)
+  t.is(lines(log).length, 1)
+  // The lease is gone once the result is published.
+  t.false((await objectsUnder(loc)).some((k) => k.endsWith('.lease')))
+})
+
+test.serial('computeOnce: when the holder is SIGKILLed, one other machine takes over and computes', async (t) => {
+  const dir = tempDir(t)
+  const files = writeWorker(dir)
+  const loc = location('killed')
+  const log = join(dir, 'computed.log')
+  const cfg = { location: loc, computeOnce: { staleAfter: 1000 }, k: 5, n: 1000, log }
+  // The holder computes for an hour, and is killed while it does.
+  const holder = startWorker(files, server, { ...cfg, localDir: join(dir, 'holder'), ms: 3_600_000 })
+  while (lines(log).length === 0) await new Promise((r) => setTimeout(r, 20))
+  const waiters = [1, 2, 3].map((i) => startWorker(files, server, { ...cfg, localDir: join(dir, `w${i}`) }))
+  await Promise.all(waiters.map((w) => w.line('ready')))
+  holder.child.kill('SIGKILL')
+  t.is((await holder.done).signal, 'SIGKILL')
+  for (const r of await Promise.all(waiters.map((w) => w.done))) t.deepEqual(r.result, { right: true, errors: [] }, r.stderr)
+  t.is(lines(log).length, 2, 'the killed holder, then exactly one taker')
+})
+
+test.serial('objects are plain .npy files that boto3 + NumPy read, with the record as metadata', async (t) => {
+  const loc = location('interop')
+  const cache = new NumpyFuncCache(loc, { remote: remoteOf(server) })
+  const f = cache.createCachedFunc(function grid(n: number) {
+    const data = new Float32Array(n * 3).map((_, i) => i / 4)
+    return { data, shape: [n, 3], dtype: 'float32' }
+  })
+  f(4)
+  const [key] = await objectsUnder(loc)
+  t.regex(key, /\/[0-9a-f]{2}\/[0-9a-f]{64}\.npy$/)
+  const out = runPython(
+    `import boto3, io, base64
+s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3], region_name='us-east-1')
+o = s3.get_object(Bucket=sys.argv[4], Key=sys.argv[5])
+a = np.load(io.BytesIO(o['Body'].read()))
+record = json.loads(base64.b64decode(o['Metadata']['nfc-record']))
+print(json.dumps({'shape': list(a.shape), 'dtype': str(a.dtype), 'values': a.ravel().tolist(), 'function': record['function']}))`,
+    [server.endpoint, server.accessKeyId, server.secretAccessKey, BUCKET, key],
+  )
+  const got = JSON.parse(out)
+  t.deepEqual(got.shape, [4, 3])
+  t.is(got.dtype, 'float32')
+  t.deepEqual(got.values, Array.from({ length: 12 }, (_, i) => i / 4))
+  t.is(got.function, 'grid')
+})
+
+test.serial('an object NumPy wrote under an entry name with a forged record is damaged, recomputed and replaced', async (t) => {
+  const loc = location('damaged')
+  const remote = remoteOf(server)
+  let calls = 0
+  const fn = (n: number) => {
+    calls++
+    return new Float64Array(n).fill(2)
+  }
+  const first = new NumpyFuncCache(loc, { remote })
+  first.createCachedFunc(fn, { name: 'fill' })(10)
+  const [key] = await objectsUnder(loc)
+  const original = await s3().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))
+  const metadata = original.Metadata
+  // Same record, other data: what a writer sharing the bucket could plant.
+  const planted = Buffer.from(await original.Body!.transformToByteArray())
+  planted[planted.length - 1] ^= 0x40
+  await s3().send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: planted, Metadata: metadata }))
+  const second = new NumpyFuncCache(loc, { remote })
+  const damaged: Any[] = []
+  second.on('damagedEntry', (e) => damaged.push(e))
+  const got = second.createCachedFunc(fn, { name: 'fill' })(10)
+  t.deepEqual(Array.from(got as Float64Array), new Array(10).fill(2))
+  t.is(calls, 2)
+  t.is(damaged.length, 1)
+  t.is(damaged[0].code, ErrorCodes.DAMAGED_ENTRY)
+  t.regex(damaged[0].message, /digest/)
+  // Replaced: a third machine hits the right array.
+  const third = new NumpyFuncCache(loc, { remote }).createCachedFunc(fn, { name: 'fill' })(10)
+  t.deepEqual(Array.from(third as Float64Array), new Array(10).fill(2))
+  t.is(calls, 2)
+})
+
+test.serial('with the server gone, calls compute and return, and storeError says why', async (t) => {
+  const proxy = await startProxy(server.endpoint)
+  await proxy.close()
+  const cache = new NumpyFuncCache(location('gone'), { remote: { ...remoteOf(server, proxy.endpoint), maxRetries: 1, retryTimeout: 500 } })
+  const errors: Any[] = []
+  cache.on('storeError', (e) => errors.push(e))
+  const f = cache.createCachedFunc(async (n: number) => new Float64Array(n).fill(1), { name: 'ones' })
+  t.deepEqual(Array.from((await f(3)) as Float64Array), [1, 1, 1])
+  t.deepEqual(
+    errors.map((e) => e.code),
+    [ErrorCodes.REMOTE_UNAVAILABLE, ErrorCodes.STORE_FAILED],
+  )
+  t.regex(errors[0].message, /could not read s3:\/\/.*so the result is computed/)
+})
+
+test.serial('wrong credentials give one clear error', async (t) => {
+  const cache = new NumpyFuncCache(location('denied'), { remote: { ...remoteOf(server), secretAccessKey: 'not-the-secret' } })
+  let calls = 0
+  const f = cache.createCachedFunc((n: number) => {
+    calls++
+    return new Float64Array(n)
+  }, { name: 'zeros' })
+  const e = t.throws(() => f(2)) as Any
+  t.is(e.code, ErrorCodes.REMOTE_DENIED)
+  t.regex(e.message, /refused this request's credentials/)
+  t.regex(e.message, /SignatureDoesNotMatch/)
+  t.is(calls, 0)
+})
+
+test.serial('the server killed mid-upload leaves nothing visible; killed mid-download, the call computes the right array', async (t) => {
+  const proxy = await startProxy(server.endpoint)
+  t.teardown(() => proxy.close())
+  const loc = location('killed-server')
+  const remote = { ...remoteOf(server, proxy.endpoint), maxRetries: 1, retryTimeout: 1000, requestTimeout: 5000 }
+  const n = 8 << 20 // 64 MiB
+  let calls = 0
+  // One function for every cache here: its source is part of the key.
+  const fill = async (v: number) => {
+    calls++
+    return new Float64Array(n).fill(v)
+  }
+  const errors: Any[] = []
+  const up = new NumpyFuncCache(loc, { remote })
+  up.on('storeError', (e) => errors.push(e))
+  proxy.cutAfter(20 << 20, 'up', () => void server.kill())
+  const stored = (await up.createCachedFunc(fill)(1)) as Float64Array
+  t.true(stored.length === n && stored[0] === 1 && stored[n - 1] === 1)
+  t.true(errors.some((e) => e.code === ErrorCodes.STORE_FAILED), 'the store failed')
+  await server.restart()
+  t.deepEqual(await objectsUnder(loc), [], 'no object, whole or partial')
+
+  // Stored whole, then read through a proxy that kills the server 20 MiB into the download.
+  await new NumpyFuncCache(loc, { remote: remoteOf(server) }).createCachedFunc(fill)(2)
+  errors.length = 0
+  calls = 0
+  const down = new NumpyFuncCache(loc, { remote })
+  down.on('storeError', (e) => errors.push(e))
+  proxy.cutAfter(20 << 20, 'down', () => void server.kill())
+  const got = (await down.createCachedFunc(fill)(2)) as Float64Array
+  t.is(calls, 1, 'computed, not loaded')
+  t.true(got.length === n && got.every((x) => x === 2))
+  t.is(errors[0]?.code, ErrorCodes.REMOTE_UNAVAILABLE)
+  await server.restart()
+})
+
+test.serial('a large entry goes up in parts and comes back whole; sync wrappers work too', async (t) => {
+  const loc = location('parts')
+  const remote = { ...remoteOf(server), multipartFrom: 6 << 20, partSize: 5 << 20 }
+  let calls = 0
+  const fn = (n: number) => {
+    calls++
+    return Float64Array.from({ length: n }, (_, i) => i)
+  }
+  const a = new NumpyFuncCache(loc, { remote }).createCachedFunc(fn, { name: 'range' })
+  t.is(a(2 << 20).length, 2 << 20)
+  const b = new NumpyFuncCache(loc, { remote }).createCachedFunc(fn, { name: 'range' })
+  const got = b(2 << 20) as Float64Array
+  t.is(calls, 1)
+  t.true(got.length === 2 << 20 && got[12345] === 12345 && got[(2 << 20) - 1] === (2 << 20) - 1)
+})
+
+test.serial('stats, entries, prune and clearCache work on an s3:// location, and leave foreign objects', async (t) => {
+  const loc = location('maintenance')
+  const remote = remoteOf(server)
+  const cache = new NumpyFuncCache(loc, { remote })
+  const f = cache.createCachedFunc((n: number) => new Float64Array(n).fill(n), { name: 'fill' })
+  for (const n of [10, 20, 30]) f(n)
+  const foreign = loc.slice(`s3://${BUCKET}/`.length) + '/notes.txt'
+  await s3().send(new PutObjectCommand({ Bucket: BUCKET, Key: foreign, Body: 'not the cache' }))
+  const progress: number[] = []
+  const stats = cache.stats({ onProgress: (done) => progress.push(done) })
+  t.like(stats, { entries: 3, bytes: 3 * 128 + 8 * 60 })
+  t.true(progress.length > 0)
+  const entries = cache.entries()
+  t.deepEqual(entries.map((e) => e.function), ['fill', 'fill', 'fill'])
+  t.deepEqual(entries.map((e) => e.shape[0]).sort(), [10, 20, 30])
+  t.true(entries.every((e) => e.dtype === '<f8'))
+  const report = cache.prune({ maxEntries: 1 })
+  t.like(report, { removedEntries: 2, entries: 1 })
+  cache.clearCache()
+  t.like(cache.stats(), { entries: 0, bytes: 0 })
+  t.deepEqual(await objectsUnder(loc), [foreign])
+})
+
+test.serial("the CLI's ls, stats, prune and clear take an s3:// location", async (t) => {
+  const loc = location('cli')
+  const cache = new NumpyFuncCache(loc, { remote: remoteOf(server) })
+  const f = cache.createCachedFunc((n: number) => new Float64Array(n), { name: 'zeros' })
+  f(1)
+  f(2)
+  const cli = (...args: string[]) =>
+    execFileSync(process.execPath, [join(root, 'dist', 'cli.js'), ...args], { env: { ...process.env, ...server.env }, encoding: 'utf8' })
+  const listed = JSON.parse(cli('ls', loc, '--json'))
+  t.deepEqual(listed.map((e: Any) => e.function), ['zeros', 'zeros'])
+  t.like(JSON.parse(cli('stats', loc, '--json')), { entries: 2 })
+  t.like(JSON.parse(cli('prune', loc, '--max-entries', '1', '--json')), { removedEntries: 1, entries: 1 })
+  t.regex(cli('ls', loc), /zeros/)
+  t.like(JSON.parse(cli('clear', loc, '--json')), { removedEntries: 1 })
+  t.deepEqual(await objectsUnder(loc), [])
+})

@@ -1,0 +1,326 @@
+//! The `RemoteCache` class: an object-store location
+//! (`cache_remote::RemoteCache`) as JS sees it. Requests block the calling
+//! thread: the JS thread for the synchronous methods, the libuv pool for
+//! the `...Async` ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi::ScopedTask;
+
+use cache_remote::{RemoteCache as Remote, RemoteClaim, RemoteLease, Settings, Stored, Transfer};
+use cache_store::Lookup;
+use npy_format::Header;
+
+use crate::arrays::{ArrayLayout, JsBytes};
+use crate::cache_dir::{lookup_object, with_progress, CacheLimits, CacheTotals, EntryArg, IndexedEntry, OwnedEntry};
+use crate::errors::{Failure, Outcome};
+use crate::guard::{guarded, run};
+use crate::memory;
+
+/// Settings that override the standard environment's (`AWS_*`).
+#[napi(object)]
+pub struct RemoteSettings {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub allow_http: Option<bool>,
+    pub timeout_ms: Option<f64>,
+    pub max_retries: Option<u32>,
+    pub retry_timeout_ms: Option<f64>,
+    /// Objects larger than this many bytes are uploaded in parts.
+    pub multipart_from: Option<f64>,
+    /// The size of each ranged GET and upload part.
+    pub part_size: Option<f64>,
+}
+
+fn ms(v: Option<f64>) -> Option<Duration> {
+    v.filter(|v| v.is_finite() && *v > 0.0).map(|v| Duration::from_secs_f64(v / 1000.0))
+}
+
+/// A caller's TypedArray as `Bytes`, without a copy. The TS layer keeps the
+/// array referenced and unchanged until the call returns or its promise
+/// settles, after which the store holds no reference to the bytes.
+struct LentBytes(JsBytes);
+
+impl AsRef<[u8]> for LentBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see the type's docs and `JsBytes`.
+        unsafe { self.0.get() }
+    }
+}
+
+fn lent(data: &TypedArray) -> Bytes {
+    Bytes::from_owner(LentBytes(JsBytes::of(data)))
+}
+
+/// An object-store location used as a cache.
+#[napi]
+pub struct RemoteCache {
+    remote: Arc<Remote>,
+}
+
+pub struct RemoteLoadTask {
+    remote: Arc<Remote>,
+    key: String,
+}
+
+impl<'task> ScopedTask<'task> for RemoteLoadTask {
+    type Output = Outcome<Lookup>;
+    type JsValue = Object<'task>;
+
+    fn compute(&mut self) -> Result<Outcome<Lookup>> {
+        Ok(guarded(|| Ok(self.remote.load_into(&self.key, memory::own)?)))
+    }
+
+    fn resolve(&mut self, env: &'task Env, lookup: Outcome<Lookup>) -> Result<Object<'task>> {
+        lookup_object(env, lookup.map_err(|f| f.into_js(env))?)
+    }
+}
+
+pub struct RemoteStoreTask {
+    remote: Arc<Remote>,
+    key: String,
+    header: Header,
+    data: Bytes,
+    entry: OwnedEntry,
+}
+
+impl ScopedTask<'_> for RemoteStoreTask {
+    type Output = Outcome<Stored>;
+    type JsValue = bool;
+
+    fn compute(&mut self) -> Result<Outcome<Stored>> {
+        let data = std::mem::take(&mut self.data);
+        Ok(guarded(|| Ok(self.remote.store(&self.key, &self.header, data, &self.entry.borrow())?)))
+    }
+
+    fn resolve(&mut self, env: &Env, outcome: Outcome<Stored>) -> Result<bool> {
+        outcome.map(|s| s == Stored::Published).map_err(|f| f.into_js(env))
+    }
+}
+
+#[napi]
+impl RemoteCache {
+    /// Opens `location` (`s3://bucket/prefix`, `gs://...`, `az://...`); makes no request.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: &Env, location: String, settings: Option<RemoteSettings>) -> Result<Self> {
+        run(env, || {
+            let s = settings.unwrap_or(RemoteSettings {
+                endpoint: None,
+                region: None,
+                access_key_id: None,
+                secret_access_key: None,
+                session_token: None,
+                allow_http: None,
+                timeout_ms: None,
+                max_retries: None,
+                retry_timeout_ms: None,
+                multipart_from: None,
+                part_size: None,
+            });
+            let mut transfer = Transfer::default();
+            if let Some(v) = s.multipart_from.filter(|v| *v >= 0.0) {
+                transfer.multipart_from = v.min(transfer.multipart_from as f64) as u64;
+            }
+            if let Some(v) = s.part_size.filter(|v| *v >= (1 << 20) as f64) {
+                transfer.part_size = v as u64;
+            }
+            let settings = Settings {
+                endpoint: s.endpoint,
+                region: s.region,
+                access_key_id: s.access_key_id,
+                secret_access_key: s.secret_access_key,
+                session_token: s.session_token,
+                allow_http: s.allow_http,
+                timeout: ms(s.timeout_ms),
+                max_retries: s.max_retries.map(|n| n as usize),
+                retry_timeout: ms(s.retry_timeout_ms),
+            };
+            Ok(RemoteCache { remote: Arc::new(Remote::open(&location, &settings)?.with_transfer(transfer)) })
+        })
+    }
+
+    #[napi(
+        catch_unwind,
+        ts_return_type = "{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }"
+    )]
+    pub fn load<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
+        let lookup = run(env, || Ok(self.remote.load_into(&key, memory::own)?))?;
+        lookup_object(env, lookup)
+    }
+
+    #[napi(
+        catch_unwind,
+        ts_return_type = "Promise<{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }>"
+    )]
+    pub fn load_async(&self, key: String) -> AsyncTask<RemoteLoadTask> {
+        AsyncTask::new(RemoteLoadTask { remote: self.remote.clone(), key })
+    }
+
+    /// Publishes the entry; true if this call published it, false if
+    /// another writer's entry was there first.
+    #[napi(catch_unwind)]
+    pub fn store(
+        &self,
+        env: &Env,
+        key: String,
+        data: TypedArray,
+        layout: ArrayLayout,
+        entry: EntryArg,
+    ) -> Result<bool> {
+        run(env, || {
+            let entry = OwnedEntry::of(entry)?;
+            Ok(self.remote.store(&key, &layout.header()?, lent(&data), &entry.borrow())? == Stored::Published)
+        })
+    }
+
+    /// `store` on the libuv pool. The caller keeps `data` referenced and
+    /// unchanged until the promise settles.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn store_async(
+        &self,
+        env: &Env,
+        key: String,
+        data: TypedArray,
+        layout: ArrayLayout,
+        entry: EntryArg,
+    ) -> Result<AsyncTask<RemoteStoreTask>> {
+        let task = run(env, || {
+            Ok(RemoteStoreTask {
+                remote: self.remote.clone(),
+                key,
+                header: layout.header()?,
+                data: lent(&data),
+                entry: OwnedEntry::of(entry)?,
+            })
+        })?;
+        Ok(AsyncTask::new(task))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn contains(&self, env: &Env, key: String) -> Result<bool> {
+        run(env, || Ok(self.remote.contains(&key)?))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn remove(&self, env: &Env, key: String) -> Result<bool> {
+        run(env, || Ok(self.remote.remove(&key)?))
+    }
+
+    /// Takes the compute-once lease of `key`, or says who holds it.
+    #[napi(catch_unwind, ts_return_type = "RemoteComputeLease | { holder: string; thisProcess: false }")]
+    pub fn claim<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        stale_after_ms: f64,
+    ) -> Result<Either<RemoteComputeLease, Object<'env>>> {
+        let claim = run(env, || {
+            let stale_after = ms(Some(stale_after_ms)).ok_or_else(|| {
+                Failure::invalid(format!("staleAfter must be a positive number, got {stale_after_ms}"))
+            })?;
+            Ok(self.remote.claim(&key, stale_after)?)
+        })?;
+        Ok(match claim {
+            RemoteClaim::Taken(lease) => Either::A(RemoteComputeLease { lease: Some(lease) }),
+            RemoteClaim::Held { holder } => {
+                let mut obj = Object::new(env)?;
+                obj.set("holder", holder)?;
+                obj.set("thisProcess", false)?;
+                Either::B(obj)
+            }
+        })
+    }
+
+    /// Entries and bytes from a listing; hits and misses of this process.
+    #[napi(catch_unwind)]
+    pub fn stats(&self, env: &Env, on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>) -> Result<CacheTotals> {
+        let totals = with_progress(env, on_progress, |p| self.remote.totals(p))?;
+        let (hits, misses) = self.remote.counts();
+        Ok(CacheTotals {
+            entries: totals.entries as f64,
+            bytes: totals.bytes as f64,
+            hits: hits as f64,
+            misses: misses as f64,
+        })
+    }
+
+    /// Every entry, most recently used first, with its function, dtype and shape.
+    #[napi(catch_unwind)]
+    pub fn entries(
+        &self,
+        env: &Env,
+        on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+    ) -> Result<Vec<IndexedEntry>> {
+        let entries = with_progress(env, on_progress, |p| self.remote.entries(true, p))?;
+        let ms = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
+        };
+        Ok(entries
+            .into_iter()
+            .map(|e| IndexedEntry {
+                key: e.key,
+                function: e.function.unwrap_or_default(),
+                dtype: e.dtype.unwrap_or_default(),
+                shape: e.shape.unwrap_or_default().into_iter().map(|d| d as f64).collect(),
+                bytes: e.bytes as f64,
+                created: ms(e.created),
+                last_used: ms(e.last_used),
+            })
+            .collect())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn prune(
+        &self,
+        env: &Env,
+        limits: CacheLimits,
+        on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+    ) -> Result<RemotePruneSummary> {
+        let limits = run(env, || limits.into_limits())?;
+        let r = with_progress(env, on_progress, |p| self.remote.prune(&limits, p))?;
+        Ok(RemotePruneSummary {
+            removed_entries: r.removed_entries as f64,
+            removed_bytes: r.removed_bytes as f64,
+            removed_leftovers: r.removed_leftovers as f64,
+            entries: r.totals.entries as f64,
+            bytes: r.totals.bytes as f64,
+        })
+    }
+
+    /// Removes every object the cache wrote; returns how many.
+    #[napi(catch_unwind)]
+    pub fn clear(&self, env: &Env, on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>) -> Result<f64> {
+        with_progress(env, on_progress, |p| self.remote.clear(p)).map(|n| n as f64)
+    }
+}
+
+#[napi(object)]
+pub struct RemotePruneSummary {
+    pub removed_entries: f64,
+    pub removed_bytes: f64,
+    pub removed_leftovers: f64,
+    pub entries: f64,
+    pub bytes: f64,
+}
+
+/// A held compute-once lease in the object store; `release` gives it up.
+#[napi]
+pub struct RemoteComputeLease {
+    lease: Option<RemoteLease>,
+}
+
+#[napi]
+impl RemoteComputeLease {
+    #[napi(catch_unwind)]
+    pub fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Compute-once across hosts, with no lock server: a lease is the object
+//! `<key>.lease`, created with `If-None-Match: *` (one creator wins),
+//! refreshed and taken over with `If-Match` on its ETag (one taker wins).
+//!
+//! The holder refreshes it every quarter of `stale_after` from a task of
+//! its own, so a synchronous computation holds it too. A lease is stale
+//! once the store's own modification time of it is older than `stale_after`
+//! plus [`CLOCK_SKEW`] by the taker's clock: one clock compared with the
+//! store's, never two hosts' clocks with each other.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// How far a host's clock may be from the store's before a live lease can
+/// be taken for a dead one.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(2);
+
+/// A lease object's body: who holds it, for people and `entries`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Body {
+    host: String,
+    pid: u32,
+    #[serde(rename = "staleAfterMs")]
+    stale_after_ms: u64,
+}
+
+/// The outcome of trying to take a lease.
+#[derive(Debug)]
+pub enum RemoteClaim {
+    Taken(RemoteLease),
+    /// Another process holds it: its `host pid`.
+    Held {
+        holder: String,
+    },
+}
+
+/// A held lease; releasing or dropping it deletes the lease object.
+#[derive(Debug)]
+pub struct RemoteLease {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) path: Path,
+    /// The lease's current version; `None` once lost to a taker.
+    e_tag: Arc<Mutex<Option<String>>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+fn body(stale_after: Duration) -> PutPayload {
+    let body = Body {
+        host: cache_store::host_tag().to_owned() + ":" + &hostname(),
+        pid: std::process::id(),
+        stale_after_ms: stale_after.as_millis() as u64,
+    };
+    PutPayload::from(Bytes::from(serde_json::to_vec(&body).expect("a lease body serializes")))
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into())
+}
+
+/// Tries to take the lease at `path` (see the module's docs).
+pub(crate) async fn claim(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    stale_after: Duration,
+) -> Result<RemoteClaim, object_store::Error> {
+    // A few rounds: the lease can vanish (released) between our create and our read.
+    for _ in 0..4 {
+        let created = store.put_opts(path, body(stale_after), PutOptions::from(PutMode::Create)).await;
+        match created {
+            Ok(put) => return Ok(RemoteClaim::Taken(RemoteLease::hold(store, path, put.e_tag, stale_after))),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let current = match store.get(path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let meta = current.meta.clone();
+        let held = current.bytes().await?;
+        let holder = serde_json::from_slice::<Body>(&held)
+            .map(|b| format!("{} {}", b.host, b.pid))
+            .unwrap_or_else(|_| "an unreadable lease".into());
+        let modified = SystemTime::from(meta.last_modified);
+        let age = SystemTime::now().duration_since(modified).unwrap_or_default();
+        if age <= stale_after + CLOCK_SKEW {
+            return Ok(RemoteClaim::Held { holder });
+        }
+        // Stale: take it over, unless another taker or the holder's refresh came first.
+        let version = UpdateVersion { e_tag: meta.e_tag, version: meta.version };
+        match store.put_opts(path, body(stale_after), PutOptions::from(PutMode::Update(version))).await {
+            Ok(put) => return Ok(RemoteClaim::Taken(RemoteLease::hold(store, path, put.e_tag, stale_after))),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(RemoteClaim::Held { holder: "a lease that keeps changing hands".into() })
+}
+
+impl RemoteLease {
+    fn hold(store: &Arc<dyn ObjectStore>, path: &Path, e_tag: Option<String>, stale_after: Duration) -> RemoteLease {
+        let e_tag = Arc::new(Mutex::new(e_tag));
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let every = (stale_after / 4).max(Duration::from_millis(50));
+        let (task_store, task_path, task_tag) = (Arc::clone(store), path.clone(), Arc::clone(&e_tag));
+        crate::runtime().spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let Some(current) = task_tag.lock().unwrap().clone() else { return };
+                let version = UpdateVersion { e_tag: Some(current), version: None };
+                match task_store
+                    .put_opts(&task_path, body(stale_after), PutOptions::from(PutMode::Update(version)))
+                    .await
+                {
+                    Ok(put) => *task_tag.lock().unwrap() = put.e_tag,
+                    // Taken over (we were too slow): the result is still published create-only.
+                    Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+                        *task_tag.lock().unwrap() = None;
+                        return;
+                    }
+                    // A passing fault: the next round tries again, well before the lease is stale.
+                    Err(_) => {}
+                }
+            }
+        });
+        RemoteLease { store: Arc::clone(store), path: path.clone(), e_tag, stop: Some(stop) }
+    }
+
+    /// Whether a taker took it over after the holder missed its refreshes.
+    pub fn lost(&self) -> bool {
+        self.e_tag.lock().unwrap().is_none()
+    }
+
+    /// Stops refreshing and deletes the lease (unless it was taken over).
+    pub fn release(mut self) {
+        self.stop_and_delete();
+    }
+
+    fn stop_and_delete(&mut self) {
+        let Some(stop) = self.stop.take() else { return };
+        let _ = stop.send(());
+        if self.lost() {
+            return;
+        }
+        // Best effort: a lease left behind only delays others until it is stale.
+        let (store, path) = (Arc::clone(&self.store), self.path.clone());
+        let _ = crate::block_on(async move { store.delete(&path).await });
+    }
+}
+
+impl Drop for RemoteLease {
+    fn drop(&mut self) {
+        self.stop_and_delete();
+    }
+}

@@ -1,0 +1,139 @@
+//! Opening a location: `s3://bucket/prefix`, `gs://bucket/prefix` or
+//! `az://container/prefix`, configured from the standard environment
+//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ... for S3;
+//! `GOOGLE_*` and `AZURE_*` for the others), then from explicit settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+use crate::RemoteError;
+
+/// Settings that override the environment's.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub allow_http: Option<bool>,
+    /// One request's time limit.
+    pub timeout: Option<Duration>,
+    /// Retries of a failed request (5xx, throttling, connection errors), with backoff.
+    pub max_retries: Option<usize>,
+    /// No retry starts after this long since the first attempt.
+    pub retry_timeout: Option<Duration>,
+}
+
+/// The schemes this build opens.
+pub const SCHEMES: [&str; 3] = ["s3", "gs", "az"];
+
+/// Whether `location` names an object store rather than a directory.
+pub fn is_remote(location: &str) -> bool {
+    SCHEMES.iter().any(|s| location.strip_prefix(s).is_some_and(|rest| rest.starts_with("://")))
+}
+
+/// The store and the prefix under which the cache's objects live.
+pub fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>, Path), RemoteError> {
+    let bad = |why: String| RemoteError::Config(format!("{location:?} is not a usable object-store location: {why}"));
+    let (scheme, rest) = location.split_once("://").ok_or_else(|| bad("it has no scheme".into()))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(bad("it names no bucket".into()));
+    }
+    let prefix =
+        Path::parse(prefix.trim_end_matches('/')).map_err(|e| bad(format!("its prefix is not valid ({e})")))?;
+    let client = client_options(settings);
+    let retry = retry_config(settings);
+    let built: object_store::Result<Arc<dyn ObjectStore>> = match scheme {
+        "s3" => {
+            let mut b =
+                AmazonS3Builder::from_env().with_bucket_name(bucket).with_client_options(client).with_retry(retry);
+            if let Some(v) = &settings.endpoint {
+                b = b.with_endpoint(v);
+            }
+            if let Some(v) = &settings.region {
+                b = b.with_region(v);
+            }
+            if let Some(v) = &settings.access_key_id {
+                b = b.with_access_key_id(v);
+            }
+            if let Some(v) = &settings.secret_access_key {
+                b = b.with_secret_access_key(v);
+            }
+            if let Some(v) = &settings.session_token {
+                b = b.with_token(v);
+            }
+            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        }
+        "gs" => GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(bucket)
+            .with_client_options(client)
+            .with_retry(retry)
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
+        "az" => MicrosoftAzureBuilder::from_env()
+            .with_container_name(bucket)
+            .with_client_options(client)
+            .with_retry(retry)
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
+        other => return Err(bad(format!("scheme {other:?} is not one of s3, gs, az"))),
+    };
+    let store = built.map_err(|e| bad(e.to_string()))?;
+    Ok((store, prefix))
+}
+
+fn client_options(settings: &Settings) -> ClientOptions {
+    let mut options = ClientOptions::new().with_timeout(settings.timeout.unwrap_or(Duration::from_secs(60)));
+    options = options.with_connect_timeout(Duration::from_secs(5));
+    if let Some(allow) = settings.allow_http.or_else(allow_http_from_env) {
+        options = options.with_allow_http(allow);
+    }
+    options
+}
+
+/// `AWS_ALLOW_HTTP`, as the AWS tools spell it, for every scheme.
+fn allow_http_from_env() -> Option<bool> {
+    std::env::var("AWS_ALLOW_HTTP").ok().map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+fn retry_config(settings: &Settings) -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: settings.max_retries.unwrap_or(5),
+        retry_timeout: settings.retry_timeout.unwrap_or(Duration::from_secs(30)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_told_from_paths_and_bad_ones_say_why() {
+        assert!(is_remote("s3://bucket/prefix"));
+        assert!(!is_remote("/tmp/s3://x"));
+        assert!(!is_remote("s3:/bucket"));
+        let err = |l: &str| open(l, &Settings::default()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err("s3:///prefix").contains("names no bucket"));
+        assert!(err("ftp://bucket/x").contains("not one of s3, gs, az"));
+    }
+
+    #[test]
+    fn a_location_opens_with_its_prefix() {
+        let settings = Settings { region: Some("us-east-1".into()), ..Default::default() };
+        let (_, prefix) = open("s3://bucket/team/cache/", &settings).unwrap();
+        assert_eq!(prefix.as_ref(), "team/cache");
+    }
+}
