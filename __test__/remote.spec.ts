@@ -168,6 +168,15 @@ test.serial('with the server gone, calls compute and return, and storeError says
     [ErrorCodes.REMOTE_UNAVAILABLE, ErrorCodes.STORE_FAILED],
   )
   t.regex(errors[0].message, /could not read s3:\/\/.*so the result is computed/)
+  // For a while after, calls skip the store at once: the next one fails open without a request.
+  const cause = errors[1].cause
+  errors.length = 0
+  t.deepEqual(Array.from((await f(4)) as Float64Array), [1, 1, 1, 1])
+  t.deepEqual(
+    errors.map((e) => e.code),
+    [ErrorCodes.STORE_FAILED],
+  )
+  t.is(errors[0].cause, cause, 'the failure remembered, not a new one')
 })
 
 test.serial('wrong credentials give one clear error', async (t) => {

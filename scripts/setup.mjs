@@ -1,5 +1,6 @@
 // Makes a fresh clone ready: npm packages, the native addon, the TS build,
-// and (with --python) a virtualenv with NumPy for the interop tests.
+// and (with --python) what the tests and benchmark need besides: a
+// virtualenv with NumPy and boto3, and the S3 server versitygw.
 // Each step is cheap when already done, so every npm script can run it.
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -24,8 +25,15 @@ run('npm', ['run', '--silent', 'build'])
 
 if (process.argv.includes('--python')) {
   const python = join(root, '.venv', 'bin', 'python')
-  if (!quiet(python, ['-c', 'import numpy'])) {
+  if (!quiet(python, ['-c', 'import numpy, boto3'])) {
     if (!existsSync(python)) run('python3', ['-m', 'venv', join(root, '.venv')])
-    run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'numpy'])
+    run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'numpy', 'boto3'])
   }
+}
+
+if (process.argv.includes('--python')) {
+  // The real S3 server the remote-tier tests and benchmark start: versitygw,
+  // built once with `go install` into .tools/ (about a minute, cold).
+  const { ensureVersitygw } = await import('./s3-server.mjs')
+  await ensureVersitygw()
 }

@@ -4,6 +4,7 @@
 // into keys and results into entries, and emits what happened.
 import { EventEmitter } from 'node:events'
 import { resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { types } from 'node:util'
 import { type Lookup, type NativeCacheDir, type NativeRemote, loadLean, native } from './native'
 import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
@@ -38,6 +39,12 @@ import type {
   VerifyOptions,
   VerifyReport,
 } from './types'
+
+/**
+ * After the object store fails (after its own retries), calls skip it for
+ * this long, computing at once instead of each waiting out the retries.
+ */
+const REMOTE_PAUSE_MS = 10_000
 
 /** Caches whose recorded uses are written to their index when the process exits. */
 const liveDirs = new Set<WeakRef<NativeCacheDir>>()
@@ -98,6 +105,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   readonly #computeOnce: ComputeOnce | undefined
   #flushTimer: NodeJS.Timeout | undefined
   #leaseWarned = false
+  /** The object store's last failure (after its retries), while calls skip it. */
+  #remoteDown: { until: number; error: Error } | undefined
 
   /**
    * A cache in directory `path`, made on the first store. Throws if `path`
@@ -247,7 +256,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
         // Waiting polls the entry: a damaged one was reported already.
-        return runSync(waitOrCompute(() => cache.#claim(key, once, true), once), {
+        return runSync(waitOrCompute(once), {
+          claim: () => cache.#claim(key, once, true),
           load: () => load(key, false),
           compute: () => compute(this, args, key),
         })
@@ -279,7 +289,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
         const hit = await load(key, true)
         if (hit !== undefined) return hit
         if (once === undefined) return compute(this, args, key)
-        return runAsync(waitOrCompute(() => cache.#claim(key, once, false), once), {
+        return runAsync(waitOrCompute(once), {
+          claim: () => cache.#claimAsync(key, once),
           load: () => load(key, false),
           compute: () => compute(this, args, key),
         })
@@ -299,20 +310,39 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * while it waits); undefined if another process holds it.
    */
   #claim(key: string, once: ComputeOnce, sync: boolean): Claim {
+    if (this.#remote && !this.#remoteUp()) return null
     let claim: ReturnType<NativeCacheDir['claim']> | ReturnType<NativeRemote['claim']>
     try {
       claim = this.#remote ? this.#remote.claim(key, once.staleAfter) : this.#dir.claim(key, once.staleAfter)
     } catch (e) {
-      if (!this.#leaseWarned) {
-        this.#leaseWarned = true
-        process.emitWarning(`computeOnce is off in ${this.path}: no lease can be taken there (${(e as Error).message})`, {
-          code: 'NUMPY_FUNC_CACHE_NO_LEASE',
-        })
-      }
-      return null
+      return this.#noLease(e)
     }
     if (!('holder' in claim)) return claim
     return sync && claim.thisProcess ? null : undefined
+  }
+
+  /** `#claim` for an async call: an object store's lease is taken off the event loop. */
+  async #claimAsync(key: string, once: ComputeOnce): Promise<Claim> {
+    if (!this.#remote) return this.#claim(key, once, false)
+    if (!this.#remoteUp()) return null
+    try {
+      const claim = await this.#remote.claimAsync(key, once.staleAfter)
+      return 'holder' in claim ? undefined : claim
+    } catch (e) {
+      return this.#noLease(e)
+    }
+  }
+
+  /** No lease can be taken: compute without one, and say so once. */
+  #noLease(e: unknown): null {
+    this.#remoteFailedNow(fromNative(e) as Error)
+    if (!this.#leaseWarned) {
+      this.#leaseWarned = true
+      process.emitWarning(`computeOnce is off in ${this.path}: no lease can be taken there (${(e as Error).message})`, {
+        code: 'NUMPY_FUNC_CACHE_NO_LEASE',
+      })
+    }
+    return null
   }
 
   /** Writes uses recorded in memory to the index once the calls pause. */
@@ -335,6 +365,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       const hit = this.#hit(nativeCall(() => loadLean(this.#local!, key)), key, functionName, report)
       if (hit !== undefined || !this.#remote) return hit
     }
+    if (!this.#remoteUp()) return undefined
     let found: Lookup
     try {
       found = this.#remote!.load(key)
@@ -356,6 +387,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       const hit = this.#hit(found, key, functionName, report)
       if (hit !== undefined || !this.#remote) return hit
     }
+    if (!this.#remoteUp()) return undefined
     let found: Lookup
     try {
       found = await this.#remote!.loadAsync(key)
@@ -394,8 +426,21 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     const error = codedError(Error, ErrorCodes.REMOTE_UNAVAILABLE, `could not read ${this.path}, so the result is computed: ${cause.message}`, {
       cause,
     })
+    this.#remoteFailedNow(cause)
     this.#report(error, key, functionName)
     return undefined
+  }
+
+  /** Whether to use the object store: not for a while after it failed (after its retries), so calls fail open at once. */
+  #remoteUp(): boolean {
+    if (this.#remoteDown === undefined) return true
+    if (performance.now() < this.#remoteDown.until) return false
+    this.#remoteDown = undefined
+    return true
+  }
+
+  #remoteFailedNow(cause: Error & { code?: string }): void {
+    if (cause.code === ErrorCodes.REMOTE_UNAVAILABLE) this.#remoteDown = { until: performance.now() + REMOTE_PAUSE_MS, error: cause }
   }
 
   /** The result of a lookup that hit, else undefined (a damaged entry is reported if `report`). */
@@ -417,6 +462,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     for (const tier of [this.#remote, this.#local]) {
       if (tier === undefined) continue
       try {
+        if (tier === this.#remote && !this.#remoteUp()) throw this.#remoteDown!.error
         tier.store(key, bytesOf(parts), parts.layout, entry)
       } catch (e) {
         this.#storeFailed(e, key, functionName, label, tier)
@@ -430,6 +476,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     for (const tier of [this.#remote, this.#local]) {
       if (tier === undefined) continue
       try {
+        if (tier === this.#remote && !this.#remoteUp()) throw this.#remoteDown!.error
         // `parts` keeps the result's memory referenced while the pool writes it.
         await tier.storeAsync(key, bytesOf(parts), parts.layout, entry)
       } catch (e) {
@@ -445,6 +492,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
 
   #storeFailed(e: unknown, key: string, functionName: string, label: string, tier: unknown): void {
     const cause = fromNative(e) as Error
+    if (tier === this.#remote) this.#remoteFailedNow(cause)
     const where = tier === this.#remote || !this.#remote ? this.path : `the local tier of ${this.path}`
     const error = codedError(Error, ErrorCodes.STORE_FAILED, `could not store the result of ${label} in ${where}: ${cause.message}`, {
       cause,

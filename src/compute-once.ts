@@ -8,17 +8,17 @@ import type { ComputeOnce } from './options'
 const WAIT_FIRST_MS = 5
 const WAIT_MAX_MS = 200
 
-export type Step = { do: 'load' } | { do: 'compute' } | { do: 'sleep'; ms: number }
+export type Step = { do: 'claim' } | { do: 'load' } | { do: 'compute' } | { do: 'sleep'; ms: number }
 
 /** A held lease, `null` to compute without one, or undefined while another process holds it. */
 export type Claim = { release(): void } | null | undefined
 
-/** A load step is answered with the entry or undefined. */
-export function* waitOrCompute(claim: () => Claim, once: ComputeOnce): Generator<Step, unknown, unknown> {
+/** A claim step is answered with a Claim; a load step with the entry or undefined. */
+export function* waitOrCompute(once: ComputeOnce): Generator<Step, unknown, unknown> {
   // A monotonic clock: a wall-clock step must not end or stretch the wait.
   const deadline = performance.now() + once.timeout
   for (let wait = WAIT_FIRST_MS; ; wait = Math.min(wait * 2, WAIT_MAX_MS)) {
-    const lease = claim()
+    const lease = (yield { do: 'claim' }) as Claim
     if (lease !== undefined) {
       try {
         // Stored by another process between our miss and the lease?
@@ -34,12 +34,13 @@ export function* waitOrCompute(claim: () => Claim, once: ComputeOnce): Generator
   }
 }
 
-export interface StepActions<T> {
+export interface StepActions<T, C> {
+  claim: () => C
   load: () => T
   compute: () => T
 }
 
-export function runSync(steps: Generator<Step, unknown, unknown>, act: StepActions<unknown>): unknown {
+export function runSync(steps: Generator<Step, unknown, unknown>, act: StepActions<unknown, Claim>): unknown {
   let next = steps.next()
   while (!next.done) {
     const step = next.value
@@ -55,7 +56,7 @@ export function runSync(steps: Generator<Step, unknown, unknown>, act: StepActio
   return next.value
 }
 
-export async function runAsync(steps: Generator<Step, unknown, unknown>, act: StepActions<Promise<unknown>>): Promise<unknown> {
+export async function runAsync(steps: Generator<Step, unknown, unknown>, act: StepActions<Promise<unknown>, Claim | Promise<Claim>>): Promise<unknown> {
   let next = steps.next()
   while (!next.done) {
     const step = next.value

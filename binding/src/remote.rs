@@ -82,6 +82,41 @@ impl<'task> ScopedTask<'task> for RemoteLoadTask {
     }
 }
 
+pub struct RemoteClaimTask {
+    remote: Arc<Remote>,
+    key: String,
+    stale_after: Duration,
+}
+
+impl<'task> ScopedTask<'task> for RemoteClaimTask {
+    type Output = Outcome<RemoteClaim>;
+    type JsValue = Either<RemoteComputeLease, Object<'task>>;
+
+    fn compute(&mut self) -> Result<Outcome<RemoteClaim>> {
+        Ok(guarded(|| Ok(self.remote.claim(&self.key, self.stale_after)?)))
+    }
+
+    fn resolve(&mut self, env: &'task Env, claim: Outcome<RemoteClaim>) -> Result<Self::JsValue> {
+        claim_value(env, claim.map_err(|f| f.into_js(env))?)
+    }
+}
+
+fn claim_value(env: &Env, claim: RemoteClaim) -> Result<Either<RemoteComputeLease, Object<'_>>> {
+    Ok(match claim {
+        RemoteClaim::Taken(lease) => Either::A(RemoteComputeLease { lease: Some(lease) }),
+        RemoteClaim::Held { holder } => {
+            let mut obj = Object::new(env)?;
+            obj.set("holder", holder)?;
+            obj.set("thisProcess", false)?;
+            Either::B(obj)
+        }
+    })
+}
+
+fn stale_after_of(ms_value: f64) -> Outcome<Duration> {
+    ms(Some(ms_value)).ok_or_else(|| Failure::invalid(format!("staleAfter must be a positive number, got {ms_value}")))
+}
+
 pub struct RemoteStoreTask {
     remote: Arc<Remote>,
     key: String,
@@ -220,21 +255,15 @@ impl RemoteCache {
         key: String,
         stale_after_ms: f64,
     ) -> Result<Either<RemoteComputeLease, Object<'env>>> {
-        let claim = run(env, || {
-            let stale_after = ms(Some(stale_after_ms)).ok_or_else(|| {
-                Failure::invalid(format!("staleAfter must be a positive number, got {stale_after_ms}"))
-            })?;
-            Ok(self.remote.claim(&key, stale_after)?)
-        })?;
-        Ok(match claim {
-            RemoteClaim::Taken(lease) => Either::A(RemoteComputeLease { lease: Some(lease) }),
-            RemoteClaim::Held { holder } => {
-                let mut obj = Object::new(env)?;
-                obj.set("holder", holder)?;
-                obj.set("thisProcess", false)?;
-                Either::B(obj)
-            }
-        })
+        let claim = run(env, || Ok(self.remote.claim(&key, stale_after_of(stale_after_ms)?)?))?;
+        claim_value(env, claim)
+    }
+
+    /// `claim` on the libuv pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<RemoteComputeLease | { holder: string; thisProcess: false }>")]
+    pub fn claim_async(&self, env: &Env, key: String, stale_after_ms: f64) -> Result<AsyncTask<RemoteClaimTask>> {
+        let stale_after = run(env, || stale_after_of(stale_after_ms))?;
+        Ok(AsyncTask::new(RemoteClaimTask { remote: self.remote.clone(), key, stale_after }))
     }
 
     /// Entries and bytes from a listing; hits and misses of this process.

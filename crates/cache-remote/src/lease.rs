@@ -151,9 +151,10 @@ impl RemoteLease {
         if self.lost() {
             return;
         }
-        // Best effort: a lease left behind only delays others until it is stale.
+        // In the background: waiters poll for the entry, not the lease, and
+        // a lease left behind (the process exits first) only goes stale.
         let (store, path) = (Arc::clone(&self.store), self.path.clone());
-        let _ = crate::block_on(async move { store.delete(&path).await });
+        crate::runtime().spawn(async move { store.delete(&path).await });
     }
 }
 

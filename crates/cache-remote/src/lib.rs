@@ -46,6 +46,11 @@ use transfer::{FetchError, Fetched};
 /// A hit is recorded as a use at most this often per entry by one process.
 pub const RECORD_USE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Hits on an entry stored less than this long ago are not recorded: its
+/// own modification time says it is recent, and a use mark (a PUT, 12.5
+/// times the price of a GET on S3) would add nothing prune could tell.
+pub const RECORD_USES_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// The runtime every store's requests run on.
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -140,9 +145,11 @@ impl RemoteCache {
             Err(FetchError::Memory(e)) => return Err(e.into()),
         };
         match found {
-            Fetched::Found { array, record } => {
+            Fetched::Found { array, record, modified } => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                self.record_use(key);
+                if modified.elapsed().unwrap_or_default() > RECORD_USES_AFTER {
+                    self.record_use(key);
+                }
                 Ok(Lookup::Hit(Entry { array: LoadedArray::Read(array), record: Arc::new(record) }))
             }
             Fetched::Missing | Fetched::OtherVersion => {
@@ -237,7 +244,7 @@ impl RemoteCache {
     }
 
     /// Marks `key` used now, in the background, once per `RECORD_USE_EVERY`
-    /// per process: one small PUT, off the hit's path.
+    /// per process: one small empty PUT, off the hit's path.
     fn record_use(&self, key: &str) {
         {
             let mut since = self.used_since.lock().unwrap();

@@ -1,10 +1,10 @@
 //! Listing, statistics, pruning and clearing: the only operations that
 //! LIST (1,000 objects per request), never on a hit's or a miss's path.
 //!
-//! S3 keeps no access times, so a hit records a use with a small PUT of
-//! `uses/<ab>/<key>` (at most once an hour per entry per process), and an
-//! entry's last use is the later of its own and its mark's modification
-//! times. Removal is by batch DELETE (1,000 objects per request).
+//! S3 keeps no access times, so a hit on an entry older than a day records
+//! a use with an empty PUT of `uses/<ab>/<key>` (at most once an hour per
+//! entry per process), and an entry's last use is the later of its own and
+//! its mark's modification times: least recently used to within a day. Removal is by batch DELETE (1,000 objects per request).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -57,16 +57,26 @@ struct Listing {
     ours: Vec<Path>,
 }
 
+/// Prefixes listed at once: S3 serves a page of 1,000 objects in about
+/// 100 ms, so one listing of 10 million entries in turn would take half an hour.
+const LIST_CONCURRENCY: usize = 16;
+
 /// Leases older than this are a killed holder's leftovers.
 const LEASE_LEFTOVER_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl RemoteCache {
-    /// Lists the prefix, calling `progress(objects listed, 0)` after each page.
+    /// Lists the cache's 512 fan-out prefixes (entries and leases, use
+    /// marks), `LIST_CONCURRENCY` at a time, calling `progress(objects
+    /// listed, 0)` after each page. Objects elsewhere under the prefix are
+    /// not the cache's and are not listed.
     fn list(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<Listing, RemoteError> {
         let mut listing = Listing::default();
-        let mut seen = 0u64;
         block_on(async {
-            let mut stream = self.store.list(Some(self.names.prefix())).chunks(1000);
+            let prefixes: Vec<Path> = self.names.fan_out_prefixes().collect();
+            let store = &self.store;
+            let mut stream = futures_util::stream::iter(prefixes)
+                .map(|p| store.list(Some(&p)).chunks(1000))
+                .flatten_unordered(LIST_CONCURRENCY);
             while let Some(page) = stream.next().await {
                 for meta in page {
                     let meta = meta.map_err(self.err("list the cache"))?;
@@ -94,12 +104,10 @@ impl RemoteCache {
                     }
                     listing.ours.push(meta.location);
                 }
-                seen = listing.ours.len() as u64;
-                progress(seen, 0);
+                progress(listing.ours.len() as u64, 0);
             }
             Ok::<(), RemoteError>(())
         })?;
-        let _ = seen;
         for (key, used) in &listing.marks {
             if let Some(e) = listing.entries.get_mut(key) {
                 e.last_used = e.last_used.max(*used);

@@ -47,6 +47,15 @@ impl Names {
         self.under(&["uses", &key[..2], key])
     }
 
+    /// Every prefix the cache writes under: `<ab>/` and `uses/<ab>/` for
+    /// all 256 values of `ab`.
+    pub(crate) fn fan_out_prefixes(&self) -> impl Iterator<Item = Path> + '_ {
+        (0..=255u8).flat_map(move |b| {
+            let fan = format!("{b:02x}");
+            [self.under(&[&fan]), self.under(&["uses", &fan])]
+        })
+    }
+
     fn under(&self, parts: &[&str]) -> Path {
         let mut path = self.prefix.clone();
         for part in parts {

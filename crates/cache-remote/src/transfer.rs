@@ -52,6 +52,8 @@ pub(crate) enum Fetched<B> {
     Found {
         array: NpyArray<B>,
         record: EntryRecord,
+        /// When the store last wrote the object.
+        modified: std::time::SystemTime,
     },
 }
 
@@ -83,6 +85,7 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
         Err(e) => return Err(e.into()),
     };
     let (size, e_tag) = (first.meta.size, first.meta.e_tag.clone());
+    let modified = std::time::SystemTime::from(first.meta.last_modified);
     let damaged = |reason: String| Ok(Fetched::Damaged { reason, e_tag: e_tag.clone() });
     let record = match record_meta::record_of(&first.attributes) {
         Ok(r) => r,
@@ -169,7 +172,7 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
     if let Err(why) = record.check(&header, stored_order, Some(data.as_ref())) {
         return damaged(why);
     }
-    Ok(Fetched::Found { array: NpyArray { header, data, stored_order }, record })
+    Ok(Fetched::Found { array: NpyArray { header, data, stored_order }, record, modified })
 }
 
 /// The first bytes of `chunks`, at most `max`, in one piece.
