@@ -6,7 +6,7 @@
 //   node bench/remote-requests.mjs [--entries 10000]
 import { fork } from 'node:child_process'
 import net from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { URLSearchParams, fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { NumpyFuncCache } from '../dist/index.js'
