@@ -29,7 +29,7 @@ async function runProxy(target) {
       // Bodies of float data do not look like request lines.
       for (const m of d.toString('latin1').matchAll(/^(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP\/1\.1\r$/gm)) {
         const query = m[2].includes('?') ? new URLSearchParams(m[2].split('?')[1]) : new URLSearchParams()
-        const name = query.has('list-type') ? 'LIST' : query.has('delete') ? 'DELETE (batch)' : query.has('uploadId') || query.has('uploads') ? `${m[1]} (multipart)` : m[1]
+        const name = query.has('list-type') ? 'LIST' : query.has('delete') ? 'DeleteObjects' : query.has('uploadId') || query.has('uploads') ? `${m[1]} (multipart)` : m[1]
         counts[name] = (counts[name] ?? 0) + 1
       }
       upstream.write(d)
@@ -85,10 +85,10 @@ const fresh = (loc, extra = {}) => new NumpyFuncCache(loc, { remote, ...extra })
 const fill = async (n, v) => new Float64Array(n).fill(v)
 
 rows.push(['miss, 8 KiB (GET 404, then the PUT)', await requestsOf(() => fresh('s3://bench/a').createCachedFunc(fill)(1024, 1))])
-rows.push(['hit, 8 KiB (first hit of this entry by this process)', await requestsOf(() => fresh('s3://bench/a').createCachedFunc(fill)(1024, 1))])
+rows.push(['hit, 8 KiB (a fresh process: new connection)', await requestsOf(() => fresh('s3://bench/a').createCachedFunc(fill)(1024, 1))])
 const warm = fresh('s3://bench/a').createCachedFunc(fill)
 await warm(1024, 1)
-rows.push(['hit, 8 KiB (use already recorded by this process this hour)', await requestsOf(() => warm(1024, 1))])
+rows.push(['hit, 8 KiB (connection reused)', await requestsOf(() => warm(1024, 1))])
 rows.push([
   'miss with computeOnce, 8 KiB',
   await requestsOf(() => fresh('s3://bench/b', { computeOnce: true }).createCachedFunc(fill)(1024, 2)),
