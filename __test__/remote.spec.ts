@@ -245,6 +245,33 @@ test.serial('a large entry goes up in parts and comes back whole; sync wrappers 
   t.true(got.length === 2 << 20 && got[12345] === 12345 && got[(2 << 20) - 1] === (2 << 20) - 1)
 })
 
+test.serial('uploads in parts are create-only too: of two machines uploading one key, the first to complete wins', async (t) => {
+  const proxy = await startProxy(server.endpoint)
+  t.teardown(() => proxy.close())
+  const loc = location('parts-race')
+  const parts = { multipartFrom: 6 << 20, partSize: 5 << 20 }
+  // A nondeterministic function: which machine computed it shows in the data.
+  let variant = 0
+  const fn = async (n: number) => new Float64Array(n).fill(variant)
+  const n = 4 << 20 // 32 MiB, 7 parts
+  const slow = new NumpyFuncCache(loc, { remote: { ...remoteOf(server, proxy.endpoint), ...parts } })
+  const errors: Any[] = []
+  slow.on('storeError', (e) => errors.push(e))
+  // The slow machine's upload is held 12 MiB in, after it found no object there.
+  const hold = proxy.pauseAfter(12 << 20)
+  variant = 1
+  const slowCall = slow.createCachedFunc(fn, { name: 'fill' })(n)
+  await hold.paused
+  variant = 2
+  await new NumpyFuncCache(loc, { remote: { ...remoteOf(server), ...parts } }).createCachedFunc(fn, { name: 'fill' })(n)
+  hold.resume()
+  t.is(((await slowCall) as Float64Array)[0], 1, 'the slow machine still returns what it computed')
+  t.deepEqual(errors, [], 'losing the race is not a failure')
+  variant = 3 // a computation now would give 3s
+  const stored = (await new NumpyFuncCache(loc, { remote: remoteOf(server) }).createCachedFunc(fn, { name: 'fill' })(n)) as Float64Array
+  t.true(stored.length === n && stored.every((x) => x === 2), 'the first to complete stands')
+})
+
 test.serial('stats, entries, prune and clearCache work on an s3:// location, and leave foreign objects', async (t) => {
   const loc = location('maintenance')
   const remote = remoteOf(server)

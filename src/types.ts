@@ -91,7 +91,7 @@ export interface RemoteOptions {
   maxRetries?: number
   /** No retry starts later than this many milliseconds after the first attempt (default 30000). */
   retryTimeout?: number
-  /** Objects larger than this many bytes are uploaded in parts (default and most: 5 GiB, S3's largest single PUT). */
+  /** Objects larger than this many bytes are uploaded in parts, 8 at a time (default 64 MiB on S3; at most 5 GiB, its largest single PUT). */
   multipartFrom?: number
   /** Bytes per ranged GET and per upload part (default 16 MiB, at least 1 MiB). */
   partSize?: number

@@ -40,16 +40,19 @@ export function remoteOf(server: S3Server, endpoint = server.endpoint) {
 /**
  * A TCP proxy to `target`: `cutAfter(bytes, dir, onCut)` calls `onCut` once
  * that many bytes have gone through in direction `dir` (`up`: client to
- * server), after which the proxy forwards nothing more.
+ * server), after which the proxy forwards nothing more. `pauseAfter(bytes)`
+ * holds client-to-server bytes past that many until `resume()`.
  */
 export async function startProxy(target: string): Promise<{
   endpoint: string
   cutAfter(bytes: number, dir: 'up' | 'down', onCut: () => void): void
+  pauseAfter(bytes: number): { paused: Promise<void>; resume(): void }
   close(): Promise<void>
 }> {
   const { hostname, port } = new URL(target)
   const sockets = new Set<net.Socket>()
   let cut: { bytes: number; dir: 'up' | 'down'; onCut: () => void; seen: number; done: boolean } | undefined
+  let pause: { bytes: number; seen: number; held: (() => void)[]; reached: () => void } | undefined
   const count = (dir: 'up' | 'down', n: number) => {
     if (!cut || cut.dir !== dir || cut.done) return
     cut.seen += n
@@ -65,6 +68,14 @@ export async function startProxy(target: string): Promise<{
     const forward = (from: net.Socket, to: net.Socket, dir: 'up' | 'down') =>
       from.on('data', (d) => {
         if (cut?.done) return
+        if (dir === 'up' && pause) {
+          pause.seen += d.length
+          if (pause.seen > pause.bytes) {
+            pause.held.push(() => to.write(d))
+            pause.reached()
+            return
+          }
+        }
         to.write(d)
         count(dir, d.length)
       })
@@ -85,6 +96,19 @@ export async function startProxy(target: string): Promise<{
     endpoint: `http://127.0.0.1:${proxyPort}`,
     cutAfter(bytes, dir, onCut) {
       cut = { bytes, dir, onCut, seen: 0, done: false }
+    },
+    pauseAfter(bytes) {
+      let reached!: () => void
+      const paused = new Promise<void>((r) => (reached = r))
+      const p = { bytes, seen: 0, held: [] as (() => void)[], reached }
+      pause = p
+      return {
+        paused,
+        resume() {
+          pause = undefined
+          for (const write of p.held) write()
+        },
+      }
     },
     close: () =>
       new Promise<void>((r) => {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi::ScopedTask;
 
-use cache_remote::{RemoteCache as Remote, RemoteClaim, RemoteLease, Settings, Stored, Transfer};
+use cache_remote::{RemoteCache as Remote, RemoteClaim, RemoteLease, Settings, Stored, MAX_SINGLE_PUT};
 use cache_store::Lookup;
 use npy_format::Header;
 
@@ -158,13 +158,6 @@ impl RemoteCache {
                 multipart_from: None,
                 part_size: None,
             });
-            let mut transfer = Transfer::default();
-            if let Some(v) = s.multipart_from.filter(|v| *v >= 0.0) {
-                transfer.multipart_from = v.min(transfer.multipart_from as f64) as u64;
-            }
-            if let Some(v) = s.part_size.filter(|v| *v >= (1 << 20) as f64) {
-                transfer.part_size = v as u64;
-            }
             let settings = Settings {
                 endpoint: s.endpoint,
                 region: s.region,
@@ -176,7 +169,15 @@ impl RemoteCache {
                 max_retries: s.max_retries.map(|n| n as usize),
                 retry_timeout: ms(s.retry_timeout_ms),
             };
-            Ok(RemoteCache { remote: Arc::new(Remote::open(&location, &settings)?.with_transfer(transfer)) })
+            let remote = Remote::open(&location, &settings)?;
+            let mut transfer = remote.transfer();
+            if let Some(v) = s.multipart_from.filter(|v| *v >= 0.0) {
+                transfer.multipart_from = v.min(MAX_SINGLE_PUT as f64) as u64;
+            }
+            if let Some(v) = s.part_size.filter(|v| *v >= (1 << 20) as f64) {
+                transfer.part_size = v as u64;
+            }
+            Ok(RemoteCache { remote: Arc::new(remote.with_transfer(transfer)) })
         })
     }
 

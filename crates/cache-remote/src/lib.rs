@@ -14,6 +14,7 @@
 //! objects, `record_meta` carries records, `transfer` moves bytes, `lease`
 //! is compute-once, `maintenance` lists and prunes.
 
+mod create_only;
 mod error;
 mod lease;
 mod location;
@@ -38,7 +39,7 @@ pub use error::RemoteError;
 pub use lease::{RemoteClaim, RemoteLease, CLOCK_SKEW};
 pub use location::{is_remote, Settings, SCHEMES};
 pub use maintenance::{RemoteEntry, RemotePruneReport, RemoteTotals};
-pub use transfer::Transfer;
+pub use transfer::{Transfer, MAX_SINGLE_PUT};
 
 use names::{check_key, Names};
 use transfer::{FetchError, Fetched};
@@ -97,7 +98,14 @@ impl RemoteCache {
     /// Opens `location` (`s3://bucket/prefix`, ...). Makes no request.
     pub fn open(location: &str, settings: &Settings) -> Result<RemoteCache, RemoteError> {
         let (store, prefix) = location::open(location, settings)?;
-        Ok(RemoteCache::with_store(store, prefix, location))
+        let cache = RemoteCache::with_store(store, prefix, location);
+        if location.starts_with("s3://") {
+            return Ok(cache);
+        }
+        // Only S3's multipart completion is made create-only: elsewhere one
+        // PUT publishes entries as large as S3's single PUT.
+        let transfer = Transfer { multipart_from: transfer::MAX_SINGLE_PUT, ..Transfer::default() };
+        Ok(cache.with_transfer(transfer))
     }
 
     /// A cache under `prefix` of an already built store.
@@ -118,6 +126,10 @@ impl RemoteCache {
     pub fn with_transfer(mut self, transfer: Transfer) -> RemoteCache {
         self.transfer = transfer;
         self
+    }
+
+    pub fn transfer(&self) -> Transfer {
+        self.transfer
     }
 
     pub fn location(&self) -> &str {

@@ -53,8 +53,11 @@ pub fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>
     let retry = retry_config(settings);
     let built: object_store::Result<Arc<dyn ObjectStore>> = match scheme {
         "s3" => {
-            let mut b =
-                AmazonS3Builder::from_env().with_bucket_name(bucket).with_client_options(client).with_retry(retry);
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_client_options(client)
+                .with_retry(retry)
+                .with_http_connector(crate::create_only::CreateOnlyCompletion);
             if let Some(v) = &settings.endpoint {
                 b = b.with_endpoint(v);
             }

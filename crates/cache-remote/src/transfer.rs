@@ -27,14 +27,18 @@ pub struct Transfer {
     pub part_size: u64,
     /// Requests in flight for one object.
     pub concurrency: usize,
-    /// Objects larger than this are uploaded in parts (at most 5 GiB, S3's
-    /// largest single PUT).
+    /// Objects larger than this are uploaded in parts, `concurrency` at a
+    /// time (at most 5 GiB, S3's largest single PUT).
     pub multipart_from: u64,
 }
 
+/// S3's largest single PUT, and most parts of one upload.
+pub const MAX_SINGLE_PUT: u64 = 5 << 30;
+const MAX_PARTS: u64 = 10_000;
+
 impl Default for Transfer {
     fn default() -> Transfer {
-        Transfer { first_part: 8 << 20, part_size: 16 << 20, concurrency: 8, multipart_from: 5 << 30 }
+        Transfer { first_part: 8 << 20, part_size: 16 << 20, concurrency: 8, multipart_from: 64 << 20 }
     }
 }
 
@@ -207,9 +211,10 @@ pub(crate) async fn publish(
     publish_in_parts(store, path, t, preamble, data, attributes).await
 }
 
-/// A multipart upload. The store's multipart API has no create-only
-/// completion, so an object already there is looked for first; a
-/// concurrent completion of the same key replaces whole object by whole
+/// A multipart upload, skipped if the object is there already. On S3 its
+/// completion is create-only (see `create_only`): of two concurrent
+/// uploads of one key, the first to complete wins. Elsewhere (GCS, Azure)
+/// the later completion replaces the earlier, whole object by whole
 /// object, and readers, pinned to one version, never mix them.
 async fn publish_in_parts(
     store: &dyn ObjectStore,
@@ -227,7 +232,9 @@ async fn publish_in_parts(
         Err(e) => return Err(e),
     }
     let mut upload = store.put_multipart_opts(path, PutMultipartOptions { attributes, ..Default::default() }).await?;
-    let part = t.part_size.max(5 << 20) as usize;
+    // Parts of at least 5 MiB (S3's least but for the last), and at most 10,000 of them.
+    let total = (preamble.len() + data.len()) as u64;
+    let part = t.part_size.max(5 << 20).max(total.div_ceil(MAX_PARTS)) as usize;
     // Part boundaries in the object: the preamble rides with the first.
     let first_data = part.saturating_sub(preamble.len()).min(data.len());
     let mut payloads = vec![PutPayload::from_iter([preamble, data.slice(..first_data)])];
@@ -243,7 +250,12 @@ async fn publish_in_parts(
         .try_collect()
         .await;
     match sent {
-        Ok(_) => upload.complete().await,
+        Ok(_) => match upload.complete().await {
+            Err(object_store::Error::Precondition { path, source }) => {
+                Err(object_store::Error::AlreadyExists { path, source })
+            }
+            done => done,
+        },
         Err(e) => {
             // Parts of an aborted upload are never visible; abort frees them now.
             let _ = upload.abort().await;
