@@ -112,7 +112,7 @@ test.serial('objects are plain .npy files that boto3 + NumPy read, with the reco
 s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3], region_name='us-east-1')
 o = s3.get_object(Bucket=sys.argv[4], Key=sys.argv[5])
 a = np.load(io.BytesIO(o['Body'].read()))
-record = json.loads(base64.b64decode(o['Metadata']['nfc-record']))
+record = json.loads(base64.b64decode(o['Metadata']['nfcrecord']))
 print(json.dumps({'shape': list(a.shape), 'dtype': str(a.dtype), 'values': a.ravel().tolist(), 'function': record['function']}))`,
     [server.endpoint, server.accessKeyId, server.secretAccessKey, BUCKET, key],
   )

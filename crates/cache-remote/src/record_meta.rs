@@ -7,8 +7,9 @@ use base64::Engine;
 use cache_store::{EntryRecord, RecordProblem};
 use object_store::{Attribute, AttributeValue, Attributes};
 
-/// The metadata name (`x-amz-meta-nfc-record` on S3).
-pub(crate) const RECORD: &str = "nfc-record";
+/// The metadata name (`x-amz-meta-nfcrecord` on S3): one word, since
+/// Azure takes only C# identifiers and some proxies drop `_` in headers.
+pub(crate) const RECORD: &str = "nfcrecord";
 
 pub(crate) fn attributes_of(record: &EntryRecord) -> Attributes {
     let mut attributes = Attributes::new();
@@ -20,7 +21,7 @@ pub(crate) fn attributes_of(record: &EntryRecord) -> Attributes {
 pub(crate) fn record_of(attributes: &Attributes) -> Result<EntryRecord, RecordProblem> {
     let value = attributes
         .get(&Attribute::Metadata(RECORD.into()))
-        .ok_or_else(|| RecordProblem::Invalid("is missing (no nfc-record metadata)".into()))?;
+        .ok_or_else(|| RecordProblem::Invalid("is missing (no nfcrecord metadata)".into()))?;
     let json =
         STANDARD.decode(value.as_ref()).map_err(|e| RecordProblem::Invalid(format!("metadata is not base64 ({e})")))?;
     EntryRecord::decode(&json)
