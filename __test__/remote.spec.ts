@@ -4,7 +4,7 @@
 // proxy counts the bytes), a closed port, wrong credentials.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { ErrorCodes, NumpyFuncCache } from '../dist'
@@ -293,6 +293,20 @@ test.serial('stats, entries, prune and clearCache work on an s3:// location, and
   cache.clearCache()
   t.like(cache.stats(), { entries: 0, bytes: 0 })
   t.deepEqual(await objectsUnder(loc), [foreign])
+})
+
+test.serial('keys, region and endpoint come from a shared AWS profile when the environment has none', async (t) => {
+  const dir = tempDir(t)
+  const loc = location('profile')
+  new NumpyFuncCache(loc, { remote: remoteOf(server) }).createCachedFunc((n: number) => new Float64Array(n), { name: 'zeros' })(3)
+  writeFileSync(join(dir, 'credentials'), `[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n[team]\naws_access_key_id = ${server.accessKeyId}\naws_secret_access_key = ${server.secretAccessKey}\n`)
+  writeFileSync(join(dir, 'config'), `[profile team]\nregion = ${server.region}\nendpoint_url = ${server.endpoint}\n`)
+  const env: Record<string, string | undefined> = { ...process.env, AWS_ALLOW_HTTP: 'true', AWS_PROFILE: 'team' }
+  for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT']) delete env[k]
+  env.AWS_SHARED_CREDENTIALS_FILE = join(dir, 'credentials')
+  env.AWS_CONFIG_FILE = join(dir, 'config')
+  const out = execFileSync(process.execPath, [join(root, 'dist', 'cli.js'), 'stats', loc, '--json'], { env, encoding: 'utf8' })
+  t.like(JSON.parse(out), { entries: 1 })
 })
 
 test.serial("the CLI's ls, stats, prune and clear take an s3:// location", async (t) => {

@@ -20,6 +20,7 @@ mod lease;
 mod location;
 mod maintenance;
 mod names;
+mod profile;
 mod record_meta;
 mod transfer;
 

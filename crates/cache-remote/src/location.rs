@@ -1,7 +1,8 @@
 //! Opening a location: `s3://bucket/prefix`, `gs://bucket/prefix` or
 //! `az://container/prefix`, configured from the standard environment
-//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ... for S3;
-//! `GOOGLE_*` and `AZURE_*` for the others), then from explicit settings.
+//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ... and the
+//! shared profile for S3; `GOOGLE_*` and `AZURE_*` for the others), then
+//! from explicit settings.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,7 @@ pub fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>
                 .with_client_options(client)
                 .with_retry(retry)
                 .with_http_connector(crate::create_only::CreateOnlyCompletion);
+            b = with_profile(b, crate::profile::from_env());
             if let Some(v) = &settings.endpoint {
                 b = b.with_endpoint(v);
             }
@@ -91,6 +93,27 @@ pub fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>
     };
     let store = built.map_err(|e| bad(e.to_string()))?;
     Ok((store, prefix))
+}
+
+/// The shared profile's values where the environment gives none (the
+/// environment wins, as with the AWS tools; explicit settings win over both).
+fn with_profile(mut b: AmazonS3Builder, profile: crate::profile::Profile) -> AmazonS3Builder {
+    let unset = |vars: &[&str]| vars.iter().all(|v| std::env::var_os(v).is_none());
+    if unset(&["AWS_ACCESS_KEY_ID"]) {
+        if let (Some(id), Some(secret)) = (profile.access_key_id, profile.secret_access_key) {
+            b = b.with_access_key_id(id).with_secret_access_key(secret);
+            if let Some(token) = profile.session_token {
+                b = b.with_token(token);
+            }
+        }
+    }
+    if let Some(region) = profile.region.filter(|_| unset(&["AWS_REGION", "AWS_DEFAULT_REGION"])) {
+        b = b.with_region(region);
+    }
+    if let Some(endpoint) = profile.endpoint_url.filter(|_| unset(&["AWS_ENDPOINT_URL", "AWS_ENDPOINT"])) {
+        b = b.with_endpoint(endpoint);
+    }
+    b
 }
 
 fn client_options(settings: &Settings) -> ClientOptions {
