@@ -77,7 +77,7 @@ export interface ComputeOnceOptions {
  * `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`).
  */
 export interface RemoteOptions {
-  /** e.g. `'http://127.0.0.1:7070'` for an S3-compatible server. */
+  /** e.g. `'http://127.0.0.1:7070'` for an S3-compatible server; for `az://`, the account's URL (`'http://127.0.0.1:10000/devstoreaccount1'`). */
   endpoint?: string
   region?: string
   accessKeyId?: string
@@ -91,7 +91,7 @@ export interface RemoteOptions {
   maxRetries?: number
   /** No retry starts later than this many milliseconds after the first attempt (default 30000). */
   retryTimeout?: number
-  /** Objects larger than this many bytes are uploaded in parts, 8 at a time (default 64 MiB on S3; at most 5 GiB, its largest single PUT). */
+  /** Objects larger than this many bytes are uploaded in parts, 8 at a time (default 64 MiB on S3; at most 5 GiB, its largest single PUT; on GCS and Azure one PUT up to 5 GiB and 5000 MiB). */
   multipartFrom?: number
   /** Bytes per ranged GET and per upload part (default 16 MiB, at least 1 MiB). */
   partSize?: number

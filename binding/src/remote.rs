@@ -172,7 +172,9 @@ impl RemoteCache {
             let remote = Remote::open(&location, &settings)?;
             let mut transfer = remote.transfer();
             if let Some(v) = s.multipart_from.filter(|v| *v >= 0.0) {
-                transfer.multipart_from = v.min(MAX_SINGLE_PUT as f64) as u64;
+                // The largest single PUT: S3's and GCS's 5 GiB, Azure's 5000 MiB.
+                let cap = if location.starts_with("az://") { 5000 << 20 } else { MAX_SINGLE_PUT };
+                transfer.multipart_from = v.min(cap as f64) as u64;
             }
             if let Some(v) = s.part_size.filter(|v| *v >= (1 << 20) as f64) {
                 transfer.part_size = v as u64;

@@ -100,13 +100,14 @@ impl RemoteCache {
     pub fn open(location: &str, settings: &Settings) -> Result<RemoteCache, RemoteError> {
         let (store, prefix) = location::open(location, settings)?;
         let cache = RemoteCache::with_store(store, prefix, location);
-        if location.starts_with("s3://") {
-            return Ok(cache);
-        }
         // Only S3's multipart completion is made create-only: elsewhere one
-        // PUT publishes entries as large as S3's single PUT.
-        let transfer = Transfer { multipart_from: transfer::MAX_SINGLE_PUT, ..Transfer::default() };
-        Ok(cache.with_transfer(transfer))
+        // PUT publishes entries up to the largest it takes (Azure's Put Blob: 5000 MiB).
+        let multipart_from = match location.split_once("://").map(|(scheme, _)| scheme) {
+            Some("s3") => return Ok(cache),
+            Some("az") => 5000 << 20,
+            _ => transfer::MAX_SINGLE_PUT,
+        };
+        Ok(cache.with_transfer(Transfer { multipart_from, ..Transfer::default() }))
     }
 
     /// A cache under `prefix` of an already built store.

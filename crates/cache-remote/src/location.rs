@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
 use crate::RemoteError;
 
@@ -50,13 +50,11 @@ pub fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>
     }
     let prefix =
         Path::parse(prefix.trim_end_matches('/')).map_err(|e| bad(format!("its prefix is not valid ({e})")))?;
-    let client = client_options(settings);
     let retry = retry_config(settings);
     let built: object_store::Result<Arc<dyn ObjectStore>> = match scheme {
         "s3" => {
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_client_options(client)
                 .with_retry(retry)
                 .with_http_connector(crate::create_only::CreateOnlyCompletion);
             b = with_profile(b, crate::profile::from_env());
@@ -75,20 +73,31 @@ pub fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>
             if let Some(v) = &settings.session_token {
                 b = b.with_token(v);
             }
+            for (key, value) in client_defaults("AWS", settings) {
+                b = b.with_config(AmazonS3ConfigKey::Client(key), value);
+            }
             b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         }
-        "gs" => GoogleCloudStorageBuilder::from_env()
-            .with_bucket_name(bucket)
-            .with_client_options(client)
-            .with_retry(retry)
-            .build()
-            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
-        "az" => MicrosoftAzureBuilder::from_env()
-            .with_container_name(bucket)
-            .with_client_options(client)
-            .with_retry(retry)
-            .build()
-            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
+        "gs" => {
+            let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry);
+            for (key, value) in client_defaults("GOOGLE", settings) {
+                b = b.with_config(GoogleConfigKey::Client(key), value);
+            }
+            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        }
+        "az" => {
+            let mut b = MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry);
+            for (key, value) in client_defaults("AZURE", settings) {
+                b = b.with_config(AzureConfigKey::Client(key), value);
+            }
+            // The account's URL, e.g. `http://127.0.0.1:10000/devstoreaccount1`
+            // for Azurite. With `AZURE_STORAGE_USE_EMULATOR` object_store takes
+            // the emulator's from `AZURITE_BLOB_STORAGE_URL` instead.
+            if let Some(v) = &settings.endpoint {
+                b = b.with_endpoint(v.clone());
+            }
+            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        }
         other => return Err(bad(format!("scheme {other:?} is not one of s3, gs, az"))),
     };
     let store = built.map_err(|e| bad(e.to_string()))?;
@@ -116,17 +125,35 @@ fn with_profile(mut b: AmazonS3Builder, profile: crate::profile::Profile) -> Ama
     b
 }
 
-fn client_options(settings: &Settings) -> ClientOptions {
-    let mut options = ClientOptions::new().with_timeout(settings.timeout.unwrap_or(Duration::from_secs(60)));
-    options = options.with_connect_timeout(Duration::from_secs(5));
-    if let Some(allow) = settings.allow_http.or_else(allow_http_from_env) {
-        options = options.with_allow_http(allow);
+/// The client settings the cache sets: the explicit ones, else its own
+/// defaults where the environment (`<PREFIX>_TIMEOUT`, ...) sets none, so
+/// the environment's other client settings (proxies, certificates) stand.
+/// `AWS_ALLOW_HTTP`, as the AWS tools spell it, counts for every scheme.
+fn client_defaults(prefix: &str, settings: &Settings) -> Vec<(ClientConfigKey, String)> {
+    let in_env =
+        |key: ClientConfigKey| std::env::var_os(format!("{prefix}_{}", key.as_ref().to_ascii_uppercase())).is_some();
+    let secs = |d: Duration| format!("{}ms", d.as_millis());
+    let mut out = Vec::new();
+    match settings.timeout {
+        Some(t) => out.push((ClientConfigKey::Timeout, secs(t))),
+        None if !in_env(ClientConfigKey::Timeout) => out.push((ClientConfigKey::Timeout, "60s".into())),
+        None => {}
     }
-    options
+    if !in_env(ClientConfigKey::ConnectTimeout) {
+        out.push((ClientConfigKey::ConnectTimeout, "5s".into()));
+    }
+    let allow_http = settings.allow_http.or_else(|| {
+        let own = in_env(ClientConfigKey::AllowHttp);
+        (!own).then(allow_http_from_aws_env).flatten()
+    });
+    if let Some(allow) = allow_http {
+        out.push((ClientConfigKey::AllowHttp, allow.to_string()));
+    }
+    out
 }
 
-/// `AWS_ALLOW_HTTP`, as the AWS tools spell it, for every scheme.
-fn allow_http_from_env() -> Option<bool> {
+/// `AWS_ALLOW_HTTP`.
+fn allow_http_from_aws_env() -> Option<bool> {
     std::env::var("AWS_ALLOW_HTTP").ok().map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
