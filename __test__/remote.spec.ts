@@ -5,6 +5,7 @@
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
 import { join } from 'node:path'
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { ErrorCodes, NumpyFuncCache } from '../dist'
@@ -179,6 +180,94 @@ test.serial('with the server gone, calls compute and return, and storeError says
   t.is(errors[0].cause, cause, 'the failure remembered, not a new one')
 })
 
+test.serial('after an outage the store is used again: failures while paused do not extend the pause', async (t) => {
+  const loc = location('pause')
+  const cache = new NumpyFuncCache(loc, { remote: { ...remoteOf(server), maxRetries: 0, retryTimeout: 200 } })
+  const errors: Any[] = []
+  cache.on('storeError', (e) => errors.push(e))
+  const f = cache.createCachedFunc(async (k: number) => new Float64Array(4).fill(k), { name: 'fill' })
+  await server.kill()
+  await f(0)
+  t.is(errors[0]?.code, ErrorCodes.REMOTE_UNAVAILABLE)
+  await server.restart()
+  // A call every 500 ms: the pause (10 s from the failure) ends all the same.
+  const start = Date.now()
+  let k = 1
+  while ((await objectsUnder(loc)).length === 0) {
+    t.true(Date.now() - start < 60_000, 'the store was used again')
+    if (Date.now() - start > 60_000) return
+    await f(k++)
+    await new Promise((r) => setTimeout(r, 500))
+  }
+  t.pass()
+})
+
+test.serial('prune() without limits prunes only the local tier; the shared store only to limits given', async (t) => {
+  const dir = tempDir(t)
+  const loc = location('prune-local')
+  const a = new NumpyFuncCache(loc, { remote: remoteOf(server) }).createCachedFunc((k: number) => new Float64Array(4).fill(k), { name: 'fill' })
+  for (const k of [1, 2, 3]) a(k)
+  const b = new NumpyFuncCache(loc, { remote: remoteOf(server), localDir: join(dir, 'b'), maxEntries: 1 })
+  const fb = b.createCachedFunc((k: number) => new Float64Array(4).fill(k), { name: 'fill' })
+  fb(1)
+  fb(2)
+  b.prune()
+  t.is((await objectsUnder(loc)).filter((k) => k.endsWith('.npy')).length, 3, 'the shared store is untouched')
+  t.like(b.prune({ maxEntries: 2 }), { removedEntries: 1, entries: 2 })
+})
+
+test.serial('damaged objects, empty or too large for one PUT, are replaced, and listings survive them', async (t) => {
+  const loc = location('damaged-big')
+  const remote = { ...remoteOf(server), multipartFrom: 6 << 20, partSize: 5 << 20 }
+  let calls = 0
+  const fill = async (n: number) => {
+    calls++
+    return new Float64Array(n).fill(7)
+  }
+  const n = 1 << 20 // 8 MiB: uploaded in parts
+  await new NumpyFuncCache(loc, { remote }).createCachedFunc(fill)(n)
+  await new NumpyFuncCache(loc, { remote }).createCachedFunc(fill)(16)
+  const keys = await objectsUnder(loc)
+  for (const [i, key] of keys.entries()) {
+    // One emptied, one with garbage in place of the array.
+    await s3().send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from(i === 0 ? '' : 'garbage') }))
+  }
+  t.is(new NumpyFuncCache(loc, { remote }).entries().length, 2, 'entries() lists them')
+  for (const size of [n, 16]) {
+    const damaged: Any[] = []
+    const errors: Any[] = []
+    const cache = new NumpyFuncCache(loc, { remote })
+    cache.on('damagedEntry', (e) => damaged.push(e)).on('storeError', (e) => errors.push(e))
+    const got = (await cache.createCachedFunc(fill)(size)) as Float64Array
+    t.true(got.length === size && got.every((x) => x === 7))
+    t.is(damaged.length, 1)
+    t.deepEqual(errors, [])
+  }
+  calls = 0
+  for (const size of [n, 16]) t.is(((await new NumpyFuncCache(loc, { remote }).createCachedFunc(fill)(size)) as Float64Array).length, size)
+  t.is(calls, 0, 'both replaced: the next machine hits')
+})
+
+test.serial('a sync call never waits for a lease its own process holds', async (t) => {
+  const loc = location('self-lease')
+  const cache = new NumpyFuncCache(loc, { remote: remoteOf(server), computeOnce: { timeout: 30_000 } })
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  const slow = cache.createCachedFunc(async (k: number) => {
+    await gate
+    return new Float64Array(2).fill(k)
+  }, { name: 'fill', trackSource: false })
+  const sync = cache.createCachedFunc((k: number) => new Float64Array(2).fill(k), { name: 'fill', trackSource: false })
+  const pending = slow(5)
+  // Let the async call take its lease.
+  while ((await objectsUnder(loc)).length === 0) await new Promise((r) => setTimeout(r, 10))
+  const start = Date.now()
+  t.deepEqual(Array.from(sync(5) as Float64Array), [5, 5])
+  t.true(Date.now() - start < 25_000, 'computed without waiting out the timeout')
+  release()
+  t.deepEqual(Array.from((await pending) as Float64Array), [5, 5])
+})
+
 test.serial('wrong credentials give one clear error', async (t) => {
   const cache = new NumpyFuncCache(location('denied'), { remote: { ...remoteOf(server), secretAccessKey: 'not-the-secret' } })
   let calls = 0
@@ -227,6 +316,49 @@ test.serial('the server killed mid-upload leaves nothing visible; killed mid-dow
   t.true(got.length === n && got.every((x) => x === 2))
   t.is(errors[0]?.code, ErrorCodes.REMOTE_UNAVAILABLE)
   await server.restart()
+})
+
+test.serial('a store never reads the result after the call returns, even when the server answers before the body is sent', async (t) => {
+  // A fake endpoint: a GET is a 404; a PUT is answered 412 as soon as its
+  // headers arrive, and its body is then read slowly, looking for bytes the
+  // caller wrote into the result after the call returned.
+  let marked = 0
+  const fake = net.createServer((sock) => {
+    let head = Buffer.alloc(0)
+    let inBody = false
+    sock.on('data', (d) => {
+      if (inBody) {
+        for (const b of d) if (b === 0xab) marked++
+        return
+      }
+      head = Buffer.concat([head, d])
+      const end = head.indexOf('\r\n\r\n')
+      if (end < 0) return
+      const line = head.subarray(0, head.indexOf('\r\n')).toString()
+      head = head.subarray(end + 4)
+      if (line.startsWith('GET')) {
+        const body = '<Error><Code>NoSuchKey</Code></Error>'
+        sock.write(`HTTP/1.1 404 Not Found\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      } else {
+        inBody = true
+        sock.write('HTTP/1.1 412 Precondition Failed\r\nContent-Length: 0\r\n\r\n')
+        sock.pause()
+        setTimeout(() => sock.resume(), 300)
+      }
+    })
+    sock.on('error', () => {})
+  })
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r))
+  t.teardown(() => fake.close())
+  const endpoint = `http://127.0.0.1:${(fake.address() as net.AddressInfo).port}`
+  const cache = new NumpyFuncCache('s3://bucket/lent', { remote: { ...remoteOf(server, endpoint), maxRetries: 0, requestTimeout: 5000 } })
+  const errors: Any[] = []
+  cache.on('storeError', (e) => errors.push(e))
+  const result = (await cache.createCachedFunc(async (n: number) => new Uint8Array(n).fill(0x11), { name: 'fill' })(32 << 20)) as Uint8Array
+  result.fill(0xab)
+  await new Promise((r) => setTimeout(r, 1000))
+  t.is(marked, 0, 'no byte written after the call returned was sent')
+  t.deepEqual(errors, [], 'a 412 on a create-only store means another writer was first')
 })
 
 test.serial('a large entry goes up in parts and comes back whole; sync wrappers work too', async (t) => {

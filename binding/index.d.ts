@@ -108,9 +108,9 @@ export declare class RemoteCache {
   contains(key: string): boolean
   remove(key: string): boolean
   /** Takes the compute-once lease of `key`, or says who holds it. */
-  claim(key: string, staleAfterMs: number): RemoteComputeLease | { holder: string; thisProcess: false }
+  claim(key: string, staleAfterMs: number): RemoteComputeLease | { holder: string; thisProcess: boolean }
   /** `claim` on the libuv pool. */
-  claimAsync(key: string, staleAfterMs: number): Promise<RemoteComputeLease | { holder: string; thisProcess: false }>
+  claimAsync(key: string, staleAfterMs: number): Promise<RemoteComputeLease | { holder: string; thisProcess: boolean }>
   /** Entries and bytes from a listing; hits and misses of this process. */
   stats(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): CacheTotals
   /** Every entry, most recently used first, with its function, dtype and shape. */

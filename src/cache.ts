@@ -101,7 +101,6 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   readonly #local: NativeCacheDir | undefined
   /** The object store, for an `s3://` (`gs://`, `az://`) location. */
   readonly #remote: NativeRemote | undefined
-  readonly #limits: CacheLimits
   readonly #computeOnce: ComputeOnce | undefined
   #flushTimer: NodeJS.Timeout | undefined
   #leaseWarned = false
@@ -118,7 +117,6 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     super()
     const settings = cacheSettings(path, options)
     this.#computeOnce = settings.computeOnce
-    this.#limits = settings.limits
     const dirOptions = { map: settings.mmap, limits: settings.limits, verify: settings.verify }
     const { remote } = settings
     if (remote) {
@@ -178,9 +176,14 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   prune(limits?: CacheLimits, options?: PruneOptions): PruneReport {
     const settings = pruneSettings(limits, options)
     if (this.#remote) {
-      // The local tier keeps to the cache's own limits; the store to those given.
+      // The cache's own limits are the local tier's: without limits given,
+      // only it is pruned. The shared store is pruned only to limits given.
+      if (settings.limits === undefined) {
+        if (this.#local) return nativeCall(() => this.#local!.prune(undefined, settings.onProgress))
+        return { removedEntries: 0, removedBytes: 0, adopted: 0, dropped: 0, removedLeftovers: 0, entries: 0, bytes: 0 }
+      }
       if (this.#local) nativeCall(() => this.#local!.prune(undefined, undefined))
-      const r = nativeCall(() => this.#remote!.prune(settings.limits ?? this.#limits, settings.onProgress))
+      const r = nativeCall(() => this.#remote!.prune(settings.limits!, settings.onProgress))
       return { ...r, adopted: 0, dropped: 0 }
     }
     return nativeCall(() => this.#dir.prune(settings.limits, settings.onProgress))
@@ -347,7 +350,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
 
   /** Writes uses recorded in memory to the index once the calls pause. */
   #scheduleFlush(): void {
-    if (this.#flushTimer !== undefined) return
+    if (this.#flushTimer !== undefined || this.#local === undefined) return
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined
       try {
@@ -440,6 +443,8 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   }
 
   #remoteFailedNow(cause: Error & { code?: string }): void {
+    // The remembered failure, reported again while paused, does not extend the pause.
+    if (cause === this.#remoteDown?.error) return
     if (cause.code === ErrorCodes.REMOTE_UNAVAILABLE) this.#remoteDown = { until: performance.now() + REMOTE_PAUSE_MS, error: cause }
   }
 

@@ -3,7 +3,7 @@
 //! thread: the JS thread for the synchronous methods, the libuv pool for
 //! the `...Async` ones.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,18 +44,47 @@ fn ms(v: Option<f64>) -> Option<Duration> {
 
 /// A caller's TypedArray as `Bytes`, without a copy. The TS layer keeps the
 /// array referenced and unchanged until the call returns or its promise
-/// settles, after which the store holds no reference to the bytes.
-struct LentBytes(JsBytes);
+/// settles, and the call does not return before every clone of the bytes
+/// is gone: the HTTP client can go on sending a body after the server has
+/// answered (an early 412 or 503), so the store's return is not enough.
+struct LentBytes {
+    bytes: JsBytes,
+    returned: Arc<Returned>,
+}
 
 impl AsRef<[u8]> for LentBytes {
     fn as_ref(&self) -> &[u8] {
         // SAFETY: see the type's docs and `JsBytes`.
-        unsafe { self.0.get() }
+        unsafe { self.bytes.get() }
     }
 }
 
-fn lent(data: &TypedArray) -> Bytes {
-    Bytes::from_owner(LentBytes(JsBytes::of(data)))
+impl Drop for LentBytes {
+    fn drop(&mut self) {
+        *self.returned.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.returned.cv.notify_all();
+    }
+}
+
+/// Set when the last clone of lent bytes is dropped.
+#[derive(Default)]
+struct Returned {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Returned {
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+fn lent(data: &TypedArray) -> (Bytes, Arc<Returned>) {
+    let returned = Arc::new(Returned::default());
+    (Bytes::from_owner(LentBytes { bytes: JsBytes::of(data), returned: returned.clone() }), returned)
 }
 
 /// An object-store location used as a cache.
@@ -104,10 +133,10 @@ impl<'task> ScopedTask<'task> for RemoteClaimTask {
 fn claim_value(env: &Env, claim: RemoteClaim) -> Result<Either<RemoteComputeLease, Object<'_>>> {
     Ok(match claim {
         RemoteClaim::Taken(lease) => Either::A(RemoteComputeLease { lease: Some(lease) }),
-        RemoteClaim::Held { holder } => {
+        RemoteClaim::Held { holder, this_process } => {
             let mut obj = Object::new(env)?;
             obj.set("holder", holder)?;
-            obj.set("thisProcess", false)?;
+            obj.set("thisProcess", this_process)?;
             Either::B(obj)
         }
     })
@@ -122,6 +151,7 @@ pub struct RemoteStoreTask {
     key: String,
     header: Header,
     data: Bytes,
+    returned: Arc<Returned>,
     entry: OwnedEntry,
 }
 
@@ -131,7 +161,9 @@ impl ScopedTask<'_> for RemoteStoreTask {
 
     fn compute(&mut self) -> Result<Outcome<Stored>> {
         let data = std::mem::take(&mut self.data);
-        Ok(guarded(|| Ok(self.remote.store(&self.key, &self.header, data, &self.entry.borrow())?)))
+        let stored = guarded(|| Ok(self.remote.store(&self.key, &self.header, data, &self.entry.borrow())?));
+        self.returned.wait();
+        Ok(stored)
     }
 
     fn resolve(&mut self, env: &Env, outcome: Outcome<Stored>) -> Result<bool> {
@@ -213,7 +245,11 @@ impl RemoteCache {
     ) -> Result<bool> {
         run(env, || {
             let entry = OwnedEntry::of(entry)?;
-            Ok(self.remote.store(&key, &layout.header()?, lent(&data), &entry.borrow())? == Stored::Published)
+            let header = layout.header()?;
+            let (bytes, returned) = lent(&data);
+            let stored = self.remote.store(&key, &header, bytes, &entry.borrow());
+            returned.wait();
+            Ok(stored? == Stored::Published)
         })
     }
 
@@ -229,13 +265,9 @@ impl RemoteCache {
         entry: EntryArg,
     ) -> Result<AsyncTask<RemoteStoreTask>> {
         let task = run(env, || {
-            Ok(RemoteStoreTask {
-                remote: self.remote.clone(),
-                key,
-                header: layout.header()?,
-                data: lent(&data),
-                entry: OwnedEntry::of(entry)?,
-            })
+            let (header, entry) = (layout.header()?, OwnedEntry::of(entry)?);
+            let (data, returned) = lent(&data);
+            Ok(RemoteStoreTask { remote: self.remote.clone(), key, header, data, returned, entry })
         })?;
         Ok(AsyncTask::new(task))
     }
@@ -251,7 +283,7 @@ impl RemoteCache {
     }
 
     /// Takes the compute-once lease of `key`, or says who holds it.
-    #[napi(catch_unwind, ts_return_type = "RemoteComputeLease | { holder: string; thisProcess: false }")]
+    #[napi(catch_unwind, ts_return_type = "RemoteComputeLease | { holder: string; thisProcess: boolean }")]
     pub fn claim<'env>(
         &self,
         env: &'env Env,
@@ -263,7 +295,7 @@ impl RemoteCache {
     }
 
     /// `claim` on the libuv pool.
-    #[napi(catch_unwind, ts_return_type = "Promise<RemoteComputeLease | { holder: string; thisProcess: false }>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<RemoteComputeLease | { holder: string; thisProcess: boolean }>")]
     pub fn claim_async(&self, env: &Env, key: String, stale_after_ms: f64) -> Result<AsyncTask<RemoteClaimTask>> {
         let stale_after = run(env, || stale_after_of(stale_after_ms))?;
         Ok(AsyncTask::new(RemoteClaimTask { remote: self.remote.clone(), key, stale_after }))

@@ -8,6 +8,7 @@
 //! plus [`CLOCK_SKEW`] by the taker's clock: one clock compared with the
 //! store's, never two hosts' clocks with each other.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -34,33 +35,36 @@ struct Body {
 #[derive(Debug)]
 pub enum RemoteClaim {
     Taken(RemoteLease),
-    /// Another process holds it: its `host pid`.
+    /// Another process holds it (its `host pid`), or this one does
+    /// (`this_process`: a synchronous wait for it would never end).
     Held {
         holder: String,
+        this_process: bool,
     },
 }
+
+/// The leases this process holds, by object path.
+pub(crate) type HeldHere = Arc<Mutex<HashSet<Path>>>;
 
 /// A held lease; releasing or dropping it deletes the lease object.
 #[derive(Debug)]
 pub struct RemoteLease {
-    pub(crate) store: Arc<dyn ObjectStore>,
-    pub(crate) path: Path,
+    store: Arc<dyn ObjectStore>,
+    path: Path,
     /// The lease's current version; `None` once lost to a taker.
     e_tag: Arc<Mutex<Option<String>>>,
     stop: Option<oneshot::Sender<()>>,
+    held_here: HeldHere,
+}
+
+fn host() -> String {
+    let name = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
+    format!("{}:{name}", cache_store::host_tag())
 }
 
 fn body(stale_after: Duration) -> PutPayload {
-    let body = Body {
-        host: cache_store::host_tag().to_owned() + ":" + &hostname(),
-        pid: std::process::id(),
-        stale_after_ms: stale_after.as_millis() as u64,
-    };
+    let body = Body { host: host(), pid: std::process::id(), stale_after_ms: stale_after.as_millis() as u64 };
     PutPayload::from(Bytes::from(serde_json::to_vec(&body).expect("a lease body serializes")))
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into())
 }
 
 /// Tries to take the lease at `path` (see the module's docs).
@@ -68,12 +72,19 @@ pub(crate) async fn claim(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     stale_after: Duration,
+    held_here: &HeldHere,
 ) -> Result<RemoteClaim, object_store::Error> {
+    if held_here.lock().unwrap().contains(path) {
+        return Ok(RemoteClaim::Held { holder: format!("{} {}", host(), std::process::id()), this_process: true });
+    }
+    let taken = |put: object_store::PutResult| {
+        held_here.lock().unwrap().insert(path.clone());
+        RemoteClaim::Taken(RemoteLease::hold(store, path, put.e_tag, stale_after, held_here))
+    };
     // A few rounds: the lease can vanish (released) between our create and our read.
     for _ in 0..4 {
-        let created = store.put_opts(path, body(stale_after), PutOptions::from(PutMode::Create)).await;
-        match created {
-            Ok(put) => return Ok(RemoteClaim::Taken(RemoteLease::hold(store, path, put.e_tag, stale_after))),
+        match store.put_opts(path, body(stale_after), PutOptions::from(PutMode::Create)).await {
+            Ok(put) => return Ok(taken(put)),
             Err(object_store::Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -83,28 +94,33 @@ pub(crate) async fn claim(
             Err(e) => return Err(e),
         };
         let meta = current.meta.clone();
-        let held = current.bytes().await?;
-        let holder = serde_json::from_slice::<Body>(&held)
-            .map(|b| format!("{} {}", b.host, b.pid))
-            .unwrap_or_else(|_| "an unreadable lease".into());
-        let modified = SystemTime::from(meta.last_modified);
-        let age = SystemTime::now().duration_since(modified).unwrap_or_default();
-        if age <= stale_after + CLOCK_SKEW {
-            return Ok(RemoteClaim::Held { holder });
+        let held = serde_json::from_slice::<Body>(&current.bytes().await?).ok();
+        let holder = held.as_ref().map_or_else(|| "an unreadable lease".into(), |b| format!("{} {}", b.host, b.pid));
+        // The holder's own staleAfter counts if longer: it refreshes that much less often.
+        let theirs = held.map_or(Duration::ZERO, |b| Duration::from_millis(b.stale_after_ms.min(u64::MAX / 2)));
+        let age = SystemTime::now().duration_since(SystemTime::from(meta.last_modified)).unwrap_or_default();
+        if age <= stale_after.max(theirs) + CLOCK_SKEW {
+            return Ok(RemoteClaim::Held { holder, this_process: false });
         }
         // Stale: take it over, unless another taker or the holder's refresh came first.
         let version = UpdateVersion { e_tag: meta.e_tag, version: meta.version };
         match store.put_opts(path, body(stale_after), PutOptions::from(PutMode::Update(version))).await {
-            Ok(put) => return Ok(RemoteClaim::Taken(RemoteLease::hold(store, path, put.e_tag, stale_after))),
+            Ok(put) => return Ok(taken(put)),
             Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(RemoteClaim::Held { holder: "a lease that keeps changing hands".into() })
+    Ok(RemoteClaim::Held { holder: "a lease that keeps changing hands".into(), this_process: false })
 }
 
 impl RemoteLease {
-    fn hold(store: &Arc<dyn ObjectStore>, path: &Path, e_tag: Option<String>, stale_after: Duration) -> RemoteLease {
+    fn hold(
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        e_tag: Option<String>,
+        stale_after: Duration,
+        held_here: &HeldHere,
+    ) -> RemoteLease {
         let e_tag = Arc::new(Mutex::new(e_tag));
         let (stop, mut stopped) = oneshot::channel::<()>();
         let every = (stale_after / 4).max(Duration::from_millis(50));
@@ -117,10 +133,11 @@ impl RemoteLease {
                 }
                 let Some(current) = task_tag.lock().unwrap().clone() else { return };
                 let version = UpdateVersion { e_tag: Some(current), version: None };
-                match task_store
-                    .put_opts(&task_path, body(stale_after), PutOptions::from(PutMode::Update(version)))
-                    .await
-                {
+                let refresh =
+                    task_store.put_opts(&task_path, body(stale_after), PutOptions::from(PutMode::Update(version)));
+                // Bounded by the interval: one hung request must not outlast the lease.
+                let Ok(refreshed) = tokio::time::timeout(every, refresh).await else { continue };
+                match refreshed {
                     Ok(put) => *task_tag.lock().unwrap() = put.e_tag,
                     // Taken over (we were too slow): the result is still published create-only.
                     Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
@@ -132,7 +149,13 @@ impl RemoteLease {
                 }
             }
         });
-        RemoteLease { store: Arc::clone(store), path: path.clone(), e_tag, stop: Some(stop) }
+        RemoteLease {
+            store: Arc::clone(store),
+            path: path.clone(),
+            e_tag,
+            stop: Some(stop),
+            held_here: Arc::clone(held_here),
+        }
     }
 
     /// Whether a taker took it over after the holder missed its refreshes.
@@ -148,13 +171,17 @@ impl RemoteLease {
     fn stop_and_delete(&mut self) {
         let Some(stop) = self.stop.take() else { return };
         let _ = stop.send(());
-        if self.lost() {
-            return;
-        }
-        // In the background: waiters poll for the entry, not the lease, and
-        // a lease left behind (the process exits first) only goes stale.
+        self.held_here.lock().unwrap().remove(&self.path);
+        let Some(ours) = self.e_tag.lock().unwrap().clone() else { return };
+        // In the background: waiters poll for the entry, not the lease, and a
+        // lease left behind (the process exits first) only goes stale. Only
+        // our own version goes, never a taker's that replaced it.
         let (store, path) = (Arc::clone(&self.store), self.path.clone());
-        crate::runtime().spawn(async move { store.delete(&path).await });
+        crate::runtime().spawn(async move {
+            if store.head(&path).await.is_ok_and(|m| m.e_tag.as_deref() == Some(ours.as_str())) {
+                let _ = store.delete(&path).await;
+            }
+        });
     }
 }
 

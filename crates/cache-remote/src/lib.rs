@@ -93,6 +93,8 @@ pub struct RemoteCache {
     used_since: Mutex<SystemTime>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Leases this process holds.
+    held_here: lease::HeldHere,
 }
 
 impl RemoteCache {
@@ -122,6 +124,7 @@ impl RemoteCache {
             used_since: Mutex::new(SystemTime::now()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            held_here: lease::HeldHere::default(),
         }
     }
 
@@ -207,9 +210,29 @@ impl RemoteCache {
             Some(tag) => PutMode::Update(UpdateVersion { e_tag: Some(tag.clone()), version: None }),
             None => PutMode::Create,
         };
-        let put = block_on(transfer::publish(self.store.as_ref(), &path, &self.transfer, header, data, &record, mode));
+        let mut put = block_on(transfer::publish(
+            self.store.as_ref(),
+            &path,
+            &self.transfer,
+            header,
+            data.clone(),
+            &record,
+            mode,
+        ));
         if damaged.is_some() {
             self.damaged.lock().unwrap().remove(key);
+            // The damaged version was removed meanwhile: publish as new.
+            if let Err(object_store::Error::NotFound { .. }) = put {
+                put = block_on(transfer::publish(
+                    self.store.as_ref(),
+                    &path,
+                    &self.transfer,
+                    header,
+                    data,
+                    &record,
+                    PutMode::Create,
+                ));
+            }
         }
         match put {
             Ok(_) => Ok(Stored::Published),
@@ -248,7 +271,7 @@ impl RemoteCache {
     /// Takes the compute-once lease of `key`, or says who holds it.
     pub fn claim(&self, key: &str, stale_after: Duration) -> Result<RemoteClaim, RemoteError> {
         check_key(key)?;
-        block_on(lease::claim(&self.store, &self.names.lease(key), stale_after))
+        block_on(lease::claim(&self.store, &self.names.lease(key), stale_after, &self.held_here))
             .map_err(self.err("take a compute-once lease"))
     }
 

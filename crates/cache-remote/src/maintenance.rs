@@ -71,43 +71,42 @@ impl RemoteCache {
     /// not the cache's and are not listed.
     fn list(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<Listing, RemoteError> {
         let mut listing = Listing::default();
-        block_on(async {
-            let prefixes: Vec<Path> = self.names.fan_out_prefixes().collect();
-            let store = &self.store;
-            let mut stream = futures_util::stream::iter(prefixes)
-                .map(|p| store.list(Some(&p)).chunks(1000))
-                .flatten_unordered(LIST_CONCURRENCY);
-            while let Some(page) = stream.next().await {
-                for meta in page {
-                    let meta = meta.map_err(self.err("list the cache"))?;
-                    let modified = SystemTime::from(meta.last_modified);
-                    match self.names.name_of(&meta.location) {
-                        Named::Entry(key) => {
-                            listing.entries.insert(
-                                key.clone(),
-                                RemoteEntry {
-                                    key,
-                                    bytes: meta.size,
-                                    created: modified,
-                                    last_used: modified,
-                                    function: None,
-                                    dtype: None,
-                                    shape: None,
-                                },
-                            );
-                        }
-                        Named::Use(key) => {
-                            listing.marks.insert(key, modified);
-                        }
-                        Named::Lease(_) => listing.leases.push((meta.location.clone(), modified)),
-                        Named::Foreign => continue,
+        let prefixes: Vec<Path> = self.names.fan_out_prefixes().collect();
+        let store = &self.store;
+        let mut stream = futures_util::stream::iter(prefixes)
+            .map(|p| store.list(Some(&p)).chunks(1000))
+            .flatten_unordered(LIST_CONCURRENCY);
+        // Pages are awaited one by one, and `progress` runs outside the
+        // runtime: it may call back into the cache.
+        while let Some(page) = block_on(stream.next()) {
+            for meta in page {
+                let meta = meta.map_err(self.err("list the cache"))?;
+                let modified = SystemTime::from(meta.last_modified);
+                match self.names.name_of(&meta.location) {
+                    Named::Entry(key) => {
+                        listing.entries.insert(
+                            key.clone(),
+                            RemoteEntry {
+                                key,
+                                bytes: meta.size,
+                                created: modified,
+                                last_used: modified,
+                                function: None,
+                                dtype: None,
+                                shape: None,
+                            },
+                        );
                     }
-                    listing.ours.push(meta.location);
+                    Named::Use(key) => {
+                        listing.marks.insert(key, modified);
+                    }
+                    Named::Lease(_) => listing.leases.push((meta.location.clone(), modified)),
+                    Named::Foreign => continue,
                 }
-                progress(listing.ours.len() as u64, 0);
+                listing.ours.push(meta.location);
             }
-            Ok::<(), RemoteError>(())
-        })?;
+            progress(listing.ours.len() as u64, 0);
+        }
         for (key, used) in &listing.marks {
             if let Some(e) = listing.entries.get_mut(key) {
                 e.last_used = e.last_used.max(*used);
@@ -129,16 +128,15 @@ impl RemoteCache {
         if details {
             let total = entries.len() as u64;
             let mut done = 0;
-            block_on(async {
-                let mut fetches =
-                    futures_util::stream::iter(entries.iter_mut().map(|e| self.describe(e))).buffer_unordered(32);
-                while let Some(r) = fetches.next().await {
-                    r?;
-                    done += 1;
-                    progress(done, total);
-                }
-                Ok::<(), RemoteError>(())
-            })?;
+            // An empty object has no first bytes to read (416): listed as it is.
+            let mut fetches =
+                futures_util::stream::iter(entries.iter_mut().filter(|e| e.bytes > 0).map(|e| self.describe(e)))
+                    .buffer_unordered(32);
+            while let Some(r) = block_on(fetches.next()) {
+                r?;
+                done += 1;
+                progress(done, total);
+            }
         }
         Ok(entries)
     }
@@ -220,21 +218,19 @@ impl RemoteCache {
     fn delete_all(&self, paths: Vec<Path>, progress: &mut dyn FnMut(u64, u64)) -> Result<(), RemoteError> {
         let total = paths.len() as u64;
         let mut done = 0;
-        block_on(async {
-            let locations = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
-            let mut deleted = self.store.delete_stream(locations);
-            while let Some(r) = deleted.next().await {
-                match r {
-                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(self.err("remove entries")(e)),
-                }
-                done += 1;
-                if done % 1000 == 0 || done == total {
-                    progress(done, total);
-                }
+        let locations = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
+        let mut deleted = self.store.delete_stream(locations);
+        while let Some(r) = block_on(deleted.next()) {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.err("remove entries")(e)),
             }
-            Ok(())
-        })
+            done += 1;
+            if done % 1000 == 0 || done == total {
+                progress(done, total);
+            }
+        }
+        Ok(())
     }
 }
 

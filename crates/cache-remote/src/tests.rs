@@ -136,7 +136,10 @@ fn one_lease_holder_at_a_time_and_a_released_lease_is_free() {
     let cache = cache_over(&mem);
     let RemoteClaim::Taken(lease) = cache.claim(&key(1), Duration::from_secs(60)).unwrap() else { panic!("not taken") };
     match cache.claim(&key(1), Duration::from_secs(60)).unwrap() {
-        RemoteClaim::Held { holder } => assert!(holder.contains(&std::process::id().to_string()), "{holder}"),
+        RemoteClaim::Held { holder, this_process } => {
+            assert!(this_process);
+            assert!(holder.contains(&std::process::id().to_string()), "{holder}");
+        }
         RemoteClaim::Taken(_) => panic!("taken twice"),
     }
     lease.release();

@@ -86,7 +86,14 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
     {
         Ok(r) => r,
         Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Missing),
-        Err(e) => return Err(e.into()),
+        // An empty object has no range to read (416): it is damaged, not an outage.
+        Err(e) => match store.head(path).await {
+            Ok(meta) if meta.size == 0 => {
+                return Ok(Fetched::Damaged { reason: "it is an empty object".into(), e_tag: meta.e_tag });
+            }
+            Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Missing),
+            _ => return Err(e.into()),
+        },
     };
     let (size, e_tag) = (first.meta.size, first.meta.e_tag.clone());
     let modified = std::time::SystemTime::from(first.meta.last_modified);
@@ -105,7 +112,7 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
     let head = contiguous_start(&chunks, 64 * 1024);
     let (mut header, preamble) = match decode_header_bytes(&head) {
         Ok(h) => h,
-        Err(npy_format::Error::TruncatedHeader) if got < size => {
+        Err(npy_format::Error::TruncatedHeader) if (head.len() as u64) < got => {
             match decode_header_bytes(&contiguous_start(&chunks, usize::MAX)) {
                 Ok(h) => h,
                 Err(e) => return damaged(format!("its .npy header is not valid: {e}")),
@@ -165,7 +172,15 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
             }
         });
         let whole: Vec<bool> =
-            futures_util::stream::iter(parts).buffer_unordered(t.concurrency.max(1)).try_collect().await?;
+            match futures_util::stream::iter(parts).buffer_unordered(t.concurrency.max(1)).try_collect().await {
+                Ok(w) => w,
+                // Removed (prune, invalidate) or replaced (a damaged entry's
+                // repair) while we read: no entry to return, and no outage.
+                Err(object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. }) => {
+                    return Ok(Fetched::Missing)
+                }
+                Err(e) => return Err(e.into()),
+            };
         if whole.contains(&false) {
             return damaged("the store sent a range of the wrong length".into());
         }
@@ -208,7 +223,11 @@ pub(crate) async fn publish(
         let payload = PutPayload::from_iter([preamble, data]);
         return store.put_opts(path, payload, PutOptions { mode, attributes, ..Default::default() }).await;
     }
-    publish_in_parts(store, path, t, preamble, data, attributes).await
+    let replacing = match mode {
+        PutMode::Update(v) => v.e_tag,
+        _ => None,
+    };
+    publish_in_parts(store, path, t, preamble, data, attributes, replacing).await
 }
 
 /// A multipart upload, skipped if the object is there already. On S3 its
@@ -223,8 +242,12 @@ async fn publish_in_parts(
     preamble: Bytes,
     data: Bytes,
     attributes: Attributes,
+    replacing: Option<String>,
 ) -> Result<PutResult, object_store::Error> {
     match store.head(path).await {
+        // A damaged version to replace: completions are create-only, so it
+        // goes first. Should another writer publish in between, theirs stands.
+        Ok(meta) if replacing.is_some() && meta.e_tag == replacing => store.delete(path).await?,
         Ok(_) => {
             return Err(object_store::Error::AlreadyExists { path: path.to_string(), source: "already stored".into() })
         }
