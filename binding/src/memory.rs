@@ -121,16 +121,26 @@ impl From<AlignedBuf> for ArrayMemory {
     }
 }
 
+/// A pooled buffer of exactly `len` bytes, if there is one.
+fn pooled(len: usize) -> Option<AlignedBuf> {
+    if len < LARGE {
+        return None;
+    }
+    let mut pool = pool();
+    let i = pool.iter().position(|(b, _)| b.len() == len)?;
+    Some(pool.remove(i).0)
+}
+
 /// Memory for `len` bytes that Rust owns: a pooled buffer of that length if
 /// there is one, else a fresh one. Any thread.
 pub(crate) fn own(len: usize) -> std::result::Result<AlignedBuf, npy_format::Error> {
-    if len >= LARGE {
-        let mut pool = pool();
-        if let Some(i) = pool.iter().position(|(b, _)| b.len() == len) {
-            return Ok(pool.remove(i).0);
-        }
-    }
-    AlignedBuf::zeroed(len)
+    pooled(len).map_or_else(|| AlignedBuf::zeroed(len), Ok)
+}
+
+/// [`own`], a fresh buffer's pages left to fault in as they are written:
+/// for a download, whose parallel writers then take the faults in parallel.
+pub(crate) fn own_lazily(len: usize) -> std::result::Result<AlignedBuf, npy_format::Error> {
+    pooled(len).map_or_else(|| AlignedBuf::zeroed_lazily(len), Ok)
 }
 
 /// Keeps a large buffer for reuse, within the pool's bounds; frees the rest.

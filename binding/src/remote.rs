@@ -103,7 +103,7 @@ impl<'task> ScopedTask<'task> for RemoteLoadTask {
     type JsValue = Object<'task>;
 
     fn compute(&mut self) -> Result<Outcome<Lookup>> {
-        Ok(guarded(|| Ok(self.remote.load_into(&self.key, memory::own)?)))
+        Ok(guarded(|| Ok(self.remote.load_into(&self.key, memory::own_lazily)?)))
     }
 
     fn resolve(&mut self, env: &'task Env, lookup: Outcome<Lookup>) -> Result<Object<'task>> {
@@ -220,7 +220,7 @@ impl RemoteCache {
         ts_return_type = "{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }"
     )]
     pub fn load<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
-        let lookup = run(env, || Ok(self.remote.load_into(&key, memory::own)?))?;
+        let lookup = run(env, || Ok(self.remote.load_into(&key, memory::own_lazily)?))?;
         lookup_object(env, lookup)
     }
 

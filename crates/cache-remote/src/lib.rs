@@ -155,7 +155,7 @@ impl RemoteCache {
     ) -> Result<Lookup<B>, RemoteError> {
         check_key(key)?;
         let path = self.names.entry(key);
-        let fetched = block_on(transfer::fetch(self.store.as_ref(), &path, &self.transfer, alloc));
+        let fetched = block_on(transfer::fetch(&self.store, &path, &self.transfer, alloc));
         let found = match fetched {
             Ok(f) => f,
             Err(FetchError::Store(e)) => return Err(self.err("read an entry")(e)),

@@ -7,7 +7,9 @@
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use npy_format::{decode_header_bytes, Header, NpyArray};
+use std::sync::Arc;
+
+use npy_format::{decode_header_bytes, Header, NpyArray, MAX_HEADER_LEN};
 use object_store::path::Path;
 use object_store::{
     Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions,
@@ -75,7 +77,7 @@ impl From<object_store::Error> for FetchError {
 }
 
 pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
-    store: &dyn ObjectStore,
+    store: &Arc<dyn ObjectStore>,
     path: &Path,
     t: &Transfer,
     alloc: impl FnOnce(usize) -> Result<B, npy_format::Error>,
@@ -104,21 +106,22 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
         Err(_) => return Ok(Fetched::OtherVersion),
     };
     let first_range = first.range.clone();
-    let chunks: Vec<Bytes> = first.into_stream().try_collect().await?;
-    let got: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-    if first_range.start != 0 || got != first_range.end {
-        return damaged(format!("the store sent {got} bytes of a range it gave as {first_range:?}"));
+    if first_range.start != 0 {
+        return damaged(format!("the store answered the first range with {first_range:?}"));
     }
-    let head = contiguous_start(&chunks, 64 * 1024);
-    let (mut header, preamble) = match decode_header_bytes(&head) {
-        Ok(h) => h,
-        Err(npy_format::Error::TruncatedHeader) if (head.len() as u64) < got => {
-            match decode_header_bytes(&contiguous_start(&chunks, usize::MAX)) {
-                Ok(h) => h,
-                Err(e) => return damaged(format!("its .npy header is not valid: {e}")),
-            }
+    let mut stream = first.into_stream();
+    // As much of the first part as it takes to decode the header (usually its first chunk).
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let (mut header, preamble) = loop {
+        match decode_header_bytes(&contiguous_start(&chunks, MAX_HEADER_LEN as usize + 16)) {
+            Ok(h) => break h,
+            Err(npy_format::Error::TruncatedHeader) => {}
+            Err(e) => return damaged(format!("its .npy header is not valid: {e}")),
         }
-        Err(e) => return damaged(format!("its .npy header is not valid: {e}")),
+        match stream.try_next().await? {
+            Some(chunk) => chunks.push(chunk),
+            None => return damaged("its .npy header is cut short".into()),
+        }
     };
     let data_len = match header.data_len() {
         Ok(n) if preamble.checked_add(n) == Some(size) => n,
@@ -130,60 +133,60 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
         }
         Err(e) => return damaged(e.to_string()),
     };
+    if first_range.end > size || first_range.end < preamble.min(size) {
+        return damaged(format!("the store answered the first range with {first_range:?} of {size} bytes"));
+    }
     let len =
         usize::try_from(data_len).map_err(|_| FetchError::Memory(npy_format::Error::AllocFailed { len: data_len }))?;
     let mut data = alloc(len).map_err(FetchError::Memory)?;
-    let dest = data.as_mut();
-    // The first part's data, then the rest in ranges of the same version.
-    let mut at = 0u64;
-    for chunk in &chunks {
-        let end = at + chunk.len() as u64;
-        if end > preamble {
-            let skip = preamble.saturating_sub(at) as usize;
-            let to = (at.max(preamble) - preamble) as usize;
-            dest[to..to + chunk.len() - skip].copy_from_slice(&chunk[skip..]);
-        }
-        at = end;
+    if data.as_mut().len() != len {
+        return Err(FetchError::Memory(npy_format::Error::AllocFailed { len: data_len }));
     }
-    drop(chunks);
-    if got < size {
-        let rest_from = (got - preamble) as usize;
-        let if_match = e_tag.clone();
-        let parts = dest[rest_from..].chunks_mut(t.part_size as usize).enumerate().map(|(i, slice)| {
-            let start = got + i as u64 * t.part_size;
-            let range = start..start + slice.len() as u64;
-            let options = GetOptions {
-                range: Some(GetRange::Bounded(range.clone())),
-                if_match: if_match.clone(),
-                ..Default::default()
-            };
-            async move {
-                let mut stream = store.get_opts(path, options).await?.into_stream();
-                let mut filled = 0;
-                while let Some(chunk) = stream.try_next().await? {
-                    let end = filled + chunk.len();
-                    if end > slice.len() {
-                        return Ok::<bool, object_store::Error>(false);
-                    }
-                    slice[filled..end].copy_from_slice(&chunk);
-                    filled = end;
-                }
-                Ok(filled == slice.len())
-            }
+    // Every write goes through disjoint slices of this pointer: the rest of
+    // the object in ranges, each on a task of its own (so their copies and
+    // page faults run on several threads), the first part here.
+    let base = data.as_mut().as_mut_ptr() as usize;
+    let mut ranges = tokio::task::JoinSet::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(t.concurrency.max(1)));
+    let mut start = first_range.end.max(preamble);
+    while start < size {
+        let end = (start + t.part_size.max(1)).min(size);
+        let dest = Lent { ptr: base + (start - preamble) as usize, len: (end - start) as usize };
+        let (store, path, if_match, permits) = (Arc::clone(store), path.clone(), e_tag.clone(), Arc::clone(&permits));
+        ranges.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            fill_range(store.as_ref(), &path, start..end, if_match, dest).await
         });
-        let whole: Vec<bool> =
-            match futures_util::stream::iter(parts).buffer_unordered(t.concurrency.max(1)).try_collect().await {
-                Ok(w) => w,
-                // Removed (prune, invalidate) or replaced (a damaged entry's
-                // repair) while we read: no entry to return, and no outage.
-                Err(object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. }) => {
-                    return Ok(Fetched::Missing)
-                }
-                Err(e) => return Err(e.into()),
-            };
-        if whole.contains(&false) {
-            return damaged("the store sent a range of the wrong length".into());
+        start = end;
+    }
+    let first_dest = Lent { ptr: base, len: (first_range.end.max(preamble) - preamble) as usize };
+    let first_part = fill_first(&mut stream, chunks, preamble, first_range.end, first_dest).await;
+    // No task may outlive this call: they write into `data`.
+    if first_part.is_err() {
+        ranges.abort_all();
+    }
+    let mut whole = true;
+    let mut failed = None;
+    while let Some(joined) = ranges.join_next().await {
+        match joined {
+            Ok(Ok(filled)) => whole &= filled,
+            Ok(Err(e)) => failed = failed.or(Some(e)),
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
+    }
+    whole &= first_part?;
+    match failed {
+        None => {}
+        // Removed (prune, invalidate) or replaced (a damaged entry's repair)
+        // while we read: no entry to return, and no outage.
+        Some(object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. }) => {
+            return Ok(Fetched::Missing)
+        }
+        Some(e) => return Err(e.into()),
+    }
+    if !whole {
+        return damaged("the store sent a range of the wrong length".into());
     }
     let stored_order = header.dtype.byte_order;
     header.dtype = header.dtype.native();
@@ -192,6 +195,90 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
         return damaged(why);
     }
     Ok(Fetched::Found { array: NpyArray { header, data, stored_order }, record, modified })
+}
+
+/// A part of the caller's buffer, written by one task. Sound because parts
+/// are disjoint and `fetch` joins every task before it returns the buffer.
+#[derive(Clone, Copy)]
+struct Lent {
+    ptr: usize,
+    len: usize,
+}
+
+impl Lent {
+    /// # Safety
+    /// See the type's docs: one writer per part, within the buffer's life.
+    unsafe fn slice<'a>(self) -> &'a mut [u8] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut u8, self.len) }
+    }
+}
+
+/// Copies the first part's data (what follows the preamble) into `dest`:
+/// the chunks already read, then the rest of the stream. Says whether the
+/// part was exactly `end` bytes long.
+async fn fill_first(
+    stream: &mut futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    read: Vec<Bytes>,
+    preamble: u64,
+    end: u64,
+    dest: Lent,
+) -> Result<bool, object_store::Error> {
+    // SAFETY: the first part's slice, written only here.
+    let dest = unsafe { dest.slice() };
+    let mut at = 0u64;
+    let mut copy = |chunk: &[u8]| {
+        let chunk_end = at + chunk.len() as u64;
+        if chunk_end > end {
+            return false;
+        }
+        if chunk_end > preamble {
+            let skip = preamble.saturating_sub(at) as usize;
+            let to = (at.max(preamble) - preamble) as usize;
+            dest[to..to + chunk.len() - skip].copy_from_slice(&chunk[skip..]);
+        }
+        at = chunk_end;
+        true
+    };
+    for chunk in &read {
+        if !copy(chunk) {
+            return Ok(false);
+        }
+    }
+    drop(read);
+    while let Some(chunk) = stream.try_next().await? {
+        if !copy(&chunk) {
+            return Ok(false);
+        }
+    }
+    Ok(at == end)
+}
+
+/// GETs `range` of the version `if_match` into `dest`; says whether it
+/// came exactly `dest.len` bytes long.
+async fn fill_range(
+    store: &dyn ObjectStore,
+    path: &Path,
+    range: std::ops::Range<u64>,
+    if_match: Option<String>,
+    dest: Lent,
+) -> Result<bool, object_store::Error> {
+    let options = GetOptions { range: Some(GetRange::Bounded(range)), if_match, ..Default::default() };
+    let mut stream = store.get_opts(path, options).await?.into_stream();
+    // SAFETY: this task's own part of the buffer (see `Lent`).
+    let dest = unsafe { dest.slice() };
+    let mut filled = 0;
+    while let Some(chunk) = stream.try_next().await? {
+        let end = filled + chunk.len();
+        if end > dest.len() {
+            return Ok(false);
+        }
+        dest[filled..end].copy_from_slice(&chunk);
+        filled = end;
+    }
+    Ok(filled == dest.len())
 }
 
 /// The first bytes of `chunks`, at most `max`, in one piece.

@@ -46,14 +46,27 @@ impl AlignedBuf {
     /// Returns [`Error::AllocFailed`] instead of aborting when the memory
     /// cannot be had.
     pub fn zeroed(len: usize) -> Result<AlignedBuf, Error> {
+        AlignedBuf::zeroed_with(len, true)
+    }
+
+    /// [`zeroed`](Self::zeroed), but a large buffer's pages are left to
+    /// fault in as they are first written: for writers that fill it from
+    /// several threads at once, so the faults are taken in parallel too.
+    pub fn zeroed_lazily(len: usize) -> Result<AlignedBuf, Error> {
+        AlignedBuf::zeroed_with(len, false)
+    }
+
+    fn zeroed_with(len: usize, populate: bool) -> Result<AlignedBuf, Error> {
         if len == 0 {
             return Ok(AlignedBuf { ptr: dangling(), len: 0 });
         }
         let failed = || Error::AllocFailed { len: len as u64 };
         #[cfg(unix)]
         if len >= LARGE {
-            return large::map(len).map(|ptr| AlignedBuf { ptr, len }).ok_or_else(failed);
+            return large::map(len, populate).map(|ptr| AlignedBuf { ptr, len }).ok_or_else(failed);
         }
+        #[cfg(not(unix))]
+        let _ = populate;
         let layout = Layout::from_size_align(len, ALIGN).map_err(|_| failed())?;
         // SAFETY: layout has non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
@@ -168,7 +181,7 @@ impl fmt::Debug for AlignedBuf {
 mod large {
     use std::ptr::NonNull;
 
-    pub(super) fn map(len: usize) -> Option<NonNull<u8>> {
+    pub(super) fn map(len: usize, populate: bool) -> Option<NonNull<u8>> {
         // SAFETY: a private anonymous mapping aliases nothing.
         let ptr = unsafe {
             libc::mmap(
@@ -184,11 +197,15 @@ mod large {
             return None;
         }
         #[cfg(target_os = "linux")]
-        // SAFETY: advice on our own mapping; where the kernel lacks it (before
-        // 5.14), the pages fault in as they are written instead.
-        unsafe {
-            libc::madvise(ptr, len, libc::MADV_POPULATE_WRITE);
+        if populate {
+            // SAFETY: advice on our own mapping; where the kernel lacks it (before
+            // 5.14), the pages fault in as they are written instead.
+            unsafe {
+                libc::madvise(ptr, len, libc::MADV_POPULATE_WRITE);
+            }
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = populate;
         NonNull::new(ptr.cast())
     }
 
