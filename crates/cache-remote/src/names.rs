@@ -86,9 +86,7 @@ impl Names {
 }
 
 /// A cache key: 64 lower-case hex digits (it names objects).
-pub(crate) fn is_key(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
+pub(crate) use cache_store::is_key;
 
 pub(crate) fn check_key(key: &str) -> Result<(), RemoteError> {
     if is_key(key) {

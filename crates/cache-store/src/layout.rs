@@ -130,7 +130,8 @@ fn is_index_name(name: &str) -> bool {
     name.strip_prefix(INDEX_FILE).is_some_and(|rest| INDEX_SUFFIXES.contains(&rest))
 }
 
-fn is_key(s: &str) -> bool {
+/// A cache key: 64 lower-case hex digits, safe to name a file or an object.
+pub fn is_key(s: &str) -> bool {
     s.len() == KEY_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 

@@ -36,6 +36,6 @@ pub use entry_files::{ClearReport, Entry, LoadedArray, Lookup, Verify};
 pub use error::StoreError;
 pub use fs_kind::is_network_fs;
 pub use host::tag as host_tag;
-pub use layout::{is_cache_file_name, marks_a_cache, INDEX_FILE};
+pub use layout::{is_cache_file_name, is_key, marks_a_cache, INDEX_FILE};
 pub use lease::{Claim, Lease, DEFAULT_STALE_AFTER, MIN_STALE_AFTER};
 pub use record::{data_digest, Digest, EntryRecord, NewEntry, RecordProblem, ResultForm, FORMAT, VERIFY_DATA_UP_TO};
