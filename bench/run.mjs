@@ -1,6 +1,8 @@
 // npm run bench: installs the peers it needs, times this package against
 // memoize-fs, a plain Node cache, joblib.Memory and the raw limits on the same
-// data in one run, and writes BENCHMARKS.md and bench/chart.png.
+// data in one run, and writes BENCHMARKS.md and bench/chart.png. Sections of
+// their own come from bench/remote.mjs (the S3 tier against boto3 and the AWS
+// SDK) and bench/bookkeeping.mjs, each in a fresh process.
 //   node bench/run.mjs [--quick]   (--quick: small sizes, to check the harness)
 import { spawnSync, execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
@@ -44,14 +46,14 @@ const log = (...a) => console.error('[bench]', ...a)
 const quiet = (cmd, args) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
 
-/** Installs memoize-fs into bench/node_modules and joblib, numpy, blake3, matplotlib into .venv, if missing. */
+/** Installs memoize-fs into bench/node_modules and joblib, numpy, blake3, matplotlib, boto3 into .venv, if missing. */
 function setup() {
   if (!existsSync(join(here, 'node_modules', 'memoize-fs', 'package.json'))) {
     run('npm', ['install', '--prefix', here, '--no-audit', '--no-fund'])
   }
-  if (!quiet(python, ['-c', 'import joblib, numpy, blake3, matplotlib'])) {
+  if (!quiet(python, ['-c', 'import joblib, numpy, blake3, matplotlib, boto3'])) {
     if (!existsSync(python)) run('python3', ['-m', 'venv', join(root, '.venv')])
-    run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'joblib', 'numpy', 'blake3', 'matplotlib'])
+    run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'joblib', 'numpy', 'blake3', 'matplotlib', 'boto3'])
   }
 }
 
@@ -350,6 +352,16 @@ ${memoryTable(result.memory)}
 - Our mmap rows check \`/proc/self/maps\`: a hit that is not memory-mapped is reported as an error, not timed.
 `
 writeFileSync(join(root, 'BENCHMARKS.md'), md)
+// The remote tier, in a section of its own (spliced into BENCHMARKS.md before
+// bookkeeping's, which goes in next); it starts its own S3 server.
+log('remote tier on a loopback S3 server (bench/remote.mjs)')
+const remote = spawnSync(process.execPath, ['--expose-gc', join(here, 'remote.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
+if (remote.status !== 0) {
+  const why = `bench/remote.mjs ${remote.status === null ? `was killed (${remote.signal})` : `exited ${remote.status}`}; its error is in this run's output`
+  log(`remote tier not measured: ${why}`)
+  const failed = `<!-- remote:start -->\n## Remote tier (S3 on loopback)\n\nNot measured in this run: ${why}.\n<!-- remote:end -->`
+  writeFileSync(join(root, 'BENCHMARKS.md'), md.replace(/\n## Memory\n/, `\n${failed}\n\n## Memory\n`))
+}
 // The index's own costs, in a section of their own (spliced into BENCHMARKS.md).
 spawnSync(process.execPath, ['--expose-gc', join(here, 'bookkeeping.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 console.log(mainTable(result.rows))
