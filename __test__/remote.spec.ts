@@ -323,7 +323,9 @@ test.serial('a store never reads the result after the call returns, even when th
   // headers arrive, and its body is then read slowly, looking for bytes the
   // caller wrote into the result after the call returned.
   let marked = 0
+  const sockets = new Set<net.Socket>()
   const fake = net.createServer((sock) => {
+    sockets.add(sock)
     let head = Buffer.alloc(0)
     let inBody = false
     sock.on('data', (d) => {
@@ -349,7 +351,11 @@ test.serial('a store never reads the result after the call returns, even when th
     sock.on('error', () => {})
   })
   await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r))
-  t.teardown(() => fake.close())
+  // The client keeps idle connections: they must not keep this process alive.
+  t.teardown(() => {
+    for (const sock of sockets) sock.destroy()
+    fake.close()
+  })
   const endpoint = `http://127.0.0.1:${(fake.address() as net.AddressInfo).port}`
   const cache = new NumpyFuncCache('s3://bucket/lent', { remote: { ...remoteOf(server, endpoint), maxRetries: 0, requestTimeout: 5000 } })
   const errors: Any[] = []

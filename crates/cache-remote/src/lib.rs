@@ -14,6 +14,7 @@
 //! objects, `record_meta` carries records, `transfer` moves bytes, `lease`
 //! is compute-once, `maintenance` lists and prunes.
 
+mod block_digest;
 mod create_only;
 mod error;
 mod lease;

@@ -191,3 +191,27 @@ fn prune_removes_the_least_recently_used_and_clear_leaves_foreign_objects() {
     assert_eq!(cache.totals(&mut |_, _| {}).unwrap(), RemoteTotals::default());
     assert!(block_on(mem.head(&Path::from("team/cache/README.txt"))).is_ok());
 }
+
+#[test]
+fn a_changed_byte_in_any_block_is_caught_when_blocks_are_hashed_as_they_land() {
+    let mem = Arc::new(InMemory::new());
+    let t = Transfer { first_part: 1000, part_size: 4096, concurrency: 3, ..Transfer::default() };
+    let cache = cache_over(&mem).with_transfer(t);
+    let (header, data) = floats(10_000, 0.25);
+    cache.store(&key(1), &header, data.clone(), &entry()).unwrap();
+    let path = cache.names.entry(&key(1));
+    let object = block_on(mem.get(&path)).unwrap();
+    let attributes = object.attributes.clone();
+    let original = block_on(object.bytes()).unwrap().to_vec();
+    // In the first part, in the block the first part began, in a whole block, in the last block.
+    for at in [500, 3000, 50_000, original.len() - 1] {
+        let mut bytes = original.clone();
+        bytes[at] ^= 1;
+        let options = object_store::PutOptions { attributes: attributes.clone(), ..Default::default() };
+        block_on(mem.put_opts(&path, PutPayload::from(bytes), options)).unwrap();
+        match load(&cache, &key(1)) {
+            Lookup::Damaged(e) => assert!(e.to_string().contains("digest"), "byte {at}: {e}"),
+            other => panic!("byte {at}: expected damaged, got {other:?}"),
+        }
+    }
+}

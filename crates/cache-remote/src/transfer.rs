@@ -18,7 +18,7 @@ use object_store::{
 
 use cache_store::EntryRecord;
 
-use crate::record_meta;
+use crate::{block_digest, record_meta};
 
 /// How objects are cut into requests.
 #[derive(Debug, Clone, Copy)]
@@ -148,14 +148,26 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
     let base = data.as_mut().as_mut_ptr() as usize;
     let mut ranges = tokio::task::JoinSet::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(t.concurrency.max(1)));
-    let mut start = first_range.end.max(preamble);
-    while start < size {
-        let end = (start + t.part_size.max(1)).min(size);
-        let dest = Lent { ptr: base + (start - preamble) as usize, len: (end - start) as usize };
+    // Ranges in data offsets. With block digests, they end on block
+    // boundaries, and a range that is a whole block hashes it as it lands.
+    let block = t.part_size.max(1);
+    let by_blocks = block_digest::usable(block) && data_len > block;
+    let first_data_end = first_range.end.max(preamble) - preamble;
+    let mut start = first_data_end;
+    while start < data_len {
+        let end = if by_blocks { (start / block + 1) * block } else { start + block }.min(data_len);
+        let whole_block = (by_blocks && start % block == 0).then_some(start);
+        let dest = Lent { ptr: base + start as usize, len: (end - start) as usize };
         let (store, path, if_match, permits) = (Arc::clone(store), path.clone(), e_tag.clone(), Arc::clone(&permits));
+        let object_range = preamble + start..preamble + end;
         ranges.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            fill_range(store.as_ref(), &path, start..end, if_match, dest).await
+            let filled = fill_range(store.as_ref(), &path, object_range, if_match, dest).await?;
+            // SAFETY: this task's own part, filled and no longer written.
+            let cv = whole_block
+                .filter(|_| filled)
+                .map(|at| (at / block, block_digest::block_cv(at, unsafe { dest.slice() })));
+            Ok::<_, object_store::Error>((filled, cv))
         });
         start = end;
     }
@@ -167,9 +179,15 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
     }
     let mut whole = true;
     let mut failed = None;
+    let mut cvs = vec![None; if by_blocks { data_len.div_ceil(block) as usize } else { 0 }];
     while let Some(joined) = ranges.join_next().await {
         match joined {
-            Ok(Ok(filled)) => whole &= filled,
+            Ok(Ok((filled, cv))) => {
+                whole &= filled;
+                if let Some((i, cv)) = cv {
+                    cvs[i as usize] = Some(cv);
+                }
+            }
             Ok(Err(e)) => failed = failed.or(Some(e)),
             Err(e) if e.is_cancelled() => {}
             Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -191,8 +209,24 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
     let stored_order = header.dtype.byte_order;
     header.dtype = header.dtype.native();
     // Every byte is checked: the network and the store are outside what the cache can trust.
-    if let Err(why) = record.check(&header, stored_order, Some(data.as_ref())) {
+    let digest = if by_blocks {
+        // The blocks the first part began: hashed now, the rest as they landed.
+        let all = data.as_ref();
+        let cvs: Vec<_> = (cvs.iter().enumerate())
+            .map(|(i, cv)| {
+                let at = i as u64 * block;
+                cv.unwrap_or_else(|| block_digest::block_cv(at, &all[at as usize..(at + block).min(data_len) as usize]))
+            })
+            .collect();
+        block_digest::root(data_len, block, &cvs)
+    } else {
+        cache_store::data_digest(data.as_ref())
+    };
+    if let Err(why) = record.check(&header, stored_order, None) {
         return damaged(why);
+    }
+    if digest != record.data_digest {
+        return damaged("its data does not match the digest stored with it".into());
     }
     Ok(Fetched::Found { array: NpyArray { header, data, stored_order }, record, modified })
 }
