@@ -414,6 +414,24 @@ test.serial('computeOnce: a holder SIGKILLed mid-computation is noticed at once;
   killedHolder(t, HANG_ASYNC, CALL_ONE_ASYNC),
 )
 
+test.serial('computeOnce: a garbage collection never releases the lease of a computation still pending, even one nothing references', async (t) => {
+  const dir = join(tempDir(t), 'cache')
+  // The hung computation awaits a promise nothing can resolve: all of it is
+  // garbage, and used to take the lease with it when collected.
+  const a = startWorker(
+    `${HANG_ASYNC}
+require('v8').setFlagsFromString('--expose-gc')
+const gc = require('vm').runInNewContext('gc')
+setTimeout(() => { gc(); gc(); say('collected') }, 100)
+`,
+    { dir, k: 7 },
+  )
+  await a.line('collected')
+  t.is(leaseFiles(dir).length, 1, 'still held')
+  a.child.kill('SIGKILL')
+  await a.exit
+})
+
 async function timeoutWhileHolderHangs(t: ExecutionContext, call: string): Promise<void> {
   t.timeout(60_000)
   const work = tempDir(t)

@@ -46,6 +46,24 @@ import type {
  */
 const REMOTE_PAUSE_MS = 10_000
 
+/**
+ * Leases this process holds, referenced until released: a lease object
+ * that is collected releases its lease, and a computation the program no
+ * longer references (awaiting a promise nothing can resolve) must not
+ * hand its key to another process while this one lives.
+ */
+const heldLeases = new Set<{ release(): void }>()
+
+function held(lease: { release(): void }): { release(): void } {
+  heldLeases.add(lease)
+  return {
+    release() {
+      heldLeases.delete(lease)
+      lease.release()
+    },
+  }
+}
+
 /** Caches whose recorded uses are written to their index when the process exits. */
 const liveDirs = new Set<WeakRef<NativeCacheDir>>()
 let exitHookInstalled = false
@@ -320,7 +338,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     } catch (e) {
       return this.#noLease(e)
     }
-    if (!('holder' in claim)) return claim
+    if (!('holder' in claim)) return held(claim)
     return sync && claim.thisProcess ? null : undefined
   }
 
@@ -330,7 +348,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     if (!this.#remoteUp()) return null
     try {
       const claim = await this.#remote.claimAsync(key, once.staleAfter)
-      return 'holder' in claim ? undefined : claim
+      return 'holder' in claim ? undefined : held(claim)
     } catch (e) {
       return this.#noLease(e)
     }
