@@ -414,7 +414,7 @@ const where = out.sizes.filter((s) => s.bytes >= MiB).map(({ label, tag, bytes }
   if (h.ours?.t !== undefined && h.raw?.t !== undefined && h.hash?.t !== undefined && h.touch?.t !== undefined) {
     parts.push(`our hit, ${fmtTime(h.ours.t)}, against the raw transfer into /dev/null (${fmtTime(h.raw.t)}) + first-touching ${label} of fresh memory ` +
       `(${fmtTime(h.touch.t)}: page faults, which the raw limit never pays) + BLAKE3 of the data (${fmtTime(h.hash.t)} at ${(bytes / 2 ** 30 / h.hash.t).toFixed(2)} GiB/s, ` +
-      `checked once all bytes are in) = ${fmtTime(h.raw.t + h.hash.t + h.touch.t)}`)
+      `which a hit spreads over its ranges as they land) = sum ${fmtTime(h.raw.t + h.hash.t + h.touch.t)}`)
   }
   const read = out.notes[`boto3-read-${tag}`]
   if (Number.isFinite(read) && h.boto3?.t !== undefined) parts.push(`boto3 spends ${fmtTime(read)} in get_object + read and ${fmtTime(h.boto3.t - read)} in np.load`)
