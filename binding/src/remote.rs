@@ -22,6 +22,7 @@ use crate::memory;
 
 /// Settings that override the standard environment's (`AWS_*`).
 #[napi(object)]
+#[derive(Default)]
 pub struct RemoteSettings {
     pub endpoint: Option<String>,
     pub region: Option<String>,
@@ -177,19 +178,7 @@ impl RemoteCache {
     #[napi(constructor, catch_unwind)]
     pub fn new(env: &Env, location: String, settings: Option<RemoteSettings>) -> Result<Self> {
         run(env, || {
-            let s = settings.unwrap_or(RemoteSettings {
-                endpoint: None,
-                region: None,
-                access_key_id: None,
-                secret_access_key: None,
-                session_token: None,
-                allow_http: None,
-                timeout_ms: None,
-                max_retries: None,
-                retry_timeout_ms: None,
-                multipart_from: None,
-                part_size: None,
-            });
+            let s = settings.unwrap_or_default();
             let settings = Settings {
                 endpoint: s.endpoint,
                 region: s.region,
