@@ -96,9 +96,42 @@ mod imp {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+#[cfg(windows)]
+mod imp {
+    use std::os::windows::ffi::OsStrExt;
+    use std::path::Path;
+    use windows_sys::Win32::Storage::FileSystem::{GetDriveTypeW, GetVolumePathNameW};
+
+    const DRIVE_REMOTE: u32 = 4;
+
+    /// A share (`\\server\share`) or a drive letter mapped to one.
+    pub fn is_network_fs(path: &Path) -> bool {
+        let wide: Vec<u16> = path.as_os_str().encode_wide().chain(Some(0)).collect();
+        let mut root = [0u16; 1024];
+        // SAFETY: a NUL-terminated path and an out-buffer of the length given.
+        if unsafe { GetVolumePathNameW(wide.as_ptr(), root.as_mut_ptr(), root.len() as u32) } == 0 {
+            return false;
+        }
+        // SAFETY: GetVolumePathNameW wrote a NUL-terminated root.
+        unsafe { GetDriveTypeW(root.as_ptr()) == DRIVE_REMOTE }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", windows)))]
 mod imp {
     pub fn is_network_fs(_path: &std::path::Path) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_temporary_directory_is_not_network_ground() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_network_fs(dir.path()));
+        assert!(!is_network_fs(&dir.path().join("missing")));
     }
 }

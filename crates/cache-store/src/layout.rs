@@ -243,6 +243,9 @@ pub(crate) struct Listed {
     pub is_file: bool,
 }
 
+#[cfg(windows)]
+const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+
 /// Opens a file of the cache directory for reading: without following a
 /// link (a link is an error, so a planted link cannot point a read outside
 /// the cache), without blocking on a FIFO, and only if it is a regular file.
@@ -251,10 +254,10 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<(File, fs::Metadata)> {
     options.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    #[cfg(not(unix))]
-    if fs::symlink_metadata(path)?.file_type().is_symlink() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a link, not a regular file"));
-    }
+    // Windows' O_NOFOLLOW: open a link (or junction) itself, not its
+    // target; the regular-file check below then refuses it.
+    #[cfg(windows)]
+    std::os::windows::fs::OpenOptionsExt::custom_flags(&mut options, FILE_FLAG_OPEN_REPARSE_POINT);
     let file = options.open(path)?;
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
@@ -368,5 +371,27 @@ mod tests {
         assert!(open_regular(&fifo).is_err());
         assert_eq!(read_capped(&file, 4).unwrap().0, b"data");
         assert!(read_capped(&file, 3).is_err());
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn the_opener_refuses_links_and_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        fs::write(&file, b"data").unwrap();
+        assert!(open_regular(&file).is_ok());
+        assert!(open_regular(tmp.path()).is_err());
+        assert_eq!(read_capped(&file, 4).unwrap().0, b"data");
+        // Creating links takes a privilege (administrators, developer mode),
+        // and wine makes ones that resolve nowhere: test only a working link.
+        let link = tmp.path().join("l");
+        let works = |l: &std::path::Path| fs::symlink_metadata(l).is_ok_and(|m| m.file_type().is_symlink());
+        if std::os::windows::fs::symlink_file(&file, &link).is_ok() && works(&link) {
+            assert!(open_regular(&link).is_err());
+        }
+        let dir_link = tmp.path().join("d");
+        if std::os::windows::fs::symlink_dir(tmp.path(), &dir_link).is_ok() && works(&dir_link) {
+            assert!(open_regular(&dir_link).is_err());
+        }
     }
 }
