@@ -4,7 +4,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'binding/index.js', 'binding/index.d.ts', 'target/', 'fuzz/', 'node_modules/', 'bench/node_modules/', '.venv/'] },
+  { ignores: ['dist/', 'binding/index.js', 'binding/index.d.ts', 'target/', 'fuzz/', 'node_modules/', 'bench/node_modules/', '.venv/', '.tools/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -21,7 +21,7 @@ export default tseslint.config(
   },
   {
     files: ['**/*.mjs', '**/*.js', '**/*.cjs'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', __dirname: 'readonly', require: 'readonly', module: 'writable', SharedArrayBuffer: 'readonly', Atomics: 'readonly', performance: 'readonly', queueMicrotask: 'readonly', globalThis: 'readonly' } },
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', __dirname: 'readonly', require: 'readonly', module: 'writable', SharedArrayBuffer: 'readonly', Atomics: 'readonly', performance: 'readonly', queueMicrotask: 'readonly', globalThis: 'readonly', fetch: 'readonly', AbortSignal: 'readonly', structuredClone: 'readonly' } },
   },
   {
     // Benchmark callbacks take arguments they do not all use.

@@ -1,16 +1,18 @@
-// Packaging: what `npm pack` puts in the tarball, and whether a fresh project
-// that installs that tarball can use it from ES modules, CommonJS and
-// TypeScript. Runs real `npm`, `tar`, `node` and `tsc` processes; nothing here
-// needs the network (the package has no runtime dependencies).
+// Packaging: what `npm pack` puts in the main tarball and in this host's
+// platform package (npm/<platform>/ with the binary built into binding/), and
+// whether a fresh project that installs both tarballs can use the package from
+// ES modules, CommonJS and TypeScript, as a registry install would. Runs real
+// `npm`, `tar`, `node` and `tsc` processes; the network only serves runtime
+// dependencies missing from the npm cache. scripts/registry-test.mjs covers
+// the install from a registry.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
 import { root, tempDir } from './helpers'
 
 const isWindows = process.platform === 'win32'
-const platform = `${process.platform}-${process.arch}`
 
 /**
  * The environment for child processes: npm's own per-run variables (set when
@@ -47,10 +49,26 @@ function runNode(file: string, args: string[], cwd: string, env: Record<string, 
   return JSON.parse(r.stdout)
 }
 
+/** The host's binary, as `npm run build` leaves it in binding/, and its platform (`linux-x64-gnu`). */
+function hostBinary(): { file: string; platform: string } {
+  const found = readdirSync(join(root, 'binding')).filter((f) => /^numpy-func-cache\.[a-z0-9-]+\.node$/.test(f))
+  if (found.length !== 1) throw new Error(`expected one binary in binding/ (run npm run build), found: ${found.join(', ') || 'none'}`)
+  return { file: found[0]!, platform: found[0]!.split('.')[1]! }
+}
+
+function tarEntries(tarball: string): string[] {
+  return execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' })
+    .split(/\r?\n/)
+    .filter(Boolean)
+}
+
 // One pack and one install, shared by the tests below (they run serially).
 interface Packed {
   tarball: string
   entries: string[]
+  /** The binary's file name and the platform package's tarball entries. */
+  binary: string
+  platformEntries: string[]
   /** A fresh project with the tarball installed. */
   consumer: string
   /** The installed package inside `consumer`. */
@@ -68,21 +86,30 @@ function packAndInstall(): Packed {
   const consumer = mkdtempSync(join(tmpdir(), 'nfc-consumer-'))
   scratch.push(packDir, consumer)
 
-  // --ignore-scripts: pack what is built now (dist/, the .node); building is not this test's job.
+  // --ignore-scripts: pack what is built now (dist/, the binary); building is not this test's job.
   const [info] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', packDir], root))
   const tarball = join(packDir, info.filename as string)
-  const entries = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' })
-    .split(/\r?\n/)
-    .filter(Boolean)
+  const entries = tarEntries(tarball)
+
+  // The platform package as the release fills it: a copy of npm/<platform>/
+  // with the binary in it (the repo's own directory is left as it is).
+  const { file: binary, platform: target } = hostBinary()
+  const platformDir = join(packDir, target)
+  mkdirSync(platformDir)
+  for (const f of readdirSync(join(root, 'npm', target))) copyFileSync(join(root, 'npm', target, f), join(platformDir, f))
+  copyFileSync(join(root, 'binding', binary), join(platformDir, binary))
+  const [platformInfo] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', packDir], platformDir))
+  const platformTarball = join(packDir, platformInfo.filename as string)
+  const platformEntries = tarEntries(platformTarball)
 
   writeFileSync(
     join(consumer, 'package.json'),
     JSON.stringify({ name: 'nfc-consumer', version: '1.0.0', private: true }, null, 2),
   )
   // --prefer-offline: the command line's dependencies come from the npm cache `npm ci` filled where it can.
-  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], consumer)
+  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball, platformTarball], consumer)
   const installed = join(consumer, 'node_modules', 'numpy-func-cache')
-  packedOnce = { tarball, entries, consumer, installed }
+  packedOnce = { tarball, entries, binary, platformEntries, consumer, installed }
   return packedOnce
 }
 
@@ -109,10 +136,13 @@ console.log(JSON.stringify({
   classes: [first.constructor.name, second.constructor.name],
   roundTrip: { data: Array.from(back.data), shape: back.shape, dtype: back.dtype },
   entry: ENTRY,
+  addon: Object.keys(require.cache).find((f) => f.endsWith('.node')),
 }))
 `
 const esmScript = `import { NumpyFuncCache, readNpy, writeNpy } from 'numpy-func-cache'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
+const require = createRequire(import.meta.url)
 ${body.replace('ENTRY', "import.meta.resolve('numpy-func-cache')")}`
 const cjsScript = `const { NumpyFuncCache, readNpy, writeNpy } = require('numpy-func-cache')
 const { join } = require('node:path')
@@ -144,19 +174,21 @@ void [pending, data, shape, dtypes]
 
 test.serial('the packed tarball installs in a fresh project and works from ESM, CommonJS and TypeScript', (t) => {
   t.timeout(120_000)
-  const { entries, consumer, installed } = packAndInstall()
+  const { entries, binary, platformEntries, consumer, installed } = packAndInstall()
 
-  // Contents: the built JS/ESM/types, the binding's loader, types and binary; nothing else.
+  // Contents: the built JS/ESM/types, the binding's loader and types; nothing
+  // else, and no binary (those come in the platform packages).
   for (const file of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'binding/index.js', 'binding/index.d.ts', 'package.json']) {
     t.true(entries.includes(`package/${file}`), `tarball lacks ${file}`)
   }
-  t.true(
-    entries.some((e) => /^package\/binding\/numpy-func-cache\.[a-z0-9-]+\.node$/.test(e)),
-    'tarball lacks the .node binary',
+  t.deepEqual(
+    entries.filter((e) => e.endsWith('.node')),
+    [],
+    'the main tarball holds a binary',
   )
   const allowed = [
     /^package\/(package\.json|README(\.md)?|LICENSE(\.md)?)$/i,
-    /^package\/binding\/(index\.js|index\.d\.ts|numpy-func-cache\.[a-z0-9-]+\.node)$/,
+    /^package\/binding\/(index\.js|index\.d\.ts)$/,
     /^package\/dist\/[\w-]+(\.js|\.mjs|\.d\.ts)$/,
   ]
   const unexpected = entries.filter((e) => !allowed.some((re) => re.test(e)))
@@ -165,6 +197,8 @@ test.serial('the packed tarball installs in a fresh project and works from ESM, 
     entries.some((e) => /__test__|\/src\/|\/crates\/|\/scripts\/|\/npm\/|\.rs$|\.spec\.|(?<!\.d)\.ts$/.test(e)),
     'tarball holds test or source files',
   )
+  // The platform package: its binary, README and manifest, nothing else.
+  t.deepEqual([...platformEntries].sort(), [`package/${binary}`, 'package/README.md', 'package/package.json'].sort())
 
   // ES module and CommonJS consumers, each in its own child node process.
   writeFileSync(join(consumer, 'esm.mjs'), esmScript)
@@ -179,8 +213,10 @@ test.serial('the packed tarball installs in a fresh project and works from ESM, 
     t.deepEqual(out.values, [expected, expected], script)
     t.deepEqual(out.classes, ['Float64Array', 'Float64Array'], script)
     t.deepEqual(out.roundTrip, { data: expected, shape: [4], dtype: '<f8' }, script)
-    // Each entry point comes from the installed copy, through the exports map.
+    // Each entry point comes from the installed copy, through the exports map,
+    // and the addon from the installed platform package.
     t.true(String(out.entry).replaceAll('\\', '/').endsWith(`node_modules/numpy-func-cache/${entry}`), String(out.entry))
+    t.true(String(out.addon).replaceAll('\\', '/').endsWith(`node_modules/numpy-func-cache-${binary.split('.')[1]}/${binary}`), String(out.addon))
   }
   t.true(existsSync(join(installed, 'dist', 'index.mjs')))
 
@@ -221,14 +257,12 @@ test.serial('without a binary for this platform, loading the package names the p
   t.timeout(120_000)
   const { consumer, installed } = packAndInstall()
 
-  // A copy of the installed package with its .node file(s) removed, as on a
-  // platform nothing was built for.
+  // A copy of the installed package without its platform package, as on a
+  // platform nothing was built for (the main package holds no binary).
   const bare = tempDir(t)
   const copy = join(bare, 'node_modules', 'numpy-func-cache')
   cpSync(installed, copy, { recursive: true })
-  const binaries = readdirSync(join(copy, 'binding')).filter((f) => f.endsWith('.node'))
-  t.true(binaries.length > 0)
-  for (const f of binaries) rmSync(join(copy, 'binding', f))
+  t.deepEqual(readdirSync(join(copy, 'binding')).filter((f) => f.endsWith('.node')), [])
   writeFileSync(join(bare, 'package.json'), JSON.stringify({ name: 'nfc-bare', private: true }))
 
   const probe = (loader: string) => `
@@ -241,8 +275,9 @@ test.serial('without a binary for this platform, loading the package names the p
   for (const script of ['cjs.cjs', 'esm.mjs']) {
     const out = runNode(script, [], bare)
     t.false(out.loaded, `${script} loaded without a binary`)
-    t.true(out.message.includes(`(${platform})`), `${script}: ${out.message}`)
-    t.true(out.message.includes('no native binary'), `${script}: ${out.message}`)
+    // napi's name of the platform, and the package that brings its binary.
+    t.true(out.message.includes(`(${hostBinary().platform})`), `${script}: ${out.message}`)
+    t.true(out.message.includes(`npm install numpy-func-cache-${hostBinary().platform}`), `${script}: ${out.message}`)
   }
 
   // The loader's override variable pointing at a missing file fails the same way.
@@ -251,5 +286,5 @@ test.serial('without a binary for this platform, loading the package names the p
     NAPI_RS_NATIVE_LIBRARY_PATH: join(bare, 'missing', 'numpy-func-cache.node'),
   })
   t.false(out.loaded)
-  t.true(out.message.includes(`(${platform})`), out.message)
+  t.true(out.message.includes(`(${hostBinary().platform})`), out.message)
 })

@@ -1,6 +1,8 @@
 // Makes a fresh clone ready: npm packages, the native addon, the TS build,
 // and (with --python) what the tests and benchmark need besides: a
-// virtualenv with NumPy and boto3, and the S3 server versitygw.
+// virtualenv with NumPy and boto3, and the S3 server versitygw; (with
+// --cross) what the registry test needs: qemu-aarch64 with arm64's C
+// library from Debian, and the linux-arm64-gnu binary.
 // Each step is cheap when already done, so every npm script can run it.
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -36,4 +38,26 @@ if (process.argv.includes('--python')) {
   // built once with `go install` into .tools/ (about a minute, cold).
   const { ensureVersitygw } = await import('./s3-server.mjs')
   await ensureVersitygw()
+}
+
+if (process.argv.includes('--cross')) {
+  // Debian's packages, installed once (as root: CI and this project's machines run as root).
+  const needed = [
+    ['qemu-aarch64', 'qemu-user'],
+    ['/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1', 'libc6-arm64-cross'],
+    ['readelf', 'binutils'],
+    ['file', 'file'],
+  ].filter(([probe]) => !(probe.startsWith('/') ? existsSync(probe) : quiet('sh', ['-c', `command -v ${probe}`])))
+  if (needed.length > 0) {
+    const packages = needed.map(([, pkg]) => pkg)
+    const apt = (args) => run('sh', ['-c', `DEBIAN_FRONTEND=noninteractive apt-get ${args} >/dev/null`])
+    try {
+      apt('update -qq')
+      apt(`install -y -qq --no-install-recommends ${packages.join(' ')}`)
+    } catch (e) {
+      throw new Error(`could not install ${packages.join(', ')} with apt-get (as root): ${e.message}`)
+    }
+  }
+  // Cargo makes this a no-op when the binary is up to date.
+  run('node', ['scripts/build-targets.mjs', 'aarch64-unknown-linux-gnu'])
 }

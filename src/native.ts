@@ -5,20 +5,47 @@ import { constants } from 'node:buffer'
 import type * as Native from '../binding/index'
 import { ErrorCodes, codedError } from './errors'
 
+/** napi's name of this platform, as the platform packages are named: `linux-x64-gnu`. */
+function platformName(): string {
+  const { platform, arch } = process
+  if (platform === 'linux') {
+    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+    return `linux-${arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`
+  }
+  return platform === 'win32' ? `win32-${arch}-msvc` : `${platform}-${arch}`
+}
+
+/** The platforms with a prebuilt package, from the release's target list. */
+function prebuiltPlatforms(): string[] {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const targets = (require('../package.json') as { napi: { targets: string[] } }).napi.targets
+  return targets.map((triple) => {
+    const [arch, , os, abi] = triple.split('-')
+    const cpu = arch === 'x86_64' ? 'x64' : 'arm64'
+    if (os === 'darwin') return `darwin-${cpu}`
+    return os === 'windows' ? `win32-${cpu}-${abi}` : `linux-${cpu}-${abi}`
+  })
+}
+
+function noBinaryMessage(cause: Error): string {
+  const platform = platformName()
+  const pkg = `numpy-func-cache-${platform}`
+  const prebuilt = prebuiltPlatforms()
+  const fix = prebuilt.includes(platform)
+    ? `Its prebuilt binary comes in the package ${pkg}, an optional dependency that is not installed here ` +
+      `(an install with --omit=optional or --no-optional, or a lockfile made on another platform, leaves it out). ` +
+      `Install it (npm install ${pkg}) or reinstall with optional dependencies; ` +
+      `or build the binary from source with Rust: npm run build in a clone of the repository.`
+    : `Prebuilt binaries exist for ${prebuilt.join(', ')}; elsewhere build from source with Rust: npm run build in a clone of the repository.`
+  return `numpy-func-cache has no native binary for this platform (${platform}). ${fix} (${cause.message})`
+}
+
 function load(): typeof Native {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('../binding/index.js') as typeof Native
   } catch (cause) {
-    const platform = `${process.platform}-${process.arch}`
-    throw codedError(
-      Error,
-      ErrorCodes.NO_BINARY,
-      `numpy-func-cache has no native binary for this platform (${platform}). ` +
-        `Prebuilt binaries exist for linux x64/arm64 (gnu, musl), darwin x64/arm64 and win32 x64; ` +
-        `elsewhere build from source with Rust: npm run build. (${(cause as Error).message})`,
-      { cause },
-    )
+    throw codedError(Error, ErrorCodes.NO_BINARY, noBinaryMessage(cause as Error), { cause })
   }
 }
 
