@@ -93,7 +93,8 @@ export function machoInfo(path) {
 
 /** The DLLs a PE file imports. */
 export function importedDlls(path) {
-  return [...run('objdump', ['-p', path]).matchAll(/DLL Name: (\S+)/g)].map((m) => m[1])
+  const names = [...run('objdump', ['-p', path]).matchAll(/DLL Name: (\S+)/g)].map((m) => m[1].toLowerCase())
+  return [...new Set(names)]
 }
 
 /** `file`'s verdict and what the binary needs; a field whose tool this host lacks is left out. */
