@@ -225,6 +225,38 @@ test('maxAge: a store removes the other entries that went unused for longer', (t
   t.is(state.calls, 2)
 })
 
+test('maxBytes and maxAge also take the command line\'s forms (\'1KB\', \'1.5KiB\', \'1h\'), and a bad one is named', (t) => {
+  const work = tempDir(t)
+  // '1KB' is 1000 bytes and '1.5KiB' 1536: two entries of about 700 bytes fit in the second only.
+  for (const [maxBytes, kept] of [['1KB', 1], ['1.5KiB', 2]] as const) {
+    const dir = join(work, maxBytes)
+    const { cache, f } = counted(dir, { maxBytes })
+    const a = storedKey(t, dir, () => f(1, 40))
+    tick(cache)
+    const b = storedKey(t, dir, () => f(2, 40))
+    const size = entrySize(dir, b)
+    t.true(size > 500 && size < 768, `an entry is ${size} bytes`)
+    t.is(cache.stats().entries, kept, maxBytes)
+    t.is(hasFiles(dir, a), kept === 2, maxBytes)
+  }
+
+  const dir = join(work, 'age')
+  const { cache, f } = counted(dir, { maxAge: '1h' })
+  const old = storedKey(t, dir, () => f(1))
+  advanceClock(cache, 2 * HOUR)
+  storedKey(t, dir, () => f(2))
+  t.true(noFiles(dir, old), "an entry unused for longer than '1h' went")
+  t.deepEqual(cache.prune({ maxAge: '30m' }).removedEntries, 0)
+  advanceClock(cache, HOUR)
+  t.is(cache.prune({ maxAge: '30m' }).removedEntries, 1)
+
+  for (const options of [{ maxBytes: '10 parsecs' }, { maxAge: 'soon' }, { maxBytes: '-1GB' }]) {
+    const error = t.throws(() => new NumpyFuncCache(dir, options))
+    t.regex(error.message, new RegExp(`${Object.keys(options)[0]} must be a number or a string such as`), error.message)
+  }
+  t.throws(() => cache.prune({ maxAge: 'later' }), { message: /prune: maxAge must be a number or a string such as 7d/ })
+})
+
 // ---------------------------------------------------------------- prune
 
 test('prune(limits) removes the least recently used, reporting progress up to the total', (t) => {

@@ -2,14 +2,15 @@
 // The numpy-func-cache command: list, summarize, prune and clear a cache directory.
 import { opendirSync, readFileSync, rmdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { format as formatDuration, parse as parseDuration } from '@lukeed/ms'
+import { format as formatDuration } from '@lukeed/ms'
 import { SingleBar } from 'cli-progress'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { filesize } from 'filesize'
 import { NumpyFuncCache } from './cache'
-import type { CacheLimits, CacheStats, PruneReport, VerifyReport } from './types'
+import type { CacheStats, PruneReport, ResolvedLimits, VerifyReport } from './types'
 import { native } from './native'
 import { dtypeName } from './dtypes'
+import { AGE_FORMS, SIZE_FORMS, parseAge, parseSize } from './units'
 import { isRemoteLocation } from './options'
 
 
@@ -45,24 +46,15 @@ function openCache(dir: string): NumpyFuncCache | null {
 const NO_STATS: CacheStats = { entries: 0, bytes: 0, hits: 0, misses: 0 }
 const NO_REPORT: PruneReport = { removedEntries: 0, removedBytes: 0, adopted: 0, dropped: 0, removedLeftovers: 0, entries: 0, bytes: 0 }
 
-/** '10GB' (powers of 1000), '512MiB' or '1.5G' (powers of 1024), '4096' or '4096B' (bytes); else undefined. */
-function parseSize(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?|\.\d+) ?(?:([kmgtp])(i?)(b?)|b?)$/i.exec(text)
-  if (!m) return undefined
-  const [, number, prefix, binary, b] = m
-  const power = prefix ? 'kmgtp'.indexOf(prefix.toLowerCase()) + 1 : 0
-  return Math.round(Number(number) * (binary || !b ? 1024 : 1000) ** power)
-}
-
 function sizeArg(text: string): number {
   const bytes = parseSize(text)
-  if (bytes === undefined) throw new InvalidArgumentError('Expected a size such as 10GB, 512MiB, 1.5G or a number of bytes.')
+  if (bytes === undefined) throw new InvalidArgumentError(`Expected a size ${SIZE_FORMS}.`)
   return bytes
 }
 
 function ageArg(text: string): number {
-  const ms = parseDuration(text)
-  if (ms === undefined || !(ms >= 0)) throw new InvalidArgumentError('Expected an age such as 7d, 12h, 30m, 90s or milliseconds.')
+  const ms = parseAge(text)
+  if (ms === undefined) throw new InvalidArgumentError(`Expected an age ${AGE_FORMS}.`)
   return ms
 }
 
@@ -201,7 +193,7 @@ interface PruneOpts extends JsonOption {
 }
 
 function prune(dir: string, opts: PruneOpts, command: Command): void {
-  const limits: CacheLimits = {}
+  const limits: ResolvedLimits = {}
   if (opts.maxBytes !== undefined) limits.maxBytes = opts.maxBytes
   if (opts.maxEntries !== undefined) limits.maxEntries = opts.maxEntries
   if (opts.maxAge !== undefined) limits.maxAge = opts.maxAge

@@ -5,14 +5,15 @@ import { types } from 'node:util'
 import { native } from './native'
 import { describe } from './describe'
 import { invalidArg, outOfRange } from './errors'
+import { AGE_FORMS, SIZE_FORMS, parseAge, parseSize } from './units'
 import type {
-  CacheLimits,
   CachedFunctionOptions,
   ComputeOnceOptions,
   NumpyFuncCacheOptions,
   ListOptions,
   PruneOptions,
   RemoteOptions,
+  ResolvedLimits,
   VerifyOptions,
 } from './types'
 
@@ -46,13 +47,24 @@ const LIMITS = ['maxBytes', 'maxEntries', 'maxAge'] as const
 
 /**
  * Non-negative limits, `Infinity` for none. `maxEntries` must be whole;
- * `maxBytes` is rounded down (sizes are whole bytes).
+ * `maxBytes` is rounded down (sizes are whole bytes). `maxBytes` and
+ * `maxAge` may be strings as the command line takes them ('10GB', '7d').
  */
-function limitsOf(options: Record<string, unknown>, where: string): CacheLimits {
-  const limits: CacheLimits = {}
+function limitsOf(options: Record<string, unknown>, where: string): ResolvedLimits {
+  const limits: ResolvedLimits = {}
   for (const name of LIMITS) {
-    const v = optionOf<number>(options, name, 'number', where)
-    if (v === undefined) continue
+    const given = options[name]
+    if (given === undefined) continue
+    let v: number
+    if (typeof given === 'string' && name !== 'maxEntries') {
+      const parsed = name === 'maxBytes' ? parseSize(given) : parseAge(given)
+      if (parsed === undefined) {
+        throw invalidArg(`${where}: ${name} must be a number or a string ${name === 'maxBytes' ? SIZE_FORMS : AGE_FORMS}, got ${describe(given)}`)
+      }
+      v = parsed
+    } else {
+      v = optionOf<number>(options, name, 'number', where)!
+    }
     const whole = name === 'maxEntries'
     if (!(v >= 0) || (whole && Number.isFinite(v) && !Number.isInteger(v))) {
       throw outOfRange(`${where}: ${name} must be a non-negative ${whole ? 'integer' : 'number'}, got ${v}`)
@@ -85,7 +97,7 @@ export interface CacheSettings {
   path: string
   mmap: boolean
   verify: boolean
-  limits: CacheLimits
+  limits: ResolvedLimits
   computeOnce: ComputeOnce | undefined
   /** For an object-store location: its settings, and the local tier's directory if any. */
   remote?: { settings: RemoteSettings; localDir: string | undefined }

@@ -51,11 +51,24 @@ export interface CachedFunctionOptions {
 
 /** Limits on a cache; each is off when omitted (or `Infinity`). */
 export interface CacheLimits {
-  /** Total size of the entries' files, in bytes. */
-  maxBytes?: number
+  /**
+   * Total size of the entries' files: bytes, or a string as the command
+   * line takes it: '10GB' (powers of 1000), '512MiB' or '1.5G' (powers of 1024).
+   */
+  maxBytes?: number | string
   /** Number of entries. */
   maxEntries?: number
-  /** Milliseconds since an entry was last used after which it is a miss and is removed. */
+  /**
+   * Time since an entry was last used after which it is a miss and is
+   * removed: milliseconds, or a string such as '7d', '12h', '30m', '90s'.
+   */
+  maxAge?: number | string
+}
+
+/** Limits as the cache applies them: bytes and milliseconds. */
+export interface ResolvedLimits {
+  maxBytes?: number
+  maxEntries?: number
   maxAge?: number
 }
 
