@@ -1,8 +1,9 @@
 // Errors a program can branch on: each carries a stable `code` from
 // ErrorCodes, and a failed system call keeps the OS's code and the path.
 import test from 'ava'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { ErrorCodes, NumpyFuncCache, readNpy, writeNpy } from '../dist'
 import { runPython, tempDir } from './helpers'
 import { onlyEntry } from './entries'
@@ -102,6 +103,10 @@ test('clearCache({ removeDir: true }) with foreign files is ERR_NFC_NOT_EMPTY', 
   cache.createCachedFunc(ramp)(2)
   writeFileSync(join(dir, 'notes.txt'), 'mine')
   t.throws(() => cache.clearCache({ removeDir: true }), { code: ErrorCodes.NOT_EMPTY, message: /1 file\(s\)/ })
+  // The index stays, so the directory still reads as a cache (the CLI and a new cache agree).
+  t.true(existsSync(join(dir, '.numpy-func-cache-index.sqlite')))
+  t.deepEqual(new NumpyFuncCache(dir).stats(), { entries: 0, bytes: 0, hits: 0, misses: 0 })
+  t.deepEqual(readdirSync(dir).filter((n) => !n.startsWith('.numpy-func-cache-index')), ['notes.txt'])
 })
 
 test('an index that cannot be opened is ERR_NFC_INDEX from stats(), never from a cached call', (t) => {
@@ -112,4 +117,36 @@ test('an index that cannot be opened is ERR_NFC_INDEX from stats(), never from a
   t.deepEqual(f(4), ramp(4))
   t.deepEqual(f(4), ramp(4))
   t.throws(() => cache.stats(), { code: ErrorCodes.INDEX })
+})
+
+test('readNpy(path, Class) returns that class, and a file another class holds is a TypeError naming both', (t) => {
+  const dir = tempDir(t)
+  const path = join(dir, 'a.npy')
+  runPython(`import numpy as np; np.save(${JSON.stringify(path)}, np.arange(3, dtype='<i4'))`)
+  const { data } = readNpy(path, Int32Array)
+  t.true(data instanceof Int32Array)
+  t.deepEqual(Array.from(data), [0, 1, 2])
+  t.throws(() => readNpy(path, Float64Array), {
+    instanceOf: TypeError,
+    code: ErrorCodes.INVALID_ARG,
+    message: `readNpy: ${path} holds dtype '<i4', which reads as Int32Array, not Float64Array`,
+  })
+  t.throws(() => readNpy(path, Array as never), { instanceOf: TypeError, code: ErrorCodes.INVALID_ARG, message: /arrayClass must be a TypedArray class/ })
+})
+
+test('paths may be file: URLs, as fs takes them; other URLs are refused by name', (t) => {
+  const dir = tempDir(t)
+  const url = pathToFileURL(join(dir, 'cache'))
+  const cache = new NumpyFuncCache(url)
+  t.is(cache.path, join(dir, 'cache'))
+  let calls = 0
+  const f = cache.createCachedFunc((n: number) => (calls++, ramp(n)), { name: 'ramp', trackSource: false })
+  t.deepEqual(f(3), ramp(3))
+  t.deepEqual(new NumpyFuncCache(url).createCachedFunc((n: number) => (calls++, ramp(n)), { name: 'ramp', trackSource: false })(3), ramp(3))
+  t.is(calls, 1, 'a second cache over the same URL hits')
+  const file = new URL('b.npy', pathToFileURL(`${dir}/`))
+  writeNpy(file, ramp(4))
+  t.deepEqual(readNpy(file, Float64Array).data, ramp(4))
+  t.throws(() => new NumpyFuncCache(new URL('https://example.com/cache')), { code: ErrorCodes.INVALID_ARG, message: /path must be a file: URL/ })
+  t.throws(() => readNpy(new URL('https://example.com/a.npy')), { code: ErrorCodes.INVALID_ARG, message: /readNpy: path must be a file: URL/ })
 })

@@ -131,7 +131,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * location, `s3://bucket/prefix` (or `gs://`, `az://`), shared by many
    * machines; requests are made on first use.
    */
-  constructor(path: string, options?: NumpyFuncCacheOptions) {
+  constructor(path: string | URL, options?: NumpyFuncCacheOptions) {
     super()
     const settings = cacheSettings(path, options)
     this.#computeOnce = settings.computeOnce

@@ -26,7 +26,7 @@ export type {
   RemoteOptions,
 } from './types'
 export { readNpy, writeNpy } from './npy'
-export type { NdArray, NpyArray, LoadedNdArray } from './npy'
+export type { NdArray, NpyArray, LoadedNdArray, TypedArrayClass } from './npy'
 export type { TypedArray } from './dtypes'
 export { SUPPORTED_DTYPES } from './dtypes'
 export { ErrorCodes } from './errors'

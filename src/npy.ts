@@ -14,6 +14,7 @@ import {
 } from './dtypes'
 import { describe } from './describe'
 import { type ErrorCode, ErrorCodes, codedError, invalidArg, nativeCall } from './errors'
+import { pathOf } from './options'
 
 /** An array read from a .npy file. */
 export interface NpyArray<T extends TypedArray = TypedArray> {
@@ -177,20 +178,36 @@ export function bytesOf({ data, className }: ArrayParts): TypedArray {
   return className === 'Float16Array' ? new Uint16Array(data.buffer, data.byteOffset, data.length) : data
 }
 
-function checkPath(path: unknown, fn: string): string {
-  if (typeof path !== 'string' || path.length === 0) throw invalidArg(`${fn}: path must be a non-empty string, got ${describe(path)}`)
-  return path
+
+/** A TypedArray class, such as `Float64Array`: what `readNpy` can be asked to return. */
+export interface TypedArrayClass<T extends TypedArray> {
+  new (length: number): T
+  readonly prototype: T
 }
 
 /**
  * Reads a .npy file written by NumPy or by this package. Big-endian data is
  * converted to native order; Fortran-order data is returned as stored.
  * Throws an Error naming the file if it is not a valid .npy file.
+ *
+ * With `arrayClass` (`readNpy(path, Float64Array)`), the result is typed as
+ * that class and checked to be one: a file whose dtype another class holds
+ * is a TypeError naming both. (A type argument alone, `readNpy<Float64Array>`,
+ * would be a cast nothing checks: TypeScript's types do not exist at run time.)
  */
-export function readNpy(path: string): NpyArray {
-  const raw = nativeCall(() => native.readNpyFile(checkPath(path, 'readNpy')))
+export function readNpy<T extends TypedArray>(path: string | URL, arrayClass: TypedArrayClass<T>): NpyArray<T>
+export function readNpy(path: string | URL): NpyArray
+export function readNpy(path: string | URL, arrayClass?: TypedArrayClass<TypedArray>): NpyArray {
+  const file = pathOf(path, 'readNpy')
+  if (arrayClass !== undefined && !(typeof arrayClass === 'function' && arrayClass.prototype instanceof Object.getPrototypeOf(Uint8Array))) {
+    throw invalidArg(`readNpy: arrayClass must be a TypedArray class such as Float64Array, got ${describe(arrayClass)}`)
+  }
+  const raw = nativeCall(() => native.readNpyFile(file))
   // A view of the class of its dtype over the buffer Rust read: no copy.
   const data = viewOf(raw.buffer, readClassName(raw.dtype), raw.dtype)
+  if (arrayClass !== undefined && !(data instanceof arrayClass)) {
+    throw codedError(TypeError, ErrorCodes.INVALID_ARG, `readNpy: ${file} holds dtype '${raw.dtype}', which reads as ${data.constructor.name}, not ${arrayClass.name}`)
+  }
   return { data, shape: raw.shape, dtype: raw.dtype, fortranOrder: raw.fortranOrder }
 }
 
@@ -198,9 +215,9 @@ export function readNpy(path: string): NpyArray {
  * Writes a TypedArray (as 1-d) or an n-d array as a .npy file NumPy reads,
  * straight from the array's memory.
  */
-export function writeNpy(path: string, array: TypedArray | NdArray): void {
-  checkPath(path, 'writeNpy')
+export function writeNpy(path: string | URL, array: TypedArray | NdArray): void {
+  const file = pathOf(path, 'writeNpy')
   const parts = toArrayParts(array, 'writeNpy: array', ErrorCodes.INVALID_ARG)
-  nativeCall(() => native.writeNpyFile(path, bytesOf(parts), parts.layout))
+  nativeCall(() => native.writeNpyFile(file, bytesOf(parts), parts.layout))
 }
 

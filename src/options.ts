@@ -1,6 +1,7 @@
 // Every option of the public API is checked here, once, with the messages
 // users see; the results are what the cache and the binding act on. The
 // defaults and bounds the core sets (staleAfter) come from the core.
+import { fileURLToPath } from 'node:url'
 import { types } from 'node:util'
 import { native } from './native'
 import { describe } from './describe'
@@ -151,17 +152,31 @@ function remoteSettingsOf(value: unknown, where: string): RemoteSettings {
   }
 }
 
-export function cacheSettings(path: unknown, options: NumpyFuncCacheOptions | undefined): CacheSettings {
+/**
+ * A path as `fs` takes it: a non-empty string or a `file:` URL; and for a
+ * cache location also an `s3:`, `gs:` or `az:` URL.
+ */
+export function pathOf(value: unknown, where: string, name = 'path', remoteAllowed = false): string {
+  if (value instanceof URL) {
+    if (value.protocol === 'file:') return fileURLToPath(value)
+    if (remoteAllowed && isRemoteLocation(value.href)) return value.href
+    throw invalidArg(`${where}: ${name} must be a file: URL${remoteAllowed ? ' or an s3:, gs: or az: one' : ''}, got ${value.href}`)
+  }
+  if (typeof value !== 'string' || value.length === 0) throw invalidArg(`${where}: ${name} must be a non-empty string or a file: URL, got ${describe(value)}`)
+  return value
+}
+
+export function cacheSettings(given: unknown, options: NumpyFuncCacheOptions | undefined): CacheSettings {
   const where = 'NumpyFuncCache'
-  if (typeof path !== 'string' || path.length === 0) throw invalidArg(`${where}: path must be a non-empty string, got ${describe(path)}`)
+  const path = pathOf(given, where, 'path', true)
   const known = ['mmap', 'verify', 'computeOnce', 'localDir', 'remote', ...LIMITS] satisfies (keyof NumpyFuncCacheOptions)[]
   const opts = checkOptions(options, known, where)
-  const localDir = optionOf<string>(opts, 'localDir', 'string', where)
+  if (opts.localDir === '') throw invalidArg(`${where}: options.localDir must not be empty`)
+  const localDir = opts.localDir === undefined ? undefined : pathOf(opts.localDir, where, 'options.localDir')
   const remote = isRemoteLocation(path)
   if (!remote && (localDir !== undefined || opts.remote !== undefined)) {
     throw invalidArg(`${where}: options.${localDir !== undefined ? 'localDir' : 'remote'} is for object-store locations (s3://, gs://, az://), and ${describe(path)} is a directory`)
   }
-  if (localDir === '') throw invalidArg(`${where}: options.localDir must not be empty`)
   return {
     path,
     mmap: optionOf<boolean>(opts, 'mmap', 'boolean', where) ?? false,

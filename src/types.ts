@@ -116,7 +116,7 @@ export interface NumpyFuncCacheOptions extends CacheLimits {
    * used as a read-through tier, with this cache's limits, index and mmap.
    * Remote hits are kept there. Without it, remote hits load into memory.
    */
-  localDir?: string
+  localDir?: string | URL
   /** For an object-store location: settings over the standard environment's. */
   remote?: RemoteOptions
   /**

@@ -91,8 +91,21 @@ cache.on('storeError', (error, info) => {
   expect<Equal<typeof info.key, string>>()
 })
 
-// readNpy and the error codes.
+// readNpy: a union without a class, the class given (checked at run time) with one.
 expect<Equal<ReturnType<typeof readNpy>['shape'], number[]>>()
+expect<Equal<ReturnType<typeof readNpy<Float64Array>>['data'], Float64Array>>()
+const f8: Float64Array = readNpy('/tmp/a.npy', Float64Array).data
+const u16: Uint16Array = readNpy(new URL('file:///tmp/a.npy'), Uint16Array).data
+// @ts-expect-error without a class the data is any TypedArray, not a Float64Array
+const unchecked: Float64Array = readNpy('/tmp/a.npy').data
+// @ts-expect-error Array is not a TypedArray class
+readNpy('/tmp/a.npy', Array)
+void [f8, u16, unchecked]
+new NumpyFuncCache(new URL('file:///tmp/nfc-types'), { maxBytes: '10GB', maxAge: '7d' })
+// @ts-expect-error maxEntries is a count, not a string
+new NumpyFuncCache('/tmp/nfc-types', { maxEntries: '10' })
+
+// The error codes.
 expect<Equal<(typeof ErrorCodes)['IO'], 'ERR_NFC_IO'>>()
 const code: ErrorCode = 'ERR_NFC_DAMAGED_ENTRY'
 // @ts-expect-error not a code of this package

@@ -162,6 +162,7 @@ fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
     let err = dir.clear(true).unwrap_err();
     assert!(matches!(err, StoreError::NotEmpty { remaining: 5, .. }), "{err}");
     assert!(root.exists());
+    assert!(root.join(".numpy-func-cache-index.sqlite").exists(), "a failed removal keeps the index");
 }
 
 #[test]
