@@ -126,3 +126,13 @@ test('with computeOnce, a damaged entry is reported once per call, not on every 
   t.deepEqual(f(7), new Float64Array(4).fill(7))
   t.is(damaged.length, 1)
 })
+
+test("entries() names a function without a name '(anonymous)', as the CLI's ls does", (t) => {
+  const dir = tempDir(t)
+  const cache = new NumpyFuncCache(dir)
+  cache.createCachedFunc((n: number) => new Float64Array(n))(2)
+  cache.createCachedFunc(function named(n: number) {
+    return new Float64Array(n)
+  })(2)
+  t.deepEqual(cache.entries().map((e) => e.function).sort(), ['(anonymous)', 'named'])
+})

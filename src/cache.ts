@@ -100,6 +100,9 @@ function computed(value: unknown, label: string): Computed {
 }
 
 /** What the local tier stores of a remote hit: its bytes, layout and entry. */
+/** How entries(), like the CLI's ls, name a function without a name. */
+const ANONYMOUS = '(anonymous)'
+
 function keptEntry(found: Lookup & { status: 'hit' }, functionName: string) {
   const { array } = found
   const layout = { shape: array.shape, dtype: array.dtype, fortranOrder: array.fortranOrder }
@@ -176,7 +179,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     const rows = this.#remote ? nativeCall(() => this.#remote!.entries(onProgress)) : nativeCall(() => this.#dir.entries())
     return rows.map((e) => ({
       key: e.key,
-      function: e.function,
+      function: e.function || ANONYMOUS,
       dtype: e.dtype,
       shape: e.shape,
       bytes: e.bytes,

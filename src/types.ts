@@ -153,7 +153,7 @@ export interface CacheStats {
 /** One entry, as the cache's index records it. */
 export interface CacheEntryInfo {
   key: string
-  /** The cached function's name. */
+  /** The cached function's name; `'(anonymous)'` for a function without one. */
   function: string
   dtype: string
   shape: number[]
