@@ -47,7 +47,7 @@ function planFor(triple) {
   if (triple.endsWith('-linux-musl')) return { flags: ['--cross-compile'], zig: true }
   if (triple.endsWith('-apple-darwin')) {
     const rustflags = `CARGO_TARGET_${triple.toUpperCase().replaceAll('-', '_')}_RUSTFLAGS`
-    // Else zig assumes its newest macOS; these are rustc's own floors (release.yml's too).
+    // Else zig assumes its newest macOS. 10.13 is release.yml's floor; arm64 Macs start at 11.0.
     const MACOSX_DEPLOYMENT_TARGET = triple.startsWith('x86_64') ? '10.13' : '11.0'
     return { flags: ['--cross-compile'], zig: true, env: { [rustflags]: `-C link-arg=-F${stubFrameworks()}`, MACOSX_DEPLOYMENT_TARGET } }
   }

@@ -41,7 +41,7 @@ if (process.argv.includes('--python')) {
 }
 
 if (process.argv.includes('--cross')) {
-  // Debian's packages, installed once (as root: CI and this project's machines run as root).
+  // Debian's packages, installed once: as root, or through sudo (GitHub's runners).
   const needed = [
     ['qemu-aarch64', 'qemu-user'],
     ['/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1', 'libc6-arm64-cross'],
@@ -50,12 +50,13 @@ if (process.argv.includes('--cross')) {
   ].filter(([probe]) => !(probe.startsWith('/') ? existsSync(probe) : quiet('sh', ['-c', `command -v ${probe}`])))
   if (needed.length > 0) {
     const packages = needed.map(([, pkg]) => pkg)
-    const apt = (args) => run('sh', ['-c', `DEBIAN_FRONTEND=noninteractive apt-get ${args} >/dev/null`])
+    const sudo = process.getuid?.() === 0 ? '' : 'sudo -n '
+    const apt = (args) => run('sh', ['-c', `${sudo}env DEBIAN_FRONTEND=noninteractive apt-get ${args} >/dev/null`])
     try {
       apt('update -qq')
       apt(`install -y -qq --no-install-recommends ${packages.join(' ')}`)
     } catch (e) {
-      throw new Error(`could not install ${packages.join(', ')} with apt-get (as root): ${e.message}`)
+      throw new Error(`could not install ${packages.join(', ')} with ${sudo}apt-get (root or passwordless sudo is needed; or install them yourself): ${e.message}`)
     }
   }
   // Cargo makes this a no-op when the binary is up to date.

@@ -19,24 +19,42 @@ function platformName(): string {
 function prebuiltPlatforms(): string[] {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const targets = (require('../package.json') as { napi: { targets: string[] } }).napi.targets
+  const CPUS: Record<string, string> = { x86_64: 'x64', aarch64: 'arm64', i686: 'ia32', armv7: 'arm' }
   return targets.map((triple) => {
-    const [arch, , os, abi] = triple.split('-')
-    const cpu = arch === 'x86_64' ? 'x64' : 'arm64'
+    const [arch = '', , os, abi] = triple.split('-')
+    const cpu = CPUS[arch] ?? arch
     if (os === 'darwin') return `darwin-${cpu}`
     return os === 'windows' ? `win32-${cpu}-${abi}` : `linux-${cpu}-${abi}`
   })
+}
+
+/** Whether the platform package is installed where this package can load it. */
+function installed(pkg: string): boolean {
+  try {
+    require.resolve(`${pkg}/package.json`)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function noBinaryMessage(cause: Error): string {
   const platform = platformName()
   const pkg = `numpy-func-cache-${platform}`
   const prebuilt = prebuiltPlatforms()
-  const fix = prebuilt.includes(platform)
-    ? `Its prebuilt binary comes in the package ${pkg}, an optional dependency that is not installed here ` +
+  const fromSource = 'or build the binary from source with Rust: npm run build in a clone of the repository.'
+  let fix: string
+  if (!prebuilt.includes(platform)) {
+    fix = `Prebuilt binaries exist for ${prebuilt.join(', ')}; elsewhere build from source with Rust: npm run build in a clone of the repository.`
+  } else if (installed(pkg)) {
+    // Installed, yet it did not load: the system lacks what it needs (an older C library, say).
+    fix = `Its package ${pkg} is installed but its binary did not load on this system (the cause below says why); ${fromSource}`
+  } else {
+    fix =
+      `Its prebuilt binary comes in the package ${pkg}, an optional dependency that is not installed here ` +
       `(an install with --omit=optional or --no-optional, or a lockfile made on another platform, leaves it out). ` +
-      `Install it (npm install ${pkg}) or reinstall with optional dependencies; ` +
-      `or build the binary from source with Rust: npm run build in a clone of the repository.`
-    : `Prebuilt binaries exist for ${prebuilt.join(', ')}; elsewhere build from source with Rust: npm run build in a clone of the repository.`
+      `Install it (npm install ${pkg}) or reinstall with optional dependencies; ${fromSource}`
+  }
   return `numpy-func-cache has no native binary for this platform (${platform}). ${fix} (${cause.message})`
 }
 

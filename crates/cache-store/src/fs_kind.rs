@@ -107,7 +107,9 @@ mod imp {
     /// A share (`\\server\share`) or a drive letter mapped to one.
     pub fn is_network_fs(path: &Path) -> bool {
         let wide: Vec<u16> = path.as_os_str().encode_wide().chain(Some(0)).collect();
-        let mut root = [0u16; 1024];
+        // A root is at most the path and a separator, or for a relative path a
+        // drive, which MAX_PATH (260) covers.
+        let mut root = vec![0u16; wide.len().max(261) + 1];
         // SAFETY: a NUL-terminated path and an out-buffer of the length given.
         if unsafe { GetVolumePathNameW(wide.as_ptr(), root.as_mut_ptr(), root.len() as u32) } == 0 {
             return false;

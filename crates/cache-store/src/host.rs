@@ -65,21 +65,19 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     }
     #[cfg(windows)]
     {
-        use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, ERROR_INVALID_PARAMETER, STILL_ACTIVE};
-        use windows_sys::Win32::System::Threading::{
-            GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
-        };
+        use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, ERROR_INVALID_PARAMETER, WAIT_TIMEOUT};
+        use windows_sys::Win32::System::Threading::{OpenProcess, WaitForSingleObject, PROCESS_SYNCHRONIZE};
         // SAFETY: plain calls on a handle this function opens and closes.
         unsafe {
-            let handle = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+            let handle = OpenProcess(PROCESS_SYNCHRONIZE, 0, pid);
             if handle.is_null() {
                 // No such process; any other refusal (access) means it exists.
                 return GetLastError() != ERROR_INVALID_PARAMETER;
             }
-            let mut code = 0u32;
-            let ok = GetExitCodeProcess(handle, &mut code);
+            // Signalled once it has exited (an exit code could be anything).
+            let running = WaitForSingleObject(handle, 0) == WAIT_TIMEOUT;
             CloseHandle(handle);
-            ok == 0 || code == STILL_ACTIVE as u32
+            running
         }
     }
     #[cfg(not(any(unix, windows)))]
@@ -129,6 +127,8 @@ mod tests {
         let mut child = std::process::Command::new("cmd").args(["/C", "exit"]).spawn().unwrap();
         let pid = child.id();
         assert!(child.wait().unwrap().success());
+        // Windows keeps an exited process while a handle to it is open.
+        drop(child);
         assert!(!process_alive(pid));
     }
 
