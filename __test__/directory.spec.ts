@@ -1,10 +1,11 @@
 // The cache directory: made on the first store, failures to store that
 // never fail a call, and clearCache removing only what the cache wrote.
 import test from 'ava'
+import { execFileSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { NumpyFuncCache } from '../dist'
-import { runUnprivileged, tempDir } from './helpers'
+import { root, runUnprivileged, tempDir } from './helpers'
 import { type Ctx, type Any, entries, tick, sleep } from './entries'
 
 // ---------------------------------------------------------------- the directory
@@ -273,4 +274,30 @@ test('clearCache before anything was stored (no directory yet) does not throw an
   const cache = new NumpyFuncCache(dir)
   t.notThrows(() => cache.clearCache())
   t.false(existsSync(dir))
+})
+
+// ---------------------------------------------------------------- the default location
+
+/** `new NumpyFuncCache()` in a child process with `env`: its path, after one cached call. */
+function defaultPath(env: Record<string, string>): string {
+  const script = `
+    const { NumpyFuncCache } = require(${JSON.stringify(join(root, 'dist'))})
+    const cache = new NumpyFuncCache()
+    cache.createCachedFunc((n) => new Float64Array(n), { name: 'f', trackSource: false })(2)
+    console.log(cache.path)`
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NUMPY_FUNC_CACHE_DIR' && k !== 'XDG_CACHE_HOME'))
+  return execFileSync(process.execPath, ['-e', script], { env: { ...clean, ...env }, encoding: 'utf8' }).trim()
+}
+
+test('without a path: $NUMPY_FUNC_CACHE_DIR, else the XDG cache directory, else ~/.cache', (t) => {
+  const base = tempDir(t)
+  const home = join(base, 'home')
+  const named = join(base, 'named')
+  t.is(defaultPath({ HOME: home, NUMPY_FUNC_CACHE_DIR: named }), named)
+  t.true(readdirSync(named).some((n) => n.endsWith('.npy')), 'the entry went there')
+  t.is(defaultPath({ HOME: home, XDG_CACHE_HOME: join(base, 'xdg') }), join(base, 'xdg', 'numpy-func-cache'))
+  // A relative XDG_CACHE_HOME is ignored, as the XDG spec says.
+  t.is(defaultPath({ HOME: home, XDG_CACHE_HOME: 'relative' }), join(home, '.cache', 'numpy-func-cache'))
+  t.is(defaultPath({ HOME: home }), join(home, '.cache', 'numpy-func-cache'))
+  t.true(readdirSync(join(home, '.cache', 'numpy-func-cache')).some((n) => n.endsWith('.npy')))
 })

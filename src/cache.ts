@@ -132,9 +132,13 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * A cache in directory `path`, made on the first store. Throws if `path`
    * exists and is not a directory. `path` may also be an object-store
    * location, `s3://bucket/prefix` (or `gs://`, `az://`), shared by many
-   * machines; requests are made on first use.
+   * machines; requests are made on first use. Without `path`:
+   * `$NUMPY_FUNC_CACHE_DIR`, else this user's cache directory
+   * (`$XDG_CACHE_HOME/numpy-func-cache` or `~/.cache/numpy-func-cache` on
+   * Linux, `~/Library/Caches/numpy-func-cache` on macOS,
+   * `%LOCALAPPDATA%\numpy-func-cache\Cache` on Windows).
    */
-  constructor(path: string | URL, options?: NumpyFuncCacheOptions) {
+  constructor(path?: string | URL, options?: NumpyFuncCacheOptions) {
     super()
     const settings = cacheSettings(path, options)
     this.#computeOnce = settings.computeOnce

@@ -1,6 +1,8 @@
 // Every option of the public API is checked here, once, with the messages
 // users see; the results are what the cache and the binding act on. The
 // defaults and bounds the core sets (staleAfter) come from the core.
+import { homedir } from 'node:os'
+import { isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { types } from 'node:util'
 import { native } from './native'
@@ -166,9 +168,25 @@ export function pathOf(value: unknown, where: string, name = 'path', remoteAllow
   return value
 }
 
+/**
+ * Where a cache without a path lives: `$NUMPY_FUNC_CACHE_DIR`, else this
+ * user's cache directory of the platform (as env-paths and find-cache-dir
+ * choose it): `$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches`
+ * on macOS, `%LOCALAPPDATA%` on Windows.
+ */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.NUMPY_FUNC_CACHE_DIR) return env.NUMPY_FUNC_CACHE_DIR
+  const home = homedir()
+  if (process.platform === 'darwin') return join(home, 'Library', 'Caches', 'numpy-func-cache')
+  if (process.platform === 'win32') return join(env.LOCALAPPDATA || join(home, 'AppData', 'Local'), 'numpy-func-cache', 'Cache')
+  // XDG: a relative $XDG_CACHE_HOME is to be ignored.
+  const xdg = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(home, '.cache')
+  return join(xdg, 'numpy-func-cache')
+}
+
 export function cacheSettings(given: unknown, options: NumpyFuncCacheOptions | undefined): CacheSettings {
   const where = 'NumpyFuncCache'
-  const path = pathOf(given, where, 'path', true)
+  const path = given === undefined ? defaultCacheDir() : pathOf(given, where, 'path', true)
   const known = ['mmap', 'verify', 'computeOnce', 'localDir', 'remote', ...LIMITS] satisfies (keyof NumpyFuncCacheOptions)[]
   const opts = checkOptions(options, known, where)
   if (opts.localDir === '') throw invalidArg(`${where}: options.localDir must not be empty`)

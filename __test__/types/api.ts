@@ -102,6 +102,8 @@ const unchecked: Float64Array = readNpy('/tmp/a.npy').data
 readNpy('/tmp/a.npy', Array)
 void [f8, u16, unchecked]
 new NumpyFuncCache(new URL('file:///tmp/nfc-types'), { maxBytes: '10GB', maxAge: '7d' })
+new NumpyFuncCache()
+new NumpyFuncCache(undefined, { maxEntries: 10 })
 // @ts-expect-error maxEntries is a count, not a string
 new NumpyFuncCache('/tmp/nfc-types', { maxEntries: '10' })
 
