@@ -10,6 +10,7 @@ import { type Lookup, type NativeCacheDir, type NativeRemote, loadLean, native }
 import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
 import { type TypedArray, viewOf } from './dtypes'
 import { bytesOf, toArrayParts } from './npy'
+import { debug, shortKey } from './debug'
 import { ErrorCodes, codedError, fromNative, nativeCall } from './errors'
 import {
   type ComputeOnce,
@@ -211,7 +212,9 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       const r = nativeCall(() => this.#remote!.prune(settings.limits!, settings.onProgress))
       return { ...r, adopted: 0, dropped: 0 }
     }
-    return nativeCall(() => this.#dir.prune(settings.limits, settings.onProgress))
+    const report = nativeCall(() => this.#dir.prune(settings.limits, settings.onProgress))
+    debug('prune of %s removed %d entries (%d bytes), %d leftovers', this.path, report.removedEntries, report.removedBytes, report.removedLeftovers)
+    return report
   }
 
   /**
@@ -345,8 +348,13 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     } catch (e) {
       return this.#noLease(e)
     }
-    if (!('holder' in claim)) return held(claim)
-    return sync && claim.thisProcess ? null : undefined
+    if (!('holder' in claim)) {
+      debug('lease of %s taken: computing it', shortKey(key))
+      return held(claim)
+    }
+    if (sync && claim.thisProcess) return null
+    debug('lease of %s held by %s: waiting for its entry', shortKey(key), claim.holder)
+    return undefined
   }
 
   /** `#claim` for an async call: an object store's lease is taken off the event loop. */
@@ -355,6 +363,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     if (!this.#remoteUp()) return null
     try {
       const claim = await this.#remote.claimAsync(key, once.staleAfter)
+      debug('lease of %s %s', shortKey(key), 'holder' in claim ? `held by ${claim.holder}: waiting for its entry` : 'taken: computing it')
       return 'holder' in claim ? undefined : held(claim)
     } catch (e) {
       return this.#noLease(e)
@@ -475,6 +484,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
 
   /** The result of a lookup that hit, else undefined (a damaged entry is reported if `report`). */
   #hit(found: Lookup, key: string, functionName: string, report: boolean): unknown {
+    if (debug.enabled && report) debug('%s %s %s in %s', found.status, functionName || ANONYMOUS, shortKey(key), this.path)
     if (found.status === 'miss') return undefined
     if (found.status === 'damaged') {
       if (report) this.emit('damagedEntry', found.error, { key, functionName })
@@ -493,7 +503,9 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       if (tier === undefined) continue
       try {
         if (tier === this.#remote && !this.#remoteUp()) throw this.#remoteDown!.error
+        const before = this.#entriesIfDebugging(tier)
         tier.store(key, bytesOf(parts), parts.layout, entry)
+        this.#debugStored(tier, key, functionName, before)
       } catch (e) {
         this.#storeFailed(e, key, functionName, label, tier)
       }
@@ -508,12 +520,29 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       try {
         if (tier === this.#remote && !this.#remoteUp()) throw this.#remoteDown!.error
         // `parts` keeps the result's memory referenced while the pool writes it.
+        const before = this.#entriesIfDebugging(tier)
         await tier.storeAsync(key, bytesOf(parts), parts.layout, entry)
+        this.#debugStored(tier, key, functionName, before)
       } catch (e) {
         this.#storeFailed(e, key, functionName, label, tier)
       }
     }
     return result
+  }
+
+  /** The local tier's entry count before a store, only while debug logging is on (to log evictions). */
+  #entriesIfDebugging(tier: NativeCacheDir | NativeRemote): number | undefined {
+    if (!debug.enabled || tier !== this.#local) return undefined
+    return nativeCall(() => this.#local!.stats()).entries
+  }
+
+  #debugStored(tier: NativeCacheDir | NativeRemote, key: string, functionName: string, before: number | undefined): void {
+    if (!debug.enabled) return
+    const where = tier === this.#remote || !this.#remote ? this.path : `the local tier of ${this.path}`
+    debug('stored %s %s in %s', functionName || ANONYMOUS, shortKey(key), where)
+    // A store follows a miss, so it adds an entry: any fewer went to the limits.
+    const evicted = before === undefined ? 0 : before + 1 - nativeCall(() => this.#local!.stats()).entries
+    if (evicted > 0) debug('evicted %d least recently used entries from %s to keep its limits', evicted, where)
   }
 
   #entryOf(parts: Computed['parts'], functionName: string) {
@@ -527,6 +556,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     const error = codedError(Error, ErrorCodes.STORE_FAILED, `could not store the result of ${label} in ${where}: ${cause.message}`, {
       cause,
     })
+    debug('%s', error.message)
     this.#report(error, key, functionName)
   }
 
