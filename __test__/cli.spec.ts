@@ -428,3 +428,36 @@ test('verify finds a flipped bit in a large entry that a hit does not check, rep
   t.is(again.status, 0, again.stderr)
   t.is(again.stdout, 'checked 1 entry: 0 damaged, removed 0 entries\n')
 })
+
+test('rm removes entries by key, by a key prefix as ls shows it, and by function; unknown or ambiguous keys are errors that remove nothing', (t) => {
+  const dir = tempDir(t)
+  const cache = new NumpyFuncCache(dir)
+  const sq = cache.createCachedFunc(function squares(n: number) {
+    return new Float64Array(n).map((_, i) => i * i)
+  })
+  const anon = cache.createCachedFunc((n: number) => new Float32Array(n))
+  for (const n of [1, 2, 3]) sq(n)
+  anon(1)
+  const all = cache.entries()
+  const [first, second] = all.filter((e) => e.function === 'squares')
+  const before = keysOnDisk(dir)
+
+  for (const bad of ['zzzzzz', '12345', '000000000000']) {
+    const r = cli('rm', dir, bad)
+    t.is(r.status, 1, bad)
+    t.regex(r.stderr, bad === '000000000000' ? /no entry has a key starting with 000000000000/ : /is not a key/)
+  }
+  t.is(cli('rm', dir).status, 1, 'nothing named')
+  t.deepEqual(keysOnDisk(dir), before, 'failed commands removed nothing')
+  t.is(before.length, 4)
+
+  const byPrefix = cliJson(t, 'rm', dir, first!.key.slice(0, 12), second!.key)
+  t.deepEqual(byPrefix.keys.sort(), [first!.key, second!.key].sort())
+  t.is(byPrefix.removedEntries, 2)
+  t.is(byPrefix.removedBytes, first!.bytes + second!.bytes)
+  const byFunction = cliJson(t, 'rm', dir, '--function', 'squares')
+  t.is(byFunction.removedEntries, 1)
+  t.deepEqual(keysOnDisk(dir), [all.find((e) => e.function === '(anonymous)')!.key])
+  t.regex(cli('rm', dir, '--function', '(anonymous)').stdout, /^removed 1 entry \(/)
+  t.deepEqual(keysOnDisk(dir), [])
+})

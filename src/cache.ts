@@ -11,7 +11,8 @@ import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
 import { type TypedArray, viewOf } from './dtypes'
 import { bytesOf, toArrayParts } from './npy'
 import { debug, shortKey } from './debug'
-import { ErrorCodes, codedError, fromNative, nativeCall } from './errors'
+import { describe } from './describe'
+import { ErrorCodes, codedError, fromNative, invalidArg, nativeCall } from './errors'
 import {
   type ComputeOnce,
   FLUSH_EVERY_MS,
@@ -238,6 +239,31 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     const { removeDir } = clearSettings(options)
     if (this.#remote) nativeCall(() => this.#remote!.clear(undefined))
     if (this.#local) nativeCall(() => this.#local!.clear(removeDir))
+  }
+
+  /**
+   * Removes the entry of `key` (64 hex digits, as `entries()` and the CLI's
+   * `ls --json` give it), from the object store too; true if there was one.
+   */
+  remove(key: string): boolean {
+    if (typeof key !== 'string' || !/^[0-9a-f]{64}$/.test(key)) {
+      throw invalidArg(`remove: key must be 64 lower-case hex digits (a key from entries()), got ${describe(key)}`)
+    }
+    const local = nativeCall(() => this.#local?.remove(key) ?? false)
+    const remote = nativeCall(() => this.#remote?.remove(key) ?? false)
+    debug('remove %s from %s: %s', shortKey(key), this.path, local || remote ? 'removed' : 'not there')
+    return local || remote
+  }
+
+  /**
+   * Removes every entry of the function named `name` (as `entries()` names
+   * it: `'(anonymous)'` for one without a name); returns how many.
+   */
+  clearFunction(name: string): number {
+    if (typeof name !== 'string' || name === '') throw invalidArg(`clearFunction: name must be a non-empty string, got ${describe(name)}`)
+    let removed = 0
+    for (const entry of this.entries()) if (entry.function === name && this.remove(entry.key)) removed++
+    return removed
   }
 
   /**

@@ -245,6 +245,30 @@ function clear(dir: string, opts: JsonOption & { removeDir?: boolean }): void {
   console.log(`removed ${count(before.entries, 'entry', 'entries')} (${size(before.bytes)})${removeDir ? ` and ${dir}` : ''}`)
 }
 
+/**
+ * Removes the entries named by key (whole, or a prefix of at least 6 hex
+ * digits as ls shows them, naming one entry) and, with --function, every
+ * entry of that function.
+ */
+function rm(dir: string, keys: string[], opts: JsonOption & { function?: string }): void {
+  if (keys.length === 0 && opts.function === undefined) throw new Error('name entries to remove: keys (or key prefixes, as ls shows them) or --function <name>')
+  const cache = openCache(dir)
+  const entries = cache?.entries() ?? []
+  const chosen = new Set<string>()
+  for (const given of keys) {
+    if (!/^[0-9a-f]{6,64}$/.test(given)) throw new Error(`${given} is not a key: 6 to 64 lower-case hex digits, as ls shows them`)
+    const matches = entries.filter((e) => e.key.startsWith(given))
+    if (matches.length === 0) throw new Error(`no entry has a key starting with ${given} in ${dir}`)
+    if (matches.length > 1) throw new Error(`${given} starts ${matches.length} keys in ${dir}: give more digits`)
+    chosen.add(matches[0].key)
+  }
+  if (opts.function !== undefined) for (const e of entries) if (e.function === opts.function) chosen.add(e.key)
+  const removed = entries.filter((e) => chosen.has(e.key) && cache!.remove(e.key))
+  const bytes = removed.reduce((sum, e) => sum + e.bytes, 0)
+  if (opts.json) return printJson({ removedEntries: removed.length, removedBytes: bytes, keys: removed.map((e) => e.key) })
+  console.log(`removed ${count(removed.length, 'entry', 'entries')} (${size(bytes)})`)
+}
+
 const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
 
 const program = new Command('numpy-func-cache')
@@ -277,6 +301,10 @@ command('verify', 'check every entry completely (data against its digest); remov
   .option('--dry-run', 'only report damaged entries, remove nothing')
   .option('--progress', 'show the progress bar even when stderr is not a terminal or with --json')
   .action(verify)
+command('rm', 'remove entries by key (or a key prefix, as ls shows it) and/or by function')
+  .argument('[keys...]', 'keys or key prefixes of at least 6 hex digits')
+  .option('--function <name>', "every entry of this function ('(anonymous)' for one without a name)")
+  .action(rm)
 command('clear', "remove every entry (only the cache's own files)")
   .option('--remove-dir', 'also remove the directory (fails if other files are in it)')
   .action(clear)
