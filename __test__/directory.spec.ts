@@ -2,7 +2,7 @@
 // never fail a call, and clearCache removing only what the cache wrote.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { NumpyFuncCache } from '../dist'
 import { root, runUnprivileged, tempDir } from './helpers'
@@ -300,4 +300,39 @@ test('without a path: $NUMPY_FUNC_CACHE_DIR, else the XDG cache directory, else 
   t.is(defaultPath({ HOME: home, XDG_CACHE_HOME: 'relative' }), join(home, '.cache', 'numpy-func-cache'))
   t.is(defaultPath({ HOME: home }), join(home, '.cache', 'numpy-func-cache'))
   t.true(readdirSync(join(home, '.cache', 'numpy-func-cache')).some((n) => n.endsWith('.npy')))
+})
+
+// ---------------------------------------------------------------- close
+
+/** This process's open files under `dir` (Linux: /proc/self/fd). */
+function openFilesIn(dir: string): string[] {
+  return readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`)
+      return target.startsWith(dir) ? [target] : []
+    } catch {
+      return []
+    }
+  })
+}
+
+test('close() (and Symbol.dispose) writes pending hits and releases the index; a later call opens it again', (t) => {
+  if (process.platform !== 'linux') return t.pass('reads /proc/self/fd')
+  const dir = tempDir(t)
+  const cache = new NumpyFuncCache(dir)
+  const f = cache.createCachedFunc((n: number) => new Float64Array(n), { name: 'f', trackSource: false })
+  f(4)
+  f(4)
+  t.true(openFilesIn(dir).some((p) => p.includes('.numpy-func-cache-index')), 'the index is open while in use')
+  cache.close()
+  t.deepEqual(openFilesIn(dir), [], 'nothing under the directory is open after close()')
+  // The hit was written before closing: another process's view shows it.
+  const other = new NumpyFuncCache(dir)
+  t.is(other.stats().hits, 1)
+  other.close()
+  t.deepEqual(f(4), new Float64Array(4))
+  t.is(cache.stats().hits, 2, 'used again after close(): reopened')
+  t.not(openFilesIn(dir).length, 0)
+  cache[Symbol.dispose]()
+  t.deepEqual(openFilesIn(dir), [], 'Symbol.dispose closes it too')
 })

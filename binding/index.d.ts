@@ -60,6 +60,8 @@ export declare class CacheDir {
    * omitted: as long as any write).
    */
   flush(waitMs?: number | undefined | null): void
+  /** Writes pending uses and closes the index (its handles); a later call reopens it. */
+  close(): void
   stats(): CacheTotals
   /** Every entry the index knows, most recently used first. */
   entries(): Array<IndexedEntry>

@@ -408,6 +408,21 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     return null
   }
 
+  /**
+   * Writes the hits recorded in memory to the index and closes it, releasing
+   * its file handles (also `using cache = new NumpyFuncCache(...)`, through
+   * `Symbol.dispose`). A cache used after `close()` opens what it needs again.
+   */
+  close(): void {
+    clearTimeout(this.#flushTimer)
+    this.#flushTimer = undefined
+    if (this.#local) nativeCall(() => this.#local!.close())
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
   /** Writes uses recorded in memory to the index once the calls pause. */
   #scheduleFlush(): void {
     if (this.#flushTimer !== undefined || this.#local === undefined) return

@@ -103,6 +103,10 @@ readNpy('/tmp/a.npy', Array)
 void [f8, u16, unchecked]
 new NumpyFuncCache(new URL('file:///tmp/nfc-types'), { maxBytes: '10GB', maxAge: '7d' })
 new NumpyFuncCache()
+expect<Equal<ReturnType<NumpyFuncCache['close']>, void>>()
+expect<Equal<ReturnType<NumpyFuncCache[typeof Symbol.dispose]>, void>>()
+expect<Equal<ReturnType<NumpyFuncCache['clearFunction']>, number>>()
+expect<Equal<Parameters<NumpyFuncCache['remove']>, [key: string]>>()
 new NumpyFuncCache(undefined, { maxEntries: 10 })
 // @ts-expect-error maxEntries is a count, not a string
 new NumpyFuncCache('/tmp/nfc-types', { maxEntries: '10' })

@@ -352,6 +352,12 @@ impl CacheDir {
         run(env, || Ok(self.store.flush(wait)?))
     }
 
+    /// Writes pending uses and closes the index (its handles); a later call reopens it.
+    #[napi(catch_unwind)]
+    pub fn close(&self, env: &Env) -> Result<()> {
+        run(env, || Ok(self.store.close()?))
+    }
+
     #[napi(catch_unwind)]
     pub fn stats(&self, env: &Env) -> Result<CacheTotals> {
         let t = run(env, || Ok(self.store.stats()?))?;

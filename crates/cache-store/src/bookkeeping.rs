@@ -283,6 +283,15 @@ impl Bookkeeper {
         written
     }
 
+    /// Writes the uses recorded in memory to the index and closes it (its
+    /// file handles and SQLite's); the next use opens it again.
+    pub(crate) fn close(&self) -> Result<(), StoreError> {
+        let mut book = self.book();
+        let flushed = self.flush_into(&mut book, Wait::AsNeeded);
+        book.index = None;
+        flushed
+    }
+
     /// Writes the uses and counts recorded in memory to the index, waiting
     /// for it no longer than `wait` says.
     pub(crate) fn flush(&self, wait: Wait) -> Result<(), StoreError> {

@@ -233,6 +233,12 @@ impl CacheDir {
         self.books.flush(wait)
     }
 
+    /// Writes pending uses and closes the index, releasing its file handles;
+    /// any later call opens it again.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.books.close()
+    }
+
     /// Turns the recording of hits off or on; with it off, hits do not
     /// count as uses for eviction. For measuring what recording costs.
     pub fn set_recording(&self, on: bool) {
