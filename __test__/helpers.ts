@@ -1,6 +1,6 @@
 // Shared test helpers: real temporary directories and a real Python with NumPy.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ExecutionContext } from 'ava'
@@ -42,7 +42,9 @@ export function readablePackageCopy(t: ExecutionContext): { dist: string; work: 
   chmodSync(work, 0o755)
   const pkg = join(work, 'pkg')
   const binding = readdirSync(join(root, 'binding')).filter((f) => f === 'index.js' || f.endsWith('.node'))
-  for (const name of ['dist', 'package.json', ...binding.map((f) => join('binding', f))]) {
+  // The runtime dependencies too: the copy must load without this checkout's node_modules.
+  const dependencies = Object.keys(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).dependencies ?? {})
+  for (const name of ['dist', 'package.json', ...binding.map((f) => join('binding', f)), ...dependencies.map((d) => join('node_modules', d))]) {
     cpSync(join(root, name), join(pkg, name), { recursive: true })
   }
   return { dist: join(pkg, 'dist'), work }
