@@ -461,6 +461,43 @@ async function timeoutWhileHolderHangs(t: ExecutionContext, call: string): Promi
   }
 }
 
+test.serial('computeOnce { signal }: aborting stops a wait for a hung holder with the reason, computing nothing; a sync call with an aborted signal throws at once', async (t) => {
+  t.timeout(60_000)
+  const dir = join(tempDir(t), 'cache')
+  const a = startWorker(HANG, { dir, k: 3 })
+  try {
+    await a.line('started')
+    const controller = new AbortController()
+    const cache = new NumpyFuncCache(dir)
+    let computed = 0
+    const ramp = (k: number) => (computed++, expected(k))
+    const f = cache.createCachedFunc(async (k: number) => ramp(k), { name: 'ramp', trackSource: false, computeOnce: { signal: controller.signal } })
+    const call = f(3)
+    // Whenever the abort lands (before the first poll or during a sleep), the wait ends with it.
+    setTimeout(() => controller.abort(new Error('stopped by the caller')), 50)
+    await t.throwsAsync(call, { message: 'stopped by the caller' })
+    const g = cache.createCachedFunc(ramp, { name: 'ramp', trackSource: false, computeOnce: { signal: AbortSignal.abort() } })
+    // AbortSignal.abort()'s reason is a DOMException named AbortError.
+    const thrown = (() => {
+      try {
+        g(3)
+      } catch (e) {
+        return e as { name?: string }
+      }
+    })()
+    t.is(thrown?.name, 'AbortError')
+    t.is(computed, 0, 'neither computed')
+    // A key nobody holds is computed: the signal only stops waiting.
+    t.deepEqual(g(4), expected(4))
+    t.is(computed, 1)
+    t.is(leaseFiles(dir).length, 1, "A's lease is untouched")
+    t.throws(() => new NumpyFuncCache(dir, { computeOnce: { signal: 'soon' as never } }), { instanceOf: TypeError, message: /computeOnce\.signal must be an AbortSignal/ })
+  } finally {
+    a.child.kill('SIGKILL')
+    await a.exit
+  }
+})
+
 test.serial('computeOnce { timeout: 500 }: with the holder alive and hung, the waiter computes itself after ~0.5 s (sync)', (t) =>
   timeoutWhileHolderHangs(t, CALL_ONE),
 )

@@ -8,7 +8,7 @@ import type { ComputeOnce } from './options'
 const WAIT_FIRST_MS = 5
 const WAIT_MAX_MS = 200
 
-export type Step = { do: 'claim' } | { do: 'load' } | { do: 'compute' } | { do: 'sleep'; ms: number }
+export type Step = { do: 'claim' } | { do: 'load' } | { do: 'compute' } | { do: 'sleep'; ms: number; signal?: AbortSignal }
 
 /** A held lease, `null` to compute without one, or undefined while another process holds it. */
 export type Claim = { release(): void } | null | undefined
@@ -27,7 +27,9 @@ export function* waitOrCompute(once: ComputeOnce): Generator<Step, unknown, unkn
         lease?.release()
       }
     }
-    yield { do: 'sleep', ms: Math.max(0, Math.min(wait, deadline - performance.now())) }
+    // Held elsewhere: waiting is what the signal stops.
+    once.signal?.throwIfAborted()
+    yield { do: 'sleep', ms: Math.max(0, Math.min(wait, deadline - performance.now())), signal: once.signal }
     const stored = yield { do: 'load' }
     if (stored !== undefined) return stored
     if (performance.now() >= deadline) return yield { do: 'compute' }
@@ -62,7 +64,7 @@ export async function runAsync(steps: Generator<Step, unknown, unknown>, act: St
     const step = next.value
     let answer: unknown
     try {
-      answer = step.do === 'sleep' ? await sleep(step.ms) : await act[step.do]()
+      answer = step.do === 'sleep' ? await sleep(step.ms, step.signal) : await act[step.do]()
     } catch (e) {
       next = steps.throw(e)
       continue
@@ -79,6 +81,19 @@ function sleepSync(ms: number): void {
   Atomics.wait(SLEEP_CELL, 0, 0, ms)
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
+/** Resolves after `ms`, or rejects with `signal`'s reason as soon as it aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      clearTimeout(timer)
+      // The signal's own reason, as Node's timers/promises and fetch reject with.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+      reject(signal!.reason)
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', abort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', abort, { once: true })
+  })
 }

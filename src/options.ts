@@ -26,6 +26,7 @@ const DEFAULTS = native.defaults()
 export interface ComputeOnce {
   timeout: number
   staleAfter: number
+  signal?: AbortSignal
 }
 
 /** `options` as a record whose keys are all in `allowed`; `{}` when omitted. */
@@ -84,7 +85,9 @@ function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
     throw invalidArg(`${where}: computeOnce must be a boolean or an object, got ${describe(value)}`)
   }
   const inner = `${where}: computeOnce`
-  const opts = checkOptions(value, ['timeout', 'staleAfter'] satisfies (keyof ComputeOnceOptions)[], inner)
+  const opts = checkOptions(value, ['timeout', 'staleAfter', 'signal'] satisfies (keyof ComputeOnceOptions)[], inner)
+  const { signal } = opts
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg(`${inner}.signal must be an AbortSignal, got ${describe(signal)}`)
   const timeout = optionOf<number>(opts, 'timeout', 'number', inner) ?? Infinity
   const staleAfter = optionOf<number>(opts, 'staleAfter', 'number', inner) ?? DEFAULTS.staleAfterMs
   if (!(timeout >= 0)) throw outOfRange(`${inner}.timeout must be a non-negative number, got ${timeout}`)
@@ -93,7 +96,7 @@ function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
       `${inner}.staleAfter must be a finite number of milliseconds, at least ${DEFAULTS.minStaleAfterMs}, got ${staleAfter}`,
     )
   }
-  return { timeout, staleAfter }
+  return { timeout, staleAfter, signal }
 }
 
 export interface CacheSettings {

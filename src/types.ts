@@ -82,6 +82,15 @@ export interface ComputeOnceOptions {
    * same host a dead process is noticed at once.
    */
   staleAfter?: number
+  /**
+   * Stops waiting for another process's computation when aborted: the call
+   * rejects (a sync wrapper throws) with the signal's reason, and computes
+   * nothing. It never interrupts a computation, and does not stop a call
+   * that can take the lease itself. A sync wrapper's wait blocks the event
+   * loop, so there only a signal aborted before the call (or from another
+   * thread) stops it; use `timeout` to bound a sync wait.
+   */
+  signal?: AbortSignal
 }
 
 /**

@@ -103,6 +103,9 @@ readNpy('/tmp/a.npy', Array)
 void [f8, u16, unchecked]
 new NumpyFuncCache(new URL('file:///tmp/nfc-types'), { maxBytes: '10GB', maxAge: '7d' })
 new NumpyFuncCache()
+new NumpyFuncCache('/tmp/nfc-types', { computeOnce: { timeout: 1000, signal: AbortSignal.timeout(1000) } })
+// @ts-expect-error a signal is an AbortSignal
+new NumpyFuncCache('/tmp/nfc-types', { computeOnce: { signal: true } })
 expect<Equal<ReturnType<NumpyFuncCache['close']>, void>>()
 expect<Equal<ReturnType<NumpyFuncCache[typeof Symbol.dispose]>, void>>()
 expect<Equal<ReturnType<NumpyFuncCache['clearFunction']>, number>>()
