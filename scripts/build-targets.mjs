@@ -13,7 +13,12 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseTriple } from '@napi-rs/cli'
 import { describeBinary } from './binary-check.mjs'
+import { hasCommand } from './has-command.mjs'
+
+/** napi's platform name of a target triple, as its npm/ directories use. */
+const platformOf = (triple) => parseTriple(triple).platformArchABI
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
@@ -24,15 +29,6 @@ const CARGO_ZIGBUILD = '0.24.1'
 
 /** The Windows build this machine can make in place of MSVC (not published). */
 const WINDOWS_GNU = 'x86_64-pc-windows-gnu'
-
-/** napi's platform name of a target triple, as its npm/ directories use. */
-export function platformOf(triple) {
-  const [arch, , os, abi] = triple.split('-')
-  const cpu = { x86_64: 'x64', aarch64: 'arm64' }[arch]
-  if (os === 'darwin') return `darwin-${cpu}`
-  if (os === 'windows') return `win32-${cpu}-${abi}`
-  return `linux-${cpu}-${abi}`
-}
 
 /** How each kind of target is built here, or why it is not. */
 function planFor(triple) {
@@ -52,7 +48,7 @@ function planFor(triple) {
     return { flags: ['--cross-compile'], zig: true, env: { [rustflags]: `-C link-arg=-F${stubFrameworks()}`, MACOSX_DEPLOYMENT_TARGET } }
   }
   if (triple === WINDOWS_GNU) {
-    if (!has('x86_64-w64-mingw32-gcc')) return { skip: 'needs mingw-w64 (apt-get install mingw-w64)' }
+    if (!hasCommand('x86_64-w64-mingw32-gcc')) return { skip: 'needs mingw-w64 (apt-get install mingw-w64)' }
     return { flags: [], env: { LIBNODE_PATH: emptyNodeImportLib() } }
   }
   if (triple.endsWith('-windows-msvc')) {
@@ -63,10 +59,6 @@ function planFor(triple) {
     }
   }
   return { skip: 'no toolchain for this target here' }
-}
-
-function has(command) {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
 }
 
 /**

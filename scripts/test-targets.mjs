@@ -5,6 +5,7 @@
 // exercised where it runs, not only compiled.
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { hasCommand } from './has-command.mjs'
 import { winePrefix } from './wine-prefix.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -36,14 +37,13 @@ const RUNNERS = {
   },
 }
 
-const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
 
 const targets = process.argv.length > 2 ? process.argv.slice(2) : Object.keys(RUNNERS)
 const results = []
 for (const target of targets) {
   const runner = RUNNERS[target]
   if (!runner) throw new Error(`no runner for ${target}; known: ${Object.keys(RUNNERS).join(', ')}`)
-  const missing = runner.needs.filter((c) => !has(c))
+  const missing = runner.needs.filter((c) => !hasCommand(c))
   if (missing.length > 0) {
     results.push([target, `not run: needs ${missing.join(', ')}`])
     continue

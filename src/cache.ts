@@ -101,10 +101,10 @@ function computed(value: unknown, label: string): Computed {
   return { parts, result: parts.bare ? parts.data : shaped(parts.data, parts.layout) }
 }
 
-/** What the local tier stores of a remote hit: its bytes, layout and entry. */
 /** How entries(), like the CLI's ls, name a function without a name. */
 const ANONYMOUS = '(anonymous)'
 
+/** What the local tier stores of a remote hit: its bytes, layout and entry. */
 function keptEntry(found: Lookup & { status: 'hit' }, functionName: string) {
   const { array } = found
   const layout = { shape: array.shape, dtype: array.dtype, fortranOrder: array.fortranOrder }
@@ -389,8 +389,12 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
     if (!this.#remoteUp()) return null
     try {
       const claim = await this.#remote.claimAsync(key, once.staleAfter)
-      debug('lease of %s %s', shortKey(key), 'holder' in claim ? `held by ${claim.holder}: waiting for its entry` : 'taken: computing it')
-      return 'holder' in claim ? undefined : held(claim)
+      if ('holder' in claim) {
+        debug('lease of %s held by %s: waiting for its entry', shortKey(key), claim.holder)
+        return undefined
+      }
+      debug('lease of %s taken: computing it', shortKey(key))
+      return held(claim)
     } catch (e) {
       return this.#noLease(e)
     }

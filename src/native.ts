@@ -42,18 +42,18 @@ function noBinaryMessage(cause: Error): string {
   const platform = platformName()
   const pkg = `numpy-func-cache-${platform}`
   const prebuilt = prebuiltPlatforms()
-  const fromSource = 'or build the binary from source with Rust: npm run build in a clone of the repository.'
+  const fromSource = 'build the binary from source with Rust: npm run build in a clone of the repository.'
   let fix: string
   if (!prebuilt.includes(platform)) {
-    fix = `Prebuilt binaries exist for ${prebuilt.join(', ')}; elsewhere build from source with Rust: npm run build in a clone of the repository.`
+    fix = `Prebuilt binaries exist for ${prebuilt.join(', ')}; elsewhere ${fromSource}`
   } else if (installed(pkg)) {
     // Installed, yet it did not load: the system lacks what it needs (an older C library, say).
-    fix = `Its package ${pkg} is installed but its binary did not load on this system (the cause below says why); ${fromSource}`
+    fix = `Its package ${pkg} is installed but its binary did not load on this system (the cause below says why); or ${fromSource}`
   } else {
     fix =
       `Its prebuilt binary comes in the package ${pkg}, an optional dependency that is not installed here ` +
       `(an install with --omit=optional or --no-optional, or a lockfile made on another platform, leaves it out). ` +
-      `Install it (npm install ${pkg}) or reinstall with optional dependencies; ${fromSource}`
+      `Install it (npm install ${pkg}) or reinstall with optional dependencies; or ${fromSource}`
   }
   return `numpy-func-cache has no native binary for this platform (${platform}). ${fix} (${cause.message})`
 }

