@@ -433,6 +433,37 @@ test.serial('stats, entries, prune and clearCache work on an s3:// location, and
   t.deepEqual(await objectsUnder(loc), [foreign])
 })
 
+test.serial('the async maintenance calls on an s3:// location, and a signal that stops a listing in flight', async (t) => {
+  const loc = location('maintenance-async')
+  const proxy = await startProxy(server.endpoint)
+  t.teardown(() => proxy.close())
+  // Sync calls go straight to the server: the proxy runs on this event loop.
+  const direct = new NumpyFuncCache(loc, { remote: remoteOf(server) })
+  const cache = new NumpyFuncCache(loc, { remote: remoteOf(server, proxy.endpoint) })
+  const f = direct.createCachedFunc((n: number) => new Float64Array(n).fill(n), { name: 'fill' })
+  for (const n of [10, 20, 30]) f(n)
+  const progress: number[] = []
+  t.like(await cache.statsAsync({ onProgress: (done) => void progress.push(done) }), { entries: 3, bytes: 3 * 128 + 8 * 60 })
+  t.true(progress.length > 0 && progress.at(-1)! >= 3, 'every page reported before the promise settled')
+  t.deepEqual(await cache.entriesAsync(), direct.entries())
+
+  // A clear whose listing is held at the proxy is aborted meanwhile: once
+  // the listing goes on, the clear stops at its next step and deletes nothing.
+  const hold = proxy.pauseAfter(0)
+  const controller = new AbortController()
+  const reason = new Error('stop the clear')
+  const clearing = cache.clearCacheAsync({ signal: controller.signal })
+  await hold.paused
+  controller.abort(reason)
+  hold.resume()
+  t.is(await t.throwsAsync(clearing), reason)
+  t.is((await objectsUnder(loc)).filter((k) => k.endsWith('.npy')).length, 3)
+
+  t.like(await cache.pruneAsync({ maxEntries: 1 }), { removedEntries: 2, entries: 1 })
+  await cache.clearCacheAsync()
+  t.deepEqual(await objectsUnder(loc), [])
+})
+
 test.serial('keys, region and endpoint come from a shared AWS profile when the environment has none', async (t) => {
   const dir = tempDir(t)
   const loc = location('profile')

@@ -44,6 +44,8 @@ export declare class CacheDir {
   storeAsync(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): Promise<void> | void
   /** Removes what the cache wrote; returns how many files. */
   clear(removeDir: boolean): number
+  /** `clear` on the libuv pool. */
+  clearAsync(removeDir: boolean): Promise<number>
   /**
    * Turns the recording of hits as uses off or on: for the benchmark
    * that measures what recording costs. Not part of the public API.
@@ -63,18 +65,27 @@ export declare class CacheDir {
   /** Writes pending uses and closes the index (its handles); a later call reopens it. */
   close(): void
   stats(): CacheTotals
+  /** `stats` on the libuv pool (it may wait for another process's write). */
+  statsAsync(): Promise<CacheTotals>
   /** Every entry the index knows, most recently used first. */
   entries(): Array<IndexedEntry>
+  /** `entries` on the libuv pool. */
+  entriesAsync(): Promise<Array<IndexedEntry>>
   /**
    * Reconciles the index with the files and removes entries until
-   * `limits` hold (the cache's own limits when omitted).
+   * `limits` hold (the cache's own limits when omitted); stops at a
+   * batch of removals once `stop` is set.
    */
-  prune(limits?: CacheLimits | undefined | null, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): PruneSummary
+  prune(limits?: CacheLimits | undefined | null, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): PruneSummary
+  /** `prune` on the libuv pool. */
+  pruneAsync(limits?: CacheLimits | undefined | null, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<PruneSummary>
   /**
    * Checks every entry completely (data included); with `remove`,
-   * removes the damaged ones.
+   * removes the damaged ones; stops at an entry once `stop` is set.
    */
-  verify(remove: boolean, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): VerifySummary
+  verify(remove: boolean, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): VerifySummary
+  /** `verify` on the libuv pool. */
+  verifyAsync(remove: boolean, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<VerifySummary>
   /** Removes the entry of `key`; says whether there was one. */
   remove(key: string): boolean
   /** Whether a load of `key` would find an entry, without loading or counting it. */
@@ -114,17 +125,31 @@ export declare class RemoteCache {
   /** `claim` on the libuv pool. */
   claimAsync(key: string, staleAfterMs: number): Promise<RemoteComputeLease | { holder: string; thisProcess: boolean }>
   /** Entries and bytes from a listing; hits and misses of this process. */
-  stats(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): CacheTotals
+  stats(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): CacheTotals
+  /** `stats` on the libuv pool. */
+  statsAsync(onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<CacheTotals>
   /** Every entry, most recently used first, with its function, dtype and shape. */
-  entries(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): Array<IndexedEntry>
-  prune(limits: CacheLimits, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): RemotePruneSummary
+  entries(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): Array<IndexedEntry>
+  /** `entries` on the libuv pool. */
+  entriesAsync(onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<Array<IndexedEntry>>
+  prune(limits: CacheLimits, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): RemotePruneSummary
+  /** `prune` on the libuv pool. */
+  pruneAsync(limits: CacheLimits, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<RemotePruneSummary>
   /** Removes every object the cache wrote; returns how many. */
-  clear(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null): number
+  clear(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): number
+  /** `clear` on the libuv pool. */
+  clearAsync(onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<number>
 }
 
 /** A held compute-once lease in the object store; `release` gives it up. */
 export declare class RemoteComputeLease {
   release(): void
+}
+
+/** Set once to stop a long job at its next progress point. */
+export declare class StopFlag {
+  constructor()
+  stop(): void
 }
 
 /** How an array's data is laid out: what the `.npy` header says. */

@@ -839,6 +839,7 @@ module.exports.CacheDir = nativeBinding.CacheDir
 module.exports.ComputeLease = nativeBinding.ComputeLease
 module.exports.RemoteCache = nativeBinding.RemoteCache
 module.exports.RemoteComputeLease = nativeBinding.RemoteComputeLease
+module.exports.StopFlag = nativeBinding.StopFlag
 module.exports.classTable = nativeBinding.classTable
 module.exports.defaults = nativeBinding.defaults
 module.exports.dtypeTable = nativeBinding.dtypeTable

@@ -11,6 +11,7 @@ import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
 import { type TypedArray, viewOf } from './dtypes'
 import { bytesOf, toArrayParts } from './npy'
 import { debug, shortKey } from './debug'
+import { job } from './jobs'
 import { describe } from './describe'
 import { ErrorCodes, codedError, fromNative, invalidArg, nativeCall } from './errors'
 import {
@@ -104,6 +105,22 @@ function computed(value: unknown, label: string): Computed {
 /** How entries(), like the CLI's ls, name a function without a name. */
 const ANONYMOUS = '(anonymous)'
 
+/** An index row as entries() gives it. */
+function entryInfo(e: ReturnType<NativeCacheDir['entries']>[number]): CacheEntryInfo {
+  return {
+    key: e.key,
+    function: e.function || ANONYMOUS,
+    dtype: e.dtype,
+    shape: e.shape,
+    bytes: e.bytes,
+    created: new Date(e.created),
+    lastUsed: new Date(e.lastUsed),
+  }
+}
+
+/** prune() of an object store without limits and without a local tier. */
+const NOTHING_PRUNED: PruneReport = { removedEntries: 0, removedBytes: 0, adopted: 0, dropped: 0, removedLeftovers: 0, entries: 0, bytes: 0 }
+
 /** What the local tier stores of a remote hit: its bytes, layout and entry. */
 function keptEntry(found: Lookup & { status: 'hit' }, functionName: string) {
   const { array } = found
@@ -174,24 +191,29 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * this process.
    */
   stats(options?: ListOptions): CacheStats {
-    const { onProgress } = listSettings(options, 'stats')
-    if (this.#remote) return nativeCall(() => this.#remote!.stats(onProgress))
-    return nativeCall(() => this.#dir.stats())
+    const j = job(listSettings(options, 'stats'))
+    return j.run(({ onProgress, stop }) => (this.#remote ? this.#remote.stats(onProgress, stop) : this.#dir.stats()))
+  }
+
+  /** `stats()` off the event loop, on the thread pool. */
+  async statsAsync(options?: ListOptions): Promise<CacheStats> {
+    const j = job(listSettings(options, 'statsAsync'))
+    return j.runAsync(({ onProgress, stop }) => (this.#remote ? this.#remote.statsAsync(onProgress, stop) : this.#dir.statsAsync()))
   }
 
   /** Every entry, most recently used first. For an object store, from a listing and a read of each entry's first bytes. */
   entries(options?: ListOptions): CacheEntryInfo[] {
-    const { onProgress } = listSettings(options, 'entries')
-    const rows = this.#remote ? nativeCall(() => this.#remote!.entries(onProgress)) : nativeCall(() => this.#dir.entries())
-    return rows.map((e) => ({
-      key: e.key,
-      function: e.function || ANONYMOUS,
-      dtype: e.dtype,
-      shape: e.shape,
-      bytes: e.bytes,
-      created: new Date(e.created),
-      lastUsed: new Date(e.lastUsed),
-    }))
+    const j = job(listSettings(options, 'entries'))
+    return j.run(({ onProgress, stop }) => (this.#remote ? this.#remote.entries(onProgress, stop) : this.#dir.entries())).map(entryInfo)
+  }
+
+  /** `entries()` off the event loop, on the thread pool. */
+  async entriesAsync(options?: ListOptions): Promise<CacheEntryInfo[]> {
+    const j = job(listSettings(options, 'entriesAsync'))
+    const rows = await j.runAsync(({ onProgress, stop }) =>
+      this.#remote ? this.#remote.entriesAsync(onProgress, stop) : this.#dir.entriesAsync(),
+    )
+    return rows.map(entryInfo)
   }
 
   /**
@@ -201,19 +223,31 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * leftovers of killed processes.
    */
   prune(limits?: CacheLimits, options?: PruneOptions): PruneReport {
-    const settings = pruneSettings(limits, options)
-    if (this.#remote) {
+    const settings = pruneSettings(limits, options, 'prune')
+    const report = job(settings).run(({ onProgress, stop }) => {
       // The cache's own limits are the local tier's: without limits given,
       // only it is pruned. The shared store is pruned only to limits given.
-      if (settings.limits === undefined) {
-        if (this.#local) return nativeCall(() => this.#local!.prune(undefined, settings.onProgress))
-        return { removedEntries: 0, removedBytes: 0, adopted: 0, dropped: 0, removedLeftovers: 0, entries: 0, bytes: 0 }
-      }
-      if (this.#local) nativeCall(() => this.#local!.prune(undefined, undefined))
-      const r = nativeCall(() => this.#remote!.prune(settings.limits!, settings.onProgress))
-      return { ...r, adopted: 0, dropped: 0 }
-    }
-    const report = nativeCall(() => this.#dir.prune(settings.limits, settings.onProgress))
+      if (!this.#remote) return this.#dir.prune(settings.limits, onProgress, stop)
+      if (settings.limits === undefined) return this.#local?.prune(undefined, onProgress, stop) ?? { ...NOTHING_PRUNED }
+      this.#local?.prune(undefined, undefined, stop)
+      return { ...this.#remote.prune(settings.limits, onProgress, stop), adopted: 0, dropped: 0 }
+    })
+    return this.#pruned(report)
+  }
+
+  /** `prune()` off the event loop, on the thread pool. */
+  async pruneAsync(limits?: CacheLimits, options?: PruneOptions): Promise<PruneReport> {
+    const settings = pruneSettings(limits, options, 'pruneAsync')
+    const report = await job(settings).runAsync(async ({ onProgress, stop }) => {
+      if (!this.#remote) return this.#dir.pruneAsync(settings.limits, onProgress, stop)
+      if (settings.limits === undefined) return (await this.#local?.pruneAsync(undefined, onProgress, stop)) ?? { ...NOTHING_PRUNED }
+      await this.#local?.pruneAsync(undefined, undefined, stop)
+      return { ...(await this.#remote.pruneAsync(settings.limits, onProgress, stop)), adopted: 0, dropped: 0 }
+    })
+    return this.#pruned(report)
+  }
+
+  #pruned(report: PruneReport): PruneReport {
     debug('prune of %s removed %d entries (%d bytes), %d leftovers', this.path, report.removedEntries, report.removedBytes, report.removedLeftovers)
     return report
   }
@@ -224,10 +258,17 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * and removes the damaged ones (unless `dryRun`).
    */
   verify(options?: VerifyOptions): VerifyReport {
-    const { dryRun, onProgress } = verifySettings(options)
+    const settings = verifySettings(options, 'verify')
     // An object store's entries are checked whole on every load; its local tier is checked here.
-    if (this.#remote && !this.#local) return { checked: 0, damaged: [], removed: 0 }
-    return nativeCall(() => this.#dir.verify(!dryRun, onProgress))
+    if (!this.#local) return job(settings).run(() => ({ checked: 0, damaged: [], removed: 0 }))
+    return job(settings).run(({ onProgress, stop }) => this.#dir.verify(!settings.dryRun, onProgress, stop))
+  }
+
+  /** `verify()` off the event loop, on the thread pool. */
+  async verifyAsync(options?: VerifyOptions): Promise<VerifyReport> {
+    const settings = verifySettings(options, 'verifyAsync')
+    if (!this.#local) return job(settings).runAsync(() => Promise.resolve({ checked: 0, damaged: [], removed: 0 }))
+    return job(settings).runAsync(({ onProgress, stop }) => this.#dir.verifyAsync(!settings.dryRun, onProgress, stop))
   }
 
   /**
@@ -236,9 +277,23 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * prefix, and the local tier's files.
    */
   clearCache(options?: ClearCacheOptions): void {
-    const { removeDir } = clearSettings(options)
-    if (this.#remote) nativeCall(() => this.#remote!.clear(undefined))
-    if (this.#local) nativeCall(() => this.#local!.clear(removeDir))
+    const settings = clearSettings(options, 'clearCache')
+    job(settings).run(({ onProgress, stop }) => {
+      this.#remote?.clear(onProgress, stop)
+      settings.signal?.throwIfAborted()
+      this.#local?.clear(settings.removeDir)
+    })
+  }
+
+  /** `clearCache()` off the event loop, on the thread pool. */
+  async clearCacheAsync(options?: ClearCacheOptions): Promise<void> {
+    const settings = clearSettings(options, 'clearCacheAsync')
+    await job(settings).runAsync(async ({ onProgress, stop }) => {
+      await this.#remote?.clearAsync(onProgress, stop)
+      // The directory's clear is one step: an abort during the store's clear keeps it.
+      settings.signal?.throwIfAborted()
+      await this.#local?.clearAsync(settings.removeDir)
+    })
   }
 
   /**

@@ -33,6 +33,8 @@ export const ErrorCodes = {
   REMOTE_UNAVAILABLE: 'ERR_NFC_REMOTE_UNAVAILABLE',
   /** The object store refused the credentials or the permission: thrown by a cached call, never retried. */
   REMOTE_DENIED: 'ERR_NFC_REMOTE_DENIED',
+  /** A maintenance job stopped by its `signal`: the call throws the signal's reason instead, so this is seen only without one. */
+  ABORTED: 'ERR_NFC_ABORTED',
   /** No native binary for this platform. */
   NO_BINARY: 'ERR_NFC_NO_BINARY',
   /** A bug: a panic in the native core. */

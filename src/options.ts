@@ -11,6 +11,7 @@ import { invalidArg, outOfRange } from './errors'
 import { AGE_FORMS, SIZE_FORMS, parseAge, parseSize } from './units'
 import type {
   CachedFunctionOptions,
+  ClearCacheOptions,
   ComputeOnceOptions,
   NumpyFuncCacheOptions,
   ListOptions,
@@ -46,6 +47,15 @@ function optionOf<T>(options: Record<string, unknown>, key: string, type: string
   if (v !== undefined && typeof v !== type) throw invalidArg(`${where}: options.${key} must be a ${type}, got ${describe(v)}`)
   return v as T | undefined
 }
+
+/** `options.signal`, checked to be an AbortSignal. */
+function signalOf(options: Record<string, unknown>, where: string): AbortSignal | undefined {
+  const { signal } = options
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg(`${where}.signal must be an AbortSignal, got ${describe(signal)}`)
+  return signal
+}
+
+type Progress = (done: number, total: number) => void
 
 const LIMITS = ['maxBytes', 'maxEntries', 'maxAge'] as const
 
@@ -86,8 +96,7 @@ function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
   }
   const inner = `${where}: computeOnce`
   const opts = checkOptions(value, ['timeout', 'staleAfter', 'signal'] satisfies (keyof ComputeOnceOptions)[], inner)
-  const { signal } = opts
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg(`${inner}.signal must be an AbortSignal, got ${describe(signal)}`)
+  const signal = signalOf(opts, inner)
   const timeout = optionOf<number>(opts, 'timeout', 'number', inner) ?? Infinity
   const staleAfter = optionOf<number>(opts, 'staleAfter', 'number', inner) ?? DEFAULTS.staleAfterMs
   if (!(timeout >= 0)) throw outOfRange(`${inner}.timeout must be a non-negative number, got ${timeout}`)
@@ -284,30 +293,30 @@ function isArrow(source: string): boolean {
 }
 
 /** Limits given to `prune`; undefined for the cache's own. */
-export function pruneSettings(limits: unknown, options: PruneOptions | undefined) {
-  const given = limits === undefined ? undefined : limitsOf(checkOptions(limits, LIMITS, 'prune'), 'prune')
-  const opts = checkOptions(options, ['onProgress'] satisfies (keyof PruneOptions)[], 'prune')
-  const onProgress = optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', 'prune')
-  return { limits: given, onProgress }
+export function pruneSettings(limits: unknown, options: PruneOptions | undefined, where: string) {
+  const given = limits === undefined ? undefined : limitsOf(checkOptions(limits, LIMITS, where), where)
+  const opts = checkOptions(options, ['onProgress', 'signal'] satisfies (keyof PruneOptions)[], where)
+  return { limits: given, ...jobOptionsOf(opts, where) }
+}
+
+/** A long job's `onProgress` and `signal`. */
+function jobOptionsOf(opts: Record<string, unknown>, where: string) {
+  return { onProgress: optionOf<Progress>(opts, 'onProgress', 'function', where), signal: signalOf(opts, `${where}: options`) }
 }
 
 /** Options of `stats` and `entries`. */
 export function listSettings(options: ListOptions | undefined, where: string) {
-  const opts = checkOptions(options, ['onProgress'] satisfies (keyof ListOptions)[], where)
-  return { onProgress: optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', where) }
+  return jobOptionsOf(checkOptions(options, ['onProgress', 'signal'] satisfies (keyof ListOptions)[], where), where)
 }
 
-export function verifySettings(options: VerifyOptions | undefined) {
-  const opts = checkOptions(options, ['dryRun', 'onProgress'] satisfies (keyof VerifyOptions)[], 'verify')
-  return {
-    dryRun: optionOf<boolean>(opts, 'dryRun', 'boolean', 'verify') ?? false,
-    onProgress: optionOf<(done: number, total: number) => void>(opts, 'onProgress', 'function', 'verify'),
-  }
+export function verifySettings(options: VerifyOptions | undefined, where: string) {
+  const opts = checkOptions(options, ['dryRun', 'onProgress', 'signal'] satisfies (keyof VerifyOptions)[], where)
+  return { dryRun: optionOf<boolean>(opts, 'dryRun', 'boolean', where) ?? false, ...jobOptionsOf(opts, where) }
 }
 
-export function clearSettings(options: unknown): { removeDir: boolean } {
-  const opts = checkOptions(options, ['removeDir'], 'clearCache')
-  return { removeDir: optionOf<boolean>(opts, 'removeDir', 'boolean', 'clearCache') ?? false }
+export function clearSettings(options: ClearCacheOptions | undefined, where: string) {
+  const opts = checkOptions(options, ['removeDir', 'onProgress', 'signal'] satisfies (keyof ClearCacheOptions)[], where)
+  return { removeDir: optionOf<boolean>(opts, 'removeDir', 'boolean', where) ?? false, ...jobOptionsOf(opts, where) }
 }
 
 /** How often uses recorded in memory are written to the index once calls pause. */

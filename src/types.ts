@@ -175,11 +175,23 @@ export interface CacheEntryInfo {
 export interface ListOptions {
   /** For an object store: called as the listing goes, `done` objects listed (and `total` 0 until known). */
   onProgress?: (done: number, total: number) => void
+  /**
+   * Stops the work at its next step (a page listed, a batch removed, an
+   * entry checked); the call then throws, or its promise rejects, with
+   * `signal.reason`. What was done by then stays done.
+   */
+  signal?: AbortSignal
 }
 
 export interface PruneOptions {
   /** Called as entries are removed: `done` of `total`. */
   onProgress?: (done: number, total: number) => void
+  /**
+   * Stops the work at its next step (a page listed, a batch removed, an
+   * entry checked); the call then throws, or its promise rejects, with
+   * `signal.reason`. What was done by then stays done.
+   */
+  signal?: AbortSignal
 }
 
 export interface PruneReport {
@@ -202,6 +214,12 @@ export interface VerifyOptions {
   dryRun?: boolean
   /** Called as entries are checked: `done` of `total`. */
   onProgress?: (done: number, total: number) => void
+  /**
+   * Stops the work at its next step (a page listed, a batch removed, an
+   * entry checked); the call then throws, or its promise rejects, with
+   * `signal.reason`. What was done by then stays done.
+   */
+  signal?: AbortSignal
 }
 
 export interface VerifyReport {
@@ -216,6 +234,14 @@ export interface VerifyReport {
 export interface ClearCacheOptions {
   /** Also remove the cache directory (only if nothing but cache files was in it). */
   removeDir?: boolean
+  /** For an object store: called as its objects are listed (`total` 0), then removed (`done` of `total`). */
+  onProgress?: (done: number, total: number) => void
+  /**
+   * Stops an object store's clear at its next step (a page listed, a batch
+   * removed); the call then throws, or rejects, with `signal.reason`. A
+   * directory's clear is one step: the signal is checked before it starts.
+   */
+  signal?: AbortSignal
 }
 
 /** Passed with `storeError` and `damagedEntry` events. */

@@ -84,6 +84,16 @@ cache.verify({ dry: true })
 expect<Equal<ReturnType<typeof cache.stats>, { entries: number; bytes: number; hits: number; misses: number }>>()
 expect<Equal<ReturnType<typeof cache.entries>[number]['lastUsed'], Date>>()
 expect<Equal<ReturnType<typeof cache.prune>['removedEntries'], number>>()
+// The async forms resolve to what the sync forms return, and take a signal.
+expect<Equal<ReturnType<typeof cache.statsAsync>, Promise<ReturnType<typeof cache.stats>>>>()
+expect<Equal<ReturnType<typeof cache.entriesAsync>, Promise<ReturnType<typeof cache.entries>>>>()
+expect<Equal<ReturnType<typeof cache.pruneAsync>, Promise<ReturnType<typeof cache.prune>>>>()
+expect<Equal<ReturnType<typeof cache.verifyAsync>, Promise<ReturnType<typeof cache.verify>>>>()
+expect<Equal<ReturnType<typeof cache.clearCacheAsync>, Promise<void>>>()
+void cache.pruneAsync({ maxBytes: '10GB' }, { signal: AbortSignal.timeout(1000), onProgress: (done: number, total: number) => void [done, total] })
+// @ts-expect-error signal is an AbortSignal
+void cache.statsAsync({ signal: true })
+cache.clearCache({ removeDir: true, signal: new AbortController().signal })
 
 // Events carry typed payloads.
 cache.on('storeError', (error, info) => {

@@ -17,6 +17,7 @@ use npy_format::Header;
 use crate::arrays::{array_buffer, array_object, exact_u64, max_external, ArrayLayout, JsBytes, POOL_FROM};
 use crate::errors::{Failure, Outcome};
 use crate::guard::{guarded, run};
+use crate::jobs::{with_progress, PoolCallback, PoolJob, PoolProgress, StopFlag};
 use crate::memory::{self, ArrayMemory};
 
 /// What the caller says of a result it stores.
@@ -98,26 +99,6 @@ pub struct CacheDirOptions {
     pub limits: Option<CacheLimits>,
     /// Every load checks all its data against its digest, not just small data.
     pub verify: Option<bool>,
-}
-
-/// Runs `work` with a progress callback that calls `on_progress(done,
-/// total)`; an exception thrown there stops the calls and is rethrown after.
-pub(crate) fn with_progress<T, E: Into<Failure>>(
-    env: &Env,
-    on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
-    work: impl FnOnce(&mut dyn FnMut(u64, u64)) -> std::result::Result<T, E>,
-) -> Result<T> {
-    let mut failed = None;
-    let mut progress = |done: u64, total: u64| {
-        if let (Some(f), None) = (&on_progress, &failed) {
-            failed = f.call((done as f64, total as f64).into()).err();
-        }
-    };
-    let out = run(env, || work(&mut progress).map_err(Into::into))?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
 }
 
 /// `{ status: 'hit', array, class, result }`, `{ status: 'miss' }` or
@@ -323,6 +304,13 @@ impl CacheDir {
         run(env, || Ok(self.store.clear(remove_dir)?.removed_files as u32))
     }
 
+    /// `clear` on the libuv pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn clear_async(&self, remove_dir: bool) -> AsyncTask<PoolJob<u32>> {
+        let store = self.store.clone();
+        PoolJob::new(move || store.clear(remove_dir).map(|r| r.removed_files as u32))
+    }
+
     /// Turns the recording of hits as uses off or on: for the benchmark
     /// that measures what recording costs. Not part of the public API.
     #[napi(catch_unwind)]
@@ -360,54 +348,86 @@ impl CacheDir {
 
     #[napi(catch_unwind)]
     pub fn stats(&self, env: &Env) -> Result<CacheTotals> {
-        let t = run(env, || Ok(self.store.stats()?))?;
-        Ok(CacheTotals {
-            entries: t.entries as f64,
-            bytes: t.bytes as f64,
-            hits: t.hits as f64,
-            misses: t.misses as f64,
-        })
+        run(env, || Ok(self.store.stats().map(CacheTotals::from)?))
+    }
+
+    /// `stats` on the libuv pool (it may wait for another process's write).
+    #[napi(catch_unwind, ts_return_type = "Promise<CacheTotals>")]
+    pub fn stats_async(&self) -> AsyncTask<PoolJob<CacheTotals>> {
+        let store = self.store.clone();
+        PoolJob::new(move || store.stats().map(CacheTotals::from))
     }
 
     /// Every entry the index knows, most recently used first.
     #[napi(catch_unwind)]
     pub fn entries(&self, env: &Env) -> Result<Vec<IndexedEntry>> {
-        let rows = run(env, || Ok(self.store.entries()?))?;
-        Ok(rows.into_iter().map(IndexedEntry::from).collect())
+        run(env, || Ok(self.store.entries().map(indexed_entries)?))
+    }
+
+    /// `entries` on the libuv pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<Array<IndexedEntry>>")]
+    pub fn entries_async(&self) -> AsyncTask<PoolJob<Vec<IndexedEntry>>> {
+        let store = self.store.clone();
+        PoolJob::new(move || store.entries().map(indexed_entries))
     }
 
     /// Reconciles the index with the files and removes entries until
-    /// `limits` hold (the cache's own limits when omitted).
+    /// `limits` hold (the cache's own limits when omitted); stops at a
+    /// batch of removals once `stop` is set.
     #[napi(catch_unwind)]
     pub fn prune(
         &self,
         env: &Env,
         limits: Option<CacheLimits>,
         on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+        stop: Option<&StopFlag>,
     ) -> Result<PruneSummary> {
-        let limits = match limits {
-            Some(l) => run(env, || l.into_limits())?,
-            None => self.store.limits(),
-        };
-        let report = with_progress(env, on_progress, |progress| self.store.prune(&limits, progress))?;
+        let limits = run(env, || self.limits_or_own(limits))?;
+        let report = with_progress(env, on_progress, stop, |progress| self.store.prune(&limits, progress))?;
         Ok(PruneSummary::from(report))
     }
 
+    /// `prune` on the libuv pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<PruneSummary>")]
+    pub fn prune_async(
+        &self,
+        env: &Env,
+        limits: Option<CacheLimits>,
+        #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
+        stop: Option<&StopFlag>,
+    ) -> Result<AsyncTask<PoolJob<PruneSummary>>> {
+        let limits = run(env, || self.limits_or_own(limits))?;
+        let (store, progress) = (self.store.clone(), PoolProgress::new(on_progress, stop));
+        Ok(PoolJob::new(move || store.prune(&limits, &mut |d, t| progress.report(d, t)).map(PruneSummary::from)))
+    }
+
     /// Checks every entry completely (data included); with `remove`,
-    /// removes the damaged ones.
+    /// removes the damaged ones; stops at an entry once `stop` is set.
     #[napi(catch_unwind)]
     pub fn verify(
         &self,
         env: &Env,
         remove: bool,
         on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+        stop: Option<&StopFlag>,
     ) -> Result<VerifySummary> {
-        let report = with_progress(env, on_progress, |progress| self.store.verify(remove, progress))?;
-        Ok(VerifySummary {
-            checked: report.checked as f64,
-            damaged: report.damaged.into_iter().map(|(key, reason)| DamagedEntry { key, reason }).collect(),
-            removed: report.removed as f64,
-        })
+        with_progress(env, on_progress, stop, |progress| self.store.verify(remove, progress)).map(VerifySummary::from)
+    }
+
+    /// `verify` on the libuv pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<VerifySummary>")]
+    pub fn verify_async(
+        &self,
+        remove: bool,
+        #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
+        stop: Option<&StopFlag>,
+    ) -> AsyncTask<PoolJob<VerifySummary>> {
+        let (store, progress) = (self.store.clone(), PoolProgress::new(on_progress, stop));
+        PoolJob::new(move || store.verify(remove, &mut |d, t| progress.report(d, t)).map(VerifySummary::from))
+    }
+
+    fn limits_or_own(&self, limits: Option<CacheLimits>) -> Outcome<Limits> {
+        limits.map_or_else(|| Ok(self.store.limits()), CacheLimits::into_limits)
     }
 
     /// Removes the entry of `key`; says whether there was one.
@@ -448,6 +468,16 @@ pub struct VerifySummary {
     pub removed: f64,
 }
 
+impl From<cache_store::VerifyReport> for VerifySummary {
+    fn from(report: cache_store::VerifyReport) -> VerifySummary {
+        VerifySummary {
+            checked: report.checked as f64,
+            damaged: report.damaged.into_iter().map(|(key, reason)| DamagedEntry { key, reason }).collect(),
+            removed: report.removed as f64,
+        }
+    }
+}
+
 #[napi(object)]
 pub struct DamagedEntry {
     pub key: String,
@@ -483,6 +513,16 @@ pub struct CacheTotals {
     pub bytes: f64,
     pub hits: f64,
     pub misses: f64,
+}
+
+impl From<cache_store::Totals> for CacheTotals {
+    fn from(t: cache_store::Totals) -> CacheTotals {
+        CacheTotals { entries: t.entries as f64, bytes: t.bytes as f64, hits: t.hits as f64, misses: t.misses as f64 }
+    }
+}
+
+fn indexed_entries(rows: Vec<EntryRow>) -> Vec<IndexedEntry> {
+    rows.into_iter().map(IndexedEntry::from).collect()
 }
 
 /// An index row; times in milliseconds since the epoch (fractional).

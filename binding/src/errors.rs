@@ -20,6 +20,7 @@ pub enum Code {
     Index,
     RemoteUnavailable,
     RemoteDenied,
+    Aborted,
     Panic,
 }
 
@@ -36,6 +37,7 @@ impl Code {
             Code::Index => "ERR_NFC_INDEX",
             Code::RemoteUnavailable => "ERR_NFC_REMOTE_UNAVAILABLE",
             Code::RemoteDenied => "ERR_NFC_REMOTE_DENIED",
+            Code::Aborted => "ERR_NFC_ABORTED",
             Code::Panic => "ERR_NFC_PANIC",
         }
     }
@@ -104,6 +106,7 @@ impl From<StoreError> for Failure {
             StoreError::Damaged { .. } => Code::DamagedEntry,
             StoreError::NotEmpty { .. } => Code::NotEmpty,
             StoreError::Index(_) => Code::Index,
+            StoreError::Stopped => Code::Aborted,
         };
         Failure {
             code,
@@ -122,6 +125,7 @@ impl From<cache_remote::RemoteError> for Failure {
             R::Denied { .. } => Code::RemoteDenied,
             R::Unavailable { .. } => Code::RemoteUnavailable,
             R::Npy(inner) => return Failure::from_npy(inner, e.to_string()),
+            R::Stopped => Code::Aborted,
         };
         Failure::new(code, e.to_string())
     }

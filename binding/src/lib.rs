@@ -6,7 +6,8 @@
 //! `arrays`: JS memory in and out; `cache_dir`: the `CacheDir` class;
 //! `remote`: the `RemoteCache` class (object stores); `keys`: call keys; `npy`: `readNpy`/`writeNpy`; `tables`: what the TS
 //! layer takes from the core (dtypes, defaults, file names); `errors`: JS
-//! errors with stable codes; `guard`: panics as errors.
+//! errors with stable codes; `guard`: panics as errors; `jobs`: long
+//! maintenance jobs with progress and stopping, on either thread.
 
 #[macro_use]
 extern crate napi_derive;
@@ -15,6 +16,7 @@ mod arrays;
 mod cache_dir;
 mod errors;
 mod guard;
+mod jobs;
 mod keys;
 mod memory;
 mod npy;

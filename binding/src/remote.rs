@@ -15,9 +15,10 @@ use cache_store::Lookup;
 use npy_format::Header;
 
 use crate::arrays::{ArrayLayout, JsBytes};
-use crate::cache_dir::{lookup_object, with_progress, CacheLimits, CacheTotals, EntryArg, IndexedEntry, OwnedEntry};
+use crate::cache_dir::{lookup_object, CacheLimits, CacheTotals, EntryArg, IndexedEntry, OwnedEntry};
 use crate::errors::{Failure, Outcome};
 use crate::guard::{guarded, run};
+use crate::jobs::{with_progress, PoolCallback, PoolJob, PoolProgress, StopFlag};
 use crate::memory;
 
 /// Settings that override the standard environment's (`AWS_*`).
@@ -292,15 +293,25 @@ impl RemoteCache {
 
     /// Entries and bytes from a listing; hits and misses of this process.
     #[napi(catch_unwind)]
-    pub fn stats(&self, env: &Env, on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>) -> Result<CacheTotals> {
-        let totals = with_progress(env, on_progress, |p| self.remote.totals(p))?;
-        let (hits, misses) = self.remote.counts();
-        Ok(CacheTotals {
-            entries: totals.entries as f64,
-            bytes: totals.bytes as f64,
-            hits: hits as f64,
-            misses: misses as f64,
-        })
+    pub fn stats(
+        &self,
+        env: &Env,
+        on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+        stop: Option<&StopFlag>,
+    ) -> Result<CacheTotals> {
+        let remote = &self.remote;
+        with_progress(env, on_progress, stop, |p| remote.totals(p).map(|t| totals_with_counts(remote, t)))
+    }
+
+    /// `stats` on the libuv pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<CacheTotals>")]
+    pub fn stats_async(
+        &self,
+        #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
+        stop: Option<&StopFlag>,
+    ) -> AsyncTask<PoolJob<CacheTotals>> {
+        let (remote, progress) = (self.remote.clone(), PoolProgress::new(on_progress, stop));
+        PoolJob::new(move || remote.totals(&mut |d, t| progress.report(d, t)).map(|t| totals_with_counts(&remote, t)))
     }
 
     /// Every entry, most recently used first, with its function, dtype and shape.
@@ -309,23 +320,20 @@ impl RemoteCache {
         &self,
         env: &Env,
         on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+        stop: Option<&StopFlag>,
     ) -> Result<Vec<IndexedEntry>> {
-        let entries = with_progress(env, on_progress, |p| self.remote.entries(true, p))?;
-        let ms = |t: std::time::SystemTime| {
-            t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
-        };
-        Ok(entries
-            .into_iter()
-            .map(|e| IndexedEntry {
-                key: e.key,
-                function: e.function.unwrap_or_default(),
-                dtype: e.dtype.unwrap_or_default(),
-                shape: e.shape.unwrap_or_default().into_iter().map(|d| d as f64).collect(),
-                bytes: e.bytes as f64,
-                created: ms(e.created),
-                last_used: ms(e.last_used),
-            })
-            .collect())
+        with_progress(env, on_progress, stop, |p| self.remote.entries(true, p).map(indexed_entries))
+    }
+
+    /// `entries` on the libuv pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<Array<IndexedEntry>>")]
+    pub fn entries_async(
+        &self,
+        #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
+        stop: Option<&StopFlag>,
+    ) -> AsyncTask<PoolJob<Vec<IndexedEntry>>> {
+        let (remote, progress) = (self.remote.clone(), PoolProgress::new(on_progress, stop));
+        PoolJob::new(move || remote.entries(true, &mut |d, t| progress.report(d, t)).map(indexed_entries))
     }
 
     #[napi(catch_unwind)]
@@ -334,23 +342,69 @@ impl RemoteCache {
         env: &Env,
         limits: CacheLimits,
         on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+        stop: Option<&StopFlag>,
     ) -> Result<RemotePruneSummary> {
         let limits = run(env, || limits.into_limits())?;
-        let r = with_progress(env, on_progress, |p| self.remote.prune(&limits, p))?;
-        Ok(RemotePruneSummary {
-            removed_entries: r.removed_entries as f64,
-            removed_bytes: r.removed_bytes as f64,
-            removed_leftovers: r.removed_leftovers as f64,
-            entries: r.totals.entries as f64,
-            bytes: r.totals.bytes as f64,
-        })
+        with_progress(env, on_progress, stop, |p| self.remote.prune(&limits, p)).map(RemotePruneSummary::from)
+    }
+
+    /// `prune` on the libuv pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<RemotePruneSummary>")]
+    pub fn prune_async(
+        &self,
+        env: &Env,
+        limits: CacheLimits,
+        #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
+        stop: Option<&StopFlag>,
+    ) -> Result<AsyncTask<PoolJob<RemotePruneSummary>>> {
+        let limits = run(env, || limits.into_limits())?;
+        let (remote, progress) = (self.remote.clone(), PoolProgress::new(on_progress, stop));
+        Ok(PoolJob::new(move || remote.prune(&limits, &mut |d, t| progress.report(d, t)).map(RemotePruneSummary::from)))
     }
 
     /// Removes every object the cache wrote; returns how many.
     #[napi(catch_unwind)]
-    pub fn clear(&self, env: &Env, on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>) -> Result<f64> {
-        with_progress(env, on_progress, |p| self.remote.clear(p)).map(|n| n as f64)
+    pub fn clear(
+        &self,
+        env: &Env,
+        on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
+        stop: Option<&StopFlag>,
+    ) -> Result<f64> {
+        with_progress(env, on_progress, stop, |p| self.remote.clear(p)).map(|n| n as f64)
     }
+
+    /// `clear` on the libuv pool.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn clear_async(
+        &self,
+        #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
+        stop: Option<&StopFlag>,
+    ) -> AsyncTask<PoolJob<f64>> {
+        let (remote, progress) = (self.remote.clone(), PoolProgress::new(on_progress, stop));
+        PoolJob::new(move || remote.clear(&mut |d, t| progress.report(d, t)).map(|n| n as f64))
+    }
+}
+
+fn totals_with_counts(remote: &Remote, totals: cache_remote::RemoteTotals) -> CacheTotals {
+    let (hits, misses) = remote.counts();
+    CacheTotals { entries: totals.entries as f64, bytes: totals.bytes as f64, hits: hits as f64, misses: misses as f64 }
+}
+
+fn indexed_entries(entries: Vec<cache_remote::RemoteEntry>) -> Vec<IndexedEntry> {
+    let ms =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0;
+    entries
+        .into_iter()
+        .map(|e| IndexedEntry {
+            key: e.key,
+            function: e.function.unwrap_or_default(),
+            dtype: e.dtype.unwrap_or_default(),
+            shape: e.shape.unwrap_or_default().into_iter().map(|d| d as f64).collect(),
+            bytes: e.bytes as f64,
+            created: ms(e.created),
+            last_used: ms(e.last_used),
+        })
+        .collect()
 }
 
 #[napi(object)]
@@ -360,6 +414,18 @@ pub struct RemotePruneSummary {
     pub removed_leftovers: f64,
     pub entries: f64,
     pub bytes: f64,
+}
+
+impl From<cache_remote::RemotePruneReport> for RemotePruneSummary {
+    fn from(r: cache_remote::RemotePruneReport) -> RemotePruneSummary {
+        RemotePruneSummary {
+            removed_entries: r.removed_entries as f64,
+            removed_bytes: r.removed_bytes as f64,
+            removed_leftovers: r.removed_leftovers as f64,
+            entries: r.totals.entries as f64,
+            bytes: r.totals.bytes as f64,
+        }
+    }
 }
 
 /// A held compute-once lease in the object store; `release` gives it up.

@@ -16,6 +16,8 @@ pub enum RemoteError {
     BadKey(String),
     /// The array could not be encoded or held in memory.
     Npy(npy_format::Error),
+    /// The caller's progress callback asked the work to stop; what was done stays done.
+    Stopped,
 }
 
 impl RemoteError {
@@ -45,6 +47,7 @@ impl fmt::Display for RemoteError {
             }
             RemoteError::BadKey(key) => write!(f, "{key:?} is not a cache key (64 lower-case hex digits)"),
             RemoteError::Npy(e) => write!(f, "{e}"),
+            RemoteError::Stopped => f.write_str("stopped before it was done, as asked"),
         }
     }
 }

@@ -17,6 +17,7 @@ use cache_index::Limits;
 
 use crate::names::Named;
 use crate::{block_on, record_meta, RemoteCache, RemoteError};
+use cache_store::Progress;
 
 /// An entry as a listing sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,9 +68,9 @@ const LEASE_LEFTOVER_AFTER: Duration = Duration::from_secs(24 * 3600);
 impl RemoteCache {
     /// Lists the cache's 512 fan-out prefixes (entries and leases, use
     /// marks), `LIST_CONCURRENCY` at a time, calling `progress(objects
-    /// listed, 0)` after each page. Objects elsewhere under the prefix are
-    /// not the cache's and are not listed.
-    fn list(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<Listing, RemoteError> {
+    /// listed, 0)` after each page, which may stop it. Objects elsewhere
+    /// under the prefix are not the cache's and are not listed.
+    fn list(&self, progress: &mut Progress<'_>) -> Result<Listing, RemoteError> {
         let mut listing = Listing::default();
         let prefixes: Vec<Path> = self.names.fan_out_prefixes().collect();
         let store = &self.store;
@@ -105,7 +106,9 @@ impl RemoteCache {
                 }
                 listing.ours.push(meta.location);
             }
-            progress(listing.ours.len() as u64, 0);
+            if progress(listing.ours.len() as u64, 0).is_break() {
+                return Err(RemoteError::Stopped);
+            }
         }
         for (key, used) in &listing.marks {
             if let Some(e) = listing.entries.get_mut(key) {
@@ -116,13 +119,13 @@ impl RemoteCache {
     }
 
     /// Entries and bytes (one LIST per 1,000 objects).
-    pub fn totals(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<RemoteTotals, RemoteError> {
+    pub fn totals(&self, progress: &mut Progress<'_>) -> Result<RemoteTotals, RemoteError> {
         Ok(totals_of(self.list(progress)?.entries.values()))
     }
 
     /// Every entry, most recently used first; with `details`, each entry's
     /// function, dtype and shape from a GET of its first 4 KiB.
-    pub fn entries(&self, details: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<RemoteEntry>, RemoteError> {
+    pub fn entries(&self, details: bool, progress: &mut Progress<'_>) -> Result<Vec<RemoteEntry>, RemoteError> {
         let mut entries: Vec<RemoteEntry> = self.list(progress)?.entries.into_values().collect();
         entries.sort_by(|a, b| b.last_used.cmp(&a.last_used).then_with(|| a.key.cmp(&b.key)));
         if details {
@@ -135,7 +138,9 @@ impl RemoteCache {
             while let Some(r) = block_on(fetches.next()) {
                 r?;
                 done += 1;
-                progress(done, total);
+                if progress(done, total).is_break() {
+                    return Err(RemoteError::Stopped);
+                }
             }
         }
         Ok(entries)
@@ -165,7 +170,7 @@ impl RemoteCache {
     /// Removes entries unused for longer than `limits.max_age` (µs), then
     /// the least recently used until `max_bytes` and `max_entries` hold;
     /// also use marks without an entry and leases stale for a day.
-    pub fn prune(&self, limits: &Limits, progress: &mut dyn FnMut(u64, u64)) -> Result<RemotePruneReport, RemoteError> {
+    pub fn prune(&self, limits: &Limits, progress: &mut Progress<'_>) -> Result<RemotePruneReport, RemoteError> {
         let listing = self.list(progress)?;
         let now = SystemTime::now();
         let mut entries: Vec<&crate::RemoteEntry> = listing.entries.values().collect();
@@ -208,14 +213,14 @@ impl RemoteCache {
 
     /// Removes every object the cache wrote under the prefix (entries, use
     /// marks, leases); objects it did not write are left. Returns how many.
-    pub fn clear(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, RemoteError> {
+    pub fn clear(&self, progress: &mut Progress<'_>) -> Result<u64, RemoteError> {
         let ours = self.list(progress)?.ours;
         let n = ours.len() as u64;
         self.delete_all(ours, progress)?;
         Ok(n)
     }
 
-    fn delete_all(&self, paths: Vec<Path>, progress: &mut dyn FnMut(u64, u64)) -> Result<(), RemoteError> {
+    fn delete_all(&self, paths: Vec<Path>, progress: &mut Progress<'_>) -> Result<(), RemoteError> {
         let total = paths.len() as u64;
         let mut done = 0;
         let locations = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
@@ -226,8 +231,8 @@ impl RemoteCache {
                 Err(e) => return Err(self.err("remove entries")(e)),
             }
             done += 1;
-            if done % 1000 == 0 || done == total {
-                progress(done, total);
+            if (done % 1000 == 0 || done == total) && progress(done, total).is_break() {
+                return Err(RemoteError::Stopped);
             }
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! conditional puts, ranges and metadata as S3 does. The JS tests run the
 //! same paths against a real S3 server.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,17 +180,42 @@ fn prune_removes_the_least_recently_used_and_clear_leaves_foreign_objects() {
     block_on(mem.put(&cache.names.use_mark(&key(1)), PutPayload::new())).unwrap();
     block_on(mem.put(&Path::from("team/cache/README.txt"), PutPayload::from_static(b"ours, not the cache's"))).unwrap();
     let limits = Limits { max_entries: Some(2), ..Limits::default() };
-    let report = cache.prune(&limits, &mut |_, _| {}).unwrap();
+    let report = cache.prune(&limits, &mut |_, _| ControlFlow::Continue(())).unwrap();
     assert_eq!((report.removed_entries, report.totals.entries), (1, 2));
     assert!(!cache.contains(&key(2)).unwrap());
     assert!(cache.contains(&key(1)).unwrap() && cache.contains(&key(3)).unwrap());
-    let listed = cache.entries(true, &mut |_, _| {}).unwrap();
+    let listed = cache.entries(true, &mut |_, _| ControlFlow::Continue(())).unwrap();
     assert_eq!(listed[0].key, key(1));
     assert_eq!(listed[0].function.as_deref(), Some("embed"));
     assert_eq!(listed[0].shape.as_deref(), Some(&[100u64][..]));
-    assert_eq!(cache.clear(&mut |_, _| {}).unwrap(), 3);
-    assert_eq!(cache.totals(&mut |_, _| {}).unwrap(), RemoteTotals::default());
+    assert_eq!(cache.clear(&mut |_, _| ControlFlow::Continue(())).unwrap(), 3);
+    assert_eq!(cache.totals(&mut |_, _| ControlFlow::Continue(())).unwrap(), RemoteTotals::default());
     assert!(block_on(mem.head(&Path::from("team/cache/README.txt"))).is_ok());
+}
+
+#[test]
+fn a_clear_stopped_by_its_progress_deletes_nothing() {
+    let mem = Arc::new(InMemory::new());
+    let cache = cache_over(&mem);
+    let (header, data) = floats(10, 1.0);
+    for n in 1..=3 {
+        cache.store(&key(n), &header, data.clone(), &entry()).unwrap();
+    }
+    let stopped = cache.clear(&mut |_, _| ControlFlow::Break(()));
+    assert!(matches!(stopped, Err(RemoteError::Stopped)), "{stopped:?}");
+    assert!((1..=3).all(|n| cache.contains(&key(n)).unwrap()), "stopped while listing, before any delete");
+    let mut calls = 0;
+    let stopped = cache.prune(&Limits { max_entries: Some(0), ..Limits::default() }, &mut |_, total| {
+        calls += 1;
+        // Past the listing (total 0): stop at the first report of deletes.
+        if total > 0 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    assert!(matches!(stopped, Err(RemoteError::Stopped)), "{stopped:?}");
+    assert!(calls >= 2, "the listing went on to the deletes");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::clock::{us_since_epoch, Clock};
 use crate::entry_files::{ClearReport, EntryFiles, Prepared};
 use crate::fs_kind::{self, is_network_fs};
 use crate::host::dev_ino;
-use crate::StoreError;
+use crate::{Progress, StoreError};
 
 /// Uses are written to the index at most this often (and on demand), so a
 /// hit costs a map insert, not a transaction.
@@ -422,8 +422,8 @@ impl Bookkeeper {
     /// Reconciles the index with the directory (adopting entries it lacks,
     /// dropping rows without files, tidying leftovers of killed processes),
     /// then removes entries until `limits` hold. `progress(done, total)` is
-    /// called after each batch of removals.
-    pub(crate) fn prune(&self, limits: &Limits, progress: &mut dyn FnMut(u64, u64)) -> Result<PruneReport, StoreError> {
+    /// called after each batch of removals, and may stop the prune there.
+    pub(crate) fn prune(&self, limits: &Limits, progress: &mut Progress<'_>) -> Result<PruneReport, StoreError> {
         let mut book = self.book();
         self.flush_into(&mut book, Wait::AsNeeded)?;
         let now = self.clock.now_us();
@@ -437,11 +437,15 @@ impl Bookkeeper {
         drop(book);
         // The index is not locked while `progress` runs: it may call back into this cache.
         let total = victims.len() as u64;
-        progress(0, total);
+        if progress(0, total).is_break() {
+            return Err(StoreError::Stopped);
+        }
         for batch in victims.chunks(REMOVE_BATCH) {
             report.removed_bytes += self.remove_in(&mut self.book(), batch)?;
             report.removed_entries += batch.len() as u64;
-            progress(report.removed_entries, total);
+            if progress(report.removed_entries, total).is_break() {
+                return Err(StoreError::Stopped);
+            }
         }
         if let Some(index) = self.index(&mut self.book())? {
             report.totals = index.totals()?;

@@ -15,7 +15,7 @@ use crate::entry_files::{Checked, ClearReport, EntryFiles, Lookup, Reading, Veri
 use crate::layout::{check_key, Layout};
 use crate::lease::{self, Claim};
 use crate::record::NewEntry;
-use crate::StoreError;
+use crate::{Progress, StoreError};
 
 /// A cache directory. Opening one touches nothing on disk; the directory
 /// is made by the first store. Clones share the bookkeeping and memory of
@@ -183,20 +183,23 @@ impl CacheDir {
     /// Reconciles the index with the directory (adopting entries it lacks,
     /// dropping rows without files, removing leftovers of killed processes
     /// and entries of older versions), then removes entries until `limits`
-    /// hold. `progress(done, total)` is called after each batch of removals.
-    pub fn prune(&self, limits: &Limits, progress: &mut dyn FnMut(u64, u64)) -> Result<PruneReport, StoreError> {
+    /// hold. `progress(done, total)` is called after each batch of removals,
+    /// and may stop the prune there.
+    pub fn prune(&self, limits: &Limits, progress: &mut Progress<'_>) -> Result<PruneReport, StoreError> {
         self.books.prune(limits, progress)
     }
 
     /// Checks every entry on disk completely (data included, read in
     /// pieces), like a load with `Verify::All` but without keeping the
     /// arrays; with `remove`, removes the damaged ones. `progress(done,
-    /// total)` is called as entries are checked.
-    pub fn verify(&self, remove: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport, StoreError> {
+    /// total)` is called as entries are checked, and may stop the check.
+    pub fn verify(&self, remove: bool, progress: &mut Progress<'_>) -> Result<VerifyReport, StoreError> {
         let keys = self.files.keys_on_disk()?;
         let mut report = VerifyReport::default();
         let total = keys.len() as u64;
-        progress(0, total);
+        if progress(0, total).is_break() {
+            return Err(StoreError::Stopped);
+        }
         for (done, key) in keys.iter().enumerate() {
             // Twice when damaged: a store may have replaced the entry between its two files' reads.
             let checked = match self.files.check_whole(key) {
@@ -214,7 +217,9 @@ impl CacheDir {
                 }
                 Checked::NotAnEntry => {}
             }
-            progress(done as u64 + 1, total);
+            if progress(done as u64 + 1, total).is_break() {
+                return Err(StoreError::Stopped);
+            }
         }
         Ok(report)
     }

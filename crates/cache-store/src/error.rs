@@ -22,6 +22,8 @@ pub enum StoreError {
     NotEmpty { path: PathBuf, remaining: usize },
     /// The index of entries could not be read or written.
     Index(cache_index::IndexError),
+    /// The caller's progress callback asked the work to stop; what was done stays done.
+    Stopped,
 }
 
 impl StoreError {
@@ -51,7 +53,7 @@ impl StoreError {
             }
             StoreError::Npy(e) => e.path(),
             StoreError::Index(e) => Some(&e.path),
-            StoreError::BadKey(_) | StoreError::NameTooLong { .. } => None,
+            StoreError::BadKey(_) | StoreError::NameTooLong { .. } | StoreError::Stopped => None,
         }
     }
 }
@@ -79,6 +81,7 @@ impl fmt::Display for StoreError {
                 path.display()
             ),
             StoreError::Index(e) => write!(f, "{e}"),
+            StoreError::Stopped => f.write_str("stopped before it was done, as asked"),
         }
     }
 }

@@ -38,4 +38,8 @@ pub use fs_kind::is_network_fs;
 pub use host::tag as host_tag;
 pub use layout::{is_cache_file_name, is_key, marks_a_cache, INDEX_FILE};
 pub use lease::{Claim, Lease, DEFAULT_STALE_AFTER, MIN_STALE_AFTER};
+/// A long job's progress callback: called with `(done, total)` between
+/// steps; `Break` stops the job there (it then fails with its `Stopped` error).
+pub type Progress<'a> = dyn FnMut(u64, u64) -> std::ops::ControlFlow<()> + 'a;
+
 pub use record::{data_digest, Digest, EntryRecord, NewEntry, RecordProblem, ResultForm, FORMAT, VERIFY_DATA_UP_TO};

@@ -3,10 +3,11 @@
 mod common;
 
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use cache_store::{CacheDir, Claim, Limits, Lookup};
+use cache_store::{CacheDir, Claim, Limits, Lookup, StoreError};
 use common::*;
 
 fn store(dir: &CacheDir, i: u32) {
@@ -134,13 +135,34 @@ fn prune_adopts_orphans_drops_rows_without_files_and_removes_leftovers_of_dead_p
     let live = root.join(format!(".{}.npy.{host}-{}-00bb.tmp", key(9), std::process::id()));
     fs::write(&dead, b"x").unwrap();
     fs::write(&live, b"x").unwrap();
-    let report = dir.prune(&Limits::default(), &mut |_, _| {}).unwrap();
+    let report = dir.prune(&Limits::default(), &mut |_, _| ControlFlow::Continue(())).unwrap();
     assert_eq!((report.adopted, report.dropped, report.removed_leftovers), (1, 1, 2), "{report:?}");
     assert_eq!(report.totals.entries, 2);
     assert!(!dead.exists() && live.exists());
     assert!(!root.join(format!("{}.npy", key(8))).exists());
     let listed: Vec<String> = dir.entries().unwrap().into_iter().map(|r| r.key).collect();
     assert!(listed.contains(&key(7)) && listed.contains(&key(1)) && listed.len() == 2);
+}
+
+#[test]
+fn a_prune_stopped_by_its_progress_removes_nothing_after_the_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    for i in 1..=3 {
+        store(&dir, i);
+    }
+    let everything = Limits { max_entries: Some(0), ..Limits::default() };
+    let mut seen = Vec::new();
+    let stopped = dir.prune(&everything, &mut |done, total| {
+        seen.push((done, total));
+        ControlFlow::Break(())
+    });
+    assert!(matches!(stopped, Err(StoreError::Stopped)), "{stopped:?}");
+    assert_eq!(seen, [(0, 3)], "stopped at the first call, before any removal");
+    assert_eq!(dir.stats().unwrap().entries, 3);
+    assert!((1..=3).all(|i| has_files(tmp.path(), i) && is_hit(&dir, i)));
+    let report = dir.prune(&everything, &mut |_, _| ControlFlow::Continue(())).unwrap();
+    assert_eq!(report.removed_entries, 3, "a prune that goes on removes them");
 }
 
 #[test]
@@ -156,7 +178,11 @@ fn a_directory_from_before_the_index_is_counted_when_the_index_is_made() {
     }
     let dir = CacheDir::open(tmp.path()).unwrap();
     assert_eq!(dir.stats().unwrap().entries, 5);
-    assert_eq!(dir.prune(&Limits::default(), &mut |_, _| {}).unwrap().adopted, 5, "the next prune reports them");
+    assert_eq!(
+        dir.prune(&Limits::default(), &mut |_, _| ControlFlow::Continue(())).unwrap().adopted,
+        5,
+        "the next prune reports them"
+    );
 }
 
 #[test]
@@ -301,7 +327,7 @@ fn a_reconcile_removes_entries_of_older_versions_and_damaged_ones_and_leaves_new
     fs::write(record(3), r#"{"format":99,"anything":"else"}"#).unwrap();
     fs::write(record(4), b"\x00not a record").unwrap();
     let dir = CacheDir::open(root).unwrap();
-    let report = dir.prune(&Limits::default(), &mut |_, _| {}).unwrap();
+    let report = dir.prune(&Limits::default(), &mut |_, _| ControlFlow::Continue(())).unwrap();
     assert_eq!((report.adopted, report.removed_leftovers, report.totals.entries), (1, 2, 1), "{report:?}");
     assert!(has_files(root, 1) && !has_files(root, 2) && has_files(root, 3) && !has_files(root, 4));
     assert_eq!(

@@ -1,6 +1,7 @@
 mod common;
 
 use std::fs;
+use std::ops::ControlFlow;
 
 use cache_store::{is_cache_file_name, ArrayClass, CacheDir, Lookup, NewEntry, ResultForm, StoreError};
 use common::*;
@@ -382,12 +383,12 @@ fn a_flipped_bit_in_large_data_passes_a_plain_load_and_fails_a_verifying_one_and
     let verifying = dir.clone().with_verify(cache_store::Verify::All);
     assert!(matches!(verifying.load(KEY, false).unwrap(), Lookup::Damaged(_)));
     assert!(matches!(verifying.load(KEY, true).unwrap(), Lookup::Damaged(_)), "mapped, too");
-    let report = dir.verify(false, &mut |_, _| {}).unwrap();
+    let report = dir.verify(false, &mut |_, _| ControlFlow::Continue(())).unwrap();
     assert_eq!((report.checked, report.removed), (1, 0));
     assert_eq!(report.damaged.len(), 1);
     assert!(report.damaged[0].1.contains("digest"), "{:?}", report.damaged);
     assert!(npy.exists(), "a dry run removes nothing");
-    let report = dir.verify(true, &mut |_, _| {}).unwrap();
+    let report = dir.verify(true, &mut |_, _| ControlFlow::Continue(())).unwrap();
     assert_eq!(report.removed, 1);
     assert!(!npy.exists());
 }
@@ -399,9 +400,34 @@ fn verify_passes_whole_entries_and_reports_progress_to_the_total() {
     stored(&dir, &key(1), 10);
     stored(&dir, &key(2), 300_000);
     let mut seen = Vec::new();
-    let report = dir.verify(true, &mut |done, total| seen.push((done, total))).unwrap();
+    let report = dir
+        .verify(true, &mut |done, total| {
+            seen.push((done, total));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
     assert_eq!(report, cache_store::VerifyReport { checked: 2, damaged: vec![], removed: 0 });
     assert_eq!(seen, [(0, 2), (1, 2), (2, 2)]);
+}
+
+#[test]
+fn verify_stops_where_progress_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    for i in 1..=3 {
+        stored(&dir, &key(i), 10);
+    }
+    let mut calls = 0;
+    let stopped = dir.verify(true, &mut |done, _| {
+        calls += 1;
+        if done == 1 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    assert!(matches!(stopped, Err(StoreError::Stopped)), "{stopped:?}");
+    assert_eq!(calls, 2, "no entry is checked after the stop");
 }
 
 #[test]
