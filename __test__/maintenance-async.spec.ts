@@ -241,5 +241,8 @@ test('bad options reject the async forms with a TypeError naming the call and th
   t.is((signal as { code?: string }).code, ErrorCodes.INVALID_ARG)
   await t.throwsAsync(cache.statsAsync({ onProgres: () => {} } as never), { instanceOf: TypeError, message: /statsAsync: unknown option 'onProgres'/ })
   await t.throwsAsync(cache.pruneAsync({ maxBytes: -1 }), { instanceOf: RangeError, message: /pruneAsync: maxBytes/ })
+  // A limit given alone, where the limits object goes, is named as such.
+  await t.throwsAsync(cache.pruneAsync('10GB' as never), { instanceOf: TypeError, message: /pruneAsync: limits must be an object such as \{ maxBytes/ })
+  t.throws(() => cache.prune(10e9 as never), { instanceOf: TypeError, message: /prune: limits must be an object/ })
   await t.throwsAsync(cache.clearCacheAsync({ removeDir: 'yes' } as never), { instanceOf: TypeError, message: /clearCacheAsync: options\.removeDir/ })
 })

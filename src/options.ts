@@ -294,6 +294,9 @@ function isArrow(source: string): boolean {
 
 /** Limits given to `prune`; undefined for the cache's own. */
 export function pruneSettings(limits: unknown, options: PruneOptions | undefined, where: string) {
+  if (limits !== undefined && (typeof limits !== 'object' || limits === null || Array.isArray(limits))) {
+    throw invalidArg(`${where}: limits must be an object such as { maxBytes: '10GB', maxAge: '7d' }, got ${describe(limits)}`)
+  }
   const given = limits === undefined ? undefined : limitsOf(checkOptions(limits, LIMITS, where), where)
   const opts = checkOptions(options, ['onProgress', 'signal'] satisfies (keyof PruneOptions)[], where)
   return { limits: given, ...jobOptionsOf(opts, where) }
