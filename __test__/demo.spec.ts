@@ -3,16 +3,36 @@
 // directory keeps the cache between runs.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
-import { rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { root, tempDir } from './helpers'
 
+/**
+ * What `npm run demo` runs after its setup step, from package.json. The
+ * setup (`npm ci` if needed, then `npm run build`) is not run here: the
+ * build rewrites dist/ in place while the specs running beside this one
+ * load it. `npm test` runs the same setup before the suite.
+ */
+function demoCommand(): { setup: string; demo: string[] } {
+  const [setup, ...rest] = String(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts.demo).split(' && ')
+  return { setup: setup!, demo: rest.join(' && ').split(' ') }
+}
+
 function demo(...args: string[]): { dir: string; lines: string[] } {
-  const out = execFileSync(process.execPath, [join(root, 'examples', 'demo.mjs'), ...args], { encoding: 'utf8' })
+  const [node, ...script] = demoCommand().demo
+  if (node !== 'node') throw new Error(`npm run demo runs ${node}, not node`)
+  const out = execFileSync(process.execPath, [...script, ...args], { cwd: root, encoding: 'utf8' })
   const lines = out.split('\n')
   const dir = lines.find((l) => l.startsWith('cache directory: '))!.slice('cache directory: '.length)
   return { dir, lines }
 }
+
+test('the Quick start runs `npm run demo`: the setup, then the demo run here', (t) => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const quickStart = readme.slice(readme.indexOf('\n## Quick start'), readme.indexOf('\n## API'))
+  t.regex(quickStart, /^```sh\nnpm run demo +#/m)
+  t.deepEqual(demoCommand(), { setup: 'node scripts/setup.mjs', demo: ['node', 'examples/demo.mjs'] })
+})
 
 const callsAfter = (lines: string[], label: string) => Number(/calls so far: (\d+)/.exec(lines.find((l) => l.startsWith(label))!)![1])
 

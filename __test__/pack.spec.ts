@@ -6,41 +6,11 @@
 // dependencies missing from the npm cache. scripts/registry-test.mjs covers
 // the install from a registry.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import test from 'ava'
 import { root, tempDir } from './helpers'
-
-const isWindows = process.platform === 'win32'
-
-/**
- * The environment for child processes: npm's own per-run variables (set when
- * this runs under `npm test` or `npx ava`) are dropped so the child npm works
- * on the temp project, not on this repository, and no override of the native
- * binary leaks in.
- */
-function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    const lower = k.toLowerCase()
-    if (lower.startsWith('npm_package_') || lower.startsWith('npm_lifecycle_')) continue
-    if (lower === 'npm_config_local_prefix' || lower === 'npm_config_prefix') continue
-    if (k === 'NAPI_RS_NATIVE_LIBRARY_PATH' || k === 'NODE_PATH' || k === 'NODE_OPTIONS') continue
-    env[k] = v
-  }
-  return { ...env, ...extra }
-}
-
-function npm(args: string[], cwd: string): string {
-  return execFileSync('npm', [...args, '--no-audit', '--no-fund', '--no-update-notifier'], {
-    cwd,
-    env: childEnv(),
-    encoding: 'utf8',
-    shell: isWindows,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-}
+import { childEnv, hostBinary, nodeTypes, packAndInstall, removePacked, tsc } from './support/package'
 
 /** Runs `node file` in `cwd`; returns its JSON output. Fails the test with stderr on a non-zero exit. */
 function runNode(file: string, args: string[], cwd: string, env: Record<string, string> = {}): any {
@@ -49,69 +19,8 @@ function runNode(file: string, args: string[], cwd: string, env: Record<string, 
   return JSON.parse(r.stdout)
 }
 
-/** The host's binary, as `npm run build` leaves it in binding/, and its platform (`linux-x64-gnu`). */
-function hostBinary(): { file: string; platform: string } {
-  const found = readdirSync(join(root, 'binding')).filter((f) => /^numpy-func-cache\.[a-z0-9-]+\.node$/.test(f))
-  if (found.length !== 1) throw new Error(`expected one binary in binding/ (run npm run build), found: ${found.join(', ') || 'none'}`)
-  return { file: found[0]!, platform: found[0]!.split('.')[1]! }
-}
-
-function tarEntries(tarball: string): string[] {
-  return execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' })
-    .split(/\r?\n/)
-    .filter(Boolean)
-}
-
-// One pack and one install, shared by the tests below (they run serially).
-interface Packed {
-  tarball: string
-  entries: string[]
-  /** The binary's file name and the platform package's tarball entries. */
-  binary: string
-  platformEntries: string[]
-  /** A fresh project with the tarball installed. */
-  consumer: string
-  /** The installed package inside `consumer`. */
-  installed: string
-}
-let packedOnce: Packed | undefined
-const scratch: string[] = []
-test.after.always(() => {
-  for (const dir of scratch) rmSync(dir, { recursive: true, force: true })
-})
-
-function packAndInstall(): Packed {
-  if (packedOnce) return packedOnce
-  const packDir = mkdtempSync(join(tmpdir(), 'nfc-pack-'))
-  const consumer = mkdtempSync(join(tmpdir(), 'nfc-consumer-'))
-  scratch.push(packDir, consumer)
-
-  // --ignore-scripts: pack what is built now (dist/, the binary); building is not this test's job.
-  const [info] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', packDir], root))
-  const tarball = join(packDir, info.filename as string)
-  const entries = tarEntries(tarball)
-
-  // The platform package as the release fills it: a copy of npm/<platform>/
-  // with the binary in it (the repo's own directory is left as it is).
-  const { file: binary, platform: target } = hostBinary()
-  const platformDir = join(packDir, target)
-  mkdirSync(platformDir)
-  for (const f of readdirSync(join(root, 'npm', target))) copyFileSync(join(root, 'npm', target, f), join(platformDir, f))
-  copyFileSync(join(root, 'binding', binary), join(platformDir, binary))
-  const [platformInfo] = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', packDir], platformDir))
-  const platformTarball = join(packDir, platformInfo.filename as string)
-  const platformEntries = tarEntries(platformTarball)
-
-  writeFileSync(
-    join(consumer, 'package.json'),
-    JSON.stringify({ name: 'nfc-consumer', version: '1.0.0', private: true }, null, 2),
-  )
-  // --prefer-offline: the command line's dependencies come from the npm cache `npm ci` filled where it can.
-  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball, platformTarball], consumer)
-  const installed = join(consumer, 'node_modules', 'numpy-func-cache')
-  packedOnce = { tarball, entries, binary, platformEntries, consumer, installed }
-  return packedOnce
-}
+// One pack and one install (support/package.ts), shared by the tests below (they run serially).
+test.after.always(removePacked)
 
 // Each script: cache a function that counts its calls, call it twice with the
 // same arguments, round-trip its result through writeNpy/readNpy, print JSON.
@@ -237,9 +146,7 @@ test.serial('the packed tarball installs in a fresh project and works from ESM, 
   writeFileSync(join(consumer, 'types-check.mts'), typesCheck)
   writeFileSync(join(consumer, 'types-check.cts'), typesCheck)
   writeFileSync(join(consumer, 'types-check.ts'), typesCheck)
-  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
   const common = ['--noEmit', '--strict', '--target', 'es2022', '--skipLibCheck', 'false']
-  const nodeTypes = ['--typeRoots', join(root, 'node_modules', '@types'), '--types', 'node']
   for (const [files, mode] of [
     [['types-check.mts', 'types-check.cts'], ['--module', 'node16', '--moduleResolution', 'node16']],
     [['types-check.ts'], ['--module', 'esnext', '--moduleResolution', 'bundler']],

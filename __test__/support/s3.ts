@@ -14,9 +14,10 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
 export const BUCKET = 'nfc-test'
 
-export async function startServer(): Promise<S3Server> {
+/** A fresh server on loopback with `bucket` made. */
+export async function startServer(bucket = BUCKET): Promise<S3Server> {
   const server = await startS3Server()
-  await createBucket(server, BUCKET)
+  await createBucket(server, bucket)
   return server
 }
 
