@@ -4,12 +4,12 @@
 // write lock, so a job on the thread pool waits on it while this test's
 // event loop goes on, and an abort meanwhile stops the job at its next step.
 import test from 'ava'
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs'
-import { once } from 'node:events'
+import { getEventListeners, once } from 'node:events'
 import { join } from 'node:path'
 import { ErrorCodes, NumpyFuncCache } from '../dist'
-import { python, tempDir, withoutIndex } from './helpers'
+import { python, root, tempDir, withoutIndex } from './helpers'
 
 /** A cache in a fresh directory with `n` entries of 100 doubles, stored in order `0..n-1`. */
 function filled(t: Parameters<typeof tempDir>[0], n: number) {
@@ -113,10 +113,17 @@ test('progress of an async job arrives in order, every call before the promise s
   t.deepEqual(calls, sync)
   t.deepEqual(calls.at(-1), [3, 3])
 
+  // Reports in quick succession are skipped (each is a round trip through
+  // the event loop), never reordered, and the last one always comes.
   const checked: [number, number][] = []
-  const c = filled(t, 3)
+  const c = filled(t, 300)
   await c.cache.verifyAsync({ onProgress: (done, total) => void checked.push([done, total]) })
-  t.deepEqual(checked, [[0, 3], [1, 3], [2, 3], [3, 3]])
+  t.deepEqual(checked[0], [0, 300])
+  t.deepEqual(checked.at(-1), [300, 300])
+  t.true(
+    checked.every(([done, total], i) => total === 300 && (i === 0 || done > checked[i - 1]![0])),
+    'in order',
+  )
 })
 
 test('an onProgress that throws: its calls stop, the job finishes, and the call rejects (or throws) with its error', async (t) => {
@@ -133,6 +140,19 @@ test('an onProgress that throws: its calls stop, the job finishes, and the call 
   )
   t.is(rejected, boom)
   t.is(calls, 1)
+  const c = filled(t, 3)
+  const pruned = await t.throwsAsync(
+    c.cache.pruneAsync(
+      { maxEntries: 0 },
+      {
+        onProgress: () => {
+          throw boom
+        },
+      },
+    ),
+  )
+  t.is(pruned, boom)
+  t.like(c.cache.stats(), { entries: 0 }, 'the async prune itself went on')
   const b = filled(t, 3)
   t.is(
     t.throws(() =>
@@ -197,19 +217,92 @@ test('an abort from onProgress stops sync and async prunes and verifies at that 
     t.deepEqual(seen, [0], `${form}: stopped at the first step`)
     t.is(npyFiles(dir).length, 3, `${form}: nothing removed`)
 
-    const checkedBeforeStop: number[] = []
+    // A verify stopped at its first step checks nothing: the damaged entry it would remove stays.
+    const damaged = join(dir, npyFiles(dir)[0]!)
+    truncateSync(damaged, statSync(damaged).size - 8)
     const verifying = new AbortController()
+    const calls: number[] = []
     const verifyOptions = {
       signal: verifying.signal,
       onProgress: (done: number) => {
-        checkedBeforeStop.push(done)
-        if (done === 1) verifying.abort()
+        calls.push(done)
+        verifying.abort()
       },
     }
     if (form === 'sync') t.throws(() => cache.verify(verifyOptions), aborted)
     else await t.throwsAsync(cache.verifyAsync(verifyOptions), aborted)
-    t.deepEqual(checkedBeforeStop, [0, 1], `${form}: no entry checked after the abort`)
+    t.deepEqual(calls, [0], form)
+    t.true(existsSync(damaged), `${form}: no entry checked after the abort`)
   }
+})
+
+test('an abort at the last step comes too late to stop anything: the call returns what it did', async (t) => {
+  for (const form of ['sync', 'async'] as const) {
+    const { cache } = filled(t, 3)
+    const controller = new AbortController()
+    const options = {
+      signal: controller.signal,
+      onProgress: (done: number, total: number) => {
+        if (done === total) controller.abort()
+      },
+    }
+    const report = form === 'sync' ? cache.prune({ maxEntries: 0 }, options) : await cache.pruneAsync({ maxEntries: 0 }, options)
+    t.like(report, { removedEntries: 3, entries: 0 }, form)
+    t.true(controller.signal.aborted)
+  }
+})
+
+test('a job aborted while it waits in the thread pool\'s queue does nothing when its turn comes', async (t) => {
+  const { dir } = filled(t, 3)
+  const holder = await holdIndex(dir)
+  // One pool thread, taken by a prune that waits for the index: the clear queues behind it.
+  const script = `
+    const { NumpyFuncCache } = require(${JSON.stringify(join(root, 'dist'))})
+    const cache = new NumpyFuncCache(${JSON.stringify(dir)})
+    const first = cache.pruneAsync()
+    const controller = new AbortController()
+    const second = cache.clearCacheAsync({ signal: controller.signal })
+    controller.abort(new Error('aborted in the queue'))
+    console.log('queued')
+    Promise.allSettled([first, second]).then(([a, b]) =>
+      console.log(JSON.stringify({ first: a.status, second: b.status, reason: b.reason && b.reason.message })))
+  `
+  const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, UV_THREADPOOL_SIZE: '1' }, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  while (!out.includes('queued')) await once(child.stdout, 'data')
+  await holder.release()
+  await once(child, 'exit')
+  const result = JSON.parse(out.trim().split('\n').at(-1)!)
+  t.deepEqual(result, { first: 'fulfilled', second: 'rejected', reason: 'aborted in the queue' })
+  t.is(npyFiles(dir).length, 3, 'the clear removed nothing')
+})
+
+test('process.exit() from onProgress of a job on the pool exits at once, without waiting for the job', (t) => {
+  const { dir } = filled(t, 300)
+  for (const call of ['verifyAsync({ onProgress })', 'pruneAsync({ maxEntries: 0 }, { onProgress })']) {
+    const script = `
+      const { NumpyFuncCache } = require(${JSON.stringify(join(root, 'dist'))})
+      const cache = new NumpyFuncCache(${JSON.stringify(dir)})
+      const onProgress = () => process.exit(7)
+      cache.${call}
+    `
+    // The timeout only ends a hung child; the exit is expected long before.
+    const r = spawnSync(process.execPath, ['-e', script], { timeout: 120_000, encoding: 'utf8' })
+    t.is(r.signal, null, `${call}: the child hung and was killed`)
+    t.is(r.status, 7, `${call}: ${r.stderr}`)
+  }
+})
+
+test('a job removes its abort listener when it ends, however it ends', async (t) => {
+  const { cache } = filled(t, 3)
+  const controller = new AbortController()
+  const { signal } = controller
+  cache.stats({ signal })
+  await cache.statsAsync({ signal })
+  await cache.pruneAsync({ maxEntries: 1 }, { signal })
+  await t.throwsAsync(cache.verifyAsync({ signal, onProgress: () => controller.abort() }), { any: true })
+  t.is(getEventListeners(signal, 'abort').length, 0)
 })
 
 test('an aborted signal throws or rejects with its reason before any work, for every maintenance call', async (t) => {

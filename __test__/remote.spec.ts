@@ -464,6 +464,23 @@ test.serial('the async maintenance calls on an s3:// location, and a signal that
   t.deepEqual(await objectsUnder(loc), [])
 })
 
+test.serial('the async maintenance calls with a local tier: prune without limits is the tier\'s, with limits both; clear both', async (t) => {
+  const loc = location('maintenance-async-tier')
+  const localDir = tempDir(t)
+  const cache = new NumpyFuncCache(loc, { remote: remoteOf(server), localDir, maxEntries: 1 })
+  const f = cache.createCachedFunc(async (n: number) => new Float64Array(n).fill(n), { name: 'fill' })
+  for (const n of [10, 20, 30]) await f(n)
+  const localEntries = () => readdirSync(localDir).filter((name) => name.endsWith('.npy')).length
+  t.is(localEntries(), 1, 'the tier keeps its own limit')
+  t.like(await cache.pruneAsync(), { entries: 1 })
+  t.like(await cache.statsAsync(), { entries: 3 }, 'the store is pruned only to limits given')
+  t.like(await cache.verifyAsync(), { checked: 1, removed: 0 })
+  t.like(await cache.pruneAsync({ maxEntries: 2 }), { removedEntries: 1, entries: 2 })
+  await cache.clearCacheAsync()
+  t.is(localEntries(), 0)
+  t.deepEqual(await objectsUnder(loc), [])
+})
+
 test.serial('keys, region and endpoint come from a shared AWS profile when the environment has none', async (t) => {
   const dir = tempDir(t)
   const loc = location('profile')

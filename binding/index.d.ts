@@ -45,7 +45,7 @@ export declare class CacheDir {
   /** Removes what the cache wrote; returns how many files. */
   clear(removeDir: boolean): number
   /** `clear` on the libuv pool. */
-  clearAsync(removeDir: boolean): Promise<number>
+  clearAsync(removeDir: boolean, stop?: StopFlag | undefined | null): Promise<number>
   /**
    * Turns the recording of hits as uses off or on: for the benchmark
    * that measures what recording costs. Not part of the public API.
@@ -66,11 +66,11 @@ export declare class CacheDir {
   close(): void
   stats(): CacheTotals
   /** `stats` on the libuv pool (it may wait for another process's write). */
-  statsAsync(): Promise<CacheTotals>
+  statsAsync(stop?: StopFlag | undefined | null): Promise<CacheTotals>
   /** Every entry the index knows, most recently used first. */
   entries(): Array<IndexedEntry>
   /** `entries` on the libuv pool. */
-  entriesAsync(): Promise<Array<IndexedEntry>>
+  entriesAsync(stop?: StopFlag | undefined | null): Promise<Array<IndexedEntry>>
   /**
    * Reconciles the index with the files and removes entries until
    * `limits` hold (the cache's own limits when omitted); stops at a
@@ -146,10 +146,16 @@ export declare class RemoteComputeLease {
   release(): void
 }
 
-/** Set once to stop a long job at its next progress point. */
+/** Set to stop a long job at its next progress point. */
 export declare class StopFlag {
   constructor()
+  /** The caller's signal aborted. */
   stop(): void
+  /**
+   * The process is exiting: the event loop will not run the job's
+   * callbacks, so the job must neither wait for them nor go on.
+   */
+  exit(): void
 }
 
 /** How an array's data is laid out: what the `.npy` header says. */

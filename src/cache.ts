@@ -198,7 +198,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   /** `stats()` off the event loop, on the thread pool. */
   async statsAsync(options?: ListOptions): Promise<CacheStats> {
     const j = job(listSettings(options, 'statsAsync'))
-    return j.runAsync(({ onProgress, stop }) => (this.#remote ? this.#remote.statsAsync(onProgress, stop) : this.#dir.statsAsync()))
+    return j.runAsync(({ onProgress, stop }) => (this.#remote ? this.#remote.statsAsync(onProgress, stop) : this.#dir.statsAsync(stop)))
   }
 
   /** Every entry, most recently used first. For an object store, from a listing and a read of each entry's first bytes. */
@@ -211,7 +211,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   async entriesAsync(options?: ListOptions): Promise<CacheEntryInfo[]> {
     const j = job(listSettings(options, 'entriesAsync'))
     const rows = await j.runAsync(({ onProgress, stop }) =>
-      this.#remote ? this.#remote.entriesAsync(onProgress, stop) : this.#dir.entriesAsync(),
+      this.#remote ? this.#remote.entriesAsync(onProgress, stop) : this.#dir.entriesAsync(stop),
     )
     return rows.map(entryInfo)
   }
@@ -292,7 +292,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
       await this.#remote?.clearAsync(onProgress, stop)
       // The directory's clear is one step: an abort during the store's clear keeps it.
       settings.signal?.throwIfAborted()
-      await this.#local?.clearAsync(settings.removeDir)
+      await this.#local?.clearAsync(settings.removeDir, stop)
     })
   }
 

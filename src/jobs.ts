@@ -5,11 +5,30 @@ import { native } from './native'
 import { ErrorCodes, fromNative } from './errors'
 
 type Progress = (done: number, total: number) => void
+type StopFlag = InstanceType<typeof native.StopFlag>
 
-/** What a native job is given: a progress callback that never throws, and the flag its signal sets. */
+/** What a native job is given: a progress callback that never throws, and its stop flag. */
 export interface JobHandles {
   onProgress: Progress | undefined
-  stop: InstanceType<typeof native.StopFlag> | undefined
+  stop: StopFlag
+}
+
+/**
+ * The flags of this thread's jobs on the pool. When the process exits, the
+ * event loop runs no more callbacks: each job is told, so none waits for
+ * its progress callback, and each stops at its next step instead of
+ * holding up the exit.
+ */
+const onPool = new Set<StopFlag>()
+let exitHookInstalled = false
+
+function running(stop: StopFlag): void {
+  onPool.add(stop)
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.once('exit', () => {
+    for (const flag of onPool) flag.exit()
+  })
 }
 
 /**
@@ -33,10 +52,10 @@ export function job(options: { onProgress?: Progress; signal?: AbortSignal }) {
           thrown = { error }
         }
       }),
-    stop: signal && new native.StopFlag(),
+    stop: new native.StopFlag(),
   }
-  const stop = () => handles.stop!.stop()
-  signal?.addEventListener('abort', stop, { once: true })
+  const abort = () => handles.stop.stop()
+  signal?.addEventListener('abort', abort, { once: true })
   const outcome = <T>(result: T): T => {
     if (thrown) throw thrown.error
     return result
@@ -45,9 +64,8 @@ export function job(options: { onProgress?: Progress; signal?: AbortSignal }) {
     if ((e as { code?: string })?.code === ErrorCodes.ABORTED && signal?.aborted) throw signal.reason
     throw fromNative(e)
   }
-  const done = () => signal?.removeEventListener('abort', stop)
+  const done = () => signal?.removeEventListener('abort', abort)
   return {
-    ...handles,
     /** Runs the job on this thread. */
     run<T>(work: (handles: JobHandles) => T): T {
       try {
@@ -60,11 +78,13 @@ export function job(options: { onProgress?: Progress; signal?: AbortSignal }) {
     },
     /** Awaits the job on the thread pool. */
     async runAsync<T>(work: (handles: JobHandles) => Promise<T>): Promise<T> {
+      running(handles.stop)
       try {
         return outcome(await work(handles))
       } catch (e) {
         return failure(e)
       } finally {
+        onPool.delete(handles.stop)
         done()
       }
     },

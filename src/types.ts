@@ -87,8 +87,8 @@ export interface ComputeOnceOptions {
    * rejects (a sync wrapper throws) with the signal's reason, and computes
    * nothing. It never interrupts a computation, and does not stop a call
    * that can take the lease itself. A sync wrapper's wait blocks the event
-   * loop, so there only a signal aborted before the call (or from another
-   * thread) stops it; use `timeout` to bound a sync wait.
+   * loop, so there only a signal aborted before the call stops it; use
+   * `timeout` to bound a sync wait.
    */
   signal?: AbortSignal
 }
@@ -176,9 +176,9 @@ export interface ListOptions {
   /** For an object store: called as the listing goes, `done` objects listed (and `total` 0 until known). */
   onProgress?: (done: number, total: number) => void
   /**
-   * Stops the work at its next step (a page listed, a batch removed, an
-   * entry checked); the call then throws, or its promise rejects, with
-   * `signal.reason`. What was done by then stays done.
+   * Stops an object store's listing before its next page; the call then
+   * throws, or its promise rejects, with `signal.reason`. A directory's
+   * listing is one step: the signal is checked before it starts.
    */
   signal?: AbortSignal
 }

@@ -17,7 +17,7 @@ use npy_format::Header;
 use crate::arrays::{array_buffer, array_object, exact_u64, max_external, ArrayLayout, JsBytes, POOL_FROM};
 use crate::errors::{Failure, Outcome};
 use crate::guard::{guarded, run};
-use crate::jobs::{with_progress, PoolCallback, PoolJob, PoolProgress, StopFlag};
+use crate::jobs::{with_progress, PoolCallback, PoolJob, StopFlag};
 use crate::memory::{self, ArrayMemory};
 
 /// What the caller says of a result it stores.
@@ -306,9 +306,9 @@ impl CacheDir {
 
     /// `clear` on the libuv pool.
     #[napi(catch_unwind, ts_return_type = "Promise<number>")]
-    pub fn clear_async(&self, remove_dir: bool) -> AsyncTask<PoolJob<u32>> {
+    pub fn clear_async(&self, remove_dir: bool, stop: Option<&StopFlag>) -> AsyncTask<PoolJob<u32>> {
         let store = self.store.clone();
-        PoolJob::new(move || store.clear(remove_dir).map(|r| r.removed_files as u32))
+        PoolJob::new(None, stop, move |_| store.clear(remove_dir).map(|r| r.removed_files as u32))
     }
 
     /// Turns the recording of hits as uses off or on: for the benchmark
@@ -353,9 +353,9 @@ impl CacheDir {
 
     /// `stats` on the libuv pool (it may wait for another process's write).
     #[napi(catch_unwind, ts_return_type = "Promise<CacheTotals>")]
-    pub fn stats_async(&self) -> AsyncTask<PoolJob<CacheTotals>> {
+    pub fn stats_async(&self, stop: Option<&StopFlag>) -> AsyncTask<PoolJob<CacheTotals>> {
         let store = self.store.clone();
-        PoolJob::new(move || store.stats().map(CacheTotals::from))
+        PoolJob::new(None, stop, move |_| store.stats().map(CacheTotals::from))
     }
 
     /// Every entry the index knows, most recently used first.
@@ -366,9 +366,9 @@ impl CacheDir {
 
     /// `entries` on the libuv pool.
     #[napi(catch_unwind, ts_return_type = "Promise<Array<IndexedEntry>>")]
-    pub fn entries_async(&self) -> AsyncTask<PoolJob<Vec<IndexedEntry>>> {
+    pub fn entries_async(&self, stop: Option<&StopFlag>) -> AsyncTask<PoolJob<Vec<IndexedEntry>>> {
         let store = self.store.clone();
-        PoolJob::new(move || store.entries().map(indexed_entries))
+        PoolJob::new(None, stop, move |_| store.entries().map(indexed_entries))
     }
 
     /// Reconciles the index with the files and removes entries until
@@ -397,8 +397,8 @@ impl CacheDir {
         stop: Option<&StopFlag>,
     ) -> Result<AsyncTask<PoolJob<PruneSummary>>> {
         let limits = run(env, || self.limits_or_own(limits))?;
-        let (store, progress) = (self.store.clone(), PoolProgress::new(on_progress, stop));
-        Ok(PoolJob::new(move || store.prune(&limits, &mut |d, t| progress.report(d, t)).map(PruneSummary::from)))
+        let store = self.store.clone();
+        Ok(PoolJob::new(on_progress, stop, move |p| store.prune(&limits, p).map(PruneSummary::from)))
     }
 
     /// Checks every entry completely (data included); with `remove`,
@@ -422,8 +422,8 @@ impl CacheDir {
         #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
         stop: Option<&StopFlag>,
     ) -> AsyncTask<PoolJob<VerifySummary>> {
-        let (store, progress) = (self.store.clone(), PoolProgress::new(on_progress, stop));
-        PoolJob::new(move || store.verify(remove, &mut |d, t| progress.report(d, t)).map(VerifySummary::from))
+        let store = self.store.clone();
+        PoolJob::new(on_progress, stop, move |p| store.verify(remove, p).map(VerifySummary::from))
     }
 
     fn limits_or_own(&self, limits: Option<CacheLimits>) -> Outcome<Limits> {

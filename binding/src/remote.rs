@@ -18,7 +18,7 @@ use crate::arrays::{ArrayLayout, JsBytes};
 use crate::cache_dir::{lookup_object, CacheLimits, CacheTotals, EntryArg, IndexedEntry, OwnedEntry};
 use crate::errors::{Failure, Outcome};
 use crate::guard::{guarded, run};
-use crate::jobs::{with_progress, PoolCallback, PoolJob, PoolProgress, StopFlag};
+use crate::jobs::{with_progress, PoolCallback, PoolJob, StopFlag};
 use crate::memory;
 
 /// Settings that override the standard environment's (`AWS_*`).
@@ -310,8 +310,8 @@ impl RemoteCache {
         #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
         stop: Option<&StopFlag>,
     ) -> AsyncTask<PoolJob<CacheTotals>> {
-        let (remote, progress) = (self.remote.clone(), PoolProgress::new(on_progress, stop));
-        PoolJob::new(move || remote.totals(&mut |d, t| progress.report(d, t)).map(|t| totals_with_counts(&remote, t)))
+        let remote = self.remote.clone();
+        PoolJob::new(on_progress, stop, move |p| remote.totals(p).map(|t| totals_with_counts(&remote, t)))
     }
 
     /// Every entry, most recently used first, with its function, dtype and shape.
@@ -332,8 +332,8 @@ impl RemoteCache {
         #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
         stop: Option<&StopFlag>,
     ) -> AsyncTask<PoolJob<Vec<IndexedEntry>>> {
-        let (remote, progress) = (self.remote.clone(), PoolProgress::new(on_progress, stop));
-        PoolJob::new(move || remote.entries(true, &mut |d, t| progress.report(d, t)).map(indexed_entries))
+        let remote = self.remote.clone();
+        PoolJob::new(on_progress, stop, move |p| remote.entries(true, p).map(indexed_entries))
     }
 
     #[napi(catch_unwind)]
@@ -358,8 +358,8 @@ impl RemoteCache {
         stop: Option<&StopFlag>,
     ) -> Result<AsyncTask<PoolJob<RemotePruneSummary>>> {
         let limits = run(env, || limits.into_limits())?;
-        let (remote, progress) = (self.remote.clone(), PoolProgress::new(on_progress, stop));
-        Ok(PoolJob::new(move || remote.prune(&limits, &mut |d, t| progress.report(d, t)).map(RemotePruneSummary::from)))
+        let remote = self.remote.clone();
+        Ok(PoolJob::new(on_progress, stop, move |p| remote.prune(&limits, p).map(RemotePruneSummary::from)))
     }
 
     /// Removes every object the cache wrote; returns how many.
@@ -380,8 +380,8 @@ impl RemoteCache {
         #[napi(ts_arg_type = "(done: number, total: number) => void")] on_progress: Option<PoolCallback>,
         stop: Option<&StopFlag>,
     ) -> AsyncTask<PoolJob<f64>> {
-        let (remote, progress) = (self.remote.clone(), PoolProgress::new(on_progress, stop));
-        PoolJob::new(move || remote.clear(&mut |d, t| progress.report(d, t)).map(|n| n as f64))
+        let remote = self.remote.clone();
+        PoolJob::new(on_progress, stop, move |p| remote.clear(p).map(|n| n as f64))
     }
 }
 

@@ -138,7 +138,7 @@ impl RemoteCache {
             while let Some(r) = block_on(fetches.next()) {
                 r?;
                 done += 1;
-                if progress(done, total).is_break() {
+                if progress(done, total).is_break() && done < total {
                     return Err(RemoteError::Stopped);
                 }
             }
@@ -231,7 +231,8 @@ impl RemoteCache {
                 Err(e) => return Err(self.err("remove entries")(e)),
             }
             done += 1;
-            if (done % 1000 == 0 || done == total) && progress(done, total).is_break() {
+            // Deletes already sent (S3: up to 20 requests of 1,000) finish all the same.
+            if (done % 1000 == 0 || done == total) && progress(done, total).is_break() && done < total {
                 return Err(RemoteError::Stopped);
             }
         }

@@ -437,13 +437,14 @@ impl Bookkeeper {
         drop(book);
         // The index is not locked while `progress` runs: it may call back into this cache.
         let total = victims.len() as u64;
-        if progress(0, total).is_break() {
+        // A stop asked for at the last report comes too late to spare anything: the prune is done.
+        if progress(0, total).is_break() && total > 0 {
             return Err(StoreError::Stopped);
         }
         for batch in victims.chunks(REMOVE_BATCH) {
             report.removed_bytes += self.remove_in(&mut self.book(), batch)?;
             report.removed_entries += batch.len() as u64;
-            if progress(report.removed_entries, total).is_break() {
+            if progress(report.removed_entries, total).is_break() && report.removed_entries < total {
                 return Err(StoreError::Stopped);
             }
         }

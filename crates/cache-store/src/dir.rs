@@ -197,7 +197,7 @@ impl CacheDir {
         let keys = self.files.keys_on_disk()?;
         let mut report = VerifyReport::default();
         let total = keys.len() as u64;
-        if progress(0, total).is_break() {
+        if progress(0, total).is_break() && total > 0 {
             return Err(StoreError::Stopped);
         }
         for (done, key) in keys.iter().enumerate() {
@@ -217,7 +217,8 @@ impl CacheDir {
                 }
                 Checked::NotAnEntry => {}
             }
-            if progress(done as u64 + 1, total).is_break() {
+            // Past the last entry, a stop has nothing left to spare.
+            if progress(done as u64 + 1, total).is_break() && done as u64 + 1 < total {
                 return Err(StoreError::Stopped);
             }
         }

@@ -38,8 +38,10 @@ pub use fs_kind::is_network_fs;
 pub use host::tag as host_tag;
 pub use layout::{is_cache_file_name, is_key, marks_a_cache, INDEX_FILE};
 pub use lease::{Claim, Lease, DEFAULT_STALE_AFTER, MIN_STALE_AFTER};
-/// A long job's progress callback: called with `(done, total)` between
-/// steps; `Break` stops the job there (it then fails with its `Stopped` error).
+/// A long job's progress callback: called with `(done, total)` after each
+/// step; `Break` stops the job before its next one (it then fails with its
+/// `Stopped` error). A `Break` after the last step stops nothing: the job
+/// is done, and returns as usual.
 pub type Progress<'a> = dyn FnMut(u64, u64) -> std::ops::ControlFlow<()> + 'a;
 
 pub use record::{data_digest, Digest, EntryRecord, NewEntry, RecordProblem, ResultForm, FORMAT, VERIFY_DATA_UP_TO};
