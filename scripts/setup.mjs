@@ -1,8 +1,8 @@
 // Makes a fresh clone ready: npm packages, the native addon, the TS build,
 // and (with --python) what the tests and benchmark need besides: a
 // virtualenv with NumPy and boto3, and the S3 server versitygw; (with
-// --cross) what the registry test needs: qemu-aarch64 with arm64's C
-// library from Debian, and the linux-arm64-gnu binary.
+// --cross) what the registry test needs: qemu-aarch64 with arm64's C and
+// C++ libraries from Debian, and the linux-arm64-gnu binary.
 // Each step is cheap when already done, so every npm script can run it.
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -45,6 +45,8 @@ if (process.argv.includes('--cross')) {
   const needed = [
     ['qemu-aarch64', 'qemu-user'],
     ['/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1', 'libc6-arm64-cross'],
+    // The arm64 Node the registry test runs under qemu links libstdc++ (and, through it, libgcc_s).
+    ['/usr/aarch64-linux-gnu/lib/libstdc++.so.6', 'libstdc++6-arm64-cross'],
     ['readelf', 'binutils'],
     ['file', 'file'],
   ].filter(([probe]) => !(probe.startsWith('/') ? existsSync(probe) : quiet('sh', ['-c', `command -v ${probe}`])))
