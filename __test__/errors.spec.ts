@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ErrorCodes, NumpyFuncCache, readNpy, writeNpy } from '../dist'
+import { nativeCall } from '../dist/errors'
 import { runPython, tempDir } from './helpers'
 import { onlyEntry } from './entries'
 
@@ -33,9 +34,9 @@ test('bad arguments and options are TypeErrors or RangeErrors with ERR_NFC_INVAL
 test('the binding converts limits exactly: a count that is not whole is refused, not truncated', (t) => {
   const dir = tempDir(t)
   for (const limits of [{ maxEntries: 2.5 }, { maxBytes: 1e3 + 0.5 }, { maxEntries: -1 }]) {
-    t.throws(() => new native.CacheDir(dir, { limits }), { instanceOf: TypeError, code: ErrorCodes.INVALID_ARG }, JSON.stringify(limits))
+    t.throws(() => nativeCall(() => new native.Cache(dir, { limits })), { instanceOf: TypeError, code: ErrorCodes.INVALID_ARG }, JSON.stringify(limits))
   }
-  t.notThrows(() => new native.CacheDir(dir, { limits: { maxEntries: 3, maxBytes: Infinity, maxAge: 0.5 } }))
+  t.notThrows(() => new native.Cache(dir, { limits: { maxEntries: 3, maxBytes: Infinity, maxAge: 0.5 } }))
 })
 
 test('arguments a key cannot hold and results that cannot be cached have their own codes', async (t) => {

@@ -22,30 +22,73 @@ export type TypedArray =
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** A cache directory: entries stored atomically, loaded with validation. */
-export declare class CacheDir {
-  /** Errors if the path exists and is not a directory; creates nothing. */
-  constructor(path: string, options?: CacheDirOptions | undefined | null)
-  load(key: string): { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }
+/** A cache location. */
+export declare class Cache {
   /**
-   * `load` building no objects, for the sync wrapper's hits: a hit
-   * returns the ArrayBuffer and describes it in `meta` (`describe_hit`);
-   * a miss returns undefined, a damaged entry its error.
+   * Opens `location`: a directory (made on the first store) or an
+   * object-store location (`s3://bucket/prefix`, `gs://`, `az://`).
+   * Makes no request and creates nothing.
    */
-  loadLean(key: string, meta: Float64Array): ArrayBuffer | undefined | (Error & { code: string })
-  /** `load`, on the libuv thread pool when the entry is large (else here). */
-  loadAsync(key: string): Promise<{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }> | { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }
-  store(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): void
+  constructor(location: string, options?: CacheOptions | undefined | null)
+  /** The directory, absolute, or the store's URL. */
+  get location(): string
   /**
-   * `store`, on the libuv thread pool when the data is large (else
-   * here). The caller keeps `data` referenced and unchanged until the
-   * promise settles.
+   * Loads the entry of `key`, on this thread. A hit with nothing noticed
+   * returns its ArrayBuffer and writes the rest into `meta` (see
+   * `describe_hit`), building no objects; a miss with nothing noticed
+   * returns null; anything else, the whole `Loaded`.
    */
-  storeAsync(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): Promise<void> | void
-  /** Removes what the cache wrote; returns how many files. */
-  clear(removeDir: boolean): number
-  /** `clear` on the libuv pool. */
-  clearAsync(removeDir: boolean, stop?: StopFlag | undefined | null): Promise<number>
+  load(key: string, meta: Float64Array): ArrayBuffer | null | Loaded
+  /** `load`, on the cache's runtime. */
+  loadAsync(key: string): Promise<Loaded>
+  /** Stores the entry of `key` (create-only). */
+  store(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): StoreOutcome
+  /**
+   * `store`, on the cache's runtime. The caller keeps `data` referenced
+   * and unchanged until the promise settles.
+   */
+  storeAsync(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): Promise<StoreOutcome>
+  /** Whether a load of `key` would hit now, without loading or counting it. */
+  has(key: string): Answer
+  hasAsync(key: string): Promise<Answer>
+  /** Removes the entry of `key` (from every tier); says whether there was one. */
+  remove(key: string): Answer
+  removeAsync(key: string): Promise<Answer>
+  /** Removes every entry of the function named `name` (from every tier). */
+  removeFunction(name: string, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): RemovedKeys
+  removeFunctionAsync(name: string, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<RemovedKeys>
+  /**
+   * Takes the compute-once lease of `key`, or says who holds it, or that
+   * none can be taken now.
+   */
+  claim(key: string, staleAfterMs: number): ComputeLease | LeaseHolder | NoLease
+  claimAsync(key: string, staleAfterMs: number): Promise<ComputeLease | LeaseHolder | NoLease>
+  /** Entries, bytes, hits and misses. */
+  stats(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): Totals
+  statsAsync(onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<Totals>
+  /** Every entry, most recently used first. */
+  entries(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): Array<EntryRow>
+  entriesAsync(onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<Array<EntryRow>>
+  /**
+   * Removes expired entries, then the least recently used until `limits`
+   * hold (the cache's own when omitted), and leftovers.
+   */
+  prune(limits?: LimitsArg | undefined | null, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): PruneSummary
+  pruneAsync(limits?: LimitsArg | undefined | null, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<PruneSummary>
+  /** Checks every entry completely; with `remove`, removes the damaged ones. */
+  verify(remove: boolean, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): VerifySummary
+  verifyAsync(remove: boolean, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<VerifySummary>
+  /** Removes what the cache wrote; with `removeDir`, then the directory. */
+  clear(removeDir: boolean, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): ClearSummary
+  clearAsync(removeDir: boolean, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<ClearSummary>
+  /**
+   * Writes uses and counts held in memory where other processes see
+   * them, waiting for another process's transaction at most `waitMs`
+   * (0: not at all; omitted: as long as any write).
+   */
+  flush(waitMs?: number | undefined | null): void
+  /** Flushes and lets go of handles (the index's); a later call reopens them. */
+  close(): void
   /**
    * Turns the recording of hits as uses off or on: for the benchmark
    * that measures what recording costs. Not part of the public API.
@@ -56,93 +99,10 @@ export declare class CacheDir {
    * sleeping. Not part of the public API.
    */
   advanceClock(ms: number): void
-  /**
-   * Writes uses and hit/miss counts held in memory to the index, waiting
-   * for another process's transaction at most `waitMs` (0: not at all;
-   * omitted: as long as any write).
-   */
-  flush(waitMs?: number | undefined | null): void
-  /** Writes pending uses and closes the index (its handles); a later call reopens it. */
-  close(): void
-  stats(): CacheTotals
-  /** `stats` on the libuv pool (it may wait for another process's write). */
-  statsAsync(stop?: StopFlag | undefined | null): Promise<CacheTotals>
-  /** Every entry the index knows, most recently used first. */
-  entries(): Array<IndexedEntry>
-  /** `entries` on the libuv pool. */
-  entriesAsync(stop?: StopFlag | undefined | null): Promise<Array<IndexedEntry>>
-  /**
-   * Reconciles the index with the files and removes entries until
-   * `limits` hold (the cache's own limits when omitted); stops at a
-   * batch of removals once `stop` is set.
-   */
-  prune(limits?: CacheLimits | undefined | null, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): PruneSummary
-  /** `prune` on the libuv pool. */
-  pruneAsync(limits?: CacheLimits | undefined | null, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<PruneSummary>
-  /**
-   * Checks every entry completely (data included); with `remove`,
-   * removes the damaged ones; stops at an entry once `stop` is set.
-   */
-  verify(remove: boolean, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): VerifySummary
-  /** `verify` on the libuv pool. */
-  verifyAsync(remove: boolean, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<VerifySummary>
-  /** Removes the entry of `key`; says whether there was one. */
-  remove(key: string): boolean
-  /** Whether a load of `key` would find an entry, without loading or counting it. */
-  contains(key: string): boolean
-  /**
-   * Takes the compute-once lease of `key`, or says who holds it: its
-   * `host pid`, and whether that is this process.
-   */
-  claim(key: string, staleAfterMs: number): ComputeLease | LeaseHolder
 }
 
 /** A held compute-once lease; `release` gives it up (also done when collected). */
 export declare class ComputeLease {
-  release(): void
-}
-
-/** An object-store location used as a cache. */
-export declare class RemoteCache {
-  /** Opens `location` (`s3://bucket/prefix`, `gs://...`, `az://...`); makes no request. */
-  constructor(location: string, settings?: RemoteSettings | undefined | null)
-  load(key: string): { status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }
-  loadAsync(key: string): Promise<{ status: 'hit'; class: string; result: 'typedarray' | 'ndarray'; array: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean } } | { status: 'miss' } | { status: 'damaged'; error: Error & { code: string } }>
-  /**
-   * Publishes the entry; true if this call published it, false if
-   * another writer's entry was there first.
-   */
-  store(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): boolean
-  /**
-   * `store` on the libuv pool. The caller keeps `data` referenced and
-   * unchanged until the promise settles.
-   */
-  storeAsync(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): Promise<boolean>
-  contains(key: string): boolean
-  remove(key: string): boolean
-  /** Takes the compute-once lease of `key`, or says who holds it. */
-  claim(key: string, staleAfterMs: number): RemoteComputeLease | { holder: string; thisProcess: boolean }
-  /** `claim` on the libuv pool. */
-  claimAsync(key: string, staleAfterMs: number): Promise<RemoteComputeLease | { holder: string; thisProcess: boolean }>
-  /** Entries and bytes from a listing; hits and misses of this process. */
-  stats(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): CacheTotals
-  /** `stats` on the libuv pool. */
-  statsAsync(onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<CacheTotals>
-  /** Every entry, most recently used first, with its function, dtype and shape. */
-  entries(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): Array<IndexedEntry>
-  /** `entries` on the libuv pool. */
-  entriesAsync(onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<Array<IndexedEntry>>
-  prune(limits: CacheLimits, onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): RemotePruneSummary
-  /** `prune` on the libuv pool. */
-  pruneAsync(limits: CacheLimits, onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<RemotePruneSummary>
-  /** Removes every object the cache wrote; returns how many. */
-  clear(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): number
-  /** `clear` on the libuv pool. */
-  clearAsync(onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<number>
-}
-
-/** A held compute-once lease in the object store; `release` gives it up. */
-export declare class RemoteComputeLease {
   release(): void
 }
 
@@ -158,6 +118,12 @@ export declare class StopFlag {
   exit(): void
 }
 
+/** A yes or no, and what finding it noticed (`has`, `remove`). */
+export interface Answer {
+  yes: boolean
+  notes: Array<Note>
+}
+
 /** How an array's data is laid out: what the `.npy` header says. */
 export interface ArrayLayout {
   shape: Array<number>
@@ -166,29 +132,17 @@ export interface ArrayLayout {
   fortranOrder: boolean
 }
 
-export interface CacheDirOptions {
+/** How to open a cache location. */
+export interface CacheOptions {
   /** Hits are memory-mapped where the data can be used in place. */
-  map?: boolean
-  limits?: CacheLimits
-  /** Every load checks all its data against its digest, not just small data. */
+  mmap?: boolean
+  /** Every load checks all its data against its digest. */
   verify?: boolean
-}
-
-/**
- * Limits as JS numbers: bytes, entries, milliseconds; omitted or
- * `Infinity` for none.
- */
-export interface CacheLimits {
-  maxBytes?: number
-  maxEntries?: number
-  maxAge?: number
-}
-
-export interface CacheTotals {
-  entries: number
-  bytes: number
-  hits: number
-  misses: number
+  limits?: LimitsArg
+  /** For an object-store location: a local directory in front of it. */
+  localDir?: string
+  /** For an object-store location: settings over the environment's. */
+  remote?: RemoteOptions
 }
 
 /** One typed-array class. */
@@ -199,6 +153,12 @@ export interface ClassInfo {
 }
 
 export declare function classTable(): Array<ClassInfo>
+
+export interface ClearSummary {
+  /** Files or objects removed. */
+  removed: number
+  removedDir: boolean
+}
 
 export interface DamagedEntry {
   key: string
@@ -214,6 +174,8 @@ export interface Defaults {
   staleAfterMs: number
   /** The least `computeOnce.staleAfter` (the lease is refreshed every quarter of it). */
   minStaleAfterMs: number
+  /** The most a lease is taken to promise: past it, any lease is broken. */
+  maxStaleAfterMs: number
   /** How often uses recorded in memory are written to the index. */
   flushEveryMs: number
   /** The most dimensions an array may have (NumPy reads no more). */
@@ -242,9 +204,36 @@ export declare function dtypeTable(): Array<DtypeInfo>
 export interface EntryArg {
   /** The cached function's name. */
   function: string
-  result: 'typedarray' | 'ndarray'
+  result: ResultForm
   /** The typed-array class the result came in, e.g. `'Float64Array'`. */
   class: string
+}
+
+/** An entry as a listing sees it; times in milliseconds since the epoch. */
+export interface EntryRow {
+  key: string
+  /** The function that computed it ("" when it could not be read). */
+  function: string
+  dtype: string
+  shape: Array<number>
+  bytes: number
+  created: number
+  lastUsed: number
+}
+
+/** What kind of failure: `cache_core::ErrorKind`, and a panic caught. */
+export type ErrorKind = 'invalidArgument' | 'notADirectory' | 'io' | 'badNpy' | 'unsupportedDtype' | 'damaged' | 'notEmpty' | 'index' | 'unavailable' | 'denied' | 'stopped' | 'panic'
+
+/** A failure of the core, as data. */
+export interface Failure {
+  kind: ErrorKind
+  message: string
+  /** The file it is about. */
+  path?: string
+  /** The object-store URL it is about. */
+  url?: string
+  /** The OS's error number (negative, as Node gives it), when a system call failed. */
+  errno?: number
 }
 
 /**
@@ -260,26 +249,66 @@ export declare function hashKey(structure: Uint8Array, buffers: Array<TypedArray
  */
 export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<TypedArray>, offsets: Array<number>): Promise<string> | string
 
+/** A hit: the array, and the class and form it is loaded back as. */
+export interface Hit {
+  array: LoadedValue
+  class: string
+  result: ResultForm
+}
+
 /**
  * This host's tag, as temporary file names and leases carry it (for this
  * package's tests, which plant such files). Not part of the public API.
  */
 export declare function hostTag(): string
 
-/** An index row; times in milliseconds since the epoch (fractional). */
-export interface IndexedEntry {
-  key: string
-  function: string
-  dtype: string
-  shape: Array<number>
-  bytes: number
-  created: number
-  lastUsed: number
-}
+/**
+ * Whether `s` is a cache key as entries and the CLI write it: 64
+ * lower-case hex digits.
+ */
+export declare function isKey(s: string): boolean
 
+/** Whether `s` could begin a cache key: 1 to 64 lower-case hex digits. */
+export declare function isKeyPrefix(s: string): boolean
+
+/**
+ * Whether `location` names an object store (`s3://`, `gs://`, `az://`)
+ * rather than a directory.
+ */
+export declare function isStoreLocation(location: string): boolean
+
+/** Who holds a lease another process (or this one) took. */
 export interface LeaseHolder {
+  /** `<host tag> <pid>`. */
   holder: string
   thisProcess: boolean
+}
+
+/**
+ * Limits as JS numbers: bytes, entries, milliseconds; omitted or
+ * `Infinity` for none.
+ */
+export interface LimitsArg {
+  maxBytes?: number
+  maxEntries?: number
+  maxAge?: number
+}
+
+/** What a load found: a hit or not, and what it noticed. */
+export interface Loaded {
+  hit?: Hit
+  notes: Array<Note>
+}
+
+/** An array as a load or `readNpy` gives it: its memory and its header. */
+export interface LoadedValue {
+  buffer: ArrayBuffer
+  shape: Array<number>
+  /** NumPy's descr in native order, e.g. `'<f8'`. */
+  dtype: string
+  fortranOrder: boolean
+  /** Over a memory map of its file, not memory of its own. */
+  mapped: boolean
 }
 
 /**
@@ -302,12 +331,28 @@ export interface MemoryStats {
   externalBytes: number
 }
 
+/** No lease can be taken now (links refused, the store down): compute without one. */
+export interface NoLease {
+  reason: Failure
+}
+
+/** Something an operation noticed and got past. */
+export interface Note {
+  kind: NoteKind
+  /** Which tier: its location, or "the local tier of <location>". */
+  tier: string
+  failure: Failure
+}
+
+/** What happened beside an operation's result. */
+export type NoteKind = 'damaged' | 'unavailable' | 'storeFailed'
+
 /**
- * Panics on purpose, on the JS thread or (with `onPool`) on the libuv
- * pool, so tests can prove a panic in the core reaches JS as an Error
- * instead of aborting the process. Not part of the public API.
+ * Panics on purpose, on the JS thread or (with `onRuntime`) on the
+ * cache's runtime, so tests can prove a panic in the core reaches JS as
+ * an Error instead of aborting the process. Not part of the public API.
  */
-export declare function panicForTests(onPool: boolean): Promise<void> | void
+export declare function panicForTests(onRuntime: boolean): Promise<undefined> | undefined
 
 export interface PruneSummary {
   removedEntries: number
@@ -320,35 +365,64 @@ export interface PruneSummary {
 }
 
 /** Reads a .npy file into a fresh buffer (one copy, from the kernel). */
-export declare function readNpyFile(path: string): { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean; mapped: boolean }
+export declare function readNpyFile(path: string): LoadedValue
 
-export interface RemotePruneSummary {
-  removedEntries: number
-  removedBytes: number
-  removedLeftovers: number
-  entries: number
-  bytes: number
-}
-
-/** Settings that override the standard environment's (`AWS_*`). */
-export interface RemoteSettings {
+/**
+ * Settings of an object-store location that override the standard
+ * environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+ * `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`).
+ */
+export interface RemoteOptions {
+  /** e.g. `'http://127.0.0.1:7070'` for an S3-compatible server; for `az://`, the account's URL (`'http://127.0.0.1:10000/devstoreaccount1'`). */
   endpoint?: string
   region?: string
   accessKeyId?: string
   secretAccessKey?: string
   sessionToken?: string
+  /** Allow a plain-HTTP endpoint (default: `AWS_ALLOW_HTTP`, else false). */
   allowHttp?: boolean
-  timeoutMs?: number
+  /** One request's time limit, in milliseconds (default 60000). */
+  requestTimeout?: number
+  /** Retries of a failed request (connection errors, timeouts, 5xx, throttling), with exponential backoff (default 5). */
   maxRetries?: number
-  retryTimeoutMs?: number
-  /** Objects larger than this many bytes are uploaded in parts. */
+  /** No retry starts later than this many milliseconds after the first attempt (default 30000). */
+  retryTimeout?: number
+  /** Objects larger than this many bytes are uploaded in parts, 8 at a time (default 64 MiB on S3; at most 5 GiB, its largest single PUT; on GCS and Azure one PUT up to 5 GiB and 5000 MiB). */
   multipartFrom?: number
-  /** The size of each ranged GET and upload part. */
+  /** Bytes per ranged GET and per upload part (default 16 MiB, at least 1 MiB). */
   partSize?: number
 }
 
+/** The keys a removal removed, and what it noticed. */
+export interface RemovedKeys {
+  keys: Array<string>
+  notes: Array<Note>
+}
+
+/** The form a result had, and is loaded back in. */
+export type ResultForm = 'typedarray' | 'ndarray'
+
 /** Tells the binding the runtime's Buffer size limit. */
 export declare function setMaxExternalLength(bytes: number): void
+
+/** What a store did, and what it noticed. */
+export interface StoreOutcome {
+  /** This store published the entry (not another writer, and it did not fail). */
+  published: boolean
+  /** Least recently used entries evicted after it, to keep the limits. */
+  evicted: number
+  notes: Array<Note>
+}
+
+/** The schemes of object-store locations this build opens, e.g. `'s3'`. */
+export declare function storeSchemes(): Array<string>
+
+export interface Totals {
+  entries: number
+  bytes: number
+  hits: number
+  misses: number
+}
 
 export interface VerifySummary {
   checked: number

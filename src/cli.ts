@@ -11,7 +11,6 @@ import type { CacheStats, PruneReport, ResolvedLimits, VerifyReport } from './ty
 import { native } from './native'
 import { dtypeName } from './dtypes'
 import { AGE_FORMS, SIZE_FORMS, parseAge, parseSize } from './units'
-import { isRemoteLocation } from './options'
 
 
 /**
@@ -20,7 +19,7 @@ import { isRemoteLocation } from './options'
  */
 function openCache(dir: string): NumpyFuncCache | null {
   // An object store has no directory to look at: its listing shows only the cache's own objects.
-  if (isRemoteLocation(dir)) return new NumpyFuncCache(dir)
+  if (native.isStoreLocation(dir)) return new NumpyFuncCache(dir)
   let isDir: boolean
   try {
     isDir = statSync(dir).isDirectory()
@@ -256,7 +255,7 @@ function rm(dir: string, keys: string[], opts: JsonOption & { function?: string 
   const entries = cache?.entries() ?? []
   const chosen = new Set<string>()
   for (const given of keys) {
-    if (!/^[0-9a-f]{6,64}$/.test(given)) throw new Error(`${given} is not a key: 6 to 64 lower-case hex digits, as ls shows them`)
+    if (given.length < 6 || !native.isKeyPrefix(given)) throw new Error(`${given} is not a key: 6 to 64 lower-case hex digits, as ls shows them`)
     const matches = entries.filter((e) => e.key.startsWith(given))
     if (matches.length === 0) throw new Error(`no entry has a key starting with ${given} in ${dir}`)
     if (matches.length > 1) throw new Error(`${given} starts ${matches.length} keys in ${dir}: give more digits`)

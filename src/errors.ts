@@ -1,8 +1,10 @@
 // Errors a program can branch on: every error the package throws or emits
-// has a stable `code` (listed in the README). Errors from the native core
-// arrive with their code, `path` and the OS's `errno`; here they get the
-// OS's own code name too (`osCode: 'ENOSPC'`).
+// has a stable `code` (listed in the README). Failures of the native core
+// arrive with their kind, `path` or `url` and the OS's `errno`; here they
+// get their code from the kind, and the OS's own code name too
+// (`osCode: 'ENOSPC'`).
 import { getSystemErrorName } from 'node:util'
+import type { ErrorKind, Failure } from '../binding/index'
 
 export const ErrorCodes = {
   /** An argument or option of the wrong type or out of range (a TypeError or RangeError). */
@@ -50,6 +52,24 @@ export interface NumpyFuncCacheError extends Error {
   osCode?: string
   /** The file concerned, when there is one. */
   path?: string
+  /** The object-store URL concerned (an object's, or the location's), when there is one. */
+  url?: string
+}
+
+/** The code of each kind of failure of the native core. */
+const CODE_OF_KIND: Record<ErrorKind, ErrorCode> = {
+  invalidArgument: ErrorCodes.INVALID_ARG,
+  notADirectory: ErrorCodes.NOT_A_DIRECTORY,
+  io: ErrorCodes.IO,
+  badNpy: ErrorCodes.BAD_NPY,
+  unsupportedDtype: ErrorCodes.UNSUPPORTED_DTYPE,
+  damaged: ErrorCodes.DAMAGED_ENTRY,
+  notEmpty: ErrorCodes.NOT_EMPTY,
+  index: ErrorCodes.INDEX,
+  unavailable: ErrorCodes.REMOTE_UNAVAILABLE,
+  denied: ErrorCodes.REMOTE_DENIED,
+  stopped: ErrorCodes.ABORTED,
+  panic: ErrorCodes.PANIC,
 }
 
 type ErrorClass = ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor
@@ -62,10 +82,16 @@ export function codedError(Class: ErrorClass, code: ErrorCode, message: string, 
 export const invalidArg = (message: string) => codedError(TypeError, ErrorCodes.INVALID_ARG, message)
 export const outOfRange = (message: string) => codedError(RangeError, ErrorCodes.INVALID_ARG, message)
 
-/** Adds the OS's code name to an error from the native core (others pass unchanged). */
+/**
+ * An error thrown by the native core with its public code (from its kind)
+ * and the OS's code name; any other value passes unchanged.
+ */
 export function fromNative(e: unknown): unknown {
-  const err = e as { errno?: unknown; osCode?: string }
-  if (typeof err?.errno === 'number' && err.osCode === undefined) {
+  const err = e as { kind?: ErrorKind; code?: string; errno?: unknown; osCode?: string } | null
+  if (typeof err !== 'object' || err === null || err.kind === undefined || !(err.kind in CODE_OF_KIND)) return e
+  err.code = CODE_OF_KIND[err.kind]
+  delete err.kind
+  if (typeof err.errno === 'number' && err.osCode === undefined) {
     try {
       err.osCode = getSystemErrorName(err.errno)
     } catch {
@@ -73,6 +99,14 @@ export function fromNative(e: unknown): unknown {
     }
   }
   return e
+}
+
+/** The error of a failure the native core reported as data (in a note). */
+export function errorOf(failure: Failure): NumpyFuncCacheError {
+  const Class = failure.kind === 'invalidArgument' ? TypeError : Error
+  const { message, ...rest } = failure
+  const given = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
+  return fromNative(Object.assign(new Class(message), given)) as NumpyFuncCacheError
 }
 
 /** Runs a call into the native core, giving its errors their OS code names. */

@@ -61,8 +61,9 @@ export function job(options: { onProgress?: Progress; signal?: AbortSignal }) {
     return result
   }
   const failure = (e: unknown): never => {
-    if ((e as { code?: string })?.code === ErrorCodes.ABORTED && signal?.aborted) throw signal.reason
-    throw fromNative(e)
+    const error = fromNative(e)
+    if ((error as { code?: string } | null)?.code === ErrorCodes.ABORTED && signal?.aborted) throw signal.reason
+    throw error
   }
   const done = () => signal?.removeEventListener('abort', abort)
   return {

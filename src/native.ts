@@ -3,6 +3,7 @@
 // platform that is.
 import { constants } from 'node:buffer'
 import type * as Native from '../binding/index'
+import type { Loaded } from '../binding/index'
 import { ErrorCodes, codedError } from './errors'
 
 /** napi's name of this platform, as the platform packages are named: `linux-x64-gnu`. */
@@ -70,34 +71,27 @@ function load(): typeof Native {
 export const native = load()
 native.setMaxExternalLength(constants.MAX_LENGTH)
 
-export type NativeCacheDir = InstanceType<typeof native.CacheDir>
-export type NativeRemote = InstanceType<typeof native.RemoteCache>
-/** What a lookup of an entry finds. */
-export type Lookup = ReturnType<NativeCacheDir['load']>
-/** An array as the core hands it over: its bytes and what its header says. */
-export type RawArray = ReturnType<typeof native.readNpyFile>
+export type NativeCache = InstanceType<typeof native.Cache>
+export type { Failure, Hit, Loaded, Note } from '../binding/index'
 
 const CLASS_NAMES = native.classTable().map((c) => c.name)
 const DTYPE_DESCRS = native.dtypeTable().map((d) => d.descr)
-/** Where `loadLean` describes a hit: six numbers, then the dimensions. */
+/** Where `load` describes a hit: six numbers, then the dimensions. */
 const META = new Float64Array(6 + native.defaults().maxDims)
-const MISS: Lookup = { status: 'miss' }
+const MISS: Loaded = { notes: [] }
 
 /**
- * `dir.load(key)` through the binding's lean protocol, which builds no
- * objects on the native side: the cheapest hit (the sync wrapper's path).
+ * `cache.load(key)` on this thread, through the binding's lean protocol,
+ * which builds no objects for a plain hit or miss: the cheapest hit (the
+ * sync wrapper's path).
  */
-export function loadLean(dir: NativeCacheDir, key: string): Lookup {
-  const found = dir.loadLean(key, META)
-  if (found === undefined) return MISS
-  if (!(found instanceof ArrayBuffer)) return { status: 'damaged', error: found }
+export function loadNow(cache: NativeCache, key: string): Loaded {
+  const found = cache.load(key, META)
+  if (found === null) return MISS
+  if (!(found instanceof ArrayBuffer)) return found
   const ndim = META[5]
   const shape = new Array<number>(ndim)
   for (let i = 0; i < ndim; i++) shape[i] = META[6 + i]!
-  return {
-    status: 'hit',
-    class: CLASS_NAMES[META[0]],
-    result: META[2] === 1 ? 'ndarray' : 'typedarray',
-    array: { buffer: found, shape, dtype: DTYPE_DESCRS[META[1]], fortranOrder: META[3] === 1, mapped: META[4] === 1 },
-  }
+  const array = { buffer: found, shape, dtype: DTYPE_DESCRS[META[1]], fortranOrder: META[3] === 1, mapped: META[4] === 1 }
+  return { hit: { array, class: CLASS_NAMES[META[0]], result: META[2] === 1 ? 'ndarray' : 'typedarray' }, notes: [] }
 }

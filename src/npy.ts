@@ -14,7 +14,7 @@ import {
 } from './dtypes'
 import { describe } from './describe'
 import { type ErrorCode, ErrorCodes, codedError, invalidArg, nativeCall } from './errors'
-import { pathOf } from './options'
+import { pathOf } from './paths'
 
 /** An array read from a .npy file. */
 export interface NpyArray<T extends TypedArray = TypedArray> {

@@ -1,13 +1,12 @@
 // Every option of the public API is checked here, once, with the messages
 // users see; the results are what the cache and the binding act on. The
 // defaults and bounds the core sets (staleAfter) come from the core.
-import { homedir } from 'node:os'
-import { isAbsolute, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { types } from 'node:util'
 import { native } from './native'
+import type { CacheOptions } from '../binding/index'
 import { describe } from './describe'
 import { invalidArg, outOfRange } from './errors'
+import { defaultCacheDir, pathOf } from './paths'
 import { AGE_FORMS, SIZE_FORMS, parseAge, parseSize } from './units'
 import type {
   CachedFunctionOptions,
@@ -100,120 +99,65 @@ function computeOnceOf(value: unknown, where: string): ComputeOnce | undefined {
   const timeout = optionOf<number>(opts, 'timeout', 'number', inner) ?? Infinity
   const staleAfter = optionOf<number>(opts, 'staleAfter', 'number', inner) ?? DEFAULTS.staleAfterMs
   if (!(timeout >= 0)) throw outOfRange(`${inner}.timeout must be a non-negative number, got ${timeout}`)
-  if (!(staleAfter >= DEFAULTS.minStaleAfterMs) || !Number.isFinite(staleAfter)) {
+  if (!(staleAfter >= DEFAULTS.minStaleAfterMs && staleAfter <= DEFAULTS.maxStaleAfterMs)) {
     throw outOfRange(
-      `${inner}.staleAfter must be a finite number of milliseconds, at least ${DEFAULTS.minStaleAfterMs}, got ${staleAfter}`,
+      `${inner}.staleAfter must be a number of milliseconds from ${DEFAULTS.minStaleAfterMs} to ${DEFAULTS.maxStaleAfterMs} (a day), got ${staleAfter}`,
     )
   }
   return { timeout, staleAfter, signal }
 }
 
 export interface CacheSettings {
-  path: string
-  mmap: boolean
-  verify: boolean
-  limits: ResolvedLimits
+  /** The location as given (a directory, or an object-store URL); the binding resolves it. */
+  location: string
+  /** What the binding opens it with. */
+  options: CacheOptions
   computeOnce: ComputeOnce | undefined
-  /** For an object-store location: its settings, and the local tier's directory if any. */
-  remote?: { settings: RemoteSettings; localDir: string | undefined }
 }
 
-/** What the binding takes to open an object store. */
-export type RemoteSettings = ConstructorParameters<typeof native.RemoteCache>[1] & object
-
-/** Whether `path` names an object store (`s3://`, `gs://`, `az://`) rather than a directory. */
-export function isRemoteLocation(path: string): boolean {
-  return /^(s3|gs|az):\/\//.test(path)
+/** The type of each remote setting; every one of `RemoteOptions`' keys must be here. */
+const REMOTE_OPTION_TYPES: { [K in keyof Required<RemoteOptions>]: 'string' | 'boolean' | 'number' | 'count' } = {
+  endpoint: 'string',
+  region: 'string',
+  accessKeyId: 'string',
+  secretAccessKey: 'string',
+  sessionToken: 'string',
+  allowHttp: 'boolean',
+  requestTimeout: 'number',
+  maxRetries: 'count',
+  retryTimeout: 'number',
+  multipartFrom: 'number',
+  partSize: 'number',
 }
 
-const REMOTE_OPTIONS = [
-  'endpoint',
-  'region',
-  'accessKeyId',
-  'secretAccessKey',
-  'sessionToken',
-  'allowHttp',
-  'requestTimeout',
-  'maxRetries',
-  'retryTimeout',
-  'multipartFrom',
-  'partSize',
-] as const satisfies readonly (keyof RemoteOptions)[]
-
-function remoteSettingsOf(value: unknown, where: string): RemoteSettings {
+function remoteOptionsOf(value: unknown, where: string): RemoteOptions {
   const inner = `${where}: remote`
-  const opts = checkOptions(value, REMOTE_OPTIONS, inner)
-  const text = (k: string) => optionOf<string>(opts, k, 'string', inner)
-  const number = (k: string) => {
-    const v = optionOf<number>(opts, k, 'number', inner)
-    if (v !== undefined && !(v >= 0)) throw outOfRange(`${inner}.${k} must be a non-negative number, got ${v}`)
-    return v
+  const opts = checkOptions(value, Object.keys(REMOTE_OPTION_TYPES), inner)
+  for (const [key, kind] of Object.entries(REMOTE_OPTION_TYPES)) {
+    const v = optionOf<unknown>(opts, key, kind === 'count' ? 'number' : kind, inner)
+    if (typeof v !== 'number') continue
+    if (!(v >= 0)) throw outOfRange(`${inner}.${key} must be a non-negative number, got ${v}`)
+    if (kind === 'count' && !Number.isInteger(v)) throw outOfRange(`${inner}.${key} must be a whole number, got ${v}`)
   }
-  const maxRetries = number('maxRetries')
-  if (maxRetries !== undefined && !Number.isInteger(maxRetries)) throw outOfRange(`${inner}.maxRetries must be a whole number, got ${maxRetries}`)
-  return {
-    endpoint: text('endpoint'),
-    region: text('region'),
-    accessKeyId: text('accessKeyId'),
-    secretAccessKey: text('secretAccessKey'),
-    sessionToken: text('sessionToken'),
-    allowHttp: optionOf<boolean>(opts, 'allowHttp', 'boolean', inner),
-    timeoutMs: number('requestTimeout'),
-    maxRetries,
-    retryTimeoutMs: number('retryTimeout'),
-    multipartFrom: number('multipartFrom'),
-    partSize: number('partSize'),
-  }
-}
-
-/**
- * A path as `fs` takes it: a non-empty string or a `file:` URL; and for a
- * cache location also an `s3:`, `gs:` or `az:` URL.
- */
-export function pathOf(value: unknown, where: string, name = 'path', remoteAllowed = false): string {
-  if (value instanceof URL) {
-    if (value.protocol === 'file:') return fileURLToPath(value)
-    if (remoteAllowed && isRemoteLocation(value.href)) return value.href
-    throw invalidArg(`${where}: ${name} must be a file: URL${remoteAllowed ? ' or an s3:, gs: or az: one' : ''}, got ${value.href}`)
-  }
-  if (typeof value !== 'string' || value.length === 0) throw invalidArg(`${where}: ${name} must be a non-empty string or a file: URL, got ${describe(value)}`)
-  return value
-}
-
-/**
- * Where a cache without a path lives: `$NUMPY_FUNC_CACHE_DIR`, else this
- * user's cache directory of the platform (as env-paths and find-cache-dir
- * choose it): `$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches`
- * on macOS, `%LOCALAPPDATA%` on Windows.
- */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.NUMPY_FUNC_CACHE_DIR) return env.NUMPY_FUNC_CACHE_DIR
-  const home = homedir()
-  if (process.platform === 'darwin') return join(home, 'Library', 'Caches', 'numpy-func-cache')
-  if (process.platform === 'win32') return join(env.LOCALAPPDATA || join(home, 'AppData', 'Local'), 'numpy-func-cache', 'Cache')
-  // XDG: a relative $XDG_CACHE_HOME is to be ignored.
-  const xdg = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(home, '.cache')
-  return join(xdg, 'numpy-func-cache')
+  return opts
 }
 
 export function cacheSettings(given: unknown, options: NumpyFuncCacheOptions | undefined): CacheSettings {
   const where = 'NumpyFuncCache'
-  const path = given === undefined ? defaultCacheDir() : pathOf(given, where, 'path', true)
+  const location = given === undefined ? defaultCacheDir() : pathOf(given, where, 'path', true)
   const known = ['mmap', 'verify', 'computeOnce', 'localDir', 'remote', ...LIMITS] satisfies (keyof NumpyFuncCacheOptions)[]
   const opts = checkOptions(options, known, where)
   if (opts.localDir === '') throw invalidArg(`${where}: options.localDir must not be empty`)
-  const localDir = opts.localDir === undefined ? undefined : pathOf(opts.localDir, where, 'options.localDir')
-  const remote = isRemoteLocation(path)
-  if (!remote && (localDir !== undefined || opts.remote !== undefined)) {
-    throw invalidArg(`${where}: options.${localDir !== undefined ? 'localDir' : 'remote'} is for object-store locations (s3://, gs://, az://), and ${describe(path)} is a directory`)
-  }
   return {
-    path,
-    mmap: optionOf<boolean>(opts, 'mmap', 'boolean', where) ?? false,
-    verify: optionOf<boolean>(opts, 'verify', 'boolean', where) ?? false,
-    limits: limitsOf(opts, where),
+    location,
+    options: {
+      mmap: optionOf<boolean>(opts, 'mmap', 'boolean', where),
+      verify: optionOf<boolean>(opts, 'verify', 'boolean', where),
+      limits: limitsOf(opts, where),
+      localDir: opts.localDir === undefined ? undefined : pathOf(opts.localDir, where, 'options.localDir'),
+      remote: opts.remote === undefined ? undefined : remoteOptionsOf(opts.remote, where),
+    },
     computeOnce: computeOnceOf(opts.computeOnce, where),
-    remote: remote ? { settings: remoteSettingsOf(opts.remote, where), localDir } : undefined,
   }
 }
 

@@ -1,6 +1,9 @@
 // The public types of the cache: what goes in and what comes out.
 import type { TypedArray } from './dtypes'
 import type { LoadedNdArray, NdArray } from './npy'
+import type { RemoteOptions } from '../binding/index'
+
+export type { RemoteOptions }
 
 /** What a cached function may return. */
 export type CacheableResult = TypedArray | NdArray
@@ -16,12 +19,19 @@ export type CachedResult<R> = R extends TypedArray
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type CacheableFunction = (...args: any[]) => CacheableResult | PromiseLike<CacheableResult>
 
-/** What a cached function has besides its call signature; both act on the entry of one call's arguments. */
+/** What a cached function has besides its call signature; each acts on the entry of one call's arguments. */
 export interface CachedFunctionMethods<F extends CacheableFunction> {
-  /** Whether a call with these arguments would be a hit (without loading it or counting it). */
+  /**
+   * Whether a call with these arguments would be a hit now: the checks a
+   * load makes, without loading it or counting it as a use.
+   */
   has(...args: Parameters<F>): boolean
-  /** Removes the entry of a call with these arguments; says whether there was one. */
+  /** `has`, without holding up the event loop. */
+  hasAsync(...args: Parameters<F>): Promise<boolean>
+  /** Removes the entry of a call with these arguments, from every tier; says whether there was one. */
   invalidate(...args: Parameters<F>): boolean
+  /** `invalidate`, without holding up the event loop. */
+  invalidateAsync(...args: Parameters<F>): Promise<boolean>
 }
 
 /** The wrapper `createCachedFunc` returns: `fn`'s call signature, cached, plus `has` and `invalidate`. */
@@ -91,32 +101,6 @@ export interface ComputeOnceOptions {
    * `timeout` to bound a sync wait.
    */
   signal?: AbortSignal
-}
-
-/**
- * Settings of an object-store location that override the standard
- * environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
- * `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`).
- */
-export interface RemoteOptions {
-  /** e.g. `'http://127.0.0.1:7070'` for an S3-compatible server; for `az://`, the account's URL (`'http://127.0.0.1:10000/devstoreaccount1'`). */
-  endpoint?: string
-  region?: string
-  accessKeyId?: string
-  secretAccessKey?: string
-  sessionToken?: string
-  /** Allow a plain-HTTP endpoint (default: `AWS_ALLOW_HTTP`, else false). */
-  allowHttp?: boolean
-  /** One request's time limit, in milliseconds (default 60000). */
-  requestTimeout?: number
-  /** Retries of a failed request (connection errors, timeouts, 5xx, throttling), with exponential backoff (default 5). */
-  maxRetries?: number
-  /** No retry starts later than this many milliseconds after the first attempt (default 30000). */
-  retryTimeout?: number
-  /** Objects larger than this many bytes are uploaded in parts, 8 at a time (default 64 MiB on S3; at most 5 GiB, its largest single PUT; on GCS and Azure one PUT up to 5 GiB and 5000 MiB). */
-  multipartFrom?: number
-  /** Bytes per ranged GET and per upload part (default 16 MiB, at least 1 MiB). */
-  partSize?: number
 }
 
 export interface NumpyFuncCacheOptions extends CacheLimits {

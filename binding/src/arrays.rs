@@ -1,40 +1,11 @@
-//! Arrays across the boundary: JS memory read in place, and loaded arrays
-//! handed to JS as ArrayBuffers.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! JS arrays coming in: their memory read in place (never copied) and
+//! their layout as a `.npy` header. (Loaded arrays going out: `memory`.)
 
 use napi::bindgen_prelude::*;
 
-use cache_store::LoadedArray;
 use npy_format::{Dtype, Header};
 
 use crate::errors::{Failure, Outcome};
-use crate::memory::{self, ArrayMemory};
-
-/// Arrays up to this size are copied into a V8-owned ArrayBuffer: cheaper
-/// than an external buffer with a finalizer, and the copy is tiny.
-pub(crate) const COPY_BELOW: usize = 64 * 1024;
-
-/// Work on less than this many bytes runs on the calling thread: cheaper
-/// than a round trip through the thread pool.
-pub(crate) const POOL_FROM: usize = 1 << 20;
-
-/// The largest external ArrayBuffer the runtime accepts (Node < 22 caps it
-/// at 4 GiB, the Buffer limit); larger arrays are copied into V8 memory.
-/// Set once from `buffer.constants.MAX_LENGTH` by the TS layer.
-static MAX_EXTERNAL: AtomicUsize = AtomicUsize::new(1 << 32);
-
-pub(crate) fn max_external() -> usize {
-    MAX_EXTERNAL.load(Ordering::Relaxed)
-}
-
-/// Tells the binding the runtime's Buffer size limit.
-#[napi]
-pub fn set_max_external_length(bytes: f64) {
-    if bytes.is_finite() && bytes > 0.0 {
-        MAX_EXTERNAL.store(bytes.min(usize::MAX as f64) as usize, Ordering::Relaxed);
-    }
-}
 
 /// How an array's data is laid out: what the `.npy` header says.
 #[napi(object)]
@@ -94,34 +65,4 @@ impl JsBytes {
             unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
         }
     }
-}
-
-/// The ArrayBuffer over a loaded array's memory or memory map (see `memory`).
-pub(crate) fn array_buffer<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(
-    env: &'env Env,
-    array: LoadedArray<B>,
-) -> Result<ArrayBuffer<'env>> {
-    let max_external = max_external();
-    match array {
-        LoadedArray::Read(a) => memory::into_arraybuffer(env, a.data.into(), max_external),
-        LoadedArray::Mapped(m) if m.data_len() > max_external => ArrayBuffer::copy_from(env, m.data()),
-        LoadedArray::Mapped(m) => memory::mapped(env, m),
-    }
-}
-
-/// `{ buffer, shape, dtype, fortranOrder, mapped }` over the array's memory.
-pub(crate) fn array_object<'env, B: Into<ArrayMemory> + AsRef<[u8]>>(
-    env: &'env Env,
-    array: LoadedArray<B>,
-) -> Result<Object<'env>> {
-    let header = array.header().clone();
-    let mapped = matches!(array, LoadedArray::Mapped(_));
-    let buffer = array_buffer(env, array)?;
-    let mut obj = Object::new(env)?;
-    obj.set("buffer", buffer)?;
-    obj.set("shape", header.shape.iter().map(|&d| d as f64).collect::<Vec<f64>>())?;
-    obj.set("dtype", header.dtype.descr())?;
-    obj.set("fortranOrder", header.fortran_order)?;
-    obj.set("mapped", mapped)?;
-    Ok(obj)
 }

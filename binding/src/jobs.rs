@@ -1,23 +1,18 @@
-//! Long jobs (prune, verify, listings, clears) as JS drives them: on the
-//! JS thread or the libuv pool, with progress reported to a JS callback,
-//! and a `StopFlag` the TS layer sets when the caller's `AbortSignal`
-//! aborts. A job checks the flag at each of its progress points and stops
-//! there (its error then has code `ERR_NFC_ABORTED`).
+//! Long jobs (prune, verify, listings, clears) as JS drives them: inline
+//! on the JS thread or on the cache's runtime, with progress reported to a
+//! JS callback, and a `StopFlag` the TS layer sets when the caller's
+//! `AbortSignal` aborts. A job checks the flag at each of its progress
+//! points and stops there (its error then has kind `stopped`).
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
-
-use cache_store::Progress;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::ScopedTask;
-
-use crate::errors::{Failure, Outcome};
-use crate::guard::{guarded, run};
 
 /// What a job is told: go on, stop (its signal aborted), or stop because
 /// the process is exiting (then no JS callback will run again).
@@ -66,7 +61,7 @@ impl Stop {
         self.0.as_ref().map_or(GO, |s| s.load(Ordering::Relaxed))
     }
 
-    fn step(&self) -> ControlFlow<()> {
+    pub(crate) fn step(&self) -> ControlFlow<()> {
         if self.state() == GO {
             ControlFlow::Continue(())
         } else {
@@ -75,52 +70,77 @@ impl Stop {
     }
 }
 
-/// A JS `onProgress(done, total)` to call from the thread pool.
-pub type PoolCallback = ThreadsafeFunction<FnArgs<(f64, f64)>, Unknown<'static>, FnArgs<(f64, f64)>, Status, false>;
+/// A JS `onProgress(done, total)`.
+pub type ProgressFn<'env> = Function<'env, FnArgs<(f64, f64)>, ()>;
 
-/// Runs a job on the JS thread with a progress callback that calls
-/// `on_progress(done, total)` and stops when `stop` is set; an exception
-/// thrown by `on_progress` stops its calls and is rethrown after.
-pub(crate) fn with_progress<T, E: Into<Failure>>(
-    env: &Env,
-    on_progress: Option<Function<FnArgs<(f64, f64)>, ()>>,
-    stop: Option<&StopFlag>,
-    work: impl FnOnce(&mut Progress<'_>) -> std::result::Result<T, E>,
-) -> Result<T> {
-    let stop = Stop::of(stop);
-    let mut failed = None;
-    let mut progress = |done: u64, total: u64| {
-        if let (Some(f), None) = (&on_progress, &failed) {
-            failed = f.call((done as f64, total as f64).into()).err();
+/// A JS `onProgress(done, total)` to call from the cache's runtime.
+pub type RuntimeCallback = ThreadsafeFunction<FnArgs<(f64, f64)>, Unknown<'static>, FnArgs<(f64, f64)>, Status, false>;
+
+/// A job's progress on the JS thread: calls `on_progress(done, total)` and
+/// stops when `stop` is set; an exception thrown by `on_progress` stops
+/// its calls and is rethrown after (see [`InlineProgress::finish`]).
+pub(crate) struct InlineProgress<'env> {
+    callback: Option<ProgressFn<'env>>,
+    stop: Stop,
+    failed: Option<Error>,
+    thread: ThreadId,
+}
+
+// SAFETY: a job run inline is polled on the JS thread (`cache_core::block_on`
+// there), where its progress is reported; a report from any other thread
+// (there is none) would skip the callback, never touch it.
+unsafe impl Send for InlineProgress<'_> {}
+
+impl<'env> InlineProgress<'env> {
+    pub(crate) fn new(callback: Option<ProgressFn<'env>>, stop: Option<&StopFlag>) -> InlineProgress<'env> {
+        InlineProgress { callback, stop: Stop::of(stop), failed: None, thread: std::thread::current().id() }
+    }
+
+    pub(crate) fn report(&mut self, done: u64, total: u64) -> ControlFlow<()> {
+        if let (Some(f), None, true) = (&self.callback, &self.failed, std::thread::current().id() == self.thread) {
+            self.failed = f.call((done as f64, total as f64).into()).err();
         }
         // The callback may have aborted the signal, which sets the flag.
-        stop.step()
-    };
-    let out = run(env, || work(&mut progress).map_err(Into::into))?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(out),
+        self.stop.step()
+    }
+
+    /// The job's result, unless `on_progress` threw: then its exception.
+    pub(crate) fn finish<T>(self, out: Result<T>) -> Result<T> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => out,
+        }
     }
 }
 
-/// A pool job's reports go to JS at most this often (the latest one is
+/// A runtime job's reports go to JS at most this often (the latest one is
 /// sent when the job ends): each is a round trip through the event loop.
 const REPORT_EVERY: Duration = Duration::from_millis(25);
 
-/// A job's progress on the thread pool. Each report sent waits until JS
-/// has run the callback, so reports arrive in order and all before the
-/// job's promise settles; reports in between are skipped, and the latest
-/// is sent when the job ends. The TS layer passes a callback that never
-/// throws.
-struct PoolProgress {
-    callback: Option<PoolCallback>,
+/// A job's progress on the cache's runtime. Each report sent waits until JS
+/// has run the callback (the core reports as blocking work), so reports
+/// arrive in order and all before the job's promise settles, and an abort
+/// from the callback is seen at that step; reports in between are skipped,
+/// and the latest is sent when the job ends. The TS layer passes a callback
+/// that never throws.
+pub(crate) struct RuntimeProgress {
+    callback: Option<RuntimeCallback>,
     stop: Stop,
     sent_at: Option<Instant>,
     unsent: Option<(u64, u64)>,
 }
 
-impl PoolProgress {
-    fn report(&mut self, done: u64, total: u64) -> ControlFlow<()> {
+impl RuntimeProgress {
+    pub(crate) fn new(callback: Option<RuntimeCallback>, stop: Option<&StopFlag>) -> RuntimeProgress {
+        RuntimeProgress { callback, stop: Stop::of(stop), sent_at: None, unsent: None }
+    }
+
+    /// Whether the job was stopped before it began (it then does nothing).
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.step().is_break()
+    }
+
+    pub(crate) fn report(&mut self, done: u64, total: u64) -> ControlFlow<()> {
         if self.callback.is_some() {
             if self.sent_at.is_some_and(|t| t.elapsed() < REPORT_EVERY) {
                 self.unsent = Some((done, total));
@@ -132,9 +152,9 @@ impl PoolProgress {
     }
 
     /// Sends the latest report, if it was skipped.
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some((done, total)) = self.unsent {
-            self.send(done, total);
+            cache_core::blocking(|| self.send(done, total));
         }
     }
 
@@ -157,45 +177,5 @@ impl PoolProgress {
             }
         }
         self.sent_at = Some(Instant::now());
-    }
-}
-
-type Work<T> = Box<dyn for<'p> FnOnce(&mut Progress<'p>) -> Outcome<T> + Send>;
-
-/// A maintenance call's `...Async` form: a job for the libuv pool, with
-/// its progress and stop flag. A job stopped before it starts does nothing.
-pub struct PoolJob<T> {
-    work: Option<Work<T>>,
-    progress: PoolProgress,
-}
-
-impl<T: Send + ToNapiValue + TypeName + 'static> PoolJob<T> {
-    pub(crate) fn new<E: Into<Failure>>(
-        on_progress: Option<PoolCallback>,
-        stop: Option<&StopFlag>,
-        work: impl for<'p> FnOnce(&mut Progress<'p>) -> std::result::Result<T, E> + Send + 'static,
-    ) -> AsyncTask<PoolJob<T>> {
-        let progress = PoolProgress { callback: on_progress, stop: Stop::of(stop), sent_at: None, unsent: None };
-        AsyncTask::new(PoolJob { work: Some(Box::new(move |p| work(p).map_err(Into::into))), progress })
-    }
-}
-
-impl<T: Send + ToNapiValue + TypeName + 'static> ScopedTask<'_> for PoolJob<T> {
-    type Output = Outcome<T>;
-    type JsValue = T;
-
-    fn compute(&mut self) -> Result<Outcome<T>> {
-        let work = self.work.take().ok_or_else(|| Error::from_reason("a pool job ran twice"))?;
-        if self.progress.stop.step().is_break() {
-            return Ok(Err(Failure::from(cache_store::StoreError::Stopped)));
-        }
-        let progress = &mut self.progress;
-        let outcome = guarded(|| work(&mut |done, total| progress.report(done, total)));
-        progress.finish();
-        Ok(outcome)
-    }
-
-    fn resolve(&mut self, env: &Env, outcome: Outcome<T>) -> Result<T> {
-        outcome.map_err(|f| f.into_js(env))
     }
 }

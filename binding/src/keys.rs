@@ -6,9 +6,13 @@ use napi::ScopedTask;
 
 use cache_key::{Key, Splice};
 
-use crate::arrays::{JsBytes, POOL_FROM};
+use crate::arrays::JsBytes;
+use crate::calls::{guarded, run};
 use crate::errors::{Failure, Outcome};
-use crate::guard::{guarded, run};
+
+/// Arguments of less than this many bytes are hashed on the calling
+/// thread: cheaper than a round trip through the thread pool.
+const POOL_FROM: usize = 1 << 20;
 
 fn splices(buffers: &[TypedArray], offsets: &[u32]) -> Outcome<Vec<(usize, JsBytes)>> {
     if buffers.len() != offsets.len() {

@@ -3,22 +3,24 @@
 //! users see, in the TS layer; what arrives here is converted exactly, so
 //! a bad call is an Error, never a silent truncation or UB.
 //!
-//! `arrays`: JS memory in and out; `cache_dir`: the `CacheDir` class;
-//! `remote`: the `RemoteCache` class (object stores); `keys`: call keys; `npy`: `readNpy`/`writeNpy`; `tables`: what the TS
-//! layer takes from the core (dtypes, defaults, file names); `errors`: JS
-//! errors with stable codes; `guard`: panics as errors; `jobs`: long
-//! maintenance jobs with progress and stopping, on either thread.
+//! `cache`: the `Cache` class, one location over the tier contract;
+//! `values`: what it takes and gives; `calls`: sync methods run inline,
+//! async ones on the cache's runtime; `jobs`: progress and stopping of long
+//! jobs; `arrays`: JS memory coming in; `memory`: loaded arrays going out;
+//! `keys`: call keys; `npy`: `readNpy`/`writeNpy`; `tables`: what the TS
+//! layer takes from the core (dtypes, defaults, names); `errors`: failures
+//! as JS errors.
 
 #[macro_use]
 extern crate napi_derive;
 
 mod arrays;
-mod cache_dir;
+mod cache;
+mod calls;
 mod errors;
-mod guard;
 mod jobs;
 mod keys;
 mod memory;
 mod npy;
-mod remote;
 mod tables;
+mod values;

@@ -16,12 +16,35 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::*;
 use napi::sys;
 
+use cache_core::{Filling, LoadedArray};
 use npy_format::{AlignedBuf, MappedNpy, LARGE};
+
+/// Arrays up to this size are copied into a V8-owned ArrayBuffer: cheaper
+/// than an external buffer with a finalizer, and the copy is tiny.
+const COPY_BELOW: usize = 64 * 1024;
+
+/// The largest external ArrayBuffer the runtime accepts (Node < 22 caps it
+/// at 4 GiB, the Buffer limit); larger arrays are copied into V8 memory.
+/// Set once from `buffer.constants.MAX_LENGTH` by the TS layer.
+static MAX_EXTERNAL: AtomicUsize = AtomicUsize::new(1 << 32);
+
+fn max_external() -> usize {
+    MAX_EXTERNAL.load(Ordering::Relaxed)
+}
+
+/// Tells the binding the runtime's Buffer size limit.
+#[napi]
+pub fn set_max_external_length(bytes: f64) {
+    if bytes.is_finite() && bytes > 0.0 {
+        MAX_EXTERNAL.store(bytes.min(usize::MAX as f64) as usize, Ordering::Relaxed);
+    }
+}
 
 /// A loaded array's bytes.
 pub(crate) enum ArrayMemory {
@@ -37,6 +60,12 @@ pub(crate) struct JsOwned {
     ptr: *mut u8,
     len: usize,
 }
+
+// SAFETY: V8 memory is made only by a load inline on the JS thread
+// (`JsThreadAlloc`), filled there or by the load's own tasks (raw bytes,
+// which V8 never moves), and handed to JS on that thread before the call
+// returns; only the bytes cross threads, never the handle's use.
+unsafe impl Send for ArrayMemory {}
 
 impl AsRef<[u8]> for ArrayMemory {
     fn as_ref(&self) -> &[u8] {
@@ -132,15 +161,9 @@ fn pooled(len: usize) -> Option<AlignedBuf> {
 }
 
 /// Memory for `len` bytes that Rust owns: a pooled buffer of that length if
-/// there is one, else a fresh one. Any thread.
-pub(crate) fn own(len: usize) -> std::result::Result<AlignedBuf, npy_format::Error> {
-    pooled(len).map_or_else(|| AlignedBuf::zeroed(len), Ok)
-}
-
-/// [`own`], a fresh buffer's pages left to fault in as they are written:
-/// for a download, whose parallel writers then take the faults in parallel.
-pub(crate) fn own_lazily(len: usize) -> std::result::Result<AlignedBuf, npy_format::Error> {
-    pooled(len).map_or_else(|| AlignedBuf::zeroed_lazily(len), Ok)
+/// there is one, else a fresh one, readied for how it is filled. Any thread.
+pub(crate) fn own(len: usize, filling: Filling) -> std::result::Result<ArrayMemory, npy_format::Error> {
+    pooled(len).map_or_else(|| cache_core::zeroed(len, filling), Ok).map(ArrayMemory::Own)
 }
 
 /// Keeps a large buffer for reuse, within the pool's bounds; frees the rest.
@@ -177,25 +200,38 @@ fn trim_idle() {
     }
 }
 
-/// Memory for a load on the JS thread: `own` memory while little external
-/// memory awaits finalization, else a V8 ArrayBuffer. Small arrays go
-/// straight into V8 memory (no copy after the read), and so do arrays too
-/// large for an external buffer (`max_external`).
-pub(crate) fn on_js_thread(
-    env: &Env,
-    max_external: usize,
-) -> impl FnMut(usize) -> std::result::Result<ArrayMemory, npy_format::Error> + '_ {
-    move |len| {
+/// Memory for a load inline on the JS thread: `own` memory while little
+/// external memory awaits finalization, else a V8 ArrayBuffer. Small
+/// arrays go straight into V8 memory (no copy after the read), and so do
+/// arrays too large for an external buffer. On another thread, `own`.
+pub(crate) struct JsThreadAlloc<'env> {
+    env: &'env Env,
+    thread: ThreadId,
+}
+
+// SAFETY: it calls napi only on the thread it was made on (see `alloc`).
+unsafe impl Send for JsThreadAlloc<'_> {}
+unsafe impl Sync for JsThreadAlloc<'_> {}
+
+impl<'env> JsThreadAlloc<'env> {
+    pub(crate) fn new(env: &'env Env) -> JsThreadAlloc<'env> {
+        JsThreadAlloc { env, thread: std::thread::current().id() }
+    }
+
+    pub(crate) fn alloc(&self, len: usize, filling: Filling) -> std::result::Result<ArrayMemory, npy_format::Error> {
+        if std::thread::current().id() != self.thread {
+            return own(len, filling);
+        }
         let piled_up = EXTERNAL.load(Ordering::Relaxed).saturating_add(len) > EXTERNAL_MAX;
-        if len < crate::arrays::COPY_BELOW || len > max_external || piled_up {
-            js_owned(env, len).map(ArrayMemory::Js)
+        if len < COPY_BELOW || len > max_external() || piled_up {
+            js_owned(self.env, len, filling).map(ArrayMemory::Js)
         } else {
-            own(len).map(ArrayMemory::Own)
+            own(len, filling)
         }
     }
 }
 
-fn js_owned(env: &Env, len: usize) -> std::result::Result<JsOwned, npy_format::Error> {
+fn js_owned(env: &Env, len: usize, filling: Filling) -> std::result::Result<JsOwned, npy_format::Error> {
     let mut value = std::ptr::null_mut();
     let mut data = std::ptr::null_mut();
     // SAFETY: plain napi call on the JS thread with valid out-pointers.
@@ -214,8 +250,11 @@ fn js_owned(env: &Env, len: usize) -> std::result::Result<JsOwned, npy_format::E
         return Err(npy_format::Error::AllocFailed { len: len as u64 });
     }
     let ptr = data.cast::<u8>();
+    // Parallel writers take the faults in parallel instead.
     #[cfg(target_os = "linux")]
-    prefault(ptr, len);
+    if filling == Filling::InOrder {
+        prefault(ptr, len);
+    }
     Ok(JsOwned { value, ptr, len })
 }
 
@@ -234,17 +273,23 @@ fn prefault(ptr: *mut u8, len: usize) {
     unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE) };
 }
 
+/// The ArrayBuffer over a loaded array's memory or memory map.
+pub(crate) fn array_buffer(env: &Env, array: LoadedArray<ArrayMemory>) -> Result<ArrayBuffer<'_>> {
+    let max_external = max_external();
+    match array {
+        LoadedArray::Read(a) => into_arraybuffer(env, a.data, max_external),
+        LoadedArray::Mapped(m) if m.data_len() > max_external => ArrayBuffer::copy_from(env, m.data()),
+        LoadedArray::Mapped(m) => mapped(env, m),
+    }
+}
+
 /// The ArrayBuffer holding `memory`: V8's own as it is, Rust memory copied
 /// (small, or too large for an external buffer) or handed over.
-pub(crate) fn into_arraybuffer<'env>(
-    env: &'env Env,
-    memory: ArrayMemory,
-    max_external: usize,
-) -> Result<ArrayBuffer<'env>> {
+fn into_arraybuffer(env: &Env, memory: ArrayMemory, max_external: usize) -> Result<ArrayBuffer<'_>> {
     match memory {
         // SAFETY: a napi_value of an ArrayBuffer made in this handle scope.
         ArrayMemory::Js(js) => unsafe { ArrayBuffer::from_napi_value(env.raw(), js.value) },
-        ArrayMemory::Own(buf) if buf.len() < crate::arrays::COPY_BELOW || buf.len() > max_external => {
+        ArrayMemory::Own(buf) if buf.len() < COPY_BELOW || buf.len() > max_external => {
             let copy = ArrayBuffer::copy_from(env, &buf);
             give_back(buf);
             copy
@@ -294,7 +339,7 @@ enum Lent {
 }
 
 /// An external ArrayBuffer over a memory map, unmapped when V8 collects it.
-pub(crate) fn mapped(env: &Env, mut map: MappedNpy) -> Result<ArrayBuffer<'_>> {
+fn mapped(env: &Env, mut map: MappedNpy) -> Result<ArrayBuffer<'_>> {
     let (ptr, len) = (map.data_ptr(), map.data_len());
     // SAFETY: the mapping moves into the finalizer hint and lives there until V8 frees the ArrayBuffer.
     unsafe { ArrayBuffer::from_external(env, ptr, len, map, |_, map| drop(map)) }

@@ -1,7 +1,7 @@
 //! What the TS layer and the command line take from the core rather than
 //! restate: the dtype table, the cache's defaults, and its file names.
 
-use cache_store::{elements_per_item, ArrayClass};
+use cache_core::{elements_per_item, ArrayClass};
 use npy_format::Dtype;
 
 /// One supported dtype.
@@ -58,6 +58,8 @@ pub struct Defaults {
     pub stale_after_ms: f64,
     /// The least `computeOnce.staleAfter` (the lease is refreshed every quarter of it).
     pub min_stale_after_ms: f64,
+    /// The most a lease is taken to promise: past it, any lease is broken.
+    pub max_stale_after_ms: f64,
     /// How often uses recorded in memory are written to the index.
     pub flush_every_ms: f64,
     /// The most dimensions an array may have (NumPy reads no more).
@@ -67,8 +69,9 @@ pub struct Defaults {
 #[napi]
 pub fn defaults() -> Defaults {
     Defaults {
-        stale_after_ms: cache_store::DEFAULT_STALE_AFTER.as_millis() as f64,
-        min_stale_after_ms: cache_store::MIN_STALE_AFTER.as_millis() as f64,
+        stale_after_ms: cache_core::lease::DEFAULT_STALE_AFTER.as_millis() as f64,
+        min_stale_after_ms: cache_core::lease::MIN_STALE_AFTER.as_millis() as f64,
+        max_stale_after_ms: cache_core::lease::MAX_STALE_AFTER.as_millis() as f64,
         flush_every_ms: cache_store::FLUSH_EVERY.as_millis() as f64,
         max_dims: npy_format::MAX_DIMS as u32,
     }
@@ -81,9 +84,35 @@ pub fn marks_a_cache(name: String) -> bool {
     cache_store::marks_a_cache(&name)
 }
 
+/// Whether `s` is a cache key as entries and the CLI write it: 64
+/// lower-case hex digits.
+#[napi]
+pub fn is_key(s: String) -> bool {
+    cache_core::is_key(&s)
+}
+
+/// Whether `s` could begin a cache key: 1 to 64 lower-case hex digits.
+#[napi]
+pub fn is_key_prefix(s: String) -> bool {
+    cache_core::is_key_prefix(&s)
+}
+
+/// Whether `location` names an object store (`s3://`, `gs://`, `az://`)
+/// rather than a directory.
+#[napi]
+pub fn is_store_location(location: String) -> bool {
+    cache_remote::is_remote(&location)
+}
+
+/// The schemes of object-store locations this build opens, e.g. `'s3'`.
+#[napi]
+pub fn store_schemes() -> Vec<String> {
+    cache_remote::SCHEMES.iter().map(|s| s.to_string()).collect()
+}
+
 /// This host's tag, as temporary file names and leases carry it (for this
 /// package's tests, which plant such files). Not part of the public API.
 #[napi]
 pub fn host_tag() -> String {
-    cache_store::host_tag().to_owned()
+    cache_core::host::tag().to_owned()
 }

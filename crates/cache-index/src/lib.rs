@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+pub use cache_core::{EntryRow, Limits, Totals};
+
 /// The schema version this crate writes, in SQLite's `user_version`. An
 /// index of an older version is rebuilt: it is bookkeeping, and the entries
 /// on disk say what it should hold.
@@ -115,37 +117,15 @@ impl IndexError {
     }
 }
 
-impl std::error::Error for IndexError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
+impl From<IndexError> for cache_core::Error {
+    fn from(e: IndexError) -> cache_core::Error {
+        cache_core::Error::Index { path: e.path, source: e.source }
     }
 }
 
-/// One entry as the index knows it. Times are microseconds since the epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryRow {
-    pub key: String,
-    pub function: String,
-    pub dtype: String,
-    pub shape: Vec<u64>,
-    /// Size of the entry's files on disk.
-    pub bytes: u64,
-    pub created: i64,
-    pub last_used: i64,
-}
-
-/// Limits on a cache; `None` is no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Limits {
-    pub max_bytes: Option<u64>,
-    pub max_entries: Option<u64>,
-    /// Microseconds since last use after which an entry expires.
-    pub max_age: Option<i64>,
-}
-
-impl Limits {
-    pub fn is_none(&self) -> bool {
-        *self == Limits::default()
+impl std::error::Error for IndexError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
     }
 }
 
@@ -155,15 +135,6 @@ pub struct Victim {
     pub key: String,
     pub bytes: u64,
     pub last_used: i64,
-}
-
-/// Totals over the whole cache, from all processes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub entries: u64,
-    pub bytes: u64,
-    pub hits: u64,
-    pub misses: u64,
 }
 
 /// Which SQLite journal the index uses.

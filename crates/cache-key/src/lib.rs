@@ -53,8 +53,51 @@ impl fmt::Display for KeyError {
 impl std::error::Error for KeyError {}
 
 /// A 32-byte BLAKE3 key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(pub [u8; 32]);
+
+/// Hex digits in a key's written form.
+pub const HEX_LEN: usize = 64;
+
+/// Whether `s` is a key's written form: 64 lower-case hex digits, nothing a
+/// path or an object name could be made of. One spelling per key.
+pub fn is_key(s: &str) -> bool {
+    s.len() == HEX_LEN && s.bytes().all(is_key_digit)
+}
+
+/// Whether `s` could begin a key: 1 to 64 lower-case hex digits.
+pub fn is_key_prefix(s: &str) -> bool {
+    (1..=HEX_LEN).contains(&s.len()) && s.bytes().all(is_key_digit)
+}
+
+fn is_key_digit(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+/// A key's written form, on the stack.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hex([u8; HEX_LEN]);
+
+impl std::ops::Deref for Hex {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only ASCII hex digits are ever written into it.
+        std::str::from_utf8(&self.0).expect("hex digits are UTF-8")
+    }
+}
+
+impl fmt::Display for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
 
 impl Key {
     /// Hashes `structure` with each splice's bytes inserted at its offset.
@@ -73,9 +116,45 @@ impl Key {
         Ok(Key(*hasher.finalize().as_bytes()))
     }
 
-    /// Lower-case hex, the form used in file names.
+    /// Lower-case hex, the form used in file and object names.
     pub fn to_hex(&self) -> String {
-        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+        self.hex().to_string()
+    }
+
+    /// [`to_hex`](Self::to_hex) without an allocation.
+    pub fn hex(&self) -> Hex {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; HEX_LEN];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 15)];
+        }
+        Hex(out)
+    }
+
+    /// The key written as `s`, which must be [a key](is_key).
+    pub fn parse(s: &str) -> Option<Key> {
+        if !is_key(s) {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
+            let digit = |c: u8| if c.is_ascii_digit() { c - b'0' } else { c - b'a' + 10 };
+            bytes[i] = digit(pair[0]) << 4 | digit(pair[1]);
+        }
+        Some(Key(bytes))
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({})", self.hex())
     }
 }
 
@@ -144,9 +223,15 @@ mod tests {
     }
 
     #[test]
-    fn hex_is_64_lowercase_digits() {
-        let hex = key(b"x", &[]).to_hex();
-        assert_eq!(hex.len(), 64);
-        assert!(hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+    fn hex_is_64_lowercase_digits_and_parses_back() {
+        let k = key(b"x", &[]);
+        let hex = k.to_hex();
+        assert_eq!(hex, blake3::Hash::from_bytes(k.0).to_hex().as_str());
+        assert!(is_key(&hex));
+        assert_eq!(Key::parse(&hex), Some(k));
+        for bad in [hex.to_uppercase(), hex[1..].to_owned(), format!("{hex}0"), format!("../{}", &hex[3..])] {
+            assert!(!is_key(&bad) && Key::parse(&bad).is_none(), "{bad}");
+        }
+        assert!(is_key_prefix(&hex[..6]) && !is_key_prefix("") && !is_key_prefix("abcg"));
     }
 }

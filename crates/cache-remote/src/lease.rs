@@ -1,85 +1,76 @@
-//! Compute-once across hosts, with no lock server: a lease is the object
-//! `<key>.lease`, created with `If-None-Match: *` (one creator wins),
-//! refreshed and taken over with `If-Match` on its ETag (one taker wins).
+//! Compute-once across hosts, with no lock server (see `cache_core::lease`
+//! for the rules every tier keeps): a lease is the object `<key>.lease`,
+//! holding its holder's lease line, created with `If-None-Match: *` (one
+//! creator wins), refreshed and taken over with `If-Match` on its ETag (one
+//! taker wins).
 //!
-//! The holder refreshes it every quarter of `stale_after` from a task of
-//! its own, so a synchronous computation holds it too. A lease is stale
-//! once the store's own modification time of it is older than `stale_after`
-//! plus [`CLOCK_SKEW`] by the taker's clock: one clock compared with the
-//! store's, never two hosts' clocks with each other.
+//! A lease's age is the store's own modification time of it against the
+//! claimant's clock: one clock compared with the store's, never two hosts'
+//! clocks with each other, with [`CLOCK_SKEW`] allowed between them.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use bytes::Bytes;
+use cache_core::lease::{self, MAX_LEASE_LEN};
+use cache_core::{lock, Claim, Clock, Holder, Lease, LeaseHandle, Refreshed};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
-use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 /// How far a host's clock may be from the store's before a live lease can
 /// be taken for a dead one.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(2);
 
-/// A lease object's body: who holds it, for people and `entries`.
-#[derive(Debug, Serialize, Deserialize)]
-struct Body {
-    host: String,
-    pid: u32,
-    #[serde(rename = "staleAfterMs")]
-    stale_after_ms: u64,
-}
-
-/// The outcome of trying to take a lease.
-#[derive(Debug)]
-pub enum RemoteClaim {
-    Taken(RemoteLease),
-    /// Another process holds it (its `host pid`), or this one does
-    /// (`this_process`: a synchronous wait for it would never end).
-    Held {
-        holder: String,
-        this_process: bool,
-    },
-}
-
-/// The leases this process holds, by object path.
-pub(crate) type HeldHere = Arc<Mutex<HashSet<Path>>>;
-
-/// A held lease; releasing or dropping it deletes the lease object.
-#[derive(Debug)]
-pub struct RemoteLease {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    /// The lease's current version; `None` once lost to a taker.
-    e_tag: Arc<Mutex<Option<String>>>,
-    stop: Option<oneshot::Sender<()>>,
-    held_here: HeldHere,
-}
-
-fn host() -> String {
-    let name = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
-    format!("{}:{name}", cache_store::host_tag())
-}
-
 fn body(stale_after: Duration) -> PutPayload {
-    let body = Body { host: host(), pid: std::process::id(), stale_after_ms: stale_after.as_millis() as u64 };
-    PutPayload::from(Bytes::from(serde_json::to_vec(&body).expect("a lease body serializes")))
+    PutPayload::from(Bytes::from(Holder::this_process(stale_after).line()))
 }
 
-/// Tries to take the lease at `path` (see the module's docs).
+/// What is at a lease's name: its holder (None for what is not a lease
+/// line: garbage, or more than a lease's length), age and version.
+struct Seen {
+    holder: Option<Holder>,
+    age: Duration,
+    version: UpdateVersion,
+}
+
+/// Reads the lease at `path`, at most one byte past a lease's length.
+async fn read(store: &dyn ObjectStore, path: &Path, clock: &Clock) -> Result<Option<Seen>, object_store::Error> {
+    let options = GetOptions { range: Some(GetRange::Bounded(0..MAX_LEASE_LEN + 1)), ..Default::default() };
+    let got = match store.get_opts(path, options).await {
+        Ok(got) => got,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        // An empty object has no range to read (416): not a lease, and old or new by its own time.
+        Err(e) => match store.head(path).await {
+            Ok(meta) if meta.size == 0 => {
+                let age = clock.now().duration_since(SystemTime::from(meta.last_modified)).unwrap_or_default();
+                let version = UpdateVersion { e_tag: meta.e_tag, version: meta.version };
+                return Ok(Some(Seen { holder: None, age, version }));
+            }
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            _ => return Err(e),
+        },
+    };
+    let meta = got.meta.clone();
+    let bytes = got.bytes().await?;
+    let whole = meta.size == bytes.len() as u64;
+    let holder = whole.then(|| Holder::parse(&bytes)).flatten();
+    // A time in the future (this host's clock behind the store's) counts as fresh.
+    let age = clock.now().duration_since(SystemTime::from(meta.last_modified)).unwrap_or_default();
+    Ok(Some(Seen { holder, age, version: UpdateVersion { e_tag: meta.e_tag, version: meta.version } }))
+}
+
+/// Tries to take the lease at `path`.
 pub(crate) async fn claim(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     stale_after: Duration,
-    held_here: &HeldHere,
-) -> Result<RemoteClaim, object_store::Error> {
-    if held_here.lock().unwrap().contains(path) {
-        return Ok(RemoteClaim::Held { holder: format!("{} {}", host(), std::process::id()), this_process: true });
-    }
+    clock: &Clock,
+) -> Result<Claim, object_store::Error> {
     let taken = |put: object_store::PutResult| {
-        held_here.lock().unwrap().insert(path.clone());
-        RemoteClaim::Taken(RemoteLease::hold(store, path, put.e_tag, stale_after, held_here))
+        let state = std::sync::Mutex::new(Held::At(put.e_tag));
+        let held = HeldObject { store: store.clone(), path: path.clone(), stale_after, state };
+        Claim::Taken(Lease::hold(Arc::new(held), stale_after))
     };
     // A few rounds: the lease can vanish (released) between our create and our read.
     for _ in 0..4 {
@@ -88,96 +79,60 @@ pub(crate) async fn claim(
             Err(object_store::Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
-        let current = match store.get(path).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        let meta = current.meta.clone();
-        let held = serde_json::from_slice::<Body>(&current.bytes().await?).ok();
-        let holder = held.as_ref().map_or_else(|| "an unreadable lease".into(), |b| format!("{} {}", b.host, b.pid));
-        // The holder's own staleAfter counts if longer: it refreshes that much less often.
-        let theirs = held.map_or(Duration::ZERO, |b| Duration::from_millis(b.stale_after_ms.min(u64::MAX / 2)));
-        let age = SystemTime::now().duration_since(SystemTime::from(meta.last_modified)).unwrap_or_default();
-        if age <= stale_after.max(theirs) + CLOCK_SKEW {
-            return Ok(RemoteClaim::Held { holder, this_process: false });
+        let Some(seen) = read(store.as_ref(), path, clock).await? else { continue };
+        if !lease::is_stale(seen.holder.as_ref(), seen.age, stale_after, CLOCK_SKEW) {
+            let holder = seen.holder.unwrap_or_else(unreadable);
+            let this_process = holder.is_this_process();
+            return Ok(Claim::Held { holder, this_process });
         }
         // Stale: take it over, unless another taker or the holder's refresh came first.
-        let version = UpdateVersion { e_tag: meta.e_tag, version: meta.version };
-        match store.put_opts(path, body(stale_after), PutOptions::from(PutMode::Update(version))).await {
+        match store.put_opts(path, body(stale_after), PutOptions::from(PutMode::Update(seen.version))).await {
             Ok(put) => return Ok(taken(put)),
             Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(RemoteClaim::Held { holder: "a lease that keeps changing hands".into(), this_process: false })
+    Ok(Claim::Held { holder: unreadable(), this_process: false })
 }
 
-impl RemoteLease {
-    fn hold(
-        store: &Arc<dyn ObjectStore>,
-        path: &Path,
-        e_tag: Option<String>,
-        stale_after: Duration,
-        held_here: &HeldHere,
-    ) -> RemoteLease {
-        let e_tag = Arc::new(Mutex::new(e_tag));
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let every = (stale_after / 4).max(Duration::from_millis(50));
-        let (task_store, task_path, task_tag) = (Arc::clone(store), path.clone(), Arc::clone(&e_tag));
-        crate::runtime().spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-                let Some(current) = task_tag.lock().unwrap().clone() else { return };
-                let version = UpdateVersion { e_tag: Some(current), version: None };
-                let refresh =
-                    task_store.put_opts(&task_path, body(stale_after), PutOptions::from(PutMode::Update(version)));
-                // Bounded by the interval: one hung request must not outlast the lease.
-                let Ok(refreshed) = tokio::time::timeout(every, refresh).await else { continue };
-                match refreshed {
-                    Ok(put) => *task_tag.lock().unwrap() = put.e_tag,
-                    // Taken over (we were too slow): the result is still published create-only.
-                    Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
-                        *task_tag.lock().unwrap() = None;
-                        return;
-                    }
-                    // A passing fault: the next round tries again, well before the lease is stale.
-                    Err(_) => {}
-                }
-            }
-        });
-        RemoteLease {
-            store: Arc::clone(store),
-            path: path.clone(),
-            e_tag,
-            stop: Some(stop),
-            held_here: Arc::clone(held_here),
-        }
-    }
+/// The holder of what is not a lease line, or of a lease that keeps changing hands.
+fn unreadable() -> Holder {
+    Holder { tag: "unknown".into(), pid: 0, stale_after: None, host_name: String::new() }
+}
 
-    /// Whether a taker took it over after the holder missed its refreshes.
-    pub fn lost(&self) -> bool {
-        self.e_tag.lock().unwrap().is_none()
-    }
+/// Whether a lease object `age` old, as a listing sees it, is a leftover
+/// of a killed holder: older than any lease's promise can be.
+pub(crate) fn is_leftover(age: Duration) -> bool {
+    age > lease::MAX_STALE_AFTER + CLOCK_SKEW
+}
 
-    /// Stops refreshing and deletes the lease (unless it was taken over).
-    pub fn release(mut self) {
-        self.stop_and_delete();
-    }
+/// The object store's lease as its holder has it: its current version,
+/// refreshed with `If-Match`.
+#[derive(Debug)]
+struct HeldObject {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    stale_after: Duration,
+    state: std::sync::Mutex<Held>,
+}
 
-    fn stop_and_delete(&mut self) {
-        let Some(stop) = self.stop.take() else { return };
-        let _ = stop.send(());
-        self.held_here.lock().unwrap().remove(&self.path);
-        let Some(ours) = self.e_tag.lock().unwrap().clone() else { return };
-        // In the background: waiters poll for the entry, not the lease, and a
-        // lease left behind (the process exits first) only goes stale. Only
-        // our own version goes, never a taker's that replaced it.
-        let (store, path) = (Arc::clone(&self.store), self.path.clone());
-        crate::runtime().spawn(async move {
+#[derive(Debug)]
+enum Held {
+    /// Held, at this version (the ETag the store gave the last write).
+    At(Option<String>),
+    /// Taken over by a claimant: the holder missed its refreshes.
+    Lost,
+    Released,
+}
+
+impl HeldObject {
+    /// Deletes the lease in the background if it is still at version `ours`:
+    /// waiters poll for the entry, not the lease, and a lease left behind
+    /// (the process exits first) only goes stale. Never a taker's version.
+    fn delete_if_at(&self, ours: Option<String>) {
+        let Some(ours) = ours else { return };
+        let (store, path) = (self.store.clone(), self.path.clone());
+        cache_core::runtime().spawn(async move {
             if store.head(&path).await.is_ok_and(|m| m.e_tag.as_deref() == Some(ours.as_str())) {
                 let _ = store.delete(&path).await;
             }
@@ -185,8 +140,42 @@ impl RemoteLease {
     }
 }
 
-impl Drop for RemoteLease {
-    fn drop(&mut self) {
-        self.stop_and_delete();
+#[async_trait]
+impl LeaseHandle for HeldObject {
+    async fn refresh(&self) -> Refreshed {
+        let current = match &*lock(&self.state) {
+            Held::At(e_tag) => e_tag.clone(),
+            Held::Lost => return Refreshed::Lost,
+            Held::Released => return Refreshed::Renewed,
+        };
+        let version = UpdateVersion { e_tag: current, version: None };
+        let put = self.store.put_opts(&self.path, body(self.stale_after), PutOptions::from(PutMode::Update(version)));
+        let refreshed = put.await;
+        let mut state = lock(&self.state);
+        match (refreshed, &*state) {
+            // Released while this refresh was in flight: its new version goes too.
+            (Ok(put), Held::Released) => {
+                drop(state);
+                self.delete_if_at(put.e_tag);
+                Refreshed::Renewed
+            }
+            (Ok(put), _) => {
+                *state = Held::At(put.e_tag);
+                Refreshed::Renewed
+            }
+            // Taken over (we were too slow): the result is still published create-only.
+            (Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }), _) => {
+                *state = Held::Lost;
+                Refreshed::Lost
+            }
+            (Err(_), _) => Refreshed::Failed,
+        }
+    }
+
+    fn release(&self) {
+        let previous = std::mem::replace(&mut *lock(&self.state), Held::Released);
+        if let Held::At(ours) = previous {
+            self.delete_if_at(ours);
+        }
     }
 }

@@ -9,76 +9,52 @@
 //! object reads as damaged and the next store replaces exactly that version
 //! (`If-Match`). Compute-once leases are objects too ([`lease`]).
 //!
-//! The API is blocking, for the binding's threads; requests run on one
-//! shared Tokio runtime. Modules: `location` opens a store, `names` names
-//! objects, `record_meta` carries records, `transfer` moves bytes, `lease`
-//! is compute-once, `maintenance` lists and prunes.
+//! Every operation is async and awaits its requests on the cache's runtime
+//! (`cache_core::runtime`). Modules: `location` opens a store, `names`
+//! names objects, `record_meta` carries records, `opening` and `check`
+//! judge an object, `transfer` moves bytes (`lent` lends the caller's),
+//! `lease` is compute-once, `uses` keeps last uses, `maintenance` lists and
+//! prunes, and `tier` makes [`RemoteCache`] a [`cache_core::Tier`].
+
+#![warn(unreachable_pub)]
 
 mod block_digest;
+mod check;
 mod create_only;
 mod error;
 mod lease;
+mod lent;
 mod location;
 mod maintenance;
 mod names;
+mod opening;
 mod profile;
 mod record_meta;
+mod tier;
 mod transfer;
+mod uses;
 
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use cache_store::{Entry, EntryRecord, LoadedArray, Lookup, NewEntry, StoreError};
-use npy_format::Header;
+use cache_core::{
+    lock, Alloc, Claim, Clock, Entry, EntryRecord, Error, Filling, Key, Limits, LoadedArray, Lookup, NewArray, Place,
+    Stored,
+};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
 
-pub use error::RemoteError;
-pub use lease::{RemoteClaim, RemoteLease, CLOCK_SKEW};
-pub use location::{is_remote, Settings, SCHEMES};
-pub use maintenance::{RemoteEntry, RemotePruneReport, RemoteTotals};
-pub use transfer::{Transfer, MAX_SINGLE_PUT};
+pub use lease::CLOCK_SKEW;
+pub use location::{is_remote, Settings, MIN_PART_SIZE, SCHEMES};
+pub use transfer::{max_single_put, Transfer};
+pub use uses::{RECORD_USES_AFTER, RECORD_USE_EVERY};
 
-use names::{check_key, Names};
+use check::Checked;
+use names::Names;
 use transfer::{FetchError, Fetched};
-
-/// A hit is recorded as a use at most this often per entry by one process.
-pub const RECORD_USE_EVERY: Duration = Duration::from_secs(3600);
-
-/// Hits on an entry stored less than this long ago are not recorded: its
-/// own modification time says it is recent, and a use mark (a PUT, 12.5
-/// times the price of a GET on S3) would add nothing prune could tell.
-pub const RECORD_USES_AFTER: Duration = Duration::from_secs(24 * 3600);
-
-/// The runtime every store's requests run on.
-pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8))
-            .thread_name("numpy-func-cache-remote")
-            .enable_all()
-            .build()
-            .expect("the remote tier's runtime starts")
-    })
-}
-
-/// Runs `f` to completion from a thread outside the runtime.
-pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
-    runtime().block_on(f)
-}
-
-/// What a store did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
-    Published,
-    /// Another writer published the key first: its entry stands.
-    AlreadyThere,
-}
+use uses::Uses;
 
 /// An object-store location used as a cache.
 #[derive(Debug)]
@@ -87,30 +63,20 @@ pub struct RemoteCache {
     names: Names,
     location: String,
     transfer: Transfer,
+    limits: Limits,
+    clock: Clock,
     /// Versions of objects found damaged, which a store may replace.
-    damaged: Mutex<HashMap<String, String>>,
-    /// Keys whose use this process recorded lately.
-    used: Mutex<HashSet<String>>,
-    used_since: Mutex<SystemTime>,
+    damaged: Mutex<HashMap<Key, String>>,
+    uses: Uses,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Leases this process holds.
-    held_here: lease::HeldHere,
 }
 
 impl RemoteCache {
     /// Opens `location` (`s3://bucket/prefix`, ...). Makes no request.
-    pub fn open(location: &str, settings: &Settings) -> Result<RemoteCache, RemoteError> {
-        let (store, prefix) = location::open(location, settings)?;
-        let cache = RemoteCache::with_store(store, prefix, location);
-        // Only S3's multipart completion is made create-only: elsewhere one
-        // PUT publishes entries up to the largest it takes (Azure's Put Blob: 5000 MiB).
-        let multipart_from = match location.split_once("://").map(|(scheme, _)| scheme) {
-            Some("s3") => return Ok(cache),
-            Some("az") => 5000 << 20,
-            _ => transfer::MAX_SINGLE_PUT,
-        };
-        Ok(cache.with_transfer(Transfer { multipart_from, ..Transfer::default() }))
+    pub fn open(location: &str, settings: &Settings) -> Result<RemoteCache, Error> {
+        let (store, prefix, transfer) = location::open(location, settings)?;
+        Ok(RemoteCache::with_store(store, prefix, location).with_transfer(transfer))
     }
 
     /// A cache under `prefix` of an already built store.
@@ -120,17 +86,31 @@ impl RemoteCache {
             names: Names::new(prefix),
             location: location.trim_end_matches('/').to_owned(),
             transfer: Transfer::default(),
+            limits: Limits::default(),
+            clock: Clock::system(),
             damaged: Mutex::default(),
-            used: Mutex::default(),
-            used_since: Mutex::new(SystemTime::now()),
+            uses: Uses::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            held_here: lease::HeldHere::default(),
         }
     }
 
     pub fn with_transfer(mut self, transfer: Transfer) -> RemoteCache {
         self.transfer = transfer;
+        self
+    }
+
+    /// The same cache with `limits` as its own: `max_age` judged on every
+    /// hit, all of them by a prune without limits of its own. (A store is
+    /// not pruned after each store: that takes a listing of it.)
+    pub fn with_limits(mut self, limits: Limits) -> RemoteCache {
+        self.limits = limits;
+        self
+    }
+
+    /// The same cache keeping time by `clock` (shared with another tier).
+    pub fn with_clock(mut self, clock: Clock) -> RemoteCache {
+        self.clock = clock;
         self
     }
 
@@ -142,101 +122,127 @@ impl RemoteCache {
         &self.location
     }
 
-    fn err(&self, action: &'static str) -> impl FnOnce(object_store::Error) -> RemoteError + '_ {
-        move |e| RemoteError::of(&self.location, action, e)
+    fn err(&self, action: &'static str) -> impl FnOnce(object_store::Error) -> Error + '_ {
+        move |e| error::of(&self.location, action, e)
     }
 
-    /// Loads the entry of `key` into memory from `alloc(len)` (see
-    /// `cache_store::CacheDir::load_into`). A damaged object is reported,
-    /// and remembered so that the next store of the key replaces it.
-    pub fn load_into<B: AsMut<[u8]> + AsRef<[u8]>>(
+    /// `scheme://bucket/<object path>`: where an object is, for messages.
+    fn url_of(&self, path: &Path) -> String {
+        let prefix = self.names.prefix().as_ref();
+        let root = self.location.strip_suffix(prefix).unwrap_or(&self.location).trim_end_matches('/');
+        format!("{root}/{path}")
+    }
+
+    /// Loads the entry of `key` into memory from `alloc`. A damaged object
+    /// is reported, and remembered so that the next store of the key
+    /// replaces that version. An entry unused for longer than `max_age` is
+    /// removed and is a miss.
+    pub async fn load_into<B: AsMut<[u8]> + AsRef<[u8]>>(
         &self,
-        key: &str,
-        alloc: impl FnOnce(usize) -> Result<B, npy_format::Error>,
-    ) -> Result<Lookup<B>, RemoteError> {
-        check_key(key)?;
+        key: &Key,
+        alloc: &mut Alloc<'_, B>,
+    ) -> Result<Lookup<B>, Error> {
         let path = self.names.entry(key);
-        let fetched = block_on(transfer::fetch(&self.store, &path, &self.transfer, alloc));
+        let fetched = transfer::fetch(&self.store, &path, &self.transfer, |len| alloc(len, Filling::InParallel)).await;
         let found = match fetched {
             Ok(f) => f,
             Err(FetchError::Store(e)) => return Err(self.err("read an entry")(e)),
             Err(FetchError::Memory(e)) => return Err(e.into()),
         };
-        match found {
+        let lookup = match found {
+            Fetched::Found { modified, .. } if self.expired(key, modified).await => Lookup::Miss,
             Fetched::Found { array, record, modified } => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                if modified.elapsed().unwrap_or_default() > RECORD_USES_AFTER {
-                    self.record_use(key);
-                }
-                Ok(Lookup::Hit(Entry { array: LoadedArray::Read(array), record: Arc::new(record) }))
+                self.note_use(key, modified);
+                Lookup::Hit(Entry { array: LoadedArray::Read(array), record: Arc::new(record) })
             }
-            Fetched::Missing | Fetched::OtherVersion => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                Ok(Lookup::Miss)
-            }
+            Fetched::Missing | Fetched::OtherVersion => Lookup::Miss,
             Fetched::Damaged { reason, e_tag } => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
                 if let Some(tag) = e_tag {
-                    self.damaged.lock().unwrap().insert(key.to_owned(), tag);
+                    lock(&self.damaged).insert(*key, tag);
                 }
-                Ok(Lookup::Damaged(StoreError::Damaged {
-                    path: format!("{}/{}", self.location_root(), path).into(),
-                    reason,
-                }))
+                Lookup::Damaged(Error::Damaged { place: Place::Object(self.url_of(&path)), reason })
             }
-        }
-    }
-
-    /// `scheme://bucket`, to which object paths are relative.
-    fn location_root(&self) -> String {
-        let prefix = self.names.prefix().as_ref();
-        self.location.strip_suffix(prefix).unwrap_or(&self.location).trim_end_matches('/').to_owned()
-    }
-
-    /// Publishes `data` (the caller's memory, not copied) as the entry of
-    /// `key`, create-only: if another writer was first, its entry stands,
-    /// unless it is the damaged version a load of this process found.
-    pub fn store(&self, key: &str, header: &Header, data: Bytes, entry: &NewEntry) -> Result<Stored, RemoteError> {
-        check_key(key)?;
-        if entry.function.len() > 512 {
-            return Err(RemoteError::Config(format!(
-                "the function name is {} bytes long; an entry's record holds at most 512",
-                entry.function.len()
-            )));
-        }
-        let record = EntryRecord::new(entry, header, cache_store::data_digest(&data), SystemTime::now());
-        let path = self.names.entry(key);
-        let damaged = self.damaged.lock().unwrap().get(key).cloned();
-        let mode = match &damaged {
-            Some(tag) => PutMode::Update(UpdateVersion { e_tag: Some(tag.clone()), version: None }),
-            None => PutMode::Create,
         };
-        let mut put = block_on(transfer::publish(
-            self.store.as_ref(),
-            &path,
-            &self.transfer,
-            header,
-            data.clone(),
-            &record,
-            mode,
-        ));
-        if damaged.is_some() {
-            self.damaged.lock().unwrap().remove(key);
-            // The damaged version was removed meanwhile: publish as new.
-            if let Err(object_store::Error::NotFound { .. }) = put {
-                put = block_on(transfer::publish(
-                    self.store.as_ref(),
-                    &path,
-                    &self.transfer,
-                    header,
-                    data,
-                    &record,
-                    PutMode::Create,
-                ));
-            }
+        let counter = if matches!(lookup, Lookup::Hit(_)) { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(lookup)
+    }
+
+    /// Whether a load of `key` would hit now: the checks a load makes, a
+    /// large entry's data aside (one ranged GET), and `max_age`.
+    pub async fn has(&self, key: &Key) -> Result<bool, Error> {
+        let checked = check::probe(self.store.as_ref(), &self.names.entry(key)).await;
+        match checked.map_err(self.err("look for an entry"))? {
+            Checked::Whole { modified } => Ok(!self.expired(key, modified).await),
+            Checked::NotAnEntry | Checked::Damaged(_) => Ok(false),
         }
+    }
+
+    /// Whether the entry of `key`, written at `modified`, has gone unused
+    /// for longer than `max_age`: then it is removed. Its use mark is read
+    /// only when its own time is that old; a store that cannot say keeps it.
+    async fn expired(&self, key: &Key, modified: SystemTime) -> bool {
+        let now = self.clock.now();
+        if !uses::expired(modified, now, &self.limits) {
+            return false;
+        }
+        let used = match self.store.head(&self.names.use_mark(key)).await {
+            Ok(mark) => SystemTime::from(mark.last_modified),
+            Err(object_store::Error::NotFound { .. }) => modified,
+            Err(_) => return false,
+        };
+        if !uses::expired(used, now, &self.limits) {
+            return false;
+        }
+        for path in [self.names.entry(key), self.names.use_mark(key)] {
+            let _ = self.store.delete(&path).await;
+        }
+        true
+    }
+
+    /// Marks `key` used now, in the background, when its last known use is
+    /// getting old (see `uses`): one small empty PUT, off the hit's path.
+    fn note_use(&self, key: &Key, modified: SystemTime) {
+        let age = self.clock.now().duration_since(modified).unwrap_or_default();
+        if !self.uses.due(key, age, &self.limits) {
+            return;
+        }
+        let (store, path) = (Arc::clone(&self.store), self.names.use_mark(key));
+        cache_core::runtime().spawn(async move {
+            // Bookkeeping only: a lost mark makes the entry look older to prune, never wrong.
+            let _ = store.put(&path, PutPayload::new()).await;
+        });
+    }
+
+    /// Publishes `array` as the entry of `key`, create-only: if another
+    /// writer was first, its entry stands, unless it is the damaged version
+    /// a load of this process found. The caller's memory is sent as it is
+    /// (not copied), and not read after this returns.
+    pub async fn store(&self, key: &Key, array: NewArray<'_>) -> Result<Stored, Error> {
+        let record =
+            EntryRecord::new(&array.entry, array.header, cache_core::data_digest(array.data), self.clock.now());
+        record.encode_checked()?;
+        let path = self.names.entry(key);
+        let damaged = lock(&self.damaged).remove(key);
+        let put = lent::lend(array.data, move |data| async move {
+            let publish = |mode| {
+                transfer::publish(self.store.as_ref(), &path, &self.transfer, array.header, data.clone(), &record, mode)
+            };
+            match &damaged {
+                Some(tag) => {
+                    let version = UpdateVersion { e_tag: Some(tag.clone()), version: None };
+                    match publish(PutMode::Update(version)).await {
+                        // The damaged version was removed meanwhile: publish as new.
+                        Err(object_store::Error::NotFound { .. }) => publish(PutMode::Create).await,
+                        put => put,
+                    }
+                }
+                None => publish(PutMode::Create).await,
+            }
+        })
+        .await;
         match put {
-            Ok(_) => Ok(Stored::Published),
+            Ok(_) => Ok(Stored::Published { evicted: 0 }),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                 Ok(Stored::AlreadyThere)
             }
@@ -244,36 +250,29 @@ impl RemoteCache {
         }
     }
 
-    /// Whether the entry's object exists (one HEAD; its data is not checked).
-    pub fn contains(&self, key: &str) -> Result<bool, RemoteError> {
-        check_key(key)?;
-        match block_on(self.store.head(&self.names.entry(key))) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.err("look for an entry")(e)),
-        }
-    }
-
-    /// Removes the entry of `key`; says whether there was one.
-    pub fn remove(&self, key: &str) -> Result<bool, RemoteError> {
-        let found = self.contains(key)?;
-        let paths = [self.names.entry(key), self.names.use_mark(key)];
-        block_on(async {
-            for p in &paths {
-                match self.store.delete(p).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(self.err("remove an entry")(e)),
-                }
+    /// Removes the entry of `key` and its use mark; says whether there was one.
+    pub async fn remove(&self, key: &Key) -> Result<bool, Error> {
+        let found = match self.store.head(&self.names.entry(key)).await {
+            Ok(_) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(self.err("look for an entry")(e)),
+        };
+        for path in [self.names.entry(key), self.names.use_mark(key)] {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.err("remove an entry")(e)),
             }
-            Ok(found)
-        })
+        }
+        Ok(found)
     }
 
-    /// Takes the compute-once lease of `key`, or says who holds it.
-    pub fn claim(&self, key: &str, stale_after: Duration) -> Result<RemoteClaim, RemoteError> {
-        check_key(key)?;
-        block_on(lease::claim(&self.store, &self.names.lease(key), stale_after, &self.held_here))
-            .map_err(self.err("take a compute-once lease"))
+    /// Takes the compute-once lease of `key`, or says who holds it. A store
+    /// that cannot be written is no lease here.
+    pub async fn claim(&self, key: &Key, stale_after: Duration) -> Claim {
+        match lease::claim(&self.store, &self.names.lease(key), stale_after, &self.clock).await {
+            Ok(claim) => claim,
+            Err(e) => Claim::Unavailable(self.err("take a compute-once lease")(e)),
+        }
     }
 
     /// Hits and misses of this process (the store keeps no shared counters).
@@ -281,25 +280,12 @@ impl RemoteCache {
         (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
     }
 
-    /// Marks `key` used now, in the background, once per `RECORD_USE_EVERY`
-    /// per process: one small empty PUT, off the hit's path.
-    fn record_use(&self, key: &str) {
-        {
-            let mut since = self.used_since.lock().unwrap();
-            let mut used = self.used.lock().unwrap();
-            if since.elapsed().unwrap_or_default() > RECORD_USE_EVERY {
-                used.clear();
-                *since = SystemTime::now();
-            }
-            if !used.insert(key.to_owned()) {
-                return;
-            }
-        }
-        let (store, path) = (Arc::clone(&self.store), self.names.use_mark(key));
-        runtime().spawn(async move {
-            // Bookkeeping only: a lost mark makes the entry look older to prune, never wrong.
-            let _ = store.put(&path, PutPayload::new()).await;
-        });
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 }
 

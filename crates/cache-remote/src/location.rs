@@ -13,7 +13,10 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
-use crate::RemoteError;
+use cache_core::Error;
+
+use crate::error::config;
+use crate::transfer::{max_single_put, Transfer};
 
 /// Settings that override the environment's.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +33,15 @@ pub struct Settings {
     pub max_retries: Option<usize>,
     /// No retry starts after this long since the first attempt.
     pub retry_timeout: Option<Duration>,
+    /// Objects larger than this many bytes are uploaded in parts (at most
+    /// the largest single PUT the store takes).
+    pub multipart_from: Option<u64>,
+    /// Bytes per ranged GET and per upload part (at least 1 MiB).
+    pub part_size: Option<u64>,
 }
+
+/// The least `part_size`: smaller ranges cost more requests than they save.
+pub const MIN_PART_SIZE: u64 = 1 << 20;
 
 /// The schemes this build opens.
 pub const SCHEMES: [&str; 3] = ["s3", "gs", "az"];
@@ -40,9 +51,10 @@ pub fn is_remote(location: &str) -> bool {
     SCHEMES.iter().any(|s| location.strip_prefix(s).is_some_and(|rest| rest.starts_with("://")))
 }
 
-/// The store and the prefix under which the cache's objects live.
-pub fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>, Path), RemoteError> {
-    let bad = |why: String| RemoteError::Config(format!("{location:?} is not a usable object-store location: {why}"));
+/// The store, the prefix under which the cache's objects live, and how
+/// objects are cut into requests there.
+pub(crate) fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>, Path, Transfer), Error> {
+    let bad = |why: String| config(format!("{location:?} is not a usable object-store location: {why}"));
     let (scheme, rest) = location.split_once("://").ok_or_else(|| bad("it has no scheme".into()))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
@@ -101,7 +113,14 @@ pub fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>
         other => return Err(bad(format!("scheme {other:?} is not one of s3, gs, az"))),
     };
     let store = built.map_err(|e| bad(e.to_string()))?;
-    Ok((store, prefix))
+    let mut transfer = Transfer::for_scheme(scheme);
+    if let Some(v) = settings.multipart_from {
+        transfer.multipart_from = v.min(max_single_put(scheme));
+    }
+    if let Some(v) = settings.part_size {
+        transfer.part_size = v.max(MIN_PART_SIZE);
+    }
+    Ok((store, prefix, transfer))
 }
 
 /// The shared profile's values where the environment gives none (the
@@ -186,7 +205,23 @@ mod tests {
     #[test]
     fn a_location_opens_with_its_prefix() {
         let settings = Settings { region: Some("us-east-1".into()), ..Default::default() };
-        let (_, prefix) = open("s3://bucket/team/cache/", &settings).unwrap();
+        let (_, prefix, transfer) = open("s3://bucket/team/cache/", &settings).unwrap();
         assert_eq!(prefix.as_ref(), "team/cache");
+        assert_eq!(transfer.multipart_from, Transfer::default().multipart_from);
+    }
+
+    #[test]
+    fn transfer_settings_are_held_to_what_the_store_takes() {
+        let huge = Settings {
+            multipart_from: Some(u64::MAX),
+            part_size: Some(1),
+            region: Some("us-east-1".into()),
+            ..Default::default()
+        };
+        let (_, _, t) = open("s3://bucket/p", &huge).unwrap();
+        assert_eq!((t.multipart_from, t.part_size), (max_single_put("s3"), MIN_PART_SIZE));
+        assert_eq!(max_single_put("az"), 5000 << 20);
+        // Off S3, one PUT as far as it goes (multipart completions there are not create-only).
+        assert_eq!(Transfer::for_scheme("az").multipart_from, max_single_put("az"));
     }
 }

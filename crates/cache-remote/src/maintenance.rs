@@ -1,102 +1,84 @@
-//! Listing, statistics, pruning and clearing: the only operations that
-//! LIST (1,000 objects per request), never on a hit's or a miss's path.
+//! Listing, statistics, pruning, verifying and clearing: the only
+//! operations that LIST (1,000 objects per request), never on a hit's or a
+//! miss's path. Removal is by batch DELETE (1,000 objects per request).
 //!
-//! S3 keeps no access times, so a hit on an entry older than a day records
-//! a use with an empty PUT of `uses/<ab>/<key>` (at most once an hour per
-//! entry per process), and an entry's last use is the later of its own and
-//! its mark's modification times: least recently used to within a day. Removal is by batch DELETE (1,000 objects per request).
+//! An entry's last use is the later of its own and its use mark's
+//! modification times (see `uses`): least recently used to within a day.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use cache_core::clock::us_since_epoch;
+use cache_core::progress::{self, Progress};
+use cache_core::{ClearReport, EntryRow, Error, Key, Limits, PruneReport, Totals, VerifyReport};
 use futures_util::StreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange};
+use object_store::{GetOptions, GetRange, ObjectStore};
 
-use cache_index::Limits;
-
+use crate::check::{self, Checked};
 use crate::names::Named;
-use crate::{block_on, record_meta, RemoteCache, RemoteError};
-use cache_store::Progress;
+use crate::{lease, record_meta, uses, RemoteCache};
 
 /// An entry as a listing sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RemoteEntry {
-    pub key: String,
+#[derive(Debug, Clone)]
+struct Listed {
+    key: Key,
     /// The object's size: the `.npy` header and the data.
-    pub bytes: u64,
-    pub created: SystemTime,
-    pub last_used: SystemTime,
-    /// From the entry's first bytes, when details were asked for.
-    pub function: Option<String>,
-    pub dtype: Option<String>,
-    pub shape: Option<Vec<u64>>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RemoteTotals {
-    pub entries: u64,
-    pub bytes: u64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RemotePruneReport {
-    pub removed_entries: u64,
-    pub removed_bytes: u64,
-    /// Use marks without an entry, and leases stale for over a day.
-    pub removed_leftovers: u64,
-    pub totals: RemoteTotals,
+    bytes: u64,
+    modified: SystemTime,
+    last_used: SystemTime,
 }
 
 /// Everything the cache wrote under the prefix, by key.
 #[derive(Default)]
 struct Listing {
-    entries: HashMap<String, RemoteEntry>,
-    marks: HashMap<String, SystemTime>,
+    entries: HashMap<Key, Listed>,
+    marks: HashMap<Key, SystemTime>,
     leases: Vec<(Path, SystemTime)>,
     /// Every object of the cache's, for `clear`.
     ours: Vec<Path>,
+}
+
+impl Listing {
+    /// Entries, least recently used first.
+    fn least_recent_first(&self) -> Vec<&Listed> {
+        let mut entries: Vec<&Listed> = self.entries.values().collect();
+        entries.sort_by(|a, b| a.last_used.cmp(&b.last_used).then_with(|| a.key.cmp(&b.key)));
+        entries
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        (self.entries.len() as u64, self.entries.values().map(|e| e.bytes).sum())
+    }
 }
 
 /// Prefixes listed at once: S3 serves a page of 1,000 objects in about
 /// 100 ms, so one listing of 10 million entries in turn would take half an hour.
 const LIST_CONCURRENCY: usize = 16;
 
-/// Leases older than this are a killed holder's leftovers.
-const LEASE_LEFTOVER_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Entries read at once for their details, checked at once by a verify.
+const READ_CONCURRENCY: usize = 32;
 
 impl RemoteCache {
     /// Lists the cache's 512 fan-out prefixes (entries and leases, use
-    /// marks), `LIST_CONCURRENCY` at a time, calling `progress(objects
-    /// listed, 0)` after each page, which may stop it. Objects elsewhere
-    /// under the prefix are not the cache's and are not listed.
-    fn list(&self, progress: &mut Progress<'_>) -> Result<Listing, RemoteError> {
+    /// marks), `LIST_CONCURRENCY` at a time, reporting objects listed after
+    /// each page. Objects elsewhere under the prefix are not the cache's
+    /// and are not listed.
+    async fn list(&self, progress: &mut Progress<'_>) -> Result<Listing, Error> {
         let mut listing = Listing::default();
         let prefixes: Vec<Path> = self.names.fan_out_prefixes().collect();
         let store = &self.store;
-        let mut stream = futures_util::stream::iter(prefixes)
+        let mut pages = futures_util::stream::iter(prefixes)
             .map(|p| store.list(Some(&p)).chunks(1000))
             .flatten_unordered(LIST_CONCURRENCY);
-        // Pages are awaited one by one, and `progress` runs outside the
-        // runtime: it may call back into the cache.
-        while let Some(page) = block_on(stream.next()) {
+        while let Some(page) = pages.next().await {
             for meta in page {
                 let meta = meta.map_err(self.err("list the cache"))?;
                 let modified = SystemTime::from(meta.last_modified);
                 match self.names.name_of(&meta.location) {
                     Named::Entry(key) => {
-                        listing.entries.insert(
-                            key.clone(),
-                            RemoteEntry {
-                                key,
-                                bytes: meta.size,
-                                created: modified,
-                                last_used: modified,
-                                function: None,
-                                dtype: None,
-                                shape: None,
-                            },
-                        );
+                        let bytes = meta.size;
+                        listing.entries.insert(key, Listed { key, bytes, modified, last_used: modified });
                     }
                     Named::Use(key) => {
                         listing.marks.insert(key, modified);
@@ -106,9 +88,7 @@ impl RemoteCache {
                 }
                 listing.ours.push(meta.location);
             }
-            if progress(listing.ours.len() as u64, 0).is_break() {
-                return Err(RemoteError::Stopped);
-            }
+            progress::listed(progress, listing.ours.len() as u64)?;
         }
         for (key, used) in &listing.marks {
             if let Some(e) = listing.entries.get_mut(key) {
@@ -118,72 +98,103 @@ impl RemoteCache {
         Ok(listing)
     }
 
-    /// Entries and bytes (one LIST per 1,000 objects).
-    pub fn totals(&self, progress: &mut Progress<'_>) -> Result<RemoteTotals, RemoteError> {
-        Ok(totals_of(self.list(progress)?.entries.values()))
+    /// Entries and bytes from a listing (one LIST per 1,000 objects); hits
+    /// and misses of this process.
+    pub async fn totals(&self, progress: &mut Progress<'_>) -> Result<Totals, Error> {
+        let (entries, bytes) = self.list(progress).await?.totals();
+        let (hits, misses) = self.counts();
+        Ok(Totals { entries, bytes, hits, misses })
     }
 
-    /// Every entry, most recently used first; with `details`, each entry's
-    /// function, dtype and shape from a GET of its first 4 KiB.
-    pub fn entries(&self, details: bool, progress: &mut Progress<'_>) -> Result<Vec<RemoteEntry>, RemoteError> {
-        let mut entries: Vec<RemoteEntry> = self.list(progress)?.entries.into_values().collect();
-        entries.sort_by(|a, b| b.last_used.cmp(&a.last_used).then_with(|| a.key.cmp(&b.key)));
-        if details {
-            let total = entries.len() as u64;
-            let mut done = 0;
-            // An empty object has no first bytes to read (416): listed as it is.
-            let mut fetches =
-                futures_util::stream::iter(entries.iter_mut().filter(|e| e.bytes > 0).map(|e| self.describe(e)))
-                    .buffer_unordered(32);
-            while let Some(r) = block_on(fetches.next()) {
-                r?;
-                done += 1;
-                if progress(done, total).is_break() && done < total {
-                    return Err(RemoteError::Stopped);
-                }
-            }
+    /// Every entry, most recently used first, with its function, dtype and
+    /// shape from a GET of its first 4 KiB.
+    pub async fn entries(&self, progress: &mut Progress<'_>) -> Result<Vec<EntryRow>, Error> {
+        let listing = self.list(progress).await?;
+        let listed = listing.least_recent_first();
+        let mut rows: Vec<EntryRow> = listed.iter().rev().map(|e| row_of(e)).collect();
+        // An empty object has no first bytes to read (416): listed as it is.
+        let keys: Vec<(usize, Key)> =
+            listed.iter().rev().enumerate().filter(|(_, e)| e.bytes > 0).map(|(i, e)| (i, e.key)).collect();
+        let total = keys.len() as u64;
+        let mut reads = futures_util::stream::iter(keys)
+            .map(move |(i, key)| async move { (i, self.describe(key).await) })
+            .buffer_unordered(READ_CONCURRENCY);
+        let mut done = 0;
+        while let Some((i, read)) = reads.next().await {
+            read?.fill(&mut rows[i]);
+            done += 1;
+            progress::step(progress, done, total)?;
         }
-        Ok(entries)
+        Ok(rows)
     }
 
-    async fn describe(&self, entry: &mut RemoteEntry) -> Result<(), RemoteError> {
+    /// What an entry's object says of it in its record and first bytes.
+    async fn describe(&self, key: Key) -> Result<Described, Error> {
         let options = GetOptions { range: Some(GetRange::Bounded(0..4096)), ..Default::default() };
-        let got = match self.store.get_opts(&self.names.entry(&entry.key), options).await {
+        let got = match self.store.get_opts(&self.names.entry(&key), options).await {
             Ok(g) => g,
             // Removed since the listing: described as listed.
-            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(object_store::Error::NotFound { .. }) => return Ok(Described::default()),
             Err(e) => return Err(self.err("read an entry's header")(e)),
         };
         let record = record_meta::record_of(&got.attributes).ok();
         let head = got.bytes().await.map_err(self.err("read an entry's header"))?;
-        if let Some(r) = record {
-            entry.function = Some(r.function.clone());
-            entry.created = r.created;
-        }
-        if let Ok((header, _)) = npy_format::decode_header_bytes(&head) {
-            entry.dtype = Some(header.dtype.native().descr());
-            entry.shape = Some(header.shape);
-        }
-        Ok(())
+        Ok(Described { record, header: npy_format::decode_header_bytes(&head).ok().map(|(h, _)| h) })
     }
 
-    /// Removes entries unused for longer than `limits.max_age` (µs), then
-    /// the least recently used until `max_bytes` and `max_entries` hold;
-    /// also use marks without an entry and leases stale for a day.
-    pub fn prune(&self, limits: &Limits, progress: &mut Progress<'_>) -> Result<RemotePruneReport, RemoteError> {
-        let listing = self.list(progress)?;
-        let now = SystemTime::now();
-        let mut entries: Vec<&crate::RemoteEntry> = listing.entries.values().collect();
-        // Least recently used first.
-        entries.sort_by(|a, b| a.last_used.cmp(&b.last_used).then_with(|| a.key.cmp(&b.key)));
-        let mut totals = totals_of(listing.entries.values());
+    /// The function named in the record of `key`'s object (a GET of no
+    /// content: its metadata); None if it has none this version reads.
+    async fn function_of(&self, key: &Key) -> Result<Option<String>, Error> {
+        let options = GetOptions { head: true, ..Default::default() };
+        match self.store.get_opts(&self.names.entry(key), options).await {
+            Ok(got) => Ok(record_meta::record_of(&got.attributes).ok().map(|r| r.function)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("read an entry's record")(e)),
+        }
+    }
+
+    /// Removes every entry whose record names `function`; returns their keys.
+    pub async fn remove_function(&self, function: &str, progress: &mut Progress<'_>) -> Result<Vec<Key>, Error> {
+        let listing = self.list(progress).await?;
+        let keys: Vec<Key> = listing.entries.keys().copied().collect();
+        let total = keys.len() as u64;
+        let (mut doomed, mut removed) = (Vec::new(), Vec::new());
+        let mut reads = futures_util::stream::iter(keys)
+            .map(move |key| async move { (key, self.function_of(&key).await) })
+            .buffer_unordered(READ_CONCURRENCY);
+        let mut done = 0;
+        while let Some((key, named)) = reads.next().await {
+            if named?.as_deref() == Some(function) {
+                removed.push(key);
+                doomed.push(self.names.entry(&key));
+                if listing.marks.contains_key(&key) {
+                    doomed.push(self.names.use_mark(&key));
+                }
+            }
+            done += 1;
+            progress::step(progress, done, total)?;
+        }
+        drop(reads);
+        self.delete_all(doomed, &mut progress::quiet).await?;
+        removed.sort();
+        Ok(removed)
+    }
+
+    /// Removes entries unused for longer than `max_age`, then the least
+    /// recently used until `max_bytes` and `max_entries` hold (the cache's
+    /// own limits when None); also use marks without an entry and leases
+    /// older than any lease's promise.
+    pub async fn prune(&self, limits: Option<Limits>, progress: &mut Progress<'_>) -> Result<PruneReport, Error> {
+        let limits = limits.unwrap_or(self.limits);
+        let listing = self.list(progress).await?;
+        let now = self.clock.now();
+        let (mut entries, mut bytes) = listing.totals();
         let mut doomed: Vec<Path> = Vec::new();
-        let mut report = RemotePruneReport::default();
-        for e in entries {
-            let unused_us = now.duration_since(e.last_used).unwrap_or_default().as_micros() as i64;
-            let expired = limits.max_age.is_some_and(|max| unused_us > max);
-            let too_big = limits.max_bytes.is_some_and(|max| totals.bytes > max);
-            let too_many = limits.max_entries.is_some_and(|max| totals.entries > max);
+        let mut report = PruneReport::default();
+        for e in listing.least_recent_first() {
+            let expired = uses::expired(e.last_used, now, &limits);
+            let too_big = limits.max_bytes.is_some_and(|max| bytes > max);
+            let too_many = limits.max_entries.is_some_and(|max| entries > max);
             if !(expired || too_big || too_many) {
                 continue;
             }
@@ -191,8 +202,8 @@ impl RemoteCache {
             if listing.marks.contains_key(&e.key) {
                 doomed.push(self.names.use_mark(&e.key));
             }
-            totals.entries -= 1;
-            totals.bytes -= e.bytes;
+            entries -= 1;
+            bytes -= e.bytes;
             report.removed_entries += 1;
             report.removed_bytes += e.bytes;
         }
@@ -201,45 +212,109 @@ impl RemoteCache {
             report.removed_leftovers += 1;
         }
         for (path, modified) in &listing.leases {
-            if now.duration_since(*modified).unwrap_or_default() > LEASE_LEFTOVER_AFTER {
+            if lease::is_leftover(now.duration_since(*modified).unwrap_or_default()) {
                 doomed.push(path.clone());
                 report.removed_leftovers += 1;
             }
         }
-        self.delete_all(doomed, progress)?;
-        report.totals = totals;
+        self.delete_all(doomed, progress).await?;
+        report.totals = Totals { entries, bytes, hits: 0, misses: 0 };
+        (report.totals.hits, report.totals.misses) = self.counts();
+        Ok(report)
+    }
+
+    /// Checks every entry completely, streaming each object through the
+    /// hasher (`READ_CONCURRENCY` at a time); with `remove`, removes the
+    /// damaged ones.
+    pub async fn verify(&self, remove: bool, progress: &mut Progress<'_>) -> Result<VerifyReport, Error> {
+        let listing = self.list(progress).await?;
+        let mut keys: Vec<Key> = listing.entries.keys().copied().collect();
+        keys.sort();
+        let total = keys.len() as u64;
+        let mut report = VerifyReport::default();
+        progress::step(progress, 0, total)?;
+        let store: &dyn ObjectStore = self.store.as_ref();
+        let mut checks = futures_util::stream::iter(keys)
+            .map(move |key| async move { (key, check::check_whole(store, &self.names.entry(&key)).await) })
+            .buffer_unordered(READ_CONCURRENCY);
+        let mut done = 0;
+        while let Some((key, checked)) = checks.next().await {
+            match checked.map_err(self.err("verify an entry"))? {
+                Checked::Whole { .. } => report.checked += 1,
+                Checked::Damaged(reason) => {
+                    report.checked += 1;
+                    if remove && self.remove(&key).await.is_ok() {
+                        report.removed += 1;
+                    }
+                    report.damaged.push((key.to_string(), reason));
+                }
+                Checked::NotAnEntry => {}
+            }
+            done += 1;
+            progress::step(progress, done, total)?;
+        }
+        drop(checks);
+        report.damaged.sort();
         Ok(report)
     }
 
     /// Removes every object the cache wrote under the prefix (entries, use
-    /// marks, leases); objects it did not write are left. Returns how many.
-    pub fn clear(&self, progress: &mut Progress<'_>) -> Result<u64, RemoteError> {
-        let ours = self.list(progress)?.ours;
-        let n = ours.len() as u64;
-        self.delete_all(ours, progress)?;
-        Ok(n)
+    /// marks, leases); objects it did not write are left.
+    pub async fn clear(&self, progress: &mut Progress<'_>) -> Result<ClearReport, Error> {
+        let ours = self.list(progress).await?.ours;
+        let removed = ours.len() as u64;
+        self.delete_all(ours, progress).await?;
+        Ok(ClearReport { removed, removed_dir: false, foreign: 0 })
     }
 
-    fn delete_all(&self, paths: Vec<Path>, progress: &mut Progress<'_>) -> Result<(), RemoteError> {
+    async fn delete_all(&self, paths: Vec<Path>, progress: &mut Progress<'_>) -> Result<(), Error> {
         let total = paths.len() as u64;
         let mut done = 0;
         let locations = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
         let mut deleted = self.store.delete_stream(locations);
-        while let Some(r) = block_on(deleted.next()) {
+        while let Some(r) = deleted.next().await {
             match r {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.err("remove entries")(e)),
             }
             done += 1;
             // Deletes already sent (S3: up to 20 requests of 1,000) finish all the same.
-            if (done % 1000 == 0 || done == total) && progress(done, total).is_break() && done < total {
-                return Err(RemoteError::Stopped);
+            if done % 1000 == 0 || done == total {
+                progress::step(progress, done, total)?;
             }
         }
         Ok(())
     }
 }
 
-fn totals_of<'a>(entries: impl Iterator<Item = &'a RemoteEntry>) -> RemoteTotals {
-    entries.fold(RemoteTotals::default(), |t, e| RemoteTotals { entries: t.entries + 1, bytes: t.bytes + e.bytes })
+/// What an entry's object says of it, where it could be read.
+#[derive(Default)]
+struct Described {
+    record: Option<cache_core::EntryRecord>,
+    header: Option<npy_format::Header>,
+}
+
+impl Described {
+    fn fill(self, row: &mut EntryRow) {
+        if let Some(r) = self.record {
+            row.function = r.function;
+            row.created = us_since_epoch(r.created);
+        }
+        if let Some(header) = self.header {
+            row.dtype = header.dtype.native().descr();
+            row.shape = header.shape;
+        }
+    }
+}
+
+fn row_of(e: &Listed) -> EntryRow {
+    EntryRow {
+        key: e.key.to_string(),
+        function: String::new(),
+        dtype: String::new(),
+        shape: Vec::new(),
+        bytes: e.bytes,
+        created: us_since_epoch(e.modified),
+        last_used: us_since_epoch(e.last_used),
+    }
 }

@@ -7,16 +7,15 @@
 //! - `<prefix>/uses/<ab>/<key>`: an empty object whose modification time
 //!   is the entry's last recorded use (S3 keeps no access times).
 
+use cache_core::{is_key, Key};
 use object_store::path::Path;
-
-use crate::RemoteError;
 
 /// What an object under the prefix is to the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Named {
-    Entry(String),
-    Lease(String),
-    Use(String),
+    Entry(Key),
+    Lease(Key),
+    Use(Key),
     /// Not a name the cache writes: left alone.
     Foreign,
 }
@@ -35,16 +34,19 @@ impl Names {
         &self.prefix
     }
 
-    pub(crate) fn entry(&self, key: &str) -> Path {
+    pub(crate) fn entry(&self, key: &Key) -> Path {
+        let key = key.hex();
         self.under(&[&key[..2], &format!("{key}.npy")])
     }
 
-    pub(crate) fn lease(&self, key: &str) -> Path {
+    pub(crate) fn lease(&self, key: &Key) -> Path {
+        let key = key.hex();
         self.under(&[&key[..2], &format!("{key}.lease")])
     }
 
-    pub(crate) fn use_mark(&self, key: &str) -> Path {
-        self.under(&["uses", &key[..2], key])
+    pub(crate) fn use_mark(&self, key: &Key) -> Path {
+        let key = key.hex();
+        self.under(&["uses", &key[..2], &key])
     }
 
     /// Every prefix the cache writes under: `<ab>/` and `uses/<ab>/` for
@@ -69,30 +71,20 @@ impl Names {
         let Some(parts) = path.prefix_match(&self.prefix) else { return Named::Foreign };
         let parts: Vec<_> = parts.map(|p| p.as_ref().to_owned()).collect();
         let fan_matches = |fan: &str, key: &str| is_key(key) && &key[..2] == fan;
+        let key = |k: &str| Key::parse(k).expect("a key, just checked");
         match parts.as_slice() {
             [fan, file] => {
-                if let Some(key) = file.strip_suffix(".npy").filter(|k| fan_matches(fan, k)) {
-                    Named::Entry(key.to_owned())
-                } else if let Some(key) = file.strip_suffix(".lease").filter(|k| fan_matches(fan, k)) {
-                    Named::Lease(key.to_owned())
+                if let Some(k) = file.strip_suffix(".npy").filter(|k| fan_matches(fan, k)) {
+                    Named::Entry(key(k))
+                } else if let Some(k) = file.strip_suffix(".lease").filter(|k| fan_matches(fan, k)) {
+                    Named::Lease(key(k))
                 } else {
                     Named::Foreign
                 }
             }
-            [uses, fan, key] if uses == "uses" && fan_matches(fan, key) => Named::Use(key.clone()),
+            [uses, fan, k] if uses == "uses" && fan_matches(fan, k) => Named::Use(key(k)),
             _ => Named::Foreign,
         }
-    }
-}
-
-/// A cache key: 64 lower-case hex digits (it names objects).
-pub(crate) use cache_store::is_key;
-
-pub(crate) fn check_key(key: &str) -> Result<(), RemoteError> {
-    if is_key(key) {
-        Ok(())
-    } else {
-        Err(RemoteError::BadKey(key.to_owned()))
     }
 }
 
@@ -105,21 +97,15 @@ mod tests {
     #[test]
     fn names_round_trip_and_foreign_names_are_told_apart() {
         let names = Names::new(Path::from("team/cache"));
-        assert_eq!(names.entry(KEY).as_ref(), format!("team/cache/ab/{KEY}.npy"));
-        assert_eq!(names.name_of(&names.entry(KEY)), Named::Entry(KEY.into()));
-        assert_eq!(names.name_of(&names.lease(KEY)), Named::Lease(KEY.into()));
-        assert_eq!(names.name_of(&names.use_mark(KEY)), Named::Use(KEY.into()));
+        let key = Key::parse(KEY).unwrap();
+        assert_eq!(names.entry(&key).as_ref(), format!("team/cache/ab/{KEY}.npy"));
+        assert_eq!(names.name_of(&names.entry(&key)), Named::Entry(key));
+        assert_eq!(names.name_of(&names.lease(&key)), Named::Lease(key));
+        assert_eq!(names.name_of(&names.use_mark(&key)), Named::Use(key));
         // In the wrong fan-out prefix, with another suffix, or outside the prefix: not ours.
         assert_eq!(names.name_of(&Path::from(format!("team/cache/cd/{KEY}.npy"))), Named::Foreign);
         assert_eq!(names.name_of(&Path::from(format!("team/cache/ab/{KEY}.txt"))), Named::Foreign);
         assert_eq!(names.name_of(&Path::from(format!("team/other/ab/{KEY}.npy"))), Named::Foreign);
         assert_eq!(names.name_of(&Path::from("team/cache/notes.txt")), Named::Foreign);
-    }
-
-    #[test]
-    fn only_lower_case_hex_keys_are_keys() {
-        assert!(check_key(KEY).is_ok());
-        assert!(check_key(&KEY.to_uppercase()).is_err());
-        assert!(check_key("../x").is_err());
     }
 }

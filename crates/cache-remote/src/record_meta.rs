@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use cache_store::{EntryRecord, RecordProblem};
+use cache_core::{EntryRecord, RecordProblem};
 use object_store::{Attribute, AttributeValue, Attributes};
 
 /// The metadata name (`x-amz-meta-nfcrecord` on S3): one word, since
@@ -30,7 +30,7 @@ pub(crate) fn record_of(attributes: &Attributes) -> Result<EntryRecord, RecordPr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cache_store::{ArrayClass, NewEntry, ResultForm};
+    use cache_core::{ArrayClass, NewEntry, ResultForm};
     use npy_format::{Dtype, Header};
 
     #[test]

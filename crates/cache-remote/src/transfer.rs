@@ -9,15 +9,16 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 
-use npy_format::{decode_header_bytes, Header, NpyArray, MAX_HEADER_LEN};
+use npy_format::{Header, NpyArray};
 use object_store::path::Path;
 use object_store::{
     Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions,
     PutPayload, PutResult,
 };
 
-use cache_store::EntryRecord;
+use cache_core::EntryRecord;
 
+use crate::opening::{open, Opened, Opening, MAX_PREAMBLE};
 use crate::{block_digest, record_meta};
 
 /// How objects are cut into requests.
@@ -34,13 +35,32 @@ pub struct Transfer {
     pub multipart_from: u64,
 }
 
-/// S3's largest single PUT, and most parts of one upload.
-pub const MAX_SINGLE_PUT: u64 = 5 << 30;
+/// The most parts of one upload.
 const MAX_PARTS: u64 = 10_000;
+
+/// The largest object one PUT publishes at a store of `scheme`: 5 GiB on
+/// S3 and GCS, 5000 MiB on Azure (Put Blob).
+pub fn max_single_put(scheme: &str) -> u64 {
+    if scheme == "az" {
+        5000 << 20
+    } else {
+        5 << 30
+    }
+}
 
 impl Default for Transfer {
     fn default() -> Transfer {
         Transfer { first_part: 8 << 20, part_size: 16 << 20, concurrency: 8, multipart_from: 64 << 20 }
+    }
+}
+
+impl Transfer {
+    /// The plan for a store of `scheme`. Only S3's multipart completion is
+    /// made create-only (see `create_only`): elsewhere one conditional PUT
+    /// publishes entries up to the largest it takes.
+    pub fn for_scheme(scheme: &str) -> Transfer {
+        let multipart_from = if scheme == "s3" { Transfer::default().multipart_from } else { max_single_put(scheme) };
+        Transfer { multipart_from, ..Transfer::default() }
     }
 }
 
@@ -100,39 +120,28 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
     let (size, e_tag) = (first.meta.size, first.meta.e_tag.clone());
     let modified = std::time::SystemTime::from(first.meta.last_modified);
     let damaged = |reason: String| Ok(Fetched::Damaged { reason, e_tag: e_tag.clone() });
-    let record = match record_meta::record_of(&first.attributes) {
-        Ok(r) => r,
-        Err(cache_store::RecordProblem::Invalid(why)) => return damaged(format!("its record {why}")),
-        Err(_) => return Ok(Fetched::OtherVersion),
-    };
     let first_range = first.range.clone();
     if first_range.start != 0 {
         return damaged(format!("the store answered the first range with {first_range:?}"));
     }
+    let attributes = first.attributes.clone();
     let mut stream = first.into_stream();
     // As much of the first part as it takes to decode the header (usually its first chunk).
     let mut chunks: Vec<Bytes> = Vec::new();
-    let (mut header, preamble) = loop {
-        match decode_header_bytes(&contiguous_start(&chunks, MAX_HEADER_LEN as usize + 16)) {
-            Ok(h) => break h,
-            Err(npy_format::Error::TruncatedHeader) => {}
-            Err(e) => return damaged(format!("its .npy header is not valid: {e}")),
+    let mut complete = false;
+    let opened = loop {
+        match open(&attributes, &contiguous_start(&chunks, MAX_PREAMBLE), size, complete) {
+            Opening::Entry(opened) => break opened,
+            Opening::OtherVersion => return Ok(Fetched::OtherVersion),
+            Opening::Damaged(reason) => return damaged(reason),
+            Opening::NeedMore => {}
         }
         match stream.try_next().await? {
             Some(chunk) => chunks.push(chunk),
-            None => return damaged("its .npy header is cut short".into()),
+            None => complete = true,
         }
     };
-    let data_len = match header.data_len() {
-        Ok(n) if preamble.checked_add(n) == Some(size) => n,
-        Ok(n) => {
-            return damaged(format!(
-                "it holds {} bytes of data where its header needs {n}",
-                size.saturating_sub(preamble)
-            ))
-        }
-        Err(e) => return damaged(e.to_string()),
-    };
+    let (preamble, data_len) = (opened.preamble, opened.data_len);
     if first_range.end > size || first_range.end < preamble.min(size) {
         return damaged(format!("the store answered the first range with {first_range:?} of {size} bytes"));
     }
@@ -206,8 +215,6 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
     if !whole {
         return damaged("the store sent a range of the wrong length".into());
     }
-    let stored_order = header.dtype.byte_order;
-    header.dtype = header.dtype.native();
     // Every byte is checked: the network and the store are outside what the cache can trust.
     let digest = if by_blocks {
         // The blocks the first part began: hashed now, the rest as they landed.
@@ -220,14 +227,15 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
             .collect();
         block_digest::root(data_len, block, &cvs)
     } else {
-        cache_store::data_digest(data.as_ref())
+        cache_core::data_digest(data.as_ref())
     };
-    if let Err(why) = record.check(&header, stored_order, None) {
+    if let Err(why) = opened.check(None) {
         return damaged(why);
     }
-    if digest != record.data_digest {
+    if digest != opened.record.data_digest {
         return damaged("its data does not match the digest stored with it".into());
     }
+    let Opened { record, header, stored_order, .. } = *opened;
     Ok(Fetched::Found { array: NpyArray { header, data, stored_order }, record, modified })
 }
 

@@ -12,13 +12,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use cache_index::{EntryRow, Index, Journal, Limits, Totals};
+use cache_core::clock::us_since_epoch;
+use cache_core::progress::{self, Progress};
+use cache_core::{lock, ClearReport, Clock, EntryRow, Error, Limits, PruneReport, Stored, Totals, Wait};
+use cache_index::{Index, Journal};
 
-use crate::clock::{us_since_epoch, Clock};
-use crate::entry_files::{ClearReport, EntryFiles, Prepared};
+use crate::files::EntryFiles;
 use crate::fs_kind::{self, is_network_fs};
-use crate::host::dev_ino;
-use crate::{Progress, StoreError};
+use crate::layout::dev_ino;
+use crate::write::Prepared;
 
 /// Uses are written to the index at most this often (and on demand), so a
 /// hit costs a map insert, not a transaction.
@@ -27,33 +29,6 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const RECONCILE_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// Entries removed per pair of index transactions during a prune.
 const REMOVE_BATCH: usize = 1000;
-
-/// What a prune did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PruneReport {
-    pub removed_entries: u64,
-    pub removed_bytes: u64,
-    /// Entries found on disk that the index lacked (stored by a process killed mid-store).
-    pub adopted: u64,
-    /// Index rows whose files were gone.
-    pub dropped: u64,
-    /// Temporary and partial files left by killed processes, and entries
-    /// of an older version or with a damaged record.
-    pub removed_leftovers: u64,
-    /// Totals after the prune.
-    pub totals: Totals,
-}
-
-/// How long a write of uses may wait for the index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// Not at all: if another thread or process is writing, try later.
-    Never,
-    /// Up to this long for another process's transaction.
-    AtMost(Duration),
-    /// As long as any write.
-    AsNeeded,
-}
 
 /// The open index. Its lock is held across index transactions, which can
 /// wait for other processes; hits never take it (see `Uses`).
@@ -123,17 +98,17 @@ impl Bookkeeper {
     }
 
     fn book(&self) -> MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.book)
     }
 
     fn uses(&self) -> MutexGuard<'_, Uses> {
-        self.uses.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.uses)
     }
 
     /// The index, opened (and on first creation filled from the files on
     /// disk) or reopened if its file was replaced. None while the directory
     /// does not exist: the index never creates it.
-    fn index<'b>(&self, book: &'b mut Book) -> Result<Option<&'b mut Index>, StoreError> {
+    fn index<'b>(&self, book: &'b mut Book) -> Result<Option<&'b mut Index>, Error> {
         if !self.root().is_dir() {
             book.index = None;
             return Ok(None);
@@ -186,7 +161,7 @@ impl Bookkeeper {
     }
 
     /// Brings the index in line with the files (see `Index::reconcile`).
-    fn reconcile(&self, index: &mut Index) -> Result<Reconciled, StoreError> {
+    fn reconcile(&self, index: &mut Index) -> Result<Reconciled, Error> {
         let (mut scanned_out, mut described_out) = (0, 0);
         let (adopted, dropped) = index.reconcile(
             self.clock.now_us(),
@@ -262,7 +237,7 @@ impl Bookkeeper {
         uses.misses += taken.misses;
     }
 
-    fn flush_into(&self, book: &mut Book, wait: Wait) -> Result<(), StoreError> {
+    fn flush_into(&self, book: &mut Book, wait: Wait) -> Result<(), Error> {
         let Some(taken) = self.take_uses() else { return Ok(()) };
         let busy_wait = match wait {
             Wait::Never => Some(Duration::ZERO),
@@ -270,9 +245,7 @@ impl Bookkeeper {
             Wait::AsNeeded => None,
         };
         let written = match self.index(book) {
-            Ok(Some(index)) => {
-                index.record(&taken.pending, taken.hits, taken.misses, busy_wait).map_err(StoreError::from)
-            }
+            Ok(Some(index)) => index.record(&taken.pending, taken.hits, taken.misses, busy_wait).map_err(Error::from),
             // The directory is gone, and its entries with it.
             Ok(None) => return Ok(()),
             Err(e) => Err(e),
@@ -285,7 +258,7 @@ impl Bookkeeper {
 
     /// Writes the uses recorded in memory to the index and closes it (its
     /// file handles and SQLite's); the next use opens it again.
-    pub(crate) fn close(&self) -> Result<(), StoreError> {
+    pub(crate) fn close(&self) -> Result<(), Error> {
         let mut book = self.book();
         let flushed = self.flush_into(&mut book, Wait::AsNeeded);
         book.index = None;
@@ -294,7 +267,7 @@ impl Bookkeeper {
 
     /// Writes the uses and counts recorded in memory to the index, waiting
     /// for it no longer than `wait` says.
-    pub(crate) fn flush(&self, wait: Wait) -> Result<(), StoreError> {
+    pub(crate) fn flush(&self, wait: Wait) -> Result<(), Error> {
         match wait {
             Wait::Never => match self.book.try_lock() {
                 Ok(mut book) => self.flush_into(&mut book, wait),
@@ -332,51 +305,82 @@ impl Bookkeeper {
     }
 
     /// Places `prepared` and records its row in one index transaction (see
-    /// `Index::insert`). If the index cannot be written (another user's, or
-    /// busy past the timeout) the entry is placed all the same: it is whole
-    /// and loads, and a later reconcile counts it.
-    pub(crate) fn place(&self, prepared: &Prepared) -> Result<(), StoreError> {
-        self.uses().misses += 1;
+    /// `Index::insert`), if `still_free()` says, under the index's write
+    /// lock, that no other writer placed the entry meanwhile. If the index
+    /// cannot be written (another user's, or busy past the timeout) the
+    /// entry is placed all the same: it is whole and loads, and a later
+    /// reconcile counts it.
+    pub(crate) fn place(&self, prepared: &Prepared, still_free: impl Fn() -> bool) -> Result<Stored, Error> {
         let mut book = self.book();
+        let place = || {
+            if !still_free() {
+                return Ok(Stored::AlreadyThere);
+            }
+            prepared.place().map(|()| Stored::Published { evicted: 0 })
+        };
         let index = match self.index(&mut book) {
             Ok(Some(index)) => index,
             // No index (the directory was removed under us, or the index cannot be opened).
-            Ok(None) | Err(_) => return prepared.place(),
+            Ok(None) | Err(_) => return self.counted(place()),
         };
-        let placed = std::cell::Cell::new(false);
-        match index.insert(&prepared.row, || {
-            placed.set(true);
-            prepared.place()
-        }) {
+        let outcome = std::cell::Cell::new(None);
+        let inserted = index.insert(&prepared.row, || {
+            let stored = place()?;
+            outcome.set(Some(stored));
+            // Nothing placed: no row to record, and nothing to commit.
+            match stored {
+                Stored::Published { .. } => Ok(()),
+                Stored::AlreadyThere | Stored::Failed => Err(Error::Stopped),
+            }
+        });
+        self.counted(match (inserted, outcome.get()) {
+            (_, Some(Stored::AlreadyThere)) => Ok(Stored::AlreadyThere),
+            (Ok(()), Some(stored)) => Ok(stored),
             // The files are in place; only the commit failed.
-            Err(StoreError::Index(_)) if placed.get() => Ok(()),
-            Err(StoreError::Index(_)) => prepared.place(),
-            other => other,
+            (Err(Error::Index { .. }), Some(stored)) => Ok(stored),
+            (Err(Error::Index { .. }), None) => place(),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => unreachable!("an insert that succeeds ran its closure"),
+        })
+    }
+
+    /// A store that found a whole entry there first: still a miss.
+    pub(crate) fn place_skipped(&self) -> Result<Stored, Error> {
+        self.counted(Ok(Stored::AlreadyThere))
+    }
+
+    /// Counts a store as a miss: a call computed its result (whether
+    /// this store or another writer's was first).
+    fn counted(&self, stored: Result<Stored, Error>) -> Result<Stored, Error> {
+        if let Ok(Stored::Published { .. } | Stored::AlreadyThere) = stored {
+            self.uses().misses += 1;
         }
+        stored
     }
 
     /// Applies `limits` after a store; writes pending uses first so the
     /// eviction order is current; reconciles once a day.
-    pub(crate) fn apply_limits(&self, limits: &Limits) -> Result<(), StoreError> {
+    /// Returns how many entries it chose to evict.
+    pub(crate) fn apply_limits(&self, limits: &Limits) -> Result<u64, Error> {
         let mut book = self.book();
         self.flush_into(&mut book, Wait::AsNeeded)?;
         let now = self.clock.now_us();
-        let Some(index) = self.index(&mut book)? else { return Ok(()) };
+        let Some(index) = self.index(&mut book)? else { return Ok(0) };
         if now.saturating_sub(index.reconciled_at()?) > RECONCILE_EVERY.as_micros() as i64 {
             self.reconcile(index)?;
         }
         if limits.is_none() {
-            return Ok(());
+            return Ok(0);
         }
         let victims = index.victims(limits, now)?;
         if !victims.is_empty() {
             self.remove_in(&mut book, &removals(&victims))?;
         }
-        Ok(())
+        Ok(victims.len() as u64)
     }
 
     /// Removes entries (key, last use when judged; `i64::MAX` for any).
-    fn remove_in(&self, book: &mut Book, keys: &[(String, i64)]) -> Result<u64, StoreError> {
+    fn remove_in(&self, book: &mut Book, keys: &[(String, i64)]) -> Result<u64, Error> {
         match self.index(book)? {
             Some(index) => index.remove(keys, |key| self.files.unlink(key)),
             None => Ok(0),
@@ -384,7 +388,7 @@ impl Bookkeeper {
     }
 
     /// Removes the entry of `key`, with or without an index.
-    pub(crate) fn remove(&self, key: &str) -> Result<(), StoreError> {
+    pub(crate) fn remove(&self, key: &str) -> Result<(), Error> {
         self.uses().pending.remove(key);
         let mut book = self.book();
         let removed = match self.index(&mut book) {
@@ -394,13 +398,13 @@ impl Bookkeeper {
         };
         match removed {
             // Without a usable index the files go all the same; a reconcile drops the row.
-            Err(StoreError::Index(_)) => self.files.unlink(key),
+            Err(Error::Index { .. }) => self.files.unlink(key),
             other => other,
         }
     }
 
     /// Totals for the whole cache, from all processes.
-    pub(crate) fn stats(&self) -> Result<Totals, StoreError> {
+    pub(crate) fn stats(&self) -> Result<Totals, Error> {
         let mut book = self.book();
         self.flush_into(&mut book, Wait::AsNeeded)?;
         match self.index(&mut book)? {
@@ -410,7 +414,7 @@ impl Bookkeeper {
     }
 
     /// Every entry the index knows, most recently used first.
-    pub(crate) fn entries(&self) -> Result<Vec<EntryRow>, StoreError> {
+    pub(crate) fn entries(&self) -> Result<Vec<EntryRow>, Error> {
         let mut book = self.book();
         self.flush_into(&mut book, Wait::AsNeeded)?;
         match self.index(&mut book)? {
@@ -423,7 +427,7 @@ impl Bookkeeper {
     /// dropping rows without files, tidying leftovers of killed processes),
     /// then removes entries until `limits` hold. `progress(done, total)` is
     /// called after each batch of removals, and may stop the prune there.
-    pub(crate) fn prune(&self, limits: &Limits, progress: &mut Progress<'_>) -> Result<PruneReport, StoreError> {
+    pub(crate) fn prune(&self, limits: &Limits, progress: &mut Progress<'_>) -> Result<PruneReport, Error> {
         let mut book = self.book();
         self.flush_into(&mut book, Wait::AsNeeded)?;
         let now = self.clock.now_us();
@@ -438,15 +442,11 @@ impl Bookkeeper {
         // The index is not locked while `progress` runs: it may call back into this cache.
         let total = victims.len() as u64;
         // A stop asked for at the last report comes too late to spare anything: the prune is done.
-        if progress(0, total).is_break() && total > 0 {
-            return Err(StoreError::Stopped);
-        }
+        progress::step(progress, 0, total)?;
         for batch in victims.chunks(REMOVE_BATCH) {
             report.removed_bytes += self.remove_in(&mut self.book(), batch)?;
             report.removed_entries += batch.len() as u64;
-            if progress(report.removed_entries, total).is_break() && report.removed_entries < total {
-                return Err(StoreError::Stopped);
-            }
+            progress::step(progress, report.removed_entries, total)?;
         }
         if let Some(index) = self.index(&mut self.book())? {
             report.totals = index.totals()?;
@@ -461,7 +461,7 @@ impl Bookkeeper {
     /// files were in it (else the index stays and the directory still
     /// reads as a cache). Entries stored by other processes during the
     /// clear stay (unless the directory goes).
-    pub(crate) fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
+    pub(crate) fn clear(&self, remove_dir: bool) -> Result<ClearReport, Error> {
         {
             let mut uses = self.uses();
             *uses = Uses { not_recording: uses.not_recording, ..Uses::default() };
@@ -477,11 +477,11 @@ impl Bookkeeper {
             return Ok(report);
         }
         if report.foreign > 0 {
-            return Err(StoreError::NotEmpty { path: self.root().to_path_buf(), remaining: report.foreign });
+            return Err(Error::NotEmpty { path: self.root().to_path_buf(), remaining: report.foreign as usize });
         }
         book.index = None;
         let rest = self.files.remove_all(true, true, &|_| false)?;
-        report.removed_files += rest.removed_files;
+        report.removed += rest.removed;
         report.removed_dir = rest.removed_dir;
         Ok(report)
     }

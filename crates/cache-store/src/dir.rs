@@ -6,16 +6,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_index::{EntryRow, Limits, Totals};
+use cache_core::progress::{self, Progress};
+use cache_core::{
+    Claim, ClearReport, Clock, EntryRow, Error, Key, Limits, Lookup, NewEntry, PruneReport, Stored, Totals,
+    VerifyReport, Wait,
+};
 use npy_format::{AlignedBuf, Header};
 
-use crate::bookkeeping::{Bookkeeper, PruneReport, Wait};
-use crate::clock::Clock;
-use crate::entry_files::{Checked, ClearReport, EntryFiles, Lookup, Reading, Verify};
+use crate::bookkeeping::Bookkeeper;
+use crate::files::EntryFiles;
 use crate::layout::{check_key, Layout};
-use crate::lease::{self, Claim};
-use crate::record::NewEntry;
-use crate::{Progress, StoreError};
+use crate::lease;
+use crate::read::{Reading, Verify};
+use crate::verify::Checked;
 
 /// A cache directory. Opening one touches nothing on disk; the directory
 /// is made by the first store. Clones share the bookkeeping and memory of
@@ -26,32 +29,31 @@ pub struct CacheDir {
     books: Arc<Bookkeeper>,
     limits: Limits,
     verify: Verify,
-}
-
-/// What `verify` found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Entries checked, data included.
-    pub checked: u64,
-    /// The damaged ones: key and what is wrong.
-    pub damaged: Vec<(String, String)>,
-    /// Damaged entries removed.
-    pub removed: u64,
+    map: bool,
+    location: Arc<str>,
 }
 
 impl CacheDir {
-    /// Errors if `root` exists and is not a directory.
-    pub fn open(root: impl Into<PathBuf>) -> Result<CacheDir, StoreError> {
-        let root = root.into();
+    /// Errors if `root` exists and is not a directory. A relative `root` is
+    /// made absolute now, against the current directory.
+    pub fn open(root: impl Into<PathBuf>) -> Result<CacheDir, Error> {
+        CacheDir::open_with_clock(root, Clock::system())
+    }
+
+    /// [`open`](Self::open), keeping time by `clock` (shared with another tier).
+    pub fn open_with_clock(root: impl Into<PathBuf>, clock: Clock) -> Result<CacheDir, Error> {
+        let given = root.into();
+        let root = std::path::absolute(&given).map_err(Error::io("resolve cache path", &given))?;
         match fs::metadata(&root) {
-            Ok(m) if !m.is_dir() => return Err(StoreError::NotADirectory(root)),
+            Ok(m) if !m.is_dir() => return Err(Error::NotADirectory { path: root }),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("inspect cache path", &root)(e)),
+            Err(e) => return Err(Error::io("inspect cache path", &root)(e)),
         }
+        let location = root.display().to_string().into();
         let files = Arc::new(EntryFiles::new(Layout::new(root)));
-        let books = Arc::new(Bookkeeper::new(files.clone(), Clock::system()));
-        Ok(CacheDir { files, books, limits: Limits::default(), verify: Verify::default() })
+        let books = Arc::new(Bookkeeper::new(files.clone(), clock));
+        Ok(CacheDir { files, books, limits: Limits::default(), verify: Verify::default(), map: false, location })
     }
 
     /// The same directory with `limits` applied after each store.
@@ -70,6 +72,17 @@ impl CacheDir {
         self
     }
 
+    /// The same directory with hits memory-mapped where the data can be
+    /// used in place (as a tier; [`load`](Self::load) says it per call).
+    pub fn with_map(mut self, map: bool) -> CacheDir {
+        self.map = map;
+        self
+    }
+
+    pub(crate) fn maps(&self) -> bool {
+        self.map
+    }
+
     /// The clock of stores, uses and expiry (tests move it forward).
     pub fn clock(&self) -> &Clock {
         self.books.clock()
@@ -79,12 +92,17 @@ impl CacheDir {
         self.files.layout.root()
     }
 
+    /// The absolute path, as text.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
     /// Reads the entry of `key`: its record, then its array, checked against
     /// its own header, the file length and the record. With `map`, the
     /// array is memory-mapped where it can be used in place, else read. An
     /// entry unused for longer than the `max_age` limit is removed and is a
     /// miss. A hit counts as a use.
-    pub fn load(&self, key: &str, map: bool) -> Result<Lookup, StoreError> {
+    pub fn load(&self, key: &str, map: bool) -> Result<Lookup, Error> {
         self.load_into(key, map, &mut AlignedBuf::zeroed)
     }
 
@@ -97,7 +115,7 @@ impl CacheDir {
         key: &str,
         map: bool,
         alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
-    ) -> Result<Lookup<B>, StoreError> {
+    ) -> Result<Lookup<B>, Error> {
         check_key(key)?;
         if self.books.expire_if_old(key, self.limits.max_age) {
             return Ok(Lookup::Miss);
@@ -113,23 +131,30 @@ impl CacheDir {
         Ok(lookup)
     }
 
-    /// Writes the entry of `key`, replacing any earlier one. Readers see the
-    /// old entry or the new one, never a mix or a partial file. The files
-    /// are renamed into place inside an index transaction that records the
+    /// Writes the entry of `key`, create-only: a whole entry of this
+    /// version already there (checked completely) stands, and so does one
+    /// of a newer version; a damaged one is replaced. Readers see the old
+    /// entry or the new one, never a mix or a partial file. The files are
+    /// renamed into place inside an index transaction that records the
     /// entry, and then the cache's limits are applied.
-    pub fn store(&self, key: &str, header: &Header, data: &[u8], entry: &NewEntry) -> Result<(), StoreError> {
+    pub fn store(&self, key: &str, header: &Header, data: &[u8], entry: &NewEntry) -> Result<Stored, Error> {
         check_key(key)?;
         self.ensure_dir()?;
-        if self.files.is_newer(key) {
-            // Another version's entry: its loads hit, ours miss; neither overwrites the other.
-            return Ok(());
+        let before = self.files.record_stamp(key);
+        if before.is_some() && (self.files.is_newer(key) || matches!(self.files.check_whole(key), Checked::Whole)) {
+            return self.books.place_skipped();
         }
         let prepared = self.files.prepare(key, header, data, entry, self.clock().now_us())?;
-        self.books.place(&prepared)?;
+        // Under the index's write lock: a record placed since it was judged
+        // is another writer's, stored meanwhile, and it stands.
+        let stored = self.books.place(&prepared, || self.files.record_stamp(key) == before)?;
+        if !stored.is_published() {
+            return Ok(stored);
+        }
         prepared.placed();
         // Bookkeeping only (the entry is stored): `prune` reports its failures.
-        let _ = self.books.apply_limits(&self.limits);
-        Ok(())
+        let evicted = self.books.apply_limits(&self.limits).unwrap_or(0);
+        Ok(Stored::Published { evicted })
     }
 
     /// How many small arrays this process keeps in memory: for tests.
@@ -145,38 +170,56 @@ impl CacheDir {
         fs::symlink_metadata(self.files.layout.array(key)).ok().filter(|m| m.is_file()).map(|m| m.len())
     }
 
-    /// Takes the compute-once lease of `key`, or says who holds it. A lease
-    /// unrefreshed for its holder's `stale_after` (or whose holder on this
-    /// host died) is broken.
-    pub fn claim(&self, key: &str, stale_after: Duration) -> Result<Claim, StoreError> {
+    /// Takes the compute-once lease of `key`, or says who holds it (see
+    /// `cache_core::lease`). Where no lease can be taken (a filesystem
+    /// without hard links) the claim is unavailable.
+    pub fn claim(&self, key: &str, stale_after: Duration) -> Result<Claim, Error> {
         check_key(key)?;
-        self.ensure_dir()?;
-        lease::claim(&self.files.layout, key, stale_after)
+        if let Err(e) = self.ensure_dir() {
+            return Ok(Claim::Unavailable(e));
+        }
+        Ok(lease::claim(&self.files.layout, key, stale_after, self.clock()))
     }
 
     /// Removes the entry of `key`; says whether there was one.
-    pub fn remove(&self, key: &str) -> Result<bool, StoreError> {
+    pub fn remove(&self, key: &str) -> Result<bool, Error> {
         check_key(key)?;
         let existed = self.files.exists(key);
         self.books.remove(key)?;
         Ok(existed)
     }
 
+    /// Removes every entry the index knows of the function `function`;
+    /// returns their keys. `progress(done, total)` is called after each.
+    pub fn remove_function(&self, function: &str, progress: &mut Progress<'_>) -> Result<Vec<Key>, Error> {
+        let keys: Vec<Key> =
+            self.entries()?.iter().filter(|e| e.function == function).filter_map(|e| Key::parse(&e.key)).collect();
+        let total = keys.len() as u64;
+        let mut removed = Vec::new();
+        for (done, key) in keys.into_iter().enumerate() {
+            if self.remove(&key.hex())? {
+                removed.push(key);
+            }
+            progress::step(progress, done as u64 + 1, total)?;
+        }
+        Ok(removed)
+    }
+
     /// Whether a load of `key` would hit: an entry of this version that
     /// passes the checks a load makes (a large array's data is not read)
     /// and has not expired (an expired one is removed). Not a use.
-    pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
+    pub fn contains(&self, key: &str) -> Result<bool, Error> {
         check_key(key)?;
         Ok(self.files.holds(key) && !self.books.expire_if_old(key, self.limits.max_age))
     }
 
     /// Totals for the whole cache, from all processes.
-    pub fn stats(&self) -> Result<Totals, StoreError> {
+    pub fn stats(&self) -> Result<Totals, Error> {
         self.books.stats()
     }
 
     /// Every entry the index knows, most recently used first.
-    pub fn entries(&self) -> Result<Vec<EntryRow>, StoreError> {
+    pub fn entries(&self) -> Result<Vec<EntryRow>, Error> {
         self.books.entries()
     }
 
@@ -185,7 +228,7 @@ impl CacheDir {
     /// and entries of older versions), then removes entries until `limits`
     /// hold. `progress(done, total)` is called after each batch of removals,
     /// and may stop the prune there.
-    pub fn prune(&self, limits: &Limits, progress: &mut Progress<'_>) -> Result<PruneReport, StoreError> {
+    pub fn prune(&self, limits: &Limits, progress: &mut Progress<'_>) -> Result<PruneReport, Error> {
         self.books.prune(limits, progress)
     }
 
@@ -193,13 +236,11 @@ impl CacheDir {
     /// pieces), like a load with `Verify::All` but without keeping the
     /// arrays; with `remove`, removes the damaged ones. `progress(done,
     /// total)` is called as entries are checked, and may stop the check.
-    pub fn verify(&self, remove: bool, progress: &mut Progress<'_>) -> Result<VerifyReport, StoreError> {
+    pub fn verify(&self, remove: bool, progress: &mut Progress<'_>) -> Result<VerifyReport, Error> {
         let keys = self.files.keys_on_disk()?;
         let mut report = VerifyReport::default();
         let total = keys.len() as u64;
-        if progress(0, total).is_break() && total > 0 {
-            return Err(StoreError::Stopped);
-        }
+        progress::step(progress, 0, total)?;
         for (done, key) in keys.iter().enumerate() {
             // Twice when damaged: a store may have replaced the entry between its two files' reads.
             let checked = match self.files.check_whole(key) {
@@ -217,10 +258,7 @@ impl CacheDir {
                 }
                 Checked::NotAnEntry => {}
             }
-            // Past the last entry, a stop has nothing left to spare.
-            if progress(done as u64 + 1, total).is_break() && done as u64 + 1 < total {
-                return Err(StoreError::Stopped);
-            }
+            progress::step(progress, done as u64 + 1, total)?;
         }
         Ok(report)
     }
@@ -229,19 +267,19 @@ impl CacheDir {
     /// that are gone, and the index if nothing else is in the directory;
     /// never anything else. With `remove_dir`, then the directory, if only
     /// the cache's files were in it.
-    pub fn clear(&self, remove_dir: bool) -> Result<ClearReport, StoreError> {
+    pub fn clear(&self, remove_dir: bool) -> Result<ClearReport, Error> {
         self.books.clear(remove_dir)
     }
 
     /// Writes the uses and counts recorded in memory to the index, waiting
     /// for it no longer than `wait` says.
-    pub fn flush(&self, wait: Wait) -> Result<(), StoreError> {
+    pub fn flush(&self, wait: Wait) -> Result<(), Error> {
         self.books.flush(wait)
     }
 
     /// Writes pending uses and closes the index, releasing its file handles;
     /// any later call opens it again.
-    pub fn close(&self) -> Result<(), StoreError> {
+    pub fn close(&self) -> Result<(), Error> {
         self.books.close()
     }
 
@@ -251,12 +289,12 @@ impl CacheDir {
         self.books.set_recording(on)
     }
 
-    fn ensure_dir(&self) -> Result<(), StoreError> {
+    fn ensure_dir(&self) -> Result<(), Error> {
         let root = self.root();
         match fs::create_dir_all(root) {
             Ok(()) => Ok(()),
-            Err(_) if root.exists() && !root.is_dir() => Err(StoreError::NotADirectory(root.to_path_buf())),
-            Err(e) => Err(StoreError::io("create cache directory", root)(e)),
+            Err(_) if root.exists() && !root.is_dir() => Err(Error::NotADirectory { path: root.to_path_buf() }),
+            Err(e) => Err(Error::io("create cache directory", root)(e)),
         }
     }
 }

@@ -16,7 +16,7 @@ pub fn is_network_fs(path: &Path) -> bool {
 /// truncated under a process by someone it does not trust: it must not map
 /// such files (a truncated mapping kills with SIGBUS), and the index must
 /// not keep its shared memory in one (SQLite WAL's `-shm`).
-pub fn writable_by_others(path: &Path) -> bool {
+pub(crate) fn writable_by_others(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -31,7 +31,7 @@ pub fn writable_by_others(path: &Path) -> bool {
 
 /// Whether only this process's user can change the file: it owns it and no
 /// one else may write it. Such a file can be mapped safely.
-pub fn only_we_write(meta: &std::fs::Metadata) -> bool {
+pub(crate) fn only_we_write(meta: &std::fs::Metadata) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -65,7 +65,7 @@ mod imp {
         0x0102_1997, // 9p
     ];
 
-    pub fn is_network_fs(path: &Path) -> bool {
+    pub(super) fn is_network_fs(path: &Path) -> bool {
         let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return false };
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: a valid C string and a zeroed out-struct of the right type.
@@ -84,7 +84,7 @@ mod imp {
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
 
-    pub fn is_network_fs(path: &Path) -> bool {
+    pub(super) fn is_network_fs(path: &Path) -> bool {
         let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return false };
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: as on Linux.
@@ -105,7 +105,7 @@ mod imp {
     const DRIVE_REMOTE: u32 = 4;
 
     /// A share (`\\server\share`) or a drive letter mapped to one.
-    pub fn is_network_fs(path: &Path) -> bool {
+    pub(super) fn is_network_fs(path: &Path) -> bool {
         let wide: Vec<u16> = path.as_os_str().encode_wide().chain(Some(0)).collect();
         // A root is at most the path and a separator, or for a relative path a
         // drive, which MAX_PATH (260) covers.
@@ -121,7 +121,7 @@ mod imp {
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", windows)))]
 mod imp {
-    pub fn is_network_fs(_path: &std::path::Path) -> bool {
+    pub(super) fn is_network_fs(_path: &std::path::Path) -> bool {
         false
     }
 }

@@ -19,8 +19,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::host;
-use crate::StoreError;
+use cache_core::{host, is_key, Error};
 
 /// The index file, hidden beside the entries; SQLite adds `-wal`, `-shm`
 /// or `-journal` files next to it.
@@ -28,10 +27,6 @@ pub const INDEX_FILE: &str = ".numpy-func-cache-index.sqlite";
 
 /// The index file's own suffix and those of the files SQLite keeps beside it.
 pub(crate) const INDEX_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
-
-/// A key names an entry's files: 64 lower-case hex digits, nothing a path
-/// could be made of.
-pub(crate) const KEY_LEN: usize = 64;
 
 /// Which of an entry's files a temporary one becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,17 +125,26 @@ fn is_index_name(name: &str) -> bool {
     name.strip_prefix(INDEX_FILE).is_some_and(|rest| INDEX_SUFFIXES.contains(&rest))
 }
 
-/// A cache key: 64 lower-case hex digits, safe to name a file or an object.
-pub fn is_key(s: &str) -> bool {
-    s.len() == KEY_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 /// Refuses a string that is not a key before it names any file.
-pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
+pub(crate) fn check_key(key: &str) -> Result<(), Error> {
     if is_key(key) {
         Ok(())
     } else {
-        Err(StoreError::BadKey(key.to_owned()))
+        Err(Error::BadKey { key: key.to_owned() })
+    }
+}
+
+/// A file's device and inode, where the platform has them.
+pub(crate) fn dev_ino(m: &fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        None
     }
 }
 
@@ -216,17 +220,17 @@ impl Layout {
 
     /// The names directly in the directory (none if it does not exist),
     /// with what each is, links not followed.
-    pub(crate) fn list(&self) -> Result<Vec<Listed>, StoreError> {
+    pub(crate) fn list(&self) -> Result<Vec<Listed>, Error> {
         let listing = match fs::read_dir(&self.root) {
             Ok(l) => l,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::io("list cache directory", &self.root)(e)),
+            Err(e) => return Err(Error::io("list cache directory", &self.root)(e)),
         };
         let mut out = Vec::new();
         for item in listing {
-            let item = item.map_err(StoreError::io("list cache directory", &self.root))?;
+            let item = item.map_err(Error::io("list cache directory", &self.root))?;
             // file_type() does not follow links: a link named like an entry is a file here.
-            let file_type = item.file_type().map_err(StoreError::io("list cache directory", &self.root))?;
+            let file_type = item.file_type().map_err(Error::io("list cache directory", &self.root))?;
             let name = item.file_name().into_string().ok();
             out.push(Listed { name, is_dir: file_type.is_dir(), is_file: file_type.is_file() });
         }
@@ -304,12 +308,12 @@ pub(crate) fn read_capped(path: &Path, cap: u64) -> io::Result<(Vec<u8>, fs::Met
 /// writable by its owner only (whatever the umask allows beyond that):
 /// files are replaced, never changed in place, so no one else needs to
 /// write one, and one only its owner can change is safe to map.
-pub(crate) fn create_new(path: &Path) -> Result<File, StoreError> {
+pub(crate) fn create_new(path: &Path) -> Result<File, Error> {
     let mut options = File::options();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
-    options.open(path).map_err(StoreError::io("create", path))
+    options.open(path).map_err(Error::io("create", path))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! A cache directory of `.npy` entries that many processes share.
+//! The directory tier: a cache directory of `.npy` entries that many
+//! processes share.
 //!
 //! Each entry is two files named by its key: `<key>.npy`, a plain NumPy
 //! file, and `<key>.json`, its record (what the header cannot say: the
@@ -10,38 +11,29 @@
 //! statistics; the files stay the truth.
 //!
 //! Modules, from the bottom up: `layout` names every file and opens them
-//! safely; `record` and `array_class` say what an entry's record holds and
-//! which classes hold which dtypes; `entry_files` writes and reads one
-//! entry; `lease` is compute-once; `bookkeeping` keeps the index; `dir`
-//! puts them behind [`CacheDir`].
+//! safely; `files` holds an entry's two files and `memo` what was last read
+//! of them; `read`, `write`, `verify` and `tidy` are what is done with
+//! them; `lease` is compute-once; `bookkeeping` keeps the index; `dir`
+//! puts them behind [`CacheDir`], and `tier` makes it a
+//! [`cache_core::Tier`].
 
-mod array_class;
+#![warn(unreachable_pub)]
+
 mod bookkeeping;
-mod clock;
 mod dir;
-mod entry_files;
-mod error;
+mod files;
 mod fs_kind;
-mod host;
 mod layout;
 mod lease;
-mod record;
+mod memo;
+mod read;
+mod tidy;
+mod tier;
+mod verify;
+mod write;
 
-pub use array_class::{elements_per_item, ArrayClass};
-pub use bookkeeping::{PruneReport, Wait, FLUSH_EVERY};
-pub use cache_index::{EntryRow, Limits, Totals};
-pub use clock::Clock;
-pub use dir::{CacheDir, VerifyReport};
-pub use entry_files::{ClearReport, Entry, LoadedArray, Lookup, Verify};
-pub use error::StoreError;
+pub use bookkeeping::FLUSH_EVERY;
+pub use dir::CacheDir;
 pub use fs_kind::is_network_fs;
-pub use host::tag as host_tag;
-pub use layout::{is_cache_file_name, is_key, marks_a_cache, INDEX_FILE};
-pub use lease::{Claim, Lease, DEFAULT_STALE_AFTER, MIN_STALE_AFTER};
-/// A long job's progress callback: called with `(done, total)` after each
-/// step; `Break` stops the job before its next one (it then fails with its
-/// `Stopped` error). A `Break` after the last step stops nothing: the job
-/// is done, and returns as usual.
-pub type Progress<'a> = dyn FnMut(u64, u64) -> std::ops::ControlFlow<()> + 'a;
-
-pub use record::{data_digest, Digest, EntryRecord, NewEntry, RecordProblem, ResultForm, FORMAT, VERIFY_DATA_UP_TO};
+pub use layout::{is_cache_file_name, marks_a_cache, INDEX_FILE};
+pub use read::Verify;

@@ -3,7 +3,8 @@ mod common;
 use std::fs;
 use std::ops::ControlFlow;
 
-use cache_store::{is_cache_file_name, ArrayClass, CacheDir, Lookup, NewEntry, ResultForm, StoreError};
+use cache_core::{ArrayClass, Error, Lookup, NewEntry, ResultForm, Stored};
+use cache_store::{is_cache_file_name, CacheDir};
 use common::*;
 
 #[test]
@@ -18,7 +19,7 @@ fn store_then_load_round_trips_array_and_record() {
     assert_eq!(entry.array.header(), &f8(&[2, 2]));
     assert_eq!(entry.array.data(), &data[..]);
     let mapped = hit(dir.load(KEY, true).unwrap());
-    assert!(matches!(mapped.array, cache_store::LoadedArray::Mapped(_)));
+    assert!(matches!(mapped.array, cache_core::LoadedArray::Mapped(_)));
     assert_eq!(mapped.array.data(), &data[..]);
     assert_eq!(
         (entry.record.function.as_str(), entry.record.result, entry.record.class),
@@ -28,11 +29,14 @@ fn store_then_load_round_trips_array_and_record() {
 }
 
 #[test]
-fn a_store_replaces_the_previous_entry() {
+fn a_store_keeps_a_whole_entry_already_there_and_replaces_a_damaged_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
-    dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
-    dir.store(KEY, &f8(&[2]), &bytes_of(&[2.0, 3.0]), &ND).unwrap();
+    assert!(dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap().is_published());
+    assert_eq!(dir.store(KEY, &f8(&[2]), &bytes_of(&[2.0, 3.0]), &ND).unwrap(), Stored::AlreadyThere);
+    assert_eq!(hit(dir.load(KEY, false).unwrap()).array.data(), &bytes_of(&[1.0])[..], "the first writer's stands");
+    flip_last_byte(&tmp.path().join(format!("{KEY}.npy")));
+    assert!(dir.store(KEY, &f8(&[2]), &bytes_of(&[2.0, 3.0]), &ND).unwrap().is_published());
     let entry = hit(dir.load(KEY, false).unwrap());
     assert_eq!(entry.array.data(), &bytes_of(&[2.0, 3.0])[..]);
     assert_eq!(entry.array.header().shape, vec![2]);
@@ -103,8 +107,8 @@ fn bad_keys_are_refused_before_touching_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
     for key in ["../etc/passwd", "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "abc", ""] {
-        assert!(matches!(dir.load(key, false), Err(StoreError::BadKey(_))), "{key}");
-        assert!(matches!(dir.store(key, &f8(&[0]), &[], &ND), Err(StoreError::BadKey(_))), "{key}");
+        assert!(matches!(dir.load(key, false), Err(Error::BadKey { .. })), "{key}");
+        assert!(matches!(dir.store(key, &f8(&[0]), &[], &ND), Err(Error::BadKey { .. })), "{key}");
     }
 }
 
@@ -122,7 +126,7 @@ fn a_path_that_is_a_file_is_refused() {
     let file = tmp.path().join("f");
     fs::write(&file, b"x").unwrap();
     let err = CacheDir::open(&file).unwrap_err();
-    assert!(matches!(err, StoreError::NotADirectory(_)));
+    assert!(matches!(err, Error::NotADirectory { .. }));
     assert!(err.to_string().contains("is not a directory"), "{err}");
 }
 
@@ -147,7 +151,7 @@ fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
 
     let report = dir.clear(false).unwrap();
     // Entry, temporary file and link.
-    assert_eq!(report.removed_files, if linked { 4 } else { 3 }, "{report:?}");
+    assert_eq!(report.removed, if linked { 4 } else { 3 }, "{report:?}");
     assert_eq!(report.foreign, 5);
     assert!(
         root.join(".numpy-func-cache-index.sqlite").exists(),
@@ -161,7 +165,7 @@ fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
     assert_eq!(fs::read(&victim).unwrap(), b"precious");
 
     let err = dir.clear(true).unwrap_err();
-    assert!(matches!(err, StoreError::NotEmpty { remaining: 5, .. }), "{err}");
+    assert!(matches!(err, Error::NotEmpty { remaining: 5, .. }), "{err}");
     assert!(root.exists());
     assert!(root.join(".numpy-func-cache-index.sqlite").exists(), "a failed removal keeps the index");
 }
@@ -174,11 +178,11 @@ fn clear_with_remove_dir_removes_a_directory_of_cache_files() {
     dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
     let report = dir.clear(true).unwrap();
     // The entry's two files and the index's (one to three, by journal state).
-    assert!((3..=5).contains(&report.removed_files), "{report:?}");
+    assert!((3..=5).contains(&report.removed), "{report:?}");
     assert!(report.removed_dir);
     assert!(!root.exists());
     // Clearing what is already gone is not an error.
-    assert_eq!(dir.clear(true).unwrap().removed_files, 0);
+    assert_eq!(dir.clear(true).unwrap().removed, 0);
 }
 
 #[test]
@@ -318,7 +322,7 @@ fn clear_leaves_the_temporary_files_and_leases_of_running_processes() {
     let other_host = format!(".{KEY}.json.elsewhere-7-00.tmp");
     fs::write(tmp.path().join(&mine), b"in progress").unwrap();
     fs::write(tmp.path().join(&other_host), b"in progress").unwrap();
-    let cache_store::Claim::Taken(_lease) = dir.claim(KEY, std::time::Duration::from_secs(60)).unwrap() else {
+    let cache_core::Claim::Taken(_lease) = dir.claim(KEY, std::time::Duration::from_secs(60)).unwrap() else {
         panic!()
     };
     dir.clear(false).unwrap();
@@ -354,7 +358,7 @@ fn a_clear_that_cannot_remove_the_directory_keeps_the_index_so_it_still_reads_as
     let dir = CacheDir::open(tmp.path()).unwrap();
     dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
     fs::write(tmp.path().join("notes.txt"), b"mine").unwrap();
-    assert!(matches!(dir.clear(true), Err(StoreError::NotEmpty { remaining: 1, .. })));
+    assert!(matches!(dir.clear(true), Err(Error::NotEmpty { remaining: 1, .. })));
     assert!(tmp.path().join(".numpy-func-cache-index.sqlite").exists());
     assert_eq!(names(tmp.path()), ["notes.txt"]);
 }
@@ -406,7 +410,7 @@ fn verify_passes_whole_entries_and_reports_progress_to_the_total() {
             ControlFlow::Continue(())
         })
         .unwrap();
-    assert_eq!(report, cache_store::VerifyReport { checked: 2, damaged: vec![], removed: 0 });
+    assert_eq!(report, cache_core::VerifyReport { checked: 2, damaged: vec![], removed: 0 });
     assert_eq!(seen, [(0, 2), (1, 2), (2, 2)]);
 }
 
@@ -426,7 +430,7 @@ fn verify_stops_where_progress_says_so() {
             ControlFlow::Continue(())
         }
     });
-    assert!(matches!(stopped, Err(StoreError::Stopped)), "{stopped:?}");
+    assert!(matches!(stopped, Err(Error::Stopped)), "{stopped:?}");
     assert_eq!(calls, 2, "no entry is checked after the stop");
 }
 
@@ -482,11 +486,13 @@ fn a_small_array_kept_from_a_read_is_served_only_while_its_files_are_the_ones_re
     fs::write(&npy, &bad).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Damaged(_)));
 
-    // The record replaced by another store's: the new entry, not the kept one.
+    // The entry replaced by another process's store: the new entry, not the kept one.
     dir.store(KEY, &f8(&[3]), &bytes_of(&[1.0, 2.0, 3.0]), &ND).unwrap();
     settle();
     hit(dir.load(KEY, false).unwrap());
-    dir.store(KEY, &f8(&[2]), &bytes_of(&[5.0, 6.0]), &ND).unwrap();
+    let other = CacheDir::open(tmp.path()).unwrap();
+    other.remove(KEY).unwrap();
+    other.store(KEY, &f8(&[2]), &bytes_of(&[5.0, 6.0]), &ND).unwrap();
     assert_eq!(hit(dir.load(KEY, false).unwrap()).array.data(), &bytes_of(&[5.0, 6.0])[..]);
 
     // Either file removed: a miss at once.

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use cache_store::{ArrayClass, Entry, Lookup, NewEntry, ResultForm};
+use cache_core::{ArrayClass, Entry, Lookup, NewEntry, ResultForm};
 use npy_format::{Dtype, Header};
 
 pub const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -37,7 +37,7 @@ pub fn names(dir: &Path) -> Vec<String> {
 
 /// This host's tag as the cache writes it into temporary names and leases.
 pub fn host_tag() -> String {
-    cache_store::host_tag().to_owned()
+    cache_core::host::tag().to_owned()
 }
 
 pub fn hit(lookup: Lookup) -> Entry {

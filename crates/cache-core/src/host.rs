@@ -2,7 +2,6 @@
 //! record them: whose a file is, and whether its writer still runs.
 
 use std::collections::hash_map::RandomState;
-use std::fs;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -29,7 +28,7 @@ pub(crate) fn tag_of(name: &[u8], boot: &[u8], pid_namespace: &[u8]) -> String {
 }
 
 /// This host's name, for people reading a lease.
-pub(crate) fn name() -> String {
+pub fn name() -> String {
     let name = gethostname::gethostname().to_string_lossy().into_owned();
     // Printable and one word: it ends a lease's line.
     name.chars().map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
@@ -55,7 +54,7 @@ fn pid_namespace() -> Vec<u8> {
 }
 
 /// Whether process `pid` exists on this host (unknown counts as alive).
-pub(crate) fn process_alive(pid: u32) -> bool {
+pub fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
@@ -88,27 +87,13 @@ pub(crate) fn process_alive(pid: u32) -> bool {
 }
 
 /// 64 bits that differ between calls and processes, for unique names.
-pub(crate) fn random_u64() -> u64 {
+pub fn random_u64() -> u64 {
     // RandomState is seeded from the OS once per process; the counter makes each call differ.
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     h.finish()
-}
-
-/// A file's device and inode, where the platform has them.
-pub(crate) fn dev_ino(m: &fs::Metadata) -> Option<(u64, u64)> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Some((m.dev(), m.ino()))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = m;
-        None
-    }
 }
 
 #[cfg(test)]

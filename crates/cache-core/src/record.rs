@@ -21,13 +21,24 @@ use npy_format::{ByteOrder, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::array_class::ArrayClass;
+use crate::Error;
 
 /// The record format this version writes and reads.
 pub const FORMAT: u32 = 2;
 
-/// Largest record read or written: a record is a few hundred bytes, and a
-/// file under a record's name in a shared directory is read only this far.
+/// Largest record read: a record is a few hundred bytes, and a file under a
+/// record's name in a shared directory is read only this far.
 pub const MAX_RECORD_LEN: u64 = 64 * 1024;
+
+/// The longest function name an entry's record holds, in bytes, on every
+/// tier.
+pub const MAX_FUNCTION_NAME: usize = 512;
+
+/// The longest record written, as JSON: an object store carries it base64
+/// encoded in metadata, which S3 caps at 2 KB for all of an object's
+/// (a name of control characters, escaped in JSON, would pass the name
+/// limit and not this one).
+pub const MAX_ENCODED_RECORD: usize = 1536;
 
 /// Data up to this size is checked against its digest on every load: it
 /// costs a few microseconds there (a large entry's check would cost as
@@ -138,6 +149,21 @@ impl EntryRecord {
         }
     }
 
+    /// The record as written, if it fits the limits every tier can carry:
+    /// a function name of at most [`MAX_FUNCTION_NAME`] bytes, and a record
+    /// of at most [`MAX_ENCODED_RECORD`] bytes as JSON.
+    pub fn encode_checked(&self) -> Result<Vec<u8>, Error> {
+        let too_long = || Error::NameTooLong { len: self.function.len(), max: MAX_FUNCTION_NAME };
+        if self.function.len() > MAX_FUNCTION_NAME {
+            return Err(too_long());
+        }
+        let encoded = self.encode();
+        if encoded.len() > MAX_ENCODED_RECORD {
+            return Err(too_long());
+        }
+        Ok(encoded)
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let wire = Wire {
             format: u64::from(FORMAT),
@@ -216,7 +242,7 @@ impl EntryRecord {
 }
 
 /// The digest of the header as the cache writes it (native byte order).
-fn header_digest(header: &Header) -> Digest {
+pub fn header_digest(header: &Header) -> Digest {
     *blake3::hash(&header.encode()).as_bytes()
 }
 
@@ -268,6 +294,23 @@ mod tests {
         assert!(text.contains("\"created\":\"2025-11-27T14:53:58.123456Z\""), "{text}");
         assert_eq!(EntryRecord::decode(text.as_bytes()).unwrap(), r);
         assert_eq!(r.check(&h, ByteOrder::NATIVE, Some(&[0; 48])), Ok(()));
+    }
+
+    #[test]
+    fn names_past_the_limit_or_records_past_it_escaped_are_refused() {
+        let h = header("<f8", &[1]);
+        let named = |name: &str| {
+            EntryRecord::new(
+                &NewEntry { function: name, result: ResultForm::TypedArray, class: ArrayClass::Float64Array },
+                &h,
+                [0; 32],
+                SystemTime::UNIX_EPOCH,
+            )
+        };
+        assert!(named(&"f".repeat(MAX_FUNCTION_NAME)).encode_checked().is_ok());
+        assert!(matches!(named(&"f".repeat(MAX_FUNCTION_NAME + 1)).encode_checked(), Err(Error::NameTooLong { .. })));
+        // 300 bytes, 1,800 once escaped as \u0001.
+        assert!(matches!(named(&"\u{1}".repeat(300)).encode_checked(), Err(Error::NameTooLong { .. })));
     }
 
     #[test]

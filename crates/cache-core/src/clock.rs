@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A clock shared by a cache directory's clones (its threads and tasks).
+/// A clock shared by a tier's clones (its threads and tasks).
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset_us: Arc<AtomicI64>,
@@ -43,7 +43,7 @@ pub fn us_since_epoch(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
-pub(crate) fn time_of_us(us: i64) -> SystemTime {
+pub fn time_of_us(us: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(u64::try_from(us).unwrap_or(0))
 }
 

@@ -1,0 +1,362 @@
+//! The contract's conformance suite: every scenario, run on every tier.
+//!
+//! A tier's tests give a [`Fixture`] (the tier over fresh ground, and ways
+//! to plant what a co-user could) and expand [`conformance_suite!`](crate::conformance_suite),
+//! which makes one `#[test]` per scenario. A new tier passes this suite to
+//! be accepted, as `object_store`'s backends pass its integration suite.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use npy_format::{Dtype, Header};
+
+use crate::lease::{Holder, MAX_STALE_AFTER};
+use crate::{
+    block_on, host, zeroed, ArrayClass, Claim, Entry, ErrorKind, Key, Limits, NewArray, NewEntry, NoteKind, Notes,
+    ResultForm, Stored, Tier,
+};
+
+/// How a fixture damages a stored entry, as a co-user could.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    /// Garbage in place of the array.
+    Garbage,
+    /// The array cut short (its record kept).
+    Truncated,
+    /// The record gone, the array kept.
+    NoRecord,
+    /// The last byte of the data changed (record and header kept).
+    FlippedData,
+}
+
+/// A tier under test over fresh ground, and its ground.
+pub trait Fixture {
+    /// The tier, with `limits` as its own.
+    fn tier(&self, limits: Limits) -> Arc<dyn Tier>;
+    /// Another tier object over the same ground (another cache object of this process).
+    fn reopen(&self) -> Arc<dyn Tier>;
+    /// Damages the stored entry of `key`.
+    fn damage(&self, key: &Key, how: Damage);
+    /// Plants a lease of `key` holding `line`, written now.
+    fn plant_lease(&self, key: &Key, line: &[u8]);
+}
+
+/// Makes one test per scenario for the fixture `$fixture` makes.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fixture:expr) => {
+        $crate::conformance_suite!(@tests $fixture;
+            a_miss_then_a_hit_of_the_same_array_and_record,
+            has_makes_the_checks_a_load_makes_and_is_not_a_use,
+            a_damaged_entry_is_a_miss_with_a_note_and_the_next_store_replaces_it,
+            a_store_is_create_only,
+            remove_says_whether_there_was_an_entry,
+            remove_function_removes_that_functions_entries_only,
+            one_lease_holder_at_a_time_and_this_process_knows_its_own,
+            another_hosts_lease_is_held_until_stale_and_a_dead_local_holders_at_once,
+            a_lease_promising_too_long_is_broken_past_the_ceiling,
+            totals_and_entries_see_every_entry,
+            prune_removes_the_least_recently_used_then_what_is_past_max_age,
+            a_hit_past_the_tiers_max_age_is_a_miss,
+            verify_reports_damaged_data_and_removes_it_unless_asked_not_to,
+            clear_removes_every_entry,
+            a_job_asked_to_stop_stops_before_its_next_step,
+            a_function_name_past_the_limit_is_refused,
+        );
+    };
+    (@tests $fixture:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::$name(&$fixture);
+            }
+        )*
+    };
+}
+
+fn key(n: u8) -> Key {
+    Key([n; 32])
+}
+
+fn f8(n: usize, seed: f64) -> (Header, Vec<u8>) {
+    let header = Header { dtype: Dtype::parse("<f8").unwrap(), shape: vec![n as u64], fortran_order: false };
+    (header, (0..n).flat_map(|i| (i as f64 * seed + 1.0).to_le_bytes()).collect())
+}
+
+const ENTRY: NewEntry<'static> =
+    NewEntry { function: "embed", result: ResultForm::NdArray, class: ArrayClass::Float64Array };
+
+fn store(tier: &dyn Tier, k: &Key, n: usize, seed: f64, entry: NewEntry<'_>) -> Stored {
+    let (header, data) = f8(n, seed);
+    let mut notes = Notes::new();
+    let stored = block_on(tier.store(k, NewArray { header: &header, data: &data, entry }, &mut notes)).unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    stored
+}
+
+fn load(tier: &dyn Tier, k: &Key) -> (Option<Entry>, Notes) {
+    let mut notes = Notes::new();
+    let mut alloc = zeroed;
+    let entry = block_on(tier.load(k, &mut alloc, &mut notes)).unwrap();
+    (entry, notes)
+}
+
+fn has(tier: &dyn Tier, k: &Key) -> bool {
+    block_on(tier.has(k, &mut Notes::new())).unwrap()
+}
+
+fn go(_: u64, _: u64) -> ControlFlow<()> {
+    ControlFlow::Continue(())
+}
+
+fn claim(tier: &dyn Tier, k: &Key, stale_after: Duration) -> Claim {
+    block_on(tier.claim(k, stale_after)).unwrap()
+}
+
+/// A line as another host's holder writes it.
+fn elsewhere(stale_after_ms: u64) -> Vec<u8> {
+    format!("0123456789abcdef 4242 {stale_after_ms} elsewhere\n").into_bytes()
+}
+
+pub fn a_miss_then_a_hit_of_the_same_array_and_record(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let (entry, notes) = load(tier.as_ref(), &key(1));
+    assert!(entry.is_none() && notes.is_empty());
+    assert!(store(tier.as_ref(), &key(1), 100, 0.5, ENTRY).is_published());
+    let (entry, notes) = load(tier.as_ref(), &key(1));
+    let entry = entry.expect("a hit");
+    assert!(notes.is_empty(), "{notes:?}");
+    let (header, data) = f8(100, 0.5);
+    assert_eq!(entry.array.header(), &header);
+    assert_eq!(entry.array.data(), &data[..]);
+    assert_eq!(
+        (entry.record.function.as_str(), entry.record.result, entry.record.class),
+        ("embed", ENTRY.result, ENTRY.class)
+    );
+    // An empty array is an entry too.
+    store(tier.as_ref(), &key(2), 0, 1.0, ENTRY);
+    assert_eq!(load(tier.as_ref(), &key(2)).0.expect("a hit").array.data().len(), 0);
+}
+
+pub fn has_makes_the_checks_a_load_makes_and_is_not_a_use(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    assert!(!has(tier.as_ref(), &key(1)));
+    let damages = [Damage::Garbage, Damage::Truncated, Damage::NoRecord, Damage::FlippedData];
+    for (i, how) in damages.into_iter().enumerate() {
+        let k = key(i as u8 + 1);
+        store(tier.as_ref(), &k, 100, i as f64, ENTRY);
+        assert!(has(tier.as_ref(), &k));
+        f.damage(&k, how);
+        assert!(!has(tier.as_ref(), &k), "has() said true of an entry damaged by {how:?}");
+    }
+    let before = block_on(tier.totals(&mut go)).unwrap().hits;
+    store(tier.as_ref(), &key(9), 10, 1.0, ENTRY);
+    assert!(has(tier.as_ref(), &key(9)));
+    assert_eq!(block_on(tier.totals(&mut go)).unwrap().hits, before, "has() counted as a hit");
+}
+
+pub fn a_damaged_entry_is_a_miss_with_a_note_and_the_next_store_replaces_it(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    for (i, how) in [Damage::Garbage, Damage::FlippedData, Damage::Truncated].into_iter().enumerate() {
+        let k = key(i as u8 + 1);
+        store(tier.as_ref(), &k, 100, 1.0, ENTRY);
+        f.damage(&k, how);
+        let (entry, notes) = load(tier.as_ref(), &k);
+        assert!(entry.is_none(), "{how:?} read as a hit");
+        assert!(!notes.is_empty() && notes.iter().all(|n| n.kind == NoteKind::Damaged), "{how:?}: {notes:?}");
+        assert!(notes.iter().all(|n| n.error.kind() == ErrorKind::Damaged && !n.tier.is_empty()));
+        assert!(store(tier.as_ref(), &k, 100, 2.0, ENTRY).is_published(), "{how:?} was not replaced");
+        assert_eq!(load(tier.as_ref(), &k).0.expect("replaced").array.data(), &f8(100, 2.0).1[..]);
+    }
+}
+
+pub fn a_store_is_create_only(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    assert!(store(tier.as_ref(), &key(1), 10, 1.0, ENTRY).is_published());
+    assert_eq!(store(tier.as_ref(), &key(1), 12, 2.0, ENTRY), Stored::AlreadyThere);
+    assert_eq!(store(f.reopen().as_ref(), &key(1), 12, 2.0, ENTRY), Stored::AlreadyThere);
+    assert_eq!(load(tier.as_ref(), &key(1)).0.expect("a hit").array.data(), &f8(10, 1.0).1[..], "the first stands");
+}
+
+pub fn remove_says_whether_there_was_an_entry(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    store(tier.as_ref(), &key(1), 10, 1.0, ENTRY);
+    let mut notes = Notes::new();
+    assert!(block_on(tier.remove(&key(1), &mut notes)).unwrap());
+    assert!(!block_on(tier.remove(&key(1), &mut notes)).unwrap());
+    assert!(notes.is_empty(), "{notes:?}");
+    assert!(load(tier.as_ref(), &key(1)).0.is_none() && !has(tier.as_ref(), &key(1)));
+}
+
+pub fn remove_function_removes_that_functions_entries_only(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let other = NewEntry { function: "other", ..ENTRY };
+    for n in 1..=3 {
+        store(tier.as_ref(), &key(n), 10, n as f64, ENTRY);
+    }
+    store(tier.as_ref(), &key(4), 10, 4.0, other);
+    let mut removed = block_on(tier.remove_function("embed", &mut go, &mut Notes::new())).unwrap();
+    removed.sort();
+    assert_eq!(removed, vec![key(1), key(2), key(3)]);
+    assert!((1..=3).all(|n| load(tier.as_ref(), &key(n)).0.is_none()));
+    assert!(load(tier.as_ref(), &key(4)).0.is_some());
+    assert!(block_on(tier.remove_function("embed", &mut go, &mut Notes::new())).unwrap().is_empty());
+}
+
+pub fn one_lease_holder_at_a_time_and_this_process_knows_its_own(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let minute = Duration::from_secs(60);
+    let Claim::Taken(lease) = claim(tier.as_ref(), &key(1), minute) else { panic!("the first claim takes it") };
+    for t in [tier.clone(), f.reopen()] {
+        match claim(t.as_ref(), &key(1), minute) {
+            Claim::Held { holder, this_process } => {
+                assert!(this_process, "a lease of this process, held through another cache object");
+                assert_eq!((holder.tag.as_str(), holder.pid), (host::tag(), std::process::id()));
+            }
+            other => panic!("a held lease: {other:?}"),
+        }
+    }
+    assert!(matches!(claim(tier.as_ref(), &key(2), minute), Claim::Taken(_)), "leases are per key");
+    lease.release();
+    // A store's release may land in the background: the lease is free once it has.
+    for _ in 0..500 {
+        match claim(tier.as_ref(), &key(1), minute) {
+            Claim::Taken(_) => return,
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    panic!("a released lease was never free");
+}
+
+pub fn another_hosts_lease_is_held_until_stale_and_a_dead_local_holders_at_once(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let minute = Duration::from_secs(60);
+    // Another host's lease promising 5 s: held, then stale once unrefreshed past it (and any skew).
+    f.plant_lease(&key(1), &elsewhere(5000));
+    match claim(tier.as_ref(), &key(1), minute) {
+        Claim::Held { holder, this_process } => {
+            assert!(!this_process);
+            assert_eq!((holder.tag.as_str(), holder.pid), ("0123456789abcdef", 4242));
+        }
+        other => panic!("another host's fresh lease: {other:?}"),
+    }
+    // What is not a lease line is judged by the claimant's own staleAfter.
+    f.plant_lease(&key(3), b"\xff\xfe not a lease");
+    assert!(matches!(claim(tier.as_ref(), &key(3), minute), Claim::Held { this_process: false, .. }));
+    // A holder on this host whose process is gone: taken at once.
+    f.plant_lease(&key(2), Holder { pid: 999_999_999, ..Holder::this_process(minute) }.line().as_bytes());
+    assert!(matches!(claim(tier.as_ref(), &key(2), minute), Claim::Taken(_)), "a dead holder here");
+    tier.clock().advance(Duration::from_secs(60) + Duration::from_secs(3));
+    assert!(matches!(claim(tier.as_ref(), &key(1), minute), Claim::Taken(_)), "unrefreshed past its promise");
+    assert!(matches!(claim(tier.as_ref(), &key(3), minute), Claim::Taken(_)), "unrefreshed past the claimant's");
+}
+
+pub fn a_lease_promising_too_long_is_broken_past_the_ceiling(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    f.plant_lease(&key(1), &elsewhere(u64::MAX / 4));
+    assert!(matches!(claim(tier.as_ref(), &key(1), Duration::from_secs(60)), Claim::Held { .. }));
+    tier.clock().advance(MAX_STALE_AFTER + Duration::from_secs(60));
+    assert!(matches!(claim(tier.as_ref(), &key(1), Duration::from_secs(60)), Claim::Taken(_)));
+}
+
+pub fn totals_and_entries_see_every_entry(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    for n in 1..=3 {
+        store(tier.as_ref(), &key(n), 10 * n as usize, 1.0, ENTRY);
+    }
+    let totals = block_on(tier.totals(&mut go)).unwrap();
+    assert_eq!(totals.entries, 3);
+    assert!(totals.bytes >= 8 * 60, "{totals:?}");
+    let mut rows = block_on(tier.entries(&mut go)).unwrap();
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(
+        rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(),
+        (1..=3).map(|n| key(n).to_string()).collect::<Vec<_>>()
+    );
+    assert!(rows.iter().all(|r| r.function == "embed" && r.dtype == "<f8"));
+    assert_eq!(rows.iter().map(|r| r.shape.clone()).collect::<Vec<_>>(), vec![vec![10], vec![20], vec![30]]);
+}
+
+pub fn prune_removes_the_least_recently_used_then_what_is_past_max_age(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    for n in 1..=3 {
+        store(tier.as_ref(), &key(n), 10, n as f64, ENTRY);
+        // Stores apart in time, however a tier tells it (its clock, or the store's).
+        tier.clock().advance(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = block_on(tier.prune(Some(Limits { max_entries: Some(2), ..Limits::default() }), &mut go)).unwrap();
+    assert_eq!((report.removed_entries, report.totals.entries), (1, 2), "{report:?}");
+    let listed: Vec<String> = block_on(tier.entries(&mut go)).unwrap().into_iter().map(|r| r.key).collect();
+    assert!(!listed.contains(&key(1).to_string()), "the least recently used goes: {listed:?}");
+    assert_eq!(listed.len(), 2);
+    tier.clock().advance(Duration::from_secs(3600));
+    let old = Limits { max_age: Some(60_000_000), ..Limits::default() };
+    let report = block_on(tier.prune(Some(old), &mut go)).unwrap();
+    assert_eq!((report.removed_entries, report.totals.entries), (2, 0), "{report:?}");
+}
+
+pub fn a_hit_past_the_tiers_max_age_is_a_miss(f: &dyn Fixture) {
+    let tier = f.tier(Limits { max_age: Some(3_600_000_000), ..Limits::default() });
+    store(tier.as_ref(), &key(1), 10, 1.0, ENTRY);
+    tier.clock().advance(Duration::from_secs(600));
+    assert!(load(tier.as_ref(), &key(1)).0.is_some(), "within its max age");
+    tier.clock().advance(Duration::from_secs(7200));
+    assert!(!has(tier.as_ref(), &key(1)) || load(tier.as_ref(), &key(1)).0.is_none());
+    assert!(load(tier.as_ref(), &key(1)).0.is_none(), "unused past its max age");
+}
+
+pub fn verify_reports_damaged_data_and_removes_it_unless_asked_not_to(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    // Large enough that a plain load checks only its header: verify reads it all.
+    store(tier.as_ref(), &key(1), 200_000, 1.0, ENTRY);
+    store(tier.as_ref(), &key(2), 10, 1.0, ENTRY);
+    f.damage(&key(1), Damage::FlippedData);
+    let dry = block_on(tier.verify(false, &mut go)).unwrap();
+    assert!(dry.checked >= 2 && dry.removed == 0, "{dry:?}");
+    assert!(!dry.damaged.is_empty() && dry.damaged.iter().all(|(k, _)| *k == key(1).to_string()), "{dry:?}");
+    assert!(dry.damaged.iter().all(|(_, why)| why.contains("digest")), "{dry:?}");
+    let report = block_on(tier.verify(true, &mut go)).unwrap();
+    assert_eq!(report.removed, report.damaged.len() as u64);
+    assert!(!has(tier.as_ref(), &key(1)) && has(tier.as_ref(), &key(2)));
+    assert!(block_on(tier.verify(true, &mut go)).unwrap().damaged.is_empty());
+}
+
+pub fn clear_removes_every_entry(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    for n in 1..=3 {
+        store(tier.as_ref(), &key(n), 10, 1.0, ENTRY);
+    }
+    let report = block_on(tier.clear(false, &mut go)).unwrap();
+    assert!(report.removed >= 3, "{report:?}");
+    assert_eq!(block_on(tier.totals(&mut go)).unwrap().entries, 0);
+    assert!((1..=3).all(|n| !has(tier.as_ref(), &key(n))));
+}
+
+pub fn a_job_asked_to_stop_stops_before_its_next_step(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    for n in 1..=3 {
+        store(tier.as_ref(), &key(n), 10, 1.0, ENTRY);
+    }
+    let limits = Limits { max_entries: Some(0), ..Limits::default() };
+    let stopped = block_on(tier.prune(Some(limits), &mut |_, _| ControlFlow::Break(())));
+    assert!(matches!(stopped, Err(crate::Error::Stopped)), "{stopped:?}");
+    assert!((1..=3).all(|n| has(tier.as_ref(), &key(n))), "stopped before any removal");
+    let stopped = block_on(tier.verify(false, &mut |_, _| ControlFlow::Break(())));
+    assert!(matches!(stopped, Err(crate::Error::Stopped)), "{stopped:?}");
+}
+
+pub fn a_function_name_past_the_limit_is_refused(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let name = "f".repeat(crate::record::MAX_FUNCTION_NAME + 1);
+    let (header, data) = f8(4, 1.0);
+    let entry = NewEntry { function: &name, ..ENTRY };
+    let stored = block_on(tier.store(&key(1), NewArray { header: &header, data: &data, entry }, &mut Notes::new()));
+    match stored {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}"),
+        // A tier that fails open says so in a note instead.
+        Ok(s) => assert_eq!(s, Stored::Failed),
+    }
+    assert!(load(tier.as_ref(), &key(1)).0.is_none());
+}

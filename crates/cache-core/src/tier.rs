@@ -1,0 +1,105 @@
+//! The contract every tier implements: a directory, an object store, and a
+//! local directory in front of an object store. A binding holds one
+//! `Arc<dyn Tier>` and never asks which it is; the conformance suite
+//! (feature `conformance`) runs every scenario on each.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use npy_format::{AlignedBuf, Header};
+
+use crate::books::{ClearReport, EntryRow, Limits, PruneReport, Stored, Totals, VerifyReport, Wait};
+use crate::entry::{Alloc, Buffer, Entry};
+use crate::lease::Claim;
+use crate::notes::Notes;
+use crate::progress::Progress;
+use crate::record::NewEntry;
+use crate::{Clock, Key, Result};
+
+/// What a store writes: the result's header and data, and what the record
+/// says of it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewArray<'a> {
+    pub header: &'a Header,
+    /// The caller's memory: a tier reads it during the call and never after.
+    pub data: &'a [u8],
+    pub entry: NewEntry<'a>,
+}
+
+/// A place entries are kept. Every operation is a future (see
+/// [`runtime`](crate::runtime)); what an operation noticed and got past
+/// goes into `notes`.
+///
+/// The rules each implementation keeps, which the conformance suite checks:
+///
+/// - `load` returns an entry only after the checks that make it one: its
+///   record, its header and length, and its data against its digest
+///   (always on an object store; up to 64 KiB, or all with `verify`, in a
+///   directory). A damaged entry is a miss with a [`NoteKind::Damaged`]
+///   note, and the next `store` replaces it. A hit counts as a use.
+/// - `has` makes the checks a load makes (a large entry's data is not
+///   read) and is not a use.
+/// - `store` is create-only: a whole entry already there (another
+///   writer's) stands, and the call says so.
+/// - `claim` follows [`crate::lease`]: one holder at a time, and a lease
+///   held by this process says so whichever cache object took it.
+/// - Maintenance (`totals`, `entries`, `prune`, `verify`, `clear`,
+///   `remove_function`) reports through `progress` and stops when it asks.
+///
+/// [`NoteKind::Damaged`]: crate::NoteKind::Damaged
+#[async_trait]
+pub trait Tier<B: Buffer = AlignedBuf>: Send + Sync + std::fmt::Debug {
+    /// Where the tier is, as its user named it: an absolute path, or a URL.
+    fn location(&self) -> &str;
+
+    /// The entry of `key`, read into memory from `alloc` (or mapped).
+    async fn load(&self, key: &Key, alloc: &mut Alloc<'_, B>, notes: &mut Notes) -> Result<Option<Entry<B>>>;
+
+    /// Whether a load of `key` would hit now.
+    async fn has(&self, key: &Key, notes: &mut Notes) -> Result<bool>;
+
+    /// Publishes `array` as the entry of `key`, create-only.
+    async fn store(&self, key: &Key, array: NewArray<'_>, notes: &mut Notes) -> Result<Stored>;
+
+    /// Removes the entry of `key`; says whether there was one.
+    async fn remove(&self, key: &Key, notes: &mut Notes) -> Result<bool>;
+
+    /// Removes every entry of the function named `function`; returns their keys.
+    async fn remove_function(&self, function: &str, progress: &mut Progress<'_>, notes: &mut Notes)
+        -> Result<Vec<Key>>;
+
+    /// Takes the compute-once lease of `key`, or says who holds it.
+    async fn claim(&self, key: &Key, stale_after: Duration) -> Result<Claim>;
+
+    /// Totals over the whole tier.
+    async fn totals(&self, progress: &mut Progress<'_>) -> Result<Totals>;
+
+    /// Every entry, most recently used first.
+    async fn entries(&self, progress: &mut Progress<'_>) -> Result<Vec<EntryRow>>;
+
+    /// Removes expired entries, then the least recently used until `limits`
+    /// hold (the tier's own limits when None), and leftovers no one will
+    /// finish.
+    async fn prune(&self, limits: Option<Limits>, progress: &mut Progress<'_>) -> Result<PruneReport>;
+
+    /// Checks every entry completely, its data included; with `remove`,
+    /// removes the damaged ones.
+    async fn verify(&self, remove: bool, progress: &mut Progress<'_>) -> Result<VerifyReport>;
+
+    /// Removes everything the cache wrote, and nothing else; with
+    /// `remove_dir`, then a directory, if only the cache's files were in it.
+    async fn clear(&self, remove_dir: bool, progress: &mut Progress<'_>) -> Result<ClearReport>;
+
+    /// Writes what is kept in memory (uses, counts) where other processes
+    /// see it, waiting for them no longer than `wait` says.
+    async fn flush(&self, wait: Wait) -> Result<()>;
+
+    /// Flushes, then lets go of handles (an index's); later calls reopen them.
+    async fn close(&self) -> Result<()>;
+
+    /// The clock of stores, uses and expiry (tests move it forward).
+    fn clock(&self) -> &Clock;
+
+    /// Turns the recording of hits as uses off or on, to measure what it costs.
+    fn set_recording(&self, _on: bool) {}
+}

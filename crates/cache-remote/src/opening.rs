@@ -1,0 +1,73 @@
+//! What an entry object's metadata and first bytes say of it, judged the
+//! same way by a load, a `has` and a verify: its record, its `.npy` header,
+//! and whether the object is as long as the header needs.
+
+use cache_core::{EntryRecord, RecordProblem};
+use npy_format::{decode_header_bytes, ByteOrder, Header};
+use object_store::Attributes;
+
+use crate::record_meta;
+
+/// The first bytes of an object that hold any header (a header is at most
+/// this long, and its preamble 16 bytes more).
+pub(crate) const MAX_PREAMBLE: usize = npy_format::MAX_HEADER_LEN as usize + 16;
+
+/// An entry object opened: its record and header, where its data begins
+/// and how long it is.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) record: EntryRecord,
+    /// The header in native order; the data was stored in `stored_order`.
+    pub(crate) header: Header,
+    pub(crate) stored_order: ByteOrder,
+    pub(crate) preamble: u64,
+    pub(crate) data_len: u64,
+}
+
+impl Opened {
+    /// Checks the header, and `data` when given, against the record.
+    pub(crate) fn check(&self, data: Option<&[u8]>) -> Result<(), String> {
+        self.record.check(&self.header, self.stored_order, data)
+    }
+}
+
+/// What the start of an object says.
+#[derive(Debug)]
+pub(crate) enum Opening {
+    /// More bytes are needed to decode the header.
+    NeedMore,
+    /// An object of another version of the cache: a miss, not replaced.
+    OtherVersion,
+    /// Not a whole entry: why.
+    Damaged(String),
+    Entry(Box<Opened>),
+}
+
+/// Judges an object of `size` bytes by its `attributes` and its first
+/// bytes `start` (all there are when `complete`).
+pub(crate) fn open(attributes: &Attributes, start: &[u8], size: u64, complete: bool) -> Opening {
+    let record = match record_meta::record_of(attributes) {
+        Ok(r) => r,
+        Err(RecordProblem::Invalid(why)) => return Opening::Damaged(format!("its record {why}")),
+        Err(_) => return Opening::OtherVersion,
+    };
+    let (stored, preamble) = match decode_header_bytes(&start[..start.len().min(MAX_PREAMBLE)]) {
+        Ok(h) => h,
+        Err(npy_format::Error::TruncatedHeader) if complete || start.len() >= MAX_PREAMBLE => {
+            return Opening::Damaged("its .npy header is cut short".into())
+        }
+        Err(npy_format::Error::TruncatedHeader) => return Opening::NeedMore,
+        Err(e) => return Opening::Damaged(format!("its .npy header is not valid: {e}")),
+    };
+    let data_len = match stored.data_len() {
+        Ok(n) if preamble.checked_add(n) == Some(size) => n,
+        Ok(n) => {
+            let held = size.saturating_sub(preamble);
+            return Opening::Damaged(format!("it holds {held} bytes of data where its header needs {n}"));
+        }
+        Err(e) => return Opening::Damaged(e.to_string()),
+    };
+    let stored_order = stored.dtype.byte_order;
+    let header = Header { dtype: stored.dtype.native(), ..stored };
+    Opening::Entry(Box::new(Opened { record, header, stored_order, preamble, data_len }))
+}

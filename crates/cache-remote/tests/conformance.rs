@@ -1,0 +1,71 @@
+//! The tier contract's conformance suite, on an object store
+//! (object_store's in-memory store, which honours conditional writes,
+//! ranges and metadata as S3 does; the JS suite runs the same scenarios
+//! against real servers).
+
+use std::sync::Arc;
+
+use cache_core::conformance::{Damage, Fixture};
+use cache_core::{block_on, Key, Limits, Tier};
+use cache_remote::RemoteCache;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+
+const PREFIX: &str = "team/cache";
+
+struct Store {
+    mem: Arc<InMemory>,
+}
+
+fn entry_path(key: &Key) -> Path {
+    let hex = key.to_string();
+    Path::from(format!("{PREFIX}/{}/{hex}.npy", &hex[..2]))
+}
+
+impl Fixture for Store {
+    fn tier(&self, limits: Limits) -> Arc<dyn Tier> {
+        Arc::new(self.cache().with_limits(limits))
+    }
+
+    fn reopen(&self) -> Arc<dyn Tier> {
+        Arc::new(self.cache())
+    }
+
+    fn damage(&self, key: &Key, how: Damage) {
+        let path = entry_path(key);
+        let object = block_on(self.mem.get(&path)).unwrap();
+        let attributes = object.attributes.clone();
+        let mut bytes = block_on(object.bytes()).unwrap().to_vec();
+        let (bytes, attributes) = match how {
+            Damage::Garbage => (b"garbage".to_vec(), attributes),
+            Damage::Truncated => (bytes[..bytes.len() - 8].to_vec(), attributes),
+            Damage::NoRecord => (bytes, Default::default()),
+            Damage::FlippedData => {
+                *bytes.last_mut().unwrap() ^= 1;
+                (bytes, attributes)
+            }
+        };
+        let options = PutOptions { attributes, ..Default::default() };
+        block_on(self.mem.put_opts(&path, PutPayload::from(bytes), options)).unwrap();
+    }
+
+    fn plant_lease(&self, key: &Key, line: &[u8]) {
+        let hex = key.to_string();
+        let path = Path::from(format!("{PREFIX}/{}/{hex}.lease", &hex[..2]));
+        block_on(self.mem.put(&path, PutPayload::from(line.to_vec()))).unwrap();
+    }
+}
+
+impl Store {
+    fn new() -> Store {
+        Store { mem: Arc::new(InMemory::new()) }
+    }
+
+    fn cache(&self) -> RemoteCache {
+        let store: Arc<dyn ObjectStore> = self.mem.clone();
+        RemoteCache::with_store(store, Path::from(PREFIX), &format!("mem://bucket/{PREFIX}"))
+    }
+}
+
+cache_core::conformance_suite!(Store::new());

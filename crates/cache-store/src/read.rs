@@ -1,0 +1,134 @@
+//! Reading an entry: its record, then its array through the hardened
+//! opener (mapped where it can be used in place), checked against its own
+//! header, the file's length and the record.
+
+use std::fs;
+use std::io::{self, BufReader};
+
+use cache_core::record::VERIFY_DATA_UP_TO;
+use cache_core::{Entry, EntryRecord, Error, LoadedArray, Lookup, Place};
+use npy_format::{AlignedBuf, Header};
+
+use crate::files::{EntryFiles, RecordRead};
+use crate::fs_kind;
+use crate::layout;
+use crate::memo::KEEP_UP_TO;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verify {
+    /// Data up to `VERIFY_DATA_UP_TO` (a large entry's header is always checked).
+    #[default]
+    Small,
+    /// All data, whatever its size: a large load costs a hash of it too.
+    All,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading {
+    /// Map the array where it can be used in place.
+    pub(crate) map: bool,
+    pub(crate) verify: Verify,
+    /// Keep small arrays in memory and serve repeated hits from there.
+    pub(crate) keep: bool,
+}
+
+impl EntryFiles {
+    /// Reads the entry of `key` (a checked key): its record, then its
+    /// array, checked against its own header, the file length and the
+    /// record. The array is mapped where it can be used in place if
+    /// `how.map`, else read into memory from `alloc`, or copied from memory
+    /// if it is a small one kept from an earlier read of the same file.
+    pub(crate) fn read<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        key: &str,
+        how: Reading,
+        alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
+    ) -> Lookup<B> {
+        match self.read_once(key, how, alloc) {
+            // A store of this key may have replaced the array between our
+            // reads of the record and the array: read both once more.
+            Lookup::Damaged(_) => self.read_once(key, how, alloc),
+            lookup => lookup,
+        }
+    }
+
+    fn read_once<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        key: &str,
+        how: Reading,
+        alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
+    ) -> Lookup<B> {
+        let Reading { map, verify, keep } = how;
+        let path = self.layout.array(key);
+        let damaged = |reason: String| Lookup::Damaged(Error::Damaged { place: Place::File(path.clone()), reason });
+        let keep = keep && !map;
+        if let Some(hit) = keep.then(|| self.kept_hit(key, &path, alloc)).flatten() {
+            return hit;
+        }
+        let record = match self.read_record(key) {
+            Ok(r) => r,
+            Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Lookup::Miss,
+            Err(RecordRead::Invalid(e) | RecordRead::Unreadable(e)) => return Lookup::Damaged(e),
+        };
+        let (mut file, meta) = match layout::open_regular(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
+            Err(e) => return damaged(format!("could not open it: {e}")),
+        };
+        // A file someone else could truncate is read, not mapped: a mapping
+        // past a file's end kills the process (SIGBUS).
+        let map = map && fs_kind::only_we_write(&meta);
+        let mapped = if map { npy_format::map_npy_file(&file, &path) } else { Ok(None) };
+        let array = match mapped {
+            Ok(Some(m)) => Ok(LoadedArray::Mapped(m)),
+            Ok(None) => npy_format::read_npy_file_into(&mut file, &path, &mut *alloc).map(LoadedArray::Read),
+            Err(e) => Err(e),
+        };
+        let array = match array {
+            Ok(array) => array,
+            Err(e) => return damaged(e.root().to_string()),
+        };
+        let data = array.data();
+        let checked_data = (verify == Verify::All || data.len() <= VERIFY_DATA_UP_TO).then_some(data);
+        if let Err(reason) = record.check(array.header(), array.stored_order(), checked_data) {
+            self.memo().remove(key);
+            return damaged(reason);
+        }
+        if let LoadedArray::Read(read) = &array {
+            if keep && data.len() <= KEEP_UP_TO {
+                self.keep(key, &record, &meta, read);
+            }
+        }
+        Lookup::Hit(Entry { array, record })
+    }
+
+    /// Whether a load of `key` would hit, without reading a large array:
+    /// the record and the array's header and length are checked, and a
+    /// small array's data too (as a load checks it).
+    pub(crate) fn holds(&self, key: &str) -> bool {
+        let Ok(record) = self.read_record(key) else { return false };
+        let Ok((file, meta)) = layout::open_regular(&self.layout.array(key)) else { return false };
+        if meta.len() <= (VERIFY_DATA_UP_TO + 64 * 1024) as u64 {
+            let how = Reading { map: false, verify: Verify::Small, keep: false };
+            return matches!(self.read(key, how, &mut AlignedBuf::zeroed), Lookup::Hit(_));
+        }
+        check_header(&record, BufReader::new(file), &meta).is_ok()
+    }
+}
+
+/// Checks an opened array file against its record without reading its
+/// data: the header (against the record's digest, class and form) and the
+/// file's length. Returns the reader positioned at the data.
+pub(crate) fn check_header(
+    record: &EntryRecord,
+    mut reader: BufReader<fs::File>,
+    meta: &fs::Metadata,
+) -> Result<BufReader<fs::File>, String> {
+    let (stored, offset) = npy_format::decode_header(&mut reader).map_err(|e| e.to_string())?;
+    if stored.data_len().ok().and_then(|len| offset.checked_add(len)) != Some(meta.len()) {
+        return Err("its file is not the length its header says".to_owned());
+    }
+    let header = Header { dtype: stored.dtype.native(), ..stored.clone() };
+    record.check(&header, stored.dtype.byte_order, None)?;
+    Ok(reader)
+}

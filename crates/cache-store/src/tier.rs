@@ -1,0 +1,86 @@
+//! The directory as a [`Tier`]: each operation is the directory's own,
+//! run as blocking work where the future is polled (see
+//! `cache_core::runtime`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cache_core::{
+    blocking, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Filling, Key, Limits, NewArray, Notes,
+    Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+};
+
+use crate::CacheDir;
+
+#[async_trait]
+impl<B: Buffer> Tier<B> for CacheDir {
+    fn location(&self) -> &str {
+        CacheDir::location(self)
+    }
+
+    async fn load(&self, key: &Key, alloc: &mut Alloc<'_, B>, notes: &mut Notes) -> Result<Option<Entry<B>>, Error> {
+        let lookup = blocking(|| self.load_into(&key.hex(), self.maps(), &mut |len| alloc(len, Filling::InOrder)))?;
+        Ok(lookup.into_entry(notes, self.location()))
+    }
+
+    async fn has(&self, key: &Key, _: &mut Notes) -> Result<bool, Error> {
+        blocking(|| self.contains(&key.hex()))
+    }
+
+    async fn store(&self, key: &Key, array: NewArray<'_>, _: &mut Notes) -> Result<Stored, Error> {
+        blocking(|| CacheDir::store(self, &key.hex(), array.header, array.data, &array.entry))
+    }
+
+    async fn remove(&self, key: &Key, _: &mut Notes) -> Result<bool, Error> {
+        blocking(|| CacheDir::remove(self, &key.hex()))
+    }
+
+    async fn remove_function(
+        &self,
+        function: &str,
+        progress: &mut Progress<'_>,
+        _: &mut Notes,
+    ) -> Result<Vec<Key>, Error> {
+        blocking(|| CacheDir::remove_function(self, function, progress))
+    }
+
+    async fn claim(&self, key: &Key, stale_after: Duration) -> Result<Claim, Error> {
+        blocking(|| CacheDir::claim(self, &key.hex(), stale_after))
+    }
+
+    async fn totals(&self, _: &mut Progress<'_>) -> Result<Totals, Error> {
+        blocking(|| self.stats())
+    }
+
+    async fn entries(&self, _: &mut Progress<'_>) -> Result<Vec<EntryRow>, Error> {
+        blocking(|| CacheDir::entries(self))
+    }
+
+    async fn prune(&self, limits: Option<Limits>, progress: &mut Progress<'_>) -> Result<PruneReport, Error> {
+        blocking(|| CacheDir::prune(self, &limits.unwrap_or(self.limits()), progress))
+    }
+
+    async fn verify(&self, remove: bool, progress: &mut Progress<'_>) -> Result<VerifyReport, Error> {
+        blocking(|| CacheDir::verify(self, remove, progress))
+    }
+
+    async fn clear(&self, remove_dir: bool, _: &mut Progress<'_>) -> Result<ClearReport, Error> {
+        blocking(|| CacheDir::clear(self, remove_dir))
+    }
+
+    async fn flush(&self, wait: Wait) -> Result<(), Error> {
+        blocking(|| CacheDir::flush(self, wait))
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        blocking(|| CacheDir::close(self))
+    }
+
+    fn clock(&self) -> &Clock {
+        CacheDir::clock(self)
+    }
+
+    fn set_recording(&self, on: bool) {
+        CacheDir::set_recording(self, on)
+    }
+}

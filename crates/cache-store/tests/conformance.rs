@@ -1,0 +1,61 @@
+//! The tier contract's conformance suite, on a directory.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cache_core::conformance::{Damage, Fixture};
+use cache_core::{Key, Limits, Tier};
+use cache_store::CacheDir;
+
+/// A directory under a fresh temporary one.
+struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        Dir { tmp: tempfile::tempdir().unwrap() }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.tmp.path().join("cache")
+    }
+}
+
+/// Damages the files of `key` in the directory `root`.
+pub fn damage_files(root: &std::path::Path, key: &Key, how: Damage) {
+    let npy = root.join(format!("{key}.npy"));
+    let bytes = fs::read(&npy).unwrap();
+    match how {
+        Damage::Garbage => fs::write(&npy, b"garbage").unwrap(),
+        Damage::Truncated => fs::write(&npy, &bytes[..bytes.len() - 8]).unwrap(),
+        Damage::NoRecord => fs::remove_file(root.join(format!("{key}.json"))).unwrap(),
+        Damage::FlippedData => {
+            let mut bytes = bytes;
+            *bytes.last_mut().unwrap() ^= 1;
+            fs::write(&npy, &bytes).unwrap()
+        }
+    }
+}
+
+impl Fixture for Dir {
+    fn tier(&self, limits: Limits) -> Arc<dyn Tier> {
+        Arc::new(CacheDir::open(self.root()).unwrap().with_limits(limits))
+    }
+
+    fn reopen(&self) -> Arc<dyn Tier> {
+        Arc::new(CacheDir::open(self.root()).unwrap())
+    }
+
+    fn damage(&self, key: &Key, how: Damage) {
+        damage_files(&self.root(), key, how)
+    }
+
+    fn plant_lease(&self, key: &Key, line: &[u8]) {
+        fs::create_dir_all(self.root()).unwrap();
+        fs::write(self.root().join(format!(".{key}.lock")), line).unwrap();
+    }
+}
+
+cache_core::conformance_suite!(Dir::new());

@@ -1,0 +1,157 @@
+//! A local directory in front of an object store, as one tier:
+//!
+//! - *read-through*: a load tries the local tier, then the store; a store's
+//!   hit is kept in the local tier before it is returned (so later changes
+//!   to the returned array cannot reach it), and later hits on this machine
+//!   cost what a directory's do;
+//! - *write order*: a store goes to the store first (other machines wait
+//!   for it), then to the local tier (this machine's);
+//! - removals act on both; leases are the store's (they are cluster-wide);
+//! - the cache's own limits are the local tier's: a prune without limits
+//!   prunes it alone, and the shared store is pruned only to limits given
+//!   (`max_age` also holds for the store's hits: an entry unused there for
+//!   longer is a miss);
+//! - listings and totals are the store's, the shared truth; a verify and a
+//!   clear cover both.
+//!
+//! Each tier fails open by itself (see `FailOpen`): the store's outage is a
+//! note, and the local tier carries on.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cache_core::{
+    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Key, Limits, NewArray, NewEntry, Notes, Progress,
+    PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+};
+
+/// A local tier in front of a store.
+pub struct Tiered<B: Buffer> {
+    local: Arc<dyn Tier<B>>,
+    store: Arc<dyn Tier<B>>,
+}
+
+impl<B: Buffer> std::fmt::Debug for Tiered<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tiered").field("local", &self.local).field("store", &self.store).finish()
+    }
+}
+
+impl<B: Buffer> Tiered<B> {
+    /// `local` in front of `store`; both should keep time by one clock.
+    pub fn new(local: Arc<dyn Tier<B>>, store: Arc<dyn Tier<B>>) -> Tiered<B> {
+        Tiered { local, store }
+    }
+}
+
+#[async_trait]
+impl<B: Buffer> Tier<B> for Tiered<B> {
+    fn location(&self) -> &str {
+        self.store.location()
+    }
+
+    async fn load(&self, key: &Key, alloc: &mut Alloc<'_, B>, notes: &mut Notes) -> Result<Option<Entry<B>>, Error> {
+        if let Some(entry) = self.local.load(key, alloc, notes).await? {
+            return Ok(Some(entry));
+        }
+        let Some(entry) = self.store.load(key, alloc, notes).await? else { return Ok(None) };
+        let record = &entry.record;
+        let kept = NewEntry { function: &record.function, result: record.result, class: record.class };
+        let array = NewArray { header: entry.array.header(), data: entry.array.data(), entry: kept };
+        self.local.store(key, array, notes).await?;
+        Ok(Some(entry))
+    }
+
+    async fn has(&self, key: &Key, notes: &mut Notes) -> Result<bool, Error> {
+        Ok(self.local.has(key, notes).await? || self.store.has(key, notes).await?)
+    }
+
+    async fn store(&self, key: &Key, array: NewArray<'_>, notes: &mut Notes) -> Result<Stored, Error> {
+        let shared = self.store.store(key, array, notes).await?;
+        let local = self.local.store(key, array, notes).await?;
+        // What was evicted, was evicted from the local tier (the store keeps no limits of its own on a store).
+        Ok(match (shared, local) {
+            (Stored::Failed, local) => local,
+            (Stored::Published { .. }, Stored::Published { evicted }) => Stored::Published { evicted },
+            (shared, _) => shared,
+        })
+    }
+
+    async fn remove(&self, key: &Key, notes: &mut Notes) -> Result<bool, Error> {
+        let local = self.local.remove(key, notes).await?;
+        let shared = self.store.remove(key, notes).await?;
+        Ok(local || shared)
+    }
+
+    async fn remove_function(
+        &self,
+        function: &str,
+        progress: &mut Progress<'_>,
+        notes: &mut Notes,
+    ) -> Result<Vec<Key>, Error> {
+        let mut removed: BTreeSet<Key> =
+            self.store.remove_function(function, progress, notes).await?.into_iter().collect();
+        removed.extend(self.local.remove_function(function, progress, notes).await?);
+        Ok(removed.into_iter().collect())
+    }
+
+    async fn claim(&self, key: &Key, stale_after: Duration) -> Result<Claim, Error> {
+        self.store.claim(key, stale_after).await
+    }
+
+    async fn totals(&self, progress: &mut Progress<'_>) -> Result<Totals, Error> {
+        let shared = self.store.totals(progress).await?;
+        let local = self.local.totals(progress).await?;
+        // A local miss the store answered is not a miss of the cache; the store's misses are.
+        Ok(Totals { hits: shared.hits + local.hits, ..shared })
+    }
+
+    async fn entries(&self, progress: &mut Progress<'_>) -> Result<Vec<EntryRow>, Error> {
+        self.store.entries(progress).await
+    }
+
+    async fn prune(&self, limits: Option<Limits>, progress: &mut Progress<'_>) -> Result<PruneReport, Error> {
+        match limits {
+            None => self.local.prune(None, progress).await,
+            Some(limits) => {
+                self.local.prune(None, &mut cache_core::progress::quiet).await?;
+                let report = self.store.prune(Some(limits), progress).await?;
+                // The store has no index to adopt into or drop from.
+                Ok(PruneReport { adopted: 0, dropped: 0, ..report })
+            }
+        }
+    }
+
+    async fn verify(&self, remove: bool, progress: &mut Progress<'_>) -> Result<VerifyReport, Error> {
+        let mut report = self.local.verify(remove, progress).await?;
+        let shared = self.store.verify(remove, progress).await?;
+        report.checked += shared.checked;
+        report.removed += shared.removed;
+        report.damaged.extend(shared.damaged);
+        Ok(report)
+    }
+
+    async fn clear(&self, remove_dir: bool, progress: &mut Progress<'_>) -> Result<ClearReport, Error> {
+        let shared = self.store.clear(remove_dir, progress).await?;
+        let local = self.local.clear(remove_dir, &mut cache_core::progress::quiet).await?;
+        Ok(ClearReport { removed: shared.removed + local.removed, ..local })
+    }
+
+    async fn flush(&self, wait: Wait) -> Result<(), Error> {
+        self.local.flush(wait).await
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        self.local.close().await
+    }
+
+    fn clock(&self) -> &Clock {
+        self.local.clock()
+    }
+
+    fn set_recording(&self, on: bool) {
+        self.local.set_recording(on)
+    }
+}
