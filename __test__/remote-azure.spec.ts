@@ -1,115 +1,19 @@
-// The object-store tier on az:// against Azurite (the Azure Storage
-// emulator, from npm; its blob service only) on a free loopback port,
-// started here. Workers with their own localDir stand in for machines, as
-// in remote.spec.ts. The cache reaches Azurite the standard way:
-// AZURE_STORAGE_USE_EMULATOR=true (account devstoreaccount1, its well-known
-// key) and AZURITE_BLOB_STORAGE_URL for the port.
+// The object-store tier on az:// against Azurite (support/azure.ts), for
+// what is Azure's own: blob metadata, uploads in blocks, the account's
+// endpoint. What every tier does is the conformance suite's
+// (conformance.spec.ts), which runs it on Azurite too.
 import test from 'ava'
-import { type ChildProcess, spawn } from 'node:child_process'
-import { createHmac } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
 import { ErrorCodes, NumpyFuncCache } from '../dist'
-import { tempDir } from './helpers'
-import { type S3Server, startWorker, writeWorker } from './support/s3'
+import { ACCOUNT, type Azurite, CONTAINER, KEY, blobsUnder as blobsOf, startAzurite } from './support/azure'
 
 type Any = any
 
-const ACCOUNT = 'devstoreaccount1'
-/** Azurite's well-known account key (public, in Microsoft's docs). */
-const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
-const CONTAINER = 'nfc-test'
-
-interface Azurite {
-  /** http://127.0.0.1:<port>, the blob service (the account is the first path segment). */
-  url: string
-  /** What the cache needs to reach it: AZURE_STORAGE_USE_EMULATOR, AZURITE_BLOB_STORAGE_URL. */
-  env: Record<string, string>
-  stop(): Promise<void>
-}
-
-/** Azurite's blob service on a port the system picks, over a fresh directory. */
-async function startAzurite(): Promise<Azurite> {
-  const pkg = require.resolve('azurite/package.json')
-  const main = join(dirname(pkg), JSON.parse(readFileSync(pkg, 'utf8')).bin['azurite-blob'])
-  const dir = mkdtempSync(join(tmpdir(), 'nfc-azurite-'))
-  const args = ['--blobHost', '127.0.0.1', '--blobPort', '0', '--location', dir]
-  // --skipApiVersionCheck: object_store may send a newer x-ms-version than this Azurite knows.
-  args.push('--silent', '--skipApiVersionCheck', '--disableTelemetry')
-  const child: ChildProcess = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const killOnExit = () => child.kill('SIGKILL')
-  process.once('exit', killOnExit)
-  let output = ''
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Azurite did not start in 30 s:\n${output}`)), 30_000)
-    const seen = (d: Buffer) => {
-      output += d
-      const m = /listens on (http:\/\/[\d.]+:\d+)/.exec(output)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1])
-      }
-    }
-    child.stdout!.on('data', seen)
-    child.stderr!.on('data', (d) => (output += d))
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`Azurite exited (${code}):\n${output}`))
-    })
-  })
-  return {
-    url,
-    env: { AZURE_STORAGE_USE_EMULATOR: 'true', AZURITE_BLOB_STORAGE_URL: url },
-    stop: async () => {
-      process.off('exit', killOnExit)
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r))
-        child.kill('SIGTERM')
-        await exited
-      }
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
-}
-
 let azurite: Azurite
-
-/**
- * A request to the blob service signed with the account's key (SharedKey,
- * as the REST docs spell it; Azurite is path-style, so the account appears
- * twice in the signed resource). `path` is `<container>[/<blob>]`.
- */
-async function blobRequest(
-  method: string,
-  path: string,
-  { query = {}, headers = {}, body }: { query?: Record<string, string>; headers?: Record<string, string>; body?: Buffer } = {},
-): Promise<Response> {
-  const url = new URL(`${azurite.url}/${ACCOUNT}/${path}`)
-  for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v)
-  const all: Record<string, string> = { 'x-ms-date': new Date().toUTCString(), 'x-ms-version': '2021-08-06' }
-  for (const [k, v] of Object.entries(headers)) all[k.toLowerCase()] = v
-  const standard = ['content-encoding', 'content-language', 'content-length', 'content-md5', 'content-type', 'date']
-  standard.push('if-modified-since', 'if-match', 'if-none-match', 'if-unmodified-since', 'range')
-  const value = (h: string) => (h === 'content-length' ? (body?.length ? String(body.length) : '') : (all[h] ?? ''))
-  const msHeaders = Object.keys(all)
-    .filter((h) => h.startsWith('x-ms-'))
-    .sort()
-    .map((h) => `${h}:${all[h]}\n`)
-    .join('')
-  const params = [...url.searchParams.keys()].sort().map((k) => `\n${k.toLowerCase()}:${url.searchParams.get(k)}`)
-  const toSign = [method, ...standard.map(value)].join('\n') + '\n' + msHeaders + `/${ACCOUNT}${url.pathname}` + params.join('')
-  const signature = createHmac('sha256', Buffer.from(KEY, 'base64')).update(toSign, 'utf8').digest('base64')
-  const res = await fetch(url, { method, headers: { ...all, authorization: `SharedKey ${ACCOUNT}:${signature}` }, body })
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`)
-  return res
-}
 
 test.before(async () => {
   const started = Date.now()
   azurite = await startAzurite()
-  await blobRequest('PUT', CONTAINER, { query: { restype: 'container' } })
-  // This process's caches read the environment when they are made; workers inherit it.
+  // This process's caches read the environment when they are made.
   Object.assign(process.env, azurite.env)
   console.log(`Azurite up with its container in ${Date.now() - started} ms at ${azurite.url}`)
 })
@@ -117,77 +21,14 @@ test.after.always(async () => {
   await azurite?.stop()
 })
 
+const blobRequest = (method: string, path: string, options?: Parameters<Azurite['request']>[2]) => azurite.request(method, path, options)
+const blobsUnder = (loc: string) => blobsOf(azurite, loc)
+
 let unique = 0
 /** A fresh prefix in the test container. */
 function location(name: string): string {
   return `az://${CONTAINER}/${name}-${process.pid}-${++unique}`
 }
-
-/** Names of the blobs under a location's prefix. */
-async function blobsUnder(loc: string): Promise<string[]> {
-  const prefix = loc.slice(`az://${CONTAINER}/`.length) + '/'
-  const res = await blobRequest('GET', CONTAINER, { query: { restype: 'container', comp: 'list', prefix } })
-  return [...(await res.text()).matchAll(/<Name>([^<]*)<\/Name>/g)].map((m) => m[1])
-}
-
-/** Workers take the environment (this process's, with Azurite's). */
-const machines = () => ({ env: azurite.env }) as S3Server
-
-const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [])
-
-test.serial('a second machine hits what the first stored, without computing', async (t) => {
-  const dir = tempDir(t)
-  const files = writeWorker(dir)
-  const loc = location('second')
-  const log = join(dir, 'computed.log')
-  const cfg = { location: loc, k: 7, n: 5000, log }
-  const a = await startWorker(files, machines(), { ...cfg, localDir: join(dir, 'machine-a') }).done
-  t.deepEqual(a.result, { right: true, errors: [] }, a.stderr)
-  const stored = await blobsUnder(loc)
-  t.is(stored.length, 1)
-  t.regex(stored[0], /\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.npy$/, '<prefix>/<ab>/<key>.npy')
-  const b = await startWorker(files, machines(), { ...cfg, localDir: join(dir, 'machine-b') }).done
-  t.deepEqual(b.result, { right: true, errors: [] }, b.stderr)
-  // A machine with no local tier hits too.
-  const c = await startWorker(files, machines(), cfg).done
-  t.deepEqual(c.result, { right: true, errors: [] }, c.stderr)
-  t.is(lines(log).length, 1, 'computed once, on the first machine')
-})
-
-test.serial('computeOnce across 3 machines computes once', async (t) => {
-  const dir = tempDir(t)
-  const files = writeWorker(dir)
-  const loc = location('once')
-  const log = join(dir, 'computed.log')
-  const runs = [0, 1, 2].map((i) =>
-    startWorker(files, machines(), { location: loc, localDir: join(dir, `m${i}`), computeOnce: { staleAfter: 5000 }, k: 3, n: 20_000, log, ms: 1500 }),
-  )
-  for (const r of await Promise.all(runs.map((r) => r.done))) t.deepEqual(r.result, { right: true, errors: [] }, r.stderr)
-  t.is(lines(log).length, 1)
-  // The lease is deleted in the background once the result is published.
-  let left = await blobsUnder(loc)
-  for (let i = 0; i < 50 && left.some((b) => b.endsWith('.lease')); i++) {
-    await new Promise((r) => setTimeout(r, 100))
-    left = await blobsUnder(loc)
-  }
-  t.false(left.some((b) => b.endsWith('.lease')), left.join(', '))
-})
-
-test.serial('computeOnce: when the holder is SIGKILLed, one other machine takes the lease over (If-Match) and computes', async (t) => {
-  const dir = tempDir(t)
-  const files = writeWorker(dir)
-  const loc = location('killed')
-  const log = join(dir, 'computed.log')
-  const cfg = { location: loc, computeOnce: { staleAfter: 1000 }, k: 5, n: 1000, log }
-  const holder = startWorker(files, machines(), { ...cfg, localDir: join(dir, 'holder'), ms: 3_600_000 })
-  while (lines(log).length === 0) await new Promise((r) => setTimeout(r, 20))
-  const waiters = [1, 2].map((i) => startWorker(files, machines(), { ...cfg, localDir: join(dir, `w${i}`) }))
-  await Promise.all(waiters.map((w) => w.line('ready')))
-  holder.child.kill('SIGKILL')
-  t.is((await holder.done).signal, 'SIGKILL')
-  for (const r of await Promise.all(waiters.map((w) => w.done))) t.deepEqual(r.result, { right: true, errors: [] }, r.stderr)
-  t.is(lines(log).length, 2, 'the killed holder, then exactly one taker')
-})
 
 test.serial('a damaged blob under an entry name is a damagedEntry, recomputed and replaced', async (t) => {
   const loc = location('damaged')

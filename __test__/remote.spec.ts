@@ -1,13 +1,15 @@
 // The object-store tier against a real S3 server (versitygw on loopback,
-// started here): workers with their own localDir stand in for machines.
-// Faults are real too: the server killed midway through a transfer (a
-// proxy counts the bytes), a closed port, wrong credentials.
+// started here), for what is S3's own: objects NumPy reads, uploads in
+// parts, the server killed midway through a transfer (a proxy counts the
+// bytes), wrong credentials, the shared profile, the pause after an
+// outage. What every tier does is the conformance suite's
+// (conformance.spec.ts), which runs it on S3 too.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { readdirSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { ErrorCodes, NumpyFuncCache } from '../dist'
 import { root, runPython, tempDir } from './helpers'
 import {
@@ -17,8 +19,6 @@ import {
   remoteOf,
   startProxy,
   startServer,
-  startWorker,
-  writeWorker,
 } from './support/s3'
 
 type Any = any
@@ -46,58 +46,6 @@ async function objectsUnder(loc: string): Promise<string[]> {
   return (listed.Contents ?? []).map((o) => o.Key!)
 }
 
-const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [])
-
-test.serial('a second machine hits what the first stored, without computing, and keeps it locally', async (t) => {
-  const dir = tempDir(t)
-  const files = writeWorker(dir)
-  const loc = location('second')
-  const log = join(dir, 'computed.log')
-  const cfg = { location: loc, k: 7, n: 5000, log }
-  const a = await startWorker(files, server, { ...cfg, localDir: join(dir, 'machine-a') }).done
-  t.deepEqual(a.result, { right: true, errors: [] }, a.stderr)
-  const b = await startWorker(files, server, { ...cfg, localDir: join(dir, 'machine-b') }).done
-  t.deepEqual(b.result, { right: true, errors: [] }, b.stderr)
-  t.is(lines(log).length, 1, 'computed once, on the first machine')
-  // The remote hit was kept in machine b's local tier.
-  t.true(readdirSync(join(dir, 'machine-b')).some((f) => f.endsWith('.npy')))
-  // A machine with no local tier hits too.
-  const c = await startWorker(files, server, cfg).done
-  t.deepEqual(c.result, { right: true, errors: [] }, c.stderr)
-  t.is(lines(log).length, 1)
-})
-
-test.serial('computeOnce across 4 machines computes once', async (t) => {
-  const dir = tempDir(t)
-  const files = writeWorker(dir)
-  const loc = location('once')
-  const log = join(dir, 'computed.log')
-  const runs = [0, 1, 2, 3].map((i) =>
-    startWorker(files, server, { location: loc, localDir: join(dir, `m${i}`), computeOnce: { staleAfter: 5000 }, k: 3, n: 20_000, log, ms: 1500 }),
-  )
-  for (const r of await Promise.all(runs.map((r) => r.done))) t.deepEqual(r.result, { right: true, errors: [] }, r.stderr)
-  t.is(lines(log).length, 1)
-  // The lease is gone once the result is published.
-  t.false((await objectsUnder(loc)).some((k) => k.endsWith('.lease')))
-})
-
-test.serial('computeOnce: when the holder is SIGKILLed, one other machine takes over and computes', async (t) => {
-  const dir = tempDir(t)
-  const files = writeWorker(dir)
-  const loc = location('killed')
-  const log = join(dir, 'computed.log')
-  const cfg = { location: loc, computeOnce: { staleAfter: 1000 }, k: 5, n: 1000, log }
-  // The holder computes for an hour, and is killed while it does.
-  const holder = startWorker(files, server, { ...cfg, localDir: join(dir, 'holder'), ms: 3_600_000 })
-  while (lines(log).length === 0) await new Promise((r) => setTimeout(r, 20))
-  const waiters = [1, 2, 3].map((i) => startWorker(files, server, { ...cfg, localDir: join(dir, `w${i}`) }))
-  await Promise.all(waiters.map((w) => w.line('ready')))
-  holder.child.kill('SIGKILL')
-  t.is((await holder.done).signal, 'SIGKILL')
-  for (const r of await Promise.all(waiters.map((w) => w.done))) t.deepEqual(r.result, { right: true, errors: [] }, r.stderr)
-  t.is(lines(log).length, 2, 'the killed holder, then exactly one taker')
-})
-
 test.serial('objects are plain .npy files that boto3 + NumPy read, with the record as metadata', async (t) => {
   const loc = location('interop')
   const cache = new NumpyFuncCache(loc, { remote: remoteOf(server) })
@@ -124,63 +72,6 @@ print(json.dumps({'shape': list(a.shape), 'dtype': str(a.dtype), 'values': a.rav
   t.is(got.function, 'grid')
 })
 
-test.serial('an object NumPy wrote under an entry name with a forged record is damaged, recomputed and replaced', async (t) => {
-  const loc = location('damaged')
-  const remote = remoteOf(server)
-  let calls = 0
-  const fn = (n: number) => {
-    calls++
-    return new Float64Array(n).fill(2)
-  }
-  const first = new NumpyFuncCache(loc, { remote })
-  first.createCachedFunc(fn, { name: 'fill' })(10)
-  const [key] = await objectsUnder(loc)
-  const original = await s3().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))
-  const metadata = original.Metadata
-  // Same record, other data: what a writer sharing the bucket could plant.
-  const planted = Buffer.from(await original.Body!.transformToByteArray())
-  planted[planted.length - 1] ^= 0x40
-  await s3().send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: planted, Metadata: metadata }))
-  const second = new NumpyFuncCache(loc, { remote })
-  const damaged: Any[] = []
-  second.on('damagedEntry', (e) => damaged.push(e))
-  const got = second.createCachedFunc(fn, { name: 'fill' })(10)
-  t.deepEqual(Array.from(got as Float64Array), new Array(10).fill(2))
-  t.is(calls, 2)
-  t.is(damaged.length, 1)
-  t.is(damaged[0].code, ErrorCodes.DAMAGED_ENTRY)
-  t.regex(damaged[0].message, /digest/)
-  // Replaced: a third machine hits the right array.
-  const third = new NumpyFuncCache(loc, { remote }).createCachedFunc(fn, { name: 'fill' })(10)
-  t.deepEqual(Array.from(third as Float64Array), new Array(10).fill(2))
-  t.is(calls, 2)
-})
-
-test.serial('with the server gone, calls compute and return, and storeError says why', async (t) => {
-  const proxy = await startProxy(server.endpoint)
-  await proxy.close()
-  const cache = new NumpyFuncCache(location('gone'), { remote: { ...remoteOf(server, proxy.endpoint), maxRetries: 1, retryTimeout: 500 } })
-  const errors: Any[] = []
-  cache.on('storeError', (e) => errors.push(e))
-  const f = cache.createCachedFunc(async (n: number) => new Float64Array(n).fill(1), { name: 'ones' })
-  t.deepEqual(Array.from((await f(3)) as Float64Array), [1, 1, 1])
-  t.deepEqual(
-    errors.map((e) => e.code),
-    [ErrorCodes.REMOTE_UNAVAILABLE, ErrorCodes.STORE_FAILED],
-  )
-  t.regex(errors[0].message, /could not read s3:\/\/.*so the result is computed/)
-  // For a while after, calls skip the store at once: the store was not tried, and the read that failed is named.
-  const failure = errors[0].cause.message
-  t.regex(errors[1].cause.message, /skipped for a while after it failed: could not read an entry at s3:/)
-  errors.length = 0
-  t.deepEqual(Array.from((await f(4)) as Float64Array), [1, 1, 1, 1])
-  t.deepEqual(
-    errors.map((e) => e.code),
-    [ErrorCodes.STORE_FAILED],
-  )
-  t.true(errors[0].cause.message.endsWith(failure), 'the failure remembered, not a new one')
-})
-
 test.serial('after an outage the store is used again: failures while paused do not extend the pause', async (t) => {
   const loc = location('pause')
   const cache = new NumpyFuncCache(loc, { remote: { ...remoteOf(server), maxRetries: 0, retryTimeout: 200 } })
@@ -201,20 +92,6 @@ test.serial('after an outage the store is used again: failures while paused do n
     await new Promise((r) => setTimeout(r, 500))
   }
   t.pass()
-})
-
-test.serial('prune() without limits prunes only the local tier; the shared store only to limits given', async (t) => {
-  const dir = tempDir(t)
-  const loc = location('prune-local')
-  const a = new NumpyFuncCache(loc, { remote: remoteOf(server) }).createCachedFunc((k: number) => new Float64Array(4).fill(k), { name: 'fill' })
-  for (const k of [1, 2, 3]) a(k)
-  const b = new NumpyFuncCache(loc, { remote: remoteOf(server), localDir: join(dir, 'b'), maxEntries: 1 })
-  const fb = b.createCachedFunc((k: number) => new Float64Array(4).fill(k), { name: 'fill' })
-  fb(1)
-  fb(2)
-  b.prune()
-  t.is((await objectsUnder(loc)).filter((k) => k.endsWith('.npy')).length, 3, 'the shared store is untouched')
-  t.like(b.prune({ maxEntries: 2 }), { removedEntries: 1, entries: 2 })
 })
 
 test.serial('damaged objects, empty or too large for one PUT, are replaced, and listings survive them', async (t) => {
@@ -247,26 +124,6 @@ test.serial('damaged objects, empty or too large for one PUT, are replaced, and 
   calls = 0
   for (const size of [n, 16]) t.is(((await new NumpyFuncCache(loc, { remote }).createCachedFunc(fill)(size)) as Float64Array).length, size)
   t.is(calls, 0, 'both replaced: the next machine hits')
-})
-
-test.serial('a sync call never waits for a lease its own process holds', async (t) => {
-  const loc = location('self-lease')
-  const cache = new NumpyFuncCache(loc, { remote: remoteOf(server), computeOnce: { timeout: 30_000 } })
-  let release!: () => void
-  const gate = new Promise<void>((r) => (release = r))
-  const slow = cache.createCachedFunc(async (k: number) => {
-    await gate
-    return new Float64Array(2).fill(k)
-  }, { name: 'fill', trackSource: false })
-  const sync = cache.createCachedFunc((k: number) => new Float64Array(2).fill(k), { name: 'fill', trackSource: false })
-  const pending = slow(5)
-  // Let the async call take its lease.
-  while ((await objectsUnder(loc)).length === 0) await new Promise((r) => setTimeout(r, 10))
-  const start = Date.now()
-  t.deepEqual(Array.from(sync(5) as Float64Array), [5, 5])
-  t.true(Date.now() - start < 25_000, 'computed without waiting out the timeout')
-  release()
-  t.deepEqual(Array.from((await pending) as Float64Array), [5, 5])
 })
 
 test.serial('wrong credentials give one clear error', async (t) => {

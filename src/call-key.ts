@@ -321,6 +321,22 @@ function encodeCall(prefix: Uint8Array, call: Call, e = new Encoder()): Encoder 
   return e
 }
 
+/**
+ * The bytes a call's key hashes: its encoding with the large buffers spliced
+ * in where they go. For the golden vectors (test-vectors/call-keys.json).
+ */
+export function callBytes(prefix: Uint8Array, call: Call): Uint8Array {
+  const e = encodeCall(prefix, call)
+  const parts: Uint8Array[] = []
+  let at = 0
+  e.buffers.forEach((b, i) => {
+    parts.push(e.bytes.subarray(at, e.offsets[i]), new Uint8Array(b.buffer, b.byteOffset, b.byteLength))
+    at = e.offsets[i]
+  })
+  parts.push(e.bytes.subarray(at, e.length))
+  return Buffer.concat(parts)
+}
+
 /** The 64-hex-digit key of a call of the function identified by `prefix`. */
 export function callKey(prefix: Uint8Array, call: Call): string {
   // The shared encoder saves allocating one per call; a getter in the

@@ -182,9 +182,10 @@ export interface Run {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; result?: { right: boolean; errors: string[] }; stderr: string }>
 }
 
-export function startWorker(files: { worker: string; module: string }, server: S3Server, cfg: WorkerConfig): Run {
+/** A worker process (a machine) reaching the cache with `place.env` added to this process's environment. */
+export function startWorker(files: { worker: string; module: string }, place: { env: Record<string, string> }, cfg: WorkerConfig): Run {
   const child = spawn(process.execPath, [files.worker, join(root, 'dist'), files.module, JSON.stringify(cfg)], {
-    env: { ...process.env, ...server.env, EMBED_MS: String(cfg.ms ?? 0) },
+    env: { ...process.env, ...place.env, EMBED_MS: String(cfg.ms ?? 0) },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''

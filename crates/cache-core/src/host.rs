@@ -17,6 +17,14 @@ pub fn tag() -> &'static str {
     TAG.get_or_init(|| tag_of(name().as_bytes(), &boot_id(), &pid_namespace()))
 }
 
+/// Hex digits in a host tag.
+pub const TAG_LEN: usize = 16;
+
+/// Whether `s` is a host tag as [`tag`] makes them: 16 lower-case hex digits.
+pub fn is_tag(s: &str) -> bool {
+    s.len() == TAG_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The tag of a host of this name, boot and pid namespace.
 pub(crate) fn tag_of(name: &[u8], boot: &[u8], pid_namespace: &[u8]) -> String {
     let mut hasher = blake3::Hasher::new_derive_key("numpy-func-cache 2026-11 host tag v1");
@@ -24,7 +32,7 @@ pub(crate) fn tag_of(name: &[u8], boot: &[u8], pid_namespace: &[u8]) -> String {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
-    hasher.finalize().to_hex()[..16].to_owned()
+    hasher.finalize().to_hex()[..TAG_LEN].to_owned()
 }
 
 /// This host's name, for people reading a lease.

@@ -80,14 +80,14 @@ impl Holder {
     }
 
     /// The holder a lease line names; None for what is not a lease line
-    /// (too long, not text, or without a tag and a pid).
+    /// (too long, not text, or without a host tag and a pid).
     pub fn parse(line: &[u8]) -> Option<Holder> {
         if line.len() as u64 > MAX_LEASE_LEN {
             return None;
         }
         let text = std::str::from_utf8(line).ok()?;
         let mut fields = text.split_ascii_whitespace();
-        let tag = fields.next()?.to_owned();
+        let tag = fields.next().filter(|t| host::is_tag(t))?.to_owned();
         let pid = fields.next()?.parse().ok()?;
         let stale_after = fields.next().and_then(|ms| ms.parse::<u64>().ok()).map(Duration::from_millis);
         let host_name = fields.next().unwrap_or("").to_owned();

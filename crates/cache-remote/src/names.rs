@@ -95,6 +95,18 @@ mod tests {
     const KEY: &str = "ab00000000000000000000000000000000000000000000000000000000000001";
 
     #[test]
+    fn names_are_the_golden_ones() {
+        let v: serde_json::Value = serde_json::from_str(include_str!("../../../test-vectors/layout.json")).unwrap();
+        let key = Key::parse(v["key"].as_str().unwrap()).unwrap();
+        let s = &v["store"];
+        let names = Names::new(Path::from(s["prefix"].as_str().unwrap()));
+        assert_eq!(names.entry(&key).as_ref(), s["entry"].as_str().unwrap());
+        assert_eq!(names.lease(&key).as_ref(), s["lease"].as_str().unwrap());
+        assert_eq!(names.use_mark(&key).as_ref(), s["useMark"].as_str().unwrap());
+        assert_eq!(crate::record_meta::RECORD, s["recordMetadata"].as_str().unwrap());
+    }
+
+    #[test]
     fn names_round_trip_and_foreign_names_are_told_apart() {
         let names = Names::new(Path::from("team/cache"));
         let key = Key::parse(KEY).unwrap();

@@ -30,6 +30,19 @@ pub(crate) fn record_of(attributes: &Attributes) -> Result<EntryRecord, RecordPr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_golden_record_travels_as_its_base64_and_back() {
+        let v: serde_json::Value = serde_json::from_str(include_str!("../../../test-vectors/records.json")).unwrap();
+        for case in v["cases"].as_array().unwrap() {
+            let json = case["json"].as_str().unwrap();
+            let record = EntryRecord::decode(json.as_bytes()).unwrap();
+            let attributes = attributes_of(&record);
+            let value = attributes.get(&Attribute::Metadata(RECORD.into())).unwrap();
+            assert_eq!(STANDARD.decode(value.as_ref()).unwrap(), json.as_bytes());
+            assert_eq!(record_of(&attributes).unwrap(), record);
+        }
+    }
     use cache_core::{ArrayClass, NewEntry, ResultForm};
     use npy_format::{Dtype, Header};
 

@@ -346,6 +346,20 @@ mod tests {
     }
 
     #[test]
+    fn names_are_the_golden_ones() {
+        let text = include_str!("../../../test-vectors/layout.json");
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let key = v["key"].as_str().unwrap();
+        let layout = Layout::new(PathBuf::from("/c"));
+        let name = |p: PathBuf| p.file_name().unwrap().to_str().unwrap().to_owned();
+        let d = &v["directory"];
+        assert_eq!(name(layout.array(key)), d["array"].as_str().unwrap());
+        assert_eq!(name(layout.record(key)), d["record"].as_str().unwrap());
+        assert_eq!(name(layout.lease(key)), d["lease"].as_str().unwrap());
+        assert_eq!(INDEX_FILE, d["index"].as_str().unwrap());
+    }
+
+    #[test]
     fn names_of_other_patterns_are_not_the_caches() {
         for name in [
             format!("{}.npy", KEY.to_uppercase()),

@@ -4,8 +4,9 @@
 //! a note. With a pause (the object store's), the tier is not tried again
 //! for that long after it was unavailable, so calls fail open at once
 //! instead of each waiting out the retries. Refused credentials are never
-//! turned into a miss: they are the caller's to fix. Maintenance passes
-//! through unchanged.
+//! turned into a miss: they are the caller's to fix. Removals fail open
+//! too (with a note: what was not removed is said); maintenance that lists
+//! or prunes passes through unchanged.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -195,7 +196,13 @@ impl<B: Buffer> Tier<B> for FailOpen<B> {
         progress: &mut Progress<'_>,
         notes: &mut Notes,
     ) -> Result<Vec<Key>, Error> {
-        self.inner.remove_function(function, progress, notes).await
+        let mut own = Notes::new();
+        let went = self.guarded(REMOVE, notes, self.inner.remove_function(function, progress, &mut own)).await;
+        notes.append(&mut own);
+        Ok(match went? {
+            Went::Done(keys) => keys,
+            Went::Open => Vec::new(),
+        })
     }
 
     async fn claim(&self, key: &Key, stale_after: Duration) -> Result<Claim, Error> {

@@ -1,0 +1,390 @@
+// The tier conformance suite: every scenario runs on every ground a cache
+// can stand on: a directory, an S3 store (versitygw), an Azure one
+// (Azurite) and an S3 store with a local directory in front, each started
+// here. On the stores, faults are injected through an HTTP proxy: the
+// server gone, slow, answering 500, cutting bodies midway, holding every
+// request. A new tier passes this suite (and the cargo suite of
+// cache-core's `conformance`) to be accepted.
+import test, { type ExecutionContext } from 'ava'
+import { existsSync, promises as fsp, readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { ErrorCodes, NumpyFuncCache } from '../dist'
+import { advanceClock } from '../dist/testing'
+import { tempDir } from './helpers'
+import { type Azurite, startAzurite } from './support/azure'
+import { startFaultProxy } from './support/faults'
+import { type Damage, type Ground, type Place, grounds } from './support/grounds'
+import { type S3Server, startServer, startWorker, writeWorker } from './support/s3'
+
+type Any = any
+let server: S3Server
+let azurite: Azurite
+
+test.before(async () => {
+  ;[server, azurite] = await Promise.all([startServer(), startAzurite()])
+})
+test.after.always(async () => {
+  await Promise.all([server?.stop(), azurite?.stop()])
+})
+
+const GROUNDS = grounds({ s3: () => server, azurite: () => azurite })
+
+/** Events a cache emitted. */
+function watch(cache: NumpyFuncCache) {
+  const seen = { damaged: [] as Any[], storeErrors: [] as Any[] }
+  cache.on('damagedEntry', (e) => seen.damaged.push(e)).on('storeError', (e) => seen.storeErrors.push(e))
+  return seen
+}
+
+/** A function that counts its calls, filling `n` values with `k`. */
+function counted() {
+  const f = Object.assign(
+    (k: number, n = 8) => {
+      f.calls++
+      return new Float64Array(n).fill(k)
+    },
+    { calls: 0 },
+  )
+  return f
+}
+
+const values = (a: unknown) => Array.from(a as Float64Array)
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [])
+
+/** The key of the only entry of `fn` stored by `call`. */
+function keyStoredBy(cache: NumpyFuncCache, call: () => unknown): string {
+  const before = new Set(cache.entries().map((e) => e.key))
+  call()
+  const added = cache.entries().filter((e) => !before.has(e.key))
+  if (added.length !== 1) throw new Error(`expected one new entry, got ${added.length}`)
+  return added[0].key
+}
+
+type Scenario = (t: ExecutionContext, place: Place, ground: Ground) => Promise<void>
+
+const scenarios: Record<string, Scenario> = {
+  async 'a miss computes and stores; a hit loads the same arrays, sync and async, in this cache object and another'(t, place) {
+    const f = counted()
+    const grid = async (n: number) => ({ data: Float32Array.from({ length: n * 3 }, (_, i) => i / 4), shape: [n, 3] })
+    const bytes = (n: number) => Buffer.alloc(n, 7)
+    const a = place.cache()
+    const seen = watch(a)
+    t.deepEqual(values(a.createCachedFunc(f, { name: 'fill' })(3)), new Array(8).fill(3))
+    t.deepEqual(values(a.createCachedFunc(f, { name: 'fill' })(3)), new Array(8).fill(3))
+    const g = a.createCachedFunc(grid)
+    const first = (await g(2)) as Any
+    t.deepEqual(first.shape, [2, 3])
+    const buf = a.createCachedFunc(bytes)
+    t.true(Buffer.isBuffer(buf(5)))
+    const b = place.cache()
+    t.deepEqual(values(b.createCachedFunc(f, { name: 'fill' })(3)), new Array(8).fill(3))
+    t.is(f.calls, 1, 'computed once, then hit by both cache objects')
+    const again = (await b.createCachedFunc(grid)(2)) as Any
+    t.deepEqual({ shape: again.shape, dtype: again.dtype, data: Array.from(again.data) }, { shape: [2, 3], dtype: '<f4', data: Array.from(first.data) })
+    t.deepEqual(b.createCachedFunc(bytes)(5), Buffer.alloc(5, 7))
+    t.deepEqual(seen, { damaged: [], storeErrors: [] })
+  },
+
+  async 'has() and hasAsync() make the checks a load makes: false for garbage, a short array, no record, a changed byte'(t, place) {
+    const cache = place.cache()
+    const f = cache.createCachedFunc(counted(), { name: 'fill' })
+    t.false(f.has(0))
+    for (const [k, how] of (['garbage', 'truncated', 'no-record', 'flipped'] as Damage[]).entries()) {
+      const key = keyStoredBy(cache, () => f(k + 1))
+      t.true(f.has(k + 1) && (await f.hasAsync(k + 1)))
+      await place.damage(key, how)
+      t.false(f.has(k + 1), how)
+      t.false(await f.hasAsync(k + 1), how)
+    }
+  },
+
+  async 'a damaged entry is a damagedEntry: computed again, and replaced for the next cache object'(t, place) {
+    for (const how of ['garbage', 'flipped', 'truncated'] as Damage[]) {
+      const fn = counted()
+      const cache = place.cache()
+      const key = keyStoredBy(cache, () => cache.createCachedFunc(fn, { name: how })(1))
+      await place.damage(key, how)
+      const second = place.cache()
+      const seen = watch(second)
+      t.deepEqual(values(second.createCachedFunc(fn, { name: how })(1)), new Array(8).fill(1))
+      t.is(fn.calls, 2, how)
+      t.true(seen.damaged.length >= 1 && seen.damaged.every((e) => e.code === ErrorCodes.DAMAGED_ENTRY), how)
+      t.deepEqual(seen.storeErrors, [])
+      t.deepEqual(values(place.cache().createCachedFunc(fn, { name: how })(1)), new Array(8).fill(1))
+      t.is(fn.calls, 2, `${how}: replaced`)
+    }
+  },
+
+  async 'invalidate, remove and clearFunction, sync and async, act on every tier'(t, place) {
+    const f = counted()
+    const g = counted()
+    const cache = place.cache()
+    const cf = cache.createCachedFunc(f, { name: 'f' })
+    const cg = cache.createCachedFunc(g, { name: 'g' })
+    cf(1)
+    cf(2)
+    const gKey = keyStoredBy(cache, () => cg(1))
+    t.true(cf.invalidate(1))
+    t.false(cf.invalidate(1))
+    cf(1)
+    t.is(f.calls, 3, 'computed again after invalidate')
+    t.true(await cf.invalidateAsync(1))
+    cf(1)
+    t.is(f.calls, 4)
+    t.is(cache.clearFunction('f'), 2)
+    cf(1)
+    cf(2)
+    t.is(f.calls, 6, "clearFunction removed the function's entries from every tier")
+    cg(1)
+    t.is(g.calls, 1, 'other functions keep theirs')
+    t.is(await cache.clearFunctionAsync('f'), 2)
+    t.true(cache.remove(gKey))
+    t.false(await cache.removeAsync(gKey))
+    cg(1)
+    t.is(g.calls, 2)
+    t.throws(() => cache.remove('abc'), { instanceOf: TypeError, code: ErrorCodes.INVALID_ARG })
+    await t.throwsAsync(cache.removeAsync('abc'), { instanceOf: TypeError, code: ErrorCodes.INVALID_ARG })
+    t.throws(() => cache.clearFunction(''), { instanceOf: TypeError, code: ErrorCodes.INVALID_ARG })
+  },
+
+  async "a sync call does not wait for a lease its own process holds through another cache object"(t, place) {
+    const holder = place.cache({ computeOnce: true })
+    const other = place.cache({ computeOnce: { timeout: 120_000 } })
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    let started = false
+    const slow = holder.createCachedFunc(
+      async (k: number) => {
+        started = true
+        await gate
+        return new Float64Array(2).fill(k)
+      },
+      { name: 'fill', trackSource: false },
+    )
+    let computedHere = 0
+    const sync = other.createCachedFunc((k: number) => (computedHere++, new Float64Array(2).fill(k)), { name: 'fill', trackSource: false })
+    const pending = slow(5)
+    let settled = false
+    void pending.then(() => (settled = true))
+    while (!started) await new Promise((r) => setTimeout(r, 5))
+    t.deepEqual(values(sync(5)), [5, 5])
+    t.is(computedHere, 1, 'the sync call computed it itself')
+    t.false(settled, 'while the holder was still computing: it did not wait for it')
+    release()
+    t.deepEqual(values(await pending), [5, 5])
+  },
+
+  async 'computeOnce across processes computes once, and a SIGKILLed holder is taken over by exactly one'(t, place) {
+    const dir = tempDir(t)
+    const files = writeWorker(dir)
+    const local = (name: string) => (place.options.localDir === undefined ? {} : { localDir: join(dir, name) })
+    const log = join(dir, 'computed.log')
+    const runs = [0, 1, 2].map((i) =>
+      startWorker(files, place, { location: place.location, ...local(`m${i}`), computeOnce: { staleAfter: 5000 }, k: 3, n: 20_000, log, ms: 1500 }),
+    )
+    for (const r of await Promise.all(runs.map((r) => r.done))) t.deepEqual(r.result, { right: true, errors: [] }, r.stderr)
+    t.is(lines(log).length, 1, 'computed once')
+    const killedLog = join(dir, 'killed.log')
+    const cfg = { location: place.location, computeOnce: { staleAfter: 1000 }, k: 5, n: 1000, log: killedLog }
+    const holder = startWorker(files, place, { ...cfg, ...local('holder'), ms: 3_600_000 })
+    while (lines(killedLog).length === 0) await new Promise((r) => setTimeout(r, 20))
+    const waiters = [1, 2].map((i) => startWorker(files, place, { ...cfg, ...local(`w${i}`) }))
+    await Promise.all(waiters.map((w) => w.line('ready')))
+    holder.child.kill('SIGKILL')
+    t.is((await holder.done).signal, 'SIGKILL')
+    for (const r of await Promise.all(waiters.map((w) => w.done))) t.deepEqual(r.result, { right: true, errors: [] }, r.stderr)
+    t.is(lines(killedLog).length, 2, 'the killed holder, then exactly one taker')
+  },
+
+  async 'stats, entries, prune, verify and clearCache, sync and async; verify reads every entry'(t, place) {
+    const cache = place.cache()
+    const f = cache.createCachedFunc((n: number) => new Float64Array(n).fill(n), { name: 'fill' })
+    const keys = [10, 20, 30].map((n) => keyStoredBy(cache, () => f(n)))
+    t.like(cache.stats(), { entries: 3 })
+    t.like(await cache.statsAsync(), { entries: 3 })
+    const entries = cache.entries()
+    t.deepEqual(entries.map((e) => e.function), ['fill', 'fill', 'fill'])
+    t.deepEqual(entries.map((e) => e.shape[0]).sort(), [10, 20, 30])
+    t.true(entries.every((e) => e.dtype === '<f8' && e.created instanceof Date))
+    t.deepEqual((await cache.entriesAsync()).map((e) => e.key).sort(), [...keys].sort())
+    const clean = cache.verify({ dryRun: true })
+    t.true(clean.checked >= 3 && clean.damaged.length === 0, JSON.stringify(clean))
+    await place.damage(keys[1], 'flipped')
+    const found = await cache.verifyAsync({ dryRun: true })
+    t.true(found.damaged.length >= 1 && found.damaged.every((d) => d.key === keys[1] && /digest/.test(d.reason)), JSON.stringify(found))
+    const fixed = cache.verify()
+    t.is(fixed.removed, fixed.damaged.length)
+    t.like(cache.stats(), { entries: 2 })
+    t.like(cache.prune({ maxEntries: 1 }), { removedEntries: 1, entries: 1 })
+    t.like(await cache.pruneAsync({ maxEntries: 0 }), { removedEntries: 1, entries: 0 })
+    f(40)
+    cache.clearCache()
+    t.like(cache.stats(), { entries: 0 })
+    f(50)
+    await cache.clearCacheAsync()
+    t.like(await cache.statsAsync(), { entries: 0, bytes: 0 })
+  },
+
+  async 'a maintenance call stops where its signal aborts, and an aborted one does nothing'(t, place) {
+    const cache = place.cache()
+    const f = cache.createCachedFunc((n: number) => new Float64Array(n), { name: 'zeros' })
+    for (const n of [1, 2, 3]) f(n)
+    const reason = new Error('stop')
+    const aborted = AbortSignal.abort(reason)
+    for (const call of [
+      () => cache.stats({ signal: aborted }),
+      () => cache.prune({ maxEntries: 0 }, { signal: aborted }),
+      () => cache.verify({ signal: aborted }),
+      () => cache.clearCache({ signal: aborted }),
+      () => cache.clearFunction('zeros', { signal: aborted }),
+    ]) {
+      t.is(t.throws(call), reason)
+    }
+    await t.throwsAsync(cache.pruneAsync({ maxEntries: 0 }, { signal: aborted }), { is: reason })
+    const controller = new AbortController()
+    const stop = new Error('stopped at the first step')
+    const options = { signal: controller.signal, onProgress: () => controller.abort(stop) }
+    t.is(t.throws(() => cache.prune({ maxEntries: 0 }, options)), stop)
+    t.like(cache.stats(), { entries: 3 }, 'nothing removed')
+  },
+
+  async 'a lease another host holds is waited for; one promising more than a day is broken past the ceiling'(t, place) {
+    const cache = place.cache()
+    const fn = counted()
+    // One key for the sync and async wrappers below: their sources differ.
+    const named = { name: 'fill', trackSource: false }
+    const key = keyStoredBy(cache, () => cache.createCachedFunc(fn, named)(1))
+    cache.remove(key)
+    await place.plantLease(key, '0123456789abcdef 4242 10000000000000000 elsewhere\n')
+    const waiting = place.cache({ computeOnce: { signal: AbortSignal.timeout(300) } }).createCachedFunc(async (k: number) => fn(k), named)
+    await t.throwsAsync(waiting(1), { any: true, name: 'TimeoutError' }, 'a live-looking lease is waited for')
+    const taker = place.cache({ computeOnce: { signal: AbortSignal.timeout(60_000) } })
+    advanceClock(taker, 25 * 3600 * 1000)
+    t.deepEqual(values(await taker.createCachedFunc(async (k: number) => fn(k), named)(1)), new Array(8).fill(1))
+    t.is(fn.calls, 2, 'taken over past a day, and computed')
+  },
+
+  async 'limits after a store: kept by a directory and a local tier; an object store is pruned to them'(t, place, ground) {
+    const cache = place.cache({ maxEntries: 1 })
+    const f = cache.createCachedFunc((k: number) => new Float64Array(4).fill(k), { name: 'fill' })
+    f(1)
+    f(2)
+    const localDir = place.options.localDir
+    const localEntries = () => readdirSync(localDir!).filter((n) => n.endsWith('.npy')).length
+    if (ground.name === 'directory') t.is(cache.stats().entries, 1, 'evicted on the store')
+    else if (localDir !== undefined) {
+      t.is(localEntries(), 1, 'the local tier keeps the limits')
+      t.is(cache.stats().entries, 2, 'the shared store is pruned only to limits given')
+      t.like(cache.prune({ maxEntries: 1 }), { entries: 1 })
+    } else {
+      t.is(cache.stats().entries, 2, 'no listing on a call: the store keeps both until a prune')
+      t.like(cache.prune(), { removedEntries: 1, entries: 1 }, "a prune applies the cache's own limits")
+    }
+  },
+
+  async 'mmap and verify options load the same arrays on every tier'(t, place) {
+    const f = counted()
+    place.cache().createCachedFunc(f, { name: 'fill' })(7, 100_000)
+    for (const options of [{ mmap: true }, { verify: true }]) {
+      t.deepEqual(values(place.cache(options).createCachedFunc(f, { name: 'fill' })(7, 100_000)), new Array(100_000).fill(7))
+    }
+    t.is(f.calls, 1)
+  },
+}
+
+/** Faults of an object store, injected through a proxy in front of it. */
+const faults: Record<string, Scenario> = {
+  async 'the store gone: calls compute and return, storeError says why, and the store is skipped for a while'(t, place) {
+    const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
+    const cache = place.through!(proxy, { remote: { maxRetries: 1, retryTimeout: 500 } })
+    await proxy.close()
+    const seen = watch(cache)
+    const f = cache.createCachedFunc(async (n: number) => new Float64Array(n).fill(1), { name: 'ones' })
+    t.deepEqual(values(await f(3)), [1, 1, 1])
+    t.deepEqual(seen.storeErrors.map((e) => e.code), [ErrorCodes.REMOTE_UNAVAILABLE, ErrorCodes.STORE_FAILED])
+    t.regex(seen.storeErrors[0].message, /could not read .* so the result is computed/)
+    seen.storeErrors.length = 0
+    t.false(f.has(99), 'has() fails open too')
+    t.false(await f.hasAsync(99))
+    t.false(f.invalidate(99))
+    t.false(await f.invalidateAsync(99))
+    t.deepEqual(seen.storeErrors.map((e) => e.code), [ErrorCodes.REMOTE_UNAVAILABLE, ErrorCodes.REMOTE_UNAVAILABLE], 'a removal that did not happen says so')
+    t.regex(seen.storeErrors[0].message, /could not remove the entry from/)
+  },
+
+  async 'a slow store: calls wait for it and get the right arrays'(t, place) {
+    const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
+    t.teardown(() => proxy.close())
+    proxy.delay(150)
+    const f = counted()
+    const seen = watch(place.through!(proxy))
+    t.deepEqual(values(await place.through!(proxy).createCachedFunc(async (k: number) => f(k), { name: 'fill' })(4)), new Array(8).fill(4))
+    t.deepEqual(values(await place.through!(proxy).createCachedFunc(async (k: number) => f(k), { name: 'fill' })(4)), new Array(8).fill(4))
+    t.is(f.calls, 1)
+    t.deepEqual(seen.storeErrors, [])
+  },
+
+  async '500s are retried; past the retries, the call fails open'(t, place) {
+    const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
+    t.teardown(() => proxy.close())
+    const f = counted()
+    proxy.fail(2)
+    const retried = place.through!(proxy)
+    const seen = watch(retried)
+    t.deepEqual(values(await retried.createCachedFunc(async (k: number) => f(k), { name: 'fill' })(2)), new Array(8).fill(2))
+    t.deepEqual(seen.storeErrors, [], 'two 500s, then success: retried')
+    proxy.fail(Infinity)
+    const failing = place.through!(proxy, { remote: { maxRetries: 0 } })
+    const failed = watch(failing)
+    t.deepEqual(values(await failing.createCachedFunc(async (k: number) => f(k), { name: 'fill' })(3)), new Array(8).fill(3))
+    t.deepEqual(failed.storeErrors.map((e) => e.code), [ErrorCodes.REMOTE_UNAVAILABLE, ErrorCodes.STORE_FAILED])
+    proxy.heal()
+    t.deepEqual(values(await place.cache().createCachedFunc(async (k: number) => f(k), { name: 'fill' })(2)), new Array(8).fill(2))
+    t.is(f.calls, 2, 'the entry stored through the retries is there')
+  },
+
+  async 'a body cut midway is never a short or wrong array: the call computes'(t, place) {
+    const n = 1 << 19 // 4 MiB
+    const f = Object.assign(async (k: number) => (f.calls++, new Float64Array(n).fill(k)), { calls: 0 })
+    await place.cache().createCachedFunc(f, { name: 'big' })(9)
+    const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
+    t.teardown(() => proxy.close())
+    proxy.cutBodiesAfter(1 << 20)
+    const cut = place.through!(proxy, { remote: { maxRetries: 0 }, ...(place.options.localDir === undefined ? {} : { localDir: tempDir(t) }) })
+    const seen = watch(cut)
+    const got = (await cut.createCachedFunc(f, { name: 'big' })(9)) as Float64Array
+    t.true(got.length === n && got.every((x) => x === 9))
+    t.is(f.calls, 2, 'computed, not loaded short')
+    t.true(seen.storeErrors.some((e) => e.code === ErrorCodes.REMOTE_UNAVAILABLE), seen.storeErrors.map((e) => e.message).join('\n'))
+  },
+
+  async '100 calls pending on a store that answers nothing leave the thread pool free: fs work goes on'(t, place) {
+    const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
+    t.teardown(() => proxy.close())
+    const pending = 100
+    const hold = proxy.hold(pending)
+    const cache = place.through!(proxy, { ...(place.options.localDir === undefined ? {} : { localDir: tempDir(t) }) })
+    const f = cache.createCachedFunc(async (k: number) => new Float64Array(4).fill(k), { name: 'fill' })
+    const calls = Array.from({ length: pending }, (_, k) => f(k))
+    await hold.held
+    // Before any of them is answered: the libuv pool (4 threads) must be free for fs.
+    const stat = fsp.stat(__filename).then(() => 'stat')
+    let timer: NodeJS.Timeout | undefined
+    const stuck = new Promise((r) => (timer = setTimeout(r, 60_000, 'stuck')))
+    t.is(await Promise.race([stat, stuck]), 'stat', 'fs.promises.stat went on while 100 calls waited on the store')
+    clearTimeout(timer)
+    hold.release()
+    const got = await Promise.all(calls)
+    t.true(got.every((a, k) => values(a).every((x) => x === k)))
+  },
+}
+
+for (const ground of GROUNDS) {
+  for (const [name, scenario] of Object.entries(scenarios)) {
+    test.serial(`${ground.name}: ${name}`, (t) => scenario(t, ground.place(t), ground))
+  }
+  if (!ground.store) continue
+  for (const [name, scenario] of Object.entries(faults)) {
+    test.serial(`${ground.name}, faults: ${name}`, (t) => scenario(t, ground.place(t), ground))
+  }
+}
