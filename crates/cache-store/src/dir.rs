@@ -160,7 +160,7 @@ impl CacheDir {
     /// How many small arrays this process keeps in memory: for tests.
     #[doc(hidden)]
     pub fn kept_arrays(&self) -> usize {
-        self.files.kept_arrays()
+        self.files.memo().kept_arrays()
     }
 
     /// The length of the `.npy` file of `key` if there is one (a lstat, no

@@ -11,8 +11,6 @@ use std::time::{Duration, SystemTime};
 use cache_core::{Entry, EntryRecord, Error, LoadedArray, Lookup, Place};
 use npy_format::{ByteOrder, Header, NpyArray};
 
-use crate::files::EntryFiles;
-
 /// Records kept in memory at most (a few hundred bytes each): enough that
 /// a process hitting 100,000 distinct entries reads each record once.
 pub(crate) const RECORD_MEMO_LIMIT: usize = 100_000;
@@ -119,44 +117,22 @@ fn changed_lately(meta: &fs::Metadata) -> bool {
     changed || meta.modified().map_or(true, recent)
 }
 
-impl EntryFiles {
-    /// The hit of a small array kept in memory, if both files are still the
-    /// ones it and its record were read from: one `lstat` each. A store
-    /// renames new files over both; a write in place changes a file's times.
-    pub(crate) fn kept_hit<B: AsMut<[u8]>>(
-        &self,
-        key: &str,
-        path: &Path,
-        alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
-    ) -> Option<Lookup<B>> {
-        let (record_stamp, record, kept) = {
-            let memo = self.memo();
-            let memoized = memo.entries.get(key)?;
-            (memoized.stamp.clone(), memoized.record.clone(), memoized.kept.clone()?)
-        };
-        let unchanged =
-            |path: &Path, stamp: &FileStamp| fs::symlink_metadata(path).is_ok_and(|m| FileStamp::of(&m) == *stamp);
-        if !unchanged(&self.layout.record(key), &record_stamp) || !unchanged(path, &kept.stamp) {
-            return None;
-        }
-        let mut data = match alloc(kept.data.len()) {
-            Ok(data) => data,
-            Err(e) => {
-                return Some(Lookup::Damaged(Error::Damaged {
-                    place: Place::File(path.to_owned()),
-                    reason: e.to_string(),
-                }))
-            }
-        };
-        data.as_mut().copy_from_slice(&kept.data);
-        let array = NpyArray { header: kept.header.clone(), data, stored_order: kept.stored_order };
-        Some(Lookup::Hit(Entry { array: LoadedArray::Read(array), record }))
+impl Memo {
+    /// What is kept of `key`: its record's stamp and record, and its array.
+    /// Cloned, so the lock is not held while the files are looked at.
+    pub(crate) fn kept(&self, key: &str) -> Option<Kept> {
+        let memoized = self.entries.get(key)?;
+        Some(Kept {
+            record_stamp: memoized.stamp.clone(),
+            record: memoized.record.clone(),
+            array: memoized.kept.clone()?,
+        })
     }
 
     /// Keeps a small array just read and checked beside its record, if the
     /// record in memory is still the one it was checked against.
     pub(crate) fn keep<B: AsRef<[u8]>>(
-        &self,
+        &mut self,
         key: &str,
         record: &Arc<EntryRecord>,
         meta: &fs::Metadata,
@@ -166,8 +142,7 @@ impl EntryFiles {
             return;
         }
         let data = read.data.as_ref();
-        let mut memo = self.memo();
-        let Memo { entries, kept_bytes } = &mut *memo;
+        let Memo { entries, kept_bytes } = self;
         let Some(memoized) = entries.get_mut(key).filter(|m| Arc::ptr_eq(&m.record, record)) else {
             return;
         };
@@ -186,10 +161,42 @@ impl EntryFiles {
     }
 
     pub(crate) fn kept_arrays(&self) -> usize {
-        self.memo().entries.values().filter(|m| m.kept.is_some()).count()
+        self.entries.values().filter(|m| m.kept.is_some()).count()
     }
+}
 
-    pub(crate) fn forget_records(&self) {
-        *self.memo() = Memo::default();
+/// A small array kept in memory, and the record it was checked against.
+pub(crate) struct Kept {
+    record_stamp: FileStamp,
+    record: Arc<EntryRecord>,
+    array: Arc<KeptArray>,
+}
+
+impl Kept {
+    /// The hit it serves, if both files are still the ones it and its
+    /// record were read from: one `lstat` each. A store renames new files
+    /// over both; a write in place changes a file's times.
+    pub(crate) fn hit<B: AsMut<[u8]>>(
+        self,
+        record_path: &Path,
+        array_path: &Path,
+        alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
+    ) -> Option<Lookup<B>> {
+        let unchanged =
+            |path: &Path, stamp: &FileStamp| fs::symlink_metadata(path).is_ok_and(|m| FileStamp::of(&m) == *stamp);
+        if !unchanged(record_path, &self.record_stamp) || !unchanged(array_path, &self.array.stamp) {
+            return None;
+        }
+        let kept = &self.array;
+        let mut data = match alloc(kept.data.len()) {
+            Ok(data) => data,
+            Err(e) => {
+                let place = Place::File(array_path.to_owned());
+                return Some(Lookup::Damaged(Error::Damaged { place, reason: e.to_string() }));
+            }
+        };
+        data.as_mut().copy_from_slice(&kept.data);
+        let array = NpyArray { header: kept.header.clone(), data, stored_order: kept.stored_order };
+        Some(Lookup::Hit(Entry { array: LoadedArray::Read(array), record: self.record }))
     }
 }

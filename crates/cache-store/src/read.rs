@@ -62,7 +62,8 @@ impl EntryFiles {
         let path = self.layout.array(key);
         let damaged = |reason: String| Lookup::Damaged(Error::Damaged { place: Place::File(path.clone()), reason });
         let keep = keep && !map;
-        if let Some(hit) = keep.then(|| self.kept_hit(key, &path, alloc)).flatten() {
+        let kept = keep.then(|| self.memo().kept(key)).flatten();
+        if let Some(hit) = kept.and_then(|k| k.hit(&self.layout.record(key), &path, alloc)) {
             return hit;
         }
         let record = match self.read_record(key) {
@@ -96,7 +97,7 @@ impl EntryFiles {
         }
         if let LoadedArray::Read(read) = &array {
             if keep && data.len() <= KEEP_UP_TO {
-                self.keep(key, &record, &meta, read);
+                self.memo().keep(key, &record, &meta, read);
             }
         }
         Lookup::Hit(Entry { array, record })

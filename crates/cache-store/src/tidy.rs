@@ -144,7 +144,7 @@ impl EntryFiles {
         // Records first: a clear interrupted half way leaves arrays without
         // records (misses), never records without their arrays.
         ours.sort_by_key(|(is_record, _)| !is_record);
-        self.forget_records();
+        *self.memo() = Default::default();
         for (_, path) in ours {
             match fs::remove_file(&path) {
                 Ok(()) => report.removed += 1,
