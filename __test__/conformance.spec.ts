@@ -312,6 +312,23 @@ const faults: Record<string, Scenario> = {
     t.regex(seen.storeErrors[0].message, /could not remove the entry from/)
   },
 
+  async 'entries stored while the store was down are removed by clearFunction on every tier they reached'(t, place) {
+    const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
+    await proxy.close()
+    let calls = 0
+    const fn = (k: number) => (calls++, new Float64Array(4).fill(k))
+    const down = place.through!(proxy, { remote: { maxRetries: 0 } })
+    down.on('storeError', () => {})
+    const during = down.createCachedFunc(fn, { name: 'f' })
+    for (let k = 0; k < 6; k++) during(k)
+    const up = place.cache()
+    t.is(up.clearFunction('f'), place.options.localDir === undefined ? 0 : 6, 'a local tier held them')
+    calls = 0
+    const after = up.createCachedFunc(fn, { name: 'f' })
+    for (let k = 0; k < 6; k++) after(k)
+    t.is(calls, 6, 'none of them is served any more')
+  },
+
   async 'a slow store: calls wait for it and get the right arrays'(t, place) {
     const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
     t.teardown(() => proxy.close())
