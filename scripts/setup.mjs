@@ -1,4 +1,5 @@
-// Makes a fresh clone ready: npm packages, the native addon, the TS build,
+// Makes a fresh clone ready: npm packages, the native addon (with --dev, a
+// debug build, for the quick inner loop), the TS build,
 // and (with --python) what the tests and benchmark need besides: a
 // virtualenv with NumPy and boto3, and the S3 server versitygw; (with
 // --cross) what the registry test needs: qemu-aarch64 with arm64's C and
@@ -23,7 +24,7 @@ const quiet = (cmd, args) => {
 if (!existsSync(join(root, 'node_modules', '.bin', 'napi'))) {
   run('npm', [existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install', '--no-audit', '--no-fund'])
 }
-run('npm', ['run', '--silent', 'build'])
+run('npm', ['run', '--silent', process.argv.includes('--dev') ? 'build:dev' : 'build'])
 
 if (process.argv.includes('--python')) {
   const python = join(root, '.venv', 'bin', 'python')
