@@ -116,3 +116,25 @@ test.serial('a call keeps no reference to its arguments once it returns', async 
   await collect()
   t.is(ref.deref(), undefined, 'the argument was collected')
 })
+
+test.serial('a sync loop of mapped hits that never yields does not use up the map slots: past the bound, hits are read', async (t) => {
+  const cache = new NumpyFuncCache(tempDir(t), { mmap: true })
+  const f = cache.createCachedFunc((v: number) => new Float64Array(8).fill(v), { name: 'tiny' })
+  f(3)
+  // More hits held at once than Linux's default vm.max_map_count (65530):
+  // mapping each would leave the process no map slot to allocate with.
+  const held: Float64Array[] = []
+  for (let i = 0; i < 66_000; i++) {
+    const a = f(3)
+    if (a.length !== 8 || a[0] !== 3 || a[7] !== 3) return t.fail(`hit ${i} is wrong: ${String(a)}`)
+    held.push(a)
+  }
+  t.is(memoryStats().liveMaps, 16_384)
+  held.length = 0
+  for (let i = 0; i < 20 && memoryStats().liveMaps > 0; i++) await collect()
+  t.is(memoryStats().liveMaps, 0)
+  // With the slots free, a hit is mapped again.
+  const again = f(3)
+  t.is(again[0], 3)
+  t.is(memoryStats().liveMaps, 1)
+})

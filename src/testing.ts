@@ -20,6 +20,6 @@ export function setRecording(cache: NumpyFuncCache, on: boolean): void {
 }
 
 /** What the memory of loaded arrays holds: buffers pooled for reuse, and external bytes not yet finalized. */
-export function memoryStats(): { pooledBuffers: number; pooledBytes: number; externalBytes: number } {
+export function memoryStats(): { pooledBuffers: number; pooledBytes: number; externalBytes: number; liveMaps: number } {
   return native.memoryStats()
 }

@@ -354,6 +354,8 @@ pub struct MemoryStats {
     pub pooled_bytes: f64,
     /// Bytes in external ArrayBuffers not yet finalized.
     pub external_bytes: f64,
+    /// Memory maps of entries alive (held by ArrayBuffers not yet finalized).
+    pub live_maps: u32,
 }
 
 #[napi]
@@ -363,5 +365,6 @@ pub fn memory_stats() -> MemoryStats {
         pooled_buffers: pool.len() as u32,
         pooled_bytes: pool.iter().map(|(b, _)| b.len()).sum::<usize>() as f64,
         external_bytes: EXTERNAL.load(Ordering::Relaxed) as f64,
+        live_maps: npy_format::live_maps() as u32,
     }
 }

@@ -61,4 +61,4 @@ pub use dtype::{swap_to_native, ByteOrder, Dtype, Kind};
 pub use error::Error;
 pub use file::{read_npy, read_npy_file, read_npy_file_into, read_npy_into, write_npy, write_npy_to, NpyArray};
 pub use header::{decode_header, decode_header_bytes, Header, MAGIC, MAX_DIMS, MAX_HEADER_LEN};
-pub use map::{map_npy_file, MappedNpy};
+pub use map::{live_maps, map_npy_file, MappedNpy, MAX_LIVE_MAPS};

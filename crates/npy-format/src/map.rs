@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memmap2::{MmapMut, MmapOptions};
 
@@ -15,6 +16,38 @@ pub struct MappedNpy {
     pub header: Header,
     map: MmapMut,
     offset: usize,
+    _live: Live,
+}
+
+/// At most this many mappings are alive at once; past it, files are read
+/// instead. A quarter of Linux's default `vm.max_map_count` (65530): a
+/// program whose mapped arrays await collection (a loop that never
+/// yields) must not take the map slots its allocator and runtime need, or
+/// their next allocation fails and the process aborts.
+pub const MAX_LIVE_MAPS: usize = 16_384;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// One live mapping, counted while it exists.
+#[derive(Debug)]
+struct Live;
+
+impl Live {
+    fn take() -> Option<Live> {
+        LIVE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_LIVE_MAPS).then_some(n + 1)).ok()?;
+        Some(Live)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How many mappings are alive in this process.
+pub fn live_maps() -> usize {
+    LIVE.load(Ordering::Acquire)
 }
 
 impl MappedNpy {
@@ -36,7 +69,8 @@ impl MappedNpy {
 
 /// Maps an opened .npy file whose data can be used in place: native byte
 /// order, aligned for its element type, non-empty. Returns `Ok(None)` when it
-/// cannot (the caller reads the file instead) and an error when the file is
+/// cannot, or when [`MAX_LIVE_MAPS`] are alive (the caller reads the file
+/// instead) and an error when the file is
 /// not a valid .npy file. Every error names the file.
 pub fn map_npy_file(file: &File, path: &Path) -> Result<Option<MappedNpy>, Error> {
     map_opened(file).map_err(|e| e.in_file(path))
@@ -47,6 +81,7 @@ fn map_opened(file: &File) -> Result<Option<MappedNpy>, Error> {
     if file_len == 0 {
         return Ok(None);
     }
+    let Some(live) = Live::take() else { return Ok(None) };
     // SAFETY: the mapping is private; the cache never truncates or rewrites
     // an entry in place (it renames new files over old ones), so the mapped
     // file keeps its length while mapped.
@@ -64,5 +99,5 @@ fn map_opened(file: &File) -> Result<Option<MappedNpy>, Error> {
     if expected == 0 || header.dtype.needs_swap() || !offset.is_multiple_of(header.dtype.scalar_size()) {
         return Ok(None);
     }
-    Ok(Some(MappedNpy { header, map, offset }))
+    Ok(Some(MappedNpy { header, map, offset, _live: live }))
 }
