@@ -39,15 +39,19 @@ export declare class Cache {
    * returns null; anything else, the whole `Loaded`.
    */
   load(key: string, meta: Float64Array): ArrayBuffer | null | Loaded
-  /** `load`, on the cache's runtime. */
-  loadAsync(key: string): Promise<Loaded>
+  /**
+   * `load`, on the cache's runtime; a small load decided on this
+   * machine's disk is done here instead, and returned as is.
+   */
+  loadAsync(key: string): Loaded | Promise<Loaded>
   /** Stores the entry of `key` (create-only). */
   store(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): StoreOutcome
   /**
-   * `store`, on the cache's runtime. The caller keeps `data` referenced
-   * and unchanged until the promise settles.
+   * `store`, on the cache's runtime (a small store on this machine's
+   * disk alone is done here instead, and returned as is). The caller
+   * keeps `data` referenced and unchanged until the promise settles.
    */
-  storeAsync(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): Promise<StoreOutcome>
+  storeAsync(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): StoreOutcome | Promise<StoreOutcome>
   /** Whether a load of `key` would hit now, without loading or counting it. */
   has(key: string): Answer
   hasAsync(key: string): Promise<Answer>
@@ -329,6 +333,8 @@ export interface MemoryStats {
   pooledBytes: number
   /** Bytes in external ArrayBuffers not yet finalized. */
   externalBytes: number
+  /** Memory maps of entries alive (held by ArrayBuffers not yet finalized). */
+  liveMaps: number
 }
 
 /** No lease can be taken now (links refused, the store down): compute without one. */

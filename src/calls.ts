@@ -36,10 +36,13 @@ const UNREACHED: Record<Doing, (tier: string) => string> = {
   remove: (tier) => `could not remove the entry from ${tier}`,
 }
 
-/** Awaits a native promise, giving its rejection its public code. */
-async function settled<T>(promise: Promise<T>): Promise<T> {
+/**
+ * Awaits a native call that settles now (work it did on this thread) or
+ * later (on the cache's runtime), giving its failure its public code.
+ */
+async function settled<T>(call: () => T | Promise<T>): Promise<T> {
   try {
-    return await promise
+    return await call()
   } catch (e) {
     throw fromNative(e)
   }
@@ -65,7 +68,7 @@ export class Calls {
   }
 
   async loadAsync(key: string, functionName: string, report: boolean): Promise<unknown> {
-    return this.#found(await settled(this.native.loadAsync(key)), { key, functionName }, report)
+    return this.#found(await settled(() => this.native.loadAsync(key)), { key, functionName }, report)
   }
 
   #found(found: Loaded, call: CallInfo, report: boolean): unknown {
@@ -87,7 +90,7 @@ export class Calls {
 
   async storeAsync(key: string, functionName: string, { parts, result }: Computed, label: string): Promise<unknown> {
     // `parts` keeps the result's memory referenced until the store settles.
-    const outcome = await settled(this.native.storeAsync(key, bytesOf(parts), parts.layout, entryOf(parts, functionName)))
+    const outcome = await settled(() => this.native.storeAsync(key, bytesOf(parts), parts.layout, entryOf(parts, functionName)))
     this.#stored(outcome, { key, functionName, label })
     return result
   }
@@ -105,7 +108,7 @@ export class Calls {
   }
 
   async claimAsync(key: string, once: ComputeOnce): Promise<Claim> {
-    return this.#claimed(await settled(this.native.claimAsync(key, once.staleAfter)), key, false)
+    return this.#claimed(await settled(() => this.native.claimAsync(key, once.staleAfter)), key, false)
   }
 
   #claimed(claimed: Claimed, key: string, sync: boolean): Claim {
@@ -130,7 +133,7 @@ export class Calls {
   }
 
   async hasAsync(call: CallInfo): Promise<boolean> {
-    const answer = await settled(this.native.hasAsync(call.key))
+    const answer = await settled(() => this.native.hasAsync(call.key))
     this.report(answer.notes, 'has', call)
     return answer.yes
   }
@@ -144,7 +147,7 @@ export class Calls {
   }
 
   async removeAsync(call: CallInfo): Promise<boolean> {
-    const answer = await settled(this.native.removeAsync(call.key))
+    const answer = await settled(() => this.native.removeAsync(call.key))
     this.report(answer.notes, 'remove', call)
     this.#removed(call, answer.yes)
     return answer.yes

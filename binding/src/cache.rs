@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 
-use cache_core::{key_of, progress, Claim, Key, Lease, Limits, NewArray, Notes, Stored, Tier, Wait};
+use cache_core::{key_of, progress, Claim, Key, Lease, Limits, NewArray, Notes, OnDisk, Stored, Tier, Wait};
 use npy_format::Header;
 
 use crate::arrays::{ArrayLayout, JsBytes};
-use crate::calls::{inline, run, spawn};
+use crate::calls::{inline, run, spawn, INLINE_BELOW};
 use crate::errors::{Failure, Outcome};
 use crate::jobs::{InlineProgress, RuntimeCallback, RuntimeProgress, StopFlag};
 use crate::memory::{self, ArrayMemory, JsThreadAlloc};
@@ -177,17 +177,28 @@ impl Cache {
         }
     }
 
-    /// `load`, on the cache's runtime.
+    /// `load`, on the cache's runtime; a small load decided on this
+    /// machine's disk is done here instead, and returned as is.
     #[napi(catch_unwind)]
-    pub fn load_async<'env>(&self, env: &'env Env, key: String) -> Result<PromiseRaw<'env, Loaded>> {
-        let tier = self.tier.clone();
-        let op = async move {
+    pub fn load_async<'env>(&self, env: &'env Env, key: String) -> Result<Either<Loaded, PromiseRaw<'env, Loaded>>> {
+        let alloc = JsThreadAlloc::new(env);
+        let (key, found, mut notes) = inline(env, async {
             let key = key_of(&key)?;
             let mut notes = Notes::new();
+            let up_to = INLINE_BELOW as u64;
+            let found =
+                self.tier.load_on_disk(&key, up_to, &mut |len, filling| alloc.alloc(len, filling), &mut notes).await?;
+            Ok::<_, Failure>((key, found, notes))
+        })?;
+        if let OnDisk::Decided(entry) = found {
+            return Ok(Either::A(Loaded::of(entry, notes)));
+        }
+        let tier = self.tier.clone();
+        let op = async move {
             let entry = tier.load(&key, &mut memory::own, &mut notes).await?;
             Ok::<_, Failure>((entry, notes))
         };
-        spawn(env, op, |_, (entry, notes)| Ok(Loaded::of(entry, notes)))
+        spawn(env, op, |_, (entry, notes)| Ok(Loaded::of(entry, notes))).map(Either::B)
     }
 
     /// Stores the entry of `key` (create-only).
@@ -204,8 +215,9 @@ impl Cache {
         inline(env, job.run(self.tier.clone()))
     }
 
-    /// `store`, on the cache's runtime. The caller keeps `data` referenced
-    /// and unchanged until the promise settles.
+    /// `store`, on the cache's runtime (a small store on this machine's
+    /// disk alone is done here instead, and returned as is). The caller
+    /// keeps `data` referenced and unchanged until the promise settles.
     #[napi(catch_unwind)]
     pub fn store_async<'env>(
         &self,
@@ -214,9 +226,12 @@ impl Cache {
         data: TypedArray,
         layout: ArrayLayout,
         entry: EntryArg,
-    ) -> Result<PromiseRaw<'env, StoreOutcome>> {
+    ) -> Result<Either<StoreOutcome, PromiseRaw<'env, StoreOutcome>>> {
         let job = run(env, || ToStore::of(&key, &data, layout, entry))?;
-        spawn(env, job.run(self.tier.clone()), |_, outcome| Ok(outcome))
+        if self.tier.stores_on_disk() && data.arraybuffer.len() < INLINE_BELOW {
+            return inline(env, job.run(self.tier.clone())).map(Either::A);
+        }
+        spawn(env, job.run(self.tier.clone()), |_, outcome| Ok(outcome)).map(Either::B)
     }
 
     /// Whether a load of `key` would hit now, without loading or counting it.

@@ -13,6 +13,11 @@ use napi::bindgen_prelude::*;
 
 use crate::errors::{ErrorKind, Failure, Outcome};
 
+/// Work on less than this many bytes of a JS array runs on the JS thread
+/// when it needs no request (a load decided on disk, a directory's store,
+/// a key's hash): a hop to another thread and back costs more than it.
+pub(crate) const INLINE_BELOW: usize = 1 << 20;
+
 fn panicked(payload: Box<dyn std::any::Any + Send>) -> Failure {
     let what = payload
         .downcast_ref::<&str>()

@@ -7,12 +7,8 @@ use napi::ScopedTask;
 use cache_key::{Key, Splice};
 
 use crate::arrays::JsBytes;
-use crate::calls::{guarded, run};
+use crate::calls::{guarded, run, INLINE_BELOW};
 use crate::errors::{Failure, Outcome};
-
-/// Arguments of less than this many bytes are hashed on the calling
-/// thread: cheaper than a round trip through the thread pool.
-const POOL_FROM: usize = 1 << 20;
 
 fn splices(buffers: &[TypedArray], offsets: &[u32]) -> Outcome<Vec<(usize, JsBytes)>> {
     if buffers.len() != offsets.len() {
@@ -65,7 +61,7 @@ pub fn hash_key_async(
 ) -> Result<Either<String, AsyncTask<HashTask>>> {
     let splices = run(env, || splices(&buffers, &offsets))?;
     let spliced: usize = buffers.iter().map(|b| b.arraybuffer.len()).sum();
-    if spliced < POOL_FROM {
+    if spliced < INLINE_BELOW {
         return run(env, || hash(structure, &splices)).map(Either::A);
     }
     Ok(Either::B(AsyncTask::new(HashTask { structure: structure.to_vec(), splices })))

@@ -9,12 +9,12 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use npy_format::{Dtype, Header};
+use npy_format::{AlignedBuf, Dtype, Header};
 
 use crate::lease::{Holder, MAX_STALE_AFTER};
 use crate::{
     block_on, host, zeroed, ArrayClass, Claim, Entry, ErrorKind, Key, Limits, NewArray, NewEntry, NoteKind, Notes,
-    ResultForm, Stored, Tier,
+    OnDisk, ResultForm, Stored, Tier,
 };
 
 /// How a fixture damages a stored entry, as a co-user could.
@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
     ($fixture:expr) => {
         $crate::conformance_suite!(@tests $fixture;
             a_miss_then_a_hit_of_the_same_array_and_record,
+            a_load_decided_on_disk_agrees_with_a_load,
             has_makes_the_checks_a_load_makes_and_is_not_a_use,
             a_damaged_entry_is_a_miss_with_a_note_and_the_next_store_replaces_it,
             a_store_is_create_only,
@@ -137,6 +138,37 @@ pub fn a_miss_then_a_hit_of_the_same_array_and_record(f: &dyn Fixture) {
     // An empty array is an entry too.
     store(tier.as_ref(), &key(2), 0, 1.0, ENTRY);
     assert_eq!(load(tier.as_ref(), &key(2)).0.expect("a hit").array.data().len(), 0);
+}
+
+fn load_on_disk(tier: &dyn Tier, k: &Key, up_to: u64) -> (OnDisk<AlignedBuf>, Notes) {
+    let mut notes = Notes::new();
+    let mut alloc = zeroed;
+    let found = block_on(tier.load_on_disk(k, up_to, &mut alloc, &mut notes)).unwrap();
+    (found, notes)
+}
+
+pub fn a_load_decided_on_disk_agrees_with_a_load(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let tier = tier.as_ref();
+    assert!(!matches!(load_on_disk(tier, &key(1), u64::MAX).0, OnDisk::Decided(Some(_))), "a hit of nothing");
+    store(tier, &key(1), 100, 0.5, ENTRY);
+    match load_on_disk(tier, &key(1), 1 << 20) {
+        (OnDisk::Decided(Some(entry)), notes) => {
+            assert!(notes.is_empty(), "{notes:?}");
+            assert_eq!(entry.array.data(), &f8(100, 0.5).1[..]);
+            assert_eq!(entry.record.function, "embed");
+        }
+        (OnDisk::Decided(None), _) => panic!("a stored entry was decided a miss"),
+        (OnDisk::Elsewhere, _) => assert!(!tier.stores_on_disk(), "a tier that stores on disk left a small load"),
+    }
+    // An array of `up_to` bytes or more is never read there.
+    assert!(matches!(load_on_disk(tier, &key(1), 800).0, OnDisk::Elsewhere));
+    f.damage(&key(1), Damage::Garbage);
+    match load_on_disk(tier, &key(1), 1 << 20) {
+        (OnDisk::Decided(Some(_)), _) => panic!("a damaged entry read as a hit"),
+        (OnDisk::Decided(None), notes) => assert!(notes.iter().any(|n| n.kind == NoteKind::Damaged), "{notes:?}"),
+        (OnDisk::Elsewhere, _) => {}
+    }
 }
 
 pub fn has_makes_the_checks_a_load_makes_and_is_not_a_use(f: &dyn Fixture) {

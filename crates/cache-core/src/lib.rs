@@ -42,7 +42,7 @@ pub use notes::{Note, NoteKind, Notes};
 pub use progress::Progress;
 pub use record::{data_digest, Digest, EntryRecord, NewEntry, RecordProblem, ResultForm};
 pub use runtime::{block_on, blocking, runtime};
-pub use tier::{NewArray, Tier};
+pub use tier::{NewArray, OnDisk, Tier};
 
 /// Locks a mutex whose holder may have panicked: every lock here guards
 /// state that is whole between statements, so a poisoned one is still good.

@@ -26,6 +26,17 @@ pub struct NewArray<'a> {
     pub entry: NewEntry<'a>,
 }
 
+/// What [`Tier::load_on_disk`] found.
+#[derive(Debug)]
+pub enum OnDisk<B: Buffer> {
+    /// The load was decided on this machine's disk: a hit, or a miss that
+    /// asks nothing further.
+    Decided(Option<Entry<B>>),
+    /// Deciding takes a request, or reading a larger array: left to
+    /// [`Tier::load`].
+    Elsewhere,
+}
+
 /// A place entries are kept. Every operation is a future (see
 /// [`runtime`](crate::runtime)); what an operation noticed and got past
 /// goes into `notes`.
@@ -54,6 +65,27 @@ pub trait Tier<B: Buffer = AlignedBuf>: Send + Sync + std::fmt::Debug {
 
     /// The entry of `key`, read into memory from `alloc` (or mapped).
     async fn load(&self, key: &Key, alloc: &mut Alloc<'_, B>, notes: &mut Notes) -> Result<Option<Entry<B>>>;
+
+    /// `load`, when it is decided on this machine's disk alone and reads
+    /// less than `up_to` bytes of array: a binding runs such a load on its
+    /// caller's thread, where a hop to another thread costs more than the
+    /// load. What it noticed is in `notes` either way. A tier that reads
+    /// over the network decides nothing here (the default).
+    async fn load_on_disk(
+        &self,
+        _key: &Key,
+        _up_to: u64,
+        _alloc: &mut Alloc<'_, B>,
+        _notes: &mut Notes,
+    ) -> Result<OnDisk<B>> {
+        Ok(OnDisk::Elsewhere)
+    }
+
+    /// Whether a store is done on this machine's disk alone, with no
+    /// request (a binding runs a small one on its caller's thread).
+    fn stores_on_disk(&self) -> bool {
+        false
+    }
 
     /// Whether a load of `key` would hit now.
     async fn has(&self, key: &Key, notes: &mut Notes) -> Result<bool>;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cache_core::{
     blocking, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Filling, Key, Limits, NewArray, Notes,
-    Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 use crate::CacheDir;
@@ -21,6 +21,24 @@ impl<B: Buffer> Tier<B> for CacheDir {
     async fn load(&self, key: &Key, alloc: &mut Alloc<'_, B>, notes: &mut Notes) -> Result<Option<Entry<B>>, Error> {
         let lookup = blocking(|| self.load_into(&key.hex(), self.maps(), &mut |len| alloc(len, Filling::InOrder)))?;
         Ok(lookup.into_entry(notes, self.location()))
+    }
+
+    async fn load_on_disk(
+        &self,
+        key: &Key,
+        up_to: u64,
+        alloc: &mut Alloc<'_, B>,
+        notes: &mut Notes,
+    ) -> Result<OnDisk<B>, Error> {
+        // A guess from the file's length: the load checks it all again.
+        if self.array_len(&key.hex()).is_some_and(|len| len >= up_to) {
+            return Ok(OnDisk::Elsewhere);
+        }
+        Ok(OnDisk::Decided(Tier::load(self, key, alloc, notes).await?))
+    }
+
+    fn stores_on_disk(&self) -> bool {
+        true
     }
 
     async fn has(&self, key: &Key, _: &mut Notes) -> Result<bool, Error> {

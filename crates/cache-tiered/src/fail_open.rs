@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cache_core::{
     lock, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, ErrorKind, Key, Limits, NewArray, Note,
-    NoteKind, Notes, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    NoteKind, Notes, OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 /// After the object store is unavailable, calls skip it for this long.
@@ -164,6 +164,26 @@ impl<B: Buffer> Tier<B> for FailOpen<B> {
             Went::Done(entry) => entry,
             Went::Open => None,
         })
+    }
+
+    async fn load_on_disk(
+        &self,
+        key: &Key,
+        up_to: u64,
+        alloc: &mut Alloc<'_, B>,
+        notes: &mut Notes,
+    ) -> Result<OnDisk<B>, Error> {
+        let mut own = Notes::new();
+        let went = self.guarded(READ, notes, self.inner.load_on_disk(key, up_to, alloc, &mut own)).await;
+        notes.append(&mut own);
+        Ok(match went? {
+            Went::Done(found) => found,
+            Went::Open => OnDisk::Decided(None),
+        })
+    }
+
+    fn stores_on_disk(&self) -> bool {
+        self.inner.stores_on_disk()
     }
 
     async fn has(&self, key: &Key, notes: &mut Notes) -> Result<bool, Error> {

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cache_core::{
-    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Key, Limits, NewArray, NewEntry, Notes, Progress,
-    PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Key, Limits, NewArray, NewEntry, Notes, OnDisk,
+    Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 /// A local tier in front of a store.
@@ -62,6 +62,20 @@ impl<B: Buffer> Tier<B> for Tiered<B> {
         let array = NewArray { header: entry.array.header(), data: entry.array.data(), entry: kept };
         self.local.store(key, array, notes).await?;
         Ok(Some(entry))
+    }
+
+    async fn load_on_disk(
+        &self,
+        key: &Key,
+        up_to: u64,
+        alloc: &mut Alloc<'_, B>,
+        notes: &mut Notes,
+    ) -> Result<OnDisk<B>, Error> {
+        // Only a local hit is decided here: a miss asks the store.
+        Ok(match self.local.load_on_disk(key, up_to, alloc, notes).await? {
+            OnDisk::Decided(Some(entry)) => OnDisk::Decided(Some(entry)),
+            _ => OnDisk::Elsewhere,
+        })
     }
 
     async fn has(&self, key: &Key, notes: &mut Notes) -> Result<bool, Error> {
