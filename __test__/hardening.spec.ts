@@ -51,7 +51,7 @@ function entryOf(dir: string, n: number): { npy: string; json: string } {
   return { npy: join(dir, npy), json: join(dir, npy.replace(/\.npy$/, '.json')) }
 }
 
-test('a panic in the native core is an Error on the JS thread and on the thread pool, and the process lives on', async (t) => {
+test('a panic in the native core is an Error on the JS thread and on the cache\'s runtime, and the process lives on', async (t) => {
   // The binding says its kind; the package gives every error its public code from it.
   t.throws(() => nativeCall(() => native.panicForTests(false)), { instanceOf: Error, code: 'ERR_NFC_PANIC', message: /panic in the native core: a deliberate panic/ })
   const onRuntime = native.panicForTests(true).catch((e: unknown) => Promise.reject(fromNative(e)))

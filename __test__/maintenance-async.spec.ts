@@ -1,7 +1,7 @@
 // The maintenance calls' async forms (statsAsync, entriesAsync, pruneAsync,
 // verifyAsync, clearCacheAsync) and AbortSignals on every maintenance call.
 // Waits are real: another process (Python's sqlite3) holds the index's
-// write lock, so a job on the thread pool waits on it while this test's
+// write lock, so a job on the cache's threads waits on it while this test's
 // event loop goes on, and an abort meanwhile stops the job at its next step.
 import test from 'ava'
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
@@ -252,10 +252,10 @@ test('an abort at the last step comes too late to stop anything: the call return
   }
 })
 
-test('a job aborted while it waits in the thread pool\'s queue does nothing when its turn comes', async (t) => {
+test('a job aborted while it waits for another process\'s hold on the index does nothing when its turn comes', async (t) => {
   const { dir } = filled(t, 3)
   const holder = await holdIndex(dir)
-  // One pool thread, taken by a prune that waits for the index: the clear queues behind it.
+  // A prune and a clear both wait for the index; the clear is aborted meanwhile.
   const script = `
     const { NumpyFuncCache } = require(${JSON.stringify(join(root, 'dist'))})
     const cache = new NumpyFuncCache(${JSON.stringify(dir)})
@@ -267,7 +267,7 @@ test('a job aborted while it waits in the thread pool\'s queue does nothing when
     Promise.allSettled([first, second]).then(([a, b]) =>
       console.log(JSON.stringify({ first: a.status, second: b.status, reason: b.reason && b.reason.message })))
   `
-  const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, UV_THREADPOOL_SIZE: '1' }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (d) => (out += d))
   while (!out.includes('queued')) await once(child.stdout, 'data')
@@ -278,7 +278,7 @@ test('a job aborted while it waits in the thread pool\'s queue does nothing when
   t.is(npyFiles(dir).length, 3, 'the clear removed nothing')
 })
 
-test('process.exit() from onProgress of a job on the pool exits at once, without waiting for the job', (t) => {
+test('process.exit() from onProgress of a job on the cache\'s threads exits at once, without waiting for the job', (t) => {
   const { dir } = filled(t, 300)
   for (const call of ['verifyAsync({ onProgress })', 'pruneAsync({ maxEntries: 0 }, { onProgress })']) {
     const script = `

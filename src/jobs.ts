@@ -1,5 +1,5 @@
 // The maintenance calls' long jobs (prune, verify, listings, clears), sync
-// or on the thread pool: the caller's `onProgress`, and its `signal` as the
+// or on the cache's runtime: the caller's `onProgress`, and its `signal` as the
 // native stop flag that the job checks at each step.
 import { native } from './native'
 import { ErrorCodes, fromNative } from './errors'
@@ -14,20 +14,20 @@ export interface JobHandles {
 }
 
 /**
- * The flags of this thread's jobs on the pool. When the process exits, the
+ * The flags of this thread's jobs on the runtime. When the process exits, the
  * event loop runs no more callbacks: each job is told, so none waits for
  * its progress callback, and each stops at its next step instead of
  * holding up the exit.
  */
-const onPool = new Set<StopFlag>()
+const onRuntime = new Set<StopFlag>()
 let exitHookInstalled = false
 
 function running(stop: StopFlag): void {
-  onPool.add(stop)
+  onRuntime.add(stop)
   if (exitHookInstalled) return
   exitHookInstalled = true
   process.once('exit', () => {
-    for (const flag of onPool) flag.exit()
+    for (const flag of onRuntime) flag.exit()
   })
 }
 
@@ -77,7 +77,7 @@ export function job(options: { onProgress?: Progress; signal?: AbortSignal }) {
         done()
       }
     },
-    /** Awaits the job on the thread pool. */
+    /** Awaits the job on the cache's runtime. */
     async runAsync<T>(work: (handles: JobHandles) => Promise<T>): Promise<T> {
       running(handles.stop)
       try {
@@ -85,7 +85,7 @@ export function job(options: { onProgress?: Progress; signal?: AbortSignal }) {
       } catch (e) {
         return failure(e)
       } finally {
-        onPool.delete(handles.stop)
+        onRuntime.delete(handles.stop)
         done()
       }
     },

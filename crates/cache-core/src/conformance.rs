@@ -377,6 +377,10 @@ pub fn a_job_asked_to_stop_stops_before_its_next_step(f: &dyn Fixture) {
     assert!((1..=3).all(|n| has(tier.as_ref(), &key(n))), "stopped before any removal");
     let stopped = block_on(tier.verify(false, &mut |_, _| ControlFlow::Break(())));
     assert!(matches!(stopped, Err(crate::Error::Stopped)), "{stopped:?}");
+    // A clear hears of its start before it removes anything.
+    let stopped = block_on(tier.clear(false, &mut |_, _| ControlFlow::Break(())));
+    assert!(matches!(stopped, Err(crate::Error::Stopped)), "{stopped:?}");
+    assert!((1..=3).all(|n| has(tier.as_ref(), &key(n))), "a stopped clear removed entries");
 }
 
 pub fn a_function_name_past_the_limit_is_refused(f: &dyn Fixture) {

@@ -422,14 +422,22 @@ impl Index {
 
     /// Empties the index (rows and counters) in one transaction, then runs
     /// `unlink_all` under the write lock with a test for keys stored since.
+    /// `ready` runs first, once the write lock is held (after any wait for
+    /// another process): its error ends the clear with nothing changed.
     pub fn clear<T, E: From<IndexError>>(
         &mut self,
+        ready: impl FnOnce() -> Result<(), E>,
         unlink_all: impl FnOnce(&dyn Fn(&str) -> bool) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.write(|tx| {
-            tx.execute("DELETE FROM entries", [])?;
-            tx.execute("UPDATE totals SET entries = 0, bytes = 0, hits = 0, misses = 0", [])?;
-            Ok(())
+        let path = self.path.clone();
+        self.write_with(|tx| {
+            ready()?;
+            let empty = || -> rusqlite::Result<()> {
+                tx.execute("DELETE FROM entries", [])?;
+                tx.execute("UPDATE totals SET entries = 0, bytes = 0, hits = 0, misses = 0", [])?;
+                Ok(())
+            };
+            empty().map_err(|e| E::from(sqlite_error(&path)(e)))
         })?;
         self.write_with(|tx| {
             let stored_since = |key: &str| {

@@ -140,7 +140,7 @@ fn clear_empties_rows_and_counters_and_passes_a_test_for_later_stores() {
     let mut index = open(&tmp.path().join("i.sqlite"));
     add(&mut index, row("a", 5, 10));
     index.record(&[], 4, 4, None).unwrap();
-    let seen = index.clear(|stored_since| Ok::<_, IndexError>(stored_since("a"))).unwrap();
+    let seen = index.clear(|| Ok(()), |stored_since| Ok::<_, IndexError>(stored_since("a"))).unwrap();
     assert!(!seen);
     assert_eq!(index.totals().unwrap(), Totals::default());
 }

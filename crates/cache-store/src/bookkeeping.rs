@@ -461,18 +461,26 @@ impl Bookkeeper {
     /// files were in it (else the index stays and the directory still
     /// reads as a cache). Entries stored by other processes during the
     /// clear stay (unless the directory goes).
-    pub(crate) fn clear(&self, remove_dir: bool) -> Result<ClearReport, Error> {
+    pub(crate) fn clear(&self, remove_dir: bool, progress: &mut Progress<'_>) -> Result<ClearReport, Error> {
+        let mut book = self.book();
+        // A stop that came while this waited (for the index, or for a
+        // thread) ends the clear before it changes anything.
+        let mut ready = || progress::listed(progress, 0);
+        let mut report = match self.index(&mut book) {
+            Ok(Some(index)) => {
+                index.clear(&mut ready, |stored_since| self.files.remove_all(false, false, stored_since))?
+            }
+            Ok(None) => return Ok(ClearReport::default()),
+            // An unreadable index must not stop a clear.
+            Err(_) => {
+                ready()?;
+                self.files.remove_all(false, false, &|_| false)?
+            }
+        };
         {
             let mut uses = self.uses();
             *uses = Uses { not_recording: uses.not_recording, ..Uses::default() };
         }
-        let mut book = self.book();
-        let mut report = match self.index(&mut book) {
-            Ok(Some(index)) => index.clear(|stored_since| self.files.remove_all(false, false, stored_since))?,
-            Ok(None) => return Ok(ClearReport::default()),
-            // An unreadable index must not stop a clear.
-            Err(_) => self.files.remove_all(false, false, &|_| false)?,
-        };
         if !remove_dir {
             return Ok(report);
         }

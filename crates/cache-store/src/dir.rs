@@ -266,9 +266,10 @@ impl CacheDir {
     /// Removes every entry, the temporary files and leases of processes
     /// that are gone, and the index if nothing else is in the directory;
     /// never anything else. With `remove_dir`, then the directory, if only
-    /// the cache's files were in it.
-    pub fn clear(&self, remove_dir: bool) -> Result<ClearReport, Error> {
-        self.books.clear(remove_dir)
+    /// the cache's files were in it. One step: `progress` hears of it once
+    /// the index is held (a stop asked for by then changes nothing).
+    pub fn clear(&self, remove_dir: bool, progress: &mut Progress<'_>) -> Result<ClearReport, Error> {
+        self.books.clear(remove_dir, progress)
     }
 
     /// Writes the uses and counts recorded in memory to the index, waiting

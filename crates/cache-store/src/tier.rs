@@ -82,8 +82,8 @@ impl<B: Buffer> Tier<B> for CacheDir {
         blocking(|| CacheDir::verify(self, remove, progress))
     }
 
-    async fn clear(&self, remove_dir: bool, _: &mut Progress<'_>) -> Result<ClearReport, Error> {
-        blocking(|| CacheDir::clear(self, remove_dir))
+    async fn clear(&self, remove_dir: bool, progress: &mut Progress<'_>) -> Result<ClearReport, Error> {
+        blocking(|| CacheDir::clear(self, remove_dir, progress))
     }
 
     async fn flush(&self, wait: Wait) -> Result<(), Error> {

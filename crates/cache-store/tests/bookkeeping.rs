@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use cache_core::progress::quiet;
 use cache_core::{Claim, Error, Limits, Lookup};
 use cache_store::CacheDir;
 use common::*;
@@ -298,7 +299,7 @@ fn a_waiter_with_a_shorter_stale_after_does_not_break_a_live_lease() {
     // The holder refreshes every 150 s; a waiter's own 200 ms does not make it stale.
     assert!(matches!(dir.claim(&key(1), Duration::from_millis(200)).unwrap(), Claim::Held { .. }));
     // Nor does a clear remove it.
-    dir.clear(false).unwrap();
+    dir.clear(false, &mut quiet).unwrap();
     assert!(tmp.path().join(format!(".{}.lock", key(1))).exists());
 }
 
@@ -411,6 +412,6 @@ fn what_is_not_a_lease_under_a_leases_name_is_broken_never_read_or_waited_on() {
     // And a clear removes both kinds without hanging.
     mkfifo(&lock);
     std::os::unix::fs::symlink("/dev/zero", tmp.path().join(format!(".{}.lock", key(2)))).unwrap();
-    dir.clear(false).unwrap();
+    dir.clear(false, &mut quiet).unwrap();
     assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
 }

@@ -3,6 +3,7 @@ mod common;
 use std::fs;
 use std::ops::ControlFlow;
 
+use cache_core::progress::quiet;
 use cache_core::{ArrayClass, Error, Lookup, NewEntry, ResultForm, Stored};
 use cache_store::{is_cache_file_name, CacheDir};
 use common::*;
@@ -149,7 +150,7 @@ fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
     let other_key = KEY.replace('0', "f");
     let linked = plant_link(&victim, &root.join(format!("{other_key}.npy")));
 
-    let report = dir.clear(false).unwrap();
+    let report = dir.clear(false, &mut quiet).unwrap();
     // Entry, temporary file and link.
     assert_eq!(report.removed, if linked { 4 } else { 3 }, "{report:?}");
     assert_eq!(report.foreign, 5);
@@ -164,7 +165,7 @@ fn clear_removes_only_cache_files_and_unlinks_links_without_following() {
     assert_eq!(names(&root), expected);
     assert_eq!(fs::read(&victim).unwrap(), b"precious");
 
-    let err = dir.clear(true).unwrap_err();
+    let err = dir.clear(true, &mut quiet).unwrap_err();
     assert!(matches!(err, Error::NotEmpty { remaining: 5, .. }), "{err}");
     assert!(root.exists());
     assert!(root.join(".numpy-func-cache-index.sqlite").exists(), "a failed removal keeps the index");
@@ -176,13 +177,13 @@ fn clear_with_remove_dir_removes_a_directory_of_cache_files() {
     let root = tmp.path().join("c");
     let dir = CacheDir::open(&root).unwrap();
     dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
-    let report = dir.clear(true).unwrap();
+    let report = dir.clear(true, &mut quiet).unwrap();
     // The entry's two files and the index's (one to three, by journal state).
     assert!((3..=5).contains(&report.removed), "{report:?}");
     assert!(report.removed_dir);
     assert!(!root.exists());
     // Clearing what is already gone is not an error.
-    assert_eq!(dir.clear(true).unwrap().removed, 0);
+    assert_eq!(dir.clear(true, &mut quiet).unwrap().removed, 0);
 }
 
 #[test]
@@ -325,14 +326,14 @@ fn clear_leaves_the_temporary_files_and_leases_of_running_processes() {
     let cache_core::Claim::Taken(_lease) = dir.claim(KEY, std::time::Duration::from_secs(60)).unwrap() else {
         panic!()
     };
-    dir.clear(false).unwrap();
+    dir.clear(false, &mut quiet).unwrap();
     let mut left = names(tmp.path());
     left.sort();
     let mut expected = vec![mine, other_host, format!(".{KEY}.lock")];
     expected.sort();
     assert_eq!(left, expected);
     // The directory itself goes only with everything in it.
-    assert!(dir.clear(true).unwrap().removed_dir);
+    assert!(dir.clear(true, &mut quiet).unwrap().removed_dir);
 }
 
 #[cfg(unix)]
@@ -345,7 +346,7 @@ fn a_clear_empties_the_index_in_place_so_processes_holding_it_open_keep_one_inde
     assert_eq!(b.stats().unwrap().entries, 1, "b has the index open");
     let inode = |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
     let before = inode(&index);
-    a.clear(false).unwrap();
+    a.clear(false, &mut quiet).unwrap();
     assert_eq!(inode(&index), before, "the same index file, emptied");
     assert!(names(tmp.path()).is_empty());
     b.store(&key(2), &f8(&[1]), &bytes_of(&[2.0]), &ND).unwrap();
@@ -358,7 +359,7 @@ fn a_clear_that_cannot_remove_the_directory_keeps_the_index_so_it_still_reads_as
     let dir = CacheDir::open(tmp.path()).unwrap();
     dir.store(KEY, &f8(&[1]), &bytes_of(&[1.0]), &ND).unwrap();
     fs::write(tmp.path().join("notes.txt"), b"mine").unwrap();
-    assert!(matches!(dir.clear(true), Err(Error::NotEmpty { remaining: 1, .. })));
+    assert!(matches!(dir.clear(true, &mut quiet), Err(Error::NotEmpty { remaining: 1, .. })));
     assert!(tmp.path().join(".numpy-func-cache-index.sqlite").exists());
     assert_eq!(names(tmp.path()), ["notes.txt"]);
 }
