@@ -3,15 +3,14 @@
 // listing or unlinking that many files. Writes its section of BENCHMARKS.md
 // (between the bookkeeping markers) and bench/bookkeeping.json.
 //   node bench/bookkeeping.mjs [--quick]
-import { mkdtempSync, readFileSync, readdirSync, lstatSync, rmSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs'
+import { mkdtempSync, readdirSync, lstatSync, rmSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { measureEach } from './lib.mjs'
+import { measureEach, writeSection } from './lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '..')
 const require = createRequire(import.meta.url)
 const native = require('../binding/index.js')
 const { NumpyFuncCache } = require('../dist')
@@ -38,17 +37,19 @@ try {
   const layout = (n) => ({ shape: [n], dtype: '<f8', fortranOrder: false })
   const entry = (name) => ({ function: name, result: 'typedarray', class: 'Float64Array' })
   const store = (d) => d.store(keyOf(1), SMALL, layout(1024), entry('small'))
-  const off = new native.CacheDir(join(tmp, 'hit-off'))
+  const off = new native.Cache(join(tmp, 'hit-off'))
   off.setRecording(false)
-  const on = new native.CacheDir(join(tmp, 'hit-on'))
-  const aged = new native.CacheDir(join(tmp, 'hit-aged'), { limits: { maxAge: 1e12 } })
+  const on = new native.Cache(join(tmp, 'hit-on'))
+  const aged = new native.Cache(join(tmp, 'hit-aged'), { limits: { maxAge: 1e12 } })
   for (const d of [off, on, aged]) store(d)
+  // A plain hit comes back as its bare ArrayBuffer, the rest written into `meta`.
+  const meta = new Float64Array(6 + native.defaults().maxDims)
   const check = (r) => {
-    if (r.status !== 'hit' || r.array.buffer.byteLength !== SMALL.byteLength) throw new Error(`not a hit: ${JSON.stringify(r)}`)
+    if (!(r instanceof ArrayBuffer) || r.byteLength !== SMALL.byteLength) throw new Error(`not a hit: ${JSON.stringify(r)}`)
   }
   const loop = (d) => () => {
     let r
-    for (let i = 0; i < cfg.inner; i++) r = d.load(keyOf(1))
+    for (let i = 0; i < cfg.inner; i++) r = d.load(keyOf(1), meta)
     check(r)
   }
   // The public API's hit, for scale: a wrapper around the same load.
@@ -70,7 +71,7 @@ try {
   // 2. 100,000 entries (Float64Array(8) each): stats, a prune that only reconciles, a prune that halves the cache.
   log(`${cfg.entries} entries`)
   const TINY = new Float64Array(8).fill(0.25)
-  const big = new native.CacheDir(join(tmp, 'entries'))
+  const big = new native.Cache(join(tmp, 'entries'))
   const [fill] = seconds(() => { for (let i = 0; i < cfg.entries; i++) big.store(keyOf(i), TINY, layout(8), entry('tiny')) })
   out.prune.fill = fill
   const [stats, totals] = seconds(() => big.stats())
@@ -107,8 +108,7 @@ try {
 const h = out.hit
 const p = out.prune
 const n = cfg.entries.toLocaleString('en-US')
-const section = `<!-- bookkeeping:start -->
-## Bookkeeping: the index
+const section = `## Bookkeeping: the index
 
 Made by \`node bench/bookkeeping.mjs\`${quick ? ' --quick (a harness check only)' : ''} (also run by \`npm run bench\`), side by side in one process.
 
@@ -126,11 +126,7 @@ Made by \`node bench/bookkeeping.mjs\`${quick ? ' --quick (a harness check only)
 | \`prune({ maxEntries: ${(cfg.entries / 2).toLocaleString('en-US')} })\` (reconcile, then remove half, LRU first) | ${ms(p.halve)} | ${ratio(p.halve / (p.rawList + p.rawUnlink))} of listing plus \`unlinkSync\` of the removed files (${ms(p.rawList + p.rawUnlink)}) |
 
 Making the ${n} entries took ${ms(p.fill)} (${us(p.fill / cfg.entries)} per store, index transaction included).
-<!-- bookkeeping:end -->`
+`
 
 writeFileSync(join(here, 'bookkeeping.json'), JSON.stringify(out, null, 1) + '\n')
-const mdPath = join(root, 'BENCHMARKS.md')
-const md = readFileSync(mdPath, 'utf8')
-const marked = /<!-- bookkeeping:start -->[\s\S]*<!-- bookkeeping:end -->/
-writeFileSync(mdPath, marked.test(md) ? md.replace(marked, section) : md.replace(/\n## Memory\n/, `\n${section}\n\n## Memory\n`))
-console.log(section)
+writeSection('bookkeeping', section, ['loop', 'pool'])

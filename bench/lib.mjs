@@ -2,9 +2,34 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 export const MiB = 1024 * 1024
+
+const BENCHMARKS = join(dirname(fileURLToPath(import.meta.url)), '..', 'BENCHMARKS.md')
+
+/**
+ * Writes a section of BENCHMARKS.md, between `<!-- name:start -->` and
+ * `<!-- name:end -->`: in place of the last run's, else before the first of
+ * `before` (other sections' start markers) found, else before "## Memory".
+ */
+export function writeSection(name, body, before = []) {
+  const section = `<!-- ${name}:start -->\n${body.trim()}\n<!-- ${name}:end -->`
+  const md = readFileSync(BENCHMARKS, 'utf8')
+  const marked = new RegExp(`<!-- ${name}:start -->[\\s\\S]*<!-- ${name}:end -->`)
+  const next = before.map((b) => `<!-- ${b}:start -->`).find((m) => md.includes(m))
+  writeFileSync(
+    BENCHMARKS,
+    // Replacements as functions: a section's text may hold `$`.
+    marked.test(md)
+      ? md.replace(marked, () => section)
+      : next
+        ? md.replace(next, () => `${section}\n\n${next}`)
+        : md.replace(/\n## Memory\n/, () => `\n${section}\n\n## Memory\n`),
+  )
+  console.log(section)
+}
 
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b)

@@ -1,7 +1,8 @@
 // How long the maintenance calls hold up the event loop, sync against async:
 // two caches of N small entries each, then entries(), verify() and a prune
 // of every entry in each form, with the event loop's longest delay measured
-// (perf_hooks.monitorEventLoopDelay) while each runs. Prints a table.
+// (perf_hooks.monitorEventLoopDelay) while each runs. Writes its section of
+// BENCHMARKS.md (between the loop markers); npm run bench runs it with 20,000.
 //   node bench/maintenance-loop.mjs [--entries N]
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,6 +10,7 @@ import { join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { NumpyFuncCache } from '../dist/index.mjs'
+import { writeSection } from './lib.mjs'
 
 const { values } = parseArgs({ options: { entries: { type: 'string', default: '5000' } } })
 const n = Number(values.entries)
@@ -51,8 +53,18 @@ for (const [label, sync, async] of [
   const x = await measured(async)
   rows.push(`| ${label} | ${s.ms.toFixed(0)} | ${s.maxDelay.toFixed(0)} | ${x.ms.toFixed(0)} | ${x.maxDelay.toFixed(1)} |`)
 }
-console.log(`${n} entries of 128 bytes each; times and the event loop's longest delay in ms\n`)
-console.log('| call | sync: time | sync: longest loop delay | async: time | async: longest loop delay |')
-console.log('| --- | --- | --- | --- | --- |')
-for (const r of rows) console.log(r)
+writeSection(
+  'loop',
+  `## Maintenance calls and the event loop
+
+Made by \`node bench/maintenance-loop.mjs --entries ${n}\` (also run by \`npm run bench\`): two caches of ${n.toLocaleString('en-US')} entries
+of 128 bytes each; each call's time, and the event loop's longest delay while it ran (\`monitorEventLoopDelay\`, 1 ms
+resolution, a 1 ms timer ticking all along), in ms. A sync call holds the loop for as long as it runs; its async form should not.
+
+| call | sync: time | sync: longest loop delay | async: time | async: longest loop delay |
+| --- | --- | --- | --- | --- |
+${rows.join('\n')}
+`,
+  ['pool'],
+)
 for (const { dir } of [a, b]) rmSync(dir, { recursive: true, force: true })

@@ -1,7 +1,8 @@
 // What the remote tier costs in requests: a hit, a miss, a compute-once
 // miss, large transfers, and a prune, counted at a proxy in front of a real
 // S3 server (versitygw) on loopback. The README's cost table for 10 million
-// entries is these counts times S3's published prices.
+// entries is these counts times S3's published prices. Writes its section
+// of BENCHMARKS.md (between the requests markers).
 //
 //   node bench/remote-requests.mjs [--entries 10000]
 import { fork } from 'node:child_process'
@@ -11,6 +12,7 @@ import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { NumpyFuncCache } from '../dist/index.js'
 import { createBucket, startS3Server } from '../scripts/s3-server.mjs'
+import { writeSection } from './lib.mjs'
 
 const { values } = parseArgs({ options: { entries: { type: 'string', default: '10000' }, 'proxy-to': { type: 'string' } } })
 const ENTRIES = Number(values.entries)
@@ -89,12 +91,15 @@ rows.push(['hit, 8 KiB (a fresh process: new connection)', await requestsOf(() =
 const warm = fresh('s3://bench/a').createCachedFunc(fill)
 await warm(1024, 1)
 rows.push(['hit, 8 KiB (connection reused)', await requestsOf(() => warm(1024, 1))])
+rows.push(['has(), 8 KiB (the checks a load makes)', await requestsOf(() => warm.has(1024, 1))])
+rows.push(['invalidate(), 8 KiB', await requestsOf(() => fresh('s3://bench/a').createCachedFunc(fill).invalidate(1024, 1))])
 rows.push([
   'miss with computeOnce, 8 KiB',
   await requestsOf(() => fresh('s3://bench/b', { computeOnce: true }).createCachedFunc(fill)(1024, 2)),
 ])
 rows.push(['miss, 256 MiB', await requestsOf(() => fresh('s3://bench/c').createCachedFunc(fill)(32 << 20, 3))])
 rows.push(['hit, 256 MiB', await requestsOf(() => fresh('s3://bench/c').createCachedFunc(fill)(32 << 20, 3))])
+rows.push(['has(), 256 MiB (its data is not read)', await requestsOf(() => fresh('s3://bench/c').createCachedFunc(fill).has(32 << 20, 3))])
 
 // A prune over many entries: store them, then halve them.
 const many = fresh('s3://bench/many')
@@ -105,11 +110,26 @@ const storeMs = performance.now() - t0
 const stats = await requestsOf(() => many.stats())
 const prune = await requestsOf(() => many.prune({ maxEntries: ENTRIES / 2 }))
 
-console.log(`| operation | requests | time on loopback |\n| --- | --- | --- |`)
-for (const [what, r] of rows) console.log(`| ${what} | ${r.requests} | ${r.ms.toFixed(1)} ms |`)
-console.log(`| stats of ${ENTRIES.toLocaleString('en-US')} entries | ${stats.requests} | ${stats.ms.toFixed(0)} ms |`)
-console.log(`| prune of ${ENTRIES.toLocaleString('en-US')} entries to half | ${prune.requests} | ${prune.ms.toFixed(0)} ms |`)
-console.log(`\n(${ENTRIES.toLocaleString('en-US')} stores of 128 B, 16 at a time: ${(storeMs / ENTRIES).toFixed(2)} ms each)`)
+const table = [
+  '| operation | requests | time on loopback |',
+  '| --- | --- | --- |',
+  ...rows.map(([what, r]) => `| ${what} | ${r.requests} | ${r.ms.toFixed(1)} ms |`),
+  `| stats of ${ENTRIES.toLocaleString('en-US')} entries | ${stats.requests} | ${stats.ms.toFixed(0)} ms |`,
+  `| prune of ${ENTRIES.toLocaleString('en-US')} entries to half | ${prune.requests} | ${prune.ms.toFixed(0)} ms |`,
+]
+writeSection(
+  'requests',
+  `## Object-store requests per operation
+
+Made by \`node bench/remote-requests.mjs\` (also run by \`npm run bench\`): requests counted at a proxy in front of a versitygw
+S3 server on loopback; the README's cost table is these counts times S3's published prices. Times are one run each, for scale only.
+
+${table.join('\n')}
+
+(${ENTRIES.toLocaleString('en-US')} stores of 128 B, 16 at a time: ${(storeMs / ENTRIES).toFixed(2)} ms each.)
+`,
+  ['bookkeeping', 'loop', 'pool'],
+)
 proxy.kill()
 await server.stop()
 process.exit(0)

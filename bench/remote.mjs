@@ -19,7 +19,7 @@ import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import { createBucket, startS3Server, VERSITYGW } from '../scripts/s3-server.mjs'
-import { MiB, bytesOf, median, pool, randomF64 } from './lib.mjs'
+import { MiB, bytesOf, median, pool, randomF64, writeSection } from './lib.mjs'
 
 const self = fileURLToPath(import.meta.url)
 const here = dirname(self)
@@ -425,8 +425,7 @@ const where = out.sizes.filter((s) => s.bytes >= MiB).map(({ label, tag, bytes }
 })
 
 const v = out.versions
-const section = `<!-- remote:start -->
-## Remote tier (S3 on loopback)
+const section = `## Remote tier (S3 on loopback)
 
 Made by \`node bench/remote.mjs\`${out.quick ? ' --quick (a harness check only)' : ''} (also run by \`npm run bench\`) in one run of ${(out.seconds / 60).toFixed(1)} minutes:
 a versitygw ${v.versitygw} S3 server (posix backend, objects in ${out.dir}) on 127.0.0.1, sharing the machine's cores with the clients
@@ -465,13 +464,7 @@ How it is measured:
 - **BLAKE3 cost**: a local cache's hit keyed by the N-byte array as its argument (tiny result): the hasher (\`update_rayon\`) of a remote hit's check.
   **First touch**: \`new Uint8Array(N).fill(1)\`. Both run in the hit rounds, interleaved with the peers.
 - A 10 ms pause follows every op, so background work (our hit's use mark, a small PUT) ends before the next op.
-<!-- remote:end -->`
+`
 
 if (!opt.render) writeFileSync(join(here, 'remote.json'), JSON.stringify(out, null, 1) + '\n')
-const mdPath = join(root, 'BENCHMARKS.md')
-const md = readFileSync(mdPath, 'utf8')
-const marked = /<!-- remote:start -->[\s\S]*<!-- remote:end -->/
-writeFileSync(mdPath, marked.test(md) ? md.replace(marked, section)
-  : md.includes('<!-- bookkeeping:start -->') ? md.replace('<!-- bookkeeping:start -->', `${section}\n\n<!-- bookkeeping:start -->`)
-    : md.replace(/\n## Memory\n/, `\n${section}\n\n## Memory\n`))
-console.log(section)
+writeSection('remote', section, ['requests', 'bookkeeping', 'loop', 'pool'])
