@@ -7,7 +7,7 @@ import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import { openSync, readFileSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
-import { NumpyFuncCache } from '../dist'
+import { ErrorCodes, NumpyFuncCache } from '../dist'
 import { root, runPython, tempDir } from './helpers'
 
 const CLI = join(root, 'dist', 'cli.js')
@@ -97,4 +97,11 @@ test('the README has the examples this file checks', (t) => {
     examples().map((e) => e.args[0]),
     ['ls', 'stats', 'prune', 'verify', 'rm', 'clear'],
   )
+})
+
+test("the README's table of error codes lists exactly ErrorCodes", (t) => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const table = readme.slice(readme.indexOf('### Errors'), readme.indexOf('### `readNpy'))
+  const listed = [...table.matchAll(/^\| `(ERR_NFC_[A-Z_]+)` \|/gm)].map((m) => m[1])
+  t.deepEqual(listed.sort(), Object.values(ErrorCodes).sort())
 })
