@@ -6,7 +6,7 @@ import { types } from 'node:util'
 import { native } from './native'
 import { typedArrayClassName } from './dtypes'
 import { describe, propertyPath } from './describe'
-import { ErrorCodes, codedError, nativeCall } from './errors'
+import { ErrorCodes, codedError, nativeCall, nativeCallAsync } from './errors'
 
 /** An argument that cannot be part of a key: a TypeError naming where it is. */
 const unkeyable = (message: string) => codedError(TypeError, ErrorCodes.UNKEYABLE_ARG, message)
@@ -361,5 +361,5 @@ let sharedBusy = false
  */
 export async function callKeyAsync(prefix: Uint8Array, call: Call): Promise<string> {
   const e = encodeCall(prefix, call)
-  return native.hashKeyAsync(e.bytes.subarray(0, e.length), e.buffers as never, e.offsets)
+  return nativeCallAsync(() => native.hashKeyAsync(e.bytes.subarray(0, e.length), e.buffers as never, e.offsets))
 }

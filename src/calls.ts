@@ -6,7 +6,7 @@ import type { Loaded, Note, StoreOutcome } from '../binding/index'
 import { type NativeCache, loadNow } from './native'
 import type { Claim } from './compute-once'
 import { debug, shortKey } from './debug'
-import { ErrorCodes, codedError, errorOf, fromNative, nativeCall } from './errors'
+import { ErrorCodes, codedError, errorOf, nativeCall, nativeCallAsync } from './errors'
 import type { FlushTimer } from './flush'
 import { type Claimed, claimOf } from './leases'
 import { bytesOf } from './npy'
@@ -36,18 +36,6 @@ const UNREACHED: Record<Doing, (tier: string) => string> = {
   remove: (tier) => `could not remove the entry from ${tier}`,
 }
 
-/**
- * Awaits a native call that settles now (work it did on this thread) or
- * later (on the cache's runtime), giving its failure its public code.
- */
-async function settled<T>(call: () => T | Promise<T>): Promise<T> {
-  try {
-    return await call()
-  } catch (e) {
-    throw fromNative(e)
-  }
-}
-
 export class Calls {
   #leaseWarned = false
 
@@ -68,7 +56,7 @@ export class Calls {
   }
 
   async loadAsync(key: string, functionName: string, report: boolean): Promise<unknown> {
-    return this.#found(await settled(() => this.native.loadAsync(key)), { key, functionName }, report)
+    return this.#found(await nativeCallAsync(() => this.native.loadAsync(key)), { key, functionName }, report)
   }
 
   #found(found: Loaded, call: CallInfo, report: boolean): unknown {
@@ -90,7 +78,7 @@ export class Calls {
 
   async storeAsync(key: string, functionName: string, { parts, result }: Computed, label: string): Promise<unknown> {
     // `parts` keeps the result's memory referenced until the store settles.
-    const outcome = await settled(() => this.native.storeAsync(key, bytesOf(parts), parts.layout, entryOf(parts, functionName)))
+    const outcome = await nativeCallAsync(() => this.native.storeAsync(key, bytesOf(parts), parts.layout, entryOf(parts, functionName)))
     this.#stored(outcome, { key, functionName, label })
     return result
   }
@@ -108,7 +96,7 @@ export class Calls {
   }
 
   async claimAsync(key: string, once: ComputeOnce): Promise<Claim> {
-    return this.#claimed(await settled(() => this.native.claimAsync(key, once.staleAfter)), key, false)
+    return this.#claimed(await nativeCallAsync(() => this.native.claimAsync(key, once.staleAfter)), key, false)
   }
 
   #claimed(claimed: Claimed, key: string, sync: boolean): Claim {
@@ -133,7 +121,7 @@ export class Calls {
   }
 
   async hasAsync(call: CallInfo): Promise<boolean> {
-    const answer = await settled(() => this.native.hasAsync(call.key))
+    const answer = await nativeCallAsync(() => this.native.hasAsync(call.key))
     this.report(answer.notes, 'has', call)
     return answer.yes
   }
@@ -147,7 +135,7 @@ export class Calls {
   }
 
   async removeAsync(call: CallInfo): Promise<boolean> {
-    const answer = await settled(() => this.native.removeAsync(call.key))
+    const answer = await nativeCallAsync(() => this.native.removeAsync(call.key))
     this.report(answer.notes, 'remove', call)
     this.#removed(call, answer.yes)
     return answer.yes

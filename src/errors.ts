@@ -117,3 +117,15 @@ export function nativeCall<T>(call: () => T): T {
     throw fromNative(e)
   }
 }
+
+/**
+ * `nativeCall` for a call that settles now (work done on this thread) or
+ * later (a promise of the cache's runtime or libuv's pool).
+ */
+export async function nativeCallAsync<T>(call: () => T | Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
