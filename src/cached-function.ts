@@ -29,24 +29,20 @@ export function cachedFunction<F extends CacheableFunction>(
   // The methods act on a plain call (`cached.has(...)`, whose `this` is the
   // wrapper itself) or, through call(), on a method's (`cached.has.call(obj, ...)`).
   const methodsOf = (wrapper: unknown): CachedFunctionMethods<F> => {
-    const keyOf = (self: unknown, args: unknown[]) => ({ key: callKey(prefix, call(self === wrapper ? undefined : self, args)), functionName: name, label })
-    const keyOfAsync = async (self: unknown, args: unknown[]) => ({
-      key: await callKeyAsync(prefix, call(self === wrapper ? undefined : self, args)),
-      functionName: name,
-      label,
-    })
+    const methodCall = (self: unknown, args: unknown[]) => call(self === wrapper ? undefined : self, args)
+    const info = (key: string) => ({ key, functionName: name, label })
     return {
       has(this: unknown, ...args) {
-        return calls.has(keyOf(this, args))
+        return calls.has(info(callKey(prefix, methodCall(this, args))))
       },
       async hasAsync(this: unknown, ...args) {
-        return calls.hasAsync(await keyOfAsync(this, args))
+        return calls.hasAsync(info(await callKeyAsync(prefix, methodCall(this, args))))
       },
       invalidate(this: unknown, ...args) {
-        return calls.remove(keyOf(this, args))
+        return calls.remove(info(callKey(prefix, methodCall(this, args))))
       },
       async invalidateAsync(this: unknown, ...args) {
-        return calls.removeAsync(await keyOfAsync(this, args))
+        return calls.removeAsync(info(await callKeyAsync(prefix, methodCall(this, args))))
       },
     }
   }
