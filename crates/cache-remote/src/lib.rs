@@ -194,10 +194,20 @@ impl RemoteCache {
         if !uses::expired(used, now, &self.limits) {
             return false;
         }
-        for path in [self.names.entry(key), self.names.use_mark(key)] {
-            let _ = self.store.delete(&path).await;
-        }
+        // A miss either way: what is not deleted now, a prune deletes.
+        let _ = self.delete_entry(key).await;
         true
+    }
+
+    /// Deletes the entry of `key` and its use mark; one already gone is no failure.
+    async fn delete_entry(&self, key: &Key) -> Result<(), object_store::Error> {
+        for path in [self.names.entry(key), self.names.use_mark(key)] {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Marks `key` used now, in the background, when its last known use is
@@ -257,12 +267,7 @@ impl RemoteCache {
             Err(object_store::Error::NotFound { .. }) => false,
             Err(e) => return Err(self.err("look for an entry")(e)),
         };
-        for path in [self.names.entry(key), self.names.use_mark(key)] {
-            match self.store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.err("remove an entry")(e)),
-            }
-        }
+        self.delete_entry(key).await.map_err(self.err("remove an entry"))?;
         Ok(found)
     }
 
