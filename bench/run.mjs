@@ -365,10 +365,12 @@ if (remote.status !== 0) {
 // The index's own costs, in a section of their own (spliced into BENCHMARKS.md).
 spawnSync(process.execPath, ['--expose-gc', join(here, 'bookkeeping.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 // Requests per object-store operation, the event loop under maintenance
-// calls, and libuv's pool under pending remote calls: sections of their own.
+// calls, libuv's pool under pending remote calls, and the checks of async
+// calls' arguments: sections of their own.
 spawnSync(process.execPath, [join(here, 'remote-requests.mjs'), ...(quick ? ['--entries', '1000'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 spawnSync(process.execPath, [join(here, 'maintenance-loop.mjs'), '--entries', quick ? '2000' : '20000'], { stdio: ['ignore', 'ignore', 'inherit'] })
 spawnSync(process.execPath, [join(here, 'pool-starvation.mjs'), ...(quick ? ['--rounds', '1', '--answer-ms', '500'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
+spawnSync(process.execPath, ['--expose-gc', join(here, 'argument-checks.mjs'), ...(quick ? ['--mib', '32', '--samples', '5'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 console.log(mainTable(result.rows))
 console.log()
 console.log(flatnessTable(result.rows, result.notes))

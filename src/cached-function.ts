@@ -6,8 +6,18 @@ import type { Calls } from './calls'
 import { runAsync, runSync, waitOrCompute } from './compute-once'
 import { ErrorCodes, codedError } from './errors'
 import { type ComputeOnce, functionSettings } from './options'
+import { debug, shortKey } from './debug'
 import { computed } from './results'
 import type { CacheableFunction, CachedFunction, CachedFunctionMethods, CachedFunctionOptions } from './types'
+
+/** A shared async computation's result, and whether it is of the key's arguments. */
+interface Outcome {
+  value: unknown
+  ofKey: boolean
+}
+
+/** Errors of calls whose own arguments changed before computing: others that joined them compute from theirs. */
+const argsChangedBeforeComputing = new WeakSet<object>()
 
 /**
  * Wraps `fn` so each distinct call is computed once and then loaded.
@@ -74,39 +84,76 @@ export function cachedFunction<F extends CacheableFunction>(
     return Object.assign(wrapper, methodsOf(wrapper)) as unknown as CachedFunction<F>
   }
 
-  const compute = async (self: unknown, args: unknown[], key: string) => {
-    // The caller regained control at the call: it may have changed the
-    // arguments since. Compute only from what the key was made of.
-    if ((await callKeyAsync(prefix, call(self, args))) !== key) {
-      throw codedError(
+  // An async call's arguments stay the caller's while it is pending, so
+  // they are checked against its key before the computation (a change
+  // there rejects: nothing ran) and after it (a change there means the
+  // computation may have seen other arguments: its result is returned to
+  // this caller, as without a cache, but not stored, and callers that
+  // joined compute from their own).
+  const argsNow = (self: unknown, args: unknown[]) => callKeyAsync(prefix, call(self, args))
+  let warnedArgsChanged = false
+  const compute = async (self: unknown, args: unknown[], key: string): Promise<Outcome> => {
+    if ((await argsNow(self, args)) !== key) {
+      const error = codedError(
         TypeError,
         ErrorCodes.ARGS_CHANGED,
         `the arguments of ${label} changed between the call and its computation, so it did not compute; ` +
           `pass copies (e.g. array.slice()) or await the call before changing them`,
       )
+      argsChangedBeforeComputing.add(error)
+      throw error
     }
-    return calls.storeAsync(key, name, computed(await fn.apply(self, args), label), label)
+    const result = computed(await fn.apply(self, args), label)
+    if ((await argsNow(self, args)) !== key) {
+      debug('the arguments of %s changed during its computation: its result is not stored under %s', label, shortKey(key))
+      if (!warnedArgsChanged) {
+        warnedArgsChanged = true
+        process.emitWarning(
+          `the arguments of ${label} changed during its computation, so its result was returned but not stored; ` +
+            `neither the caller nor the function may change an async call's arguments until it settles`,
+          { code: 'NUMPY_FUNC_CACHE_ARGS_CHANGED' },
+        )
+      }
+      return { value: result.result, ofKey: false }
+    }
+    return { value: await calls.storeAsync(key, name, result, label), ofKey: true }
   }
-  // One computation per key at a time within this process.
-  const running = new Map<string, Promise<unknown>>()
+  // The computation of each key pending in this process, which equal calls share.
+  const running = new Map<string, Promise<Outcome>>()
+  const lead = async (self: unknown, args: unknown[], key: string): Promise<Outcome> => {
+    const hit = await calls.loadAsync(key, name, true)
+    if (hit !== undefined) return { value: hit, ofKey: true }
+    if (once === undefined) return compute(self, args, key)
+    return (await runAsync(waitOrCompute(once), {
+      claim: () => calls.claimAsync(key, once),
+      // A stored entry is always of its key.
+      load: async () => {
+        const value = await calls.loadAsync(key, name, false)
+        return value === undefined ? undefined : { value, ofKey: true }
+      },
+      compute: () => compute(self, args, key),
+    })) as Outcome
+  }
   const wrapper = async function (this: unknown, ...args: unknown[]) {
     const key = await callKeyAsync(prefix, call(this, args))
-    const pending = running.get(key)
-    if (pending) return pending
-    const work = (async () => {
-      const hit = await calls.loadAsync(key, name, true)
-      if (hit !== undefined) return hit
-      if (once === undefined) return compute(this, args, key)
-      return runAsync(waitOrCompute(once), {
-        claim: () => calls.claimAsync(key, once),
-        load: () => calls.loadAsync(key, name, false),
-        compute: () => compute(this, args, key),
-      })
-    })()
-    running.set(key, work)
-    const done = () => running.delete(key)
-    work.then(done, done)
-    return work
+    for (;;) {
+      const pending = running.get(key)
+      if (pending === undefined) {
+        const work: Promise<Outcome> = lead(this, args, key).finally(() => {
+          if (running.get(key) === work) running.delete(key)
+        })
+        running.set(key, work)
+        return (await work).value
+      }
+      // Another call with equal arguments is computing: its result is this
+      // one's too, unless that caller changed its arguments under it.
+      try {
+        const outcome = await pending
+        if (outcome.ofKey) return outcome.value
+      } catch (e) {
+        if (!argsChangedBeforeComputing.has(e as object)) throw e
+      }
+    }
   }
   return Object.assign(wrapper, methodsOf(wrapper)) as unknown as CachedFunction<F>
 }
