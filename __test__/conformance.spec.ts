@@ -264,6 +264,18 @@ const scenarios: Record<string, Scenario> = {
     t.is(fn.calls, 2, 'taken over past a day, and computed')
   },
 
+  async 'has() with maxAge says what a load would: an entry past its age is false, and gone'(t, place) {
+    const cache = place.cache({ maxAge: '1h' })
+    const f = cache.createCachedFunc((k: number) => new Float64Array(4).fill(k), { name: 'fill' })
+    f(1)
+    t.true(f.has(1))
+    const later = place.cache({ maxAge: '1h' })
+    advanceClock(later, 2 * 3600 * 1000)
+    const g = later.createCachedFunc((k: number) => new Float64Array(4).fill(k), { name: 'fill' })
+    t.false(g.has(1), 'past its age')
+    t.false(f.has(1), 'and removed: a cache object on the real clock finds nothing either')
+  },
+
   async 'limits after a store: kept by a directory and a local tier; an object store is pruned to them'(t, place, ground) {
     const cache = place.cache({ maxEntries: 1 })
     const f = cache.createCachedFunc((k: number) => new Float64Array(4).fill(k), { name: 'fill' })

@@ -9,6 +9,7 @@ import { openSync, readFileSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { ErrorCodes, NumpyFuncCache } from '../dist'
 import { root, runPython, tempDir } from './helpers'
+import { citations, mismatches, uncited } from './support/figures'
 
 const CLI = join(root, 'dist', 'cli.js')
 const MINUTE = 60_000
@@ -104,4 +105,30 @@ test("the README's table of error codes lists exactly ErrorCodes", (t) => {
   const table = readme.slice(readme.indexOf('### Errors'), readme.indexOf('### `readNpy'))
   const listed = [...table.matchAll(/^\| `(ERR_NFC_[A-Z_]+)` \|/gm)].map((m) => m[1])
   t.deepEqual(listed.sort(), Object.values(ErrorCodes).sort())
+})
+
+// ---------------------------------------------------------------- figures quoted from BENCHMARKS.md
+
+test('every figure the README quotes is in the BENCHMARKS.md row it cites', (t) => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const benchmarks = readFileSync(join(root, 'BENCHMARKS.md'), 'utf8')
+  t.true(citations(readme).length >= 15, 'the README cites its figures')
+  t.deepEqual(
+    mismatches(readme, benchmarks).map((m) => `README.md:${m.citation.line}: ${m.problem}`),
+    [],
+  )
+})
+
+test('every measured figure of the README (a decimal ratio, time or rate) cites its row', (t) => {
+  t.deepEqual(uncited(readFileSync(join(root, 'README.md'), 'utf8')), [])
+})
+
+test('the figure check fails on a figure that differs from its row, a row that is not there, and an uncited figure', (t) => {
+  const benchmarks = '## Time\n\n| Row | ours |\n| --- | --- |\n| Small hit, sync | 9.4 µs; worst 25.4 µs |\n'
+  const cite = '(BENCHMARKS.md, "Time", "Small hit, sync")'
+  t.deepEqual(mismatches(`A hit takes 9.4 µs ${cite}.`, benchmarks), [])
+  t.regex(mismatches(`A hit takes 9.5 µs ${cite}.`, benchmarks)[0]!.problem, /9\.5 µs is not in its rows/)
+  t.regex(mismatches('A hit takes 9.4 µs (BENCHMARKS.md, "Time", "Small miss").', benchmarks)[0]!.problem, /no lines of the section start with "Small miss"/)
+  t.regex(mismatches('A hit takes 9.4 µs (BENCHMARKS.md, "Memory", "Small hit").', benchmarks)[0]!.problem, /no section "Memory"/)
+  t.deepEqual(uncited(`A hit takes 9.4 µs ${cite}. A miss takes 0.8 ms.`), ['README.md:1: 0.8 ms'])
 })

@@ -121,7 +121,7 @@ function memorySection(tmp) {
     for (const mode of ['async', 'sync']) { // the sync store leaves the entry the loads read
       out[`store-${mode}`] ??= {}
       if (peer === 'joblib' && mode === 'async') {
-        out[`store-${mode}`][peer] = { na: 'joblib has no async API' }
+        out[`store-${mode}`][peer] = { na: "joblib's async form (AsyncMemorizedFunc) blocks on its file work: see its sync row" }
         continue
       }
       log(`memory: ${peer} store ${mode}`)
@@ -130,7 +130,7 @@ function memorySection(tmp) {
     }
     for (const mode of ['sync', 'async', 'mmap']) {
       out[`load-${mode}`] ??= {}
-      const na = peer === 'node' && mode === 'mmap' ? 'Node has no mmap' : peer === 'joblib' && mode === 'async' ? 'joblib has no async API' : undefined
+      const na = peer === 'node' && mode === 'mmap' ? 'Node has no mmap' : peer === 'joblib' && mode === 'async' ? "joblib's async form (AsyncMemorizedFunc) blocks on its file work: see its sync row" : undefined
       if (!na) log(`memory: ${peer} load ${mode}`)
       out[`load-${mode}`][peer] = na ? { na } : memoryCase(peer, 'load', mode, dir)
     }
