@@ -294,6 +294,58 @@ const scenarios: Record<string, Scenario> = {
     }
   },
 
+  async 'a result over the limits on its own is returned, not stored, and evicts nothing; entryTooLarge says so'(t, place) {
+    // Three entries of 320 kB fit in 1 MB; one of 1.28 MB cannot, alone.
+    const cache = place.cache({ maxBytes: '1MB' })
+    const tooLarge: Any[] = []
+    cache.on('entryTooLarge', (info) => tooLarge.push(info))
+    const f = counted()
+    const fill = cache.createCachedFunc(f, { name: 'fill' })
+    for (const k of [1, 2, 3]) fill(k, 40_000)
+    t.deepEqual(values(fill(4, 160_000)).slice(0, 2), [4, 4], 'the call returns its result')
+    for (const k of [1, 2, 3]) fill(k, 40_000)
+    t.is(f.calls, 4, 'nothing evicted: the three entries still hit')
+    fill(4, 160_000)
+    if (place.options.localDir === undefined) {
+      t.is(f.calls, 5, 'not stored: computed again')
+      t.like(tooLarge[0], { functionName: 'fill', limit: 1_000_000, location: cache.path })
+      t.true(tooLarge[0].bytes > 1_280_000 && /^[0-9a-f]{64}$/.test(tooLarge[0].key), JSON.stringify(tooLarge[0]))
+      t.is(tooLarge.length, 2)
+    } else {
+      // maxBytes is the local tier's: the shared store keeps it, and answers it.
+      t.is(f.calls, 4, 'loaded from the store')
+      t.is(tooLarge.length, 0)
+    }
+    // maxEntryBytes holds on every tier, the shared store included.
+    const small = place.cache({ maxEntryBytes: '500kB' })
+    const seen: Any[] = []
+    small.on('entryTooLarge', (info) => seen.push(info))
+    const g = counted()
+    const big = small.createCachedFunc(g, { name: 'big' })
+    big(1, 80_000)
+    big(1, 80_000)
+    t.is(g.calls, 2, 'over maxEntryBytes: stored nowhere, computed each time')
+    t.like(seen[0], { functionName: 'big', limit: 500_000 })
+    t.is(seen.length, 2)
+    t.false(big.has(1, 80_000))
+    big(1, 100)
+    big(1, 100)
+    t.is(g.calls, 3, 'a small result is stored')
+  },
+
+  async 'each computed call counts one miss, under computeOnce too; a hit counts one hit'(t, place) {
+    const cache = place.cache({ computeOnce: true })
+    const f = counted()
+    const fill = cache.createCachedFunc(f, { name: 'fill' })
+    fill(1)
+    t.like(cache.stats(), { hits: 0, misses: 1 })
+    fill(1)
+    t.like(cache.stats(), { hits: 1, misses: 1 })
+    await cache.createCachedFunc(async (k: number) => new Float64Array(2).fill(k), { name: 'later' })(2)
+    t.like(cache.stats(), { hits: 1, misses: 2 })
+    t.is(f.calls, 1)
+  },
+
   async 'mmap and verify options load the same arrays on every tier'(t, place) {
     const f = counted()
     place.cache().createCachedFunc(f, { name: 'fill' })(7, 100_000)

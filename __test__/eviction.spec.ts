@@ -257,6 +257,34 @@ test('maxBytes and maxAge also take the command line\'s forms (\'1KB\', \'1.5KiB
   t.throws(() => cache.prune({ maxAge: 'later' }), { message: /prune: maxAge must be a number or a string such as 7d/ })
 })
 
+test('maxEntryBytes takes what maxBytes takes, and a bad one is a RangeError or TypeError naming it; prune does not take it', (t) => {
+  const dir = tempDir(t)
+  for (const maxEntryBytes of [1000, '1MB', '1.5KiB', Infinity, 0]) t.notThrows(() => new NumpyFuncCache(dir, { maxEntryBytes }))
+  t.throws(() => new NumpyFuncCache(dir, { maxEntryBytes: -1 }), { instanceOf: RangeError, message: /NumpyFuncCache: maxEntryBytes must be a non-negative number, got -1/ })
+  t.throws(() => new NumpyFuncCache(dir, { maxEntryBytes: Number.NaN }), { instanceOf: RangeError, message: /maxEntryBytes/ })
+  t.throws(() => new NumpyFuncCache(dir, { maxEntryBytes: '10 parsecs' }), { instanceOf: TypeError, message: /maxEntryBytes must be a number or a string such as/ })
+  t.throws(() => new NumpyFuncCache(dir, { maxEntryBytes: true as never }), { instanceOf: TypeError, message: /options.maxEntryBytes must be a number/ })
+  t.throws(() => new NumpyFuncCache(dir).prune({ maxEntryBytes: 1 } as never), { message: /unknown option 'maxEntryBytes'/ })
+})
+
+test('one result larger than maxBytes is not stored, writes no file and evicts nothing; the entries before it stay', (t) => {
+  const dir = tempDir(t)
+  // The issue's case: 1 MB, three entries of 320 kB, then one of 1.28 MB.
+  const { cache, f, state } = counted(dir, { maxBytes: '1MB' })
+  const seen: unknown[] = []
+  cache.on('entryTooLarge', (info) => seen.push(info))
+  const keys = [1, 2, 3].map((k) => storedKey(t, dir, () => f(k, 40_000)))
+  const before = readdirSync(dir).sort()
+  t.is(f(4, 160_000).length, 160_000)
+  t.deepEqual(readdirSync(dir).sort(), before, 'no file written, none removed')
+  t.true(keys.every((k) => hasFiles(dir, k)))
+  f(4, 160_000)
+  t.is(state.calls, 5, 'computed each time')
+  t.is(seen.length, 2)
+  t.like(cache.stats(), { entries: 3, misses: 5 })
+  t.like(seen[0], { functionName: 'filled', bytes: entrySize(dir, keys[0]) + 960_000, limit: 1_000_000, location: dir })
+})
+
 // ---------------------------------------------------------------- prune
 
 test('prune(limits) removes the least recently used, reporting progress up to the total', (t) => {

@@ -296,6 +296,8 @@ export interface LimitsArg {
   maxBytes?: number
   maxEntries?: number
   maxAge?: number
+  /** The largest entry stored (the cache's limits only). */
+  maxEntryBytes?: number
 }
 
 /** What a load found: a hit or not, and what it noticed. */
@@ -415,13 +417,27 @@ export declare function setMaxExternalLength(bytes: number): void
 export interface StoreOutcome {
   /** This store published the entry (not another writer, and it did not fail). */
   published: boolean
-  /** Least recently used entries evicted after it, to keep the limits. */
+  /**
+   * Least recently used entries evicted after it, to keep the limits,
+   * as the tier removed them.
+   */
   evicted: number
+  /** Set when the entry was not stored for being over a limit on its own. */
+  tooLarge?: TooLarge
   notes: Array<Note>
 }
 
 /** The schemes of object-store locations this build opens, e.g. `'s3'`. */
 export declare function storeSchemes(): Array<string>
+
+/**
+ * An entry not stored: its bytes, as the tier counts them, and the limit
+ * (`maxEntryBytes` or `maxBytes`) they are over.
+ */
+export interface TooLarge {
+  bytes: number
+  limit: number
+}
 
 export interface Totals {
   entries: number

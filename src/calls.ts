@@ -85,8 +85,15 @@ export class Calls {
 
   #stored(outcome: StoreOutcome, call: CallInfo): void {
     this.report(outcome.notes, 'store', call)
+    const { tooLarge } = outcome
+    if (tooLarge) {
+      const { key, functionName } = call
+      debug('not stored %s %s in %s: %d bytes, over its limit of %d', functionName || ANONYMOUS, shortKey(key), this.path, tooLarge.bytes, tooLarge.limit)
+      this.events.emit('entryTooLarge', { key, functionName, bytes: tooLarge.bytes, limit: tooLarge.limit, location: this.path })
+    }
     if (!debug.enabled) return
     if (outcome.published) debug('stored %s %s in %s', call.functionName || ANONYMOUS, shortKey(call.key), this.path)
+    // The count the tier reports having removed: never inferred from totals.
     if (outcome.evicted > 0) debug('evicted %d least recently used entries from %s to keep its limits', outcome.evicted, this.path)
   }
 

@@ -21,6 +21,7 @@ export type {
   CachedResult,
   ClearCacheOptions,
   EntryInfo,
+  TooLargeInfo,
   NumpyFuncCacheEvents,
   NumpyFuncCacheOptions,
   RemoteOptions,

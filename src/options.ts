@@ -56,23 +56,27 @@ function signalOf(options: Record<string, unknown>, where: string): AbortSignal 
 
 type Progress = (done: number, total: number) => void
 
+/** Limits a prune takes; a cache takes these and `maxEntryBytes` (a store's rule). */
 const LIMITS = ['maxBytes', 'maxEntries', 'maxAge'] as const
+const CACHE_LIMITS = [...LIMITS, 'maxEntryBytes'] as const
+const SIZES: readonly string[] = ['maxBytes', 'maxEntryBytes'] satisfies (typeof CACHE_LIMITS)[number][]
 
 /**
  * Non-negative limits, `Infinity` for none. `maxEntries` must be whole;
- * `maxBytes` is rounded down (sizes are whole bytes). `maxBytes` and
- * `maxAge` may be strings as the command line takes them ('10GB', '7d').
+ * sizes are rounded down (sizes are whole bytes). Sizes and `maxAge` may
+ * be strings as the command line takes them ('10GB', '7d').
  */
-function limitsOf(options: Record<string, unknown>, where: string): ResolvedLimits {
+function limitsOf(options: Record<string, unknown>, names: readonly (typeof CACHE_LIMITS)[number][], where: string): ResolvedLimits {
   const limits: ResolvedLimits = {}
-  for (const name of LIMITS) {
+  for (const name of names) {
     const given = options[name]
     if (given === undefined) continue
+    const size = SIZES.includes(name)
     let v: number
     if (typeof given === 'string' && name !== 'maxEntries') {
-      const parsed = name === 'maxBytes' ? parseSize(given) : parseAge(given)
+      const parsed = size ? parseSize(given) : parseAge(given)
       if (parsed === undefined) {
-        throw invalidArg(`${where}: ${name} must be a number or a string ${name === 'maxBytes' ? SIZE_FORMS : AGE_FORMS}, got ${describe(given)}`)
+        throw invalidArg(`${where}: ${name} must be a number or a string ${size ? SIZE_FORMS : AGE_FORMS}, got ${describe(given)}`)
       }
       v = parsed
     } else {
@@ -82,7 +86,7 @@ function limitsOf(options: Record<string, unknown>, where: string): ResolvedLimi
     if (!(v >= 0) || (whole && Number.isFinite(v) && !Number.isInteger(v))) {
       throw outOfRange(`${where}: ${name} must be a non-negative ${whole ? 'integer' : 'number'}, got ${v}`)
     }
-    limits[name] = name === 'maxBytes' ? Math.floor(v) : v
+    limits[name] = size ? Math.floor(v) : v
   }
   return limits
 }
@@ -145,7 +149,7 @@ function remoteOptionsOf(value: unknown, where: string): RemoteOptions {
 export function cacheSettings(given: unknown, options: NumpyFuncCacheOptions | undefined): CacheSettings {
   const where = 'NumpyFuncCache'
   const location = given === undefined ? defaultCacheDir() : pathOf(given, where, 'path', true)
-  const known = ['mmap', 'verify', 'computeOnce', 'localDir', 'remote', ...LIMITS] satisfies (keyof NumpyFuncCacheOptions)[]
+  const known = ['mmap', 'verify', 'computeOnce', 'localDir', 'remote', ...CACHE_LIMITS] satisfies (keyof NumpyFuncCacheOptions)[]
   const opts = checkOptions(options, known, where)
   if (opts.localDir === '') throw invalidArg(`${where}: options.localDir must not be empty`)
   return {
@@ -153,7 +157,7 @@ export function cacheSettings(given: unknown, options: NumpyFuncCacheOptions | u
     options: {
       mmap: optionOf<boolean>(opts, 'mmap', 'boolean', where),
       verify: optionOf<boolean>(opts, 'verify', 'boolean', where),
-      limits: limitsOf(opts, where),
+      limits: limitsOf(opts, CACHE_LIMITS, where),
       localDir: opts.localDir === undefined ? undefined : pathOf(opts.localDir, where, 'options.localDir'),
       remote: opts.remote === undefined ? undefined : remoteOptionsOf(opts.remote, where),
     },
@@ -241,7 +245,7 @@ export function pruneSettings(limits: unknown, options: PruneOptions | undefined
   if (limits !== undefined && (typeof limits !== 'object' || limits === null || Array.isArray(limits))) {
     throw invalidArg(`${where}: limits must be an object such as { maxBytes: '10GB', maxAge: '7d' }, got ${describe(limits)}`)
   }
-  const given = limits === undefined ? undefined : limitsOf(checkOptions(limits, LIMITS, where), where)
+  const given = limits === undefined ? undefined : limitsOf(checkOptions(limits, LIMITS, where), LIMITS, where)
   const opts = checkOptions(options, ['onProgress', 'signal'] satisfies (keyof PruneOptions)[], where)
   return { limits: given, ...jobOptionsOf(opts, where) }
 }

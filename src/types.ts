@@ -80,6 +80,7 @@ export interface ResolvedLimits {
   maxBytes?: number
   maxEntries?: number
   maxAge?: number
+  maxEntryBytes?: number
 }
 
 export interface ComputeOnceOptions {
@@ -104,6 +105,13 @@ export interface ComputeOnceOptions {
 }
 
 export interface NumpyFuncCacheOptions extends CacheLimits {
+  /**
+   * The largest entry stored, in bytes as `maxBytes` counts them (a number,
+   * or a string such as '100MB'). A larger result (or one larger than
+   * `maxBytes` on its own) is returned but not stored, evicts nothing, and
+   * an `entryTooLarge` event says so.
+   */
+  maxEntryBytes?: number | string
   /**
    * For an object-store location (`s3://bucket/prefix`): a local directory
    * used as a read-through tier, with this cache's limits, index and mmap.
@@ -234,9 +242,21 @@ export interface EntryInfo {
   functionName: string
 }
 
+/** Passed with `entryTooLarge` events. */
+export interface TooLargeInfo extends EntryInfo {
+  /** The entry's size, as the cache's limits count it. */
+  bytes: number
+  /** The limit it is over on its own: `maxEntryBytes`, or `maxBytes`. */
+  limit: number
+  /** Where it was not stored: the directory, or the store's URL. */
+  location: string
+}
+
 export interface NumpyFuncCacheEvents {
   /** Storing a computed result failed; the call still returned the result. */
   storeError: [error: Error, info: EntryInfo]
   /** An entry failed validation and was treated as a miss (it is recomputed and replaced). */
   damagedEntry: [error: Error, info: EntryInfo]
+  /** A computed result over `maxEntryBytes` (or `maxBytes`) on its own: returned, not stored, nothing evicted. */
+  entryTooLarge: [info: TooLargeInfo]
 }

@@ -10,6 +10,7 @@ import {
   type NdArray,
   NumpyFuncCache,
   readNpy,
+  type TooLargeInfo,
 } from '../../dist'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
@@ -100,6 +101,16 @@ cache.on('storeError', (error, info) => {
   expect<Equal<typeof error, Error>>()
   expect<Equal<typeof info.key, string>>()
 })
+cache.on('entryTooLarge', (info) => {
+  expect<Equal<typeof info, TooLargeInfo>>()
+  expect<Equal<[typeof info.bytes, typeof info.limit, typeof info.location], [number, number, string]>>()
+})
+new NumpyFuncCache('/tmp/nfc-types', { maxBytes: '1GB', maxEntryBytes: '100MB' })
+new NumpyFuncCache('/tmp/nfc-types', { maxEntryBytes: 1e8 })
+// @ts-expect-error maxEntryBytes is a size
+new NumpyFuncCache('/tmp/nfc-types', { maxEntryBytes: true })
+// @ts-expect-error a prune does not take it: it is a rule of stores
+cache.prune({ maxEntryBytes: 1e8 })
 
 // readNpy: a union without a class, the class given (checked at run time) with one.
 expect<Equal<ReturnType<typeof readNpy>['shape'], number[]>>()

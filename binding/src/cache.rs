@@ -20,7 +20,7 @@ use crate::jobs::{InlineProgress, RuntimeCallback, RuntimeProgress, StopFlag};
 use crate::memory::{self, ArrayMemory, JsThreadAlloc};
 use crate::values::{
     notes_of, rows_of, Answer, CacheOptions, ClearSummary, EntryArg, EntryRow, LimitsArg, Loaded, OwnedEntry,
-    PruneSummary, RemovedKeys, StoreOutcome, Totals, VerifySummary,
+    PruneSummary, RemovedKeys, StoreOutcome, TooLarge, Totals, VerifySummary,
 };
 
 type Shared = Arc<dyn Tier<ArrayMemory>>;
@@ -121,11 +121,12 @@ impl ToStore {
         let data = unsafe { self.data.get() };
         let array = NewArray { header: &self.header, data, entry: self.entry.borrow() };
         let stored = tier.store(&self.key, array, &mut notes).await?;
-        let evicted = match stored {
-            Stored::Published { evicted } => evicted as f64,
-            _ => 0.0,
+        let (evicted, too_large) = match stored {
+            Stored::Published { evicted } => (evicted as f64, None),
+            Stored::TooLarge { bytes, limit } => (0.0, Some(TooLarge { bytes: bytes as f64, limit: limit as f64 })),
+            Stored::AlreadyThere | Stored::Failed => (0.0, None),
         };
-        Ok(StoreOutcome { published: stored.is_published(), evicted, notes: notes_of(notes) })
+        Ok(StoreOutcome { published: stored.is_published(), evicted, too_large, notes: notes_of(notes) })
     }
 }
 

@@ -78,6 +78,8 @@ pub struct LimitsArg {
     pub max_bytes: Option<f64>,
     pub max_entries: Option<f64>,
     pub max_age: Option<f64>,
+    /// The largest entry stored (the cache's limits only).
+    pub max_entry_bytes: Option<f64>,
 }
 
 impl LimitsArg {
@@ -104,6 +106,7 @@ impl LimitsArg {
             max_bytes: count("maxBytes", self.max_bytes)?,
             max_entries: count("maxEntries", self.max_entries)?,
             max_age,
+            max_entry_bytes: count("maxEntryBytes", self.max_entry_bytes)?,
         })
     }
 }
@@ -307,9 +310,20 @@ impl Loaded {
 pub struct StoreOutcome {
     /// This store published the entry (not another writer, and it did not fail).
     pub published: bool,
-    /// Least recently used entries evicted after it, to keep the limits.
+    /// Least recently used entries evicted after it, to keep the limits,
+    /// as the tier removed them.
     pub evicted: f64,
+    /// Set when the entry was not stored for being over a limit on its own.
+    pub too_large: Option<TooLarge>,
     pub notes: Vec<Note>,
+}
+
+/// An entry not stored: its bytes, as the tier counts them, and the limit
+/// (`maxEntryBytes` or `maxBytes`) they are over.
+#[napi(object, object_from_js = false)]
+pub struct TooLarge {
+    pub bytes: f64,
+    pub limit: f64,
 }
 
 /// A yes or no, and what finding it noticed (`has`, `remove`).

@@ -10,11 +10,21 @@ pub struct Limits {
     pub max_entries: Option<u64>,
     /// Microseconds since last use after which an entry expires.
     pub max_age: Option<i64>,
+    /// The largest entry a store keeps (see [`Limits::refuses`]).
+    pub max_entry_bytes: Option<u64>,
 }
 
 impl Limits {
     pub fn is_none(&self) -> bool {
         *self == Limits::default()
+    }
+
+    /// The limit an entry of `bytes` (as the tier counts them) exceeds on
+    /// its own: `max_entry_bytes`, or `max_bytes`, which it could only
+    /// meet by evicting everything, itself included. Such an entry is not
+    /// stored, and evicts nothing.
+    pub fn refuses(&self, bytes: u64) -> Option<u64> {
+        [self.max_entry_bytes, self.max_bytes].into_iter().flatten().filter(|&max| bytes > max).min()
     }
 }
 
@@ -96,8 +106,12 @@ pub enum Wait {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
     /// Published; to keep the tier's limits, its least recently used
-    /// entries then went (`evicted` of them).
+    /// entries then went: `evicted` of them, as the tier removed them (not
+    /// as it planned to, nor as counts suggest).
     Published { evicted: u64 },
+    /// Not stored, and nothing evicted: the entry, `bytes` as the tier
+    /// counts them, is over `limit` on its own (see [`Limits::refuses`]).
+    TooLarge { bytes: u64, limit: u64 },
     /// A whole entry was there first (another writer's, or another version's): it stands.
     AlreadyThere,
     /// It could not be stored: a note says why (the call goes on without it).

@@ -64,6 +64,8 @@ macro_rules! conformance_suite {
             clear_removes_every_entry,
             a_job_asked_to_stop_stops_before_its_next_step,
             a_function_name_past_the_limit_is_refused,
+            an_entry_over_the_limits_on_its_own_is_not_stored_and_evicts_nothing,
+            a_computed_call_is_one_miss_however_many_loads_it_made,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -395,4 +397,44 @@ pub fn a_function_name_past_the_limit_is_refused(f: &dyn Fixture) {
         Ok(s) => assert_eq!(s, Stored::Failed),
     }
     assert!(load(tier.as_ref(), &key(1)).0.is_none());
+}
+
+pub fn an_entry_over_the_limits_on_its_own_is_not_stored_and_evicts_nothing(f: &dyn Fixture) {
+    // Three entries of 8 KB fit in 32 KB; one of 40 KB does not, alone.
+    let tier = f.tier(Limits { max_bytes: Some(32_000), ..Limits::default() });
+    for n in 1..=3 {
+        assert!(store(tier.as_ref(), &key(n), 1000, n as f64, ENTRY).is_published());
+    }
+    let stored = store(tier.as_ref(), &key(4), 5000, 1.0, ENTRY);
+    // A composition keeps it in the store, whose limits are not the cache's (see `Tiered`).
+    assert!(matches!(stored, Stored::TooLarge { limit: 32_000, .. } | Stored::Published { evicted: 0 }), "{stored:?}");
+    if let Stored::TooLarge { bytes, .. } = stored {
+        assert!(bytes > 40_000, "{stored:?}");
+    }
+    assert!((1..=3).all(|n| load(tier.as_ref(), &key(n)).0.is_some()), "nothing evicted");
+    // Over `max_entry_bytes`: stored nowhere, on every tier.
+    let tier = f.tier(Limits { max_entry_bytes: Some(10_000), ..Limits::default() });
+    let stored = store(tier.as_ref(), &key(5), 1300, 1.0, ENTRY);
+    assert!(matches!(stored, Stored::TooLarge { limit: 10_000, bytes } if bytes > 10_400), "{stored:?}");
+    assert!(load(tier.as_ref(), &key(5)).0.is_none() && !has(f.reopen().as_ref(), &key(5)));
+    assert!((1..=3).all(|n| has(tier.as_ref(), &key(n))), "nothing evicted");
+}
+
+pub fn a_computed_call_is_one_miss_however_many_loads_it_made(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let totals = || block_on(tier.totals(&mut go)).unwrap();
+    // A call under a lease loads, takes the lease, loads again, computes and stores.
+    assert!(load(tier.as_ref(), &key(1)).0.is_none());
+    assert!(load(tier.as_ref(), &key(1)).0.is_none());
+    store(tier.as_ref(), &key(1), 10, 1.0, ENTRY);
+    let after = totals();
+    assert_eq!((after.hits, after.misses), (0, 1), "{after:?}");
+    assert!(load(tier.as_ref(), &key(1)).0.is_some());
+    let after = totals();
+    assert_eq!((after.hits, after.misses), (1, 1), "{after:?}");
+    // Too large to keep, it was still computed: one miss.
+    let small = f.tier(Limits { max_entry_bytes: Some(100), ..Limits::default() });
+    assert!(matches!(store(small.as_ref(), &key(2), 100, 1.0, ENTRY), Stored::TooLarge { .. }));
+    let after = block_on(small.totals(&mut go)).unwrap();
+    assert!(after.misses >= 1, "{after:?}");
 }

@@ -26,6 +26,13 @@ pub struct NewArray<'a> {
     pub entry: NewEntry<'a>,
 }
 
+impl NewArray<'_> {
+    /// Bytes of the `.npy` it makes: its header and data.
+    pub fn npy_len(&self) -> u64 {
+        (self.header.encode().len() + self.data.len()) as u64
+    }
+}
+
 /// What [`Tier::load_on_disk`] found.
 #[derive(Debug)]
 pub enum OnDisk<B: Buffer> {
@@ -51,7 +58,12 @@ pub enum OnDisk<B: Buffer> {
 /// - `has` makes the checks a load makes (a large entry's data is not
 ///   read) and is not a use.
 /// - `store` is create-only: a whole entry already there (another
-///   writer's) stands, and the call says so.
+///   writer's) stands, and the call says so. An entry over the tier's
+///   limits on its own ([`Limits::refuses`]) is refused before anything is
+///   written, and evicts nothing. A store that publishes reports what its
+///   limits then evicted, as removed. Every store but a failed one counts
+///   one miss (a computed call), and a load's miss counts none: a call
+///   that loads twice (under a lease) is one miss.
 /// - `claim` follows [`crate::lease`]: one holder at a time, and a lease
 ///   held by this process says so whichever cache object took it.
 /// - Maintenance (`totals`, `entries`, `prune`, `verify`, `clear`,

@@ -137,6 +137,13 @@ pub struct Victim {
     pub last_used: i64,
 }
 
+/// What a removal removed: rows, and the bytes they counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
 /// Which SQLite journal the index uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Journal {
@@ -388,23 +395,26 @@ impl Index {
     /// one transaction, sparing a row used or stored anew since it was
     /// judged (`i64::MAX` spares none); then, under the write lock again,
     /// `unlink` for each key that has no row (one stored anew in between
-    /// keeps its files). Returns the removed rows' total bytes.
+    /// keeps its files). Returns the rows this call removed.
     pub fn remove<E: From<IndexError>>(
         &mut self,
         keys: &[(String, i64)],
         mut unlink: impl FnMut(&str) -> Result<(), E>,
-    ) -> Result<u64, E> {
+    ) -> Result<Removed, E> {
         let removed = self.write(|tx| {
             let mut delete = tx.prepare_cached(
                 // i64::MAX removes the row whatever it holds (even a damaged last use).
                 "DELETE FROM entries WHERE key = ?1 AND (?2 = 9223372036854775807 OR last_used <= ?2) RETURNING bytes",
             )?;
-            let mut bytes = 0u64;
+            let mut removed = Removed::default();
             for (key, judged) in keys {
                 let size: Option<i64> = delete.query_row(params![key, judged], |r| r.get(0)).optional()?;
-                bytes += size.map_or(0, to_u64);
+                if let Some(size) = size {
+                    removed.entries += 1;
+                    removed.bytes += to_u64(size);
+                }
             }
-            Ok(bytes)
+            Ok(removed)
         })?;
         let path = self.path.clone();
         self.write_with(|tx| -> Result<(), E> {

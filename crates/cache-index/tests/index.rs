@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use cache_index::{EntryRow, Index, IndexError, Journal, Limits, Totals, Victim};
+use cache_index::{EntryRow, Index, IndexError, Journal, Limits, Removed, Totals, Victim};
 
 fn row(key: &str, bytes: u64, last_used: i64) -> EntryRow {
     EntryRow {
@@ -45,7 +45,7 @@ fn totals_follow_inserts_replacements_and_removals() {
         unlinked.push(k.to_owned());
         Ok::<(), IndexError>(())
     });
-    assert_eq!(removed.unwrap(), 30);
+    assert_eq!(removed.unwrap(), Removed { entries: 1, bytes: 30 });
     // Files of keys the index never knew are removed too.
     assert_eq!(unlinked, ["a", "zzz"]);
     assert_eq!(index.totals().unwrap(), Totals { entries: 1, bytes: 50, hits: 0, misses: 0 });
@@ -228,13 +228,15 @@ fn a_removal_spares_a_row_used_or_stored_since_it_was_judged() {
     index.record(&[("a".to_owned(), 50)], 1, 0, None).unwrap();
     let mut unlinked = Vec::new();
     let judged: Vec<(String, i64)> = victims.iter().map(|v| (v.key.clone(), v.last_used)).collect();
-    index
+    let removed = index
         .remove(&judged, |k| {
             unlinked.push(k.to_owned());
             Ok::<(), IndexError>(())
         })
         .unwrap();
     assert_eq!(unlinked, ["b"]);
+    // Two chosen, one removed: what a store reports as evicted.
+    assert_eq!((victims.len(), removed.entries), (2, 1));
     assert_eq!(index.rows().unwrap().iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a"]);
 }
 

@@ -163,8 +163,11 @@ impl RemoteCache {
                 Lookup::Damaged(Error::Damaged { place: Place::Object(self.url_of(&path)), reason })
             }
         };
-        let counter = if matches!(lookup, Lookup::Hit(_)) { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        // A miss is counted by the store of what the call computed: a call
+        // that loads twice (under a lease) is one miss.
+        if let Lookup::Hit(_) = lookup {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(lookup)
     }
 
@@ -227,8 +230,23 @@ impl RemoteCache {
     /// Publishes `array` as the entry of `key`, create-only: if another
     /// writer was first, its entry stands, unless it is the damaged version
     /// a load of this process found. The caller's memory is sent as it is
-    /// (not copied), and not read after this returns.
+    /// (not copied), and not read after this returns. An entry over the
+    /// limits on its own is not sent. Each store but a failed one is a miss.
     pub async fn store(&self, key: &Key, array: NewArray<'_>) -> Result<Stored, Error> {
+        let stored = self.publish(key, array).await;
+        if let Ok(Stored::Published { .. } | Stored::AlreadyThere | Stored::TooLarge { .. }) = stored {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        stored
+    }
+
+    async fn publish(&self, key: &Key, array: NewArray<'_>) -> Result<Stored, Error> {
+        // Over the limits on its own: refused before any request (a prune
+        // would remove it, and everything else first).
+        let bytes = array.npy_len();
+        if let Some(limit) = self.limits.refuses(bytes) {
+            return Ok(Stored::TooLarge { bytes, limit });
+        }
         let record =
             EntryRecord::new(&array.entry, array.header, cache_core::data_digest(array.data), self.clock.now());
         record.encode_checked()?;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use cache_core::clock::us_since_epoch;
 use cache_core::progress::{self, Progress};
 use cache_core::{lock, ClearReport, Clock, EntryRow, Error, Limits, PruneReport, Stored, Totals, Wait};
-use cache_index::{Index, Journal};
+use cache_index::{Index, Journal, Removed};
 
 use crate::files::EntryFiles;
 use crate::fs_kind::{self, is_network_fs};
@@ -330,7 +330,7 @@ impl Bookkeeper {
             // Nothing placed: no row to record, and nothing to commit.
             match stored {
                 Stored::Published { .. } => Ok(()),
-                Stored::AlreadyThere | Stored::Failed => Err(Error::Stopped),
+                Stored::AlreadyThere | Stored::TooLarge { .. } | Stored::Failed => Err(Error::Stopped),
             }
         });
         self.counted(match (inserted, outcome.get()) {
@@ -344,15 +344,16 @@ impl Bookkeeper {
         })
     }
 
-    /// A store that found a whole entry there first: still a miss.
-    pub(crate) fn place_skipped(&self) -> Result<Stored, Error> {
-        self.counted(Ok(Stored::AlreadyThere))
+    /// A store that wrote nothing (a whole entry was there first, or this
+    /// one is too large): still a miss.
+    pub(crate) fn place_skipped(&self, stored: Stored) -> Result<Stored, Error> {
+        self.counted(Ok(stored))
     }
 
     /// Counts a store as a miss: a call computed its result (whether
-    /// this store or another writer's was first).
+    /// this store or another writer's was first, or it was not kept).
     fn counted(&self, stored: Result<Stored, Error>) -> Result<Stored, Error> {
-        if let Ok(Stored::Published { .. } | Stored::AlreadyThere) = stored {
+        if let Ok(Stored::Published { .. } | Stored::AlreadyThere | Stored::TooLarge { .. }) = stored {
             self.uses().misses += 1;
         }
         stored
@@ -360,7 +361,9 @@ impl Bookkeeper {
 
     /// Applies `limits` after a store; writes pending uses first so the
     /// eviction order is current; reconciles once a day.
-    /// Returns how many entries it chose to evict.
+    /// Returns how many entries it removed (not how many it chose: one
+    /// used or stored anew meanwhile is spared, and one another process
+    /// removed first is not counted).
     pub(crate) fn apply_limits(&self, limits: &Limits) -> Result<u64, Error> {
         let mut book = self.book();
         self.flush_into(&mut book, Wait::AsNeeded)?;
@@ -373,17 +376,17 @@ impl Bookkeeper {
             return Ok(0);
         }
         let victims = index.victims(limits, now)?;
-        if !victims.is_empty() {
-            self.remove_in(&mut book, &removals(&victims))?;
+        if victims.is_empty() {
+            return Ok(0);
         }
-        Ok(victims.len() as u64)
+        Ok(self.remove_in(&mut book, &removals(&victims))?.entries)
     }
 
     /// Removes entries (key, last use when judged; `i64::MAX` for any).
-    fn remove_in(&self, book: &mut Book, keys: &[(String, i64)]) -> Result<u64, Error> {
+    fn remove_in(&self, book: &mut Book, keys: &[(String, i64)]) -> Result<Removed, Error> {
         match self.index(book)? {
             Some(index) => index.remove(keys, |key| self.files.unlink(key)),
-            None => Ok(0),
+            None => Ok(Removed::default()),
         }
     }
 
@@ -443,10 +446,13 @@ impl Bookkeeper {
         let total = victims.len() as u64;
         // A stop asked for at the last report comes too late to spare anything: the prune is done.
         progress::step(progress, 0, total)?;
+        let mut done = 0;
         for batch in victims.chunks(REMOVE_BATCH) {
-            report.removed_bytes += self.remove_in(&mut self.book(), batch)?;
-            report.removed_entries += batch.len() as u64;
-            progress::step(progress, report.removed_entries, total)?;
+            let removed = self.remove_in(&mut self.book(), batch)?;
+            (report.removed_bytes, report.removed_entries) =
+                (report.removed_bytes + removed.bytes, report.removed_entries + removed.entries);
+            done += batch.len() as u64;
+            progress::step(progress, done, total)?;
         }
         if let Some(index) = self.index(&mut self.book())? {
             report.totals = index.totals()?;

@@ -136,15 +136,23 @@ impl CacheDir {
     /// of a newer version; a damaged one is replaced. Readers see the old
     /// entry or the new one, never a mix or a partial file. The files are
     /// renamed into place inside an index transaction that records the
-    /// entry, and then the cache's limits are applied.
+    /// entry, and then the cache's limits are applied. An entry over the
+    /// limits on its own is not written, and evicts nothing.
     pub fn store(&self, key: &str, header: &Header, data: &[u8], entry: &NewEntry) -> Result<Stored, Error> {
         check_key(key)?;
+        let now_us = self.clock().now_us();
+        // Over the limits on its own: refused before anything is read or
+        // written (storing it would evict every entry, then it).
+        let bytes = crate::write::entry_len(header, data, entry, now_us);
+        if let Some(limit) = self.limits.refuses(bytes) {
+            return self.books.place_skipped(Stored::TooLarge { bytes, limit });
+        }
         self.ensure_dir()?;
         let before = self.files.record_stamp(key);
         if before.is_some() && (self.files.is_newer(key) || matches!(self.files.check_whole(key), Checked::Whole)) {
-            return self.books.place_skipped();
+            return self.books.place_skipped(Stored::AlreadyThere);
         }
-        let prepared = self.files.prepare(key, header, data, entry, self.clock().now_us())?;
+        let prepared = self.files.prepare(key, header, data, entry, now_us)?;
         // Under the index's write lock: a record placed since it was judged
         // is another writer's, stored meanwhile, and it stands.
         let stored = self.books.place(&prepared, || self.files.record_stamp(key) == before)?;

@@ -47,6 +47,14 @@ impl Drop for Prepared<'_> {
     }
 }
 
+/// The bytes an entry's files take, as its index row counts them, known
+/// before anything is written: the `.npy`, and the record (whose digests
+/// have a fixed length, so zeros measure it).
+pub(crate) fn entry_len(header: &Header, data: &[u8], entry: &NewEntry, now_us: i64) -> u64 {
+    let record = EntryRecord::new(entry, header, [0; 32], cache_core::clock::time_of_us(now_us));
+    (header.encode().len() + data.len() + record.encode().len()) as u64
+}
+
 impl EntryFiles {
     /// Writes the entry of `key` (a checked key) under temporary names:
     /// the array straight from `data`, hashed meanwhile, then its record.
@@ -105,6 +113,11 @@ impl EntryFiles {
         record_file.write_all(&record).map_err(Error::io("write", &prepared.temp_record))?;
         let array_len = array_file.metadata().map_err(Error::io("inspect", &prepared.temp_array))?.len();
         prepared.row.bytes = array_len + record.len() as u64;
+        debug_assert_eq!(
+            prepared.row.bytes,
+            entry_len(header, data, entry, now_us),
+            "limits judge entries by entry_len"
+        );
         Ok(prepared)
     }
 }

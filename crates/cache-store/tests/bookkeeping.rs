@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use cache_core::progress::quiet;
-use cache_core::{Claim, Error, Limits, Lookup};
+use cache_core::{Claim, Error, Limits, Lookup, Stored};
 use cache_store::CacheDir;
 use common::*;
 
@@ -47,6 +47,30 @@ fn a_store_over_max_entries_evicts_the_least_recently_used() {
     assert_eq!(totals.entries, 2);
     assert_eq!(totals.misses, 3);
     assert_eq!(totals.hits, 3);
+}
+
+#[test]
+fn a_store_reports_the_entries_it_evicted_and_an_entry_over_max_bytes_evicts_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    store(&dir, 1);
+    let one = dir.stats().unwrap().bytes;
+    let data: Vec<u8> = (0..4).flat_map(|v: u32| (v as f64).to_le_bytes()).collect();
+    let put = |dir: &CacheDir, i: u32| dir.store(&key(i), &f8(&[4]), &data, &ND).unwrap();
+    // Exactly at the limit fits (it is judged as the index counts it); a byte under does not.
+    let exact = CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_bytes: Some(one), ..Limits::default() });
+    assert_eq!(put(&exact, 2), Stored::Published { evicted: 1 });
+    let under =
+        CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_bytes: Some(one - 1), ..Limits::default() });
+    assert_eq!(put(&under, 3), Stored::TooLarge { bytes: one, limit: one - 1 });
+    assert!(!has_files(tmp.path(), 3), "nothing written");
+    assert!(is_hit(&under, 2), "nothing evicted");
+    let two = CacheDir::open(tmp.path()).unwrap().with_limits(Limits { max_entries: Some(1), ..Limits::default() });
+    for i in 4..=5 {
+        store(&dir, i);
+    }
+    assert_eq!(put(&two, 6), Stored::Published { evicted: 3 });
+    assert_eq!(dir.stats().unwrap().entries, 1);
 }
 
 #[test]

@@ -11,5 +11,5 @@ mod open;
 mod tiered;
 
 pub use fail_open::{FailOpen, STORE_PAUSE};
-pub use open::{open, Options};
+pub use open::{open, shared_limits, Options};
 pub use tiered::Tiered;

@@ -30,6 +30,14 @@ pub struct Options {
     pub store: Option<Settings>,
 }
 
+/// The limits of the store behind a local tier, given the cache's: the
+/// cache's limits are the local tier's; `max_age` holds for the store's
+/// hits too (see `Tiered`), and `max_entry_bytes` for its stores (an entry
+/// over it is sent nowhere).
+pub fn shared_limits(limits: &Limits) -> Limits {
+    Limits { max_age: limits.max_age, max_entry_bytes: limits.max_entry_bytes, ..Limits::default() }
+}
+
 /// Opens `location`. Makes no request and creates nothing.
 pub fn open<B: Buffer>(location: &str, options: Options) -> Result<Arc<dyn Tier<B>>, Error> {
     let clock = Clock::system();
@@ -57,9 +65,7 @@ pub fn open<B: Buffer>(location: &str, options: Options) -> Result<Arc<dyn Tier<
         let label = store.location().to_owned();
         return Ok(Arc::new(FailOpen::new(store, label, Some(STORE_PAUSE))));
     };
-    // The limits are the local tier's; `max_age` holds for the store's hits too (see `Tiered`).
-    let store: Arc<dyn Tier<B>> =
-        Arc::new(store.with_limits(Limits { max_age: options.limits.max_age, ..Limits::default() }));
+    let store: Arc<dyn Tier<B>> = Arc::new(store.with_limits(shared_limits(&options.limits)));
     let label = store.location().to_owned();
     let local: Arc<dyn Tier<B>> = Arc::new(dir(local_dir)?);
     let local = Arc::new(FailOpen::new(local, format!("the local tier of {label}"), None));

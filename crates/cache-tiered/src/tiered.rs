@@ -84,6 +84,10 @@ impl<B: Buffer> Tier<B> for Tiered<B> {
 
     async fn store(&self, key: &Key, array: NewArray<'_>, notes: &mut Notes) -> Result<Stored, Error> {
         let shared = self.store.store(key, array, notes).await?;
+        if let Stored::TooLarge { .. } = shared {
+            // Over the per-entry limit both tiers keep (see `shared_limits`): not written locally either.
+            return Ok(shared);
+        }
         let local = self.local.store(key, array, notes).await?;
         // What was evicted, was evicted from the local tier (the store keeps no limits of its own on a store).
         Ok(match (shared, local) {

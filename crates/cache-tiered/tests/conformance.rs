@@ -35,7 +35,7 @@ impl LocalAndStore {
         let clock = Clock::system();
         let store: Arc<dyn ObjectStore> = self.mem.clone();
         let location = format!("mem://bucket/{PREFIX}");
-        let store_limits = Limits { max_age: limits.max_age, ..Limits::default() };
+        let store_limits = cache_tiered::shared_limits(&limits);
         let remote = RemoteCache::with_store(store, Path::from(PREFIX), &location)
             .with_clock(clock.clone())
             .with_limits(store_limits);
