@@ -7,8 +7,13 @@
 //!
 //! ```json
 //! {"format":2,"function":"embed","result":"ndarray","class":"Float64Array",
-//!  "created":"2026-11-27T15:33:58.123456Z","headerDigest":"<64 hex>","dataDigest":"<64 hex>"}
+//!  "created":"2026-11-27T15:33:58.123456Z","boot":"<16 hex>","headerDigest":"<64 hex>","dataDigest":"<64 hex>"}
 //! ```
+//!
+//! `boot` (optional: a directory's records have it, an object store's do
+//! not) is the boot of the machine that wrote the entry (`host::boot`):
+//! entries are not synced, so one of an earlier boot may have lost data in
+//! a crash, and its first hit checks all its data.
 //!
 //! Records of another `format` are not entries of this version: older ones
 //! read as misses (and are replaced by the next store), newer ones are left
@@ -77,6 +82,8 @@ pub struct EntryRecord {
     pub created: SystemTime,
     pub header_digest: Digest,
     pub data_digest: Digest,
+    /// The boot the entry was written in (a [`crate::host::boot`] tag), if noted.
+    pub boot: Option<String>,
     matched: MatchedHeader,
 }
 
@@ -124,6 +131,8 @@ struct Wire {
     result: ResultForm,
     class: String,
     created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot: Option<String>,
     header_digest: String,
     data_digest: String,
 }
@@ -145,8 +154,21 @@ impl EntryRecord {
             created,
             header_digest: header_digest(header),
             data_digest,
+            boot: None,
             matched: MatchedHeader::default(),
         }
+    }
+
+    /// The record noting that its entry was written in `boot`.
+    pub fn written_in(mut self, boot: Option<&str>) -> EntryRecord {
+        self.boot = boot.map(str::to_owned);
+        self
+    }
+
+    /// Whether the entry was written in `boot` (a known boot): only then is
+    /// its data known to be as written, whatever crashed since.
+    pub fn is_of_boot(&self, boot: Option<&str>) -> bool {
+        boot.is_some() && self.boot.as_deref() == boot
     }
 
     /// The record as written, if it fits the limits every tier can carry:
@@ -171,6 +193,7 @@ impl EntryRecord {
             result: self.result,
             class: self.class.name().to_owned(),
             created: humantime::format_rfc3339_micros(self.created).to_string(),
+            boot: self.boot.clone(),
             header_digest: hex(&self.header_digest),
             data_digest: hex(&self.data_digest),
         };
@@ -193,6 +216,9 @@ impl EntryRecord {
             .ok_or_else(|| invalid(format!("names an unknown class {:?}", wire.class)))?;
         let created = humantime::parse_rfc3339(&wire.created)
             .map_err(|e| invalid(format!("has a creation time {:?} that is not RFC 3339 ({e})", wire.created)))?;
+        if let Some(boot) = wire.boot.as_deref().filter(|b| !crate::host::is_tag(b)) {
+            return Err(invalid(format!("has a boot {boot:?} that is not 16 lower-case hex digits")));
+        }
         Ok(EntryRecord {
             function: wire.function,
             result: wire.result,
@@ -202,6 +228,7 @@ impl EntryRecord {
                 .ok_or_else(|| invalid("has a header digest that is not 64 hex digits".into()))?,
             data_digest: unhex(&wire.data_digest)
                 .ok_or_else(|| invalid("has a data digest that is not 64 hex digits".into()))?,
+            boot: wire.boot,
             matched: MatchedHeader::default(),
         })
     }
@@ -294,6 +321,15 @@ mod tests {
         assert!(text.contains("\"created\":\"2025-11-27T14:53:58.123456Z\""), "{text}");
         assert_eq!(EntryRecord::decode(text.as_bytes()).unwrap(), r);
         assert_eq!(r.check(&h, ByteOrder::NATIVE, Some(&[0; 48])), Ok(()));
+        // Without a boot the field is left out (an object store's records, older ones).
+        assert!(!text.contains("boot"), "{text}");
+        assert!(!r.is_of_boot(None) && !r.is_of_boot(Some("0123456789abcdef")));
+        let booted = r.written_in(Some("0123456789abcdef"));
+        let text = String::from_utf8(booted.encode()).unwrap();
+        assert!(text.contains("\"boot\":\"0123456789abcdef\""), "{text}");
+        let decoded = EntryRecord::decode(text.as_bytes()).unwrap();
+        assert_eq!(decoded, booted);
+        assert!(decoded.is_of_boot(Some("0123456789abcdef")) && !decoded.is_of_boot(Some("fedcba9876543210")));
     }
 
     #[test]
@@ -332,6 +368,7 @@ mod tests {
             ("typedarray", "list"),
             ("2025-", "Nov "),
             ("\"headerDigest\":\"", "\"headerDigest\":\"A"),
+            ("\"headerDigest\"", "\"boot\":\"0123\",\"headerDigest\""),
         ] {
             let edited = good.replacen(from, to, 1);
             assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))), "{edited}");
