@@ -82,8 +82,9 @@ pub struct EntryRecord {
     pub created: SystemTime,
     pub header_digest: Digest,
     pub data_digest: Digest,
-    /// The boot the entry was written in (a [`crate::host::boot`] tag), if noted.
-    pub boot: Option<String>,
+    /// The boot the entry was written in (a [`crate::host::boot`] tag's 16
+    /// hex digits as bytes: a record stays small), if noted.
+    pub boot: Option<[u8; 8]>,
     matched: MatchedHeader,
 }
 
@@ -159,16 +160,17 @@ impl EntryRecord {
         }
     }
 
-    /// The record noting that its entry was written in `boot`.
+    /// The record noting that its entry was written in `boot` (a tag as
+    /// [`crate::host::boot`] makes them; anything else notes no boot).
     pub fn written_in(mut self, boot: Option<&str>) -> EntryRecord {
-        self.boot = boot.map(str::to_owned);
+        self.boot = boot.and_then(boot_bytes);
         self
     }
 
     /// Whether the entry was written in `boot` (a known boot): only then is
     /// its data known to be as written, whatever crashed since.
     pub fn is_of_boot(&self, boot: Option<&str>) -> bool {
-        boot.is_some() && self.boot.as_deref() == boot
+        self.boot.is_some() && self.boot == boot.and_then(boot_bytes)
     }
 
     /// The record as written, if it fits the limits every tier can carry:
@@ -193,7 +195,7 @@ impl EntryRecord {
             result: self.result,
             class: self.class.name().to_owned(),
             created: humantime::format_rfc3339_micros(self.created).to_string(),
-            boot: self.boot.clone(),
+            boot: self.boot.map(|b| b.iter().map(|x| format!("{x:02x}")).collect()),
             header_digest: hex(&self.header_digest),
             data_digest: hex(&self.data_digest),
         };
@@ -216,9 +218,13 @@ impl EntryRecord {
             .ok_or_else(|| invalid(format!("names an unknown class {:?}", wire.class)))?;
         let created = humantime::parse_rfc3339(&wire.created)
             .map_err(|e| invalid(format!("has a creation time {:?} that is not RFC 3339 ({e})", wire.created)))?;
-        if let Some(boot) = wire.boot.as_deref().filter(|b| !crate::host::is_tag(b)) {
-            return Err(invalid(format!("has a boot {boot:?} that is not 16 lower-case hex digits")));
-        }
+        let boot = match wire.boot.as_deref() {
+            None => None,
+            Some(tag) => Some(
+                boot_bytes(tag)
+                    .ok_or_else(|| invalid(format!("has a boot {tag:?} that is not 16 lower-case hex digits")))?,
+            ),
+        };
         Ok(EntryRecord {
             function: wire.function,
             result: wire.result,
@@ -228,7 +234,7 @@ impl EntryRecord {
                 .ok_or_else(|| invalid("has a header digest that is not 64 hex digits".into()))?,
             data_digest: unhex(&wire.data_digest)
                 .ok_or_else(|| invalid("has a data digest that is not 64 hex digits".into()))?,
-            boot: wire.boot,
+            boot,
             matched: MatchedHeader::default(),
         })
     }
@@ -284,6 +290,18 @@ pub fn data_digest(data: &[u8]) -> Digest {
         hasher.update(data);
     }
     *hasher.finalize().as_bytes()
+}
+
+/// A boot tag's bytes, if `tag` is one (16 lower-case hex digits).
+fn boot_bytes(tag: &str) -> Option<[u8; 8]> {
+    if !crate::host::is_tag(tag) {
+        return None;
+    }
+    let mut out = [0; 8];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&tag[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 fn hex(d: &Digest) -> String {
