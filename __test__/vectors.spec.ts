@@ -103,9 +103,10 @@ test('records: an entry the package writes has the golden record of its data', (
     const [json] = readdirSync(cache.path).filter((n) => n.endsWith('.json'))
     const written = JSON.parse(readFileSync(join(cache.path, json), 'utf8'))
     const golden = JSON.parse(c.json)
-    // All but the time of the store, which is now.
-    t.deepEqual({ ...written, created: golden.created }, golden, c.function)
+    // All but the time of the store, which is now, and the boot, which is this one.
+    t.deepEqual({ ...written, created: golden.created, boot: golden.boot }, golden, c.function)
     t.regex(written.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/)
+    t.regex(written.boot, /^[0-9a-f]{16}$/)
   }
 })
 

@@ -2,7 +2,7 @@
 // memoize-fs, a plain Node cache, joblib.Memory and the raw limits on the same
 // data in one run, and writes BENCHMARKS.md and bench/chart.png. Sections of
 // their own come from bench/remote.mjs (the S3 tier against boto3 and the AWS
-// SDK) and bench/bookkeeping.mjs, each in a fresh process.
+// SDK), bench/bookkeeping.mjs and bench/reboot.mjs, each in a fresh process.
 //   node bench/run.mjs [--quick]   (--quick: small sizes, to check the harness)
 import { spawnSync, execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
@@ -364,6 +364,8 @@ if (remote.status !== 0) {
 }
 // The index's own costs, in a section of their own (spliced into BENCHMARKS.md).
 spawnSync(process.execPath, ['--expose-gc', join(here, 'bookkeeping.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
+// The first hit after a reboot against a normal hit, and a store against a synced one.
+spawnSync(process.execPath, ['--expose-gc', join(here, 'reboot.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 // Requests per object-store operation, the event loop under maintenance
 // calls, libuv's pool under pending remote calls, and the checks of async
 // calls' arguments: sections of their own.

@@ -42,6 +42,28 @@ pub fn name() -> String {
     name.chars().map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
 }
 
+/// Stands in for the kernel's boot id in [`boot`], for tests only: a test
+/// stores under one value and loads under another, as after a reboot.
+pub const TEST_BOOT_VAR: &str = "NFC_TEST_BOOT";
+
+/// This boot of this machine as records note it: 16 hex digits of BLAKE3
+/// over Linux's boot id (or [`TEST_BOOT_VAR`], read here only). None where
+/// the system names no boot: every record then counts as of an unknown boot.
+pub fn boot() -> Option<&'static str> {
+    static BOOT: OnceLock<Option<String>> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        let id = std::env::var_os(TEST_BOOT_VAR).map_or_else(boot_id, |v| v.into_encoded_bytes());
+        (!id.is_empty()).then(|| boot_tag_of(&id))
+    })
+    .as_deref()
+}
+
+fn boot_tag_of(id: &[u8]) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key("numpy-func-cache 2026-12 boot tag v1");
+    hasher.update(id);
+    hasher.finalize().to_hex()[..TAG_LEN].to_owned()
+}
+
 /// Linux's id of this boot: a pid is only the same process within one boot.
 fn boot_id() -> Vec<u8> {
     #[cfg(target_os = "linux")]
@@ -137,5 +159,12 @@ mod tests {
         assert_ne!(tag_of(b"ab", b"c", ns), tag_of(b"a", b"bc", ns));
         assert_eq!(tag_of(b"node1", boot, ns), tag_of(b"node1", boot, ns));
         assert!(tag().len() == 16 && tag().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn a_boot_is_a_tag_and_boots_differ() {
+        assert!(is_tag(&boot_tag_of(b"a")) && boot_tag_of(b"a") != boot_tag_of(b"b"));
+        #[cfg(target_os = "linux")]
+        assert!(boot().is_some_and(is_tag));
     }
 }

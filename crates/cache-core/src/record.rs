@@ -7,8 +7,13 @@
 //!
 //! ```json
 //! {"format":2,"function":"embed","result":"ndarray","class":"Float64Array",
-//!  "created":"2026-11-27T15:33:58.123456Z","headerDigest":"<64 hex>","dataDigest":"<64 hex>"}
+//!  "created":"2026-11-27T15:33:58.123456Z","boot":"<16 hex>","headerDigest":"<64 hex>","dataDigest":"<64 hex>"}
 //! ```
+//!
+//! `boot` (optional: a directory's records have it, an object store's do
+//! not) is the boot of the machine that wrote the entry (`host::boot`):
+//! entries are not synced, so one of an earlier boot may have lost data in
+//! a crash, and its first hit checks all its data.
 //!
 //! Records of another `format` are not entries of this version: older ones
 //! read as misses (and are replaced by the next store), newer ones are left
@@ -77,6 +82,9 @@ pub struct EntryRecord {
     pub created: SystemTime,
     pub header_digest: Digest,
     pub data_digest: Digest,
+    /// The boot the entry was written in (a [`crate::host::boot`] tag's 16
+    /// hex digits as bytes: a record stays small), if noted.
+    pub boot: Option<[u8; 8]>,
     matched: MatchedHeader,
 }
 
@@ -124,6 +132,8 @@ struct Wire {
     result: ResultForm,
     class: String,
     created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot: Option<String>,
     header_digest: String,
     data_digest: String,
 }
@@ -145,8 +155,22 @@ impl EntryRecord {
             created,
             header_digest: header_digest(header),
             data_digest,
+            boot: None,
             matched: MatchedHeader::default(),
         }
+    }
+
+    /// The record noting that its entry was written in `boot` (a tag as
+    /// [`crate::host::boot`] makes them; anything else notes no boot).
+    pub fn written_in(mut self, boot: Option<&str>) -> EntryRecord {
+        self.boot = boot.and_then(boot_bytes);
+        self
+    }
+
+    /// Whether the entry was written in `boot` (a known boot): only then is
+    /// its data known to be as written, whatever crashed since.
+    pub fn is_of_boot(&self, boot: Option<&str>) -> bool {
+        self.boot.is_some() && self.boot == boot.and_then(boot_bytes)
     }
 
     /// The record as written, if it fits the limits every tier can carry:
@@ -171,6 +195,7 @@ impl EntryRecord {
             result: self.result,
             class: self.class.name().to_owned(),
             created: humantime::format_rfc3339_micros(self.created).to_string(),
+            boot: self.boot.map(|b| b.iter().map(|x| format!("{x:02x}")).collect()),
             header_digest: hex(&self.header_digest),
             data_digest: hex(&self.data_digest),
         };
@@ -193,6 +218,13 @@ impl EntryRecord {
             .ok_or_else(|| invalid(format!("names an unknown class {:?}", wire.class)))?;
         let created = humantime::parse_rfc3339(&wire.created)
             .map_err(|e| invalid(format!("has a creation time {:?} that is not RFC 3339 ({e})", wire.created)))?;
+        let boot = match wire.boot.as_deref() {
+            None => None,
+            Some(tag) => Some(
+                boot_bytes(tag)
+                    .ok_or_else(|| invalid(format!("has a boot {tag:?} that is not 16 lower-case hex digits")))?,
+            ),
+        };
         Ok(EntryRecord {
             function: wire.function,
             result: wire.result,
@@ -202,6 +234,7 @@ impl EntryRecord {
                 .ok_or_else(|| invalid("has a header digest that is not 64 hex digits".into()))?,
             data_digest: unhex(&wire.data_digest)
                 .ok_or_else(|| invalid("has a data digest that is not 64 hex digits".into()))?,
+            boot,
             matched: MatchedHeader::default(),
         })
     }
@@ -259,6 +292,18 @@ pub fn data_digest(data: &[u8]) -> Digest {
     *hasher.finalize().as_bytes()
 }
 
+/// A boot tag's bytes, if `tag` is one (16 lower-case hex digits).
+fn boot_bytes(tag: &str) -> Option<[u8; 8]> {
+    if !crate::host::is_tag(tag) {
+        return None;
+    }
+    let mut out = [0; 8];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&tag[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 fn hex(d: &Digest) -> String {
     blake3::Hash::from_bytes(*d).to_hex().to_string()
 }
@@ -294,6 +339,15 @@ mod tests {
         assert!(text.contains("\"created\":\"2025-11-27T14:53:58.123456Z\""), "{text}");
         assert_eq!(EntryRecord::decode(text.as_bytes()).unwrap(), r);
         assert_eq!(r.check(&h, ByteOrder::NATIVE, Some(&[0; 48])), Ok(()));
+        // Without a boot the field is left out (an object store's records, older ones).
+        assert!(!text.contains("boot"), "{text}");
+        assert!(!r.is_of_boot(None) && !r.is_of_boot(Some("0123456789abcdef")));
+        let booted = r.written_in(Some("0123456789abcdef"));
+        let text = String::from_utf8(booted.encode()).unwrap();
+        assert!(text.contains("\"boot\":\"0123456789abcdef\""), "{text}");
+        let decoded = EntryRecord::decode(text.as_bytes()).unwrap();
+        assert_eq!(decoded, booted);
+        assert!(decoded.is_of_boot(Some("0123456789abcdef")) && !decoded.is_of_boot(Some("fedcba9876543210")));
     }
 
     #[test]
@@ -332,6 +386,7 @@ mod tests {
             ("typedarray", "list"),
             ("2025-", "Nov "),
             ("\"headerDigest\":\"", "\"headerDigest\":\"A"),
+            ("\"headerDigest\"", "\"boot\":\"0123\",\"headerDigest\""),
         ] {
             let edited = good.replacen(from, to, 1);
             assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))), "{edited}");

@@ -43,9 +43,9 @@ fn write(name: &str, value: &Value) {
 fn record_inputs() -> Vec<Value> {
     let f8: Vec<u8> = [1.5f64, -2.0, 0.0, 3.25, 1e300, -0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     vec![
-        json!({ "function": "embed", "result": "ndarray", "class": "Float64Array", "created": "2026-11-27T15:33:58.123456Z",
+        json!({ "function": "embed", "result": "ndarray", "class": "Float64Array", "created": "2026-11-27T15:33:58.123456Z", "boot": "5d1e0c7a9b3f2468",
                 "header": { "descr": "<f8", "shape": [2, 3], "fortranOrder": false }, "data": hex(&f8) }),
-        json!({ "function": "spectrum", "result": "typedarray", "class": "Float64Array", "created": "2026-01-01T00:00:00.000001Z",
+        json!({ "function": "spectrum", "result": "typedarray", "class": "Float64Array", "created": "2026-01-01T00:00:00.000001Z", "boot": "00000000000000ff",
                 "header": { "descr": "<f8", "shape": [6], "fortranOrder": false }, "data": hex(&f8) }),
         json!({ "function": "mask", "result": "ndarray", "class": "Uint8Array", "created": "2026-06-30T12:00:00.500000Z",
                 "header": { "descr": "|b1", "shape": [2, 2], "fortranOrder": true }, "data": "01000101" }),
@@ -66,7 +66,9 @@ fn record_of(case: &Value) -> (EntryRecord, Header, Vec<u8>) {
     let entry = NewEntry { function: s("function"), result, class: ArrayClass::from_name(s("class")).unwrap() };
     let created = humantime::parse_rfc3339(s("created")).unwrap();
     let data = unhex(s("data"));
-    (EntryRecord::new(&entry, &header, data_digest(&data), created), header, data)
+    // A directory's records note their boot; an object store's (and older ones) do not.
+    let record = EntryRecord::new(&entry, &header, data_digest(&data), created).written_in(case["boot"].as_str());
+    (record, header, data)
 }
 
 #[test]
@@ -82,7 +84,7 @@ fn entry_records_encode_decode_and_digest_as_the_golden_vectors_say() {
                 case
             })
             .collect();
-        let about = "Entry records: `json` is the record as written (<key>.json, and base64 in an object's metadata); the digests are BLAKE3 of the .npy header as the cache writes it and of the data.";
+        let about = "Entry records: `json` is the record as written (<key>.json, and base64 in an object's metadata); the digests are BLAKE3 of the .npy header as the cache writes it and of the data; `boot`, where given, is the boot tag a directory's record notes (an object store's records, and older ones, have none).";
         write("records.json", &json!({ "about": about, "format": cache_core::record::FORMAT, "cases": cases }));
     }
     let vectors = read("records.json");

@@ -72,6 +72,16 @@ END;
 CREATE TRIGGER IF NOT EXISTS entries_resized AFTER UPDATE OF bytes ON entries BEGIN
   UPDATE totals SET bytes = bytes - OLD.bytes + NEW.bytes;
 END;
+-- Arrays whose data was checked whole in a boot (see `Index::mark_checked`).
+-- Added without a new schema version: older versions ignore it.
+CREATE TABLE IF NOT EXISTS checked (
+  key TEXT PRIMARY KEY NOT NULL,
+  boot TEXT NOT NULL,
+  array TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS entries_unchecked AFTER DELETE ON entries BEGIN
+  DELETE FROM checked WHERE key = OLD.key;
+END;
 ";
 
 /// How long a process waits for another's write lock before failing.
@@ -316,6 +326,39 @@ impl Index {
         written
     }
 
+    /// Notes that the arrays of `marks` (key, boot, the array file's
+    /// identity as the caller spells it) had all their data checked in that
+    /// boot, so other processes of the boot need not check them again. With
+    /// `wait`, waits at most that long for another process's transaction.
+    pub fn mark_checked(
+        &mut self,
+        marks: &[(String, String, String)],
+        wait: Option<Duration>,
+    ) -> Result<(), IndexError> {
+        if let Some(wait) = wait {
+            self.conn.busy_timeout(wait).map_err(self.err())?;
+        }
+        let written = self.write(|tx| {
+            let mut mark =
+                tx.prepare_cached("INSERT OR REPLACE INTO checked (key, boot, array) VALUES (?1, ?2, ?3)")?;
+            for (key, boot, array) in marks {
+                mark.execute(params![key, boot, array])?;
+            }
+            Ok(())
+        });
+        if wait.is_some() {
+            self.conn.busy_timeout(BUSY_TIMEOUT).map_err(self.err())?;
+        }
+        written
+    }
+
+    /// The identity of the array of `key` as marked checked in boot `boot`, if it is.
+    pub fn checked_in(&self, key: &str, boot: &str) -> Result<Option<String>, IndexError> {
+        let mut q =
+            self.conn.prepare_cached("SELECT array FROM checked WHERE key = ?1 AND boot = ?2").map_err(self.err())?;
+        q.query_row([key, boot], |r| r.get(0)).optional().map_err(self.err())
+    }
+
     /// When `key` was last used, as far as the index knows.
     pub fn last_used(&self, key: &str) -> Result<Option<i64>, IndexError> {
         let mut q = self.conn.prepare_cached("SELECT last_used FROM entries WHERE key = ?1").map_err(self.err())?;
@@ -444,6 +487,7 @@ impl Index {
             ready()?;
             let empty = || -> rusqlite::Result<()> {
                 tx.execute("DELETE FROM entries", [])?;
+                tx.execute("DELETE FROM checked", [])?;
                 tx.execute("UPDATE totals SET entries = 0, bytes = 0, hits = 0, misses = 0", [])?;
                 Ok(())
             };
@@ -495,6 +539,7 @@ impl Index {
             }
             let dropped =
                 tx.execute("DELETE FROM entries WHERE key NOT IN (SELECT key FROM seen)", []).map_err(err)? as u64;
+            tx.execute("DELETE FROM checked WHERE key NOT IN (SELECT key FROM seen)", []).map_err(err)?;
             tx.execute("DELETE FROM seen", []).map_err(err)?;
             // The running totals are recounted from the rows: a wrong totals
             // row (edited, or from a damaged index) is set right here.

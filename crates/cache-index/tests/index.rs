@@ -378,3 +378,27 @@ fn a_wrong_totals_row_cannot_make_a_store_evict_everything_and_a_reconcile_sets_
     assert_eq!((adopted, dropped), (0, 0));
     assert_eq!(index.totals().unwrap(), Totals { entries: 3, bytes: 300, hits: 0, misses: 0 });
 }
+
+#[test]
+fn checked_marks_hold_for_their_boot_and_go_with_their_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    let mut index = open(&path);
+    add(&mut index, row("a", 10, 1));
+    add(&mut index, row("b", 10, 1));
+    let mark = |key: &str, array: &str| (key.to_owned(), "boot-1".to_owned(), array.to_owned());
+    let marks = [mark("a", "ino-1"), mark("b", "ino-2")];
+    index.mark_checked(&marks, None).unwrap();
+    // Another process of the boot reads them; another boot does not.
+    let other = open(&path);
+    assert_eq!(other.checked_in("a", "boot-1").unwrap().as_deref(), Some("ino-1"));
+    assert_eq!(other.checked_in("a", "boot-2").unwrap(), None);
+    // A removed entry's mark goes with its row; so do those a reconcile drops.
+    index.remove(&any(&["a"]), |_| Ok::<(), IndexError>(())).unwrap();
+    assert_eq!(index.checked_in("a", "boot-1").unwrap(), None);
+    index.reconcile(5, || Ok::<_, IndexError>(vec![]), |_| None).unwrap();
+    assert_eq!(index.checked_in("b", "boot-1").unwrap(), None);
+    index.mark_checked(&marks, None).unwrap();
+    index.clear(|| Ok::<(), IndexError>(()), |_| Ok::<(), IndexError>(())).unwrap();
+    assert_eq!(index.checked_in("b", "boot-1").unwrap(), None);
+}

@@ -77,6 +77,9 @@ pub(crate) struct Bookkeeper {
     uses: Mutex<Uses>,
     /// Whether the directory is on a network filesystem, once known.
     network: OnceLock<bool>,
+    /// Arrays checked whole because of an earlier boot, not yet marked in
+    /// the index: key to (boot, the array file's stamp as text).
+    checked: Mutex<HashMap<String, (String, String)>>,
 }
 
 /// What tells the index file from one that replaced it.
@@ -86,7 +89,14 @@ fn file_identity(m: &fs::Metadata) -> (u64, u64) {
 
 impl Bookkeeper {
     pub(crate) fn new(files: Arc<EntryFiles>, clock: Clock) -> Bookkeeper {
-        Bookkeeper { files, clock, book: Mutex::default(), uses: Mutex::default(), network: OnceLock::new() }
+        Bookkeeper {
+            files,
+            clock,
+            book: Mutex::default(),
+            uses: Mutex::default(),
+            network: OnceLock::new(),
+            checked: Mutex::default(),
+        }
     }
 
     pub(crate) fn clock(&self) -> &Clock {
@@ -207,6 +217,39 @@ impl Bookkeeper {
         }
     }
 
+    /// Whether the index marks the array of `key` with stamp `array` as
+    /// checked whole in `boot`. Never waits for another thread: if one is
+    /// in the index, the answer is no (and the hit checks the data).
+    pub(crate) fn checked_in(&self, key: &str, boot: &str, array: &str) -> bool {
+        let mut book = match self.book.try_lock() {
+            Ok(book) => book,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        let Ok(Some(index)) = self.index(&mut book) else { return false };
+        index.checked_in(key, boot).ok().flatten().as_deref() == Some(array)
+    }
+
+    /// Notes that the array of `key` with stamp `array` was checked whole
+    /// in `boot`; marked in the index with the next write of uses.
+    pub(crate) fn note_checked(&self, key: &str, boot: &str, array: String) {
+        lock(&self.checked).insert(key.to_owned(), (boot.to_owned(), array));
+    }
+
+    /// Marks the arrays noted as checked in the index. A failure is not the
+    /// caller's (a mark only saves other processes a check): they stay for
+    /// the next write, unless noted anew meanwhile.
+    fn mark_checked(&self, index: &mut cache_index::Index, busy_wait: Option<Duration>) {
+        let taken = std::mem::take(&mut *lock(&self.checked));
+        let marks: Vec<(String, String, String)> = taken.into_iter().map(|(k, (b, a))| (k, b, a)).collect();
+        if index.mark_checked(&marks, busy_wait).is_err() {
+            let mut checked = lock(&self.checked);
+            for (key, boot, array) in marks {
+                checked.entry(key).or_insert((boot, array));
+            }
+        }
+    }
+
     /// Takes what is recorded so far; None if nothing is.
     fn take_uses(&self) -> Option<Recorded> {
         let mut uses = self.uses();
@@ -238,12 +281,17 @@ impl Bookkeeper {
     }
 
     fn flush_into(&self, book: &mut Book, wait: Wait) -> Result<(), Error> {
-        let Some(taken) = self.take_uses() else { return Ok(()) };
         let busy_wait = match wait {
             Wait::Never => Some(Duration::ZERO),
             Wait::AtMost(d) => Some(d),
             Wait::AsNeeded => None,
         };
+        if !lock(&self.checked).is_empty() {
+            if let Ok(Some(index)) = self.index(book) {
+                self.mark_checked(index, busy_wait);
+            }
+        }
+        let Some(taken) = self.take_uses() else { return Ok(()) };
         let written = match self.index(book) {
             Ok(Some(index)) => index.record(&taken.pending, taken.hits, taken.misses, busy_wait).map_err(Error::from),
             // The directory is gone, and its entries with it.

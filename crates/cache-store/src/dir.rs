@@ -31,6 +31,8 @@ pub struct CacheDir {
     verify: Verify,
     map: bool,
     location: Arc<str>,
+    /// This boot, as records note it (`host::boot`; tests set another).
+    boot: Option<Arc<str>>,
 }
 
 impl CacheDir {
@@ -53,7 +55,8 @@ impl CacheDir {
         let location = root.display().to_string().into();
         let files = Arc::new(EntryFiles::new(Layout::new(root)));
         let books = Arc::new(Bookkeeper::new(files.clone(), clock));
-        Ok(CacheDir { files, books, limits: Limits::default(), verify: Verify::default(), map: false, location })
+        let boot = cache_core::host::boot().map(Arc::from);
+        Ok(CacheDir { files, books, limits: Limits::default(), verify: Verify::default(), map: false, location, boot })
     }
 
     /// The same directory with `limits` applied after each store.
@@ -77,6 +80,22 @@ impl CacheDir {
     pub fn with_map(mut self, map: bool) -> CacheDir {
         self.map = map;
         self
+    }
+
+    /// The same directory as seen from boot `boot` (a `host::boot` tag, or
+    /// None for a system that names no boot): for tests, which store in one
+    /// boot and load in another, as after a reboot.
+    #[doc(hidden)]
+    pub fn with_boot(mut self, boot: Option<&str>) -> CacheDir {
+        self.boot = boot.map(Arc::from);
+        self
+    }
+
+    /// How many hits of this handle checked all their data because their
+    /// entry was not known to be of this boot: for tests.
+    #[doc(hidden)]
+    pub fn boot_checks(&self) -> u64 {
+        self.files.boot_checks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn maps(&self) -> bool {
@@ -123,7 +142,13 @@ impl CacheDir {
         // A file another host unlinks can vanish under a mapping on a network
         // filesystem, and one it replaces may show cached attributes there.
         let network = self.books.on_network_fs();
-        let how = Reading { map: map && !network, verify: self.verify, keep: !network };
+        let how = Reading {
+            map: map && !network,
+            verify: self.verify,
+            keep: !network,
+            boot: self.boot.as_deref(),
+            books: Some(&self.books),
+        };
         let lookup = self.files.read(key, how, alloc);
         if let Lookup::Hit(_) = lookup {
             self.books.note_use(key);
@@ -143,7 +168,7 @@ impl CacheDir {
         let now_us = self.clock().now_us();
         // Over the limits on its own: refused before anything is read or
         // written (storing it would evict every entry, then it).
-        let bytes = crate::write::entry_len(header, data, entry, now_us);
+        let bytes = crate::write::entry_len(header, data, entry, now_us, self.boot.as_deref());
         if let Some(limit) = self.limits.refuses(bytes) {
             return self.books.place_skipped(Stored::TooLarge { bytes, limit });
         }
@@ -152,7 +177,7 @@ impl CacheDir {
         if before.is_some() && (self.files.is_newer(key) || matches!(self.files.check_whole(key), Checked::Whole)) {
             return self.books.place_skipped(Stored::AlreadyThere);
         }
-        let prepared = self.files.prepare(key, header, data, entry, now_us)?;
+        let prepared = self.files.prepare(key, header, data, entry, now_us, self.boot.as_deref())?;
         // Under the index's write lock: a record placed since it was judged
         // is another writer's, stored meanwhile, and it stands.
         let stored = self.books.place(&prepared, || self.files.record_stamp(key) == before)?;

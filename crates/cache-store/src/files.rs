@@ -6,6 +6,7 @@
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use cache_core::record::MAX_RECORD_LEN;
@@ -18,6 +19,8 @@ use crate::memo::{FileStamp, Memo};
 pub(crate) struct EntryFiles {
     pub(crate) layout: Layout,
     memo: Mutex<Memo>,
+    /// How many hits checked all their data because of an earlier boot: for tests.
+    pub(crate) boot_checks: AtomicU64,
 }
 
 /// Why a record could not be used.
@@ -36,7 +39,7 @@ pub(crate) enum RecordRead {
 
 impl EntryFiles {
     pub(crate) fn new(layout: Layout) -> EntryFiles {
-        EntryFiles { layout, memo: Mutex::default() }
+        EntryFiles { layout, memo: Mutex::default(), boot_checks: AtomicU64::new(0) }
     }
 
     pub(crate) fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {

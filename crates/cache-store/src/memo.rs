@@ -44,6 +44,15 @@ impl FileStamp {
             id: (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()),
         }
     }
+
+    /// The stamp as text, as the index keeps it.
+    pub(crate) fn text(&self) -> String {
+        let modified = self.modified.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_nanos());
+        #[cfg(unix)]
+        return format!("{} {modified:?} {:?}", self.len, self.id);
+        #[cfg(not(unix))]
+        return format!("{} {modified:?}", self.len);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +68,9 @@ pub(crate) struct Memoized {
     pub(crate) stamp: FileStamp,
     pub(crate) record: Arc<EntryRecord>,
     kept: Option<Arc<KeptArray>>,
+    /// The stamp of an array file whose data was checked whole against
+    /// this record in this boot (see `read`'s check of earlier boots).
+    checked: Option<FileStamp>,
 }
 
 /// A small array as a checked read found it, with the stamp of the file it
@@ -88,7 +100,19 @@ impl Memo {
                 self.remove(&old);
             }
         }
-        self.entries.insert(key.to_owned(), Memoized { stamp, record, kept: None });
+        self.entries.insert(key.to_owned(), Memoized { stamp, record, kept: None, checked: None });
+    }
+
+    /// Whether the array file of `stamp` was checked whole against `record`.
+    pub(crate) fn is_checked(&self, key: &str, record: &Arc<EntryRecord>, stamp: &FileStamp) -> bool {
+        self.entries.get(key).is_some_and(|m| Arc::ptr_eq(&m.record, record) && m.checked.as_ref() == Some(stamp))
+    }
+
+    /// Notes that the array file of `stamp` was checked whole against `record`.
+    pub(crate) fn set_checked(&mut self, key: &str, record: &Arc<EntryRecord>, stamp: FileStamp) {
+        if let Some(m) = self.entries.get_mut(key).filter(|m| Arc::ptr_eq(&m.record, record)) {
+            m.checked = Some(stamp);
+        }
     }
 }
 

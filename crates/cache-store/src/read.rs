@@ -4,15 +4,18 @@
 
 use std::fs;
 use std::io::{self, BufReader};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use cache_core::record::VERIFY_DATA_UP_TO;
 use cache_core::{Entry, EntryRecord, Error, LoadedArray, Lookup, Place};
 use npy_format::{AlignedBuf, Header};
 
+use crate::bookkeeping::Bookkeeper;
 use crate::files::{EntryFiles, RecordRead};
 use crate::fs_kind;
 use crate::layout;
-use crate::memo::KEEP_UP_TO;
+use crate::memo::{FileStamp, KEEP_UP_TO};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Verify {
@@ -24,12 +27,16 @@ pub enum Verify {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Reading {
+pub(crate) struct Reading<'a> {
     /// Map the array where it can be used in place.
     pub(crate) map: bool,
     pub(crate) verify: Verify,
     /// Keep small arrays in memory and serve repeated hits from there.
     pub(crate) keep: bool,
+    /// This boot (`host::boot`): a large entry of another checks all its data once.
+    pub(crate) boot: Option<&'a str>,
+    /// Where checks of earlier boots' entries are marked for other processes.
+    pub(crate) books: Option<&'a Bookkeeper>,
 }
 
 impl EntryFiles {
@@ -41,7 +48,7 @@ impl EntryFiles {
     pub(crate) fn read<B: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         key: &str,
-        how: Reading,
+        how: Reading<'_>,
         alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
     ) -> Lookup<B> {
         match self.read_once(key, how, alloc) {
@@ -55,10 +62,10 @@ impl EntryFiles {
     fn read_once<B: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         key: &str,
-        how: Reading,
+        how: Reading<'_>,
         alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
     ) -> Lookup<B> {
-        let Reading { map, verify, keep } = how;
+        let Reading { map, verify, keep, .. } = how;
         let path = self.layout.array(key);
         let damaged = |reason: String| Lookup::Damaged(Error::Damaged { place: Place::File(path.clone()), reason });
         let keep = keep && !map;
@@ -90,10 +97,23 @@ impl EntryFiles {
             Err(e) => return damaged(e.root().to_string()),
         };
         let data = array.data();
-        let checked_data = (verify == Verify::All || data.len() <= VERIFY_DATA_UP_TO).then_some(data);
+        let whole = verify == Verify::All || data.len() <= VERIFY_DATA_UP_TO;
+        // Entries are not synced: after a crash a file can keep its length
+        // and lose its data, so a large entry not known to be of this boot
+        // has all its data checked once (this mapped one too, before use).
+        let unsettled = !whole && !self.settled(key, &record, &meta, how);
+        let checked_data = (whole || unsettled).then_some(data);
         if let Err(reason) = record.check(array.header(), array.stored_order(), checked_data) {
             self.memo().remove(key);
             return damaged(reason);
+        }
+        if unsettled {
+            self.boot_checks.fetch_add(1, Ordering::Relaxed);
+            let stamp = FileStamp::of(&meta);
+            if let (Some(books), Some(boot)) = (how.books, how.boot) {
+                books.note_checked(key, boot, stamp.text());
+            }
+            self.memo().set_checked(key, &record, stamp);
         }
         if let LoadedArray::Read(read) = &array {
             if keep && data.len() <= KEEP_UP_TO {
@@ -103,6 +123,25 @@ impl EntryFiles {
         Lookup::Hit(Entry { array, record })
     }
 
+    /// Whether a large array's data needs no check: its record says it was
+    /// written in this boot, or its file (as `meta` says) was checked whole
+    /// in this boot, by this process or, as the index notes, another.
+    fn settled(&self, key: &str, record: &Arc<EntryRecord>, meta: &fs::Metadata, how: Reading<'_>) -> bool {
+        if record.is_of_boot(how.boot) {
+            return true;
+        }
+        let stamp = FileStamp::of(meta);
+        if self.memo().is_checked(key, record, &stamp) {
+            return true;
+        }
+        let (Some(books), Some(boot)) = (how.books, how.boot) else { return false };
+        let marked = books.checked_in(key, boot, &stamp.text());
+        if marked {
+            self.memo().set_checked(key, record, stamp);
+        }
+        marked
+    }
+
     /// Whether a load of `key` would hit, without reading a large array:
     /// the record and the array's header and length are checked, and a
     /// small array's data too (as a load checks it).
@@ -110,7 +149,7 @@ impl EntryFiles {
         let Ok(record) = self.read_record(key) else { return false };
         let Ok((file, meta)) = layout::open_regular(&self.layout.array(key)) else { return false };
         if meta.len() <= (VERIFY_DATA_UP_TO + 64 * 1024) as u64 {
-            let how = Reading { map: false, verify: Verify::Small, keep: false };
+            let how = Reading { map: false, verify: Verify::Small, keep: false, boot: None, books: None };
             return matches!(self.read(key, how, &mut AlignedBuf::zeroed), Lookup::Hit(_));
         }
         check_header(&record, BufReader::new(file), &meta).is_ok()

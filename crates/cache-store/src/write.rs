@@ -50,8 +50,8 @@ impl Drop for Prepared<'_> {
 /// The bytes an entry's files take, as its index row counts them, known
 /// before anything is written: the `.npy`, and the record (whose digests
 /// have a fixed length, so zeros measure it).
-pub(crate) fn entry_len(header: &Header, data: &[u8], entry: &NewEntry, now_us: i64) -> u64 {
-    let record = EntryRecord::new(entry, header, [0; 32], cache_core::clock::time_of_us(now_us));
+pub(crate) fn entry_len(header: &Header, data: &[u8], entry: &NewEntry, now_us: i64, boot: Option<&str>) -> u64 {
+    let record = EntryRecord::new(entry, header, [0; 32], cache_core::clock::time_of_us(now_us)).written_in(boot);
     (header.encode().len() + data.len() + record.encode().len()) as u64
 }
 
@@ -65,6 +65,7 @@ impl EntryFiles {
         data: &[u8],
         entry: &NewEntry,
         now_us: i64,
+        boot: Option<&str>,
     ) -> Result<Prepared<'a>, Error> {
         // Refused before anything is written (the record's own check follows, once it is made).
         if entry.function.len() > MAX_FUNCTION_NAME {
@@ -89,8 +90,8 @@ impl EntryFiles {
         let mut array_file = layout::create_new(&prepared.temp_array)?;
         let temp_array = &prepared.temp_array;
         // No fsync: a killed process cannot leave a partial file under a
-        // real name, and after an OS crash a short file fails the checks
-        // and reads as a miss.
+        // real name, and after an OS crash the record's boot makes the
+        // first hit check all the data (see `read`).
         let (digest, written) = std::thread::scope(|s| {
             // A large array is hashed on another thread while this one writes it.
             let hashing = (data.len() > VERIFY_DATA_UP_TO).then(|| s.spawn(|| record::data_digest(data)));
@@ -108,14 +109,16 @@ impl EntryFiles {
             (digest, written)
         });
         written?;
-        let record = EntryRecord::new(entry, header, digest, cache_core::clock::time_of_us(now_us)).encode_checked()?;
+        let record = EntryRecord::new(entry, header, digest, cache_core::clock::time_of_us(now_us))
+            .written_in(boot)
+            .encode_checked()?;
         let mut record_file = layout::create_new(&prepared.temp_record)?;
         record_file.write_all(&record).map_err(Error::io("write", &prepared.temp_record))?;
         let array_len = array_file.metadata().map_err(Error::io("inspect", &prepared.temp_array))?.len();
         prepared.row.bytes = array_len + record.len() as u64;
         debug_assert_eq!(
             prepared.row.bytes,
-            entry_len(header, data, entry, now_us),
+            entry_len(header, data, entry, now_us, boot),
             "limits judge entries by entry_len"
         );
         Ok(prepared)

@@ -262,7 +262,7 @@ fn the_record_holds_what_the_header_cannot_say_and_a_record_that_disagrees_is_da
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
     fields.sort();
-    assert_eq!(fields, ["class", "created", "dataDigest", "format", "function", "headerDigest", "result"]);
+    assert_eq!(fields, ["boot", "class", "created", "dataDigest", "format", "function", "headerDigest", "result"]);
     assert_eq!(
         (json["format"].as_u64(), json["result"].as_str(), json["class"].as_str()),
         (Some(2), Some("typedarray"), Some("Float64Array"))

@@ -130,3 +130,30 @@ fn a_location_opens_as_the_tier_it_names() {
             .unwrap();
     assert!(std::path::Path::new(relative.location()).is_absolute());
 }
+
+#[test]
+fn a_local_copy_that_lost_blocks_in_a_crash_is_not_a_hit_after_the_reboot_and_the_store_serves() {
+    use std::io::{Seek, SeekFrom, Write};
+    let (tmp, mem) = (tempfile::tempdir().unwrap(), Arc::new(InMemory::new()));
+    let key = Key([9; 32]);
+    // 1 MiB: past the size whose every hit checks its data.
+    let values: Vec<f64> = (0..1 << 17).map(f64::from).collect();
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let header = Header { dtype: Dtype::parse("<f8").unwrap(), shape: vec![values.len() as u64], fortran_order: false };
+    let in_boot = |boot: &str| {
+        let local: Arc<dyn Tier> = Arc::new(CacheDir::open(tmp.path()).unwrap().with_boot(Some(boot)));
+        Tiered::new(local, over(&mem))
+    };
+    let mut notes = Notes::new();
+    let array = NewArray { header: &header, data: &data, entry: ENTRY };
+    assert!(block_on(in_boot("aaaaaaaaaaaaaaaa").store(&key, array, &mut notes)).unwrap().is_published());
+    // The crash: the local copy keeps its length, its middle is zeros.
+    let npy = tmp.path().join(format!("{}.npy", key.hex()));
+    let mut file = std::fs::OpenOptions::new().write(true).open(&npy).unwrap();
+    file.seek(SeekFrom::Start(data.len() as u64 / 2)).unwrap();
+    file.write_all(&[0; 64 << 10]).unwrap();
+    drop(file);
+    let entry = block_on(in_boot("bbbbbbbbbbbbbbbb").load(&key, &mut zeroed, &mut notes)).unwrap().unwrap();
+    assert_eq!(entry.array.data(), &data[..], "the store's copy, not the lost one");
+    assert_eq!(notes.iter().map(|n| n.kind).collect::<Vec<_>>(), [NoteKind::Damaged]);
+}
