@@ -168,7 +168,7 @@ test('ls shows ages, and an empty directory as an empty cache without writing in
   t.is(r.status, 0, r.stderr)
   t.is(r.stdout, `no entries in ${empty}\n`)
   t.deepEqual(cliJson(t, 'ls', empty), [])
-  t.deepEqual(cliJson(t, 'stats', empty), { entries: 0, bytes: 0, hits: 0, misses: 0 })
+  t.deepEqual(cliJson(t, 'stats', empty), { entries: 0, bytes: 0, hits: 0, misses: 0, foreign: 0 })
   t.deepEqual(readdirSync(empty), [])
 })
 
@@ -202,6 +202,7 @@ test('prune --max-entries removes the least recently used entries and their file
     removedLeftovers: 0,
     entries: 2,
     bytes: kept[0].bytes + kept[1].bytes,
+    foreign: 0,
   })
   t.deepEqual(keysOnDisk(dir), kept.map((e) => e.key).sort())
   t.deepEqual(cache.entries(), kept)

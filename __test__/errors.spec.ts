@@ -106,7 +106,7 @@ test('clearCache({ removeDir: true }) with foreign files is ERR_NFC_NOT_EMPTY', 
   t.throws(() => cache.clearCache({ removeDir: true }), { code: ErrorCodes.NOT_EMPTY, message: /1 file\(s\)/ })
   // The index stays, so the directory still reads as a cache (the CLI and a new cache agree).
   t.true(existsSync(join(dir, '.numpy-func-cache-index.sqlite')))
-  t.deepEqual(new NumpyFuncCache(dir).stats(), { entries: 0, bytes: 0, hits: 0, misses: 0 })
+  t.deepEqual(new NumpyFuncCache(dir).stats(), { entries: 0, bytes: 0, hits: 0, misses: 0, foreign: 0 })
   t.deepEqual(readdirSync(dir).filter((n) => !n.startsWith('.numpy-func-cache-index')), ['notes.txt'])
 })
 

@@ -370,6 +370,7 @@ export interface PruneSummary {
   removedLeftovers: number
   entries: number
   bytes: number
+  foreign: number
 }
 
 /** Reads a .npy file into a fresh buffer (one copy, from the kernel). */
@@ -444,6 +445,8 @@ export interface Totals {
   bytes: number
   hits: number
   misses: number
+  /** What the listing skipped as not the cache's. */
+  foreign: number
 }
 
 export interface VerifySummary {

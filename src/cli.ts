@@ -42,8 +42,8 @@ function openCache(dir: string): NumpyFuncCache | null {
   throw new Error(`${dir} is not a numpy-func-cache directory (no cache index or entries in it); left it unchanged`)
 }
 
-const NO_STATS: CacheStats = { entries: 0, bytes: 0, hits: 0, misses: 0 }
-const NO_REPORT: PruneReport = { removedEntries: 0, removedBytes: 0, adopted: 0, dropped: 0, removedLeftovers: 0, entries: 0, bytes: 0 }
+const NO_STATS: CacheStats = { entries: 0, bytes: 0, hits: 0, misses: 0, foreign: 0 }
+const NO_REPORT: PruneReport = { removedEntries: 0, removedBytes: 0, adopted: 0, dropped: 0, removedLeftovers: 0, entries: 0, bytes: 0, foreign: 0 }
 
 function sizeArg(text: string): number {
   const bytes = parseSize(text)
@@ -83,6 +83,25 @@ function printable(text: string): string {
   )
 }
 
+/** Every line of `text` made printable (see `printable`), the line breaks kept. */
+function printableLines(text: string): string {
+  return text.split('\n').map(printable).join('\n')
+}
+
+/**
+ * Prints a line on stdout. Every line the command prints goes through
+ * here, or `fail`, or commander's output (configured below): names, keys
+ * and a store's error messages are another's text.
+ */
+function say(text: string): void {
+  process.stdout.write(`${printableLines(text)}\n`)
+}
+
+/** Prints an error line on stderr, made printable like every other line. */
+function fail(message: string): void {
+  process.stderr.write(`error: ${printableLines(message)}\n`)
+}
+
 /** '<f8 float64': the NumPy descr and its name. */
 function dtypeLabel(descr: string): string {
   const name = dtypeName(descr)
@@ -96,8 +115,9 @@ function columns(rows: string[][], right: number[]): string {
   return rows.map((row) => line(row).join('  ').trimEnd()).join('\n')
 }
 
+/** JSON on stdout; characters JSON leaves raw (C1 controls, bidi) as \u escapes, which read back the same. */
 function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+  say(JSON.stringify(value, null, 2))
 }
 
 interface JsonOption {
@@ -107,7 +127,7 @@ interface JsonOption {
 function ls(dir: string, opts: JsonOption & { progress?: boolean }): void {
   const entries = withBar(opts, 'reading', (onProgress) => openCache(dir)?.entries({ onProgress })) ?? []
   if (opts.json) return printJson(entries)
-  if (entries.length === 0) return console.log(`no entries in ${dir}`)
+  if (entries.length === 0) return say(`no entries in ${dir}`)
   const now = Date.now()
   let bytes = 0
   const rows = [['FUNCTION', 'SHAPE', 'DTYPE', 'SIZE', 'CREATED', 'LAST USED', 'KEY']]
@@ -123,8 +143,8 @@ function ls(dir: string, opts: JsonOption & { progress?: boolean }): void {
       printable(e.key.slice(0, 12)),
     ])
   }
-  console.log(columns(rows, [1, 3]))
-  console.log(`${count(entries.length, 'entry', 'entries')}, ${size(bytes)}`)
+  say(columns(rows, [1, 3]))
+  say(`${count(entries.length, 'entry', 'entries')}, ${size(bytes)}`)
 }
 
 function stats(dir: string, opts: JsonOption & { progress?: boolean }): void {
@@ -138,7 +158,8 @@ function stats(dir: string, opts: JsonOption & { progress?: boolean }): void {
     ['misses', s.misses.toLocaleString('en-US')],
     ['hit rate', lookups === 0 ? '-' : `${((100 * s.hits) / lookups).toFixed(1)}%`],
   ]
-  for (const [name, value] of rows) console.log(`${name.padEnd(10)}${value}`)
+  if (s.foreign) rows.push(['foreign', `${count(s.foreign, 'object', 'objects')} not the cache's, skipped`])
+  for (const [name, value] of rows) say(`${name.padEnd(10)}${value}`)
 }
 
 /**
@@ -208,11 +229,12 @@ function prune(dir: string, opts: PruneOpts, command: Command): void {
     bar?.stop()
   }
   if (opts.json) return printJson(report)
-  console.log(`removed ${count(report.removedEntries, 'entry', 'entries')} (${size(report.removedBytes)})`)
-  if (report.adopted) console.log(`adopted ${count(report.adopted, 'entry', 'entries')} missing from the index`)
-  if (report.dropped) console.log(`dropped ${count(report.dropped, 'index row', 'index rows')} whose files were gone`)
-  if (report.removedLeftovers) console.log(`removed ${count(report.removedLeftovers, 'leftover file', 'leftover files')}`)
-  console.log(`kept ${count(report.entries, 'entry', 'entries')} (${size(report.bytes)})`)
+  say(`removed ${count(report.removedEntries, 'entry', 'entries')} (${size(report.removedBytes)})`)
+  if (report.adopted) say(`adopted ${count(report.adopted, 'entry', 'entries')} missing from the index`)
+  if (report.dropped) say(`dropped ${count(report.dropped, 'index row', 'index rows')} whose files were gone`)
+  if (report.removedLeftovers) say(`removed ${count(report.removedLeftovers, 'leftover file', 'leftover files')}`)
+  say(`kept ${count(report.entries, 'entry', 'entries')} (${size(report.bytes)})`)
+  if (report.foreign) say(`left ${count(report.foreign, 'object', 'objects')} that are not the cache's`)
 }
 
 function verify(dir: string, opts: JsonOption & { dryRun?: boolean; progress?: boolean }): void {
@@ -228,8 +250,8 @@ function verify(dir: string, opts: JsonOption & { dryRun?: boolean; progress?: b
   if (report.damaged.length > 0) process.exitCode = 1
   if (opts.json) return printJson(report)
   const removed = opts.dryRun ? 'none removed (dry run)' : `removed ${count(report.removed, 'entry', 'entries')}`
-  console.log(`checked ${count(report.checked, 'entry', 'entries')}: ${report.damaged.length} damaged, ${removed}`)
-  for (const d of report.damaged) console.log(`  ${d.key.slice(0, 12)}  ${printable(d.reason)}`)
+  say(`checked ${count(report.checked, 'entry', 'entries')}: ${report.damaged.length} damaged, ${removed}`)
+  for (const d of report.damaged) say(`  ${d.key.slice(0, 12)}  ${printable(d.reason)}`)
 }
 
 function clear(dir: string, opts: JsonOption & { removeDir?: boolean }): void {
@@ -241,7 +263,7 @@ function clear(dir: string, opts: JsonOption & { removeDir?: boolean }): void {
   else if (removeDir) rmdirSync(dir)
   const result = { removed: true, removedEntries: before.entries, removedBytes: before.bytes, removedDir: removeDir }
   if (opts.json) return printJson(result)
-  console.log(`removed ${count(before.entries, 'entry', 'entries')} (${size(before.bytes)})${removeDir ? ` and ${dir}` : ''}`)
+  say(`removed ${count(before.entries, 'entry', 'entries')} (${size(before.bytes)})${removeDir ? ` and ${dir}` : ''}`)
 }
 
 /**
@@ -265,7 +287,7 @@ function rm(dir: string, keys: string[], opts: JsonOption & { function?: string 
   const removed = entries.filter((e) => chosen.has(e.key) && cache!.remove(e.key))
   const bytes = removed.reduce((sum, e) => sum + e.bytes, 0)
   if (opts.json) return printJson({ removedEntries: removed.length, removedBytes: bytes, keys: removed.map((e) => e.key) })
-  console.log(`removed ${count(removed.length, 'entry', 'entries')} (${size(bytes)})`)
+  say(`removed ${count(removed.length, 'entry', 'entries')} (${size(bytes)})`)
 }
 
 const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
@@ -275,6 +297,11 @@ const program = new Command('numpy-func-cache')
   .version(version)
   .exitOverride()
   .showHelpAfterError('(run numpy-func-cache --help for usage)')
+  // Its errors echo arguments as given. Set before the commands are made: they copy it.
+  .configureOutput({
+    writeOut: (text) => process.stdout.write(printableLines(text)),
+    writeErr: (text) => process.stderr.write(printableLines(text)),
+  })
 
 function command(name: string, description: string): Command {
   return program
@@ -316,7 +343,7 @@ try {
     process.exitCode = e.exitCode === 0 ? 0 : 2
   } else {
     // Anything else (a bad directory, a failing cache) is one line on stderr.
-    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`)
+    fail(e instanceof Error ? e.message : String(e))
     process.exitCode = 1
   }
 }

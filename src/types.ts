@@ -149,6 +149,12 @@ export interface CacheStats {
   hits: number
   /** Calls computed and stored. */
   misses: number
+  /**
+   * Objects under an object store's fan-out prefixes that are not the
+   * cache's (other names, or names that are not paths), which its listing
+   * skipped. 0 for a directory, whose totals come from its index.
+   */
+  foreign: number
 }
 
 /** One entry, as the cache's index records it. */
@@ -199,6 +205,8 @@ export interface PruneReport {
   /** What remains. */
   entries: number
   bytes: number
+  /** Objects the listing skipped as not the cache's (see `CacheStats.foreign`), left in place. */
+  foreign: number
 }
 
 export interface VerifyOptions {

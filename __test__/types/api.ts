@@ -82,7 +82,7 @@ cache.createCachedFunc(scaled, { ignoreThis: 'yes' })
 expect<Equal<ReturnType<typeof cache.verify>, { checked: number; damaged: { key: string; reason: string }[]; removed: number }>>()
 // @ts-expect-error verify takes { dryRun, onProgress }
 cache.verify({ dry: true })
-expect<Equal<ReturnType<typeof cache.stats>, { entries: number; bytes: number; hits: number; misses: number }>>()
+expect<Equal<ReturnType<typeof cache.stats>, { entries: number; bytes: number; hits: number; misses: number; foreign: number }>>()
 expect<Equal<ReturnType<typeof cache.entries>[number]['lastUsed'], Date>>()
 expect<Equal<ReturnType<typeof cache.prune>['removedEntries'], number>>()
 // The async forms resolve to what the sync forms return, and take a signal.

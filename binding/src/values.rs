@@ -346,11 +346,19 @@ pub struct Totals {
     pub bytes: f64,
     pub hits: f64,
     pub misses: f64,
+    /// What the listing skipped as not the cache's.
+    pub foreign: f64,
 }
 
 impl From<cache_core::Totals> for Totals {
     fn from(t: cache_core::Totals) -> Totals {
-        Totals { entries: t.entries as f64, bytes: t.bytes as f64, hits: t.hits as f64, misses: t.misses as f64 }
+        Totals {
+            entries: t.entries as f64,
+            bytes: t.bytes as f64,
+            hits: t.hits as f64,
+            misses: t.misses as f64,
+            foreign: t.foreign as f64,
+        }
     }
 }
 
@@ -395,6 +403,7 @@ pub struct PruneSummary {
     pub removed_leftovers: f64,
     pub entries: f64,
     pub bytes: f64,
+    pub foreign: f64,
 }
 
 impl From<cache_core::PruneReport> for PruneSummary {
@@ -407,6 +416,7 @@ impl From<cache_core::PruneReport> for PruneSummary {
             removed_leftovers: r.removed_leftovers as f64,
             entries: r.totals.entries as f64,
             bytes: r.totals.bytes as f64,
+            foreign: r.totals.foreign as f64,
         }
     }
 }

@@ -38,6 +38,10 @@ pub struct Totals {
     /// them (a directory: every process's; an object store: this process's).
     pub hits: u64,
     pub misses: u64,
+    /// What a listing of the tier skipped as not the cache's: objects
+    /// under an object store's fan-out prefixes with other names, or with
+    /// names that are not paths (0 where nothing was listed).
+    pub foreign: u64,
 }
 
 /// One entry as a listing sees it.

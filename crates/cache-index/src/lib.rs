@@ -373,19 +373,29 @@ impl Index {
                     bytes: to_u64(r.get(1)?),
                     hits: to_u64(r.get(2)?),
                     misses: to_u64(r.get(3)?),
+                    foreign: 0,
                 })
             })
             .map_err(self.err())
     }
 
     /// All rows, most recently used first: the reverse of eviction order.
+    /// Rows that do not read as rows (a value of the wrong type: an edited
+    /// index) are skipped; a reconcile drops them.
     pub fn rows(&self) -> Result<Vec<EntryRow>, IndexError> {
         let mut q = self
             .conn
             .prepare("SELECT key, function, dtype, shape, bytes, created, last_used FROM entries ORDER BY last_used DESC, key DESC")
             .map_err(self.err())?;
-        let rows = q.query_map([], row_of).map_err(self.err())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+        let rows = q.query_map([], |r| Ok(row_of(r).ok())).map_err(self.err())?;
+        rows.filter_map(Result::transpose).collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
+    /// Keys, as stored, of the rows that do not read as rows (see `rows`).
+    fn malformed(tx: &rusqlite::Transaction) -> rusqlite::Result<Vec<rusqlite::types::Value>> {
+        let mut q = tx.prepare("SELECT key, function, dtype, shape, bytes, created, last_used FROM entries")?;
+        let rows = q.query_map([], |r| Ok((r.get::<_, rusqlite::types::Value>(0)?, row_of(r).is_ok())))?;
+        rows.filter_map(|r| r.map(|(key, ok)| (!ok).then_some(key)).transpose()).collect()
     }
 
     /// Entries and bytes as the rows say, counted (not the running totals).
@@ -421,13 +431,17 @@ impl Index {
         let mut rows = q.query([]).map_err(self.err())?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(self.err())? {
-            let last_used: i64 = r.get(2).map_err(self.err())?;
+            // A row that is not the cache's is no victim: a reconcile drops it.
+            let (Ok(key), Ok(size), Ok(last_used)) = (r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2))
+            else {
+                continue;
+            };
             let expired = expired_before.is_some_and(|t| last_used < t);
             if !expired && !over(entries, bytes) {
                 break;
             }
-            let size = to_u64(r.get(1).map_err(self.err())?);
-            out.push(Victim { key: r.get(0).map_err(self.err())?, bytes: size, last_used });
+            let size = to_u64(size);
+            out.push(Victim { key, bytes: size, last_used });
             entries = entries.saturating_sub(1);
             bytes = bytes.saturating_sub(size);
         }
@@ -518,6 +532,12 @@ impl Index {
         self.write_with(|tx| {
             let err = sqlite_error(&path);
             let on_disk = scan()?;
+            // Rows that do not read go (an entry on disk under such a key is
+            // described anew); rows of keys not on disk, keys or not, go below.
+            let mut repaired = 0;
+            for key in Index::malformed(tx).map_err(err)? {
+                repaired += tx.execute("DELETE FROM entries WHERE key = ?1", [key]).map_err(err)? as u64;
+            }
             tx.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) WITHOUT ROWID", []).map_err(err)?;
             tx.execute("DELETE FROM seen", []).map_err(err)?;
             let mut added = 0;
@@ -537,8 +557,8 @@ impl Index {
                     }
                 }
             }
-            let dropped =
-                tx.execute("DELETE FROM entries WHERE key NOT IN (SELECT key FROM seen)", []).map_err(err)? as u64;
+            let dropped = repaired
+                + tx.execute("DELETE FROM entries WHERE key NOT IN (SELECT key FROM seen)", []).map_err(err)? as u64;
             tx.execute("DELETE FROM checked WHERE key NOT IN (SELECT key FROM seen)", []).map_err(err)?;
             tx.execute("DELETE FROM seen", []).map_err(err)?;
             // The running totals are recounted from the rows: a wrong totals

@@ -39,7 +39,7 @@ fn totals_follow_inserts_replacements_and_removals() {
     add(&mut index, row("a", 100, 1));
     add(&mut index, row("b", 50, 2));
     add(&mut index, row("a", 30, 3)); // replaces a
-    assert_eq!(index.totals().unwrap(), Totals { entries: 2, bytes: 80, hits: 0, misses: 0 });
+    assert_eq!(index.totals().unwrap(), Totals { entries: 2, bytes: 80, hits: 0, misses: 0, foreign: 0 });
     let mut unlinked = Vec::new();
     let removed = index.remove(&any(&["a", "zzz"]), |k| {
         unlinked.push(k.to_owned());
@@ -48,7 +48,7 @@ fn totals_follow_inserts_replacements_and_removals() {
     assert_eq!(removed.unwrap(), Removed { entries: 1, bytes: 30 });
     // Files of keys the index never knew are removed too.
     assert_eq!(unlinked, ["a", "zzz"]);
-    assert_eq!(index.totals().unwrap(), Totals { entries: 1, bytes: 50, hits: 0, misses: 0 });
+    assert_eq!(index.totals().unwrap(), Totals { entries: 1, bytes: 50, hits: 0, misses: 0, foreign: 0 });
     // Reopening keeps everything and does not report a creation.
     drop(index);
     let (index, created) = Index::open(&tmp.path().join("i.sqlite"), Journal::Wal).unwrap();
@@ -376,7 +376,39 @@ fn a_wrong_totals_row_cannot_make_a_store_evict_everything_and_a_reconcile_sets_
     let (adopted, dropped) =
         index.reconcile(10, || Ok::<_, IndexError>(vec!["a".into(), "b".into(), "c".into()]), |_| None).unwrap();
     assert_eq!((adopted, dropped), (0, 0));
-    assert_eq!(index.totals().unwrap(), Totals { entries: 3, bytes: 300, hits: 0, misses: 0 });
+    assert_eq!(index.totals().unwrap(), Totals { entries: 3, bytes: 300, hits: 0, misses: 0, foreign: 0 });
+}
+
+#[test]
+fn rows_of_the_wrong_types_are_skipped_never_fail_a_read_and_a_reconcile_drops_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("i.sqlite");
+    let mut index = open(&path);
+    add(&mut index, row("a", 100, 1));
+    add(&mut index, row("b", 100, 2));
+    // Edited by hand: a function that is a blob, a shape of 3 bytes, a last use that is text.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for edit in [
+        "INSERT INTO entries VALUES ('x', x'66', '<f8', x'', 8, 0, 3)",
+        "INSERT INTO entries VALUES ('y', 'f', '<f8', x'000000', 8, 0, 4)",
+        "INSERT INTO entries VALUES ('z', 'f', '<f8', x'', 8, 0, 'soon')",
+        "UPDATE entries SET last_used = 'later' WHERE key = 'b'",
+    ] {
+        conn.execute(edit, []).unwrap();
+    }
+    assert_eq!(index.rows().unwrap(), vec![row("a", 100, 1)]);
+    let limits = Limits { max_entries: Some(0), ..Limits::default() };
+    assert_eq!(
+        keys(&index.victims(&limits, 10).unwrap()),
+        ["a", "x", "y"],
+        "rows whose key, size or last use do not read are no victims"
+    );
+    // b is on disk: its row goes and it is described anew; the others are gone.
+    let (added, dropped) =
+        index.reconcile(10, || Ok::<_, IndexError>(vec!["a".into(), "b".into()]), |k| Some(row(k, 100, 7))).unwrap();
+    assert_eq!((added, dropped), (1, 4));
+    assert_eq!(index.rows().unwrap(), vec![row("b", 100, 7), row("a", 100, 1)]);
+    assert_eq!(index.totals().unwrap().entries, 2);
 }
 
 #[test]

@@ -14,7 +14,8 @@
 //! names objects, `record_meta` carries records, `opening` and `check`
 //! judge an object, `transfer` moves bytes (`lent` lends the caller's),
 //! `lease` is compute-once, `uses` keeps last uses, `maintenance` lists and
-//! prunes, and `tier` makes [`RemoteCache`] a [`cache_core::Tier`].
+//! prunes (`listing` lists past names that are not paths), and `tier` makes
+//! [`RemoteCache`] a [`cache_core::Tier`].
 
 #![warn(unreachable_pub)]
 
@@ -24,6 +25,7 @@ mod create_only;
 mod error;
 mod lease;
 mod lent;
+mod listing;
 mod location;
 mod maintenance;
 mod names;
@@ -43,6 +45,7 @@ use cache_core::{
     lock, Alloc, Claim, Clock, Entry, EntryRecord, Error, Filling, Key, Limits, LoadedArray, Lookup, NewArray, Place,
     Stored,
 };
+use object_store::list::PaginatedListStore;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
 
@@ -60,6 +63,8 @@ use uses::Uses;
 #[derive(Debug)]
 pub struct RemoteCache {
     store: Arc<dyn ObjectStore>,
+    /// The same store listed page by page (see `listing`); None for a store built by the caller.
+    paged: Option<listing::Paged>,
     names: Names,
     location: String,
     transfer: Transfer,
@@ -75,14 +80,16 @@ pub struct RemoteCache {
 impl RemoteCache {
     /// Opens `location` (`s3://bucket/prefix`, ...). Makes no request.
     pub fn open(location: &str, settings: &Settings) -> Result<RemoteCache, Error> {
-        let (store, prefix, transfer) = location::open(location, settings)?;
-        Ok(RemoteCache::with_store(store, prefix, location).with_transfer(transfer))
+        let (opened, prefix, transfer) = location::open(location, settings)?;
+        let cache = RemoteCache::with_store(opened.store, prefix, location).with_transfer(transfer);
+        Ok(cache.with_pages(opened.paged))
     }
 
     /// A cache under `prefix` of an already built store.
     pub fn with_store(store: Arc<dyn ObjectStore>, prefix: Path, location: &str) -> RemoteCache {
         RemoteCache {
             store,
+            paged: None,
             names: Names::new(prefix),
             location: location.trim_end_matches('/').to_owned(),
             transfer: Transfer::default(),
@@ -93,6 +100,12 @@ impl RemoteCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// The same cache listing `paged`, the same store as its own, page by page.
+    pub fn with_pages(mut self, paged: Arc<dyn PaginatedListStore>) -> RemoteCache {
+        self.paged = Some(listing::Paged(paged));
+        self
     }
 
     pub fn with_transfer(mut self, transfer: Transfer) -> RemoteCache {

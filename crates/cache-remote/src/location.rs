@@ -10,6 +10,7 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::list::PaginatedListStore;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
@@ -51,9 +52,20 @@ pub fn is_remote(location: &str) -> bool {
     SCHEMES.iter().any(|s| location.strip_prefix(s).is_some_and(|rest| rest.starts_with("://")))
 }
 
+/// A store built from a location, and the same store listed page by page.
+pub(crate) struct Opened {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) paged: Arc<dyn PaginatedListStore>,
+}
+
+fn opened<S: ObjectStore + PaginatedListStore>(store: S) -> Opened {
+    let store = Arc::new(store);
+    Opened { store: store.clone(), paged: store }
+}
+
 /// The store, the prefix under which the cache's objects live, and how
 /// objects are cut into requests there.
-pub(crate) fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn ObjectStore>, Path, Transfer), Error> {
+pub(crate) fn open(location: &str, settings: &Settings) -> Result<(Opened, Path, Transfer), Error> {
     let bad = |why: String| config(format!("{location:?} is not a usable object-store location: {why}"));
     let (scheme, rest) = location.split_once("://").ok_or_else(|| bad("it has no scheme".into()))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -63,7 +75,7 @@ pub(crate) fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn Objec
     let prefix =
         Path::parse(prefix.trim_end_matches('/')).map_err(|e| bad(format!("its prefix is not valid ({e})")))?;
     let retry = retry_config(settings);
-    let built: object_store::Result<Arc<dyn ObjectStore>> = match scheme {
+    let built: object_store::Result<Opened> = match scheme {
         "s3" => {
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
@@ -88,14 +100,14 @@ pub(crate) fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn Objec
             for (key, value) in client_defaults("AWS", settings) {
                 b = b.with_config(AmazonS3ConfigKey::Client(key), value);
             }
-            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            b.build().map(opened)
         }
         "gs" => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry);
             for (key, value) in client_defaults("GOOGLE", settings) {
                 b = b.with_config(GoogleConfigKey::Client(key), value);
             }
-            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            b.build().map(opened)
         }
         "az" => {
             let mut b = MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry);
@@ -108,7 +120,7 @@ pub(crate) fn open(location: &str, settings: &Settings) -> Result<(Arc<dyn Objec
             if let Some(v) = &settings.endpoint {
                 b = b.with_endpoint(v.clone());
             }
-            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            b.build().map(opened)
         }
         other => return Err(bad(format!("scheme {other:?} is not one of s3, gs, az"))),
     };

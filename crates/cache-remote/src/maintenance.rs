@@ -17,7 +17,7 @@ use object_store::{GetOptions, GetRange, ObjectStore};
 
 use crate::check::{self, Checked};
 use crate::names::Named;
-use crate::{lease, record_meta, uses, RemoteCache};
+use crate::{lease, listing, record_meta, uses, RemoteCache};
 
 /// An entry as a listing sees it.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ struct Listing {
     leases: Vec<(Path, SystemTime)>,
     /// Every object of the cache's, for `clear`.
     ours: Vec<Path>,
+    /// Objects under the fan-out prefixes that are not the cache's, skipped.
+    foreign: u64,
 }
 
 impl Listing {
@@ -63,17 +65,19 @@ impl RemoteCache {
     /// Lists the cache's 512 fan-out prefixes (entries and leases, use
     /// marks), `LIST_CONCURRENCY` at a time, reporting objects listed after
     /// each page. Objects elsewhere under the prefix are not the cache's
-    /// and are not listed.
+    /// and are not listed; those under the fan-out prefixes that are not
+    /// (other names, or names that are not paths) are skipped and counted.
     async fn list(&self, progress: &mut Progress<'_>) -> Result<Listing, Error> {
         let mut listing = Listing::default();
         let prefixes: Vec<Path> = self.names.fan_out_prefixes().collect();
-        let store = &self.store;
+        let (store, paged) = (&self.store, self.paged.as_ref());
         let mut pages = futures_util::stream::iter(prefixes)
-            .map(|p| store.list(Some(&p)).chunks(1000))
+            .map(|p| listing::pages(store, paged, &p))
             .flatten_unordered(LIST_CONCURRENCY);
         while let Some(page) = pages.next().await {
-            for meta in page {
-                let meta = meta.map_err(self.err("list the cache"))?;
+            let page = page.map_err(self.err("list the cache"))?;
+            listing.foreign += page.skipped;
+            for meta in page.objects {
                 let modified = SystemTime::from(meta.last_modified);
                 match self.names.name_of(&meta.location) {
                     Named::Entry(key) => {
@@ -84,7 +88,10 @@ impl RemoteCache {
                         listing.marks.insert(key, modified);
                     }
                     Named::Lease(_) => listing.leases.push((meta.location.clone(), modified)),
-                    Named::Foreign => continue,
+                    Named::Foreign => {
+                        listing.foreign += 1;
+                        continue;
+                    }
                 }
                 listing.ours.push(meta.location);
             }
@@ -101,9 +108,10 @@ impl RemoteCache {
     /// Entries and bytes from a listing (one LIST per 1,000 objects); hits
     /// and misses of this process.
     pub async fn totals(&self, progress: &mut Progress<'_>) -> Result<Totals, Error> {
-        let (entries, bytes) = self.list(progress).await?.totals();
+        let listing = self.list(progress).await?;
+        let (entries, bytes) = listing.totals();
         let (hits, misses) = self.counts();
-        Ok(Totals { entries, bytes, hits, misses })
+        Ok(Totals { entries, bytes, hits, misses, foreign: listing.foreign })
     }
 
     /// Every entry, most recently used first, with its function, dtype and
@@ -218,8 +226,8 @@ impl RemoteCache {
             }
         }
         self.delete_all(doomed, progress).await?;
-        report.totals = Totals { entries, bytes, hits: 0, misses: 0 };
-        (report.totals.hits, report.totals.misses) = self.counts();
+        let (hits, misses) = self.counts();
+        report.totals = Totals { entries, bytes, hits, misses, foreign: listing.foreign };
         Ok(report)
     }
 
@@ -261,10 +269,10 @@ impl RemoteCache {
     /// Removes every object the cache wrote under the prefix (entries, use
     /// marks, leases); objects it did not write are left.
     pub async fn clear(&self, progress: &mut Progress<'_>) -> Result<ClearReport, Error> {
-        let ours = self.list(progress).await?.ours;
+        let Listing { ours, foreign, .. } = self.list(progress).await?;
         let removed = ours.len() as u64;
         self.delete_all(ours, progress).await?;
-        Ok(ClearReport { removed, removed_dir: false, foreign: 0 })
+        Ok(ClearReport { removed, removed_dir: false, foreign })
     }
 
     async fn delete_all(&self, paths: Vec<Path>, progress: &mut Progress<'_>) -> Result<(), Error> {

@@ -213,3 +213,105 @@ fn a_changed_byte_in_any_block_is_caught_when_blocks_are_hashed_as_they_land() {
         }
     }
 }
+
+/// The in-memory store listed as S3 lists (a page of up to `max_keys`
+/// names after the offset or token, in order), with `foreign` names added
+/// that are not paths; each page's names are taken as paths as object_store's
+/// S3 client takes them, so one such name fails its whole page.
+#[derive(Debug)]
+struct ListedAsS3 {
+    mem: Arc<InMemory>,
+    foreign: Vec<String>,
+    requests: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl object_store::list::PaginatedListStore for ListedAsS3 {
+    async fn list_paginated(
+        &self,
+        prefix: Option<&str>,
+        opts: object_store::list::PaginatedListOptions,
+    ) -> object_store::Result<object_store::list::PaginatedListResult> {
+        use futures_util::TryStreamExt;
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = prefix.unwrap_or("");
+        let ours: Vec<object_store::ObjectMeta> = self.mem.list(None).try_collect().await?;
+        let mut names: Vec<String> = ours.iter().map(|m| m.location.to_string()).collect();
+        names.extend(self.foreign.iter().cloned());
+        names.retain(|n| n.starts_with(prefix));
+        names.sort();
+        let after = opts.page_token.or(opts.offset);
+        names.retain(|n| after.as_ref().is_none_or(|a| n > a));
+        let max = opts.max_keys.unwrap_or(1000);
+        let token = (names.len() > max).then(|| names[max - 1].clone());
+        names.truncate(max);
+        let objects = names
+            .iter()
+            .map(|n| {
+                let location = Path::parse(n)?;
+                let meta = ours.iter().find(|m| m.location == location).cloned();
+                let foreign = || object_store::ObjectMeta {
+                    location,
+                    last_modified: Default::default(),
+                    size: 1,
+                    e_tag: None,
+                    version: None,
+                };
+                Ok(meta.unwrap_or_else(foreign))
+            })
+            .collect::<object_store::Result<_>>()?;
+        let result = object_store::ListResult { common_prefixes: vec![], objects, extensions: Default::default() };
+        Ok(object_store::list::PaginatedListResult { result, page_token: token })
+    }
+}
+
+#[test]
+fn listings_skip_and_count_names_that_are_not_paths_and_every_maintenance_call_goes_on() {
+    let mem = Arc::new(InMemory::new());
+    let (header, data) = floats(4, 1.0);
+    // 300 entries in fan-out prefix ab, so the bad names sit among full pages.
+    let keys: Vec<Key> = (0..300u32).map(|i| Key::parse(&format!("ab{:062x}", i)).unwrap()).collect();
+    let foreign = vec![
+        "team/cache/ab/\u{1}bad".to_owned(),
+        format!("team/cache/ab/{}/../x", "0".repeat(64)),
+        "team/cache/ab//y".to_owned(),
+        "team/cache/uses/ab/./\u{1b}[31m\u{7}".to_owned(),
+        "team/cache/ab/notes.txt".to_owned(),
+    ];
+    let paged = Arc::new(ListedAsS3 { mem: mem.clone(), foreign: foreign.clone(), requests: Default::default() });
+    let cache = cache_over(&mem).with_pages(paged.clone());
+    for k in &keys {
+        assert!(store(&cache, k, &header, &data).is_published());
+    }
+    // The fake itself fails a page for one bad name, as object_store's S3 client does.
+    let whole = block_on(object_store::list::PaginatedListStore::list_paginated(
+        paged.as_ref(),
+        Some("team/cache/ab/"),
+        Default::default(),
+    ));
+    assert!(matches!(whole, Err(object_store::Error::InvalidPath { .. })));
+
+    let totals = block_on(cache.totals(&mut go)).unwrap();
+    assert_eq!((totals.entries, totals.foreign), (300, foreign.len() as u64));
+    // 512 prefixes, one request each without bad names; each bad name costs the narrowing down to it.
+    let requests = paged.requests.swap(0, std::sync::atomic::Ordering::Relaxed);
+    assert!(requests < 512 + 4 * 25, "{requests} requests");
+    eprintln!("a listing with 4 unparsable names took {requests} requests");
+    let rows = block_on(cache.entries(&mut go)).unwrap();
+    assert_eq!(rows.len(), 300);
+    assert!(rows.iter().all(|r| r.function == "embed"));
+    let report = block_on(cache.prune(Some(Limits { max_entries: Some(250), ..Limits::default() }), &mut go)).unwrap();
+    assert_eq!((report.removed_entries, report.totals.entries, report.totals.foreign), (50, 250, 5));
+    assert_eq!(block_on(cache.remove_function("embed", &mut go)).unwrap().len(), 250);
+    let verified = block_on(cache.verify(false, &mut go)).unwrap();
+    assert_eq!(verified.checked, 0);
+    for k in &keys[..3] {
+        store(&cache, k, &header, &data);
+    }
+    let cleared = block_on(cache.clear(&mut go)).unwrap();
+    assert_eq!((cleared.removed, cleared.foreign), (3, 5));
+    // The same store listed without pages: no bad name can be in it; other names are counted.
+    let plain = cache_over(&mem);
+    block_on(mem.put(&Path::from("team/cache/cd/notes.txt"), PutPayload::from_static(b"x"))).unwrap();
+    assert_eq!(block_on(plain.totals(&mut go)).unwrap().foreign, 1);
+}

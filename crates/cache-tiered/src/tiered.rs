@@ -154,7 +154,7 @@ impl<B: Buffer> Tier<B> for Tiered<B> {
     async fn clear(&self, remove_dir: bool, progress: &mut Progress<'_>) -> Result<ClearReport, Error> {
         let shared = self.store.clear(remove_dir, progress).await?;
         let local = self.local.clear(remove_dir, &mut cache_core::progress::quiet).await?;
-        Ok(ClearReport { removed: shared.removed + local.removed, ..local })
+        Ok(ClearReport { removed: shared.removed + local.removed, foreign: shared.foreign + local.foreign, ..local })
     }
 
     async fn flush(&self, wait: Wait) -> Result<(), Error> {
