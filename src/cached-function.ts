@@ -67,6 +67,7 @@ export function cachedFunction<F extends CacheableFunction>(
       // Waiting polls the entry: a damaged one was reported already.
       return runSync(waitOrCompute(once), {
         claim: () => calls.claim(key, once, true),
+        held: () => calls.leaseHeld(key, once),
         load: () => calls.load(key, name, false),
         compute: () => compute(this, args, key),
       })
@@ -99,6 +100,7 @@ export function cachedFunction<F extends CacheableFunction>(
       if (once === undefined) return compute(this, args, key)
       return runAsync(waitOrCompute(once), {
         claim: () => calls.claimAsync(key, once),
+        held: () => calls.leaseHeldAsync(key, once),
         load: () => calls.loadAsync(key, name, false),
         compute: () => compute(this, args, key),
       })
