@@ -152,7 +152,7 @@ enum Held {
 
 impl HeldObject {
     /// Deletes the lease in the background if it is still at version `ours`:
-    /// waiters poll for the entry, not the lease, and a lease left behind
+    /// waiters find the entry before they read the lease, and one left behind
     /// (the process exits first) only goes stale. Never a taker's version.
     fn delete_if_at(&self, ours: Option<String>) {
         let Some(ours) = ours else { return };
