@@ -8,6 +8,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { existsSync, promises as fsp, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { ErrorCodes, NumpyFuncCache } from '../dist'
 import { advanceClock } from '../dist/testing'
 import { tempDir } from './helpers'
@@ -49,6 +50,30 @@ function counted() {
 }
 
 const values = (a: unknown) => Array.from(a as Float64Array)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * A worker thread calling the sync cached function `fill` with computeOnce
+ * once all `workers` are ready. `shared` counts [ready, computed]; the
+ * computing one holds its lease until the others computed too (the defect)
+ * or 2 s passed.
+ */
+const THREAD = `
+const { workerData: d, parentPort } = require('node:worker_threads')
+const { NumpyFuncCache } = require(d.dist)
+const counts = new Int32Array(d.shared)
+const cache = new NumpyFuncCache(d.location, { ...d.options, computeOnce: { timeout: 600000 } })
+const f = cache.createCachedFunc((k) => {
+  Atomics.add(counts, 1, 1)
+  const until = Date.now() + 2000
+  while (Atomics.load(counts, 1) < d.workers && Date.now() < until) Atomics.wait(counts, 1, Atomics.load(counts, 1), 20)
+  return new Float64Array(4).fill(k)
+}, { name: 'fill', trackSource: false })
+Atomics.add(counts, 0, 1)
+Atomics.notify(counts, 0)
+while (Atomics.load(counts, 0) < d.workers) Atomics.wait(counts, 0, Atomics.load(counts, 0), 50)
+parentPort.postMessage(Array.from(f(7)))
+`
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [])
 
 /** The key of the only entry of `fn` stored by `call`. */
@@ -172,6 +197,26 @@ const scenarios: Record<string, Scenario> = {
     t.false(settled, 'while the holder was still computing: it did not wait for it')
     release()
     t.deepEqual(values(await pending), [5, 5])
+  },
+
+  async 'computeOnce across 4 worker threads calling a sync cached function: computed once, the others waited'(t, place) {
+    const workers = 4
+    const shared = new SharedArrayBuffer(8)
+    const workerData = { dist: join(__dirname, '..', 'dist'), location: place.location, options: place.options, shared, workers }
+    // The native core reads the process's own environment (not a worker's copy): the place's is set while they run.
+    const saved = { ...process.env }
+    Object.assign(process.env, place.env)
+    const results = await Promise.all(
+      Array.from({ length: workers }, () => {
+        const w = new Worker(THREAD, { eval: true, workerData })
+        return new Promise((resolve, reject) => w.once('message', resolve).once('error', reject))
+      }),
+    ).finally(() => {
+      for (const k of Object.keys(place.env)) if (saved[k] === undefined) delete process.env[k]
+      Object.assign(process.env, saved)
+    })
+    t.deepEqual(results, new Array(workers).fill([7, 7, 7, 7]))
+    t.is(new Int32Array(shared)[1], 1, 'computed by one thread; the others waited for its entry')
   },
 
   async 'computeOnce across processes computes once, and a SIGKILLed holder is taken over by exactly one'(t, place) {
@@ -358,6 +403,51 @@ const scenarios: Record<string, Scenario> = {
 
 /** Faults of an object store, injected through a proxy in front of it. */
 const faults: Record<string, Scenario> = {
+  async "a waiter reads the lease, at most a lease's length a poll, and writes nothing while its holder lives"(t, place) {
+    const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
+    t.teardown(() => proxy.close())
+    const named = { name: 'fill', trackSource: false }
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    let started = false
+    const holder = place.cache({ computeOnce: true }).createCachedFunc(async (k: number) => {
+      started = true
+      await gate
+      return new Float64Array(4).fill(k)
+    }, named)
+    const fn = counted()
+    const waiter = place.through!(proxy, { computeOnce: { timeout: 600_000 } }).createCachedFunc(async (k: number) => fn(k, 4), named)
+    const computing = holder(2)
+    while (!started) await sleep(5)
+    const waiting = waiter(2)
+    const lease = () => proxy.log.filter((r) => r.path.includes('.lease'))
+    while (lease().filter((r) => r.method === 'GET').length < 8) await sleep(5)
+    release()
+    t.deepEqual(values(await waiting), [2, 2, 2, 2])
+    await computing
+    t.is(fn.calls, 0, "the waiter got the holder's entry")
+    const writes = lease().filter((r) => r.method !== 'GET' && r.method !== 'HEAD')
+    t.true(writes.length === 1 && writes[0].method === 'PUT' && writes[0].status >= 400, `its one claim, refused, and no write while it waited: ${JSON.stringify(writes)}`)
+    const reads = lease().filter((r) => r.method === 'GET')
+    t.true(reads.every((r) => r.bytes <= 257), JSON.stringify(reads.map((r) => r.bytes)))
+  },
+
+  async "a lease object past a lease's length is read only that far, and is no lease: taken over at once"(t, place) {
+    const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
+    t.teardown(() => proxy.close())
+    const cache = place.cache()
+    const fn = counted()
+    const named = { name: 'fill', trackSource: false }
+    const key = keyStoredBy(cache, () => cache.createCachedFunc(fn, named)(1))
+    cache.remove(key)
+    await place.plantLease(key, `0123456789abcdef 4242 10000000000000000 elsewhere\n${' '.repeat(4 << 20)}`)
+    const waiter = place.through!(proxy, { computeOnce: { staleAfter: 600_000, signal: AbortSignal.timeout(60_000) } })
+    t.deepEqual(values(await waiter.createCachedFunc(async (k: number) => fn(k), named)(1)), new Array(8).fill(1))
+    t.is(fn.calls, 2, 'taken over and computed, not waited for')
+    const reads = proxy.log.filter((r) => r.path.includes('.lease') && r.method === 'GET')
+    t.true(reads.length >= 1 && reads.every((r) => r.bytes <= 257), JSON.stringify(reads))
+  },
+
   async 'the store gone: calls compute and return, storeError says why, and the store is skipped for a while'(t, place) {
     const proxy = await startFaultProxy(place.options.remote?.endpoint ?? azurite.url)
     const cache = place.through!(proxy, { remote: { maxRetries: 1, retryTimeout: 500 } })

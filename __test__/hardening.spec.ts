@@ -14,6 +14,7 @@ import {
   statSync,
   symlinkSync,
   unlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs'
 import { join } from 'node:path'
@@ -234,6 +235,32 @@ test('the cache directory removed while in use: the next call computes and recre
   t.is(state.calls, 2)
   t.deepEqual(await g(1), new Int32Array([1]))
   t.is(entryFiles(dir).length, 4, 'both entries were stored again')
+})
+
+test('a lease promising forever, untouched for 30 days, is broken past the ceiling: a computeOnce call takes it, prune and clearCache remove it', async (t) => {
+  const dir = join(tempDir(t), 'cache')
+  const cache = new NumpyFuncCache(dir, { computeOnce: { signal: AbortSignal.timeout(60_000) } })
+  let calls = 0
+  const f = cache.createCachedFunc(async (k: number) => (calls++, new Float64Array(2).fill(k)), { name: 'fill', trackSource: false })
+  await f(1)
+  const [{ key }] = cache.entries()
+  cache.remove(key)
+  const lease = join(dir, `.${key}.lock`)
+  const plant = () => {
+    writeFileSync(lease, '0123456789abcdef 4242 10000000000000000 elsewhere\n')
+    const monthAgo = new Date(Date.now() - 30 * 24 * 3600 * 1000)
+    utimesSync(lease, monthAgo, monthAgo)
+  }
+  plant()
+  t.deepEqual(await f(1), new Float64Array([1, 1]))
+  t.is(calls, 2, 'computed, not waited for forever')
+  cache.remove(key)
+  plant()
+  t.true(cache.prune().removedLeftovers >= 1)
+  t.false(existsSync(lease), 'prune removed it')
+  plant()
+  cache.clearCache()
+  t.false(existsSync(lease), 'clearCache removed it')
 })
 
 test('file descriptors exhausted: the call returns its result, and the cache works again once descriptors free up', (t) => {

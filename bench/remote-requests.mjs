@@ -97,6 +97,20 @@ rows.push([
   'miss with computeOnce, 8 KiB',
   await requestsOf(() => fresh('s3://bench/b', { computeOnce: true }).createCachedFunc(fill)(1024, 2)),
 ])
+// Another machine computes for WAIT_S (its requests go straight to the server, uncounted); this one waits for its entry.
+const WAIT_S = 3
+let started
+const computing = new Promise((r) => (started = r))
+const slow = { name: 'slow', trackSource: false }
+const holding = new NumpyFuncCache('s3://bench/w', { remote: { ...remote, endpoint: server.endpoint }, computeOnce: true })
+  .createCachedFunc(async (n) => (started(), await new Promise((r) => setTimeout(r, WAIT_S * 1000)), new Float64Array(n).fill(4)), slow)
+const held = holding(1024)
+await computing
+rows.push([
+  `wait with computeOnce for another machine's computation of ${WAIT_S} s, 8 KiB`,
+  await requestsOf(() => fresh('s3://bench/w', { computeOnce: true }).createCachedFunc(async (n) => new Float64Array(n).fill(5), slow)(1024)),
+])
+await held
 rows.push(['miss, 256 MiB', await requestsOf(() => fresh('s3://bench/c').createCachedFunc(fill)(32 << 20, 3))])
 rows.push(['hit, 256 MiB', await requestsOf(() => fresh('s3://bench/c').createCachedFunc(fill)(32 << 20, 3))])
 rows.push(['has(), 256 MiB (its data is not read)', await requestsOf(() => fresh('s3://bench/c').createCachedFunc(fill).has(32 << 20, 3))])

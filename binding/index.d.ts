@@ -67,6 +67,12 @@ export declare class Cache {
    */
   claim(key: string, staleAfterMs: number): ComputeLease | LeaseHolder | NoLease
   claimAsync(key: string, staleAfterMs: number): Promise<ComputeLease | LeaseHolder | NoLease>
+  /**
+   * Whether a live holder still has the lease of `key` (a read only):
+   * what a waiter polls, claiming again once it is false.
+   */
+  leaseHeld(key: string, staleAfterMs: number): boolean
+  leaseHeldAsync(key: string, staleAfterMs: number): Promise<boolean>
   /** Entries, bytes, hits and misses. */
   stats(onProgress?: ((arg0: number, arg1: number) => void) | undefined | null, stop?: StopFlag | undefined | null): Totals
   statsAsync(onProgress?: (done: number, total: number) => void, stop?: StopFlag | undefined | null): Promise<Totals>
@@ -286,6 +292,8 @@ export interface LeaseHolder {
   /** `<host tag> <pid>`. */
   holder: string
   thisProcess: boolean
+  /** The holder is (or may be) the calling JS thread: a synchronous wait would never end. */
+  thisThread: boolean
 }
 
 /**

@@ -77,6 +77,7 @@ export function cachedFunction<F extends CacheableFunction>(
       // Waiting polls the entry: a damaged one was reported already.
       return runSync(waitOrCompute(once), {
         claim: () => calls.claim(key, once, true),
+        held: () => calls.leaseHeld(key, once),
         load: () => calls.load(key, name, false),
         compute: () => compute(this, args, key),
       })
@@ -126,6 +127,7 @@ export function cachedFunction<F extends CacheableFunction>(
     if (once === undefined) return compute(self, args, key)
     return (await runAsync(waitOrCompute(once), {
       claim: () => calls.claimAsync(key, once),
+      held: () => calls.leaseHeldAsync(key, once),
       // A stored entry is always of its key.
       load: async () => {
         const value = await calls.loadAsync(key, name, false)

@@ -106,6 +106,15 @@ export class Calls {
     return this.#claimed(await nativeCallAsync(() => this.native.claimAsync(key, once.staleAfter)), key, false)
   }
 
+  /** Whether a live holder still has the lease of `key`: a read, never a write. */
+  leaseHeld(key: string, once: ComputeOnce): boolean {
+    return nativeCall(() => this.native.leaseHeld(key, once.staleAfter))
+  }
+
+  async leaseHeldAsync(key: string, once: ComputeOnce): Promise<boolean> {
+    return nativeCallAsync(() => this.native.leaseHeldAsync(key, once.staleAfter))
+  }
+
   #claimed(claimed: Claimed, key: string, sync: boolean): Claim {
     const claim = claimOf(claimed, sync, (reason) => this.#noLease(reason.message))
     if (!debug.enabled) return claim

@@ -1,6 +1,8 @@
 // A computeOnce miss as a sequence of steps, which a sync or an async
 // wrapper runs: wait for another process's entry, or compute it under the
 // lease. The steps are one generator so the two wrappers cannot drift apart.
+// A waiter claims once; then each poll reads the entry and the lease, and
+// it claims again only when the lease is gone or stale: waiting never writes.
 import { performance } from 'node:perf_hooks'
 import type { ComputeOnce } from './options'
 
@@ -8,17 +10,21 @@ import type { ComputeOnce } from './options'
 const WAIT_FIRST_MS = 5
 const WAIT_MAX_MS = 200
 
-export type Step = { do: 'claim' } | { do: 'load' } | { do: 'compute' } | { do: 'sleep'; ms: number; signal?: AbortSignal }
+export type Step = { do: 'claim' } | { do: 'held' } | { do: 'load' } | { do: 'compute' } | { do: 'sleep'; ms: number; signal?: AbortSignal }
 
 /** A held lease, `null` to compute without one, or undefined while another process holds it. */
 export type Claim = { release(): void } | null | undefined
 
-/** A claim step is answered with a Claim; a load step with the entry or undefined. */
+/**
+ * A claim step is answered with a Claim; a held step with whether a live
+ * holder still has the lease; a load step with the entry or undefined.
+ */
 export function* waitOrCompute(once: ComputeOnce): Generator<Step, unknown, unknown> {
   // A monotonic clock: a wall-clock step must not end or stretch the wait.
   const deadline = performance.now() + once.timeout
+  let claim = true
   for (let wait = WAIT_FIRST_MS; ; wait = Math.min(wait * 2, WAIT_MAX_MS)) {
-    const lease = (yield { do: 'claim' }) as Claim
+    const lease = claim ? ((yield { do: 'claim' }) as Claim) : undefined
     if (lease !== undefined) {
       try {
         // Stored by another process between our miss and the lease?
@@ -33,16 +39,18 @@ export function* waitOrCompute(once: ComputeOnce): Generator<Step, unknown, unkn
     const stored = yield { do: 'load' }
     if (stored !== undefined) return stored
     if (performance.now() >= deadline) return yield { do: 'compute' }
+    claim = !((yield { do: 'held' }) as boolean)
   }
 }
 
-export interface StepActions<T, C> {
+export interface StepActions<T, C, H> {
   claim: () => C
+  held: () => H
   load: () => T
   compute: () => T
 }
 
-export function runSync(steps: Generator<Step, unknown, unknown>, act: StepActions<unknown, Claim>): unknown {
+export function runSync(steps: Generator<Step, unknown, unknown>, act: StepActions<unknown, Claim, boolean>): unknown {
   let next = steps.next()
   while (!next.done) {
     const step = next.value
@@ -58,7 +66,7 @@ export function runSync(steps: Generator<Step, unknown, unknown>, act: StepActio
   return next.value
 }
 
-export async function runAsync(steps: Generator<Step, unknown, unknown>, act: StepActions<Promise<unknown>, Claim | Promise<Claim>>): Promise<unknown> {
+export async function runAsync(steps: Generator<Step, unknown, unknown>, act: StepActions<Promise<unknown>, Claim | Promise<Claim>, Promise<boolean>>): Promise<unknown> {
   let next = steps.next()
   while (!next.done) {
     const step = next.value

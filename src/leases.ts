@@ -18,8 +18,9 @@ export type Claimed = ComputeLease | LeaseHolder | NoLease
 
 /**
  * The lease if this call got it; `null` to compute without one (none can
- * be taken now, or a synchronous call would wait for this very process,
- * which cannot finish while it waits); undefined while another holds it.
+ * be taken now, or a synchronous call would wait for its own thread, which
+ * cannot finish while it waits); undefined while another process, or
+ * another thread of this one, holds it.
  * `noLease` is told why none could be taken.
  */
 export function claimOf(claimed: Claimed, sync: boolean, noLease: (reason: NoLease['reason']) => void): Claim {
@@ -27,7 +28,7 @@ export function claimOf(claimed: Claimed, sync: boolean, noLease: (reason: NoLea
     noLease(claimed.reason)
     return null
   }
-  if ('holder' in claimed) return sync && claimed.thisProcess ? null : undefined
+  if ('holder' in claimed) return sync && claimed.thisThread ? null : undefined
   heldLeases.add(claimed)
   return {
     release() {

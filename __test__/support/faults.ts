@@ -10,6 +10,8 @@ export interface FaultProxy {
   endpoint: string
   /** Requests forwarded or answered so far. */
   readonly requests: number
+  /** The requests forwarded, each once answered: method, path, status and response body bytes. */
+  readonly log: readonly Forwarded[]
   /** Each request waits this long before it is forwarded. */
   delay(ms: number): void
   /** The next `n` requests are answered 500 (Infinity: all of them). */
@@ -23,6 +25,13 @@ export interface FaultProxy {
   close(): Promise<void>
 }
 
+export interface Forwarded {
+  method: string
+  path: string
+  status: number
+  bytes: number
+}
+
 const INTERNAL = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>'
 
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
@@ -32,6 +41,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   let cutAfter = Infinity
   let holding: { n: number; waiting: (() => void)[]; reached: () => void } | undefined
   let requests = 0
+  const log: Forwarded[] = []
   const sockets = new Set<net.Socket>()
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -50,7 +60,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
           sent += chunk.length
           res.write(chunk)
         })
-        answer.on('end', () => res.end())
+        answer.on('end', () => {
+          log.push({ method: req.method ?? '', path: req.url ?? '', status: answer.statusCode ?? 0, bytes: sent })
+          res.end()
+        })
         answer.on('error', () => res.socket?.destroy())
       },
     )
@@ -89,6 +102,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     get requests() {
       return requests
     },
+    log,
     delay: (ms) => (delayMs = ms),
     fail: (n) => (failures = n),
     cutBodiesAfter: (bytes) => (cutAfter = bytes),

@@ -57,6 +57,8 @@ pub struct LeaseHolder {
     /// `<host tag> <pid>`.
     pub holder: String,
     pub this_process: bool,
+    /// The holder is (or may be) the calling JS thread: a synchronous wait would never end.
+    pub this_thread: bool,
 }
 
 /// No lease can be taken now (links refused, the store down): compute without one.
@@ -84,7 +86,9 @@ impl ComputeLease {
 fn claimed(claim: Claim) -> Either3<ComputeLease, LeaseHolder, NoLease> {
     match claim {
         Claim::Taken(lease) => Either3::A(ComputeLease { lease: Some(lease) }),
-        Claim::Held { holder, this_process } => Either3::B(LeaseHolder { holder: holder.to_string(), this_process }),
+        Claim::Held { holder, this_process, this_thread } => {
+            Either3::B(LeaseHolder { holder: holder.to_string(), this_process, this_thread })
+        }
         Claim::Unavailable(e) => Either3::C(NoLease { reason: e.into() }),
     }
 }
@@ -292,7 +296,8 @@ impl Cache {
         key: String,
         stale_after_ms: f64,
     ) -> Result<Either3<ComputeLease, LeaseHolder, NoLease>> {
-        inline(env, claim(self.tier.clone(), key, stale_after_ms)).map(claimed)
+        let thread = std::thread::current().id();
+        inline(env, claim(self.tier.clone(), key, stale_after_ms, thread)).map(claimed)
     }
 
     #[napi(catch_unwind)]
@@ -302,7 +307,26 @@ impl Cache {
         key: String,
         stale_after_ms: f64,
     ) -> Result<PromiseRaw<'env, Either3<ComputeLease, LeaseHolder, NoLease>>> {
-        spawn(env, claim(self.tier.clone(), key, stale_after_ms), |_, c| Ok(claimed(c)))
+        // The JS thread calling: the claim itself runs on the runtime's.
+        let thread = std::thread::current().id();
+        spawn(env, claim(self.tier.clone(), key, stale_after_ms, thread), |_, c| Ok(claimed(c)))
+    }
+
+    /// Whether a live holder still has the lease of `key` (a read only):
+    /// what a waiter polls, claiming again once it is false.
+    #[napi(catch_unwind)]
+    pub fn lease_held(&self, env: &Env, key: String, stale_after_ms: f64) -> Result<bool> {
+        inline(env, lease_held(self.tier.clone(), key, stale_after_ms))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn lease_held_async<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        stale_after_ms: f64,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        spawn(env, lease_held(self.tier.clone(), key, stale_after_ms), |_, held| Ok(held))
     }
 
     /// Entries, bytes, hits and misses.
@@ -493,9 +517,14 @@ async fn removed_keys(tier: Shared, function: String, progress: &mut progress::P
     Ok(RemovedKeys { keys: keys.iter().map(Key::to_string).collect(), notes: notes_of(notes) })
 }
 
-async fn claim(tier: Shared, key: String, stale_after_ms: f64) -> Outcome<Claim> {
+async fn claim(tier: Shared, key: String, stale_after_ms: f64, thread: std::thread::ThreadId) -> Outcome<Claim> {
     let key = key_of(&key)?;
-    Ok(tier.claim(&key, stale_after_of(stale_after_ms)?).await?)
+    Ok(cache_core::lease::claim_on(tier.as_ref(), &key, stale_after_of(stale_after_ms)?, thread).await?)
+}
+
+async fn lease_held(tier: Shared, key: String, stale_after_ms: f64) -> Outcome<bool> {
+    let key = key_of(&key)?;
+    Ok(tier.lease_holder(&key, stale_after_of(stale_after_ms)?).await?.is_some())
 }
 
 fn limits_of(limits: Option<LimitsArg>) -> Outcome<Option<Limits>> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use npy_format::{AlignedBuf, Dtype, Header};
 
-use crate::lease::{Holder, MAX_STALE_AFTER};
+use crate::lease::{claim_on, Holder, MAX_LEASE_LEN, MAX_STALE_AFTER};
 use crate::{
     block_on, host, zeroed, ArrayClass, Claim, Entry, ErrorKind, Key, Limits, NewArray, NewEntry, NoteKind, Notes,
     OnDisk, ResultForm, Stored, Tier,
@@ -40,6 +40,8 @@ pub trait Fixture {
     fn damage(&self, key: &Key, how: Damage);
     /// Plants a lease of `key` holding `line`, written now.
     fn plant_lease(&self, key: &Key, line: &[u8]);
+    /// Whether something is under the lease name of `key`.
+    fn has_lease(&self, key: &Key) -> bool;
 }
 
 /// Makes one test per scenario for the fixture `$fixture` makes.
@@ -57,6 +59,9 @@ macro_rules! conformance_suite {
             one_lease_holder_at_a_time_and_this_process_knows_its_own,
             another_hosts_lease_is_held_until_stale_and_a_dead_local_holders_at_once,
             a_lease_promising_too_long_is_broken_past_the_ceiling,
+            prune_and_clear_remove_a_lease_past_the_ceiling,
+            a_waiter_reads_the_lease_and_never_writes_it,
+            a_lease_held_for_another_thread_is_waited_for,
             totals_and_entries_see_every_entry,
             prune_removes_the_least_recently_used_then_what_is_past_max_age,
             a_hit_past_the_tiers_max_age_is_a_miss,
@@ -244,7 +249,7 @@ pub fn one_lease_holder_at_a_time_and_this_process_knows_its_own(f: &dyn Fixture
     let Claim::Taken(lease) = claim(tier.as_ref(), &key(1), minute) else { panic!("the first claim takes it") };
     for t in [tier.clone(), f.reopen()] {
         match claim(t.as_ref(), &key(1), minute) {
-            Claim::Held { holder, this_process } => {
+            Claim::Held { holder, this_process, .. } => {
                 assert!(this_process, "a lease of this process, held through another cache object");
                 assert_eq!((holder.tag.as_str(), holder.pid), (host::tag(), std::process::id()));
             }
@@ -269,7 +274,7 @@ pub fn another_hosts_lease_is_held_until_stale_and_a_dead_local_holders_at_once(
     // Another host's lease promising 5 s: held, then stale once unrefreshed past it (and any skew).
     f.plant_lease(&key(1), &elsewhere(5000));
     match claim(tier.as_ref(), &key(1), minute) {
-        Claim::Held { holder, this_process } => {
+        Claim::Held { holder, this_process, .. } => {
             assert!(!this_process);
             assert_eq!((holder.tag.as_str(), holder.pid), ("0123456789abcdef", 4242));
         }
@@ -292,6 +297,76 @@ pub fn a_lease_promising_too_long_is_broken_past_the_ceiling(f: &dyn Fixture) {
     assert!(matches!(claim(tier.as_ref(), &key(1), Duration::from_secs(60)), Claim::Held { .. }));
     tier.clock().advance(MAX_STALE_AFTER + Duration::from_secs(60));
     assert!(matches!(claim(tier.as_ref(), &key(1), Duration::from_secs(60)), Claim::Taken(_)));
+}
+
+pub fn prune_and_clear_remove_a_lease_past_the_ceiling(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    // (A prune given limits: with a local tier, one without prunes only the local tier.)
+    f.plant_lease(&key(1), &elsewhere(u64::MAX / 4));
+    f.plant_lease(&key(2), &elsewhere(u64::MAX / 4));
+    block_on(tier.prune(Some(Limits::default()), &mut go)).unwrap();
+    assert!(f.has_lease(&key(1)) && f.has_lease(&key(2)), "live until the ceiling");
+    tier.clock().advance(MAX_STALE_AFTER + Duration::from_secs(60));
+    block_on(tier.clear(false, &mut go)).unwrap();
+    assert!(!f.has_lease(&key(1)) && !f.has_lease(&key(2)), "a clear removes leases past the ceiling");
+    // Planted now, but a day and a minute old by the tier's clock.
+    f.plant_lease(&key(3), &elsewhere(u64::MAX / 4));
+    let report = block_on(tier.prune(Some(Limits::default()), &mut go)).unwrap();
+    assert!(!f.has_lease(&key(3)), "a prune removes leases past the ceiling");
+    assert!(report.removed_leftovers >= 1, "{report:?}");
+}
+
+pub fn a_waiter_reads_the_lease_and_never_writes_it(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let minute = Duration::from_secs(60);
+    let holder = |k: u8| block_on(tier.lease_holder(&key(k), minute)).unwrap();
+    assert_eq!(holder(1), None, "no lease");
+    f.plant_lease(&key(1), &elsewhere(5000));
+    assert_eq!(holder(1).map(|h| h.pid), Some(4242), "another host's fresh lease");
+    let Claim::Taken(mine) = claim(tier.as_ref(), &key(2), minute) else { panic!("the first claim takes it") };
+    assert_eq!(holder(2).map(|h| h.pid), Some(std::process::id()), "this process's");
+    // Garbage is judged by the reader's own staleAfter; more than a lease's length is no lease at all.
+    f.plant_lease(&key(3), b"\xff\xfe not a lease");
+    assert!(holder(3).is_some(), "garbage, fresh");
+    let mut oversized = elsewhere(5000);
+    oversized.resize(MAX_LEASE_LEN as usize + 1, b' ');
+    f.plant_lease(&key(4), &oversized);
+    assert_eq!(holder(4), None, "a lease line padded past a lease's length is not a lease");
+    tier.clock().advance(minute + Duration::from_secs(3));
+    assert_eq!(holder(1), None, "stale past its promise");
+    assert_eq!(holder(3), None, "stale past the reader's");
+    assert!((1..=4).all(|k| k == 2 || f.has_lease(&key(k))), "a read breaks nothing");
+    assert!(matches!(claim(tier.as_ref(), &key(4), minute), Claim::Taken(_)), "an oversized lease is taken");
+    mine.release();
+}
+
+pub fn a_lease_held_for_another_thread_is_waited_for(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let minute = Duration::from_secs(60);
+    let here = std::thread::current().id();
+    let there = std::thread::spawn(|| std::thread::current().id()).join().unwrap();
+    let on = |t: &dyn Tier, thread| block_on(claim_on(t, &key(1), minute, thread)).unwrap();
+    let Claim::Taken(lease) = on(tier.as_ref(), there) else { panic!("the first claim takes it") };
+    for t in [tier.clone(), f.reopen()] {
+        match on(t.as_ref(), here) {
+            Claim::Held { this_process: true, this_thread, .. } => assert!(!this_thread, "held for another thread"),
+            other => panic!("a held lease: {other:?}"),
+        }
+        assert!(matches!(on(t.as_ref(), there), Claim::Held { this_thread: true, .. }), "its own thread's");
+    }
+    lease.release();
+    for _ in 0..500 {
+        match on(tier.as_ref(), here) {
+            Claim::Taken(lease) => {
+                // Registered for this thread now, not the former holder's.
+                assert!(matches!(on(f.reopen().as_ref(), here), Claim::Held { this_thread: true, .. }));
+                assert!(matches!(on(f.reopen().as_ref(), there), Claim::Held { this_thread: false, .. }));
+                return drop(lease);
+            }
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    panic!("a released lease was never free");
 }
 
 pub fn totals_and_entries_see_every_entry(f: &dyn Fixture) {

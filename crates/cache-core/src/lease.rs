@@ -15,17 +15,27 @@
 //! its process is gone, or when it went unrefreshed for the holder's own
 //! `staleAfter` (at most [`MAX_STALE_AFTER`]) plus the tier's clock skew.
 //! A lease whose holder is this process says so ([`Claim::Held`]'s
-//! `this_process`), whichever cache object took it.
+//! `this_process`), whichever cache object took it; taken through
+//! [`claim_on`], it also says whether its holder is the caller's own thread
+//! (`this_thread`): only a synchronous wait for that one would never end.
+//!
+//! A waiter does not claim again on every poll: it reads the lease
+//! ([`Tier::lease_holder`], a read that never writes) and claims only once
+//! the lease is gone or stale.
+//!
+//! [`Tier::lease_holder`]: crate::Tier::lease_holder
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use crate::{host, Error};
+use crate::{host, lock, Error, Key, Tier};
 
 /// The default of `computeOnce.staleAfter`.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
@@ -122,6 +132,9 @@ pub enum Claim {
     Held {
         holder: Holder,
         this_process: bool,
+        /// The holder is, or may be, the caller's own thread: a lease of
+        /// this process not known to [`claim_on`]'s register counts as one.
+        this_thread: bool,
     },
     /// No lease can be taken here now (links refused, the store down):
     /// the caller computes without one.
@@ -154,6 +167,8 @@ pub struct Lease {
     handle: Arc<dyn LeaseHandle>,
     stop: Option<oneshot::Sender<()>>,
     lost: Arc<AtomicBool>,
+    /// Its place in the register of this process's leases, if it has one.
+    registered: Option<Registered>,
 }
 
 impl Lease {
@@ -176,7 +191,7 @@ impl Lease {
                 }
             }
         });
-        Lease { handle, stop: Some(stop), lost }
+        Lease { handle, stop: Some(stop), lost, registered: None }
     }
 
     /// Whether a claimant took it over after its refreshes were missed.
@@ -194,6 +209,7 @@ impl Lease {
             let _ = stop.send(());
             self.handle.release();
         }
+        self.registered.take();
     }
 }
 
@@ -201,6 +217,58 @@ impl Drop for Lease {
     fn drop(&mut self) {
         self.release_now();
     }
+}
+
+/// A held lease's place in [`REGISTER`]: `(location, key)`.
+type Place = (String, Key);
+
+/// The leases this process holds through [`claim_on`], with the thread
+/// each was claimed for and a token telling its registration apart.
+static REGISTER: Mutex<Option<HashMap<Place, (ThreadId, u64)>>> = Mutex::new(None);
+
+/// Removes its lease from [`REGISTER`] when dropped, if still its own.
+#[derive(Debug)]
+struct Registered {
+    place: Place,
+    token: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut register = lock(&REGISTER);
+        let map = register.get_or_insert_with(HashMap::new);
+        if map.get(&self.place).is_some_and(|&(_, token)| token == self.token) {
+            map.remove(&self.place);
+        }
+    }
+}
+
+/// Takes the lease of `key` on `tier` for `thread` (a JS thread: the one
+/// that waits, synchronously or not), or says who holds it. A lease of this
+/// process held for another thread, in this cache object or another, is
+/// `this_thread: false`: that thread computes while this one waits, as
+/// between processes.
+pub async fn claim_on<B: crate::Buffer>(
+    tier: &dyn Tier<B>,
+    key: &Key,
+    stale_after: Duration,
+    thread: ThreadId,
+) -> crate::Result<Claim> {
+    static TOKENS: AtomicU64 = AtomicU64::new(0);
+    let place = (tier.location().to_owned(), *key);
+    Ok(match tier.claim(key, stale_after).await? {
+        Claim::Taken(mut lease) => {
+            let token = TOKENS.fetch_add(1, Ordering::Relaxed);
+            lock(&REGISTER).get_or_insert_with(HashMap::new).insert(place.clone(), (thread, token));
+            lease.registered = Some(Registered { place, token });
+            Claim::Taken(lease)
+        }
+        Claim::Held { holder, this_process: true, .. } => {
+            let held_for = lock(&REGISTER).as_ref().and_then(|m| m.get(&place).map(|&(t, _)| t));
+            Claim::Held { holder, this_process: true, this_thread: held_for.is_none_or(|t| t == thread) }
+        }
+        other => other,
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use npy_format::{AlignedBuf, Header};
 
 use crate::books::{ClearReport, EntryRow, Limits, PruneReport, Stored, Totals, VerifyReport, Wait};
 use crate::entry::{Alloc, Buffer, Entry};
-use crate::lease::Claim;
+use crate::lease::{Claim, Holder};
 use crate::notes::Notes;
 use crate::progress::Progress;
 use crate::record::NewEntry;
@@ -65,7 +65,8 @@ pub enum OnDisk<B: Buffer> {
 ///   one miss (a computed call), and a load's miss counts none: a call
 ///   that loads twice (under a lease) is one miss.
 /// - `claim` follows [`crate::lease`]: one holder at a time, and a lease
-///   held by this process says so whichever cache object took it.
+///   held by this process says so whichever cache object took it;
+///   `lease_holder` judges as `claim` does, and only reads.
 /// - Maintenance (`totals`, `entries`, `prune`, `verify`, `clear`,
 ///   `remove_function`) reports through `progress` and stops when it asks.
 ///
@@ -114,6 +115,11 @@ pub trait Tier<B: Buffer = AlignedBuf>: Send + Sync + std::fmt::Debug {
 
     /// Takes the compute-once lease of `key`, or says who holds it.
     async fn claim(&self, key: &Key, stale_after: Duration) -> Result<Claim>;
+
+    /// The live holder of the lease of `key`, None once it is gone or stale
+    /// (judged as `claim` judges): what a waiter polls, a read of at most a
+    /// lease's length that never writes nor breaks the lease.
+    async fn lease_holder(&self, key: &Key, stale_after: Duration) -> Result<Option<Holder>>;
 
     /// Totals over the whole tier.
     async fn totals(&self, progress: &mut Progress<'_>) -> Result<Totals>;

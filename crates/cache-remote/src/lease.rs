@@ -27,14 +27,24 @@ fn body(stale_after: Duration) -> PutPayload {
 }
 
 /// What is at a lease's name: its holder (None for what is not a lease
-/// line: garbage, or more than a lease's length), age and version.
+/// line), age and version.
 struct Seen {
     holder: Option<Holder>,
     age: Duration,
     version: UpdateVersion,
+    /// More than a lease's length: something no holder wrote or refreshes,
+    /// broken at once (as a directory breaks what is not a lease file).
+    oversized: bool,
 }
 
-/// Reads the lease at `path`, at most one byte past a lease's length.
+impl Seen {
+    fn is_stale(&self, stale_after: Duration) -> bool {
+        self.oversized || lease::is_stale(self.holder.as_ref(), self.age, stale_after, CLOCK_SKEW)
+    }
+}
+
+/// Reads the lease at `path`: one ranged GET of at most one byte past a
+/// lease's length, whatever size the object is.
 async fn read(store: &dyn ObjectStore, path: &Path, clock: &Clock) -> Result<Option<Seen>, object_store::Error> {
     let options = GetOptions { range: Some(GetRange::Bounded(0..MAX_LEASE_LEN + 1)), ..Default::default() };
     let got = match store.get_opts(path, options).await {
@@ -45,7 +55,7 @@ async fn read(store: &dyn ObjectStore, path: &Path, clock: &Clock) -> Result<Opt
             Ok(meta) if meta.size == 0 => {
                 let age = clock.now().duration_since(SystemTime::from(meta.last_modified)).unwrap_or_default();
                 let version = UpdateVersion { e_tag: meta.e_tag, version: meta.version };
-                return Ok(Some(Seen { holder: None, age, version }));
+                return Ok(Some(Seen { holder: None, age, version, oversized: false }));
             }
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             _ => return Err(e),
@@ -53,11 +63,12 @@ async fn read(store: &dyn ObjectStore, path: &Path, clock: &Clock) -> Result<Opt
     };
     let meta = got.meta.clone();
     let bytes = got.bytes().await?;
-    let whole = meta.size == bytes.len() as u64;
-    let holder = whole.then(|| Holder::parse(&bytes)).flatten();
+    let oversized = meta.size > MAX_LEASE_LEN || meta.size != bytes.len() as u64;
+    let holder = (!oversized).then(|| Holder::parse(&bytes)).flatten();
     // A time in the future (this host's clock behind the store's) counts as fresh.
     let age = clock.now().duration_since(SystemTime::from(meta.last_modified)).unwrap_or_default();
-    Ok(Some(Seen { holder, age, version: UpdateVersion { e_tag: meta.e_tag, version: meta.version } }))
+    let version = UpdateVersion { e_tag: meta.e_tag, version: meta.version };
+    Ok(Some(Seen { holder, age, version, oversized }))
 }
 
 /// Tries to take the lease at `path`.
@@ -80,10 +91,10 @@ pub(crate) async fn claim(
             Err(e) => return Err(e),
         }
         let Some(seen) = read(store.as_ref(), path, clock).await? else { continue };
-        if !lease::is_stale(seen.holder.as_ref(), seen.age, stale_after, CLOCK_SKEW) {
+        if !seen.is_stale(stale_after) {
             let holder = seen.holder.unwrap_or_else(unreadable);
             let this_process = holder.is_this_process();
-            return Ok(Claim::Held { holder, this_process });
+            return Ok(Claim::Held { holder, this_process, this_thread: this_process });
         }
         // Stale: take it over, unless another taker or the holder's refresh came first.
         match store.put_opts(path, body(stale_after), PutOptions::from(PutMode::Update(seen.version))).await {
@@ -92,7 +103,21 @@ pub(crate) async fn claim(
             Err(e) => return Err(e),
         }
     }
-    Ok(Claim::Held { holder: unreadable(), this_process: false })
+    Ok(Claim::Held { holder: unreadable(), this_process: false, this_thread: false })
+}
+
+/// The live holder of the lease at `path`, judged as a claim judges it:
+/// one ranged GET of at most a lease's length, never a write. (Not a GET
+/// conditional on the ETag: a refresh writes the same line, and on S3 the
+/// same ETag, so only the modification time tells it.)
+pub(crate) async fn live_holder(
+    store: &dyn ObjectStore,
+    path: &Path,
+    stale_after: Duration,
+    clock: &Clock,
+) -> Result<Option<Holder>, object_store::Error> {
+    let Some(seen) = read(store, path, clock).await? else { return Ok(None) };
+    Ok((!seen.is_stale(stale_after)).then(|| seen.holder.unwrap_or_else(unreadable)))
 }
 
 /// The holder of what is not a lease line, or of a lease that keeps changing hands.
@@ -127,7 +152,7 @@ enum Held {
 
 impl HeldObject {
     /// Deletes the lease in the background if it is still at version `ours`:
-    /// waiters poll for the entry, not the lease, and a lease left behind
+    /// waiters find the entry before they read the lease, and one left behind
     /// (the process exits first) only goes stale. Never a taker's version.
     fn delete_if_at(&self, ours: Option<String>) {
         let Some(ours) = ours else { return };

@@ -42,8 +42,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use cache_core::{
-    lock, Alloc, Claim, Clock, Entry, EntryRecord, Error, Filling, Key, Limits, LoadedArray, Lookup, NewArray, Place,
-    Stored,
+    lock, Alloc, Claim, Clock, Entry, EntryRecord, Error, Filling, Holder, Key, Limits, LoadedArray, Lookup, NewArray,
+    Place, Stored,
 };
 use object_store::list::PaginatedListStore;
 use object_store::path::Path;
@@ -309,6 +309,13 @@ impl RemoteCache {
             Ok(claim) => claim,
             Err(e) => Claim::Unavailable(self.err("take a compute-once lease")(e)),
         }
+    }
+
+    /// The live holder of the lease of `key`: one ranged GET, never a write.
+    pub async fn lease_holder(&self, key: &Key, stale_after: Duration) -> Result<Option<Holder>, Error> {
+        lease::live_holder(self.store.as_ref(), &self.names.lease(key), stale_after, &self.clock)
+            .await
+            .map_err(self.err("read a compute-once lease"))
     }
 
     /// Hits and misses of this process (the store keeps no shared counters).

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cache_core::{
-    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Key, Limits, NewArray, Notes, Progress,
+    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, Notes, Progress,
     PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
@@ -45,6 +45,10 @@ impl<B: Buffer> Tier<B> for RemoteCache {
 
     async fn claim(&self, key: &Key, stale_after: Duration) -> Result<Claim, Error> {
         Ok(RemoteCache::claim(self, key, stale_after).await)
+    }
+
+    async fn lease_holder(&self, key: &Key, stale_after: Duration) -> Result<Option<Holder>, Error> {
+        RemoteCache::lease_holder(self, key, stale_after).await
     }
 
     async fn totals(&self, progress: &mut Progress<'_>) -> Result<Totals, Error> {

@@ -55,6 +55,11 @@ impl Fixture for Store {
         let path = Path::from(format!("{PREFIX}/{}/{hex}.lease", &hex[..2]));
         block_on(self.mem.put(&path, PutPayload::from(line.to_vec()))).unwrap();
     }
+
+    fn has_lease(&self, key: &Key) -> bool {
+        let hex = key.to_string();
+        block_on(self.mem.head(&Path::from(format!("{PREFIX}/{}/{hex}.lease", &hex[..2])))).is_ok()
+    }
 }
 
 impl Store {

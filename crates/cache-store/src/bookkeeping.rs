@@ -175,7 +175,7 @@ impl Bookkeeper {
         let (mut scanned_out, mut described_out) = (0, 0);
         let (adopted, dropped) = index.reconcile(
             self.clock.now_us(),
-            || self.files.scan(&mut scanned_out),
+            || self.files.scan(self.clock.now(), &mut scanned_out),
             |key| self.files.describe(key, &mut described_out),
         )?;
         Ok(Reconciled { adopted, dropped, removed: scanned_out + described_out })
@@ -522,14 +522,14 @@ impl Bookkeeper {
         // thread) ends the clear before it changes anything.
         let mut ready = || progress::listed(progress, 0);
         let mut report = match self.index(&mut book) {
-            Ok(Some(index)) => {
-                index.clear(&mut ready, |stored_since| self.files.remove_all(false, false, stored_since))?
-            }
+            Ok(Some(index)) => index.clear(&mut ready, |stored_since| {
+                self.files.remove_all(false, false, stored_since, self.clock.now())
+            })?,
             Ok(None) => return Ok(ClearReport::default()),
             // An unreadable index must not stop a clear.
             Err(_) => {
                 ready()?;
-                self.files.remove_all(false, false, &|_| false)?
+                self.files.remove_all(false, false, &|_| false, self.clock.now())?
             }
         };
         {
@@ -543,7 +543,7 @@ impl Bookkeeper {
             return Err(Error::NotEmpty { path: self.root().to_path_buf(), remaining: report.foreign as usize });
         }
         book.index = None;
-        let rest = self.files.remove_all(true, true, &|_| false)?;
+        let rest = self.files.remove_all(true, true, &|_| false, self.clock.now())?;
         report.removed += rest.removed;
         report.removed_dir = rest.removed_dir;
         Ok(report)

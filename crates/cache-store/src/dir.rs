@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cache_core::progress::{self, Progress};
 use cache_core::{
-    Claim, ClearReport, Clock, EntryRow, Error, Key, Limits, Lookup, NewEntry, PruneReport, Stored, Totals,
+    Claim, ClearReport, Clock, EntryRow, Error, Holder, Key, Limits, Lookup, NewEntry, PruneReport, Stored, Totals,
     VerifyReport, Wait,
 };
 use npy_format::{AlignedBuf, Header};
@@ -212,6 +212,12 @@ impl CacheDir {
             return Ok(Claim::Unavailable(e));
         }
         Ok(lease::claim(&self.files.layout, key, stale_after, self.clock()))
+    }
+
+    /// The live holder of the lease of `key`, read only (see `Tier::lease_holder`).
+    pub fn lease_holder(&self, key: &str, stale_after: Duration) -> Result<Option<Holder>, Error> {
+        check_key(key)?;
+        Ok(lease::live_holder(&self.files.layout, key, stale_after, self.clock().now()))
     }
 
     /// Removes the entry of `key`; says whether there was one.

@@ -107,12 +107,12 @@ fn try_claim(layout: &Layout, key: &str, stale_after: Duration, now: SystemTime)
         match holder_if_live(layout, key, stale_after, now) {
             Some(holder) => {
                 let this_process = holder.is_this_process();
-                return Ok(Claim::Held { holder, this_process });
+                return Ok(Claim::Held { holder, this_process, this_thread: this_process });
             }
             None => continue,
         }
     }
-    Ok(Claim::Held { holder: unknown_holder(), this_process: false })
+    Ok(Claim::Held { holder: unknown_holder(), this_process: false, this_thread: false })
 }
 
 /// A holder no line names (a lease that kept changing hands).
@@ -153,33 +153,57 @@ fn inspect(path: &Path, stale_after: Duration, now: SystemTime) -> Seen {
     Seen::Lease { meta, holder, stale }
 }
 
-/// Whether the lease file at `path` is a leftover: a clear removes those
-/// and leaves the leases of computations still running.
-pub(crate) fn is_abandoned(path: &Path) -> bool {
-    !matches!(inspect(path, lease::DEFAULT_STALE_AFTER, SystemTime::now()), Seen::Lease { stale: false, .. })
+/// Whether the lease file at `path` is a leftover at `now` (stale, or not
+/// a lease): a clear removes those and leaves the leases of computations
+/// still running.
+pub(crate) fn is_abandoned(path: &Path, now: SystemTime) -> bool {
+    !matches!(inspect(path, lease::DEFAULT_STALE_AFTER, now), Seen::Lease { stale: false, .. })
+}
+
+/// Breaks the lease of `key` if it is a leftover at `now` (see
+/// [`is_abandoned`]), as a claimant would; says whether it did.
+pub(crate) fn break_if_abandoned(layout: &Layout, key: &str, now: SystemTime) -> bool {
+    match inspect(&layout.lease(key), lease::DEFAULT_STALE_AFTER, now) {
+        Seen::Nothing | Seen::Lease { stale: false, .. } => false,
+        Seen::Lease { meta, .. } | Seen::NotAFile(meta) => break_judged(layout, key, &meta),
+    }
+}
+
+/// The live holder of the lease of `key` at `now`, read only: what a waiter polls.
+pub(crate) fn live_holder(layout: &Layout, key: &str, stale_after: Duration, now: SystemTime) -> Option<Holder> {
+    match inspect(&layout.lease(key), stale_after, now) {
+        Seen::Lease { stale: false, holder, .. } => Some(holder.unwrap_or_else(unknown_holder)),
+        _ => None,
+    }
 }
 
 /// The holder of the lease of `key` if it is live; breaks it and returns
 /// None if it is stale, not a lease, or gone.
 fn holder_if_live(layout: &Layout, key: &str, stale_after: Duration, now: SystemTime) -> Option<Holder> {
-    let path = &layout.lease(key);
-    let judged = match inspect(path, stale_after, now) {
+    let judged = match inspect(&layout.lease(key), stale_after, now) {
         // Released in between: try again.
         Seen::Nothing => return None,
         Seen::Lease { stale: false, holder, .. } => return Some(holder.unwrap_or_else(unknown_holder)),
         Seen::Lease { meta, .. } | Seen::NotAFile(meta) => meta,
     };
+    break_judged(layout, key, &judged);
+    None
+}
+
+/// Breaks the lease of `key`, judged stale as `judged`; says whether it did.
+fn break_judged(layout: &Layout, key: &str, judged: &fs::Metadata) -> bool {
     // Rename it away first: of several processes breaking it at once, one
     // rename succeeds. If what was renamed is not what was judged (it was
     // replaced in between), it is a live lease: put it back.
-    let broken = layout.broken_lease(key);
-    if fs::rename(path, &broken).is_err() {
-        return None;
+    let (path, broken) = (layout.lease(key), layout.broken_lease(key));
+    if fs::rename(&path, &broken).is_err() {
+        return false;
     }
     let moved = fs::symlink_metadata(&broken).map(|m| dev_ino(&m)).ok();
-    if moved != Some(dev_ino(&judged)) {
-        let _ = fs::hard_link(&broken, path);
+    let ours = moved == Some(dev_ino(judged));
+    if !ours {
+        let _ = fs::hard_link(&broken, &path);
     }
     let _ = fs::remove_file(&broken);
-    None
+    ours
 }

@@ -60,12 +60,13 @@ impl EntryFiles {
 
     /// Lists the keys of complete entries on disk, and removes leftovers
     /// (counted in `removed`): temporary files of processes that are gone,
-    /// and halves of entries. Run under the index's write lock only, where
-    /// no store renames files into place.
-    pub(crate) fn scan(&self, removed: &mut u64) -> Result<Vec<String>, Error> {
+    /// halves of entries, and leases past their holder's promise or the
+    /// ceiling at `now` (the cache's clock). Run under the index's write
+    /// lock only, where no store renames files into place.
+    pub(crate) fn scan(&self, now: SystemTime, removed: &mut u64) -> Result<Vec<String>, Error> {
         let names: Vec<String> = self.layout.list()?.into_iter().filter(|l| l.is_file).filter_map(|l| l.name).collect();
         let present: HashSet<&str> = names.iter().map(String::as_str).collect();
-        let mut keys = Vec::new();
+        let (mut keys, mut leases) = (Vec::new(), Vec::new());
         let mut remove = |name: &str| {
             if fs::remove_file(self.layout.root().join(name)).is_ok() {
                 *removed += 1;
@@ -73,7 +74,8 @@ impl EntryFiles {
         };
         for name in &names {
             match CacheFile::parse(name) {
-                Some(file @ CacheFile::Temp { .. }) if self.is_leftover(&file, name) => remove(name),
+                Some(file @ CacheFile::Temp { .. }) if self.is_leftover(&file, name, now) => remove(name),
+                Some(CacheFile::Lease(key)) => leases.push(key.to_owned()),
                 Some(CacheFile::Record(key)) if present.contains(layout::array_name(key).as_str()) => {
                     keys.push(key.to_owned())
                 }
@@ -82,14 +84,15 @@ impl EntryFiles {
                 _ => {}
             }
         }
+        *removed += leases.iter().filter(|key| lease::break_if_abandoned(&self.layout, key, now)).count() as u64;
         Ok(keys)
     }
 
     /// Whether a file of the cache's is not in use by a running process:
     /// entries always are leftovers in this sense; temporary files only
     /// once their writer is gone (one of this host that no longer runs, or
-    /// of another host after a day), leases once they are stale.
-    pub(crate) fn is_leftover(&self, file: &CacheFile, name: &str) -> bool {
+    /// of another host after a day), leases once they are stale at `now`.
+    pub(crate) fn is_leftover(&self, file: &CacheFile, name: &str, now: SystemTime) -> bool {
         let path = self.layout.root().join(name);
         let age = || {
             fs::symlink_metadata(&path)
@@ -104,7 +107,7 @@ impl EntryFiles {
             }
             CacheFile::Temp { writer: Writer::Breaker, .. } => age() > BROKEN_LEASE_MAX_AGE,
             CacheFile::Temp { .. } => age() > FOREIGN_TEMP_MAX_AGE,
-            CacheFile::Lease(_) => lease::is_abandoned(&path),
+            CacheFile::Lease(_) => lease::is_abandoned(&path, now),
             CacheFile::Array(_) | CacheFile::Record(_) | CacheFile::Index => true,
         }
     }
@@ -119,6 +122,7 @@ impl EntryFiles {
         index: bool,
         remove_dir: bool,
         keep: &dyn Fn(&str) -> bool,
+        now: SystemTime,
     ) -> Result<ClearReport, Error> {
         let mut report = ClearReport::default();
         // (whether it is a record, path)
@@ -133,7 +137,7 @@ impl EntryFiles {
                     }
                 }
                 Some((name, file)) => {
-                    let gone = remove_dir || self.is_leftover(&file, name);
+                    let gone = remove_dir || self.is_leftover(&file, name, now);
                     if gone && !file.key().is_some_and(keep) {
                         ours.push((matches!(file, CacheFile::Record(_)), self.layout.root().join(name)))
                     }

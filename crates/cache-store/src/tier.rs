@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cache_core::{
-    blocking, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Filling, Key, Limits, NewArray, Notes,
-    OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    blocking, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Filling, Holder, Key, Limits, NewArray,
+    Notes, OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 use crate::CacheDir;
@@ -64,6 +64,10 @@ impl<B: Buffer> Tier<B> for CacheDir {
 
     async fn claim(&self, key: &Key, stale_after: Duration) -> Result<Claim, Error> {
         blocking(|| CacheDir::claim(self, &key.hex(), stale_after))
+    }
+
+    async fn lease_holder(&self, key: &Key, stale_after: Duration) -> Result<Option<Holder>, Error> {
+        blocking(|| CacheDir::lease_holder(self, &key.hex(), stale_after))
     }
 
     async fn totals(&self, _: &mut Progress<'_>) -> Result<Totals, Error> {

@@ -258,7 +258,7 @@ fn a_lease_is_held_once_and_released_on_drop() {
     let stale = Duration::from_secs(60);
     let Claim::Taken(lease) = dir.claim(&key(1), stale).unwrap() else { panic!("first claim must take it") };
     match dir.claim(&key(1), stale).unwrap() {
-        Claim::Held { holder, this_process } => {
+        Claim::Held { holder, this_process, .. } => {
             assert!(this_process && holder.pid == std::process::id(), "{holder}")
         }
         other => panic!("a held lease was taken twice, or none can be: {other:?}"),

@@ -56,6 +56,10 @@ impl Fixture for Dir {
         fs::create_dir_all(self.root()).unwrap();
         fs::write(self.root().join(format!(".{key}.lock")), line).unwrap();
     }
+
+    fn has_lease(&self, key: &Key) -> bool {
+        fs::symlink_metadata(self.root().join(format!(".{key}.lock"))).is_ok()
+    }
 }
 
 cache_core::conformance_suite!(Dir::new());

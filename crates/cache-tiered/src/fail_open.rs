@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cache_core::{
-    lock, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, ErrorKind, Key, Limits, NewArray, Note,
-    NoteKind, Notes, OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    lock, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, ErrorKind, Holder, Key, Limits, NewArray,
+    Note, NoteKind, Notes, OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 /// After the object store is unavailable, calls skip it for this long.
@@ -236,6 +236,15 @@ impl<B: Buffer> Tier<B> for FailOpen<B> {
             }
         }
         Ok(claim)
+    }
+
+    /// A lease that cannot be read is no longer waited for: the next claim
+    /// decides (and, the tier still down, computes without one).
+    async fn lease_holder(&self, key: &Key, stale_after: Duration) -> Result<Option<Holder>, Error> {
+        if self.paused().is_some() {
+            return Ok(None);
+        }
+        Ok(self.inner.lease_holder(key, stale_after).await.unwrap_or(None))
     }
 
     async fn totals(&self, progress: &mut Progress<'_>) -> Result<Totals, Error> {

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cache_core::{
-    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Key, Limits, NewArray, NewEntry, Notes, OnDisk,
-    Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, NewEntry, Notes,
+    OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 /// A local tier in front of a store.
@@ -117,6 +117,10 @@ impl<B: Buffer> Tier<B> for Tiered<B> {
 
     async fn claim(&self, key: &Key, stale_after: Duration) -> Result<Claim, Error> {
         self.store.claim(key, stale_after).await
+    }
+
+    async fn lease_holder(&self, key: &Key, stale_after: Duration) -> Result<Option<Holder>, Error> {
+        self.store.lease_holder(key, stale_after).await
     }
 
     async fn totals(&self, progress: &mut Progress<'_>) -> Result<Totals, Error> {

@@ -89,6 +89,10 @@ impl Fixture for LocalAndStore {
     fn plant_lease(&self, key: &Key, line: &[u8]) {
         block_on(self.mem.put(&self.object(key, "lease"), PutPayload::from(line.to_vec()))).unwrap();
     }
+
+    fn has_lease(&self, key: &Key) -> bool {
+        block_on(self.mem.head(&self.object(key, "lease"))).is_ok()
+    }
 }
 
 cache_core::conformance_suite!(LocalAndStore::new());
