@@ -75,7 +75,8 @@ function readmeSteps(): Step[] {
 const LOCATIONS = ['/path/to/cache', '/scratch/cache', '/scratch/nfc', 's3://team-bucket/embeddings']
 const BUCKET = 'team-bucket'
 /** Placeholders of the command synopsis ("Command line"): the directory is the top block's shared cache. */
-const PLACEHOLDERS: Record<string, string> = { '<dir>': '/scratch/cache', N: '100' }
+// <name> names no function the examples stored: rm then removes nothing, and the cache keeps entries for the commands after it.
+const PLACEHOLDERS: Record<string, string> = { '<dir>': '/scratch/cache', N: '100', '<name>': 'no-such-function' }
 
 /**
  * The fixtures a reader would expect: real functions that count their calls
@@ -472,8 +473,8 @@ function runBlock(t: ExecutionContext, ready: Prepared, p: Program): void {
 function runCommand(t: ExecutionContext, ready: Prepared, variant: Variant, command: Command): void {
   const runRoot = ready.roots[variant]
   const where = `README.md line ${command.line} (${variant}): ${command.text}`
-  // The synopsis's [optional] parts are given, its placeholders filled in.
-  const words = command.text.replace(/[[\]]/g, '').split(/\s+/).slice(2).map((w) => PLACEHOLDERS[w] ?? w)
+  // The synopsis's [optional] parts are given (an optional list, [keys...], as empty), its placeholders filled in.
+  const words = command.text.replace(/\[\w+\.\.\.\]/g, '').replace(/[[\]]/g, '').split(/\s+/).slice(2).map((w) => PLACEHOLDERS[w] ?? w)
   const unknown = words.filter((w) => (w.startsWith('/') || w.startsWith('<') || /^[a-z]+:\/\//.test(w)) && !LOCATIONS.includes(w))
   if (unknown.length > 0) {
     t.fail(`${where}: ${unknown.join(', ')} is not a location or placeholder the first-hour harness knows (LOCATIONS, PLACEHOLDERS)`)
@@ -520,6 +521,10 @@ function runCommand(t: ExecutionContext, ready: Prepared, variant: Variant, comm
     case 'verify':
       t.regex(out, new RegExp(`^checked ${had} entr(y|ies): 0 damaged`), where)
       t.deepEqual(after, before, `${where}: verify changed the cache`)
+      break
+    case 'rm':
+      // What it says it removed is what went.
+      t.is(count(/^removed (\d+) entr/m) + has, had, `${where}:\n${out}`)
       break
     case 'clear':
       t.is(count(/^removed (\d+) entr/m), had, `${where}:\n${out}`)
