@@ -8,10 +8,10 @@ import { spawn, spawnSync } from 'node:child_process'
 import http from 'node:http'
 import type net from 'node:net'
 import { join } from 'node:path'
-import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
 import { NumpyFuncCache } from '../dist'
 import { root, runPython, tempDir } from './helpers'
-import { BUCKET, type S3Server, location, remoteOf, startServer } from './support/s3'
+import { BUCKET, type S3Server, location, remoteOf, s3Client, startServer } from './support/s3'
 
 const CLI = join(root, 'dist', 'cli.js')
 let server: S3Server
@@ -38,13 +38,7 @@ function cliAsync(args: string[], env: Record<string, string>): Promise<{ status
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })))
 }
 
-const s3 = () =>
-  new S3Client({
-    endpoint: server.endpoint,
-    region: server.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  })
+const s3 = () => s3Client(server)
 
 async function objectsUnder(prefix: string): Promise<string[]> {
   const listed = await s3().send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${prefix}/` }))

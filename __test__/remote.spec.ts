@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process'
 import { readdirSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
-import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
 import { ErrorCodes, NumpyFuncCache } from '../dist'
 import { root, runPython, tempDir } from './helpers'
 import {
@@ -17,6 +17,7 @@ import {
   type S3Server,
   location,
   remoteOf,
+  s3Client,
   startProxy,
   startServer,
 } from './support/s3'
@@ -31,13 +32,7 @@ test.after.always(async () => {
   await server?.stop()
 })
 
-const s3 = () =>
-  new S3Client({
-    endpoint: server.endpoint,
-    region: server.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  })
+const s3 = () => s3Client(server)
 
 /** Keys of the objects under a location's prefix. */
 async function objectsUnder(loc: string): Promise<string[]> {

@@ -4,13 +4,13 @@
 // ground, and plants on it what a co-user could: damaged entries, leases.
 import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
 import type { ExecutionContext } from 'ava'
 import { NumpyFuncCache, type NumpyFuncCacheOptions } from '../../dist'
 import { tempDir } from '../helpers'
 import { type Azurite, CONTAINER, blobsUnder } from './azure'
 import type { FaultProxy } from './faults'
-import { BUCKET, type S3Server, remoteOf } from './s3'
+import { BUCKET, type S3Server, remoteOf, s3Client } from './s3'
 
 /** How a co-user damages an entry: garbage in place of the array, the array cut short, the record gone, a data byte changed. */
 export type Damage = 'garbage' | 'truncated' | 'no-record' | 'flipped'
@@ -38,14 +38,6 @@ export interface Ground {
   store: boolean
   place(t: ExecutionContext): Place
 }
-
-const s3Client = (server: S3Server) =>
-  new S3Client({
-    endpoint: server.endpoint,
-    region: server.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  })
 
 /** An entry's bytes damaged as `how` says; `metadata` kept unless the record is to go. */
 function damaged(bytes: Buffer, how: Damage): Buffer {

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
+import { S3Client } from '@aws-sdk/client-s3'
 import { type S3Server, createBucket, startS3Server } from '../../scripts/s3-server.mjs'
 import { root } from '../helpers'
 
@@ -19,6 +20,16 @@ export async function startServer(bucket = BUCKET): Promise<S3Server> {
   const server = await startS3Server()
   await createBucket(server, bucket)
   return server
+}
+
+/** An SDK client of `server`, to plant and list objects as someone else would. */
+export function s3Client(server: S3Server): S3Client {
+  return new S3Client({
+    endpoint: server.endpoint,
+    region: server.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+  })
 }
 
 let unique = 0

@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
             prune_and_clear_remove_a_lease_past_the_ceiling,
             a_waiter_reads_the_lease_and_never_writes_it,
             a_lease_held_for_another_thread_is_waited_for,
+            threads_racing_for_a_lease_find_one_holder_and_it_is_not_theirs,
             totals_and_entries_see_every_entry,
             prune_removes_the_least_recently_used_then_what_is_past_max_age,
             a_hit_past_the_tiers_max_age_is_a_miss,
@@ -367,6 +368,37 @@ pub fn a_lease_held_for_another_thread_is_waited_for(f: &dyn Fixture) {
         }
     }
     panic!("a released lease was never free");
+}
+
+pub fn threads_racing_for_a_lease_find_one_holder_and_it_is_not_theirs(f: &dyn Fixture) {
+    const THREADS: usize = 6;
+    let minute = Duration::from_secs(60);
+    // One cache object per thread, as worker threads have.
+    let tiers: Vec<_> = (0..THREADS).map(|_| f.reopen()).collect();
+    for round in 0..40u8 {
+        let start = std::sync::Barrier::new(THREADS);
+        let claims: Vec<Claim> = std::thread::scope(|s| {
+            let racers: Vec<_> = tiers
+                .iter()
+                .map(|tier| {
+                    let start = &start;
+                    s.spawn(move || {
+                        start.wait();
+                        block_on(claim_on(tier.as_ref(), &key(100 + round), minute, std::thread::current().id()))
+                            .unwrap()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let taken = claims.iter().filter(|c| matches!(c, Claim::Taken(_))).count();
+        assert_eq!(taken, 1, "round {round}: one thread takes the lease");
+        for claim in &claims {
+            if let Claim::Held { this_thread, .. } = claim {
+                assert!(!this_thread, "round {round}: a lease another thread took counted as the claimant's own");
+            }
+        }
+    }
 }
 
 pub fn totals_and_entries_see_every_entry(f: &dyn Fixture) {

@@ -226,6 +226,9 @@ type Place = (String, Key);
 /// each was claimed for and a token telling its registration apart.
 static REGISTER: Mutex<Option<HashMap<Place, (ThreadId, u64)>>> = Mutex::new(None);
 
+/// The places a claim of this process is being made for, each with its turn.
+static CLAIMING: Mutex<Option<HashMap<Place, Arc<tokio::sync::Mutex<()>>>>> = Mutex::new(None);
+
 /// Removes its lease from [`REGISTER`] when dropped, if still its own.
 #[derive(Debug)]
 struct Registered {
@@ -256,19 +259,35 @@ pub async fn claim_on<B: crate::Buffer>(
 ) -> crate::Result<Claim> {
     static TOKENS: AtomicU64 = AtomicU64::new(0);
     let place = (tier.location().to_owned(), *key);
-    Ok(match tier.claim(key, stale_after).await? {
-        Claim::Taken(mut lease) => {
-            let token = TOKENS.fetch_add(1, Ordering::Relaxed);
-            lock(&REGISTER).get_or_insert_with(HashMap::new).insert(place.clone(), (thread, token));
-            lease.registered = Some(Registered { place, token });
-            Claim::Taken(lease)
+    // One claim of a place at a time in this process: a lease is in the
+    // register before another thread can find it held, which would
+    // otherwise count as its own thread's and compute beside it.
+    let turn = lock(&CLAIMING).get_or_insert_with(HashMap::new).entry(place.clone()).or_default().clone();
+    let claimed = {
+        let _turn = turn.lock().await;
+        match tier.claim(key, stale_after).await {
+            Ok(Claim::Taken(mut lease)) => {
+                let token = TOKENS.fetch_add(1, Ordering::Relaxed);
+                lock(&REGISTER).get_or_insert_with(HashMap::new).insert(place.clone(), (thread, token));
+                lease.registered = Some(Registered { place: place.clone(), token });
+                Ok(Claim::Taken(lease))
+            }
+            Ok(Claim::Held { holder, this_process: true, .. }) => {
+                let held_for = lock(&REGISTER).as_ref().and_then(|m| m.get(&place).map(|&(t, _)| t));
+                Ok(Claim::Held { holder, this_process: true, this_thread: held_for.is_none_or(|t| t == thread) })
+            }
+            other => other,
         }
-        Claim::Held { holder, this_process: true, .. } => {
-            let held_for = lock(&REGISTER).as_ref().and_then(|m| m.get(&place).map(|&(t, _)| t));
-            Claim::Held { holder, this_process: true, this_thread: held_for.is_none_or(|t| t == thread) }
+    };
+    let mut claiming = lock(&CLAIMING);
+    // Turns are cloned only under this lock: two references (the map's and
+    // this one) mean no other claim waits for this place.
+    if Arc::strong_count(&turn) == 2 {
+        if let Some(m) = claiming.as_mut() {
+            m.remove(&place);
         }
-        other => other,
-    })
+    }
+    claimed
 }
 
 #[cfg(test)]
