@@ -74,8 +74,10 @@ function readmeSteps(): Step[] {
  */
 const LOCATIONS = ['/path/to/cache', '/scratch/cache', '/scratch/nfc', 's3://team-bucket/embeddings']
 const BUCKET = 'team-bucket'
-/** Placeholders of the command synopsis ("Command line"): the directory is the top block's shared cache. */
-// <name> names no function the examples stored: rm then removes nothing, and the cache keeps entries for the commands after it.
+/**
+ * Placeholders of the command synopsis ("Command line"): the directory is the top block's shared cache;
+ * <name> names no function the examples stored, so rm removes nothing and the commands after it still find entries.
+ */
 const PLACEHOLDERS: Record<string, string> = { '<dir>': '/scratch/cache', N: '100', '<name>': 'no-such-function' }
 
 /**

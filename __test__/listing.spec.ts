@@ -8,9 +8,10 @@ import { spawn, spawnSync } from 'node:child_process'
 import http from 'node:http'
 import type net from 'node:net'
 import { join } from 'node:path'
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
+import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { NumpyFuncCache } from '../dist'
 import { root, runPython, tempDir } from './helpers'
+import { objectsUnder } from './support/grounds'
 import { BUCKET, type S3Server, location, remoteOf, s3Client, startServer } from './support/s3'
 
 const CLI = join(root, 'dist', 'cli.js')
@@ -38,13 +39,6 @@ function cliAsync(args: string[], env: Record<string, string>): Promise<{ status
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })))
 }
 
-const s3 = () => s3Client(server)
-
-async function objectsUnder(prefix: string): Promise<string[]> {
-  const listed = await s3().send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${prefix}/` }))
-  return (listed.Contents ?? []).map((o) => o.Key!).sort()
-}
-
 /** Names the cache writes: entries and leases in `<ab>/`, use marks in `uses/<ab>/`. */
 const CACHE_NAME = /\/(([0-9a-f]{2})\/[0-9a-f]{64}\.(npy|lease)|uses\/[0-9a-f]{2}\/[0-9a-f]{64})$/
 
@@ -65,9 +59,9 @@ test.serial('objects of others under the cache\'s prefixes, names that are not p
   // (the Rust tests cover them).
   const planted = [`${fan}/tab\tname`, `uses/${fan}/line\nfeed`, `${fan}/cr\rname`, `${fan}/a\tb/c`]
   for (const key of [...planted, `${fan}/x/../other`, `01//double`, `02/./dot`, `${fan}/notes.txt`]) {
-    await s3().send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}/${key}`, Body: 'not the cache' }))
+    await s3Client(server).send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}/${key}`, Body: 'not the cache' }))
   }
-  const foreign = (await objectsUnder(prefix)).filter((k) => !CACHE_NAME.test(k))
+  const foreign = (await objectsUnder(server, loc)).sort().filter((k) => !CACHE_NAME.test(k))
   t.true(['\t', '\n', '\r'].every((c) => foreign.some((k) => k.includes(c))), 'the server kept the control characters')
 
   t.like(cache.stats(), { entries: 3, foreign: foreign.length })
@@ -93,7 +87,7 @@ test.serial('objects of others under the cache\'s prefixes, names that are not p
 
   await store()
   cache.clearCache()
-  t.deepEqual(await objectsUnder(prefix), foreign, 'the clear left exactly what is not the cache\'s')
+  t.deepEqual((await objectsUnder(server, loc)).sort(), foreign, 'the clear left exactly what is not the cache\'s')
 })
 
 /** Adds rows to the index of `dir` as another program could (python's sqlite3). */

@@ -9,9 +9,10 @@ import { execFileSync } from 'node:child_process'
 import { readdirSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
+import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { ErrorCodes, NumpyFuncCache } from '../dist'
 import { root, runPython, tempDir } from './helpers'
+import { objectsUnder } from './support/grounds'
 import {
   BUCKET,
   type S3Server,
@@ -34,13 +35,6 @@ test.after.always(async () => {
 
 const s3 = () => s3Client(server)
 
-/** Keys of the objects under a location's prefix. */
-async function objectsUnder(loc: string): Promise<string[]> {
-  const prefix = loc.slice(`s3://${BUCKET}/`.length) + '/'
-  const listed = await s3().send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))
-  return (listed.Contents ?? []).map((o) => o.Key!)
-}
-
 test.serial('objects are plain .npy files that boto3 + NumPy read, with the record as metadata', async (t) => {
   const loc = location('interop')
   const cache = new NumpyFuncCache(loc, { remote: remoteOf(server) })
@@ -49,7 +43,7 @@ test.serial('objects are plain .npy files that boto3 + NumPy read, with the reco
     return { data, shape: [n, 3], dtype: 'float32' }
   })
   f(4)
-  const [key] = await objectsUnder(loc)
+  const [key] = await objectsUnder(server, loc)
   t.regex(key, /\/[0-9a-f]{2}\/[0-9a-f]{64}\.npy$/)
   const out = runPython(
     `import boto3, io, base64
@@ -80,7 +74,7 @@ test.serial('after an outage the store is used again: failures while paused do n
   // A call every 500 ms: the pause (10 s from the failure) ends all the same.
   const start = Date.now()
   let k = 1
-  while ((await objectsUnder(loc)).length === 0) {
+  while ((await objectsUnder(server, loc)).length === 0) {
     t.true(Date.now() - start < 60_000, 'the store was used again')
     if (Date.now() - start > 60_000) return
     await f(k++)
@@ -100,7 +94,7 @@ test.serial('damaged objects, empty or too large for one PUT, are replaced, and 
   const n = 1 << 20 // 8 MiB: uploaded in parts
   await new NumpyFuncCache(loc, { remote }).createCachedFunc(fill)(n)
   await new NumpyFuncCache(loc, { remote }).createCachedFunc(fill)(16)
-  const keys = await objectsUnder(loc)
+  const keys = await objectsUnder(server, loc)
   for (const [i, key] of keys.entries()) {
     // One emptied, one with garbage in place of the array.
     await s3().send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from(i === 0 ? '' : 'garbage') }))
@@ -155,7 +149,7 @@ test.serial('the server killed mid-upload leaves nothing visible; killed mid-dow
   t.true(stored.length === n && stored[0] === 1 && stored[n - 1] === 1)
   t.true(errors.some((e) => e.code === ErrorCodes.STORE_FAILED), 'the store failed')
   await server.restart()
-  t.deepEqual(await objectsUnder(loc), [], 'no object, whole or partial')
+  t.deepEqual(await objectsUnder(server, loc), [], 'no object, whole or partial')
 
   // Stored whole, then read through a proxy that kills the server 20 MiB into the download.
   await new NumpyFuncCache(loc, { remote: remoteOf(server) }).createCachedFunc(fill)(2)
@@ -283,7 +277,7 @@ test.serial('stats, entries, prune and clearCache work on an s3:// location, and
   t.like(report, { removedEntries: 2, entries: 1 })
   cache.clearCache()
   t.like(cache.stats(), { entries: 0, bytes: 0 })
-  t.deepEqual(await objectsUnder(loc), [foreign])
+  t.deepEqual(await objectsUnder(server, loc), [foreign])
 })
 
 test.serial('the async maintenance calls on an s3:// location, and a signal that stops a listing in flight', async (t) => {
@@ -310,11 +304,11 @@ test.serial('the async maintenance calls on an s3:// location, and a signal that
   controller.abort(reason)
   hold.resume()
   t.is(await t.throwsAsync(clearing), reason)
-  t.is((await objectsUnder(loc)).filter((k) => k.endsWith('.npy')).length, 3)
+  t.is((await objectsUnder(server, loc)).filter((k) => k.endsWith('.npy')).length, 3)
 
   t.like(await cache.pruneAsync({ maxEntries: 1 }), { removedEntries: 2, entries: 1 })
   await cache.clearCacheAsync()
-  t.deepEqual(await objectsUnder(loc), [])
+  t.deepEqual(await objectsUnder(server, loc), [])
 })
 
 test.serial('the async maintenance calls with a local tier: prune without limits is the tier\'s, with limits both; clear both', async (t) => {
@@ -332,7 +326,7 @@ test.serial('the async maintenance calls with a local tier: prune without limits
   t.like(await cache.pruneAsync({ maxEntries: 2 }), { removedEntries: 1, entries: 2 })
   await cache.clearCacheAsync()
   t.is(localEntries(), 0)
-  t.deepEqual(await objectsUnder(loc), [])
+  t.deepEqual(await objectsUnder(server, loc), [])
 })
 
 test.serial('keys, region and endpoint come from a shared AWS profile when the environment has none', async (t) => {
@@ -363,5 +357,5 @@ test.serial("the CLI's ls, stats, prune and clear take an s3:// location", async
   t.like(JSON.parse(cli('prune', loc, '--max-entries', '1', '--json')), { removedEntries: 1, entries: 1 })
   t.regex(cli('ls', loc), /zeros/)
   t.like(JSON.parse(cli('clear', loc, '--json')), { removedEntries: 1 })
-  t.deepEqual(await objectsUnder(loc), [])
+  t.deepEqual(await objectsUnder(server, loc), [])
 })
