@@ -15,20 +15,22 @@ import { tempDir } from './helpers'
 import { type Azurite, startAzurite } from './support/azure'
 import { startFaultProxy } from './support/faults'
 import { type Damage, type Ground, type Place, grounds } from './support/grounds'
-import { type S3Server, startServer, startWorker, writeWorker } from './support/s3'
+import { type MotoServer, startMoto } from './support/moto'
+import { BUCKET, type S3Server, startServer, startWorker, writeWorker } from './support/s3'
 
 type Any = any
 let server: S3Server
+let moto: MotoServer
 let azurite: Azurite
 
 test.before(async () => {
-  ;[server, azurite] = await Promise.all([startServer(), startAzurite()])
+  ;[server, moto, azurite] = await Promise.all([startServer(), startMoto(BUCKET), startAzurite()])
 })
 test.after.always(async () => {
-  await Promise.all([server?.stop(), azurite?.stop()])
+  await Promise.all([server?.stop(), moto?.stop(), azurite?.stop()])
 })
 
-const GROUNDS = grounds({ s3: () => server, azurite: () => azurite })
+const GROUNDS = grounds({ s3: () => server, moto: () => moto, azurite: () => azurite })
 
 /** Events a cache emitted. */
 function watch(cache: NumpyFuncCache) {

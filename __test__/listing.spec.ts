@@ -12,7 +12,8 @@ import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { NumpyFuncCache } from '../dist'
 import { root, runPython, tempDir } from './helpers'
 import { objectsUnder } from './support/grounds'
-import { BUCKET, type S3Server, location, remoteOf, s3Client, startServer } from './support/s3'
+import { startMoto } from './support/moto'
+import { BUCKET, type S3Endpoint, type S3Server, location, remoteOf, s3Client, startServer } from './support/s3'
 
 const CLI = join(root, 'dist', 'cli.js')
 let server: S3Server
@@ -42,7 +43,12 @@ function cliAsync(args: string[], env: Record<string, string>): Promise<{ status
 /** Names the cache writes: entries and leases in `<ab>/`, use marks in `uses/<ab>/`. */
 const CACHE_NAME = /\/(([0-9a-f]{2})\/[0-9a-f]{64}\.(npy|lease)|uses\/[0-9a-f]{2}\/[0-9a-f]{64})$/
 
-test.serial('objects of others under the cache\'s prefixes, names that are not paths included, are skipped and counted by every listing', async (t) => {
+/**
+ * Plants `names` (after the fan-out prefix `<ab>` of an entry, as `${fan}`)
+ * under a location on `server`, and checks that every listing skips and
+ * counts them, that `kept` are there as planted, and that a clear leaves them.
+ */
+async function foreignObjects(t: ExecutionContext, server: S3Endpoint, names: (fan: string) => string[], kept: string[]) {
   const loc = location('foreign')
   const prefix = loc.slice(`s3://${BUCKET}/`.length)
   const cache = new NumpyFuncCache(loc, { remote: remoteOf(server) })
@@ -52,17 +58,11 @@ test.serial('objects of others under the cache\'s prefixes, names that are not p
   }
   await store()
   const fan = cache.entries()[0].key.slice(0, 2)
-  // Control characters that XML carries (tab, LF, CR: object_store refuses
-  // them in paths), and `..`, `//` and `.` segments (versitygw, a filesystem
-  // underneath, normalizes those). Not \x01 or ESC: versitygw lists them as
-  // U+FFFD, and then its own continuation tokens skip the rest of the prefix
-  // (the Rust tests cover them).
-  const planted = [`${fan}/tab\tname`, `uses/${fan}/line\nfeed`, `${fan}/cr\rname`, `${fan}/a\tb/c`]
-  for (const key of [...planted, `${fan}/x/../other`, `01//double`, `02/./dot`, `${fan}/notes.txt`]) {
+  for (const key of names(fan)) {
     await s3Client(server).send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}/${key}`, Body: 'not the cache' }))
   }
   const foreign = (await objectsUnder(server, loc)).sort().filter((k) => !CACHE_NAME.test(k))
-  t.true(['\t', '\n', '\r'].every((c) => foreign.some((k) => k.includes(c))), 'the server kept the control characters')
+  t.true(kept.every((c) => foreign.some((k) => k.includes(c))), 'the server kept the names as planted')
 
   t.like(cache.stats(), { entries: 3, foreign: foreign.length })
   t.like(await cache.statsAsync(), { entries: 3, foreign: foreign.length })
@@ -88,6 +88,36 @@ test.serial('objects of others under the cache\'s prefixes, names that are not p
   await store()
   cache.clearCache()
   t.deepEqual((await objectsUnder(server, loc)).sort(), foreign, 'the clear left exactly what is not the cache\'s')
+}
+
+test.serial('objects of others under the cache\'s prefixes, names that are not paths included, are skipped and counted by every listing', (t) =>
+  // Control characters that XML carries (tab, LF, CR: object_store refuses
+  // them in paths), and `..`, `//` and `.` segments (versitygw, a filesystem
+  // underneath, normalizes those). Not \x01 or ESC: versitygw lists them as
+  // U+FFFD, and then its own continuation tokens skip the rest of the prefix
+  // (the Rust tests cover them).
+  foreignObjects(
+    t,
+    server,
+    (fan) => [`${fan}/tab\tname`, `uses/${fan}/line\nfeed`, `${fan}/cr\rname`, `${fan}/a\tb/c`, `${fan}/x/../other`, '01//double', '02/./dot', `${fan}/notes.txt`],
+    ['\t', '\n', '\r'],
+  ))
+
+test.serial('on another S3 server, whose XML listing shows a carriage return in a name as a line feed, listings get past that name too', async (t) => {
+  // moto keeps `cr\rname` but lists it as `cr\nname`, so a listing that
+  // starts after the name it was shown finds the object again. It takes
+  // \x01 and ESC as they are; it refuses LF in a name, and the SDK's `..`.
+  const moto = await startMoto(BUCKET)
+  try {
+    await foreignObjects(
+      t,
+      moto,
+      (fan) => [`${fan}/cr\rname`, `${fan}/tab\tname`, `uses/${fan}/cr\rline`, `${fan}/x\u0001y`, `${fan}/esc\u001bz`, '01//double', '02/./dot', `${fan}/notes.txt`],
+      ['\r', '\t', '\u0001', '\u001b'],
+    )
+  } finally {
+    await moto.stop()
+  }
 })
 
 /** Adds rows to the index of `dir` as another program could (python's sqlite3). */

@@ -1,7 +1,7 @@
 // Makes a fresh clone ready: npm packages, the native addon (with --dev, a
 // debug build, for the quick inner loop), the TS build,
 // and (with --python) what the tests and benchmark need besides: a
-// virtualenv with NumPy and boto3, and the S3 server versitygw; (with
+// virtualenv with NumPy, boto3 and moto's S3 server, and the S3 server versitygw; (with
 // --cross) what the registry test needs: qemu-aarch64 with arm64's C and
 // C++ libraries from Debian, and the linux-arm64-gnu binary.
 // Each step is cheap when already done, so every npm script can run it.
@@ -28,9 +28,10 @@ run('npm', ['run', '--silent', process.argv.includes('--dev') ? 'build:dev' : 'b
 
 if (process.argv.includes('--python')) {
   const python = join(root, '.venv', 'bin', 'python')
-  if (!quiet(python, ['-c', 'import numpy, boto3'])) {
+  if (!quiet(python, ['-c', 'import numpy, boto3, moto.server'])) {
     if (!existsSync(python)) run('python3', ['-m', 'venv', join(root, '.venv')])
-    run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'numpy', 'boto3'])
+    // moto's server: a second S3 implementation for the listing tests.
+    run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'numpy', 'boto3', 'moto[server]>=5.1,<6'])
   }
 }
 

@@ -10,7 +10,7 @@ import { NumpyFuncCache, type NumpyFuncCacheOptions } from '../../dist'
 import { tempDir } from '../helpers'
 import { type Azurite, CONTAINER, blobsUnder } from './azure'
 import type { FaultProxy } from './faults'
-import { BUCKET, type S3Server, remoteOf, s3Client } from './s3'
+import { BUCKET, type S3Endpoint, type S3Server, remoteOf, s3Client } from './s3'
 
 /** How a co-user damages an entry: garbage in place of the array, the array cut short, the record gone, a data byte changed. */
 export type Damage = 'garbage' | 'truncated' | 'no-record' | 'flipped'
@@ -63,7 +63,7 @@ const prefix = (t: ExecutionContext) => `${t.title.replace(/[^a-z0-9]+/gi, '-').
 
 const fanned = (key: string, ext: string) => `${key.slice(0, 2)}/${key}.${ext}`
 
-function s3Place(t: ExecutionContext, server: S3Server, localDir?: string): Place {
+function s3Place(t: ExecutionContext, server: S3Endpoint, localDir?: string): Place {
   const location = `s3://${BUCKET}/${prefix(t)}`
   const objectKey = (key: string, ext: string) => `${location.slice(`s3://${BUCKET}/`.length)}/${fanned(key, ext)}`
   const options: NumpyFuncCacheOptions = { remote: remoteOf(server), ...(localDir === undefined ? {} : { localDir }) }
@@ -88,7 +88,7 @@ function s3Place(t: ExecutionContext, server: S3Server, localDir?: string): Plac
   }
 }
 
-export function grounds(servers: { s3: () => S3Server; azurite: () => Azurite }): Ground[] {
+export function grounds(servers: { s3: () => S3Server; moto: () => S3Endpoint; azurite: () => Azurite }): Ground[] {
   return [
     {
       name: 'directory',
@@ -144,14 +144,17 @@ export function grounds(servers: { s3: () => S3Server; azurite: () => Azurite })
       },
     },
     { name: 's3 with a local tier', store: true, place: (t) => s3Place(t, servers.s3(), join(tempDir(t), 'local')) },
+    // A second S3 implementation: the cache relies on S3's semantics, not on one server's.
+    { name: 's3 on moto', store: true, place: (t) => s3Place(t, servers.moto()) },
   ]
 }
 
-/** The cache's own objects under an S3 location's prefix. */
-export async function objectsUnder(server: S3Server, location: string): Promise<string[]> {
+/** The objects under an S3 location's prefix (the first 1,000), each by its name as stored. */
+export async function objectsUnder(server: S3Endpoint, location: string): Promise<string[]> {
   const prefix = location.slice(`s3://${BUCKET}/`.length) + '/'
-  const listed = await s3Client(server).send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))
-  return (listed.Contents ?? []).map((o) => o.Key!)
+  // URL-encoded: a name in XML loses a carriage return (to a line feed) or a DEL.
+  const listed = await s3Client(server).send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, EncodingType: 'url' }))
+  return (listed.Contents ?? []).map((o) => decodeURIComponent(o.Key!.replace(/\+/g, '%20')))
 }
 
 export { blobsUnder }

@@ -10,6 +10,8 @@ import { type S3Server, createBucket, startS3Server } from '../../scripts/s3-ser
 import { root } from '../helpers'
 
 export type { S3Server }
+/** What a client needs of a server: where it is and the keys it takes. */
+export type S3Endpoint = Pick<S3Server, 'endpoint' | 'accessKeyId' | 'secretAccessKey' | 'region' | 'env'>
 // The SDK warns that its releases from 2027 need Node 22; the version pinned here supports Node 20.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
@@ -23,7 +25,7 @@ export async function startServer(bucket = BUCKET): Promise<S3Server> {
 }
 
 /** An SDK client of `server`, to plant and list objects as someone else would. */
-export function s3Client(server: S3Server): S3Client {
+export function s3Client(server: S3Endpoint): S3Client {
   return new S3Client({
     endpoint: server.endpoint,
     region: server.region,
@@ -39,7 +41,7 @@ export function location(name: string): string {
 }
 
 /** The cache's `remote` option for `server` (or for an endpoint given). */
-export function remoteOf(server: S3Server, endpoint = server.endpoint) {
+export function remoteOf(server: S3Endpoint, endpoint = server.endpoint) {
   return {
     endpoint,
     region: server.region,

@@ -3,7 +3,9 @@
 //! control character, or an empty, `.` or `..` segment in the name.
 //! object_store fails a whole page (and so the whole listing) for one such
 //! name; here the page is narrowed down until that name is the only object
-//! asked for, which is then skipped, counted, and listed past.
+//! asked for, which is then skipped, counted, and listed past. A name the
+//! store lists other than it is named is listed past with every name that
+//! could be it (see [`past_control`]).
 
 use std::sync::Arc;
 
@@ -105,8 +107,17 @@ fn by_pages(paged: Arc<dyn PaginatedListStore>, prefix: String) -> BoxStream<'st
                     Err(e) => unparsable(e).is_some_and(|n| n <= name.as_str()),
                 };
                 if behind {
-                    let why = format!("the store lists {name:?} again after it was skipped");
-                    return Err(object_store::Error::Generic { store: "listing", source: why.into() });
+                    match past_control(name) {
+                        // Listed other than it is named: go past every name it could be.
+                        Some(past) if past.as_str() > name.as_str() => {
+                            s.from = From::After { name: past, checked: false };
+                            continue;
+                        }
+                        _ => {
+                            let why = format!("the store lists {name:?} again after it was skipped");
+                            return Err(object_store::Error::Generic { store: "listing", source: why.into() });
+                        }
+                    }
                 }
                 *checked = true;
             }
@@ -134,6 +145,16 @@ fn by_pages(paged: Arc<dyn PaginatedListStore>, prefix: String) -> BoxStream<'st
     .boxed()
 }
 
+/// A `start-after` past every name that starts as `name` does up to its
+/// first ASCII control character, with a control character there. A store
+/// may list such a name other than it is named (an XML listing turns `\r`
+/// into `\n`), so starting after the name it lists finds the object again.
+/// None of these names is the cache's: its names are printable.
+fn past_control(name: &str) -> Option<String> {
+    let at = name.find(|c: char| c < ' ')?;
+    Some(format!("{}\u{1f}{}", &name[..at], "\u{10ffff}".repeat(4)))
+}
+
 /// The name of an object the client could not take as a path, if that is `e`.
 fn unparsable(e: &object_store::Error) -> Option<&str> {
     match e {
@@ -143,5 +164,25 @@ fn unparsable(e: &object_store::Error) -> Option<&str> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::past_control;
+
+    #[test]
+    fn past_a_control_character_lies_every_name_it_could_be_and_none_of_the_caches() {
+        let listed = "p/ab/cr\nname";
+        let past = past_control(listed).unwrap();
+        // What the object may really be named, as the store lists it or not.
+        for name in ["p/ab/cr\rname", "p/ab/cr\r\nname", "p/ab/cr\nname", "p/ab/cr\u{1}", "p/ab/cr\u{1f}\u{10fff}x"] {
+            assert!(name < past.as_str(), "{name:?}");
+        }
+        // What sorts after it and is not it, the cache's names among them.
+        for name in ["p/ab/cr name", "p/ab/cra", "p/ab/cs", "p/ac/00.npy", &format!("p/ab/{}.npy", "d".repeat(64))] {
+            assert!(name > past.as_str(), "{name:?}");
+        }
+        assert_eq!(past_control("p/ab/x/../y"), None, "a name without a control character lists as it is");
     }
 }
