@@ -26,5 +26,9 @@ export const VERSITYGW: string
 export function ensureVersitygw(): Promise<string>
 /** Starts versitygw on a free loopback port over a fresh temporary directory made under `dir`. */
 export function startS3Server(options?: { dir?: string }): Promise<S3Server>
+/** A port on 127.0.0.1 that nothing listens on now. */
+export function freePort(): Promise<number>
+/** Whether an HTTP server on 127.0.0.1:`port` gives any answer. */
+export function answers(port: number): Promise<boolean>
 /** Creates a bucket owned by the server's root user. */
 export function createBucket(server: S3Server, name: string): Promise<void>

@@ -49,7 +49,8 @@ export async function ensureVersitygw() {
   return VERSITYGW
 }
 
-function freePort() {
+/** A port on 127.0.0.1 that nothing listens on now. */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer()
     srv.once('error', reject)
@@ -61,7 +62,7 @@ function freePort() {
 }
 
 // Any HTTP answer at all (an unsigned GET / gets 403) means it is serving.
-function answers(port) {
+export function answers(port) {
   return new Promise((resolve) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 500 }, (res) => {
       res.resume()

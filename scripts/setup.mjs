@@ -30,7 +30,7 @@ if (process.argv.includes('--python')) {
   const python = join(root, '.venv', 'bin', 'python')
   if (!quiet(python, ['-c', 'import numpy, boto3, moto.server'])) {
     if (!existsSync(python)) run('python3', ['-m', 'venv', join(root, '.venv')])
-    // moto's server: a second S3 implementation for the listing tests.
+    // moto's server: a second S3 implementation for the conformance and listing tests.
     run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'numpy', 'boto3', 'moto[server]>=5.1,<6'])
   }
 }

@@ -3,10 +3,10 @@
 // a listing in XML that turns a carriage return in a name into a line feed.
 import { spawn } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CreateBucketCommand } from '@aws-sdk/client-s3'
+import { answers, freePort } from '../../scripts/s3-server.mjs'
 import { python } from '../helpers'
 import { type S3Endpoint, s3Client } from './s3'
 
@@ -14,13 +14,7 @@ export type MotoServer = S3Endpoint & { stop(): Promise<void> }
 
 /** moto's S3 server on a free loopback port, with `bucket` made. */
 export async function startMoto(bucket: string): Promise<MotoServer> {
-  const port = await new Promise<number>((resolve, reject) => {
-    const probe = net.createServer().once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo
-      probe.close(() => resolve(port))
-    })
-  })
+  const port = await freePort()
   const endpoint = `http://127.0.0.1:${port}`
   // Its log (a line per request) goes to a file: a pipe would fill while a
   // sync call holds this process's event loop, and the server would stall.
@@ -58,16 +52,12 @@ export async function startMoto(bucket: string): Promise<MotoServer> {
   }
   for (const deadline = Date.now() + 30_000; ; ) {
     if (child.exitCode !== null) throw new Error(`moto's server exited at start (is moto[server] in ${python}?):\n${log()}`)
-    try {
-      await fetch(endpoint)
-      break
-    } catch {
-      if (Date.now() > deadline) {
-        await server.stop()
-        throw new Error(`moto's server did not answer on ${endpoint} in 30 s:\n${log()}`)
-      }
-      await new Promise((r) => setTimeout(r, 50))
+    if (await answers(port)) break
+    if (Date.now() > deadline) {
+      await server.stop()
+      throw new Error(`moto's server did not answer on ${endpoint} in 30 s:\n${log()}`)
     }
+    await new Promise((r) => setTimeout(r, 50))
   }
   await s3Client(server).send(new CreateBucketCommand({ Bucket: bucket }))
   return server
