@@ -20,6 +20,7 @@ use cache_index::{Index, Journal, Removed};
 use crate::files::EntryFiles;
 use crate::fs_kind::{self, is_network_fs};
 use crate::layout::dev_ino;
+use crate::layout::Layout;
 use crate::write::Prepared;
 
 /// Uses are written to the index at most this often (and on demand), so a
@@ -134,19 +135,20 @@ impl Bookkeeper {
         // truncate under us: only where no one else writes, and hosts share memory.
         let shared = self.on_network_fs() || fs_kind::writable_by_others(self.root());
         let journal = if shared { Journal::Rollback } else { Journal::Wal };
+        make_shared_index(&self.files.layout);
         let (mut index, created) = match Index::open(&path, journal) {
             // Only bookkeeping is lost: rebuild it from the files.
             Err(e) if e.is_damaged() => {
                 for file in self.files.layout.index_files() {
                     let _ = fs::remove_file(file);
                 }
+                make_shared_index(&self.files.layout);
                 Index::open(&path, journal)?
             }
             opened => opened?,
         };
-        if created {
-            share_like_dir(self.root(), self.files.layout.index_files());
-        }
+        // Also on opening one made by a process killed before it widened it.
+        share_like_dir(self.root(), self.files.layout.index_files());
         // Removed already (a clear elsewhere): an identity no file has makes the next use reopen it.
         let id = fs::metadata(&path).map(|m| file_identity(&m)).unwrap_or((0, 0));
         if created {
@@ -555,23 +557,53 @@ fn removals(victims: &[cache_index::Victim]) -> Vec<(String, i64)> {
     victims.iter().map(|v| (v.key.clone(), v.last_used)).collect()
 }
 
+/// Makes a missing index of a shared directory as an empty file (an empty
+/// database to SQLite) already writable by whoever may write the
+/// directory: SQLite opens a file it may not write read-only, for good, so
+/// no other user may find the index before it is widened. It is made under
+/// its own name and linked into place, never over one another process made
+/// first. Where links cannot be made, SQLite creates the index and
+/// [`share_like_dir`] widens it after.
+fn make_shared_index(layout: &Layout) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let shared = fs_kind::others_write_bits(layout.root());
+        if shared == 0 || fs::symlink_metadata(layout.index()).is_ok() {
+            return;
+        }
+        let temp = layout.index_temp();
+        let Ok(file) = crate::layout::create_new(&temp) else { return };
+        if file.set_permissions(fs::Permissions::from_mode(0o644 | shared)).is_ok() {
+            // Another process's index, linked first, stays.
+            let _ = fs::hard_link(&temp, layout.index());
+        }
+        drop(file);
+        let _ = fs::remove_file(&temp);
+    }
+    #[cfg(not(unix))]
+    let _ = layout;
+}
+
 /// Lets the index be written by whoever may write the directory: a cache
 /// shared through a group- or world-writable directory is written by
-/// several users. (SQLite gives its `-wal` and `-shm` files the same mode.)
-/// Each file is changed through its own descriptor, opened without
-/// following links: a link planted under an index name changes nothing.
+/// several users. (SQLite gives its `-wal`, `-shm` and `-journal` files the
+/// same mode.) Each file is changed through its own descriptor, opened
+/// without following links: a link planted under an index name changes
+/// nothing. Only a file's owner can change it; for others this does nothing.
 fn share_like_dir(dir: &Path, index_files: impl Iterator<Item = std::path::PathBuf>) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let Ok(dir_mode) = fs::metadata(dir).map(|m| m.permissions().mode()) else { return };
-        let shared = dir_mode & 0o022;
+        let shared = fs_kind::others_write_bits(dir);
         if shared == 0 {
             return;
         }
         for path in index_files {
             if let Ok((file, m)) = crate::layout::open_regular(&path) {
-                let _ = file.set_permissions(fs::Permissions::from_mode(m.permissions().mode() | shared));
+                if m.permissions().mode() & shared != shared {
+                    let _ = file.set_permissions(fs::Permissions::from_mode(m.permissions().mode() | shared));
+                }
             }
         }
     }

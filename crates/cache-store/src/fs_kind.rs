@@ -17,15 +17,21 @@ pub fn is_network_fs(path: &Path) -> bool {
 /// such files (a truncated mapping kills with SIGBUS), and the index must
 /// not keep its shared memory in one (SQLite WAL's `-shm`).
 pub(crate) fn writable_by_others(path: &Path) -> bool {
+    others_write_bits(path) != 0
+}
+
+/// The group and other write bits of `path`'s mode (0 where it has none,
+/// cannot be read, or modes are not unix ones).
+pub(crate) fn others_write_bits(path: &Path) -> u32 {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o022 != 0)
+        std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o022)
     }
     #[cfg(not(unix))]
     {
         let _ = path;
-        false
+        0
     }
 }
 

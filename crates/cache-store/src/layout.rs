@@ -6,6 +6,7 @@
 //! <key>.json                                  its record (see `record`)
 //! .<key>.<npy|json|lock>.<host>-<pid>-<random>.tmp   a file being written
 //! .<key>.lock.broken-<random>.tmp             a stale lease being removed
+//! .numpy-func-cache-index.sqlite.<host>-<pid>-<random>.tmp   an index being made
 //! .<key>.lock                                 a compute-once lease
 //! .numpy-func-cache-index.sqlite[-wal|-shm|-journal]  the index
 //! ```
@@ -72,8 +73,14 @@ pub(crate) enum CacheFile<'a> {
     Array(&'a str),
     Record(&'a str),
     Lease(&'a str),
-    Temp { key: &'a str, part: Part, writer: Writer<'a> },
+    Temp {
+        key: &'a str,
+        part: Part,
+        writer: Writer<'a>,
+    },
     Index,
+    /// An empty index made under its own name before it is linked into place.
+    IndexTemp(Writer<'a>),
 }
 
 impl<'a> CacheFile<'a> {
@@ -81,6 +88,9 @@ impl<'a> CacheFile<'a> {
     pub(crate) fn parse(name: &'a str) -> Option<CacheFile<'a>> {
         if is_index_name(name) {
             return Some(CacheFile::Index);
+        }
+        if let Some(writer) = name.strip_prefix(INDEX_FILE).and_then(|r| r.strip_prefix('.')?.strip_suffix(".tmp")) {
+            return Some(CacheFile::IndexTemp(process_writer(writer)));
         }
         if let Some(key) = name.strip_suffix(".npy").filter(|k| is_key(k)) {
             return Some(CacheFile::Array(key));
@@ -98,16 +108,8 @@ impl<'a> CacheFile<'a> {
             return None;
         }
         let part = Part::from_ext(part)?;
-        let writer = if writer.starts_with("broken-") && part == Part::Lease {
-            Writer::Breaker
-        } else {
-            let mut fields = writer.rsplitn(3, '-');
-            let (_random, pid, host) = (fields.next(), fields.next(), fields.next());
-            match (host, pid.and_then(|p| p.parse::<u32>().ok())) {
-                (Some(host), Some(pid)) => Writer::Process { host, pid },
-                _ => Writer::Unknown,
-            }
-        };
+        let writer =
+            if writer.starts_with("broken-") && part == Part::Lease { Writer::Breaker } else { process_writer(writer) };
         Some(CacheFile::Temp { key, part, writer })
     }
 
@@ -116,8 +118,18 @@ impl<'a> CacheFile<'a> {
         match *self {
             CacheFile::Array(k) | CacheFile::Record(k) | CacheFile::Lease(k) => Some(k),
             CacheFile::Temp { key, .. } => Some(key),
-            CacheFile::Index => None,
+            CacheFile::Index | CacheFile::IndexTemp(_) => None,
         }
+    }
+}
+
+/// The writer named by `<host>-<pid>-<random>`.
+fn process_writer(fields: &str) -> Writer<'_> {
+    let mut fields = fields.rsplitn(3, '-');
+    let (_random, pid, host) = (fields.next(), fields.next(), fields.next());
+    match (host, pid.and_then(|p| p.parse::<u32>().ok())) {
+        (Some(host), Some(pid)) => Writer::Process { host, pid },
+        _ => Writer::Unknown,
     }
 }
 
@@ -211,6 +223,13 @@ impl Layout {
 
     pub(crate) fn index(&self) -> PathBuf {
         self.root.join(INDEX_FILE)
+    }
+
+    /// Where an empty index is made before it is linked into place (unix only).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub(crate) fn index_temp(&self) -> PathBuf {
+        let (host, pid, random) = (host::tag(), std::process::id(), host::random_u64());
+        self.root.join(format!("{INDEX_FILE}.{host}-{pid}-{random:016x}.tmp"))
     }
 
     /// The index file and the files SQLite may keep beside it.
@@ -343,6 +362,8 @@ mod tests {
         for index in layout.index_files() {
             assert_eq!(CacheFile::parse(&name(index)), Some(CacheFile::Index));
         }
+        let writer = Writer::Process { host: host::tag(), pid: std::process::id() };
+        assert_eq!(CacheFile::parse(&name(layout.index_temp())), Some(CacheFile::IndexTemp(writer)));
     }
 
     #[test]

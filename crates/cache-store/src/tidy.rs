@@ -74,7 +74,11 @@ impl EntryFiles {
         };
         for name in &names {
             match CacheFile::parse(name) {
-                Some(file @ CacheFile::Temp { .. }) if self.is_leftover(&file, name, now) => remove(name),
+                Some(file @ (CacheFile::Temp { .. } | CacheFile::IndexTemp(_)))
+                    if self.is_leftover(&file, name, now) =>
+                {
+                    remove(name)
+                }
                 Some(CacheFile::Lease(key)) => leases.push(key.to_owned()),
                 Some(CacheFile::Record(key)) if present.contains(layout::array_name(key).as_str()) => {
                     keys.push(key.to_owned())
@@ -102,11 +106,11 @@ impl EntryFiles {
                 .unwrap_or_default()
         };
         match file {
-            CacheFile::Temp { writer: Writer::Process { host, pid }, .. } if *host == host::tag() => {
-                !host::process_alive(*pid)
-            }
-            CacheFile::Temp { writer: Writer::Breaker, .. } => age() > BROKEN_LEASE_MAX_AGE,
-            CacheFile::Temp { .. } => age() > FOREIGN_TEMP_MAX_AGE,
+            CacheFile::Temp { writer, .. } | CacheFile::IndexTemp(writer) => match writer {
+                Writer::Process { host, pid } if *host == host::tag() => !host::process_alive(*pid),
+                Writer::Breaker => age() > BROKEN_LEASE_MAX_AGE,
+                Writer::Process { .. } | Writer::Unknown => age() > FOREIGN_TEMP_MAX_AGE,
+            },
             CacheFile::Lease(_) => lease::is_abandoned(&path, now),
             CacheFile::Array(_) | CacheFile::Record(_) | CacheFile::Index => true,
         }

@@ -161,10 +161,17 @@ fn prune_adopts_orphans_drops_rows_without_files_and_removes_leftovers_of_dead_p
     let live = root.join(format!(".{}.npy.{host}-{}-00bb.tmp", key(9), std::process::id()));
     fs::write(&dead, b"x").unwrap();
     fs::write(&live, b"x").unwrap();
+    // And an index being made by a dead process and by a live one.
+    let index = cache_store::INDEX_FILE;
+    let dead_index = root.join(format!("{index}.{host}-999999999-00cc.tmp"));
+    let live_index = root.join(format!("{index}.{host}-{}-00dd.tmp", std::process::id()));
+    fs::write(&dead_index, b"").unwrap();
+    fs::write(&live_index, b"").unwrap();
     let report = dir.prune(&Limits::default(), &mut |_, _| ControlFlow::Continue(())).unwrap();
-    assert_eq!((report.adopted, report.dropped, report.removed_leftovers), (1, 1, 2), "{report:?}");
+    assert_eq!((report.adopted, report.dropped, report.removed_leftovers), (1, 1, 3), "{report:?}");
     assert_eq!(report.totals.entries, 2);
     assert!(!dead.exists() && live.exists());
+    assert!(!dead_index.exists() && live_index.exists());
     assert!(!root.join(format!("{}.npy", key(8))).exists());
     let listed: Vec<String> = dir.entries().unwrap().into_iter().map(|r| r.key).collect();
     assert!(listed.contains(&key(7)) && listed.contains(&key(1)) && listed.len() == 2);
@@ -438,4 +445,42 @@ fn what_is_not_a_lease_under_a_leases_name_is_broken_never_read_or_waited_on() {
     std::os::unix::fs::symlink("/dev/zero", tmp.path().join(format!(".{}.lock", key(2)))).unwrap();
     dir.clear(false, &mut quiet).unwrap();
     assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
+}
+
+/// SQLite opens a file it may not write read-only, for good: another user
+/// who opened the index of a shared directory in the moment between its
+/// creation and its widening could never write it. Watched from another
+/// thread while it is made, it is never narrower than the directory.
+#[cfg(unix)]
+#[test]
+fn the_index_of_a_shared_directory_is_never_seen_narrower_than_the_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("shared");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        let index = root.join(cache_store::INDEX_FILE);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let mut modes = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    if let Ok(m) = fs::symlink_metadata(&index) {
+                        modes.push(m.permissions().mode() & 0o777);
+                    }
+                }
+                modes
+            });
+            let dir = CacheDir::open(&root).unwrap();
+            store(&dir, 1);
+            done.store(true, Ordering::Relaxed);
+            seen.extend(watcher.join().unwrap());
+        });
+    }
+    assert!(!seen.is_empty(), "the index was made");
+    let narrow: Vec<_> = seen.iter().filter(|m| *m & 0o022 != 0o022).collect();
+    assert!(narrow.is_empty(), "seen {} times narrower than the directory: {:o}", narrow.len(), narrow[0]);
 }
