@@ -44,6 +44,14 @@ pub enum Error {
     AllocFailed { len: u64 },
     /// More dimensions than NumPy handles (`NPY_MAXDIMS`): NumPy could not load the file.
     TooManyDims { dims: usize, max: usize },
+    /// More members than an `.npz` of this crate holds.
+    TooManyMembers { count: usize, max: usize },
+    /// Two members of one `.npz` with one name.
+    DuplicateMember(String),
+    /// A member name or member this crate does not write or read; the reason says why.
+    BadMember { name: String, reason: String },
+    /// A file that is not a zip archive, or a damaged one.
+    BadArchive(String),
     /// Another error, tagged with the file it happened in.
     InFile { path: PathBuf, source: Box<Error> },
 }
@@ -171,6 +179,12 @@ impl fmt::Display for Error {
                 f,
                 "could not allocate {len} bytes for the array data; the array does not fit in memory"
             ),
+            Error::TooManyMembers { count, max } => {
+                write!(f, "the .npz has {count} members; at most {max} are written or read")
+            }
+            Error::DuplicateMember(name) => write!(f, "the .npz member name {name:?} is given twice"),
+            Error::BadMember { name, reason } => write!(f, ".npz member {name:?}: {reason}"),
+            Error::BadArchive(msg) => write!(f, "not a readable .npz (zip) archive: {msg}"),
             Error::InFile { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }

@@ -198,10 +198,7 @@ pub fn write_npy_to<W: Write>(writer: &mut W, header: &Header, data: &[u8]) -> R
 }
 
 fn check(header: &Header, data: &[u8]) -> Result<(), Error> {
-    header.dtype.validate()?;
-    if header.shape.len() > MAX_DIMS {
-        return Err(Error::TooManyDims { dims: header.shape.len(), max: MAX_DIMS });
-    }
+    check_header(header)?;
     let expected = header.data_len()?;
     if data.len() as u64 != expected {
         return Err(Error::DataLenMismatch {
@@ -211,8 +208,18 @@ fn check(header: &Header, data: &[u8]) -> Result<(), Error> {
             descr: header.dtype.descr(),
         });
     }
-    // Never write a file our own reader would refuse. Only a shape with tens
-    // of thousands of dims gets here.
+    Ok(())
+}
+
+/// Refuses a header a writer must not write: a dtype this crate does not
+/// handle, more dimensions than NumPy reads, or one our reader would refuse.
+pub(crate) fn check_header(header: &Header) -> Result<(), Error> {
+    header.dtype.validate()?;
+    if header.shape.len() > MAX_DIMS {
+        return Err(Error::TooManyDims { dims: header.shape.len(), max: MAX_DIMS });
+    }
+    header.data_len()?;
+    // Only a shape with tens of thousands of dims gets here.
     let header_len = header.encode_len() as u64;
     if header_len > MAX_HEADER_LEN {
         return Err(Error::HeaderTooLarge { len: header_len, max: MAX_HEADER_LEN });

@@ -55,6 +55,7 @@ mod error;
 mod file;
 mod header;
 mod map;
+mod npz;
 
 pub use buf::{AlignedBuf, ALIGN, LARGE};
 pub use dtype::{swap_to_native, ByteOrder, Dtype, Kind};
@@ -62,3 +63,6 @@ pub use error::Error;
 pub use file::{read_npy, read_npy_file, read_npy_file_into, read_npy_into, write_npy, write_npy_to, NpyArray};
 pub use header::{decode_header, decode_header_bytes, Header, MAGIC, MAX_DIMS, MAX_HEADER_LEN};
 pub use map::{live_maps, map_npy_file, MappedNpy, MAX_LIVE_MAPS};
+pub use npz::{
+    read_npz_members, write_npz_to, MemberLayout, NpzLayout, NpzMember, MAX_MEMBERS, MAX_MEMBER_NAME, NPZ_ALIGN,
+};

@@ -1,0 +1,375 @@
+//! Uncompressed `.npz` archives whose members' array data is 64-byte
+//! aligned, so each member can be mapped or read in place.
+//!
+//! An `.npz` is a zip of `.npy` files, one per array, named `<name>.npy`
+//! (`np.savez`). The layout written here is fixed before any data exists
+//! ([`NpzLayout::plan`]): a writer can fill members in place (a mapped
+//! temporary file, ranged uploads) and add the CRC-32s last. That is why
+//! the writer is this crate's own (a general zip writer writes entries one
+//! after another); reading goes through the `zip` crate.
+//!
+//! ```text
+//! for each member, in order:
+//!   local header  sizes in a zip64 field; a padding field (0xD935, as
+//!                 Android's zipalign) puts what follows at a multiple of 64
+//!   .npy preamble (np.save's, a multiple of 64 bytes long)
+//!   array data    so at a multiple of 64
+//! central directory (zip64 sizes and offsets), zip64 end records, end record
+//! ```
+//!
+//! Names are UTF-8 (flag bit 11), times are 1980-01-01 00:00 (the zip
+//! epoch): the same members give the same bytes. Every size is in a zip64
+//! field, so a member of any size takes the same layout.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use crate::{decode_header, Error, Header};
+
+/// What the array data of each member is aligned to, in the archive.
+pub const NPZ_ALIGN: u64 = 64;
+
+/// The most members an archive of this crate holds or is read with.
+pub const MAX_MEMBERS: usize = 1024;
+
+/// The longest member name, in bytes (without `.npy`).
+pub const MAX_MEMBER_NAME: usize = 255;
+
+const LOCAL_SIG: u32 = 0x0403_4b50;
+const CENTRAL_SIG: u32 = 0x0201_4b50;
+const ZIP64_END_SIG: u32 = 0x0606_4b50;
+const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
+const END_SIG: u32 = 0x0605_4b50;
+/// 4.5: zip64.
+const VERSION: u16 = 45;
+/// Bit 11: names are UTF-8.
+const FLAGS: u16 = 0x0800;
+/// 1980-01-01 in MS-DOS date form; the time is 00:00.
+const DOS_DATE: u16 = (1 << 5) | 1;
+const ZIP64_FIELD: u16 = 0x0001;
+const PAD_FIELD: u16 = 0xD935;
+const LOCAL_LEN: u64 = 30;
+/// Zip64 field of a local header: id, size, two 8-byte sizes.
+const LOCAL_ZIP64_LEN: u64 = 20;
+const CENTRAL_LEN: u64 = 46;
+/// Zip64 field of a central header: id, size, two sizes and an offset.
+const CENTRAL_ZIP64_LEN: u64 = 28;
+/// Smallest padding field: id, size and the 2-byte alignment zipalign writes.
+const MIN_PAD: u64 = 6;
+
+/// Where one member lies in an archive planned by [`NpzLayout::plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberLayout {
+    /// The member's name, without `.npy`.
+    pub name: String,
+    pub header: Header,
+    /// Offset of its local header.
+    pub local_header: u64,
+    /// Offset of its `.npy` preamble (64-aligned).
+    pub npy: u64,
+    /// Offset of its array data (64-aligned).
+    pub data: u64,
+    /// Length of its array data.
+    pub data_len: u64,
+    padding: u64,
+    preamble: Vec<u8>,
+}
+
+impl MemberLayout {
+    fn file_name(&self) -> String {
+        format!("{}.npy", self.name)
+    }
+
+    /// The `.npy` file's length: preamble and data.
+    fn npy_len(&self) -> u64 {
+        self.data - self.npy + self.data_len
+    }
+}
+
+/// The byte layout of an aligned `.npz` of given members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpzLayout {
+    members: Vec<MemberLayout>,
+    central: u64,
+    len: u64,
+}
+
+impl NpzLayout {
+    /// Plans an archive of `members` (name and header), in their order.
+    /// Refuses names NumPy or zip tools would read otherwise (empty, over
+    /// [`MAX_MEMBER_NAME`] bytes, with `/`, `\`, control characters, or
+    /// `.` / `..`), repeated names, more than [`MAX_MEMBERS`] members, and
+    /// headers [`write_npy_to`](crate::write_npy_to) would refuse.
+    pub fn plan(members: &[(&str, &Header)]) -> Result<NpzLayout, Error> {
+        if members.len() > MAX_MEMBERS {
+            return Err(Error::TooManyMembers { count: members.len(), max: MAX_MEMBERS });
+        }
+        let mut planned: Vec<MemberLayout> = Vec::with_capacity(members.len());
+        let mut at = 0u64;
+        for &(name, header) in members {
+            check_member_name(name)?;
+            if planned.iter().any(|m| m.name == name) {
+                return Err(Error::DuplicateMember(name.to_owned()));
+            }
+            crate::file::check_header(header)?;
+            let fixed = LOCAL_LEN + name.len() as u64 + 4 + LOCAL_ZIP64_LEN;
+            let mut padding = (NPZ_ALIGN - (at + fixed) % NPZ_ALIGN) % NPZ_ALIGN;
+            if padding != 0 && padding < MIN_PAD {
+                padding += NPZ_ALIGN;
+            }
+            let npy = at + fixed + padding;
+            let preamble = header.encode();
+            let data = npy + preamble.len() as u64;
+            let data_len = header.data_len()?;
+            let end = data.checked_add(data_len).ok_or_else(|| size_overflow(header))?;
+            planned.push(MemberLayout {
+                name: name.to_owned(),
+                header: header.clone(),
+                local_header: at,
+                npy,
+                data,
+                data_len,
+                padding,
+                preamble,
+            });
+            at = end;
+        }
+        let central_len: u64 =
+            planned.iter().map(|m| CENTRAL_LEN + m.file_name().len() as u64 + CENTRAL_ZIP64_LEN).sum();
+        let len = at + central_len + 56 + 20 + 22;
+        Ok(NpzLayout { members: planned, central: at, len })
+    }
+
+    pub fn members(&self) -> &[MemberLayout] {
+        &self.members
+    }
+
+    /// The archive's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Member `i`'s bytes before its data: local header and `.npy`
+    /// preamble, with `crc` (the CRC-32 of preamble and data) in the header.
+    pub fn head(&self, i: usize, crc: u32) -> Vec<u8> {
+        let m = &self.members[i];
+        let name = m.file_name();
+        let mut out = Vec::with_capacity((m.data - m.local_header) as usize);
+        put32(&mut out, LOCAL_SIG);
+        put16(&mut out, VERSION);
+        put16(&mut out, FLAGS);
+        put16(&mut out, 0); // stored
+        put16(&mut out, 0);
+        put16(&mut out, DOS_DATE);
+        put32(&mut out, crc);
+        put32(&mut out, u32::MAX);
+        put32(&mut out, u32::MAX);
+        put16(&mut out, name.len() as u16);
+        put16(&mut out, (LOCAL_ZIP64_LEN + m.padding) as u16);
+        out.extend_from_slice(name.as_bytes());
+        put16(&mut out, ZIP64_FIELD);
+        put16(&mut out, 16);
+        put64(&mut out, m.npy_len());
+        put64(&mut out, m.npy_len());
+        if m.padding > 0 {
+            put16(&mut out, PAD_FIELD);
+            put16(&mut out, (m.padding - 4) as u16);
+            put16(&mut out, NPZ_ALIGN as u16);
+            out.resize(out.len() + (m.padding - MIN_PAD) as usize, 0);
+        }
+        out.extend_from_slice(&m.preamble);
+        out
+    }
+
+    /// The central directory and end records, given each member's CRC-32.
+    pub fn tail(&self, crcs: &[u32]) -> Vec<u8> {
+        assert_eq!(crcs.len(), self.members.len(), "one CRC-32 per member");
+        let mut out = Vec::with_capacity((self.len - self.central) as usize);
+        for (m, &crc) in self.members.iter().zip(crcs) {
+            let name = m.file_name();
+            put32(&mut out, CENTRAL_SIG);
+            put16(&mut out, VERSION);
+            put16(&mut out, VERSION);
+            put16(&mut out, FLAGS);
+            put16(&mut out, 0);
+            put16(&mut out, 0);
+            put16(&mut out, DOS_DATE);
+            put32(&mut out, crc);
+            put32(&mut out, u32::MAX);
+            put32(&mut out, u32::MAX);
+            put16(&mut out, name.len() as u16);
+            put16(&mut out, CENTRAL_ZIP64_LEN as u16);
+            put16(&mut out, 0); // comment
+            put16(&mut out, 0); // disk
+            put16(&mut out, 0); // internal attributes
+            put32(&mut out, 0); // external attributes
+            put32(&mut out, u32::MAX);
+            out.extend_from_slice(name.as_bytes());
+            put16(&mut out, ZIP64_FIELD);
+            put16(&mut out, 24);
+            put64(&mut out, m.npy_len());
+            put64(&mut out, m.npy_len());
+            put64(&mut out, m.local_header);
+        }
+        let central_len = out.len() as u64;
+        let zip64_end = self.central + central_len;
+        let count = self.members.len() as u64;
+        put32(&mut out, ZIP64_END_SIG);
+        put64(&mut out, 44);
+        put16(&mut out, VERSION);
+        put16(&mut out, VERSION);
+        put32(&mut out, 0);
+        put32(&mut out, 0);
+        put64(&mut out, count);
+        put64(&mut out, count);
+        put64(&mut out, central_len);
+        put64(&mut out, self.central);
+        put32(&mut out, ZIP64_LOCATOR_SIG);
+        put32(&mut out, 0);
+        put64(&mut out, zip64_end);
+        put32(&mut out, 1);
+        put32(&mut out, END_SIG);
+        put16(&mut out, 0);
+        put16(&mut out, 0);
+        put16(&mut out, count as u16);
+        put16(&mut out, count as u16);
+        put32(&mut out, u32::MAX);
+        put32(&mut out, u32::MAX);
+        put16(&mut out, 0);
+        out
+    }
+}
+
+/// Writes an aligned `.npz` of `members` (name, header, data in the byte
+/// order the header states) to `writer`, and returns its layout. Each
+/// member's data is read once for its CRC-32 and passed to `write_all` as
+/// is (no copy).
+pub fn write_npz_to<W: Write>(writer: &mut W, members: &[(&str, &Header, &[u8])]) -> Result<NpzLayout, Error> {
+    let headers: Vec<(&str, &Header)> = members.iter().map(|&(name, header, _)| (name, header)).collect();
+    let layout = NpzLayout::plan(&headers)?;
+    let mut crcs = Vec::with_capacity(members.len());
+    for (m, &(_, _, data)) in layout.members.iter().zip(members) {
+        if data.len() as u64 != m.data_len {
+            return Err(Error::DataLenMismatch {
+                actual: data.len() as u64,
+                expected: m.data_len,
+                shape: m.header.shape.clone(),
+                descr: m.header.dtype.descr(),
+            });
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&m.preamble);
+        crc.update(data);
+        crcs.push(crc.finalize());
+    }
+    for (i, &(_, _, data)) in members.iter().enumerate() {
+        writer.write_all(&layout.head(i, crcs[i])).map_err(Error::io("write an .npz member's header"))?;
+        writer.write_all(data).map_err(Error::io("write an .npz member's data"))?;
+    }
+    writer.write_all(&layout.tail(&crcs)).map_err(Error::io("write the .npz directory"))?;
+    Ok(layout)
+}
+
+/// A member of an `.npz` found by [`read_npz_members`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpzMember {
+    /// Its name, without `.npy`.
+    pub name: String,
+    pub header: Header,
+    /// Offset of its array data in the archive.
+    pub data: u64,
+    pub data_len: u64,
+    /// The CRC-32 the archive states for its `.npy` bytes.
+    pub crc: u32,
+}
+
+/// Lists the members of the `.npz` in `file` with where each one's array
+/// data lies, reading only headers. Only uncompressed `.npy` members can be
+/// read in place: a compressed one (`np.savez_compressed`), a member that
+/// is not an `.npy` file, or one whose data runs past its own end is an
+/// error naming it. `file`'s position is left anywhere.
+pub fn read_npz_members(file: &mut File) -> Result<Vec<NpzMember>, Error> {
+    let mut archive = zip::ZipArchive::new(&mut *file).map_err(archive_error)?;
+    if archive.len() > MAX_MEMBERS {
+        return Err(Error::TooManyMembers { count: archive.len(), max: MAX_MEMBERS });
+    }
+    let mut found = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(archive_error)?;
+        let file_name = entry.name().to_owned();
+        let Some(name) = file_name.strip_suffix(".npy") else {
+            return Err(Error::BadMember { name: file_name, reason: "it is not an .npy file".into() });
+        };
+        if entry.compression() != zip::CompressionMethod::Stored {
+            let reason = format!("it is compressed ({}); only uncompressed members are read", entry.compression());
+            return Err(Error::BadMember { name: name.to_owned(), reason });
+        }
+        let Some(start) = entry.data_start() else {
+            return Err(Error::BadArchive(format!("the start of member {name:?} is not known")));
+        };
+        let (len, crc) = (entry.size(), entry.crc32());
+        if entry.compressed_size() != len {
+            let reason = "its stored and unpacked sizes differ".to_owned();
+            return Err(Error::BadMember { name: name.to_owned(), reason });
+        }
+        found.push((name.to_owned(), start, len, crc));
+    }
+    drop(archive);
+    let mut members = Vec::with_capacity(found.len());
+    for (name, start, len, crc) in found {
+        let bad = |e: Error| Error::BadMember { name: name.clone(), reason: e.to_string() };
+        file.seek(SeekFrom::Start(start)).map_err(Error::io("seek to an .npz member"))?;
+        let (header, preamble) = decode_header(&mut (&mut *file).take(len)).map_err(bad)?;
+        let data_len = header.data_len().map_err(bad)?;
+        if preamble.checked_add(data_len) != Some(len) {
+            let e = Error::data_len_mismatch(&header, len.saturating_sub(preamble), data_len);
+            return Err(bad(e));
+        }
+        members.push(NpzMember { name, header, data: start + preamble, data_len, crc });
+    }
+    Ok(members)
+}
+
+fn archive_error(e: zip::result::ZipError) -> Error {
+    match e {
+        zip::result::ZipError::Io(source) => Error::Io { action: "read the .npz archive", source },
+        other => Error::BadArchive(other.to_string()),
+    }
+}
+
+fn check_member_name(name: &str) -> Result<(), Error> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > MAX_MEMBER_NAME {
+        "it is longer than 255 bytes"
+    } else if name.contains(['/', '\\']) {
+        "it has a path separator ('/' or '\\'), which zip tools would unpack as a directory"
+    } else if name.chars().any(char::is_control) {
+        "it has a control character"
+    } else if name == "." || name == ".." {
+        "it names a directory"
+    } else {
+        return Ok(());
+    };
+    Err(Error::BadMember { name: name.to_owned(), reason: reason.to_owned() })
+}
+
+fn size_overflow(header: &Header) -> Error {
+    Error::SizeOverflow { shape: header.shape.clone(), descr: header.dtype.descr() }
+}
+
+fn put16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
