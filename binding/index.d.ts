@@ -363,6 +363,12 @@ export interface Note {
 /** What happened beside an operation's result. */
 export type NoteKind = 'damaged' | 'unavailable' | 'storeFailed'
 
+/** A member of an `.npz`: its name and its array. */
+export interface NpzMemberValue {
+  name: string
+  array: LoadedValue
+}
+
 /**
  * Panics on purpose, on the JS thread or (with `onRuntime`) on the
  * cache's runtime, so tests can prove a panic in the core reaches JS as
@@ -383,6 +389,9 @@ export interface PruneSummary {
 
 /** Reads a .npy file into a fresh buffer (one copy, from the kernel). */
 export declare function readNpyFile(path: string): LoadedValue
+
+/** Reads every member of an `.npz` into a fresh buffer of its own. */
+export declare function readNpzFile(path: string): Array<NpzMemberValue>
 
 /**
  * Settings of an object-store location that override the standard
@@ -465,3 +474,9 @@ export interface VerifySummary {
 
 /** Writes `data` (any TypedArray, its bytes as they are) as a .npy file. */
 export declare function writeNpyFile(path: string, data: TypedArray, layout: ArrayLayout): void
+
+/**
+ * Writes an aligned uncompressed `.npz` of members given in order: their
+ * names, their bytes as they are, and those bytes' layouts.
+ */
+export declare function writeNpzFile(path: string, names: Array<string>, data: Array<TypedArray>, layouts: Array<ArrayLayout>): void

@@ -27,6 +27,7 @@ export type {
   RemoteOptions,
 } from './types'
 export { readNpy, writeNpy } from './npy'
+export { readNpz, writeNpz } from './npz'
 export type { NdArray, NpyArray, LoadedNdArray, TypedArrayClass } from './npy'
 export type { TypedArray } from './dtypes'
 export { SUPPORTED_DTYPES } from './dtypes'

@@ -202,12 +202,16 @@ export function readNpy(path: string | URL, arrayClass?: TypedArrayClass<TypedAr
   if (arrayClass !== undefined && !(typeof arrayClass === 'function' && arrayClass.prototype instanceof Object.getPrototypeOf(Uint8Array))) {
     throw invalidArg(`readNpy: arrayClass must be a TypedArray class such as Float64Array, got ${describe(arrayClass)}`)
   }
-  const raw = nativeCall(() => native.readNpyFile(file))
-  // A view of the class of its dtype over the buffer Rust read: no copy.
-  const data = viewOf(raw.buffer, readClassName(raw.dtype), raw.dtype)
-  if (arrayClass !== undefined && !(data instanceof arrayClass)) {
-    throw codedError(TypeError, ErrorCodes.INVALID_ARG, `readNpy: ${file} holds dtype '${raw.dtype}', which reads as ${data.constructor.name}, not ${arrayClass.name}`)
+  const array = npyArrayOf(nativeCall(() => native.readNpyFile(file)))
+  if (arrayClass !== undefined && !(array.data instanceof arrayClass)) {
+    throw codedError(TypeError, ErrorCodes.INVALID_ARG, `readNpy: ${file} holds dtype '${array.dtype}', which reads as ${array.data.constructor.name}, not ${arrayClass.name}`)
   }
+  return array
+}
+
+/** An array Rust read, as a view of the class of its dtype over its buffer: no copy. */
+export function npyArrayOf(raw: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean }): NpyArray {
+  const data = viewOf(raw.buffer, readClassName(raw.dtype), raw.dtype)
   return { data, shape: raw.shape, dtype: raw.dtype, fortranOrder: raw.fortranOrder }
 }
 

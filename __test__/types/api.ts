@@ -10,6 +10,8 @@ import {
   type NdArray,
   NumpyFuncCache,
   readNpy,
+  readNpz,
+  writeNpz,
   type TooLargeInfo,
 } from '../../dist'
 
@@ -122,6 +124,14 @@ const unchecked: Float64Array = readNpy('/tmp/a.npy').data
 // @ts-expect-error Array is not a TypedArray class
 readNpy('/tmp/a.npy', Array)
 void [f8, u16, unchecked]
+// readNpz: members by name; writeNpz: a tuple or a record of arrays, not one array.
+expect<Equal<ReturnType<typeof readNpz>, Record<string, ReturnType<typeof readNpy>>>>()
+writeNpz('/tmp/a.npz', [new Float64Array(1), { data: new Int32Array(4), shape: [2, 2] }])
+writeNpz(new URL('file:///tmp/a.npz'), { mean: new Float64Array(2) })
+// @ts-expect-error one array is not a tuple or a record of arrays
+writeNpz('/tmp/a.npz', new Float64Array(1))
+// @ts-expect-error a member must be an array
+writeNpz('/tmp/a.npz', { n: 3 })
 new NumpyFuncCache(new URL('file:///tmp/nfc-types'), { maxBytes: '10GB', maxAge: '7d' })
 new NumpyFuncCache()
 new NumpyFuncCache('/tmp/nfc-types', { computeOnce: { timeout: 1000, signal: AbortSignal.timeout(1000) } })

@@ -40,14 +40,19 @@ pub fn read_npy_into<B: AsMut<[u8]>>(
     path: &Path,
     alloc: impl FnOnce(usize) -> Result<B, Error>,
 ) -> Result<NpyArray<B>, Error> {
+    let mut file = open_for_reading(path).map_err(|e| e.in_file(path))?;
+    read_npy_file_into(&mut file, path, alloc)
+}
+
+/// Opens `path` for reading. Non-blocking: opening a FIFO for reading would
+/// wait for a writer; this way it opens at once and fails the regular-file
+/// check.
+pub(crate) fn open_for_reading(path: &Path) -> Result<File, Error> {
     let mut options = File::options();
     options.read(true);
-    // Non-blocking: opening a FIFO for reading would wait for a writer; this
-    // way it opens at once and fails the regular-file check.
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let mut file = options.open(path).map_err(|e| Error::io("open the file")(e).in_file(path))?;
-    read_npy_file_into(&mut file, path, alloc)
+    options.open(path).map_err(Error::io("open the file"))
 }
 
 /// [`read_npy`] of a file the caller opened (for example without following

@@ -64,5 +64,6 @@ pub use file::{read_npy, read_npy_file, read_npy_file_into, read_npy_into, write
 pub use header::{decode_header, decode_header_bytes, Header, MAGIC, MAX_DIMS, MAX_HEADER_LEN};
 pub use map::{live_maps, map_npy_file, MappedNpy, MAX_LIVE_MAPS};
 pub use npz::{
-    read_npz_members, write_npz_to, MemberLayout, NpzLayout, NpzMember, MAX_MEMBERS, MAX_MEMBER_NAME, NPZ_ALIGN,
+    read_npz, read_npz_into, read_npz_members, write_npz, write_npz_to, MemberLayout, NpzLayout, NpzMember,
+    MAX_MEMBERS, MAX_MEMBER_NAME, NPZ_ALIGN,
 };

@@ -23,8 +23,9 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
-use crate::{decode_header, Error, Header};
+use crate::{decode_header, swap_to_native, AlignedBuf, Error, Header, NpyArray};
 
 /// What the array data of each member is aligned to, in the archive.
 pub const NPZ_ALIGN: u64 = 64;
@@ -247,8 +248,29 @@ impl NpzLayout {
 /// Writes an aligned `.npz` of `members` (name, header, data in the byte
 /// order the header states) to `writer`, and returns its layout. Each
 /// member's data is read once for its CRC-32 and passed to `write_all` as
-/// is (no copy).
+/// is (no copy). Nothing is written if a member is refused.
 pub fn write_npz_to<W: Write>(writer: &mut W, members: &[(&str, &Header, &[u8])]) -> Result<NpzLayout, Error> {
+    let (layout, crcs) = prepare(members)?;
+    emit(writer, &layout, &crcs, members)?;
+    Ok(layout)
+}
+
+/// [`write_npz_to`] a file at `path`, created or truncated only once every
+/// member is accepted. Not atomic: write to a temporary name and rename if
+/// readers may race. Every error names the file.
+pub fn write_npz(path: &Path, members: &[(&str, &Header, &[u8])]) -> Result<NpzLayout, Error> {
+    let write = || {
+        let (layout, crcs) = prepare(members)?;
+        let mut file = std::io::BufWriter::new(File::create(path).map_err(Error::io("create the file"))?);
+        emit(&mut file, &layout, &crcs, members)?;
+        file.flush().map_err(Error::io("write the .npz directory"))?;
+        Ok(layout)
+    };
+    write().map_err(|e: Error| e.in_file(path))
+}
+
+/// The layout of `members` and each one's CRC-32, or why one is refused.
+fn prepare(members: &[(&str, &Header, &[u8])]) -> Result<(NpzLayout, Vec<u32>), Error> {
     let headers: Vec<(&str, &Header)> = members.iter().map(|&(name, header, _)| (name, header)).collect();
     let layout = NpzLayout::plan(&headers)?;
     let mut crcs = Vec::with_capacity(members.len());
@@ -266,12 +288,20 @@ pub fn write_npz_to<W: Write>(writer: &mut W, members: &[(&str, &Header, &[u8])]
         crc.update(data);
         crcs.push(crc.finalize());
     }
+    Ok((layout, crcs))
+}
+
+fn emit<W: Write>(
+    writer: &mut W,
+    layout: &NpzLayout,
+    crcs: &[u32],
+    members: &[(&str, &Header, &[u8])],
+) -> Result<(), Error> {
     for (i, &(_, _, data)) in members.iter().enumerate() {
         writer.write_all(&layout.head(i, crcs[i])).map_err(Error::io("write an .npz member's header"))?;
         writer.write_all(data).map_err(Error::io("write an .npz member's data"))?;
     }
-    writer.write_all(&layout.tail(&crcs)).map_err(Error::io("write the .npz directory"))?;
-    Ok(layout)
+    writer.write_all(&layout.tail(crcs)).map_err(Error::io("write the .npz directory"))
 }
 
 /// A member of an `.npz` found by [`read_npz_members`].
@@ -280,6 +310,8 @@ pub struct NpzMember {
     /// Its name, without `.npy`.
     pub name: String,
     pub header: Header,
+    /// Offset of its `.npy` preamble in the archive.
+    pub npy: u64,
     /// Offset of its array data in the archive.
     pub data: u64,
     pub data_len: u64,
@@ -329,9 +361,84 @@ pub fn read_npz_members(file: &mut File) -> Result<Vec<NpzMember>, Error> {
             let e = Error::data_len_mismatch(&header, len.saturating_sub(preamble), data_len);
             return Err(bad(e));
         }
-        members.push(NpzMember { name, header, data: start + preamble, data_len, crc });
+        members.push(NpzMember { name, header, npy: start, data: start + preamble, data_len, crc });
     }
     Ok(members)
+}
+
+/// Reads every member of the `.npz` at `path` into memory `alloc(len)`
+/// gives (called once per member, after the archive's directory and the
+/// member's header are checked), in the archive's order. Each member's
+/// `.npy` bytes are checked against its CRC-32, and big-endian data is
+/// converted to native order, as [`read_npy`](crate::read_npy) does. Every
+/// error names the file, and a damaged member is named too.
+pub fn read_npz_into<B: AsMut<[u8]>>(
+    path: &Path,
+    mut alloc: impl FnMut(usize) -> Result<B, Error>,
+) -> Result<Vec<(String, NpyArray<B>)>, Error> {
+    let mut read = || {
+        let mut file = crate::file::open_for_reading(path)?;
+        crate::file::regular_file_len(&file)?;
+        let members = read_npz_members(&mut file)?;
+        let mut arrays = Vec::with_capacity(members.len());
+        for m in members {
+            let array = read_member(&file, &m, &mut alloc)?;
+            arrays.push((m.name, array));
+        }
+        Ok(arrays)
+    };
+    read().map_err(|e: Error| e.in_file(path))
+}
+
+/// [`read_npz_into`] into 64-byte aligned buffers.
+pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>, Error> {
+    read_npz_into(path, AlignedBuf::zeroed)
+}
+
+/// One member's data, read in place and checked against its CRC-32.
+fn read_member<B: AsMut<[u8]>>(
+    file: &File,
+    m: &NpzMember,
+    alloc: &mut impl FnMut(usize) -> Result<B, Error>,
+) -> Result<NpyArray<B>, Error> {
+    let damaged = |reason: String| Error::BadMember { name: m.name.clone(), reason };
+    let len = usize::try_from(m.data_len).map_err(|_| Error::AllocFailed { len: m.data_len })?;
+    // The preamble as stored (another writer may pad it otherwise), for the CRC.
+    let mut preamble = vec![0u8; (m.data - m.npy) as usize];
+    read_at(file, &mut preamble, m.npy)?;
+    let mut data = alloc(len)?;
+    if data.as_mut().len() != len {
+        return Err(Error::AllocFailed { len: m.data_len });
+    }
+    read_at(file, data.as_mut(), m.data)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&preamble);
+    crc.update(data.as_mut());
+    if crc.finalize() != m.crc {
+        return Err(damaged("its bytes do not match its CRC-32: the archive is damaged".into()));
+    }
+    let mut header = m.header.clone();
+    swap_to_native(&header.dtype, data.as_mut());
+    let stored_order = header.dtype.byte_order;
+    header.dtype = header.dtype.native();
+    Ok(NpyArray { header, data, stored_order })
+}
+
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<(), Error> {
+    #[cfg(unix)]
+    let read = std::os::unix::fs::FileExt::read_exact_at(file, buf, offset);
+    #[cfg(windows)]
+    let read = (|| {
+        let mut done = 0;
+        while done < buf.len() {
+            match std::os::windows::fs::FileExt::seek_read(file, &mut buf[done..], offset + done as u64)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
+    })();
+    read.map_err(Error::io("read an .npz member"))
 }
 
 fn archive_error(e: zip::result::ZipError) -> Error {

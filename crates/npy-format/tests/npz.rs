@@ -256,3 +256,31 @@ fn a_member_past_4_gib_is_found_where_the_layout_put_it() {
     let expected = format!("big.npy 0 {}\nsmall.npy {} {}\n", npy_len(0), m[1].local_header, npy_len(1));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
 }
+
+#[test]
+fn read_npz_gives_every_member_in_native_order_and_refuses_a_flipped_byte_naming_the_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let members = members();
+    let (path, layout) = written(&tmp, &members);
+    let arrays = npy_format::read_npz(&path).unwrap();
+    assert_eq!(arrays.len(), members.len());
+    for ((name, header, data), (got_name, array)) in members.iter().zip(&arrays) {
+        assert_eq!(got_name, name);
+        assert_eq!(array.header.shape, header.shape);
+        assert_eq!(array.header.dtype, header.dtype.native());
+        let mut native = data.clone();
+        npy_format::swap_to_native(&header.dtype, &mut native);
+        assert_eq!(array.data.as_slice(), native.as_slice(), "{name}");
+    }
+    // A flipped byte in one member's data.
+    let m = &layout.members()[0];
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[m.data as usize + 5] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+    let err = npy_format::read_npz(&path).unwrap_err();
+    assert_eq!(err.path(), Some(path.as_path()));
+    match err.root() {
+        Error::BadMember { name, reason } => assert!(name == "mean" && reason.contains("CRC-32"), "{reason}"),
+        other => panic!("expected the member named, got {other:?}"),
+    }
+}
