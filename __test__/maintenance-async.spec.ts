@@ -268,11 +268,13 @@ test('a job aborted while it waits for another process\'s hold on the index does
       console.log(JSON.stringify({ first: a.status, second: b.status, reason: b.reason && b.reason.message })))
   `
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  // Waited on from the start: the child may finish while the holder is still exiting.
+  const closed = once(child, 'close')
   let out = ''
   child.stdout.on('data', (d) => (out += d))
   while (!out.includes('queued')) await once(child.stdout, 'data')
   await holder.release()
-  await once(child, 'exit')
+  await closed
   const result = JSON.parse(out.trim().split('\n').at(-1)!)
   t.deepEqual(result, { first: 'fulfilled', second: 'rejected', reason: 'aborted in the queue' })
   t.is(npyFiles(dir).length, 3, 'the clear removed nothing')
