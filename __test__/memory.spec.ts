@@ -138,3 +138,24 @@ test.serial('a sync loop of mapped hits that never yields does not use up the ma
   t.is(again[0], 3)
   t.is(memoryStats().liveMaps, 1)
 })
+
+test.serial("a loaded array enqueued into a byte stream, which detaches its buffer, keeps its values through later loads and collections", async (t) => {
+  const cache = new NumpyFuncCache(tempDir(t))
+  const f = cache.createCachedFunc((v: number) => filled(v))
+  f(1)
+  f(2)
+  let controller: ReadableByteStreamController | undefined
+  const stream = new ReadableStream({ type: 'bytes', start: (c) => void (controller = c) })
+  let a: Float64Array | undefined = f(1) as Float64Array
+  // The stream moves the memory to an ArrayBuffer of its own: the loaded one is detached, and dies.
+  controller!.enqueue(a)
+  t.is(a.buffer.byteLength, 0, 'the loaded array was detached')
+  a = undefined
+  gc()
+  const b = f(2) as Float64Array
+  b.fill(9)
+  const { value } = await stream.getReader().read()
+  const chunk = new Float64Array(value!.buffer, value!.byteOffset, value!.byteLength / 8)
+  t.is(chunk.length, N)
+  t.true(chunk.every((x) => x === 1), 'no later load reused the memory the stream holds')
+})
