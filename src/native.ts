@@ -72,7 +72,7 @@ export const native = load()
 native.setMaxExternalLength(constants.MAX_LENGTH)
 
 export type NativeCache = InstanceType<typeof native.Cache>
-export type { Failure, Hit, Loaded, Note } from '../binding/index'
+export type { Failure, Hit, Loaded, LoadedValue, Note } from '../binding/index'
 
 const CLASS_NAMES = native.classTable().map((c) => c.name)
 const DTYPE_DESCRS = native.dtypeTable().map((d) => d.descr)

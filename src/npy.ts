@@ -1,6 +1,6 @@
 // readNpy / writeNpy, and the one place that turns a JS array value into
 // the (data, shape, dtype) the Rust core writes.
-import { native } from './native'
+import { type LoadedValue, native } from './native'
 import {
   type TypedArray,
   canonicalDtype,
@@ -210,7 +210,7 @@ export function readNpy(path: string | URL, arrayClass?: TypedArrayClass<TypedAr
 }
 
 /** An array Rust read, as a view of the class of its dtype over its buffer: no copy. */
-export function npyArrayOf(raw: { buffer: ArrayBuffer; shape: number[]; dtype: string; fortranOrder: boolean }): NpyArray {
+export function npyArrayOf(raw: LoadedValue): NpyArray {
   const data = viewOf(raw.buffer, readClassName(raw.dtype), raw.dtype)
   return { data, shape: raw.shape, dtype: raw.dtype, fortranOrder: raw.fortranOrder }
 }

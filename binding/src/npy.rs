@@ -57,10 +57,13 @@ pub fn write_npz_file(
         let headers = layouts.iter().map(ArrayLayout::header).collect::<Outcome<Vec<_>>>()?;
         let members: Vec<(&str, &npy_format::Header, &[u8])> =
             names.iter().zip(&headers).zip(&data).map(|((n, h), d)| (n.as_str(), h, &d.arraybuffer[..])).collect();
-        // Names and counts the archive refuses are the caller's arguments.
-        let planned: Vec<_> = members.iter().map(|&(n, h, _)| (n, h)).collect();
-        npy_format::NpzLayout::plan(&planned).map_err(|e| Failure::invalid(format!("writeNpz: {e}")))?;
-        npy_format::write_npz(path.as_ref(), &members)?;
+        npy_format::write_npz(path.as_ref(), &members).map_err(|e| match e.root() {
+            // Names and counts the archive refuses are the caller's arguments.
+            cause @ (npy_format::Error::BadMember { .. }
+            | npy_format::Error::DuplicateMember(_)
+            | npy_format::Error::TooManyMembers { .. }) => Failure::invalid(format!("writeNpz: {cause}")),
+            _ => Failure::from(e),
+        })?;
         Ok(())
     })
 }

@@ -42,7 +42,7 @@ impl Header {
         self.element_count()?.checked_mul(self.dtype.item_size as u64).ok_or_else(|| self.overflow())
     }
 
-    fn overflow(&self) -> Error {
+    pub(crate) fn overflow(&self) -> Error {
         Error::SizeOverflow { shape: self.shape.clone(), descr: self.dtype.descr() }
     }
 

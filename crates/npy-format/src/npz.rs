@@ -57,6 +57,10 @@ const CENTRAL_LEN: u64 = 46;
 const CENTRAL_ZIP64_LEN: u64 = 28;
 /// Smallest padding field: id, size and the 2-byte alignment zipalign writes.
 const MIN_PAD: u64 = 6;
+/// The records after the central directory: zip64 end, its locator, end.
+const ENDS_LEN: u64 = 56 + 20 + 22;
+/// What a member's name gets in the archive.
+const NPY_SUFFIX: &str = ".npy";
 
 /// Where one member lies in an archive planned by [`NpzLayout::plan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +82,7 @@ pub struct MemberLayout {
 
 impl MemberLayout {
     fn file_name(&self) -> String {
-        format!("{}.npy", self.name)
+        format!("{}{NPY_SUFFIX}", self.name)
     }
 
     /// The `.npy` file's length: preamble and data.
@@ -113,7 +117,7 @@ impl NpzLayout {
                 return Err(Error::DuplicateMember(name.to_owned()));
             }
             crate::file::check_header(header)?;
-            let fixed = LOCAL_LEN + name.len() as u64 + 4 + LOCAL_ZIP64_LEN;
+            let fixed = LOCAL_LEN + (name.len() + NPY_SUFFIX.len()) as u64 + LOCAL_ZIP64_LEN;
             let mut padding = (NPZ_ALIGN - (at + fixed) % NPZ_ALIGN) % NPZ_ALIGN;
             if padding != 0 && padding < MIN_PAD {
                 padding += NPZ_ALIGN;
@@ -122,7 +126,7 @@ impl NpzLayout {
             let preamble = header.encode();
             let data = npy + preamble.len() as u64;
             let data_len = header.data_len()?;
-            let end = data.checked_add(data_len).ok_or_else(|| size_overflow(header))?;
+            let end = data.checked_add(data_len).ok_or_else(|| header.overflow())?;
             planned.push(MemberLayout {
                 name: name.to_owned(),
                 header: header.clone(),
@@ -137,7 +141,7 @@ impl NpzLayout {
         }
         let central_len: u64 =
             planned.iter().map(|m| CENTRAL_LEN + m.file_name().len() as u64 + CENTRAL_ZIP64_LEN).sum();
-        let len = at + central_len + 56 + 20 + 22;
+        let len = at + central_len + ENDS_LEN;
         Ok(NpzLayout { members: planned, central: at, len })
     }
 
@@ -161,16 +165,7 @@ impl NpzLayout {
         let name = m.file_name();
         let mut out = Vec::with_capacity((m.data - m.local_header) as usize);
         put32(&mut out, LOCAL_SIG);
-        put16(&mut out, VERSION);
-        put16(&mut out, FLAGS);
-        put16(&mut out, 0); // stored
-        put16(&mut out, 0);
-        put16(&mut out, DOS_DATE);
-        put32(&mut out, crc);
-        put32(&mut out, u32::MAX);
-        put32(&mut out, u32::MAX);
-        put16(&mut out, name.len() as u16);
-        put16(&mut out, (LOCAL_ZIP64_LEN + m.padding) as u16);
+        put_entry(&mut out, crc, &name, LOCAL_ZIP64_LEN + m.padding);
         out.extend_from_slice(name.as_bytes());
         put16(&mut out, ZIP64_FIELD);
         put16(&mut out, 16);
@@ -193,17 +188,8 @@ impl NpzLayout {
         for (m, &crc) in self.members.iter().zip(crcs) {
             let name = m.file_name();
             put32(&mut out, CENTRAL_SIG);
-            put16(&mut out, VERSION);
-            put16(&mut out, VERSION);
-            put16(&mut out, FLAGS);
-            put16(&mut out, 0);
-            put16(&mut out, 0);
-            put16(&mut out, DOS_DATE);
-            put32(&mut out, crc);
-            put32(&mut out, u32::MAX);
-            put32(&mut out, u32::MAX);
-            put16(&mut out, name.len() as u16);
-            put16(&mut out, CENTRAL_ZIP64_LEN as u16);
+            put16(&mut out, VERSION); // made by
+            put_entry(&mut out, crc, &name, CENTRAL_ZIP64_LEN);
             put16(&mut out, 0); // comment
             put16(&mut out, 0); // disk
             put16(&mut out, 0); // internal attributes
@@ -465,8 +451,20 @@ fn check_member_name(name: &str) -> Result<(), Error> {
     Err(Error::BadMember { name: name.to_owned(), reason: reason.to_owned() })
 }
 
-fn size_overflow(header: &Header) -> Error {
-    Error::SizeOverflow { shape: header.shape.clone(), descr: header.dtype.descr() }
+/// The fields a local and a central header share, from the version needed
+/// to the extra field's length: stored, UTF-8, the zip epoch, sizes in the
+/// zip64 field.
+fn put_entry(out: &mut Vec<u8>, crc: u32, name: &str, extra_len: u64) {
+    put16(out, VERSION);
+    put16(out, FLAGS);
+    put16(out, 0); // stored
+    put16(out, 0); // 00:00
+    put16(out, DOS_DATE);
+    put32(out, crc);
+    put32(out, u32::MAX);
+    put32(out, u32::MAX);
+    put16(out, name.len() as u16);
+    put16(out, extra_len as u16);
 }
 
 fn put16(out: &mut Vec<u8>, v: u16) {
