@@ -133,22 +133,23 @@ impl Bookkeeper {
         self.remove_planted_index_files();
         // WAL keeps its shared memory in a file (`-shm`) that others could
         // truncate under us: only where no one else writes, and hosts share memory.
-        let shared = self.on_network_fs() || fs_kind::writable_by_others(self.root());
+        let others_write = fs_kind::others_write_bits(self.root());
+        let shared = self.on_network_fs() || others_write != 0;
         let journal = if shared { Journal::Rollback } else { Journal::Wal };
-        make_shared_index(&self.files.layout);
+        make_shared_index(&self.files.layout, others_write);
         let (mut index, created) = match Index::open(&path, journal) {
             // Only bookkeeping is lost: rebuild it from the files.
             Err(e) if e.is_damaged() => {
                 for file in self.files.layout.index_files() {
                     let _ = fs::remove_file(file);
                 }
-                make_shared_index(&self.files.layout);
+                make_shared_index(&self.files.layout, others_write);
                 Index::open(&path, journal)?
             }
             opened => opened?,
         };
         // Also on opening one made by a process killed before it widened it.
-        share_like_dir(self.root(), self.files.layout.index_files());
+        share_like_dir(others_write, self.files.layout.index_files());
         // Removed already (a clear elsewhere): an identity no file has makes the next use reopen it.
         let id = fs::metadata(&path).map(|m| file_identity(&m)).unwrap_or((0, 0));
         if created {
@@ -557,24 +558,24 @@ fn removals(victims: &[cache_index::Victim]) -> Vec<(String, i64)> {
     victims.iter().map(|v| (v.key.clone(), v.last_used)).collect()
 }
 
-/// Makes a missing index of a shared directory as an empty file (an empty
+/// Makes a missing index of a directory others may write (`others_write`,
+/// its group and other write bits) as an empty file (an empty
 /// database to SQLite) already writable by whoever may write the
 /// directory: SQLite opens a file it may not write read-only, for good, so
 /// no other user may find the index before it is widened. It is made under
 /// its own name and linked into place, never over one another process made
 /// first. Where links cannot be made, SQLite creates the index and
 /// [`share_like_dir`] widens it after.
-fn make_shared_index(layout: &Layout) {
+fn make_shared_index(layout: &Layout, others_write: u32) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let shared = fs_kind::others_write_bits(layout.root());
-        if shared == 0 || fs::symlink_metadata(layout.index()).is_ok() {
+        if others_write == 0 || fs::symlink_metadata(layout.index()).is_ok() {
             return;
         }
         let temp = layout.index_temp();
         let Ok(file) = crate::layout::create_new(&temp) else { return };
-        if file.set_permissions(fs::Permissions::from_mode(0o644 | shared)).is_ok() {
+        if file.set_permissions(fs::Permissions::from_mode(0o644 | others_write)).is_ok() {
             // Another process's index, linked first, stays.
             let _ = fs::hard_link(&temp, layout.index());
         }
@@ -582,31 +583,31 @@ fn make_shared_index(layout: &Layout) {
         let _ = fs::remove_file(&temp);
     }
     #[cfg(not(unix))]
-    let _ = layout;
+    let _ = (layout, others_write);
 }
 
-/// Lets the index be written by whoever may write the directory: a cache
+/// Lets the index be written by whoever may write the directory (its group
+/// and other write bits are `others_write`): a cache
 /// shared through a group- or world-writable directory is written by
 /// several users. (SQLite gives its `-wal`, `-shm` and `-journal` files the
 /// same mode.) Each file is changed through its own descriptor, opened
 /// without following links: a link planted under an index name changes
 /// nothing. Only a file's owner can change it; for others this does nothing.
-fn share_like_dir(dir: &Path, index_files: impl Iterator<Item = std::path::PathBuf>) {
+fn share_like_dir(others_write: u32, index_files: impl Iterator<Item = std::path::PathBuf>) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let shared = fs_kind::others_write_bits(dir);
-        if shared == 0 {
+        if others_write == 0 {
             return;
         }
         for path in index_files {
             if let Ok((file, m)) = crate::layout::open_regular(&path) {
-                if m.permissions().mode() & shared != shared {
-                    let _ = file.set_permissions(fs::Permissions::from_mode(m.permissions().mode() | shared));
+                if m.permissions().mode() & others_write != others_write {
+                    let _ = file.set_permissions(fs::Permissions::from_mode(m.permissions().mode() | others_write));
                 }
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = (dir, index_files);
+    let _ = (others_write, index_files);
 }

@@ -11,17 +11,12 @@ pub fn is_network_fs(path: &Path) -> bool {
     imp::is_network_fs(path)
 }
 
-/// Whether users other than the owner may create and replace files in the
-/// directory (group or other write permission). There a file can be
-/// truncated under a process by someone it does not trust: it must not map
-/// such files (a truncated mapping kills with SIGBUS), and the index must
-/// not keep its shared memory in one (SQLite WAL's `-shm`).
-pub(crate) fn writable_by_others(path: &Path) -> bool {
-    others_write_bits(path) != 0
-}
-
 /// The group and other write bits of `path`'s mode (0 where it has none,
-/// cannot be read, or modes are not unix ones).
+/// cannot be read, or modes are not unix ones). Where a directory has any,
+/// users other than its owner may create and replace files in it: a file
+/// there can be truncated under a process by someone it does not trust, so
+/// it must not be mapped (a truncated mapping kills with SIGBUS), and the
+/// index must not keep its shared memory in one (SQLite WAL's `-shm`).
 pub(crate) fn others_write_bits(path: &Path) -> u32 {
     #[cfg(unix)]
     {
