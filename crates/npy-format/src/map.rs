@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memmap2::{MmapMut, MmapOptions};
 
-use crate::{decode_header_bytes, Error, Header};
+use crate::{decode_header_bytes, Error, Header, NpzMember};
 
 /// A .npy file mapped into memory. The mapping is private and
 /// copy-on-write: writes through it change only this process's pages, never
@@ -76,7 +76,32 @@ pub fn map_npy_file(file: &File, path: &Path) -> Result<Option<MappedNpy>, Error
     map_opened(file).map_err(|e| e.in_file(path))
 }
 
-fn map_opened(file: &File) -> Result<Option<MappedNpy>, Error> {
+/// Maps an opened archive as [`write_npz_to`](crate::write_npz_to) writes
+/// them, when every member can be used in place (native byte order,
+/// non-empty). Its [`MappedNpy::data`] is all that follows the first
+/// member's preamble, and the members say where each one's data lies in
+/// the file (checked as [`aligned_npz_members`](crate::aligned_npz_members)
+/// checks them). `Ok(None)` and errors as [`map_npy_file`].
+pub fn map_npz_file(file: &File, path: &Path) -> Result<Option<(MappedNpy, Vec<NpzMember>)>, Error> {
+    let map_members = || {
+        let Some((map, live)) = map_whole(file)? else { return Ok(None) };
+        let offset = crate::npz_preamble_len(&map).map_err(|e| match e {
+            Error::TruncatedHeader => Error::BadArchive("its first member's header is cut short".into()),
+            e => e,
+        })? as usize;
+        let members = crate::aligned_npz_members(&map[..offset], &map[offset..])?;
+        if members.iter().any(|m| m.data_len == 0 || m.header.dtype.needs_swap()) {
+            return Ok(None);
+        }
+        let header = members[0].header.clone();
+        Ok(Some((MappedNpy { header, map, offset, _live: live }, members)))
+    };
+    map_members().map_err(|e: Error| e.in_file(path))
+}
+
+/// A private map of all of `file`, and its count among the live ones; None
+/// when it is empty or cannot be mapped now.
+fn map_whole(file: &File) -> Result<Option<(MmapMut, Live)>, Error> {
     let file_len = crate::file::regular_file_len(file)?;
     if file_len == 0 {
         return Ok(None);
@@ -88,7 +113,12 @@ fn map_opened(file: &File) -> Result<Option<MappedNpy>, Error> {
     let mapped = unsafe { MmapOptions::new().map_copy(file) };
     // A mapping can fail for want of address space or map slots (many live
     // mappings): the caller reads the file instead.
-    let Ok(map) = mapped else { return Ok(None) };
+    Ok(mapped.ok().map(|map| (map, live)))
+}
+
+fn map_opened(file: &File) -> Result<Option<MappedNpy>, Error> {
+    let file_len = crate::file::regular_file_len(file)?;
+    let Some((map, live)) = map_whole(file)? else { return Ok(None) };
     let (header, offset) = decode_header_bytes(&map)?;
     let expected = header.data_len()?;
     let actual = file_len.saturating_sub(offset);

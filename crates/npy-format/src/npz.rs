@@ -25,7 +25,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::{decode_header, swap_to_native, AlignedBuf, Error, Header, NpyArray};
+use crate::{decode_header, decode_header_bytes, swap_to_native, AlignedBuf, Error, Header, NpyArray};
 
 /// What the array data of each member is aligned to, in the archive.
 pub const NPZ_ALIGN: u64 = 64;
@@ -350,6 +350,105 @@ pub fn read_npz_members(file: &mut File) -> Result<Vec<NpzMember>, Error> {
         members.push(NpzMember { name, header, npy: start, data: start + preamble, data_len, crc });
     }
     Ok(members)
+}
+
+/// The longest stretch of an archive before its first member's data: a
+/// local header with the longest name, its zip64 and padding fields, and
+/// the longest `.npy` preamble.
+pub const MAX_NPZ_PREAMBLE: usize = (LOCAL_LEN + LOCAL_ZIP64_LEN + NPZ_ALIGN + MIN_PAD) as usize
+    + MAX_MEMBER_NAME
+    + NPY_SUFFIX.len()
+    + crate::MAX_HEADER_LEN as usize
+    + 16;
+
+/// Where the first member's data begins in an archive whose first bytes
+/// are `start`: the length of its preamble (first local header and `.npy`
+/// preamble). [`Error::TruncatedHeader`] if `start` ends before that is
+/// known.
+pub fn npz_preamble_len(start: &[u8]) -> Result<u64, Error> {
+    let (member, _) = local_member(start, 0)?;
+    Ok(member.data)
+}
+
+/// The members of an archive written by [`write_npz_to`] (or
+/// [`NpzLayout`]), held as `preamble` (its bytes up to the first member's
+/// data, as [`npz_preamble_len`] measures) and `body` (the rest). The
+/// archive must be exactly as this crate writes the members it holds,
+/// byte for byte outside their data, with at least one member: then
+/// NumPy and zip tools read each member where this says it is. Headers
+/// are as stored (not made native). Data and CRC-32s are not read.
+pub fn aligned_npz_members(preamble: &[u8], body: &[u8]) -> Result<Vec<NpzMember>, Error> {
+    let split = preamble.len() as u64;
+    let total = split + body.len() as u64;
+    let bad = |why: String| Error::BadArchive(why);
+    let (first, _) = local_member(preamble, 0)?;
+    if first.data != split {
+        return Err(bad(format!("its first member's data begins at {}, not {split}", first.data)));
+    }
+    let mut members = vec![first];
+    let mut at = members[0].data + members[0].data_len;
+    while at < total && body.get((at - split) as usize..).is_some_and(|b| b.starts_with(&LOCAL_SIG.to_le_bytes())) {
+        if members.len() == MAX_MEMBERS {
+            return Err(Error::TooManyMembers { count: members.len() + 1, max: MAX_MEMBERS });
+        }
+        let rest = &body[(at - split) as usize..];
+        let (member, _) = local_member(rest, at).map_err(|e| match e {
+            Error::TruncatedHeader => bad(format!("a member at offset {at} is cut short")),
+            e => e,
+        })?;
+        at = member.data.checked_add(member.data_len).ok_or_else(|| member.header.overflow())?;
+        members.push(member);
+    }
+    let planned: Vec<(&str, &Header)> = members.iter().map(|m| (m.name.as_str(), &m.header)).collect();
+    let layout = NpzLayout::plan(&planned)?;
+    if layout.len() != total {
+        return Err(bad(format!("it is {total} bytes long where its members make {}", layout.len())));
+    }
+    let bytes_at = |from: u64, to: u64| -> &[u8] {
+        if to <= split {
+            &preamble[from as usize..to as usize]
+        } else {
+            &body[(from - split) as usize..(to - split) as usize]
+        }
+    };
+    for (i, (m, planned)) in members.iter().zip(layout.members()).enumerate() {
+        if bytes_at(planned.local_header, planned.data) != layout.head(i, m.crc) {
+            return Err(bad(format!("member {:?}'s headers are not as this library writes them", m.name)));
+        }
+    }
+    let crcs: Vec<u32> = members.iter().map(|m| m.crc).collect();
+    if bytes_at(layout.central, total) != layout.tail(&crcs) {
+        return Err(bad("its central directory is not as this library writes it".into()));
+    }
+    Ok(members)
+}
+
+/// The member whose local header starts `bytes`, which lie at `offset` in
+/// the archive.
+fn local_member(bytes: &[u8], offset: u64) -> Result<(NpzMember, u64), Error> {
+    let field = |at: usize, len: usize| bytes.get(at..at + len).ok_or(Error::TruncatedHeader);
+    let le16 = |at| field(at, 2).map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])));
+    if field(0, 4)? != LOCAL_SIG.to_le_bytes() {
+        return Err(Error::BadArchive(format!("no member's local header at offset {offset}")));
+    }
+    let crc = field(14, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))?;
+    let (name_len, extra_len) = (le16(26)? as usize, le16(28)? as usize);
+    let file_name = field(LOCAL_LEN as usize, name_len)?;
+    let name = std::str::from_utf8(file_name)
+        .ok()
+        .and_then(|n| n.strip_suffix(NPY_SUFFIX))
+        .ok_or_else(|| Error::BadArchive(format!("the member at offset {offset} is not named <name>.npy")))?;
+    let npy = LOCAL_LEN as usize + name_len + extra_len;
+    let npy_bytes = bytes.get(npy..).ok_or(Error::TruncatedHeader)?;
+    let (header, preamble) = decode_header_bytes(&npy_bytes[..npy_bytes.len().min(crate::MAX_HEADER_LEN as usize + 16)])
+        .map_err(|e| match e {
+            Error::TruncatedHeader => Error::TruncatedHeader,
+            e => Error::BadMember { name: name.to_owned(), reason: e.to_string() },
+        })?;
+    let data_len = header.data_len()?;
+    let npy = offset + npy as u64;
+    let member = NpzMember { name: name.to_owned(), header, npy, data: npy + preamble, data_len, crc };
+    Ok((member, npy))
 }
 
 /// Reads every member of the `.npz` at `path` into memory `alloc(len)`

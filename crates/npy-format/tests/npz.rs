@@ -284,3 +284,84 @@ fn read_npz_gives_every_member_in_native_order_and_refuses_a_flipped_byte_naming
         other => panic!("expected the member named, got {other:?}"),
     }
 }
+
+/// Splits an archive's bytes where its first member's data begins.
+fn split(bytes: &[u8]) -> (&[u8], &[u8]) {
+    bytes.split_at(npy_format::npz_preamble_len(bytes).unwrap() as usize)
+}
+
+#[test]
+fn an_archive_of_this_crate_is_read_back_from_its_bytes_with_its_members_where_the_layout_put_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let members = members();
+    let (path, layout) = written(&tmp, &members);
+    let bytes = fs::read(&path).unwrap();
+    let (preamble, body) = split(&bytes);
+    assert_eq!(preamble.len() as u64, layout.members()[0].data);
+    let found = npy_format::aligned_npz_members(preamble, body).unwrap();
+    let listed = read_npz_members(&mut File::open(&path).unwrap()).unwrap();
+    assert_eq!(found, listed, "the strict reader and the zip crate agree");
+    for (m, (name, h, data)) in found.iter().zip(&members) {
+        assert_eq!((&m.name, &m.header), (name, h));
+        assert_eq!(&bytes[m.data as usize..(m.data + m.data_len) as usize], data.as_slice());
+    }
+    // Cut anywhere before its first data, the start asks for more bytes.
+    for cut in [0, 4, 29, preamble.len() - 1] {
+        assert!(matches!(npy_format::npz_preamble_len(&bytes[..cut]), Err(Error::TruncatedHeader)), "{cut}");
+    }
+}
+
+#[test]
+fn an_archive_not_byte_for_byte_as_this_crate_writes_it_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, layout) = written(&tmp, &members());
+    let bytes = fs::read(&path).unwrap();
+    let strict = |b: &[u8]| {
+        let at = npy_format::npz_preamble_len(b)?;
+        npy_format::aligned_npz_members(&b[..at as usize], &b[at as usize..])
+    };
+    // A flipped byte outside the data: in a later member's header, in the
+    // central directory (the CRC of member 0, then an offset), in the end record.
+    let second = &layout.members()[1];
+    let central = layout.members().last().map(|m| m.data + m.data_len).unwrap() as usize;
+    for at in [second.local_header as usize + 8, central + 16, central + 42 + 4 + 9, bytes.len() - 3] {
+        let mut edited = bytes.clone();
+        edited[at] ^= 1;
+        assert!(strict(&edited).is_err(), "a flipped byte at {at} passed");
+    }
+    // Cut short or lengthened.
+    assert!(strict(&bytes[..bytes.len() - 1]).is_err());
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(strict(&longer).is_err());
+    // Data is not the reader's business: a flipped data byte passes (the cache's digest catches it).
+    let mut data_edit = bytes.clone();
+    data_edit[second.data as usize] ^= 1;
+    assert!(strict(&data_edit).is_ok());
+    // NumPy's own archives are laid out otherwise.
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+    let theirs = tmp.path().join("theirs.npz");
+    let script = "import sys, numpy as np; np.savez(sys.argv[1], a=np.arange(3.0))";
+    let out = std::process::Command::new(python).args(["-c", script]).arg(&theirs).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = strict(&fs::read(&theirs).unwrap()).unwrap_err();
+    assert!(matches!(err, Error::BadArchive(_)), "{err}");
+}
+
+#[test]
+fn a_mapped_archive_shows_each_member_in_place_and_one_in_the_other_byte_order_is_read_instead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let native: Vec<_> = members().into_iter().filter(|(_, h, d)| !h.dtype.needs_swap() && !d.is_empty()).collect();
+    let (path, _) = written(&tmp, &native);
+    let (mapped, found) = npy_format::map_npz_file(&File::open(&path).unwrap(), &path).unwrap().unwrap();
+    let offset = found[0].data;
+    assert_eq!(mapped.data_len() as u64 + offset, fs::metadata(&path).unwrap().len());
+    for (m, (_, _, data)) in found.iter().zip(&native) {
+        let at = (m.data - offset) as usize;
+        assert_eq!(&mapped.data()[at..at + data.len()], data.as_slice());
+        assert_eq!(m.data % NPZ_ALIGN, 0);
+    }
+    drop(mapped);
+    let (swapped, _) = written(&tmp, &members());
+    assert!(npy_format::map_npz_file(&File::open(&swapped).unwrap(), &swapped).unwrap().is_none());
+}
