@@ -70,6 +70,30 @@ impl ArrayClass {
         ArrayClass::ALL.into_iter().find(|c| c.name() == name)
     }
 
+    /// The class's letter in an archive's record (Python's `struct` letter
+    /// of its element; `X` for a Buffer, `C` for a Uint8ClampedArray).
+    pub fn code(self) -> char {
+        match self {
+            Int8Array => 'b',
+            Uint8Array => 'B',
+            Buffer => 'X',
+            Uint8ClampedArray => 'C',
+            Int16Array => 'h',
+            Uint16Array => 'H',
+            Int32Array => 'i',
+            Uint32Array => 'I',
+            Float16Array => 'e',
+            Float32Array => 'f',
+            Float64Array => 'd',
+            BigInt64Array => 'q',
+            BigUint64Array => 'Q',
+        }
+    }
+
+    pub fn from_code(code: char) -> Option<ArrayClass> {
+        ArrayClass::ALL.into_iter().find(|c| c.code() == code)
+    }
+
     /// Bytes per element of the class.
     pub fn element_size(self) -> usize {
         match self {

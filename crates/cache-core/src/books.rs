@@ -50,7 +50,9 @@ pub struct EntryRow {
     pub key: String,
     /// The function that computed it ("" when it could not be read).
     pub function: String,
-    /// Its NumPy descr in native order ("" when it could not be read).
+    /// Its NumPy descr in native order ("" when it could not be read); of
+    /// an entry of several arrays, its members as [`MemberRow::encode_all`]
+    /// writes them (an index keeps them in the same column).
     pub dtype: String,
     pub shape: Vec<u64>,
     pub bytes: u64,
@@ -125,5 +127,31 @@ pub enum Stored {
 impl Stored {
     pub fn is_published(self) -> bool {
         matches!(self, Stored::Published { .. })
+    }
+}
+
+/// One array of an entry of several, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberRow {
+    pub name: String,
+    /// NumPy descr in native order.
+    pub dtype: String,
+    pub shape: Vec<u64>,
+}
+
+impl MemberRow {
+    pub fn of(name: &str, header: &npy_format::Header) -> MemberRow {
+        MemberRow { name: name.to_owned(), dtype: header.dtype.native().descr(), shape: header.shape.clone() }
+    }
+
+    /// Members as an [`EntryRow`]'s `dtype` holds them: a JSON array, which
+    /// no descr begins like.
+    pub fn encode_all(members: impl IntoIterator<Item = MemberRow>) -> String {
+        serde_json::to_string(&members.into_iter().collect::<Vec<_>>()).expect("rows always serialize")
+    }
+
+    /// The members a row's `dtype` lists, if it is of several arrays.
+    pub fn decode_all(dtype: &str) -> Option<Vec<MemberRow>> {
+        dtype.starts_with('[').then(|| serde_json::from_str(dtype).ok()).flatten()
     }
 }

@@ -13,8 +13,8 @@ use npy_format::{AlignedBuf, Dtype, Header};
 
 use crate::lease::{claim_on, Holder, MAX_LEASE_LEN, MAX_STALE_AFTER};
 use crate::{
-    block_on, host, zeroed, ArrayClass, Claim, Entry, ErrorKind, Key, Limits, NewArray, NewEntry, NoteKind, Notes,
-    OnDisk, ResultForm, Stored, Tier,
+    block_on, host, zeroed, ArrayClass, Claim, Content, Entry, ErrorKind, Key, Limits, NewArchive, NewArray, NewEntry,
+    NoteKind, Notes, OnDisk, ResultForm, Stored, Tier,
 };
 
 /// How a fixture damages a stored entry, as a co-user could.
@@ -50,6 +50,8 @@ macro_rules! conformance_suite {
     ($fixture:expr) => {
         $crate::conformance_suite!(@tests $fixture;
             a_miss_then_a_hit_of_the_same_array_and_record,
+            an_entry_of_several_arrays_hits_with_every_member_in_its_order,
+            a_damaged_entry_of_several_arrays_is_a_miss_and_verify_finds_it,
             a_load_decided_on_disk_agrees_with_a_load,
             has_makes_the_checks_a_load_makes_and_is_not_a_use,
             a_damaged_entry_is_a_miss_with_a_note_and_the_next_store_replaces_it,
@@ -94,14 +96,55 @@ fn f8(n: usize, seed: f64) -> (Header, Vec<u8>) {
 }
 
 const ENTRY: NewEntry<'static> =
-    NewEntry { function: "embed", result: ResultForm::NdArray, class: ArrayClass::Float64Array };
+    NewEntry { function: "embed", result: ResultForm::NdArray, class: ArrayClass::Float64Array, classes: &[] };
 
 fn store(tier: &dyn Tier, k: &Key, n: usize, seed: f64, entry: NewEntry<'_>) -> Stored {
     let (header, data) = f8(n, seed);
+    store_content(tier, k, &Content::npy(&header, &data).unwrap(), entry)
+}
+
+fn store_content(tier: &dyn Tier, k: &Key, content: &Content<'_>, entry: NewEntry<'_>) -> Stored {
     let mut notes = Notes::new();
-    let stored = block_on(tier.store(k, NewArray { header: &header, data: &data, entry }, &mut notes)).unwrap();
+    let stored = block_on(tier.store(k, NewArray { content, entry }, &mut notes)).unwrap();
     assert!(notes.is_empty(), "{notes:?}");
     stored
+}
+
+const MOMENTS_CLASSES: [ArrayClass; 3] = [ArrayClass::Float64Array, ArrayClass::Int32Array, ArrayClass::Buffer];
+
+/// A record of three arrays, as `{ mean, counts, mask }`: `n` doubles, a
+/// 3x2 grid of int32, and 5 bytes.
+const MOMENTS: NewEntry<'static> = NewEntry {
+    function: "moments",
+    result: ResultForm::Record,
+    class: ArrayClass::Float64Array,
+    classes: &MOMENTS_CLASSES,
+};
+
+/// The members of [`MOMENTS`]: name, header, data.
+fn moments(n: usize, seed: f64) -> Vec<(&'static str, Header, Vec<u8>)> {
+    let (mean, mean_data) = f8(n, seed);
+    let counts = Header { dtype: Dtype::parse("<i4").unwrap(), shape: vec![3, 2], fortran_order: false };
+    let counts_data = (0..6).flat_map(|i: i32| (i * seed as i32 - 2).to_le_bytes()).collect();
+    let mask = Header { dtype: Dtype::parse("|u1").unwrap(), shape: vec![5], fortran_order: false };
+    vec![("mean", mean, mean_data), ("counts", counts, counts_data), ("mask", mask, vec![1, 0, 1, 1, seed as u8])]
+}
+
+fn store_moments(tier: &dyn Tier, k: &Key, n: usize, seed: f64) -> Stored {
+    let members = moments(n, seed);
+    let refs: Vec<(&str, &Header, &[u8])> = members.iter().map(|(n, h, d)| (*n, h, d.as_slice())).collect();
+    store_content(tier, k, &Content::npz(NewArchive::new(&refs).unwrap()), MOMENTS)
+}
+
+/// Checks a hit of [`moments`]`(n, seed)`.
+fn assert_moments(entry: &Entry, n: usize, seed: f64) {
+    assert_eq!((entry.record.result, &entry.record.classes[..]), (ResultForm::Record, &MOMENTS_CLASSES[..]));
+    let expected = moments(n, seed);
+    assert_eq!(entry.members.len(), expected.len());
+    for (i, (m, (name, header, data))) in entry.members.iter().zip(&expected).enumerate() {
+        assert_eq!((m.name.as_str(), &m.header), (*name, header));
+        assert_eq!(entry.member_data(i), &data[..], "member {name}");
+    }
 }
 
 fn load(tier: &dyn Tier, k: &Key) -> (Option<Entry>, Notes) {
@@ -146,6 +189,56 @@ pub fn a_miss_then_a_hit_of_the_same_array_and_record(f: &dyn Fixture) {
     // An empty array is an entry too.
     store(tier.as_ref(), &key(2), 0, 1.0, ENTRY);
     assert_eq!(load(tier.as_ref(), &key(2)).0.expect("a hit").array.data().len(), 0);
+}
+
+pub fn an_entry_of_several_arrays_hits_with_every_member_in_its_order(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    // Small enough to be read and checked whole, and large enough to be read in parts.
+    for (k, n) in [(key(1), 10), (key(2), 300_000)] {
+        assert!(store_moments(tier.as_ref(), &k, n, 3.0).is_published());
+        assert!(has(tier.as_ref(), &k));
+        let (entry, notes) = load(tier.as_ref(), &k);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_moments(&entry.expect("a hit"), n, 3.0);
+        assert_moments(&load(f.reopen().as_ref(), &k).0.expect("a hit from another cache object"), n, 3.0);
+        assert_eq!(store_moments(tier.as_ref(), &k, n, 4.0), Stored::AlreadyThere, "create-only");
+    }
+    // Beside an entry of one array under another key, each loads as stored.
+    store(tier.as_ref(), &key(3), 10, 1.0, ENTRY);
+    assert!(load(tier.as_ref(), &key(3)).0.expect("a hit").members.is_empty());
+    let mut rows = block_on(tier.entries(&mut go)).unwrap();
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
+    let members = crate::MemberRow::decode_all(&rows[1].dtype).expect("an archive's row lists its members");
+    let listed: Vec<_> = members.iter().map(|m| (m.name.as_str(), m.dtype.as_str(), m.shape.clone())).collect();
+    assert_eq!(listed, [("mean", "<f8", vec![300_000]), ("counts", "<i4", vec![3, 2]), ("mask", "|u1", vec![5])]);
+    assert_eq!((rows[1].function.as_str(), rows[2].dtype.as_str()), ("moments", "<f8"));
+    let whole = block_on(tier.verify(false, &mut go)).unwrap();
+    assert!(whole.damaged.is_empty() && whole.checked >= 3, "{whole:?}");
+    assert_eq!(block_on(tier.remove_function("moments", &mut go, &mut Notes::new())).unwrap().len(), 2);
+    assert!(!has(tier.as_ref(), &key(1)) && !has(tier.as_ref(), &key(2)) && has(tier.as_ref(), &key(3)));
+}
+
+pub fn a_damaged_entry_of_several_arrays_is_a_miss_and_verify_finds_it(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    for (i, how) in [Damage::Garbage, Damage::FlippedData, Damage::Truncated, Damage::NoRecord].into_iter().enumerate() {
+        let k = key(i as u8 + 1);
+        store_moments(tier.as_ref(), &k, 100, 1.0);
+        f.damage(&k, how);
+        let (entry, notes) = load(tier.as_ref(), &k);
+        assert!(entry.is_none(), "{how:?} read as a hit");
+        assert!(!has(tier.as_ref(), &k), "{how:?}");
+        if how != Damage::NoRecord {
+            assert!(notes.iter().any(|n| n.kind == NoteKind::Damaged), "{how:?}: {notes:?}");
+        }
+        assert!(store_moments(tier.as_ref(), &k, 100, 2.0).is_published(), "{how:?} was not replaced");
+        assert_moments(&load(tier.as_ref(), &k).0.expect("replaced"), 100, 2.0);
+    }
+    // Large enough that a plain load may check only its headers: verify reads it all.
+    store_moments(tier.as_ref(), &key(9), 200_000, 1.0);
+    f.damage(&key(9), Damage::FlippedData);
+    let report = block_on(tier.verify(true, &mut go)).unwrap();
+    assert!(report.damaged.iter().any(|(k, why)| *k == key(9).to_string() && why.contains("digest")), "{report:?}");
+    assert!(!has(tier.as_ref(), &key(9)));
 }
 
 fn load_on_disk(tier: &dyn Tier, k: &Key, up_to: u64) -> (OnDisk<AlignedBuf>, Notes) {
@@ -469,10 +562,11 @@ pub fn clear_removes_every_entry(f: &dyn Fixture) {
     for n in 1..=3 {
         store(tier.as_ref(), &key(n), 10, 1.0, ENTRY);
     }
+    store_moments(tier.as_ref(), &key(4), 10, 1.0);
     let report = block_on(tier.clear(false, &mut go)).unwrap();
-    assert!(report.removed >= 3, "{report:?}");
+    assert!(report.removed >= 4, "{report:?}");
     assert_eq!(block_on(tier.totals(&mut go)).unwrap().entries, 0);
-    assert!((1..=3).all(|n| !has(tier.as_ref(), &key(n))));
+    assert!((1..=4).all(|n| !has(tier.as_ref(), &key(n))));
 }
 
 pub fn a_job_asked_to_stop_stops_before_its_next_step(f: &dyn Fixture) {
@@ -497,7 +591,8 @@ pub fn a_function_name_past_the_limit_is_refused(f: &dyn Fixture) {
     let name = "f".repeat(crate::record::MAX_FUNCTION_NAME + 1);
     let (header, data) = f8(4, 1.0);
     let entry = NewEntry { function: &name, ..ENTRY };
-    let stored = block_on(tier.store(&key(1), NewArray { header: &header, data: &data, entry }, &mut Notes::new()));
+    let content = Content::npy(&header, &data).unwrap();
+    let stored = block_on(tier.store(&key(1), NewArray { content: &content, entry }, &mut Notes::new()));
     match stored {
         Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}"),
         // A tier that fails open says so in a note instead.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use npy_format::{AlignedBuf, ByteOrder, Header, MappedNpy, NpyArray};
+use npy_format::{AlignedBuf, ByteOrder, Header, MappedNpy, NpyArray, NpzMember};
 
 use crate::notes::{Note, NoteKind, Notes};
 use crate::record::EntryRecord;
@@ -42,8 +42,26 @@ pub fn zeroed(len: usize, filling: Filling) -> Result<AlignedBuf, npy_format::Er
 /// A stored entry read back and checked.
 #[derive(Debug)]
 pub struct Entry<B = AlignedBuf> {
+    /// One array; of an archive, its first member's header (native) over
+    /// all that follows its preamble (the body, see [`crate::content`]).
     pub array: LoadedArray<B>,
     pub record: Arc<EntryRecord>,
+    /// An archive's members (headers native, offsets in its file); empty
+    /// for one array.
+    pub members: Vec<NpzMember>,
+}
+
+impl<B: AsRef<[u8]>> Entry<B> {
+    /// Member `i`'s data, in the loaded body.
+    pub fn member_data(&self, i: usize) -> &[u8] {
+        let (first, m) = (&self.members[0], &self.members[i]);
+        &self.array.data()[(m.data - first.data) as usize..][..m.data_len as usize]
+    }
+
+    /// The content to store this entry again elsewhere.
+    pub fn content(&self) -> crate::Content<'_> {
+        crate::Content::of_loaded(self.array.header(), self.array.data(), &self.members)
+    }
 }
 
 /// An entry's array: read into memory of its own, or mapped from its file.

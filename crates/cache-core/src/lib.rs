@@ -19,6 +19,7 @@
 pub mod array_class;
 pub mod books;
 pub mod clock;
+pub mod content;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod entry;
@@ -32,9 +33,10 @@ pub mod runtime;
 pub mod tier;
 
 pub use array_class::{elements_per_item, ArrayClass};
-pub use books::{ClearReport, EntryRow, Limits, PruneReport, Stored, Totals, VerifyReport, Wait};
+pub use books::{ClearReport, EntryRow, Limits, MemberRow, PruneReport, Stored, Totals, VerifyReport, Wait};
 pub use cache_key::{is_key, is_key_prefix, Key};
 pub use clock::Clock;
+pub use content::{open_archive, Content, NewArchive};
 pub use entry::{zeroed, Alloc, Buffer, Entry, Filling, LoadedArray, Lookup};
 pub use error::{Error, ErrorKind, Place, Result, Source};
 pub use lease::{Claim, Holder, Lease, LeaseHandle, Refreshed};

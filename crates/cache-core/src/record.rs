@@ -15,6 +15,17 @@
 //! entries are not synced, so one of an earlier boot may have lost data in
 //! a crash, and its first hit checks all its data.
 //!
+//! An entry of several arrays (a tuple or a record of them) is an aligned
+//! `.npz` archive ([`npy_format::NpzLayout`]); its record has format 3 and
+//! names each member's class by one letter (`classes`, see
+//! [`ArrayClass::code`]) instead of `class`. Its `headerDigest` is of the
+//! archive's bytes before the first member's data, its `dataDigest` of all
+//! the rest:
+//!
+//! ```json
+//! {"format":3,"function":"moments","result":"record","classes":"dd",...}
+//! ```
+//!
 //! Records of another `format` are not entries of this version: older ones
 //! read as misses (and are replaced by the next store), newer ones are left
 //! to the version that wrote them.
@@ -22,14 +33,26 @@
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use npy_format::{ByteOrder, Header};
+use npy_format::{ByteOrder, Header, NpzMember};
 use serde::{Deserialize, Serialize};
 
 use crate::array_class::ArrayClass;
 use crate::Error;
 
-/// The record format this version writes and reads.
+/// The record format of an entry of one array, which this version writes
+/// and reads.
 pub const FORMAT: u32 = 2;
+
+/// The record format of an entry of several arrays (an archive): the
+/// newest this version reads. Versions before it read such records as
+/// newer ones, and leave their entries alone.
+pub const ARCHIVE_FORMAT: u32 = 3;
+
+/// The most arrays one entry holds: every member's class is a letter of
+/// its record, and a record must fit an object's metadata
+/// ([`MAX_ENCODED_RECORD`]) with a function name of
+/// [`MAX_FUNCTION_NAME`] bytes.
+pub const MAX_ENTRY_MEMBERS: usize = 256;
 
 /// Largest record read: a record is a few hundred bytes, and a file under a
 /// record's name in a shared directory is read only this far.
@@ -59,6 +82,20 @@ pub enum ResultForm {
     /// An n-d array: data, shape and dtype.
     #[serde(rename = "ndarray")]
     NdArray,
+    /// Several arrays in order, each either form; an archive whose members
+    /// are named `arr_0`, `arr_1`... as `np.savez` names positional arrays.
+    #[serde(rename = "tuple")]
+    Tuple,
+    /// Several arrays by name, each either form; an archive of members so named.
+    #[serde(rename = "record")]
+    Record,
+}
+
+impl ResultForm {
+    /// Whether the entry is an archive of several arrays.
+    pub fn is_archive(self) -> bool {
+        matches!(self, ResultForm::Tuple | ResultForm::Record)
+    }
 }
 
 /// What the caller says of a result it stores.
@@ -67,7 +104,10 @@ pub struct NewEntry<'a> {
     /// The cached function's name.
     pub function: &'a str,
     pub result: ResultForm,
+    /// The class of one array; of an archive's first member.
     pub class: ArrayClass,
+    /// An archive's members' classes, in order (empty for one array).
+    pub classes: &'a [ArrayClass],
 }
 
 /// A BLAKE3 digest.
@@ -78,7 +118,10 @@ pub type Digest = [u8; 32];
 pub struct EntryRecord {
     pub function: String,
     pub result: ResultForm,
+    /// The class of one array; of an archive's first member.
     pub class: ArrayClass,
+    /// An archive's members' classes, in order (empty for one array).
+    pub classes: Vec<ArrayClass>,
     pub created: SystemTime,
     pub header_digest: Digest,
     pub data_digest: Digest,
@@ -130,7 +173,10 @@ struct Wire {
     format: u64,
     function: String,
     result: ResultForm,
-    class: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    classes: Option<String>,
     created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     boot: Option<String>,
@@ -148,12 +194,19 @@ impl EntryRecord {
     /// The record of a result stored with `header` and data of digest
     /// `data_digest` (see [`data_digest`]).
     pub fn new(entry: &NewEntry, header: &Header, data_digest: Digest, created: SystemTime) -> EntryRecord {
+        EntryRecord::with_digests(entry, header_digest(header), data_digest, created)
+    }
+
+    /// The record of an entry whose bytes before its data have digest
+    /// `header_digest` (an `.npy`'s header, an archive's preamble).
+    pub fn with_digests(entry: &NewEntry, header_digest: Digest, data_digest: Digest, created: SystemTime) -> EntryRecord {
         EntryRecord {
             function: entry.function.to_owned(),
             result: entry.result,
             class: entry.class,
+            classes: entry.classes.to_vec(),
             created,
-            header_digest: header_digest(header),
+            header_digest,
             data_digest,
             boot: None,
             matched: MatchedHeader::default(),
@@ -189,11 +242,13 @@ impl EntryRecord {
     }
 
     pub fn encode(&self) -> Vec<u8> {
+        let archive = self.result.is_archive();
         let wire = Wire {
-            format: u64::from(FORMAT),
+            format: u64::from(if archive { ARCHIVE_FORMAT } else { FORMAT }),
             function: self.function.clone(),
             result: self.result,
-            class: self.class.name().to_owned(),
+            class: (!archive).then(|| self.class.name().to_owned()),
+            classes: archive.then(|| self.classes.iter().map(|c| c.code()).collect()),
             created: humantime::format_rfc3339_micros(self.created).to_string(),
             boot: self.boot.map(|b| b.iter().map(|x| format!("{x:02x}")).collect()),
             header_digest: hex(&self.header_digest),
@@ -210,12 +265,27 @@ impl EntryRecord {
         if format < u64::from(FORMAT) {
             return Err(RecordProblem::Older(format));
         }
-        if format > u64::from(FORMAT) {
+        if format > u64::from(ARCHIVE_FORMAT) {
             return Err(RecordProblem::Newer(format));
         }
         let wire: Wire = serde_json::from_slice(bytes).map_err(|e| invalid(format!("is not valid ({e})")))?;
-        let class = ArrayClass::from_name(&wire.class)
-            .ok_or_else(|| invalid(format!("names an unknown class {:?}", wire.class)))?;
+        let archive = format == u64::from(ARCHIVE_FORMAT);
+        if wire.result.is_archive() != archive {
+            return Err(invalid(format!("has format {format} for a result of form {:?}", wire.result)));
+        }
+        let (class, classes) = match (wire.class.as_deref(), wire.classes.as_deref()) {
+            (Some(name), None) if !archive => {
+                (ArrayClass::from_name(name).ok_or_else(|| invalid(format!("names an unknown class {name:?}")))?, vec![])
+            }
+            (None, Some(codes)) if archive => {
+                let classes = (codes.chars().map(ArrayClass::from_code))
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|c| (1..=MAX_ENTRY_MEMBERS).contains(&c.len()))
+                    .ok_or_else(|| invalid(format!("has classes {codes:?} that are not 1 to 256 class letters")))?;
+                (classes[0], classes)
+            }
+            _ => return Err(invalid("names its classes otherwise than its format says".into())),
+        };
         let created = humantime::parse_rfc3339(&wire.created)
             .map_err(|e| invalid(format!("has a creation time {:?} that is not RFC 3339 ({e})", wire.created)))?;
         let boot = match wire.boot.as_deref() {
@@ -229,6 +299,7 @@ impl EntryRecord {
             function: wire.function,
             result: wire.result,
             class,
+            classes,
             created,
             header_digest: unhex(&wire.header_digest)
                 .ok_or_else(|| invalid("has a header digest that is not 64 hex digits".into()))?,
@@ -246,6 +317,9 @@ impl EntryRecord {
         // The cache writes native order; a header edited to the other order would have the data swapped.
         if header.dtype.item_size > 1 && stored_order != ByteOrder::NATIVE {
             return Err("its array is stored in the other byte order than the cache writes".to_owned());
+        }
+        if self.result.is_archive() {
+            return Err("its record says several arrays, but it holds one".to_owned());
         }
         if !self.class.holds(&header.dtype) {
             return Err(format!("its record names class {} for dtype {}", self.class.name(), header.dtype.descr()));
@@ -269,6 +343,40 @@ impl EntryRecord {
             if data_digest(data) != self.data_digest {
                 return Err("its data does not match the digest stored with it".to_owned());
             }
+        }
+        Ok(())
+    }
+}
+
+impl EntryRecord {
+    /// Checks an archive read from the entry's `.npz` against the record:
+    /// `preamble` (its bytes before the first member's data), its
+    /// `members` (as [`npy_format::aligned_npz_members`] found them, headers
+    /// as stored) and, when given, `body` (all the rest). Says what disagrees.
+    pub fn check_archive(&self, preamble: &[u8], members: &[NpzMember], body: Option<&[u8]>) -> Result<(), String> {
+        if !self.result.is_archive() {
+            return Err("its record says one array, but it holds several".to_owned());
+        }
+        if members.len() != self.classes.len() {
+            return Err(format!("it holds {} arrays where its record names {}", members.len(), self.classes.len()));
+        }
+        for (i, (m, class)) in members.iter().zip(&self.classes).enumerate() {
+            if m.header.dtype.item_size > 1 && m.header.dtype.byte_order != ByteOrder::NATIVE {
+                return Err(format!("its array {:?} is stored in the other byte order than the cache writes", m.name));
+            }
+            if !class.holds(&m.header.dtype.native()) {
+                let descr = m.header.dtype.native().descr();
+                return Err(format!("its record names class {} for array {:?} of dtype {descr}", class.name(), m.name));
+            }
+            if self.result == ResultForm::Tuple && m.name != format!("arr_{i}") {
+                return Err(format!("its array {i} is named {:?} in a tuple", m.name));
+            }
+        }
+        if *blake3::hash(preamble).as_bytes() != self.header_digest {
+            return Err("its first array's header is not the one stored".to_owned());
+        }
+        if body.is_some_and(|body| data_digest(body) != self.data_digest) {
+            return Err("its data does not match the digest stored with it".to_owned());
         }
         Ok(())
     }
@@ -327,7 +435,7 @@ mod tests {
 
     fn record(result: ResultForm, class: ArrayClass, h: &Header, data: &[u8]) -> EntryRecord {
         let created = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_764_255_238_123_456);
-        EntryRecord::new(&NewEntry { function: "f\"g\n", result, class }, h, data_digest(data), created)
+        EntryRecord::new(&NewEntry { function: "f\"g\n", result, class, classes: &[] }, h, data_digest(data), created)
     }
 
     #[test]
@@ -355,7 +463,7 @@ mod tests {
         let h = header("<f8", &[1]);
         let named = |name: &str| {
             EntryRecord::new(
-                &NewEntry { function: name, result: ResultForm::TypedArray, class: ArrayClass::Float64Array },
+                &NewEntry { function: name, result: ResultForm::TypedArray, class: ArrayClass::Float64Array, classes: &[] },
                 &h,
                 [0; 32],
                 SystemTime::UNIX_EPOCH,
@@ -370,7 +478,7 @@ mod tests {
     #[test]
     fn records_of_other_formats_and_broken_ones_are_told_apart() {
         assert_eq!(EntryRecord::decode(br#"{"format":1,"dtype":"<f8"}"#), Err(RecordProblem::Older(1)));
-        assert_eq!(EntryRecord::decode(br#"{"format":3}"#), Err(RecordProblem::Newer(3)));
+        assert_eq!(EntryRecord::decode(br#"{"format":4}"#), Err(RecordProblem::Newer(4)));
         for bad in [&b"not json"[..], b"{}", b"", br#"{"format":2}"#, br#"{"format":"2"}"#] {
             assert!(
                 matches!(EntryRecord::decode(bad), Err(RecordProblem::Invalid(_))),

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use npy_format::{AlignedBuf, Header};
+use npy_format::AlignedBuf;
 
+use crate::content::Content;
 use crate::books::{ClearReport, EntryRow, Limits, PruneReport, Stored, Totals, VerifyReport, Wait};
 use crate::entry::{Alloc, Buffer, Entry};
 use crate::lease::{Claim, Holder};
@@ -16,20 +17,18 @@ use crate::progress::Progress;
 use crate::record::NewEntry;
 use crate::{Clock, Key, Result};
 
-/// What a store writes: the result's header and data, and what the record
-/// says of it.
+/// What a store writes: the entry's file and what the record says of it.
 #[derive(Debug, Clone, Copy)]
 pub struct NewArray<'a> {
-    pub header: &'a Header,
     /// The caller's memory: a tier reads it during the call and never after.
-    pub data: &'a [u8],
+    pub content: &'a Content<'a>,
     pub entry: NewEntry<'a>,
 }
 
 impl NewArray<'_> {
-    /// Bytes of the `.npy` it makes: its header and data.
-    pub fn npy_len(&self) -> u64 {
-        (self.header.encode().len() + self.data.len()) as u64
+    /// Bytes of the file it makes.
+    pub fn file_len(&self) -> u64 {
+        self.content.len()
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cache_core::progress::{self, Progress};
 use cache_core::{
-    Claim, ClearReport, Clock, EntryRow, Error, Holder, Key, Limits, Lookup, NewEntry, PruneReport, Stored, Totals,
+    Claim, ClearReport, Clock, Content, EntryRow, Error, Holder, Key, Limits, Lookup, NewEntry, PruneReport, Stored, Totals,
     VerifyReport, Wait,
 };
 use npy_format::{AlignedBuf, Header};
@@ -164,11 +164,17 @@ impl CacheDir {
     /// entry, and then the cache's limits are applied. An entry over the
     /// limits on its own is not written, and evicts nothing.
     pub fn store(&self, key: &str, header: &Header, data: &[u8], entry: &NewEntry) -> Result<Stored, Error> {
+        self.store_content(key, &Content::npy(header, data)?, entry)
+    }
+
+    /// [`store`](Self::store) of an entry's file as `content` makes it: one
+    /// array's `.npy`, or several arrays' `.npz`.
+    pub fn store_content(&self, key: &str, content: &Content, entry: &NewEntry) -> Result<Stored, Error> {
         check_key(key)?;
         let now_us = self.clock().now_us();
         // Over the limits on its own: refused before anything is read or
         // written (storing it would evict every entry, then it).
-        let bytes = crate::write::entry_len(header, data, entry, now_us, self.boot.as_deref());
+        let bytes = crate::write::entry_len(content, entry, now_us, self.boot.as_deref());
         if let Some(limit) = self.limits.refuses(bytes) {
             return self.books.place_skipped(Stored::TooLarge { bytes, limit });
         }
@@ -177,7 +183,7 @@ impl CacheDir {
         if before.is_some() && (self.files.is_newer(key) || matches!(self.files.check_whole(key), Checked::Whole)) {
             return self.books.place_skipped(Stored::AlreadyThere);
         }
-        let prepared = self.files.prepare(key, header, data, entry, now_us, self.boot.as_deref())?;
+        let prepared = self.files.prepare(key, content, entry, now_us, self.boot.as_deref())?;
         // Under the index's write lock: a record placed since it was judged
         // is another writer's, stored meanwhile, and it stands.
         let stored = self.books.place(&prepared, || self.files.record_stamp(key) == before)?;
@@ -196,11 +202,12 @@ impl CacheDir {
         self.files.memo().kept_arrays()
     }
 
-    /// The length of the `.npy` file of `key` if there is one (a lstat, no
+    /// The length of the data file of `key` if there is one (a lstat, no
     /// checks): for deciding where to load it, not whether.
     pub fn array_len(&self, key: &str) -> Option<u64> {
         check_key(key).ok()?;
-        fs::symlink_metadata(self.files.layout.array(key)).ok().filter(|m| m.is_file()).map(|m| m.len())
+        let len = |p: PathBuf| fs::symlink_metadata(p).ok().filter(|m| m.is_file()).map(|m| m.len());
+        self.files.layout.data_files(key).into_iter().find_map(len)
     }
 
     /// Takes the compute-once lease of `key`, or says who holds it (see

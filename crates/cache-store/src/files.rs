@@ -1,5 +1,5 @@
-//! One directory's entries: each is two files, `<key>.npy` and its record
-//! `<key>.json`, read and judged together. `EntryFiles` holds the layout
+//! One directory's entries: each is two files, `<key>.npy` (or `<key>.npz`
+//! of several arrays) and its record `<key>.json`, read and judged together. `EntryFiles` holds the layout
 //! and the memory of what was last read (`memo`); reading, writing,
 //! verifying and tidying are the modules beside this one.
 
@@ -96,7 +96,7 @@ impl EntryFiles {
     /// record is one of this version.
     pub(crate) fn exists(&self, key: &str) -> bool {
         let is_file = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
-        is_file(&self.layout.array(key)) && self.read_record(key).is_ok()
+        self.read_record(key).is_ok_and(|r| is_file(&self.layout.array(key, r.result.is_archive())))
     }
 
     /// Removes an entry's files, the record first (its absence makes a
@@ -107,7 +107,8 @@ impl EntryFiles {
             return Ok(());
         }
         self.memo().remove(key);
-        for path in [self.layout.record(key), self.layout.array(key)] {
+        let [npy, npz] = self.layout.data_files(key);
+        for path in [self.layout.record(key), npy, npz] {
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io("remove", &path)(e)),
                 _ => {}

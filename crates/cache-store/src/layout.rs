@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! <key>.npy                                   an entry's array
+//! <key>.npz                                   or its arrays, if several
 //! <key>.json                                  its record (see `record`)
-//! .<key>.<npy|json|lock>.<host>-<pid>-<random>.tmp   a file being written
+//! .<key>.<npy|npz|json|lock>.<host>-<pid>-<random>.tmp   a file being written
 //! .<key>.lock.broken-<random>.tmp             a stale lease being removed
 //! .numpy-func-cache-index.sqlite.<host>-<pid>-<random>.tmp   an index being made
 //! .<key>.lock                                 a compute-once lease
@@ -33,6 +34,7 @@ pub(crate) const INDEX_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Part {
     Array,
+    Archive,
     Record,
     Lease,
 }
@@ -41,6 +43,7 @@ impl Part {
     fn ext(self) -> &'static str {
         match self {
             Part::Array => "npy",
+            Part::Archive => "npz",
             Part::Record => "json",
             Part::Lease => "lock",
         }
@@ -49,6 +52,7 @@ impl Part {
     fn from_ext(ext: &str) -> Option<Part> {
         match ext {
             "npy" => Some(Part::Array),
+            "npz" => Some(Part::Archive),
             "json" => Some(Part::Record),
             "lock" => Some(Part::Lease),
             _ => None,
@@ -70,6 +74,7 @@ pub(crate) enum Writer<'a> {
 /// What a file of the cache directory is, by its name alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CacheFile<'a> {
+    /// An entry's data: its `.npy`, or its `.npz` of several arrays.
     Array(&'a str),
     Record(&'a str),
     Lease(&'a str),
@@ -92,8 +97,10 @@ impl<'a> CacheFile<'a> {
         if let Some(writer) = name.strip_prefix(INDEX_FILE).and_then(|r| r.strip_prefix('.')?.strip_suffix(".tmp")) {
             return Some(CacheFile::IndexTemp(process_writer(writer)));
         }
-        if let Some(key) = name.strip_suffix(".npy").filter(|k| is_key(k)) {
-            return Some(CacheFile::Array(key));
+        for part in [Part::Array, Part::Archive] {
+            if let Some(key) = name.strip_suffix(part.ext()).and_then(|k| k.strip_suffix('.')).filter(|k| is_key(k)) {
+                return Some(CacheFile::Array(key));
+            }
         }
         if let Some(key) = name.strip_suffix(".json").filter(|k| is_key(k)) {
             return Some(CacheFile::Record(key));
@@ -171,9 +178,18 @@ pub fn marks_a_cache(name: &str) -> bool {
     name == INDEX_FILE || matches!(CacheFile::parse(name), Some(CacheFile::Array(_) | CacheFile::Record(_)))
 }
 
-/// The name of an entry's array, `<key>.npy`.
-pub(crate) fn array_name(key: &str) -> String {
-    format!("{key}.{}", Part::Array.ext())
+/// The names an entry's data may have: `<key>.npy`, `<key>.npz`.
+pub(crate) fn data_names(key: &str) -> [String; 2] {
+    [Part::Array, Part::Archive].map(|part| format!("{key}.{}", part.ext()))
+}
+
+/// Which part holds an entry's data: its `.npz` if it is of several arrays.
+pub(crate) fn data_part(archive: bool) -> Part {
+    if archive {
+        Part::Archive
+    } else {
+        Part::Array
+    }
 }
 
 /// The name of an entry's record, `<key>.json`.
@@ -197,8 +213,14 @@ impl Layout {
     }
 
     /// Callers check the key first (`check_key`): these only join names.
-    pub(crate) fn array(&self, key: &str) -> PathBuf {
-        self.root.join(array_name(key))
+    /// The file of an entry's data: its `.npy`, or with `archive` its `.npz`.
+    pub(crate) fn array(&self, key: &str, archive: bool) -> PathBuf {
+        self.root.join(format!("{key}.{}", data_part(archive).ext()))
+    }
+
+    /// Both names an entry's data may have.
+    pub(crate) fn data_files(&self, key: &str) -> [PathBuf; 2] {
+        [self.array(key, false), self.array(key, true)]
     }
 
     pub(crate) fn record(&self, key: &str) -> PathBuf {
@@ -345,10 +367,11 @@ mod tests {
     fn every_name_the_layout_makes_parses_back_to_its_kind_and_key() {
         let layout = Layout::new(PathBuf::from("/c"));
         let name = |p: PathBuf| p.file_name().unwrap().to_str().unwrap().to_owned();
-        assert_eq!(CacheFile::parse(&name(layout.array(KEY))), Some(CacheFile::Array(KEY)));
+        assert_eq!(CacheFile::parse(&name(layout.array(KEY, false))), Some(CacheFile::Array(KEY)));
+        assert_eq!(CacheFile::parse(&name(layout.array(KEY, true))), Some(CacheFile::Array(KEY)));
         assert_eq!(CacheFile::parse(&name(layout.record(KEY))), Some(CacheFile::Record(KEY)));
         assert_eq!(CacheFile::parse(&name(layout.lease(KEY))), Some(CacheFile::Lease(KEY)));
-        for part in [Part::Array, Part::Record, Part::Lease] {
+        for part in [Part::Array, Part::Archive, Part::Record, Part::Lease] {
             let temp = name(layout.temp(KEY, part));
             let tag = host::tag();
             let expected = Writer::Process { host: tag, pid: std::process::id() };
@@ -374,7 +397,8 @@ mod tests {
         let layout = Layout::new(PathBuf::from("/c"));
         let name = |p: PathBuf| p.file_name().unwrap().to_str().unwrap().to_owned();
         let d = &v["directory"];
-        assert_eq!(name(layout.array(key)), d["array"].as_str().unwrap());
+        assert_eq!(name(layout.array(key, false)), d["array"].as_str().unwrap());
+        assert_eq!(name(layout.array(key, true)), d["arrays"].as_str().unwrap());
         assert_eq!(name(layout.record(key)), d["record"].as_str().unwrap());
         assert_eq!(name(layout.lease(key)), d["lease"].as_str().unwrap());
         assert_eq!(INDEX_FILE, d["index"].as_str().unwrap());
@@ -385,7 +409,8 @@ mod tests {
         for name in [
             format!("{}.npy", KEY.to_uppercase()),
             format!("{}.npy", &KEY[1..]),
-            format!("{KEY}.npz"),
+            format!("{KEY}.npx"),
+            format!("{KEY}npz"),
             format!(".{KEY}.npy"),
             format!(".{KEY}.txt.h-1-00.tmp"),
             format!(".{}.npy.h-1-00.tmp", &KEY[2..]),

@@ -221,6 +221,6 @@ impl Kept {
         };
         data.as_mut().copy_from_slice(&kept.data);
         let array = NpyArray { header: kept.header.clone(), data, stored_order: kept.stored_order };
-        Some(Lookup::Hit(Entry { array: LoadedArray::Read(array), record: self.record }))
+        Some(Lookup::Hit(Entry { array: LoadedArray::Read(array), record: self.record, members: vec![] }))
     }
 }

@@ -3,7 +3,7 @@
 //! header, the file's length and the record.
 
 use std::fs;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read, Seek};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -66,11 +66,9 @@ impl EntryFiles {
         alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
     ) -> Lookup<B> {
         let Reading { map, verify, keep, .. } = how;
-        let path = self.layout.array(key);
-        let damaged = |reason: String| Lookup::Damaged(Error::Damaged { place: Place::File(path.clone()), reason });
         let keep = keep && !map;
         let kept = keep.then(|| self.memo().kept(key)).flatten();
-        if let Some(hit) = kept.and_then(|k| k.hit(&self.layout.record(key), &path, alloc)) {
+        if let Some(hit) = kept.and_then(|k| k.hit(&self.layout.record(key), &self.layout.array(key, false), alloc)) {
             return hit;
         }
         let record = match self.read_record(key) {
@@ -78,6 +76,9 @@ impl EntryFiles {
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Lookup::Miss,
             Err(RecordRead::Invalid(e) | RecordRead::Unreadable(e)) => return Lookup::Damaged(e),
         };
+        let archive = record.result.is_archive();
+        let path = self.layout.array(key, archive);
+        let damaged = |reason: String| Lookup::Damaged(Error::Damaged { place: Place::File(path.clone()), reason });
         let (mut file, meta) = match layout::open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
@@ -86,14 +87,8 @@ impl EntryFiles {
         // A file someone else could truncate is read, not mapped: a mapping
         // past a file's end kills the process (SIGBUS).
         let map = map && fs_kind::only_we_write(&meta);
-        let mapped = if map { npy_format::map_npy_file(&file, &path) } else { Ok(None) };
-        let array = match mapped {
-            Ok(Some(m)) => Ok(LoadedArray::Mapped(m)),
-            Ok(None) => npy_format::read_npy_file_into(&mut file, &path, &mut *alloc).map(LoadedArray::Read),
-            Err(e) => Err(e),
-        };
-        let array = match array {
-            Ok(array) => array,
+        let (array, preamble) = match read_data(&mut file, &path, archive, map, alloc) {
+            Ok(read) => read,
             Err(e) => return damaged(e.root().to_string()),
         };
         let data = array.data();
@@ -103,10 +98,17 @@ impl EntryFiles {
         // has all its data checked once (this mapped one too, before use).
         let unsettled = !whole && !self.settled(key, &record, &meta, how);
         let checked_data = (whole || unsettled).then_some(data);
-        if let Err(reason) = record.check(array.header(), array.stored_order(), checked_data) {
-            self.memo().remove(key);
-            return damaged(reason);
-        }
+        let checked = match &preamble {
+            Some(preamble) => cache_core::open_archive(&record, preamble, data, checked_data.is_some()),
+            None => record.check(array.header(), array.stored_order(), checked_data).map(|()| vec![]),
+        };
+        let members = match checked {
+            Ok(members) => members,
+            Err(reason) => {
+                self.memo().remove(key);
+                return damaged(reason);
+            }
+        };
         if unsettled {
             self.boot_checks.fetch_add(1, Ordering::Relaxed);
             let stamp = FileStamp::of(&meta);
@@ -116,11 +118,11 @@ impl EntryFiles {
             self.memo().set_checked(key, &record, stamp);
         }
         if let LoadedArray::Read(read) = &array {
-            if keep && data.len() <= KEEP_UP_TO {
+            if keep && !archive && data.len() <= KEEP_UP_TO {
                 self.memo().keep(key, &record, &meta, read);
             }
         }
-        Lookup::Hit(Entry { array, record })
+        Lookup::Hit(Entry { array, record, members })
     }
 
     /// Whether a large array's data needs no check: its record says it was
@@ -147,28 +149,68 @@ impl EntryFiles {
     /// small array's data too (as a load checks it).
     pub(crate) fn holds(&self, key: &str) -> bool {
         let Ok(record) = self.read_record(key) else { return false };
-        let Ok((file, meta)) = layout::open_regular(&self.layout.array(key)) else { return false };
+        let Ok((file, meta)) = layout::open_regular(&self.layout.array(key, record.result.is_archive())) else {
+            return false;
+        };
         if meta.len() <= (VERIFY_DATA_UP_TO + 64 * 1024) as u64 {
             let how = Reading { map: false, verify: Verify::Small, keep: false, boot: None, books: None };
             return matches!(self.read(key, how, &mut AlignedBuf::zeroed), Lookup::Hit(_));
         }
-        check_header(&record, BufReader::new(file), &meta).is_ok()
+        check_header(&record, file, &meta).is_ok()
     }
 }
 
-/// Checks an opened array file against its record without reading its
-/// data: the header (against the record's digest, class and form) and the
-/// file's length. Returns the reader positioned at the data.
-pub(crate) fn check_header(
-    record: &EntryRecord,
-    mut reader: BufReader<fs::File>,
-    meta: &fs::Metadata,
-) -> Result<BufReader<fs::File>, String> {
+/// An entry's data file read into memory from `alloc`, or mapped if `map`
+/// and it can be used in place; an archive's preamble beside it.
+fn read_data<B: AsRef<[u8]> + AsMut<[u8]>>(
+    file: &mut fs::File,
+    path: &std::path::Path,
+    archive: bool,
+    map: bool,
+    alloc: &mut impl FnMut(usize) -> Result<B, npy_format::Error>,
+) -> Result<(LoadedArray<B>, Option<Vec<u8>>), npy_format::Error> {
+    if !archive {
+        let mapped = if map { npy_format::map_npy_file(file, path)? } else { None };
+        let array = match mapped {
+            Some(m) => LoadedArray::Mapped(m),
+            None => LoadedArray::Read(npy_format::read_npy_file_into(file, path, &mut *alloc)?),
+        };
+        return Ok((array, None));
+    }
+    if let Some((mapped, _)) = if map { npy_format::map_npz_file(file, path)? } else { None } {
+        let preamble = mapped.preamble().to_vec();
+        return Ok((LoadedArray::Mapped(mapped), Some(preamble)));
+    }
+    let (preamble, body) = npy_format::read_aligned_npz_into(file, path, &mut *alloc)?;
+    // Headers are checked against the record (native order): the body as read is the array data.
+    let first = npy_format::npz_first_member(&preamble)?.header;
+    let header = Header { dtype: first.dtype.native(), ..first };
+    let array = npy_format::NpyArray { header, data: body, stored_order: npy_format::ByteOrder::NATIVE };
+    Ok((LoadedArray::Read(array), Some(preamble)))
+}
+
+/// Checks an opened data file against its record without reading its
+/// data: the header (against the record's digest, class and form), an
+/// archive's every header and directory, and the file's length. Returns
+/// the file positioned at the data (an archive's first member's).
+pub(crate) fn check_header(record: &EntryRecord, file: fs::File, meta: &fs::Metadata) -> Result<fs::File, String> {
+    if record.result.is_archive() {
+        let members = npy_format::aligned_npz_file_members(&file).map_err(|e| format!("its archive is not valid: {e}"))?;
+        let mut preamble = vec![0; members[0].data as usize];
+        let mut file = file;
+        (file.seek(io::SeekFrom::Start(0)).and_then(|_| file.read_exact(&mut preamble)))
+            .map_err(|e| format!("could not read its headers: {e}"))?;
+        record.check_archive(&preamble, &members, None)?;
+        return Ok(file);
+    }
+    let mut reader = BufReader::new(file);
     let (stored, offset) = npy_format::decode_header(&mut reader).map_err(|e| e.to_string())?;
     if stored.data_len().ok().and_then(|len| offset.checked_add(len)) != Some(meta.len()) {
         return Err("its file is not the length its header says".to_owned());
     }
     let header = Header { dtype: stored.dtype.native(), ..stored.clone() };
     record.check(&header, stored.dtype.byte_order, None)?;
-    Ok(reader)
+    let mut file = reader.into_inner();
+    file.seek(io::SeekFrom::Start(offset)).map_err(|e| format!("could not read its data: {e}"))?;
+    Ok(file)
 }

@@ -9,7 +9,7 @@ use std::io::{self, BufReader};
 use std::time::{Duration, SystemTime};
 
 use cache_core::clock::us_since_epoch;
-use cache_core::{host, ClearReport, EntryRow, Error};
+use cache_core::{host, ClearReport, EntryRow, Error, MemberRow};
 
 use crate::files::{EntryFiles, RecordRead};
 use crate::layout::{self, CacheFile, Writer};
@@ -30,7 +30,6 @@ impl EntryFiles {
     /// cannot read (another user's, say), is left alone. Runs under the
     /// index's write lock, where no store renames files into place.
     pub(crate) fn describe(&self, key: &str, removed: &mut u64) -> Option<EntryRow> {
-        let array_path = self.layout.array(key);
         let record = match self.read_record(key) {
             Ok(r) => r,
             Err(RecordRead::Invalid(_) | RecordRead::OtherVersion { newer: false }) => {
@@ -43,15 +42,21 @@ impl EntryFiles {
                 return None
             }
         };
-        let (file, array_stat) = layout::open_regular(&array_path).ok()?;
-        let (header, _) = npy_format::decode_header(&mut BufReader::new(file)).ok()?;
+        let (file, array_stat) = layout::open_regular(&self.layout.array(key, record.result.is_archive())).ok()?;
+        let (dtype, shape) = if record.result.is_archive() {
+            let members = npy_format::aligned_npz_file_members(&file).ok()?;
+            (MemberRow::encode_all(members.iter().map(|m| MemberRow::of(&m.name, &m.header))), vec![])
+        } else {
+            let (header, _) = npy_format::decode_header(&mut BufReader::new(file)).ok()?;
+            (header.dtype.descr(), header.shape)
+        };
         let record_stat = fs::symlink_metadata(self.layout.record(key)).ok()?;
         let modified = |m: &fs::Metadata| m.modified().map(us_since_epoch).unwrap_or(0);
         Some(EntryRow {
             key: key.to_owned(),
             function: record.function.clone(),
-            dtype: header.dtype.descr(),
-            shape: header.shape,
+            dtype,
+            shape,
             bytes: array_stat.len() + record_stat.len(),
             created: us_since_epoch(record.created),
             last_used: modified(&record_stat).max(modified(&array_stat)),
@@ -80,7 +85,7 @@ impl EntryFiles {
                     remove(name)
                 }
                 Some(CacheFile::Lease(key)) => leases.push(key.to_owned()),
-                Some(CacheFile::Record(key)) if present.contains(layout::array_name(key).as_str()) => {
+                Some(CacheFile::Record(key)) if layout::data_names(key).iter().any(|n| present.contains(n.as_str())) => {
                     keys.push(key.to_owned())
                 }
                 Some(CacheFile::Record(_)) => remove(name),

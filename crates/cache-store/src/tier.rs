@@ -46,7 +46,7 @@ impl<B: Buffer> Tier<B> for CacheDir {
     }
 
     async fn store(&self, key: &Key, array: NewArray<'_>, _: &mut Notes) -> Result<Stored, Error> {
-        blocking(|| CacheDir::store(self, &key.hex(), array.header, array.data, &array.entry))
+        blocking(|| CacheDir::store_content(self, &key.hex(), array.content, &array.entry))
     }
 
     async fn remove(&self, key: &Key, _: &mut Notes) -> Result<bool, Error> {

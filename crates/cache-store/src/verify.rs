@@ -28,14 +28,14 @@ impl EntryFiles {
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Checked::NotAnEntry,
             Err(RecordRead::Invalid(e) | RecordRead::Unreadable(e)) => return Checked::Damaged(e.to_string()),
         };
-        let path = self.layout.array(key);
+        let path = self.layout.array(key, record.result.is_archive());
         let (file, meta) = match layout::open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Checked::NotAnEntry,
             Err(e) => return Checked::Damaged(format!("could not open {}: {e}", path.display())),
         };
-        let mut reader = match check_header(&record, BufReader::with_capacity(1 << 20, file), &meta) {
-            Ok(reader) => reader,
+        let mut reader = match check_header(&record, file, &meta) {
+            Ok(file) => BufReader::with_capacity(1 << 20, file),
             Err(reason) => return Checked::Damaged(reason),
         };
         let mut hasher = blake3::Hasher::new();
@@ -55,7 +55,9 @@ impl EntryFiles {
         let mut keys: Vec<String> = names
             .iter()
             .filter_map(|n| match CacheFile::parse(n) {
-                Some(CacheFile::Record(key)) if names.contains(&layout::array_name(key)) => Some(key.to_owned()),
+                Some(CacheFile::Record(key)) if layout::data_names(key).iter().any(|n| names.contains(n)) => {
+                    Some(key.to_owned())
+                }
                 _ => None,
             })
             .collect();

@@ -6,9 +6,8 @@ use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 
-use cache_core::record::{self, MAX_FUNCTION_NAME, VERIFY_DATA_UP_TO};
-use cache_core::{EntryRecord, EntryRow, Error, NewEntry};
-use npy_format::Header;
+use cache_core::record::{MAX_FUNCTION_NAME, VERIFY_DATA_UP_TO};
+use cache_core::{Content, EntryRow, Error, NewEntry};
 
 use crate::files::EntryFiles;
 use crate::layout::{self, Part};
@@ -20,6 +19,7 @@ pub(crate) struct Prepared<'a> {
     key: &'a str,
     temp_array: PathBuf,
     temp_record: PathBuf,
+    archive: bool,
     pub(crate) row: EntryRow,
     placed: bool,
 }
@@ -28,7 +28,9 @@ impl Prepared<'_> {
     /// Renames the files into place: the array, then the record, whose
     /// presence is what makes an entry a hit.
     pub(crate) fn place(&self) -> Result<(), Error> {
-        let (array, record) = (self.files.layout.array(self.key), self.files.layout.record(self.key));
+        let (array, record) = (self.files.layout.array(self.key, self.archive), self.files.layout.record(self.key));
+        // The data of the other form, from an entry this one replaces, would be a leftover.
+        let _ = fs::remove_file(self.files.layout.array(self.key, !self.archive));
         fs::rename(&self.temp_array, &array).map_err(Error::io("rename into place", &array))?;
         fs::rename(&self.temp_record, &record).map_err(Error::io("rename into place", &record))
     }
@@ -48,21 +50,21 @@ impl Drop for Prepared<'_> {
 }
 
 /// The bytes an entry's files take, as its index row counts them, known
-/// before anything is written: the `.npy`, and the record (whose digests
-/// have a fixed length, so zeros measure it).
-pub(crate) fn entry_len(header: &Header, data: &[u8], entry: &NewEntry, now_us: i64, boot: Option<&str>) -> u64 {
-    let record = EntryRecord::new(entry, header, [0; 32], cache_core::clock::time_of_us(now_us)).written_in(boot);
-    (header.encode().len() + data.len() + record.encode().len()) as u64
+/// before anything is written: the data file, and the record (whose
+/// digests have a fixed length, so zeros measure it).
+pub(crate) fn entry_len(content: &Content, entry: &NewEntry, now_us: i64, boot: Option<&str>) -> u64 {
+    let record = content.record(entry, [0; 32], cache_core::clock::time_of_us(now_us)).written_in(boot);
+    content.len() + record.encode().len() as u64
 }
 
 impl EntryFiles {
     /// Writes the entry of `key` (a checked key) under temporary names:
-    /// the array straight from `data`, hashed meanwhile, then its record.
+    /// the data file straight from the caller's memory, hashed meanwhile,
+    /// then its record.
     pub(crate) fn prepare<'a>(
         &'a self,
         key: &'a str,
-        header: &Header,
-        data: &[u8],
+        content: &Content,
         entry: &NewEntry,
         now_us: i64,
         boot: Option<&str>,
@@ -71,16 +73,19 @@ impl EntryFiles {
         if entry.function.len() > MAX_FUNCTION_NAME {
             return Err(Error::NameTooLong { len: entry.function.len(), max: MAX_FUNCTION_NAME });
         }
+        let archive = content.is_archive();
+        let (dtype, shape) = content.described();
         let mut prepared = Prepared {
             files: self,
             key,
-            temp_array: self.layout.temp(key, Part::Array),
+            temp_array: self.layout.temp(key, layout::data_part(archive)),
             temp_record: self.layout.temp(key, Part::Record),
+            archive,
             row: EntryRow {
                 key: key.to_owned(),
                 function: entry.function.to_owned(),
-                dtype: header.dtype.descr(),
-                shape: header.shape.clone(),
+                dtype,
+                shape,
                 bytes: 0,
                 created: now_us,
                 last_used: now_us,
@@ -94,22 +99,17 @@ impl EntryFiles {
         // first hit check all the data (see `read`).
         let (digest, written) = std::thread::scope(|s| {
             // A large array is hashed on another thread while this one writes it.
-            let hashing = (data.len() > VERIFY_DATA_UP_TO).then(|| s.spawn(|| record::data_digest(data)));
-            let written = npy_format::write_npy_to(&mut array_file, header, data).map_err(|e| match e {
-                // A failed write (a full disk) names the file it failed on.
-                npy_format::Error::Io { action, source } => {
-                    Error::Io { action, path: temp_array.to_path_buf(), source }
-                }
-                e => Error::from(e),
-            });
+            let hashing = (content.data_len() > VERIFY_DATA_UP_TO as u64).then(|| s.spawn(|| content.body_digest()));
+            let written = write_content(&mut array_file, content).map_err(Error::io("write", temp_array));
             let digest = match hashing {
                 Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                None => record::data_digest(data),
+                None => content.body_digest(),
             };
             (digest, written)
         });
         written?;
-        let record = EntryRecord::new(entry, header, digest, cache_core::clock::time_of_us(now_us))
+        let record = content
+            .record(entry, digest, cache_core::clock::time_of_us(now_us))
             .written_in(boot)
             .encode_checked()?;
         let mut record_file = layout::create_new(&prepared.temp_record)?;
@@ -118,9 +118,19 @@ impl EntryFiles {
         prepared.row.bytes = array_len + record.len() as u64;
         debug_assert_eq!(
             prepared.row.bytes,
-            entry_len(header, data, entry, now_us, boot),
+            entry_len(content, entry, now_us, boot),
             "limits judge entries by entry_len"
         );
         Ok(prepared)
     }
+}
+
+/// Writes `content` to `file`: its preamble, then each part of its body as
+/// the caller's memory holds it.
+fn write_content(file: &mut fs::File, content: &Content) -> std::io::Result<()> {
+    file.write_all(&content.preamble())?;
+    for part in content.body() {
+        file.write_all(&part)?;
+    }
+    Ok(())
 }

@@ -401,11 +401,11 @@ fn an_entry_of_a_newer_version_is_a_miss_that_a_store_leaves_in_place() {
     store(&dir, 1);
     let record = tmp.path().join(format!("{}.json", key(1)));
     let array = tmp.path().join(format!("{}.npy", key(1)));
-    fs::write(&record, r#"{"format":3,"whatever":"a later version writes"}"#).unwrap();
+    fs::write(&record, r#"{"format":4,"whatever":"a later version writes"}"#).unwrap();
     let array_before = fs::read(&array).unwrap();
     assert!(matches!(dir.load(&key(1), false).unwrap(), Lookup::Miss));
     store(&dir, 1);
-    assert_eq!(fs::read_to_string(&record).unwrap(), r#"{"format":3,"whatever":"a later version writes"}"#);
+    assert_eq!(fs::read_to_string(&record).unwrap(), r#"{"format":4,"whatever":"a later version writes"}"#);
     assert_eq!(fs::read(&array).unwrap(), array_before);
 }
 

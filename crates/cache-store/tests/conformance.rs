@@ -25,16 +25,22 @@ impl Dir {
 
 /// Damages the files of `key` in the directory `root`.
 pub fn damage_files(root: &std::path::Path, key: &Key, how: Damage) {
-    let npy = root.join(format!("{key}.npy"));
-    let bytes = fs::read(&npy).unwrap();
+    let npz = root.join(format!("{key}.npz"));
+    let path = if npz.exists() { npz } else { root.join(format!("{key}.npy")) };
+    let bytes = fs::read(&path).unwrap();
     match how {
-        Damage::Garbage => fs::write(&npy, b"garbage").unwrap(),
-        Damage::Truncated => fs::write(&npy, &bytes[..bytes.len() - 8]).unwrap(),
+        Damage::Garbage => fs::write(&path, b"garbage").unwrap(),
+        Damage::Truncated => fs::write(&path, &bytes[..bytes.len() - 8]).unwrap(),
         Damage::NoRecord => fs::remove_file(root.join(format!("{key}.json"))).unwrap(),
         Damage::FlippedData => {
+            // The last byte of array data: an archive's last member's.
+            let end = match npy_format::aligned_npz_file_members(&fs::File::open(&path).unwrap()) {
+                Ok(members) => members.last().map(|m| m.data + m.data_len).unwrap() as usize,
+                Err(_) => bytes.len(),
+            };
             let mut bytes = bytes;
-            *bytes.last_mut().unwrap() ^= 1;
-            fs::write(&npy, &bytes).unwrap()
+            bytes[end - 1] ^= 1;
+            fs::write(&path, &bytes).unwrap()
         }
     }
 }

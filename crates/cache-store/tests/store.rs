@@ -191,7 +191,8 @@ fn cache_file_names_are_recognised_exactly() {
     assert!(is_cache_file_name(&format!("{KEY}.npy")));
     assert!(is_cache_file_name(&format!("{KEY}.json")));
     assert!(is_cache_file_name(&format!(".{KEY}.npy.node1-42-00ff.tmp")));
-    assert!(!is_cache_file_name(&format!("{KEY}.npz")));
+    assert!(is_cache_file_name(&format!("{KEY}.npz")));
+    assert!(!is_cache_file_name(&format!("{KEY}.npx")));
     assert!(!is_cache_file_name(&format!("{}.npy", KEY.to_uppercase())));
     assert!(!is_cache_file_name(&format!(".{KEY}.txt.x.tmp")));
     assert!(!is_cache_file_name(&format!(".{KEY}.npy")));
@@ -255,7 +256,7 @@ fn a_record_rewritten_in_place_or_removed_is_noticed_on_the_next_load() {
 fn the_record_holds_what_the_header_cannot_say_and_a_record_that_disagrees_is_damage() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
-    let bare = NewEntry { function: "ramp", result: ResultForm::TypedArray, class: ArrayClass::Float64Array };
+    let bare = NewEntry { function: "ramp", result: ResultForm::TypedArray, class: ArrayClass::Float64Array, classes: &[] };
     dir.store(KEY, &f8(&[2]), &bytes_of(&[1.0, 2.0]), &bare).unwrap();
     let record = tmp.path().join(format!("{KEY}.json"));
     let text = fs::read_to_string(&record).unwrap();

@@ -202,6 +202,12 @@ pub fn write_npy_to<W: Write>(writer: &mut W, header: &Header, data: &[u8]) -> R
     Ok(())
 }
 
+/// Refuses what [`write_npy_to`] would: a header it must not write, or
+/// data not of the length the header says.
+pub fn check_npy(header: &Header, data: &[u8]) -> Result<(), Error> {
+    check(header, data)
+}
+
 fn check(header: &Header, data: &[u8]) -> Result<(), Error> {
     check_header(header)?;
     let expected = header.data_len()?;

@@ -65,6 +65,12 @@ impl MappedNpy {
     pub fn data_len(&self) -> usize {
         self.map.len() - self.offset
     }
+
+    /// What precedes the data section: the header (an archive's first
+    /// member's local header and header).
+    pub fn preamble(&self) -> &[u8] {
+        &self.map[..self.offset]
+    }
 }
 
 /// Maps an opened .npy file whose data can be used in place: native byte

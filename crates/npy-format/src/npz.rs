@@ -255,6 +255,12 @@ pub fn write_npz(path: &Path, members: &[(&str, &Header, &[u8])]) -> Result<NpzL
     write().map_err(|e: Error| e.in_file(path))
 }
 
+/// The layout of `members` (name, header, data) and each one's CRC-32, or
+/// why one is refused: what [`NpzLayout::head`] and [`NpzLayout::tail`] need.
+pub fn plan_npz(members: &[(&str, &Header, &[u8])]) -> Result<(NpzLayout, Vec<u32>), Error> {
+    prepare(members)
+}
+
 /// The layout of `members` and each one's CRC-32, or why one is refused.
 fn prepare(members: &[(&str, &Header, &[u8])]) -> Result<(NpzLayout, Vec<u32>), Error> {
     let headers: Vec<(&str, &Header)> = members.iter().map(|&(name, header, _)| (name, header)).collect();
@@ -366,8 +372,14 @@ pub const MAX_NPZ_PREAMBLE: usize = (LOCAL_LEN + LOCAL_ZIP64_LEN + NPZ_ALIGN + M
 /// preamble). [`Error::TruncatedHeader`] if `start` ends before that is
 /// known.
 pub fn npz_preamble_len(start: &[u8]) -> Result<u64, Error> {
-    let (member, _) = local_member(start, 0)?;
-    Ok(member.data)
+    Ok(npz_first_member(start)?.data)
+}
+
+/// The first member of an archive whose first bytes are `start`, as its
+/// local header and `.npy` header say (its header as stored).
+/// [`Error::TruncatedHeader`] if `start` ends before its data.
+pub fn npz_first_member(start: &[u8]) -> Result<NpzMember, Error> {
+    local_member(start, 0)
 }
 
 /// The members of an archive written by [`write_npz_to`] (or
@@ -380,44 +392,73 @@ pub fn npz_preamble_len(start: &[u8]) -> Result<u64, Error> {
 pub fn aligned_npz_members(preamble: &[u8], body: &[u8]) -> Result<Vec<NpzMember>, Error> {
     let split = preamble.len() as u64;
     let total = split + body.len() as u64;
-    let bad = |why: String| Error::BadArchive(why);
-    let (first, _) = local_member(preamble, 0)?;
-    if first.data != split {
-        return Err(bad(format!("its first member's data begins at {}, not {split}", first.data)));
+    let members = aligned_members(total, |from, len| {
+        let (bytes, at) = if from < split { (preamble, from) } else { (body, from - split) };
+        let at = at as usize;
+        Ok(bytes.get(at..at + len.min(bytes.len().saturating_sub(at))).unwrap_or(&[]).to_vec())
+    })?;
+    if members[0].data != split {
+        return Err(Error::BadArchive(format!("its first member's data begins at {}, not {split}", members[0].data)));
     }
-    let mut members = vec![first];
-    let mut at = members[0].data + members[0].data_len;
-    while at < total && body.get((at - split) as usize..).is_some_and(|b| b.starts_with(&LOCAL_SIG.to_le_bytes())) {
+    Ok(members)
+}
+
+/// [`aligned_npz_members`] of the archive in `file`, reading only its
+/// headers and directory, with positioned reads.
+pub fn aligned_npz_file_members(file: &File) -> Result<Vec<NpzMember>, Error> {
+    let total = crate::file::regular_file_len(file)?;
+    aligned_members(total, |from, len| {
+        let mut buf = vec![0; len.min(total.saturating_sub(from) as usize)];
+        read_at(file, &mut buf, from)?;
+        Ok(buf)
+    })
+}
+
+/// The members of an archive of `total` bytes, with `read(from, len)`
+/// giving up to `len` of its bytes from `from` (fewer only at its end).
+fn aligned_members(
+    total: u64,
+    mut read: impl FnMut(u64, usize) -> Result<Vec<u8>, Error>,
+) -> Result<Vec<NpzMember>, Error> {
+    let bad = |why: String| Error::BadArchive(why);
+    let mut members: Vec<NpzMember> = Vec::new();
+    let mut at = 0u64;
+    while at < total {
+        let mut bytes = read(at, 4096)?;
+        if !members.is_empty() && !bytes.starts_with(&LOCAL_SIG.to_le_bytes()) {
+            break;
+        }
         if members.len() == MAX_MEMBERS {
             return Err(Error::TooManyMembers { count: members.len() + 1, max: MAX_MEMBERS });
         }
-        let rest = &body[(at - split) as usize..];
-        let (member, _) = local_member(rest, at).map_err(|e| match e {
+        let mut found = local_member(&bytes, at);
+        if matches!(found, Err(Error::TruncatedHeader)) && bytes.len() == 4096 {
+            bytes = read(at, MAX_NPZ_PREAMBLE)?;
+            found = local_member(&bytes, at);
+        }
+        let member = found.map_err(|e| match e {
             Error::TruncatedHeader => bad(format!("a member at offset {at} is cut short")),
             e => e,
         })?;
         at = member.data.checked_add(member.data_len).ok_or_else(|| member.header.overflow())?;
         members.push(member);
     }
+    if members.is_empty() {
+        return Err(bad("it holds no member".into()));
+    }
     let planned: Vec<(&str, &Header)> = members.iter().map(|m| (m.name.as_str(), &m.header)).collect();
     let layout = NpzLayout::plan(&planned)?;
     if layout.len() != total {
         return Err(bad(format!("it is {total} bytes long where its members make {}", layout.len())));
     }
-    let bytes_at = |from: u64, to: u64| -> &[u8] {
-        if to <= split {
-            &preamble[from as usize..to as usize]
-        } else {
-            &body[(from - split) as usize..(to - split) as usize]
-        }
-    };
     for (i, (m, planned)) in members.iter().zip(layout.members()).enumerate() {
-        if bytes_at(planned.local_header, planned.data) != layout.head(i, m.crc) {
+        let len = (planned.data - planned.local_header) as usize;
+        if read(planned.local_header, len)? != layout.head(i, m.crc) {
             return Err(bad(format!("member {:?}'s headers are not as this library writes them", m.name)));
         }
     }
     let crcs: Vec<u32> = members.iter().map(|m| m.crc).collect();
-    if bytes_at(layout.central, total) != layout.tail(&crcs) {
+    if read(layout.central, (total - layout.central) as usize)? != layout.tail(&crcs) {
         return Err(bad("its central directory is not as this library writes it".into()));
     }
     Ok(members)
@@ -425,7 +466,7 @@ pub fn aligned_npz_members(preamble: &[u8], body: &[u8]) -> Result<Vec<NpzMember
 
 /// The member whose local header starts `bytes`, which lie at `offset` in
 /// the archive.
-fn local_member(bytes: &[u8], offset: u64) -> Result<(NpzMember, u64), Error> {
+fn local_member(bytes: &[u8], offset: u64) -> Result<NpzMember, Error> {
     let field = |at: usize, len: usize| bytes.get(at..at + len).ok_or(Error::TruncatedHeader);
     let le16 = |at| field(at, 2).map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])));
     if field(0, 4)? != LOCAL_SIG.to_le_bytes() {
@@ -447,8 +488,7 @@ fn local_member(bytes: &[u8], offset: u64) -> Result<(NpzMember, u64), Error> {
         })?;
     let data_len = header.data_len()?;
     let npy = offset + npy as u64;
-    let member = NpzMember { name: name.to_owned(), header, npy, data: npy + preamble, data_len, crc };
-    Ok((member, npy))
+    Ok(NpzMember { name: name.to_owned(), header, npy, data: npy + preamble, data_len, crc })
 }
 
 /// Reads every member of the `.npz` at `path` into memory `alloc(len)`
@@ -473,6 +513,45 @@ pub fn read_npz_into<B: AsMut<[u8]>>(
         Ok(arrays)
     };
     read().map_err(|e: Error| e.in_file(path))
+}
+
+/// Reads an archive as [`write_npz_to`] writes them from `file`: its
+/// preamble (up to its first member's data) into a vector of its own, and
+/// all the rest into memory `alloc(len)` gives, in one read. Checks only
+/// that the preamble is one: see [`aligned_npz_members`] for the rest.
+/// Every error names the file, at `path`.
+pub fn read_aligned_npz_into<B: AsMut<[u8]>>(
+    file: &File,
+    path: &Path,
+    alloc: impl FnOnce(usize) -> Result<B, Error>,
+) -> Result<(Vec<u8>, B), Error> {
+    read_aligned(file, alloc).map_err(|e| e.in_file(path))
+}
+
+fn read_aligned<B: AsMut<[u8]>>(file: &File, alloc: impl FnOnce(usize) -> Result<B, Error>) -> Result<(Vec<u8>, B), Error> {
+    let total = crate::file::regular_file_len(file)?;
+    let mut preamble_len = None;
+    for want in [4096, MAX_NPZ_PREAMBLE] {
+        let mut start = vec![0; want.min(total as usize)];
+        read_at(file, &mut start, 0)?;
+        match npz_preamble_len(&start) {
+            Err(Error::TruncatedHeader) if start.len() == 4096 => continue,
+            Err(Error::TruncatedHeader) => return Err(Error::BadArchive("its first member's header is cut short".into())),
+            found => preamble_len = Some(found?),
+        }
+        break;
+    }
+    let preamble_len = preamble_len.expect("the loop finds it or returns");
+    let mut preamble = vec![0; preamble_len as usize];
+    read_at(file, &mut preamble, 0)?;
+    let body_len = total - preamble_len;
+    let len = usize::try_from(body_len).map_err(|_| Error::AllocFailed { len: body_len })?;
+    let mut body = alloc(len)?;
+    if body.as_mut().len() != len {
+        return Err(Error::AllocFailed { len: body_len });
+    }
+    read_at(file, body.as_mut(), preamble_len)?;
+    Ok((preamble, body))
 }
 
 /// [`read_npz_into`] into 64-byte aligned buffers.

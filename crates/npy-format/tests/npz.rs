@@ -301,6 +301,10 @@ fn an_archive_of_this_crate_is_read_back_from_its_bytes_with_its_members_where_t
     let found = npy_format::aligned_npz_members(preamble, body).unwrap();
     let listed = read_npz_members(&mut File::open(&path).unwrap()).unwrap();
     assert_eq!(found, listed, "the strict reader and the zip crate agree");
+    let file = File::open(&path).unwrap();
+    assert_eq!(npy_format::aligned_npz_file_members(&file).unwrap(), found, "from the file, headers only");
+    let (read_preamble, read_body) = npy_format::read_aligned_npz_into(&file, &path, npy_format::AlignedBuf::zeroed).unwrap();
+    assert_eq!((&read_preamble[..], read_body.as_ref()), (preamble, body));
     for (m, (name, h, data)) in found.iter().zip(&members) {
         assert_eq!((&m.name, &m.header), (name, h));
         assert_eq!(&bytes[m.data as usize..(m.data + m.data_len) as usize], data.as_slice());
@@ -328,6 +332,9 @@ fn an_archive_not_byte_for_byte_as_this_crate_writes_it_is_refused() {
         let mut edited = bytes.clone();
         edited[at] ^= 1;
         assert!(strict(&edited).is_err(), "a flipped byte at {at} passed");
+        let edited_path = tmp.path().join("edited.npz");
+        fs::write(&edited_path, &edited).unwrap();
+        assert!(npy_format::aligned_npz_file_members(&File::open(&edited_path).unwrap()).is_err(), "{at}");
     }
     // Cut short or lengthened.
     assert!(strict(&bytes[..bytes.len() - 1]).is_err());
