@@ -354,29 +354,46 @@ impl EntryRecord {
     /// `members` (as [`npy_format::aligned_npz_members`] found them, headers
     /// as stored) and, when given, `body` (all the rest). Says what disagrees.
     pub fn check_archive(&self, preamble: &[u8], members: &[NpzMember], body: Option<&[u8]>) -> Result<(), String> {
-        if !self.result.is_archive() {
-            return Err("its record says one array, but it holds several".to_owned());
-        }
+        self.check_archive_start(preamble)?;
         if members.len() != self.classes.len() {
             return Err(format!("it holds {} arrays where its record names {}", members.len(), self.classes.len()));
         }
-        for (i, (m, class)) in members.iter().zip(&self.classes).enumerate() {
-            if m.header.dtype.item_size > 1 && m.header.dtype.byte_order != ByteOrder::NATIVE {
-                return Err(format!("its array {:?} is stored in the other byte order than the cache writes", m.name));
-            }
-            if !class.holds(&m.header.dtype.native()) {
-                let descr = m.header.dtype.native().descr();
-                return Err(format!("its record names class {} for array {:?} of dtype {descr}", class.name(), m.name));
-            }
-            if self.result == ResultForm::Tuple && m.name != format!("arr_{i}") {
-                return Err(format!("its array {i} is named {:?} in a tuple", m.name));
-            }
+        for (i, m) in members.iter().enumerate() {
+            self.check_member(i, m)?;
+        }
+        if body.is_some_and(|body| data_digest(body) != self.data_digest) {
+            return Err("its data does not match the digest stored with it".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Checks that the record is an archive's, and `preamble` the one stored.
+    pub fn check_archive_start(&self, preamble: &[u8]) -> Result<(), String> {
+        if !self.result.is_archive() {
+            return Err("its record says one array, but it holds several".to_owned());
         }
         if *blake3::hash(preamble).as_bytes() != self.header_digest {
             return Err("its first array's header is not the one stored".to_owned());
         }
-        if body.is_some_and(|body| data_digest(body) != self.data_digest) {
-            return Err("its data does not match the digest stored with it".to_owned());
+        Ok(())
+    }
+
+    /// Checks member `i` of an archive against the record: stored in native
+    /// order, of a dtype its class holds, named `arr_<i>` in a tuple.
+    pub fn check_member(&self, i: usize, m: &NpzMember) -> Result<(), String> {
+        let Some(class) = self.classes.get(i) else {
+            return Err(format!("it holds more arrays than the {} its record names", self.classes.len()));
+        };
+        if m.header.dtype.item_size > 1 && m.header.dtype.byte_order != ByteOrder::NATIVE {
+            return Err(format!("its array {:?} is stored in the other byte order than the cache writes", m.name));
+        }
+        let native = m.header.dtype.native();
+        if !class.holds(&native) {
+            let descr = native.descr();
+            return Err(format!("its record names class {} for array {:?} of dtype {descr}", class.name(), m.name));
+        }
+        if self.result == ResultForm::Tuple && m.name != format!("arr_{i}") {
+            return Err(format!("its array {i} is named {:?} in a tuple", m.name));
         }
         Ok(())
     }

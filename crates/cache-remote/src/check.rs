@@ -50,7 +50,7 @@ pub(crate) async fn probe(store: &dyn ObjectStore, path: &Path) -> Result<Checke
         return Ok(Checked::Damaged("the store sent a range of the wrong length".into()));
     }
     Ok(match opened.check(data) {
-        Ok(()) => Checked::Whole { modified: meta.last_modified.into() },
+        Ok(_) => Checked::Whole { modified: meta.last_modified.into() },
         Err(reason) => Checked::Damaged(reason),
     })
 }

@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use cache_core::{
-    lock, Alloc, Claim, Clock, Entry, EntryRecord, Error, Filling, Holder, Key, Limits, LoadedArray, Lookup, NewArray,
+    lock, Alloc, Claim, Clock, Entry, Error, Filling, Holder, Key, Limits, LoadedArray, Lookup, NewArray,
     Place, Stored,
 };
 use object_store::list::PaginatedListStore;
@@ -71,7 +71,7 @@ pub struct RemoteCache {
     limits: Limits,
     clock: Clock,
     /// Versions of objects found damaged, which a store may replace.
-    damaged: Mutex<HashMap<Key, String>>,
+    damaged: Mutex<HashMap<Key, (Path, String)>>,
     uses: Uses,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -155,23 +155,32 @@ impl RemoteCache {
         key: &Key,
         alloc: &mut Alloc<'_, B>,
     ) -> Result<Lookup<B>, Error> {
-        let path = self.names.entry(key);
-        let fetched = transfer::fetch(&self.store, &path, &self.transfer, |len| alloc(len, Filling::InParallel)).await;
-        let found = match fetched {
-            Ok(f) => f,
-            Err(FetchError::Store(e)) => return Err(self.err("read an entry")(e)),
-            Err(FetchError::Memory(e)) => return Err(e.into()),
-        };
+        // An entry of one array, else one of several: a hit of the latter,
+        // and a miss, take a request more.
+        let (mut path, mut found) = (self.names.entry(key, false), Fetched::Missing);
+        for archive in [false, true] {
+            path = self.names.entry(key, archive);
+            let fetched =
+                transfer::fetch(&self.store, &path, &self.transfer, |len| alloc(len, Filling::InParallel)).await;
+            found = match fetched {
+                Ok(f) => f,
+                Err(FetchError::Store(e)) => return Err(self.err("read an entry")(e)),
+                Err(FetchError::Memory(e)) => return Err(e.into()),
+            };
+            if !matches!(found, Fetched::Missing) {
+                break;
+            }
+        }
         let lookup = match found {
             Fetched::Found { modified, .. } if self.expired(key, modified).await => Lookup::Miss,
-            Fetched::Found { array, record, modified } => {
+            Fetched::Found { array, record, modified, members } => {
                 self.note_use(key, modified);
-                Lookup::Hit(Entry { array: LoadedArray::Read(array), record: Arc::new(record) })
+                Lookup::Hit(Entry { array: LoadedArray::Read(array), record: Arc::new(record), members })
             }
             Fetched::Missing | Fetched::OtherVersion => Lookup::Miss,
             Fetched::Damaged { reason, e_tag } => {
                 if let Some(tag) = e_tag {
-                    lock(&self.damaged).insert(*key, tag);
+                    lock(&self.damaged).insert(*key, (path.clone(), tag));
                 }
                 Lookup::Damaged(Error::Damaged { place: Place::Object(self.url_of(&path)), reason })
             }
@@ -187,11 +196,15 @@ impl RemoteCache {
     /// Whether a load of `key` would hit now: the checks a load makes, a
     /// large entry's data aside (one ranged GET), and `max_age`.
     pub async fn has(&self, key: &Key) -> Result<bool, Error> {
-        let checked = check::probe(self.store.as_ref(), &self.names.entry(key)).await;
-        match checked.map_err(self.err("look for an entry"))? {
-            Checked::Whole { modified } => Ok(!self.expired(key, modified).await),
-            Checked::NotAnEntry | Checked::Damaged(_) => Ok(false),
+        for path in self.names.entries(key) {
+            let checked = check::probe(self.store.as_ref(), &path).await;
+            match checked.map_err(self.err("look for an entry"))? {
+                Checked::Whole { modified } => return Ok(!self.expired(key, modified).await),
+                Checked::Damaged(_) => return Ok(false),
+                Checked::NotAnEntry => {}
+            }
         }
+        Ok(false)
     }
 
     /// Whether the entry of `key`, written at `modified`, has gone unused
@@ -217,7 +230,8 @@ impl RemoteCache {
 
     /// Deletes the entry of `key` and its use mark; one already gone is no failure.
     async fn delete_entry(&self, key: &Key) -> Result<(), object_store::Error> {
-        for path in [self.names.entry(key), self.names.use_mark(key)] {
+        let [npy, npz] = self.names.entries(key);
+        for path in [npy, npz, self.names.use_mark(key)] {
             match self.store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -256,19 +270,29 @@ impl RemoteCache {
     async fn publish(&self, key: &Key, array: NewArray<'_>) -> Result<Stored, Error> {
         // Over the limits on its own: refused before any request (a prune
         // would remove it, and everything else first).
-        let bytes = array.npy_len();
+        let bytes = array.file_len();
         if let Some(limit) = self.limits.refuses(bytes) {
             return Ok(Stored::TooLarge { bytes, limit });
         }
-        let record =
-            EntryRecord::new(&array.entry, array.header, cache_core::data_digest(array.data), self.clock.now());
+        let content = array.content;
+        let record = content.record(&array.entry, content.body_digest(), self.clock.now());
         record.encode_checked()?;
-        let path = self.names.entry(key);
-        let damaged = lock(&self.damaged).remove(key);
-        let put = lent::lend(array.data, move |data| async move {
-            let publish = |mode| {
-                transfer::publish(self.store.as_ref(), &path, &self.transfer, array.header, data.clone(), &record, mode)
-            };
+        let path = self.names.entry(key, content.is_archive());
+        let found_damaged = lock(&self.damaged).remove(key);
+        let damaged = match found_damaged {
+            Some((damaged_path, tag)) if damaged_path == path => Some(tag),
+            Some((other, _)) => {
+                // A damaged entry of the other form would be found first, or found at all: it goes.
+                let _ = self.store.delete(&other).await;
+                None
+            }
+            None => None,
+        };
+        let (preamble, body) = (content.preamble(), content.body());
+        let pieces: Vec<&[u8]> = std::iter::once(&*preamble).chain(body.iter().map(|b| &**b)).collect();
+        let put = lent::lend_all(&pieces, move |parts| async move {
+            let publish =
+                |mode| transfer::publish(self.store.as_ref(), &path, &self.transfer, parts.clone(), &record, mode);
             match &damaged {
                 Some(tag) => {
                     let version = UpdateVersion { e_tag: Some(tag.clone()), version: None };
@@ -293,11 +317,14 @@ impl RemoteCache {
 
     /// Removes the entry of `key` and its use mark; says whether there was one.
     pub async fn remove(&self, key: &Key) -> Result<bool, Error> {
-        let found = match self.store.head(&self.names.entry(key)).await {
-            Ok(_) => true,
-            Err(object_store::Error::NotFound { .. }) => false,
-            Err(e) => return Err(self.err("look for an entry")(e)),
-        };
+        let mut found = false;
+        for path in self.names.entries(key) {
+            found |= match self.store.head(&path).await {
+                Ok(_) => true,
+                Err(object_store::Error::NotFound { .. }) => false,
+                Err(e) => return Err(self.err("look for an entry")(e)),
+            };
+        }
         self.delete_entry(key).await.map_err(self.err("remove an entry"))?;
         Ok(found)
     }

@@ -23,6 +23,8 @@ use crate::{lease, listing, record_meta, uses, RemoteCache};
 #[derive(Debug, Clone)]
 struct Listed {
     key: Key,
+    /// Its object: `.npy`, or `.npz` of several arrays.
+    path: Path,
     /// The object's size: the `.npy` header and the data.
     bytes: u64,
     modified: SystemTime,
@@ -81,8 +83,8 @@ impl RemoteCache {
                 let modified = SystemTime::from(meta.last_modified);
                 match self.names.name_of(&meta.location) {
                     Named::Entry(key) => {
-                        let bytes = meta.size;
-                        listing.entries.insert(key, Listed { key, bytes, modified, last_used: modified });
+                        let (bytes, path) = (meta.size, meta.location.clone());
+                        listing.entries.insert(key, Listed { key, path, bytes, modified, last_used: modified });
                     }
                     Named::Use(key) => {
                         listing.marks.insert(key, modified);
@@ -121,11 +123,13 @@ impl RemoteCache {
         let listed = listing.least_recent_first();
         let mut rows: Vec<EntryRow> = listed.iter().rev().map(|e| row_of(e)).collect();
         // An empty object has no first bytes to read (416): listed as it is.
-        let keys: Vec<(usize, Key)> =
-            listed.iter().rev().enumerate().filter(|(_, e)| e.bytes > 0).map(|(i, e)| (i, e.key)).collect();
-        let total = keys.len() as u64;
-        let mut reads = futures_util::stream::iter(keys)
-            .map(move |(i, key)| async move { (i, self.describe(key).await) })
+        let objects: Vec<(usize, Path, u64)> = (listed.iter().rev().enumerate())
+            .filter(|(_, e)| e.bytes > 0)
+            .map(|(i, e)| (i, e.path.clone(), e.bytes))
+            .collect();
+        let total = objects.len() as u64;
+        let mut reads = futures_util::stream::iter(objects)
+            .map(move |(i, path, size)| async move { (i, self.describe(path, size).await) })
             .buffer_unordered(READ_CONCURRENCY);
         let mut done = 0;
         while let Some((i, read)) = reads.next().await {
@@ -136,25 +140,47 @@ impl RemoteCache {
         Ok(rows)
     }
 
-    /// What an entry's object says of it in its record and first bytes.
-    async fn describe(&self, key: Key) -> Result<Described, Error> {
-        let options = GetOptions { range: Some(GetRange::Bounded(0..4096)), ..Default::default() };
-        let got = match self.store.get_opts(&self.names.entry(&key), options).await {
-            Ok(g) => g,
-            // Removed since the listing: described as listed.
-            Err(object_store::Error::NotFound { .. }) => return Ok(Described::default()),
-            Err(e) => return Err(self.err("read an entry's header")(e)),
-        };
-        let record = record_meta::record_of(&got.attributes).ok();
-        let head = got.bytes().await.map_err(self.err("read an entry's header"))?;
-        Ok(Described { record, header: npy_format::decode_header_bytes(&head).ok().map(|(h, _)| h) })
+    /// What an entry's object (of `size` bytes) says of it in its record
+    /// and first bytes; of an archive, in each member's first bytes too.
+    async fn describe(&self, path: Path, size: u64) -> Result<Described, Error> {
+        let Some((record, head)) = self.head_of(&path, 0).await? else { return Ok(Described::default()) };
+        let record = record_meta::record_of(&record).ok();
+        if !record.as_ref().is_some_and(|r| r.result.is_archive()) {
+            let header = npy_format::decode_header_bytes(&head).ok().map(|(h, _)| h);
+            return Ok(Described { record, header, members: None });
+        }
+        // One ranged GET per member, each from where the last one's data ends.
+        let (mut members, mut at, mut head) = (Vec::new(), 0, head);
+        while let Ok(m) = npy_format::npz_member_at(&head, at) {
+            members.push(cache_core::MemberRow::of(&m.name, &m.header));
+            at = m.data + m.data_len;
+            match self.head_of(&path, at).await? {
+                Some((_, next)) if at < size && members.len() < cache_core::record::MAX_ENTRY_MEMBERS => head = next,
+                _ => break,
+            }
+        }
+        Ok(Described { record, header: None, members: Some(members) })
     }
 
-    /// The function named in the record of `key`'s object (a GET of no
-    /// content: its metadata); None if it has none this version reads.
-    async fn function_of(&self, key: &Key) -> Result<Option<String>, Error> {
+    /// The metadata and first 4 KiB from `at` of the object at `path`; None
+    /// if it is gone (removed since the listing).
+    async fn head_of(&self, path: &Path, at: u64) -> Result<Option<(object_store::Attributes, bytes::Bytes)>, Error> {
+        let options = GetOptions { range: Some(GetRange::Bounded(at..at + 4096)), ..Default::default() };
+        let got = match self.store.get_opts(path, options).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.err("read an entry's header")(e)),
+        };
+        let attributes = got.attributes.clone();
+        let head = got.bytes().await.map_err(self.err("read an entry's header"))?;
+        Ok(Some((attributes, head)))
+    }
+
+    /// The function named in the record of the object at `path` (a GET of
+    /// no content: its metadata); None if it has none this version reads.
+    async fn function_of(&self, path: &Path) -> Result<Option<String>, Error> {
         let options = GetOptions { head: true, ..Default::default() };
-        match self.store.get_opts(&self.names.entry(key), options).await {
+        match self.store.get_opts(path, options).await {
             Ok(got) => Ok(record_meta::record_of(&got.attributes).ok().map(|r| r.function)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.err("read an entry's record")(e)),
@@ -164,17 +190,17 @@ impl RemoteCache {
     /// Removes every entry whose record names `function`; returns their keys.
     pub async fn remove_function(&self, function: &str, progress: &mut Progress<'_>) -> Result<Vec<Key>, Error> {
         let listing = self.list(progress).await?;
-        let keys: Vec<Key> = listing.entries.keys().copied().collect();
-        let total = keys.len() as u64;
+        let objects: Vec<(Key, Path)> = listing.entries.values().map(|e| (e.key, e.path.clone())).collect();
+        let total = objects.len() as u64;
         let (mut doomed, mut removed) = (Vec::new(), Vec::new());
-        let mut reads = futures_util::stream::iter(keys)
-            .map(move |key| async move { (key, self.function_of(&key).await) })
+        let mut reads = futures_util::stream::iter(objects)
+            .map(move |(key, path)| async move { (key, self.function_of(&path).await, path) })
             .buffer_unordered(READ_CONCURRENCY);
         let mut done = 0;
-        while let Some((key, named)) = reads.next().await {
+        while let Some((key, named, path)) = reads.next().await {
             if named?.as_deref() == Some(function) {
                 removed.push(key);
-                doomed.push(self.names.entry(&key));
+                doomed.push(path);
                 if listing.marks.contains_key(&key) {
                     doomed.push(self.names.use_mark(&key));
                 }
@@ -206,7 +232,7 @@ impl RemoteCache {
             if !(expired || too_big || too_many) {
                 continue;
             }
-            doomed.push(self.names.entry(&e.key));
+            doomed.push(e.path.clone());
             if listing.marks.contains_key(&e.key) {
                 doomed.push(self.names.use_mark(&e.key));
             }
@@ -236,14 +262,14 @@ impl RemoteCache {
     /// damaged ones.
     pub async fn verify(&self, remove: bool, progress: &mut Progress<'_>) -> Result<VerifyReport, Error> {
         let listing = self.list(progress).await?;
-        let mut keys: Vec<Key> = listing.entries.keys().copied().collect();
-        keys.sort();
-        let total = keys.len() as u64;
+        let mut objects: Vec<(Key, Path)> = listing.entries.values().map(|e| (e.key, e.path.clone())).collect();
+        objects.sort();
+        let total = objects.len() as u64;
         let mut report = VerifyReport::default();
         progress::step(progress, 0, total)?;
         let store: &dyn ObjectStore = self.store.as_ref();
-        let mut checks = futures_util::stream::iter(keys)
-            .map(move |key| async move { (key, check::check_whole(store, &self.names.entry(&key)).await) })
+        let mut checks = futures_util::stream::iter(objects)
+            .map(move |(key, path)| async move { (key, check::check_whole(store, &path).await) })
             .buffer_unordered(READ_CONCURRENCY);
         let mut done = 0;
         while let Some((key, checked)) = checks.next().await {
@@ -300,6 +326,8 @@ impl RemoteCache {
 struct Described {
     record: Option<cache_core::EntryRecord>,
     header: Option<npy_format::Header>,
+    /// An archive's members, as far as they could be read.
+    members: Option<Vec<cache_core::MemberRow>>,
 }
 
 impl Described {
@@ -311,6 +339,9 @@ impl Described {
         if let Some(header) = self.header {
             row.dtype = header.dtype.native().descr();
             row.shape = header.shape;
+        }
+        if let Some(members) = self.members {
+            row.dtype = cache_core::MemberRow::encode_all(members);
         }
     }
 }

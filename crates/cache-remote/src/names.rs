@@ -2,7 +2,8 @@
 //! two hex digits, since S3 scales request rates per prefix:
 //!
 //! - `<prefix>/<ab>/<key>.npy`: an entry, a plain `.npy` object whose
-//!   record travels as its metadata;
+//!   record travels as its metadata; `<key>.npz` for an entry of several
+//!   arrays (an aligned `.npz`);
 //! - `<prefix>/<ab>/<key>.lease`: a compute-once lease;
 //! - `<prefix>/uses/<ab>/<key>`: an empty object whose modification time
 //!   is the entry's last recorded use (S3 keeps no access times).
@@ -34,9 +35,15 @@ impl Names {
         &self.prefix
     }
 
-    pub(crate) fn entry(&self, key: &Key) -> Path {
+    /// The object of an entry: with `archive`, of several arrays.
+    pub(crate) fn entry(&self, key: &Key, archive: bool) -> Path {
         let key = key.hex();
-        self.under(&[&key[..2], &format!("{key}.npy")])
+        self.under(&[&key[..2], &format!("{key}.{}", if archive { "npz" } else { "npy" })])
+    }
+
+    /// Both objects an entry may be, the one of one array first.
+    pub(crate) fn entries(&self, key: &Key) -> [Path; 2] {
+        [self.entry(key, false), self.entry(key, true)]
     }
 
     pub(crate) fn lease(&self, key: &Key) -> Path {
@@ -74,7 +81,8 @@ impl Names {
         let key = |k: &str| Key::parse(k).expect("a key, just checked");
         match parts.as_slice() {
             [fan, file] => {
-                if let Some(k) = file.strip_suffix(".npy").filter(|k| fan_matches(fan, k)) {
+                let entry = file.strip_suffix(".npy").or_else(|| file.strip_suffix(".npz"));
+                if let Some(k) = entry.filter(|k| fan_matches(fan, k)) {
                     Named::Entry(key(k))
                 } else if let Some(k) = file.strip_suffix(".lease").filter(|k| fan_matches(fan, k)) {
                     Named::Lease(key(k))
@@ -100,7 +108,8 @@ mod tests {
         let key = Key::parse(v["key"].as_str().unwrap()).unwrap();
         let s = &v["store"];
         let names = Names::new(Path::from(s["prefix"].as_str().unwrap()));
-        assert_eq!(names.entry(&key).as_ref(), s["entry"].as_str().unwrap());
+        assert_eq!(names.entry(&key, false).as_ref(), s["entry"].as_str().unwrap());
+        assert_eq!(names.entry(&key, true).as_ref(), s["entryOfArrays"].as_str().unwrap());
         assert_eq!(names.lease(&key).as_ref(), s["lease"].as_str().unwrap());
         assert_eq!(names.use_mark(&key).as_ref(), s["useMark"].as_str().unwrap());
         assert_eq!(crate::record_meta::RECORD, s["recordMetadata"].as_str().unwrap());
@@ -110,8 +119,10 @@ mod tests {
     fn names_round_trip_and_foreign_names_are_told_apart() {
         let names = Names::new(Path::from("team/cache"));
         let key = Key::parse(KEY).unwrap();
-        assert_eq!(names.entry(&key).as_ref(), format!("team/cache/ab/{KEY}.npy"));
-        assert_eq!(names.name_of(&names.entry(&key)), Named::Entry(key));
+        assert_eq!(names.entry(&key, false).as_ref(), format!("team/cache/ab/{KEY}.npy"));
+        assert_eq!(names.entry(&key, true).as_ref(), format!("team/cache/ab/{KEY}.npz"));
+        assert_eq!(names.name_of(&names.entry(&key, false)), Named::Entry(key));
+        assert_eq!(names.name_of(&names.entry(&key, true)), Named::Entry(key));
         assert_eq!(names.name_of(&names.lease(&key)), Named::Lease(key));
         assert_eq!(names.name_of(&names.use_mark(&key)), Named::Use(key));
         // In the wrong fan-out prefix, with another suffix, or outside the prefix: not ours.

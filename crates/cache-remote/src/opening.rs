@@ -1,6 +1,7 @@
 //! What an entry object's metadata and first bytes say of it, judged the
-//! same way by a load, a `has` and a verify: its record, its `.npy` header,
-//! and whether the object is as long as the header needs.
+//! same way by a load, a `has` and a verify: its record, its `.npy` header
+//! (an archive's first member's), and whether the object is as long as the
+//! header needs.
 
 use cache_core::{EntryRecord, RecordProblem};
 use npy_format::{decode_header_bytes, ByteOrder, Header};
@@ -9,8 +10,9 @@ use object_store::Attributes;
 use crate::record_meta;
 
 /// The first bytes of an object that hold any header (a header is at most
-/// this long, and its preamble 16 bytes more).
-pub(crate) const MAX_PREAMBLE: usize = npy_format::MAX_HEADER_LEN as usize + 16;
+/// this long, and its preamble 16 bytes more; an archive's first member's
+/// local header adds at most a name and two fields).
+pub(crate) const MAX_PREAMBLE: usize = npy_format::MAX_NPZ_PREAMBLE;
 
 /// An entry object opened: its record and header, where its data begins
 /// and how long it is.
@@ -21,13 +23,27 @@ pub(crate) struct Opened {
     pub(crate) header: Header,
     pub(crate) stored_order: ByteOrder,
     pub(crate) preamble: u64,
+    /// An archive's preamble, as stored (the record's header digest is of it).
+    pub(crate) archive: Option<Vec<u8>>,
     pub(crate) data_len: u64,
 }
 
 impl Opened {
-    /// Checks the header, and `data` when given, against the record.
-    pub(crate) fn check(&self, data: Option<&[u8]>) -> Result<(), String> {
-        self.record.check(&self.header, self.stored_order, data)
+    /// Checks the header, and `data` when given, against the record; of an
+    /// archive, its preamble, and given `data` (all the rest), its members
+    /// too, which it returns.
+    pub(crate) fn check(&self, data: Option<&[u8]>) -> Result<Vec<npy_format::NpzMember>, String> {
+        match (&self.archive, data) {
+            (Some(preamble), Some(body)) => cache_core::open_archive(&self.record, preamble, body, true),
+            (Some(preamble), None) => {
+                // Without the body only the first member is known.
+                self.record.check_archive_start(preamble)?;
+                let first = npy_format::npz_member_at(preamble, 0).map_err(|e| e.to_string())?;
+                self.record.check_member(0, &first)?;
+                Ok(vec![])
+            }
+            (None, data) => self.record.check(&self.header, self.stored_order, data).map(|()| vec![]),
+        }
     }
 }
 
@@ -51,15 +67,25 @@ pub(crate) fn open(attributes: &Attributes, start: &[u8], size: u64, complete: b
         Err(RecordProblem::Invalid(why)) => return Opening::Damaged(format!("its record {why}")),
         Err(_) => return Opening::OtherVersion,
     };
-    let (stored, preamble) = match decode_header_bytes(&start[..start.len().min(MAX_PREAMBLE)]) {
+    let archive = record.result.is_archive();
+    let start = &start[..start.len().min(MAX_PREAMBLE)];
+    let decoded = if archive {
+        npy_format::npz_member_at(start, 0).map(|first| (first.header, first.data))
+    } else {
+        decode_header_bytes(start)
+    };
+    let what = if archive { "its first array's header" } else { "its .npy header" };
+    let (stored, preamble) = match decoded {
         Ok(h) => h,
         Err(npy_format::Error::TruncatedHeader) if complete || start.len() >= MAX_PREAMBLE => {
-            return Opening::Damaged("its .npy header is cut short".into())
+            return Opening::Damaged(format!("{what} is cut short"))
         }
         Err(npy_format::Error::TruncatedHeader) => return Opening::NeedMore,
-        Err(e) => return Opening::Damaged(format!("its .npy header is not valid: {e}")),
+        Err(e) => return Opening::Damaged(format!("{what} is not valid: {e}")),
     };
     let data_len = match stored.data_len() {
+        // An archive's data runs to its end: its members are found in it.
+        Ok(n) if archive && preamble.checked_add(n).is_some_and(|end| end <= size) => size - preamble,
         Ok(n) if preamble.checked_add(n) == Some(size) => n,
         Ok(n) => {
             let held = size.saturating_sub(preamble);
@@ -69,5 +95,6 @@ pub(crate) fn open(attributes: &Attributes, start: &[u8], size: u64, complete: b
     };
     let stored_order = stored.dtype.byte_order;
     let header = Header { dtype: stored.dtype.native(), ..stored };
-    Opening::Entry(Box::new(Opened { record, header, stored_order, preamble, data_len }))
+    let archive = archive.then(|| start[..preamble as usize].to_vec());
+    Opening::Entry(Box::new(Opened { record, header, stored_order, preamble, archive, data_len }))
 }

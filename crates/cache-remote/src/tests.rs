@@ -27,7 +27,7 @@ fn cache_over(store: &Arc<InMemory>) -> RemoteCache {
 }
 
 fn entry() -> NewEntry<'static> {
-    NewEntry { function: "embed", result: ResultForm::NdArray, class: ArrayClass::Float64Array }
+    NewEntry { function: "embed", result: ResultForm::NdArray, class: ArrayClass::Float64Array, classes: &[] }
 }
 
 fn floats(n: usize, seed: f64) -> (Header, Bytes) {
@@ -41,7 +41,8 @@ fn load(cache: &RemoteCache, key: &Key) -> Lookup {
 }
 
 fn store(cache: &RemoteCache, key: &Key, header: &Header, data: &[u8]) -> Stored {
-    block_on(cache.store(key, NewArray { header, data, entry: entry() })).unwrap()
+    let content = cache_core::Content::npy(header, data).unwrap();
+    block_on(cache.store(key, NewArray { content: &content, entry: entry() })).unwrap()
 }
 
 fn contains(cache: &RemoteCache, key: &Key) -> bool {
@@ -71,7 +72,7 @@ fn a_stored_entry_loads_back_whole_through_ranged_reads() {
     assert_eq!(data_of(load(&cache, &key(1))), data.to_vec());
     assert!(contains(&cache, &key(1)));
     // The object is a plain .npy: header, then the data.
-    let object = block_on(mem.get(&cache.names.entry(&key(1)))).unwrap();
+    let object = block_on(mem.get(&cache.names.entry(&key(1), false))).unwrap();
     let bytes = block_on(object.bytes()).unwrap();
     assert_eq!(&bytes[..6], b"\x93NUMPY");
     assert_eq!(&bytes[bytes.len() - data.len()..], &data[..]);
@@ -92,7 +93,7 @@ fn the_first_writer_wins() {
 fn a_damaged_or_tampered_object_is_reported_and_the_next_store_replaces_it() {
     let mem = Arc::new(InMemory::new());
     let cache = cache_over(&mem);
-    let path = cache.names.entry(&key(1));
+    let path = cache.names.entry(&key(1), false);
     block_on(mem.put(&path, PutPayload::from_static(b"not an array"))).unwrap();
     match load(&cache, &key(1)) {
         Lookup::Damaged(e) => assert!(e.to_string().contains("record"), "{e}"),
@@ -121,7 +122,7 @@ fn a_truncated_object_is_damaged_not_a_short_array() {
     let cache = cache_over(&mem);
     let (header, data) = floats(100, 1.0);
     store(&cache, &key(1), &header, &data);
-    let path = cache.names.entry(&key(1));
+    let path = cache.names.entry(&key(1), false);
     let object = block_on(mem.get(&path)).unwrap();
     let attributes = object.attributes.clone();
     let bytes = block_on(object.bytes()).unwrap();
@@ -170,7 +171,7 @@ fn a_prune_stopped_between_batches_of_deletes_leaves_the_rest() {
     let n = 1100;
     for i in 0..n {
         let key = Key::parse(&format!("{i:064x}")).unwrap();
-        block_on(mem.put(&cache.names.entry(&key), PutPayload::new())).unwrap();
+        block_on(mem.put(&cache.names.entry(&key, false), PutPayload::new())).unwrap();
     }
     let mut reports = Vec::new();
     let limits = Limits { max_entries: Some(0), ..Limits::default() };
@@ -197,7 +198,7 @@ fn a_changed_byte_in_any_block_is_caught_when_blocks_are_hashed_as_they_land() {
     let cache = cache_over(&mem).with_transfer(t);
     let (header, data) = floats(10_000, 0.25);
     store(&cache, &key(1), &header, &data);
-    let path = cache.names.entry(&key(1));
+    let path = cache.names.entry(&key(1), false);
     let object = block_on(mem.get(&path)).unwrap();
     let attributes = object.attributes.clone();
     let original = block_on(object.bytes()).unwrap().to_vec();
@@ -314,4 +315,39 @@ fn listings_skip_and_count_names_that_are_not_paths_and_every_maintenance_call_g
     let plain = cache_over(&mem);
     block_on(mem.put(&Path::from("team/cache/cd/notes.txt"), PutPayload::from_static(b"x"))).unwrap();
     assert_eq!(block_on(plain.totals(&mut go)).unwrap().foreign, 1);
+}
+
+#[test]
+fn an_entry_of_several_arrays_goes_up_in_parts_and_comes_back_through_ranged_reads_as_one_npz() {
+    let mem = Arc::new(InMemory::new());
+    // Parts of 5 MiB and ranges of 4 KiB: members and their headers straddle both.
+    let t = Transfer { first_part: 1000, part_size: 4096, concurrency: 3, multipart_from: 1 << 20 };
+    let cache = cache_over(&mem).with_transfer(t);
+    let (big, big_data) = floats(1_000_000, 0.25);
+    let (small, small_data) = floats(3, 2.0);
+    let members: [(&str, &Header, &[u8]); 3] =
+        [("arr_0", &big, &big_data), ("arr_1", &small, &small_data), ("arr_2", &big, &big_data)];
+    let classes = [ArrayClass::Float64Array; 3];
+    let entry = NewEntry { function: "pair", result: ResultForm::Tuple, class: classes[0], classes: &classes };
+    let content = cache_core::Content::npz(cache_core::NewArchive::new(&members).unwrap());
+    assert!(block_on(cache.store(&key(1), NewArray { content: &content, entry })).unwrap().is_published());
+    // One object, named .npz, byte for byte the archive npy-format writes.
+    let object = block_on(mem.get(&cache.names.entry(&key(1), true))).unwrap();
+    let bytes = block_on(object.bytes()).unwrap();
+    let mut expected = Vec::new();
+    npy_format::write_npz_to(&mut expected, &members).unwrap();
+    assert!(bytes[..] == expected[..], "the object is not the archive");
+    assert!(block_on(mem.head(&cache.names.entry(&key(1), false))).is_err());
+    let Lookup::Hit(hit) = load(&cache, &key(1)) else { panic!("expected a hit") };
+    assert_eq!(hit.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["arr_0", "arr_1", "arr_2"]);
+    for (i, (_, header, data)) in members.iter().enumerate() {
+        assert_eq!(&hit.members[i].header, *header);
+        assert!(hit.member_data(i) == *data, "member {i}");
+    }
+    assert!(contains(&cache, &key(1)));
+    let rows = block_on(cache.entries(&mut go)).unwrap();
+    let listed = cache_core::MemberRow::decode_all(&rows[0].dtype).expect("members listed");
+    assert_eq!(listed.iter().map(|m| m.shape.clone()).collect::<Vec<_>>(), [vec![1_000_000], vec![3], vec![1_000_000]]);
+    assert!(block_on(cache.remove(&key(1))).unwrap());
+    assert!(!contains(&cache, &key(1)));
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 
-use npy_format::{Header, NpyArray};
+use npy_format::NpyArray;
 use object_store::path::Path;
 use object_store::{
     Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions,
@@ -76,8 +76,11 @@ pub(crate) enum Fetched<B> {
         e_tag: Option<String>,
     },
     Found {
+        /// Of an archive, its first member's header over all that follows
+        /// its preamble (see `cache_core::Entry`).
         array: NpyArray<B>,
         record: EntryRecord,
+        members: Vec<npy_format::NpzMember>,
         /// When the store last wrote the object.
         modified: std::time::SystemTime,
     },
@@ -235,8 +238,15 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
     if digest != opened.record.data_digest {
         return damaged("its data does not match the digest stored with it".into());
     }
+    let members = match &opened.archive {
+        Some(preamble) => match cache_core::open_archive(&opened.record, preamble, data.as_ref(), false) {
+            Ok(members) => members,
+            Err(why) => return damaged(why),
+        },
+        None => vec![],
+    };
     let Opened { record, header, stored_order, .. } = *opened;
-    Ok(Fetched::Found { array: NpyArray { header, data, stored_order }, record, modified })
+    Ok(Fetched::Found { array: NpyArray { header, data, stored_order }, record, modified, members })
 }
 
 /// A part of the caller's buffer, written by one task. Sound because parts
@@ -335,28 +345,26 @@ fn contiguous_start(chunks: &[Bytes], max: usize) -> Vec<u8> {
     out
 }
 
-/// Writes an entry's object with `mode`. `data` is the caller's memory,
-/// sent without a copy.
+/// Writes an entry's object, `parts` in order, with `mode`. The parts are
+/// the caller's memory, sent without a copy.
 pub(crate) async fn publish(
     store: &dyn ObjectStore,
     path: &Path,
     t: &Transfer,
-    header: &Header,
-    data: Bytes,
+    parts: Vec<Bytes>,
     record: &EntryRecord,
     mode: PutMode,
 ) -> Result<PutResult, object_store::Error> {
-    let preamble = Bytes::from(header.encode());
     let attributes = record_meta::attributes_of(record);
-    if (preamble.len() + data.len()) as u64 <= t.multipart_from {
-        let payload = PutPayload::from_iter([preamble, data]);
+    if parts.iter().map(|p| p.len() as u64).sum::<u64>() <= t.multipart_from {
+        let payload = PutPayload::from_iter(parts);
         return store.put_opts(path, payload, PutOptions { mode, attributes, ..Default::default() }).await;
     }
     let replacing = match mode {
         PutMode::Update(v) => v.e_tag,
         _ => None,
     };
-    publish_in_parts(store, path, t, preamble, data, attributes, replacing).await
+    publish_in_parts(store, path, t, parts, attributes, replacing).await
 }
 
 /// A multipart upload, skipped if the object is there already. On S3 its
@@ -368,8 +376,7 @@ async fn publish_in_parts(
     store: &dyn ObjectStore,
     path: &Path,
     t: &Transfer,
-    preamble: Bytes,
-    data: Bytes,
+    parts: Vec<Bytes>,
     attributes: Attributes,
     replacing: Option<String>,
 ) -> Result<PutResult, object_store::Error> {
@@ -385,17 +392,9 @@ async fn publish_in_parts(
     }
     let mut upload = store.put_multipart_opts(path, PutMultipartOptions { attributes, ..Default::default() }).await?;
     // Parts of at least 5 MiB (S3's least but for the last), and at most 10,000 of them.
-    let total = (preamble.len() + data.len()) as u64;
+    let total = parts.iter().map(|p| p.len() as u64).sum::<u64>();
     let part = t.part_size.max(5 << 20).max(total.div_ceil(MAX_PARTS)) as usize;
-    // Part boundaries in the object: the preamble rides with the first.
-    let first_data = part.saturating_sub(preamble.len()).min(data.len());
-    let mut payloads = vec![PutPayload::from_iter([preamble, data.slice(..first_data)])];
-    let mut at = first_data;
-    while at < data.len() {
-        let end = (at + part).min(data.len());
-        payloads.push(PutPayload::from(data.slice(at..end)));
-        at = end;
-    }
+    let payloads = cut(&parts, part);
     let sent: Result<Vec<()>, _> = futures_util::stream::iter(payloads)
         .map(|p| upload.put_part(p))
         .buffer_unordered(t.concurrency.max(1))
@@ -413,5 +412,46 @@ async fn publish_in_parts(
             let _ = upload.abort().await;
             Err(e)
         }
+    }
+}
+
+/// Upload parts of `len` bytes each (the last one shorter) cut from the
+/// object's `pieces` in order: a part may take several pieces, or slices
+/// of one, never a copy.
+fn cut(pieces: &[Bytes], len: usize) -> Vec<PutPayload> {
+    let mut parts = Vec::new();
+    let mut part: Vec<Bytes> = Vec::new();
+    let mut filled = 0;
+    for piece in pieces {
+        let mut at = 0;
+        while at < piece.len() {
+            let take = (len - filled).min(piece.len() - at);
+            part.push(piece.slice(at..at + take));
+            (at, filled) = (at + take, filled + take);
+            if filled == len {
+                parts.push(PutPayload::from_iter(std::mem::take(&mut part)));
+                filled = 0;
+            }
+        }
+    }
+    if filled > 0 || parts.is_empty() {
+        parts.push(PutPayload::from_iter(part));
+    }
+    parts
+}
+
+#[cfg(test)]
+mod cut_tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_cut_across_pieces_in_order_at_the_part_length() {
+        let pieces: Vec<Bytes> = [3usize, 10, 0, 4].iter().enumerate().map(|(i, &n)| Bytes::from(vec![i as u8; n])).collect();
+        let parts = cut(&pieces, 5);
+        let lens: Vec<usize> = parts.iter().map(|p| p.content_length()).collect();
+        assert_eq!(lens, [5, 5, 5, 2]);
+        let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().flat_map(|b| b.to_vec())).collect();
+        let whole: Vec<u8> = pieces.iter().flat_map(|b| b.to_vec()).collect();
+        assert_eq!(joined, whole);
     }
 }

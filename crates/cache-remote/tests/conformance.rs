@@ -18,9 +18,9 @@ struct Store {
     mem: Arc<InMemory>,
 }
 
-fn entry_path(key: &Key) -> Path {
+fn entry_path(key: &Key, ext: &str) -> Path {
     let hex = key.to_string();
-    Path::from(format!("{PREFIX}/{}/{hex}.npy", &hex[..2]))
+    Path::from(format!("{PREFIX}/{}/{hex}.{ext}", &hex[..2]))
 }
 
 impl Fixture for Store {
@@ -33,7 +33,8 @@ impl Fixture for Store {
     }
 
     fn damage(&self, key: &Key, how: Damage) {
-        let path = entry_path(key);
+        let npz = entry_path(key, "npz");
+        let path = if block_on(self.mem.head(&npz)).is_ok() { npz } else { entry_path(key, "npy") };
         let object = block_on(self.mem.get(&path)).unwrap();
         let attributes = object.attributes.clone();
         let mut bytes = block_on(object.bytes()).unwrap().to_vec();
@@ -42,7 +43,11 @@ impl Fixture for Store {
             Damage::Truncated => (bytes[..bytes.len() - 8].to_vec(), attributes),
             Damage::NoRecord => (bytes, Default::default()),
             Damage::FlippedData => {
-                *bytes.last_mut().unwrap() ^= 1;
+                // The last byte of array data: an archive's last member's.
+                let end = npy_format::npz_preamble_len(&bytes)
+                    .and_then(|at| npy_format::aligned_npz_members(&bytes[..at as usize], &bytes[at as usize..]))
+                    .map_or(bytes.len(), |members| members.last().map(|m| m.data + m.data_len).unwrap() as usize);
+                bytes[end - 1] ^= 1;
                 (bytes, attributes)
             }
         };

@@ -183,7 +183,7 @@ fn read_data<B: AsRef<[u8]> + AsMut<[u8]>>(
     }
     let (preamble, body) = npy_format::read_aligned_npz_into(file, path, &mut *alloc)?;
     // Headers are checked against the record (native order): the body as read is the array data.
-    let first = npy_format::npz_first_member(&preamble)?.header;
+    let first = npy_format::npz_member_at(&preamble, 0)?.header;
     let header = Header { dtype: first.dtype.native(), ..first };
     let array = npy_format::NpyArray { header, data: body, stored_order: npy_format::ByteOrder::NATIVE };
     Ok((LoadedArray::Read(array), Some(preamble)))

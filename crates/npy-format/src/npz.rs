@@ -372,14 +372,15 @@ pub const MAX_NPZ_PREAMBLE: usize = (LOCAL_LEN + LOCAL_ZIP64_LEN + NPZ_ALIGN + M
 /// preamble). [`Error::TruncatedHeader`] if `start` ends before that is
 /// known.
 pub fn npz_preamble_len(start: &[u8]) -> Result<u64, Error> {
-    Ok(npz_first_member(start)?.data)
+    Ok(local_member(start, 0)?.data)
 }
 
-/// The first member of an archive whose first bytes are `start`, as its
-/// local header and `.npy` header say (its header as stored).
-/// [`Error::TruncatedHeader`] if `start` ends before its data.
-pub fn npz_first_member(start: &[u8]) -> Result<NpzMember, Error> {
-    local_member(start, 0)
+/// The member whose local header begins `bytes`, which lie at `offset` in
+/// an archive, as its local header and `.npy` header say (its header as
+/// stored; offsets in the archive). [`Error::TruncatedHeader`] if `bytes`
+/// end before its data. Nothing else of the archive is checked.
+pub fn npz_member_at(bytes: &[u8], offset: u64) -> Result<NpzMember, Error> {
+    local_member(bytes, offset)
 }
 
 /// The members of an archive written by [`write_npz_to`] (or
