@@ -30,6 +30,27 @@ pub enum Damage {
     FlippedData,
 }
 
+impl Damage {
+    /// An entry's data file (`.npy` or `.npz`) as this damage leaves it;
+    /// None for [`Damage::NoRecord`], which leaves the file.
+    pub fn apply(self, file: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Damage::Garbage => Some(b"garbage".to_vec()),
+            Damage::Truncated => Some(file[..file.len() - 8].to_vec()),
+            Damage::NoRecord => None,
+            Damage::FlippedData => {
+                // The last byte of array data: an archive's last member's.
+                let end = npy_format::npz_preamble_len(file)
+                    .and_then(|at| npy_format::aligned_npz_members(&file[..at as usize], &file[at as usize..]))
+                    .map_or(file.len(), |members| members.last().map(|m| (m.data + m.data_len) as usize).unwrap());
+                let mut file = file.to_vec();
+                file[end - 1] ^= 1;
+                Some(file)
+            }
+        }
+    }
+}
+
 /// A tier under test over fresh ground, and its ground.
 pub trait Fixture {
     /// The tier, with `limits` as its own.

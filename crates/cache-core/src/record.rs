@@ -213,6 +213,11 @@ impl EntryRecord {
         }
     }
 
+    /// What a store of this entry elsewhere says of it.
+    pub fn as_new(&self) -> NewEntry<'_> {
+        NewEntry { function: &self.function, result: self.result, class: self.class, classes: &self.classes }
+    }
+
     /// The record noting that its entry was written in `boot` (a tag as
     /// [`crate::host::boot`] makes them; anything else notes no boot).
     pub fn written_in(mut self, boot: Option<&str>) -> EntryRecord {
@@ -516,6 +521,35 @@ mod tests {
             let edited = good.replacen(from, to, 1);
             assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))), "{edited}");
         }
+    }
+
+    #[test]
+    fn an_archives_record_names_a_class_per_member_and_other_spellings_are_refused() {
+        let classes = [ArrayClass::Float64Array, ArrayClass::Buffer];
+        let entry = NewEntry { function: "f", result: ResultForm::Tuple, class: classes[0], classes: &classes };
+        let r = EntryRecord::with_digests(&entry, [1; 32], [2; 32], SystemTime::UNIX_EPOCH);
+        let text = String::from_utf8(r.encode()).unwrap();
+        assert!(text.starts_with("{\"format\":3,") && text.contains("\"classes\":\"dX\"") && !text.contains("\"class\""));
+        assert_eq!(EntryRecord::decode(text.as_bytes()).unwrap(), r);
+        for (from, to) in [
+            ("\"classes\":\"dX\"", "\"classes\":\"dZ\""),
+            ("\"classes\":\"dX\"", "\"classes\":\"\""),
+            ("\"classes\":\"dX\"", "\"class\":\"Buffer\""),
+            ("\"format\":3", "\"format\":2"),
+            ("\"tuple\"", "\"ndarray\""),
+        ] {
+            let edited = text.replacen(from, to, 1);
+            assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))), "{edited}");
+        }
+        let many = "d".repeat(MAX_ENTRY_MEMBERS + 1);
+        let edited = text.replacen("\"dX\"", &format!("\"{many}\""), 1);
+        assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))));
+        // The most members, with the longest name, fit an object's metadata.
+        let all = [ArrayClass::Float64Array; MAX_ENTRY_MEMBERS];
+        let name = "f".repeat(MAX_FUNCTION_NAME);
+        let widest = NewEntry { function: &name, result: ResultForm::Record, class: all[0], classes: &all };
+        let booted = EntryRecord::with_digests(&widest, [1; 32], [2; 32], SystemTime::UNIX_EPOCH).written_in(Some("0123456789abcdef"));
+        assert!(booted.encode_checked().is_ok());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The golden vectors of entry records and lease lines
-//! (test-vectors/records.json, leases.json), checked as blake3's
+//! (test-vectors/records.json, archive-records.json, leases.json), checked as blake3's
 //! test_vectors are: a change to either format fails here, and in the JS
 //! suite (__test__/vectors.spec.ts), loudly.
 //!
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cache_core::lease::{self, Holder};
 use cache_core::record::header_digest;
-use cache_core::{data_digest, ArrayClass, EntryRecord, NewEntry, ResultForm};
+use cache_core::{data_digest, ArrayClass, Content, EntryRecord, NewArchive, NewEntry, ResultForm};
 use npy_format::{Dtype, Header};
 use serde_json::{json, Value};
 
@@ -63,7 +63,8 @@ fn record_of(case: &Value) -> (EntryRecord, Header, Vec<u8>) {
         fortran_order: h["fortranOrder"].as_bool().unwrap(),
     };
     let result = if s("result") == "ndarray" { ResultForm::NdArray } else { ResultForm::TypedArray };
-    let entry = NewEntry { function: s("function"), result, class: ArrayClass::from_name(s("class")).unwrap() };
+    let class = ArrayClass::from_name(s("class")).unwrap();
+    let entry = NewEntry { function: s("function"), result, class, classes: &[] };
     let created = humantime::parse_rfc3339(s("created")).unwrap();
     let data = unhex(s("data"));
     // A directory's records note their boot; an object store's (and older ones) do not.
@@ -98,6 +99,78 @@ fn entry_records_encode_decode_and_digest_as_the_golden_vectors_say() {
         let decoded = EntryRecord::decode(json.as_bytes()).unwrap();
         assert_eq!(decoded, record);
         assert_eq!(decoded.check(&header, header.dtype.byte_order, Some(&data)), Ok(()));
+    }
+}
+
+/// The inputs of archive-records.json, when it is written anew: entries of
+/// several arrays, each member a name, class, header and data.
+fn archive_record_inputs() -> Vec<Value> {
+    let f8: Vec<u8> = [1.5f64, -2.0, 0.0, 3.25].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let i4: Vec<u8> = [7i32, -1, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let member = |name: &str, class: &str, descr: &str, shape: &[u64], data: &[u8]| {
+        json!({ "name": name, "class": class, "descr": descr, "shape": shape, "data": hex(data) })
+    };
+    vec![
+        json!({ "function": "moments", "result": "record", "created": "2026-12-07T10:00:00.000001Z", "boot": "5d1e0c7a9b3f2468",
+                "members": [member("mean", "Float64Array", "<f8", &[2, 2], &f8), member("counts", "Int32Array", "<i4", &[3], &i4),
+                            member("mask", "Buffer", "|u1", &[2], &[1, 0]), member("half", "Float16Array", "<f2", &[1], &[0, 60])] }),
+        json!({ "function": "pair", "result": "tuple", "created": "2026-12-07T10:00:00.000000Z",
+                "members": [member("arr_0", "Uint8ClampedArray", "|u1", &[0], &[]), member("arr_1", "BigInt64Array", "<i8", &[1], &[9, 0, 0, 0, 0, 0, 0, 0])] }),
+    ]
+}
+
+/// An archive case's record and file, as the cache writes them.
+fn archive_of(case: &Value) -> (EntryRecord, Vec<u8>) {
+    let s = |k: &str| case[k].as_str().unwrap();
+    let members = case["members"].as_array().unwrap();
+    let headers: Vec<Header> = (members.iter())
+        .map(|m| Header {
+            dtype: Dtype::parse(m["descr"].as_str().unwrap()).unwrap(),
+            shape: m["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect(),
+            fortran_order: false,
+        })
+        .collect();
+    let data: Vec<Vec<u8>> = members.iter().map(|m| unhex(m["data"].as_str().unwrap())).collect();
+    let classes: Vec<ArrayClass> = members.iter().map(|m| ArrayClass::from_name(m["class"].as_str().unwrap()).unwrap()).collect();
+    let named: Vec<(&str, &Header, &[u8])> =
+        (members.iter().zip(&headers).zip(&data)).map(|((m, h), d)| (m["name"].as_str().unwrap(), h, d.as_slice())).collect();
+    let content = Content::npz(NewArchive::new(&named).unwrap());
+    let result = if s("result") == "tuple" { ResultForm::Tuple } else { ResultForm::Record };
+    let entry = NewEntry { function: s("function"), result, class: classes[0], classes: &classes };
+    let created = humantime::parse_rfc3339(s("created")).unwrap();
+    let record = content.record(&entry, content.body_digest(), created).written_in(case["boot"].as_str());
+    let mut file = content.preamble().to_vec();
+    content.body().iter().for_each(|part| file.extend_from_slice(part));
+    (record, file)
+}
+
+#[test]
+fn archive_records_encode_decode_and_digest_as_the_golden_vectors_say() {
+    if writing() {
+        let cases: Vec<Value> = archive_record_inputs()
+            .into_iter()
+            .map(|mut case| {
+                let (record, file) = archive_of(&case);
+                case["file"] = json!(hex(&file));
+                case["json"] = json!(String::from_utf8(record.encode()).unwrap());
+                case
+            })
+            .collect();
+        let about = "Records of entries of several arrays: `json` is the record as written; `file` the entry's .npz (headerDigest is BLAKE3 of its bytes before the first member's data, dataDigest of all the rest); `classes` has one letter per member, in order.";
+        write("archive-records.json", &json!({ "about": about, "format": cache_core::record::ARCHIVE_FORMAT, "cases": cases }));
+    }
+    let vectors = read("archive-records.json");
+    assert_eq!(vectors["format"], json!(cache_core::record::ARCHIVE_FORMAT));
+    for case in vectors["cases"].as_array().unwrap() {
+        let (record, file) = archive_of(case);
+        let json = case["json"].as_str().unwrap();
+        assert_eq!(String::from_utf8(record.encode()).unwrap(), json);
+        assert_eq!(hex(&file), case["file"].as_str().unwrap());
+        let decoded = EntryRecord::decode(json.as_bytes()).unwrap();
+        assert_eq!(decoded, record);
+        let at = npy_format::npz_preamble_len(&file).unwrap() as usize;
+        let members = cache_core::open_archive(&decoded, &file[..at], &file[at..], true).unwrap();
+        assert_eq!(members.len(), case["members"].as_array().unwrap().len());
     }
 }
 

@@ -37,19 +37,10 @@ impl Fixture for Store {
         let path = if block_on(self.mem.head(&npz)).is_ok() { npz } else { entry_path(key, "npy") };
         let object = block_on(self.mem.get(&path)).unwrap();
         let attributes = object.attributes.clone();
-        let mut bytes = block_on(object.bytes()).unwrap().to_vec();
-        let (bytes, attributes) = match how {
-            Damage::Garbage => (b"garbage".to_vec(), attributes),
-            Damage::Truncated => (bytes[..bytes.len() - 8].to_vec(), attributes),
-            Damage::NoRecord => (bytes, Default::default()),
-            Damage::FlippedData => {
-                // The last byte of array data: an archive's last member's.
-                let end = npy_format::npz_preamble_len(&bytes)
-                    .and_then(|at| npy_format::aligned_npz_members(&bytes[..at as usize], &bytes[at as usize..]))
-                    .map_or(bytes.len(), |members| members.last().map(|m| m.data + m.data_len).unwrap() as usize);
-                bytes[end - 1] ^= 1;
-                (bytes, attributes)
-            }
+        let bytes = block_on(object.bytes()).unwrap().to_vec();
+        let (bytes, attributes) = match how.apply(&bytes) {
+            Some(damaged) => (damaged, attributes),
+            None => (bytes, Default::default()),
         };
         let options = PutOptions { attributes, ..Default::default() };
         block_on(self.mem.put_opts(&path, PutPayload::from(bytes), options)).unwrap();

@@ -27,21 +27,9 @@ impl Dir {
 pub fn damage_files(root: &std::path::Path, key: &Key, how: Damage) {
     let npz = root.join(format!("{key}.npz"));
     let path = if npz.exists() { npz } else { root.join(format!("{key}.npy")) };
-    let bytes = fs::read(&path).unwrap();
-    match how {
-        Damage::Garbage => fs::write(&path, b"garbage").unwrap(),
-        Damage::Truncated => fs::write(&path, &bytes[..bytes.len() - 8]).unwrap(),
-        Damage::NoRecord => fs::remove_file(root.join(format!("{key}.json"))).unwrap(),
-        Damage::FlippedData => {
-            // The last byte of array data: an archive's last member's.
-            let end = match npy_format::aligned_npz_file_members(&fs::File::open(&path).unwrap()) {
-                Ok(members) => members.last().map(|m| m.data + m.data_len).unwrap() as usize,
-                Err(_) => bytes.len(),
-            };
-            let mut bytes = bytes;
-            bytes[end - 1] ^= 1;
-            fs::write(&path, &bytes).unwrap()
-        }
+    match how.apply(&fs::read(&path).unwrap()) {
+        Some(damaged) => fs::write(&path, damaged).unwrap(),
+        None => fs::remove_file(root.join(format!("{key}.json"))).unwrap(),
     }
 }
 

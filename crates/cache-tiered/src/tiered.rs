@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cache_core::{
-    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, NewEntry, Notes,
+    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, Notes,
     OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
@@ -57,10 +57,8 @@ impl<B: Buffer> Tier<B> for Tiered<B> {
             return Ok(Some(entry));
         }
         let Some(entry) = self.store.load(key, alloc, notes).await? else { return Ok(None) };
-        let record = &entry.record;
-        let kept = NewEntry { function: &record.function, result: record.result, class: record.class };
-        let array = NewArray { header: entry.array.header(), data: entry.array.data(), entry: kept };
-        self.local.store(key, array, notes).await?;
+        let content = entry.content();
+        self.local.store(key, NewArray { content: &content, entry: entry.record.as_new() }, notes).await?;
         Ok(Some(entry))
     }
 

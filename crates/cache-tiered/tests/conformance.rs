@@ -62,26 +62,20 @@ impl Fixture for LocalAndStore {
 
     /// Damages both copies: the local tier's files and the store's object.
     fn damage(&self, key: &Key, how: Damage) {
-        let npy = self.root().join(format!("{key}.npy"));
-        let local = fs::read(&npy).unwrap();
-        let path = self.object(key, "npy");
+        let ext = if self.root().join(format!("{key}.npz")).exists() { "npz" } else { "npy" };
+        let local_path = self.root().join(format!("{key}.{ext}"));
+        let path = self.object(key, ext);
         let object = block_on(self.mem.get(&path)).unwrap();
         let attributes = object.attributes.clone();
         let remote = block_on(object.bytes()).unwrap().to_vec();
-        let flipped = |mut b: Vec<u8>| {
-            *b.last_mut().unwrap() ^= 1;
-            b
-        };
-        let (local, remote, attributes) = match how {
-            Damage::Garbage => (b"garbage".to_vec(), b"garbage".to_vec(), attributes),
-            Damage::Truncated => (local[..local.len() - 8].to_vec(), remote[..remote.len() - 8].to_vec(), attributes),
-            Damage::NoRecord => {
+        let (local, remote, attributes) = match (how.apply(&fs::read(&local_path).unwrap()), how.apply(&remote)) {
+            (Some(local), Some(remote)) => (local, remote, attributes),
+            _ => {
                 fs::remove_file(self.root().join(format!("{key}.json"))).unwrap();
-                (local, remote, Default::default())
+                (fs::read(&local_path).unwrap(), remote, Default::default())
             }
-            Damage::FlippedData => (flipped(local), flipped(remote), attributes),
         };
-        fs::write(&npy, local).unwrap();
+        fs::write(&local_path, local).unwrap();
         block_on(self.mem.put_opts(&path, PutPayload::from(remote), PutOptions { attributes, ..Default::default() }))
             .unwrap();
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::{
-    block_on, zeroed, ArrayClass, Claim, ErrorKind, Key, Limits, NewArray, NewEntry, NoteKind, Notes, ResultForm,
+    block_on, zeroed, ArrayClass, Claim, Content, ErrorKind, Key, Limits, NewArray, NewEntry, NoteKind, Notes, ResultForm,
     Stored, Tier,
 };
 use cache_remote::{RemoteCache, Settings};
@@ -18,7 +18,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 const ENTRY: NewEntry<'static> =
-    NewEntry { function: "embed", result: ResultForm::TypedArray, class: ArrayClass::Float64Array };
+    NewEntry { function: "embed", result: ResultForm::TypedArray, class: ArrayClass::Float64Array, classes: &[] };
 
 fn array() -> (Header, Vec<u8>) {
     let header = Header { dtype: Dtype::parse("<f8").unwrap(), shape: vec![4], fortran_order: false };
@@ -27,7 +27,8 @@ fn array() -> (Header, Vec<u8>) {
 
 fn store(tier: &dyn Tier, key: &Key, notes: &mut Notes) -> Stored {
     let (header, data) = array();
-    block_on(tier.store(key, NewArray { header: &header, data: &data, entry: ENTRY }, notes)).unwrap()
+    let content = Content::npy(&header, &data).unwrap();
+    block_on(tier.store(key, NewArray { content: &content, entry: ENTRY }, notes)).unwrap()
 }
 
 fn hits(tier: &dyn Tier, key: &Key, notes: &mut Notes) -> bool {
@@ -145,7 +146,8 @@ fn a_local_copy_that_lost_blocks_in_a_crash_is_not_a_hit_after_the_reboot_and_th
         Tiered::new(local, over(&mem))
     };
     let mut notes = Notes::new();
-    let array = NewArray { header: &header, data: &data, entry: ENTRY };
+    let content = Content::npy(&header, &data).unwrap();
+    let array = NewArray { content: &content, entry: ENTRY };
     assert!(block_on(in_boot("aaaaaaaaaaaaaaaa").store(&key, array, &mut notes)).unwrap().is_published());
     // The crash: the local copy keeps its length, its middle is zeros.
     let npy = tmp.path().join(format!("{}.npy", key.hex()));
