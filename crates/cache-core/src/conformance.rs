@@ -241,7 +241,8 @@ pub fn an_entry_of_several_arrays_hits_with_every_member_in_its_order(f: &dyn Fi
 
 pub fn a_damaged_entry_of_several_arrays_is_a_miss_and_verify_finds_it(f: &dyn Fixture) {
     let tier = f.tier(Limits::default());
-    for (i, how) in [Damage::Garbage, Damage::FlippedData, Damage::Truncated, Damage::NoRecord].into_iter().enumerate() {
+    for (i, how) in [Damage::Garbage, Damage::FlippedData, Damage::Truncated, Damage::NoRecord].into_iter().enumerate()
+    {
         let k = key(i as u8 + 1);
         store_moments(tier.as_ref(), &k, 100, 1.0);
         f.damage(&k, how);

@@ -154,7 +154,9 @@ impl<'a> Content<'a> {
     pub fn described(&self) -> (String, Vec<u64>) {
         match &self.0 {
             Npy { header, .. } => (header.dtype.descr(), header.shape.clone()),
-            Npz(a) => (MemberRow::encode_all(a.layout.members().iter().map(|m| MemberRow::of(&m.name, &m.header))), vec![]),
+            Npz(a) => {
+                (MemberRow::encode_all(a.layout.members().iter().map(|m| MemberRow::of(&m.name, &m.header))), vec![])
+            }
         }
     }
 
@@ -176,7 +178,8 @@ pub fn open_archive(
     body: &[u8],
     check_body: bool,
 ) -> Result<Vec<NpzMember>, String> {
-    let members = npy_format::aligned_npz_members(preamble, body).map_err(|e| format!("its archive is not valid: {e}"))?;
+    let members =
+        npy_format::aligned_npz_members(preamble, body).map_err(|e| format!("its archive is not valid: {e}"))?;
     record.check_archive(preamble, &members, check_body.then_some(body))?;
     // Checked to be in native order: say so.
     Ok(members.into_iter().map(|m| NpzMember { header: native(&m), ..m }).collect())

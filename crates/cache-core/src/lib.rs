@@ -19,9 +19,9 @@
 pub mod array_class;
 pub mod books;
 pub mod clock;
-pub mod content;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod content;
 pub mod entry;
 pub mod error;
 pub mod host;

@@ -199,7 +199,12 @@ impl EntryRecord {
 
     /// The record of an entry whose bytes before its data have digest
     /// `header_digest` (an `.npy`'s header, an archive's preamble).
-    pub fn with_digests(entry: &NewEntry, header_digest: Digest, data_digest: Digest, created: SystemTime) -> EntryRecord {
+    pub fn with_digests(
+        entry: &NewEntry,
+        header_digest: Digest,
+        data_digest: Digest,
+        created: SystemTime,
+    ) -> EntryRecord {
         EntryRecord {
             function: entry.function.to_owned(),
             result: entry.result,
@@ -279,9 +284,10 @@ impl EntryRecord {
             return Err(invalid(format!("has format {format} for a result of form {:?}", wire.result)));
         }
         let (class, classes) = match (wire.class.as_deref(), wire.classes.as_deref()) {
-            (Some(name), None) if !archive => {
-                (ArrayClass::from_name(name).ok_or_else(|| invalid(format!("names an unknown class {name:?}")))?, vec![])
-            }
+            (Some(name), None) if !archive => (
+                ArrayClass::from_name(name).ok_or_else(|| invalid(format!("names an unknown class {name:?}")))?,
+                vec![],
+            ),
             (None, Some(codes)) if archive => {
                 let classes = (codes.chars().map(ArrayClass::from_code))
                     .collect::<Option<Vec<_>>>()
@@ -485,7 +491,12 @@ mod tests {
         let h = header("<f8", &[1]);
         let named = |name: &str| {
             EntryRecord::new(
-                &NewEntry { function: name, result: ResultForm::TypedArray, class: ArrayClass::Float64Array, classes: &[] },
+                &NewEntry {
+                    function: name,
+                    result: ResultForm::TypedArray,
+                    class: ArrayClass::Float64Array,
+                    classes: &[],
+                },
                 &h,
                 [0; 32],
                 SystemTime::UNIX_EPOCH,
@@ -529,7 +540,9 @@ mod tests {
         let entry = NewEntry { function: "f", result: ResultForm::Tuple, class: classes[0], classes: &classes };
         let r = EntryRecord::with_digests(&entry, [1; 32], [2; 32], SystemTime::UNIX_EPOCH);
         let text = String::from_utf8(r.encode()).unwrap();
-        assert!(text.starts_with("{\"format\":3,") && text.contains("\"classes\":\"dX\"") && !text.contains("\"class\""));
+        assert!(
+            text.starts_with("{\"format\":3,") && text.contains("\"classes\":\"dX\"") && !text.contains("\"class\"")
+        );
         assert_eq!(EntryRecord::decode(text.as_bytes()).unwrap(), r);
         for (from, to) in [
             ("\"classes\":\"dX\"", "\"classes\":\"dZ\""),
@@ -548,7 +561,8 @@ mod tests {
         let all = [ArrayClass::Float64Array; MAX_ENTRY_MEMBERS];
         let name = "f".repeat(MAX_FUNCTION_NAME);
         let widest = NewEntry { function: &name, result: ResultForm::Record, class: all[0], classes: &all };
-        let booted = EntryRecord::with_digests(&widest, [1; 32], [2; 32], SystemTime::UNIX_EPOCH).written_in(Some("0123456789abcdef"));
+        let booted = EntryRecord::with_digests(&widest, [1; 32], [2; 32], SystemTime::UNIX_EPOCH)
+            .written_in(Some("0123456789abcdef"));
         assert!(booted.encode_checked().is_ok());
     }
 

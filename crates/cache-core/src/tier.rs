@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use npy_format::AlignedBuf;
 
-use crate::content::Content;
 use crate::books::{ClearReport, EntryRow, Limits, PruneReport, Stored, Totals, VerifyReport, Wait};
+use crate::content::Content;
 use crate::entry::{Alloc, Buffer, Entry};
 use crate::lease::{Claim, Holder};
 use crate::notes::Notes;

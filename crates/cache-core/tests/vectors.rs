@@ -107,9 +107,7 @@ fn entry_records_encode_decode_and_digest_as_the_golden_vectors_say() {
 fn archive_record_inputs() -> Vec<Value> {
     let f8: Vec<u8> = [1.5f64, -2.0, 0.0, 3.25].iter().flat_map(|v| v.to_le_bytes()).collect();
     let i4: Vec<u8> = [7i32, -1, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let member = |name: &str, class: &str, descr: &str, shape: &[u64], data: &[u8]| {
-        json!({ "name": name, "class": class, "descr": descr, "shape": shape, "data": hex(data) })
-    };
+    let member = |name: &str, class: &str, descr: &str, shape: &[u64], data: &[u8]| json!({ "name": name, "class": class, "descr": descr, "shape": shape, "data": hex(data) });
     vec![
         json!({ "function": "moments", "result": "record", "created": "2026-12-07T10:00:00.000001Z", "boot": "5d1e0c7a9b3f2468",
                 "members": [member("mean", "Float64Array", "<f8", &[2, 2], &f8), member("counts", "Int32Array", "<i4", &[3], &i4),
@@ -131,9 +129,11 @@ fn archive_of(case: &Value) -> (EntryRecord, Vec<u8>) {
         })
         .collect();
     let data: Vec<Vec<u8>> = members.iter().map(|m| unhex(m["data"].as_str().unwrap())).collect();
-    let classes: Vec<ArrayClass> = members.iter().map(|m| ArrayClass::from_name(m["class"].as_str().unwrap()).unwrap()).collect();
-    let named: Vec<(&str, &Header, &[u8])> =
-        (members.iter().zip(&headers).zip(&data)).map(|((m, h), d)| (m["name"].as_str().unwrap(), h, d.as_slice())).collect();
+    let classes: Vec<ArrayClass> =
+        members.iter().map(|m| ArrayClass::from_name(m["class"].as_str().unwrap()).unwrap()).collect();
+    let named: Vec<(&str, &Header, &[u8])> = (members.iter().zip(&headers).zip(&data))
+        .map(|((m, h), d)| (m["name"].as_str().unwrap(), h, d.as_slice()))
+        .collect();
     let content = Content::npz(NewArchive::new(&named).unwrap());
     let result = if s("result") == "tuple" { ResultForm::Tuple } else { ResultForm::Record };
     let entry = NewEntry { function: s("function"), result, class: classes[0], classes: &classes };
@@ -157,7 +157,10 @@ fn archive_records_encode_decode_and_digest_as_the_golden_vectors_say() {
             })
             .collect();
         let about = "Records of entries of several arrays: `json` is the record as written; `file` the entry's .npz (headerDigest is BLAKE3 of its bytes before the first member's data, dataDigest of all the rest); `classes` has one letter per member, in order.";
-        write("archive-records.json", &json!({ "about": about, "format": cache_core::record::ARCHIVE_FORMAT, "cases": cases }));
+        write(
+            "archive-records.json",
+            &json!({ "about": about, "format": cache_core::record::ARCHIVE_FORMAT, "cases": cases }),
+        );
     }
     let vectors = read("archive-records.json");
     assert_eq!(vectors["format"], json!(cache_core::record::ARCHIVE_FORMAT));

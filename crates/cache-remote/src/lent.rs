@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn a_loan_ends_only_when_every_clone_of_every_part_is_gone() {
-        let data = vec![7u8; 16];
+        let data = [7u8; 16];
         let kept = Arc::new(Mutex::new(Vec::new()));
         let held = kept.clone();
         let len = cache_core::block_on(lend_all(&[&data[..4], &data[4..]], |parts| async move {

@@ -42,8 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use cache_core::{
-    lock, Alloc, Claim, Clock, Entry, Error, Filling, Holder, Key, Limits, LoadedArray, Lookup, NewArray,
-    Place, Stored,
+    lock, Alloc, Claim, Clock, Entry, Error, Filling, Holder, Key, Limits, LoadedArray, Lookup, NewArray, Place, Stored,
 };
 use object_store::list::PaginatedListStore;
 use object_store::path::Path;
@@ -175,7 +174,7 @@ impl RemoteCache {
             Fetched::Found { modified, .. } if self.expired(key, modified).await => Lookup::Miss,
             Fetched::Found { array, record, modified, members } => {
                 self.note_use(key, modified);
-                Lookup::Hit(Entry { array: LoadedArray::Read(array), record: Arc::new(record), members })
+                Lookup::Hit(Entry { array: LoadedArray::Read(array), record, members })
             }
             Fetched::Missing | Fetched::OtherVersion => Lookup::Miss,
             Fetched::Damaged { reason, e_tag } => {

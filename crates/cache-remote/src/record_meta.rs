@@ -49,8 +49,12 @@ mod tests {
     #[test]
     fn a_record_survives_metadata_and_a_missing_or_bad_one_says_so() {
         let header = Header { dtype: Dtype::parse("<f8").unwrap(), shape: vec![3], fortran_order: false };
-        let entry =
-            NewEntry { function: "embed ✓", result: ResultForm::TypedArray, class: ArrayClass::Float64Array, classes: &[] };
+        let entry = NewEntry {
+            function: "embed ✓",
+            result: ResultForm::TypedArray,
+            class: ArrayClass::Float64Array,
+            classes: &[],
+        };
         let record = EntryRecord::new(&entry, &header, [7; 32], std::time::SystemTime::UNIX_EPOCH);
         let attributes = attributes_of(&record);
         assert_eq!(record_of(&attributes).unwrap(), record);

@@ -79,7 +79,7 @@ pub(crate) enum Fetched<B> {
         /// Of an archive, its first member's header over all that follows
         /// its preamble (see `cache_core::Entry`).
         array: NpyArray<B>,
-        record: EntryRecord,
+        record: Arc<EntryRecord>,
         members: Vec<npy_format::NpzMember>,
         /// When the store last wrote the object.
         modified: std::time::SystemTime,
@@ -246,6 +246,7 @@ pub(crate) async fn fetch<B: AsMut<[u8]> + AsRef<[u8]>>(
         None => vec![],
     };
     let Opened { record, header, stored_order, .. } = *opened;
+    let record = Arc::new(record);
     Ok(Fetched::Found { array: NpyArray { header, data, stored_order }, record, modified, members })
 }
 
@@ -446,7 +447,8 @@ mod cut_tests {
 
     #[test]
     fn parts_are_cut_across_pieces_in_order_at_the_part_length() {
-        let pieces: Vec<Bytes> = [3usize, 10, 0, 4].iter().enumerate().map(|(i, &n)| Bytes::from(vec![i as u8; n])).collect();
+        let pieces: Vec<Bytes> =
+            [3usize, 10, 0, 4].iter().enumerate().map(|(i, &n)| Bytes::from(vec![i as u8; n])).collect();
         let parts = cut(&pieces, 5);
         let lens: Vec<usize> = parts.iter().map(|p| p.content_length()).collect();
         assert_eq!(lens, [5, 5, 5, 2]);

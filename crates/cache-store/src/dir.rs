@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cache_core::progress::{self, Progress};
 use cache_core::{
-    Claim, ClearReport, Clock, Content, EntryRow, Error, Holder, Key, Limits, Lookup, NewEntry, PruneReport, Stored, Totals,
-    VerifyReport, Wait,
+    Claim, ClearReport, Clock, Content, EntryRow, Error, Holder, Key, Limits, Lookup, NewEntry, PruneReport, Stored,
+    Totals, VerifyReport, Wait,
 };
 use npy_format::{AlignedBuf, Header};
 

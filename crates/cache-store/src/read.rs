@@ -195,7 +195,8 @@ fn read_data<B: AsRef<[u8]> + AsMut<[u8]>>(
 /// the file positioned at the data (an archive's first member's).
 pub(crate) fn check_header(record: &EntryRecord, file: fs::File, meta: &fs::Metadata) -> Result<fs::File, String> {
     if record.result.is_archive() {
-        let members = npy_format::aligned_npz_file_members(&file).map_err(|e| format!("its archive is not valid: {e}"))?;
+        let members =
+            npy_format::aligned_npz_file_members(&file).map_err(|e| format!("its archive is not valid: {e}"))?;
         let mut preamble = vec![0; members[0].data as usize];
         let mut file = file;
         (file.seek(io::SeekFrom::Start(0)).and_then(|_| file.read_exact(&mut preamble)))

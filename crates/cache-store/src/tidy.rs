@@ -85,7 +85,9 @@ impl EntryFiles {
                     remove(name)
                 }
                 Some(CacheFile::Lease(key)) => leases.push(key.to_owned()),
-                Some(CacheFile::Record(key)) if layout::data_names(key).iter().any(|n| present.contains(n.as_str())) => {
+                Some(CacheFile::Record(key))
+                    if layout::data_names(key).iter().any(|n| present.contains(n.as_str())) =>
+                {
                     keys.push(key.to_owned())
                 }
                 Some(CacheFile::Record(_)) => remove(name),

@@ -108,10 +108,8 @@ impl EntryFiles {
             (digest, written)
         });
         written?;
-        let record = content
-            .record(entry, digest, cache_core::clock::time_of_us(now_us))
-            .written_in(boot)
-            .encode_checked()?;
+        let record =
+            content.record(entry, digest, cache_core::clock::time_of_us(now_us)).written_in(boot).encode_checked()?;
         let mut record_file = layout::create_new(&prepared.temp_record)?;
         record_file.write_all(&record).map_err(Error::io("write", &prepared.temp_record))?;
         let array_len = array_file.metadata().map_err(Error::io("inspect", &prepared.temp_array))?.len();

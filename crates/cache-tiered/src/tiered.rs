@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cache_core::{
-    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, Notes,
-    OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, Notes, OnDisk,
+    Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 /// A local tier in front of a store.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::{
-    block_on, zeroed, ArrayClass, Claim, Content, ErrorKind, Key, Limits, NewArray, NewEntry, NoteKind, Notes, ResultForm,
-    Stored, Tier,
+    block_on, zeroed, ArrayClass, Claim, Content, ErrorKind, Key, Limits, NewArray, NewEntry, NoteKind, Notes,
+    ResultForm, Stored, Tier,
 };
 use cache_remote::{RemoteCache, Settings};
 use cache_store::CacheDir;

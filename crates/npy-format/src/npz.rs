@@ -482,11 +482,13 @@ fn local_member(bytes: &[u8], offset: u64) -> Result<NpzMember, Error> {
         .ok_or_else(|| Error::BadArchive(format!("the member at offset {offset} is not named <name>.npy")))?;
     let npy = LOCAL_LEN as usize + name_len + extra_len;
     let npy_bytes = bytes.get(npy..).ok_or(Error::TruncatedHeader)?;
-    let (header, preamble) = decode_header_bytes(&npy_bytes[..npy_bytes.len().min(crate::MAX_HEADER_LEN as usize + 16)])
-        .map_err(|e| match e {
-            Error::TruncatedHeader => Error::TruncatedHeader,
-            e => Error::BadMember { name: name.to_owned(), reason: e.to_string() },
-        })?;
+    let (header, preamble) = decode_header_bytes(
+        &npy_bytes[..npy_bytes.len().min(crate::MAX_HEADER_LEN as usize + 16)],
+    )
+    .map_err(|e| match e {
+        Error::TruncatedHeader => Error::TruncatedHeader,
+        e => Error::BadMember { name: name.to_owned(), reason: e.to_string() },
+    })?;
     let data_len = header.data_len()?;
     let npy = offset + npy as u64;
     Ok(NpzMember { name: name.to_owned(), header, npy, data: npy + preamble, data_len, crc })
@@ -529,7 +531,10 @@ pub fn read_aligned_npz_into<B: AsMut<[u8]>>(
     read_aligned(file, alloc).map_err(|e| e.in_file(path))
 }
 
-fn read_aligned<B: AsMut<[u8]>>(file: &File, alloc: impl FnOnce(usize) -> Result<B, Error>) -> Result<(Vec<u8>, B), Error> {
+fn read_aligned<B: AsMut<[u8]>>(
+    file: &File,
+    alloc: impl FnOnce(usize) -> Result<B, Error>,
+) -> Result<(Vec<u8>, B), Error> {
     let total = crate::file::regular_file_len(file)?;
     let mut preamble_len = None;
     for want in [4096, MAX_NPZ_PREAMBLE] {
@@ -537,7 +542,9 @@ fn read_aligned<B: AsMut<[u8]>>(file: &File, alloc: impl FnOnce(usize) -> Result
         read_at(file, &mut start, 0)?;
         match npz_preamble_len(&start) {
             Err(Error::TruncatedHeader) if start.len() == 4096 => continue,
-            Err(Error::TruncatedHeader) => return Err(Error::BadArchive("its first member's header is cut short".into())),
+            Err(Error::TruncatedHeader) => {
+                return Err(Error::BadArchive("its first member's header is cut short".into()))
+            }
             found => preamble_len = Some(found?),
         }
         break;

@@ -303,7 +303,8 @@ fn an_archive_of_this_crate_is_read_back_from_its_bytes_with_its_members_where_t
     assert_eq!(found, listed, "the strict reader and the zip crate agree");
     let file = File::open(&path).unwrap();
     assert_eq!(npy_format::aligned_npz_file_members(&file).unwrap(), found, "from the file, headers only");
-    let (read_preamble, read_body) = npy_format::read_aligned_npz_into(&file, &path, npy_format::AlignedBuf::zeroed).unwrap();
+    let (read_preamble, read_body) =
+        npy_format::read_aligned_npz_into(&file, &path, npy_format::AlignedBuf::zeroed).unwrap();
     assert_eq!((&read_preamble[..], read_body.as_ref()), (preamble, body));
     for (m, (name, h, data)) in found.iter().zip(&members) {
         assert_eq!((&m.name, &m.header), (name, h));

@@ -22,7 +22,8 @@ pub fn bytes_of(values: &[f64]) -> Vec<u8> {
 }
 
 /// An n-d Float64Array result of function `f`.
-pub const ND: NewEntry = NewEntry { function: "f", result: ResultForm::NdArray, class: ArrayClass::Float64Array, classes: &[] };
+pub const ND: NewEntry =
+    NewEntry { function: "f", result: ResultForm::NdArray, class: ArrayClass::Float64Array, classes: &[] };
 
 /// The directory's files other than the index.
 pub fn names(dir: &Path) -> Vec<String> {
