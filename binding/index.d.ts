@@ -52,6 +52,10 @@ export declare class Cache {
    * keeps `data` referenced and unchanged until the promise settles.
    */
   storeAsync(key: string, data: TypedArray, layout: ArrayLayout, entry: EntryArg): StoreOutcome | Promise<StoreOutcome>
+  /** `store` of several arrays, named `names`, as one entry (an `.npz`). */
+  storeMembers(key: string, names: Array<string>, data: Array<TypedArray>, layouts: Array<ArrayLayout>, entry: EntryArg): StoreOutcome
+  /** `storeMembers`, on the cache's runtime, as `storeAsync` is. */
+  storeMembersAsync(key: string, names: Array<string>, data: Array<TypedArray>, layouts: Array<ArrayLayout>, entry: EntryArg): StoreOutcome | Promise<StoreOutcome>
   /** Whether a load of `key` would hit now, without loading or counting it. */
   has(key: string): Answer
   hasAsync(key: string): Promise<Answer>
@@ -190,6 +194,8 @@ export interface Defaults {
   flushEveryMs: number
   /** The most dimensions an array may have (NumPy reads no more). */
   maxDims: number
+  /** The most arrays a cached result of several holds. */
+  maxEntryMembers: number
 }
 
 /** One supported dtype. */
@@ -215,8 +221,13 @@ export interface EntryArg {
   /** The cached function's name. */
   function: string
   result: ResultForm
-  /** The typed-array class the result came in, e.g. `'Float64Array'`. */
+  /**
+   * The typed-array class the result came in, e.g. `'Float64Array'`;
+   * of several arrays, the first one's.
+   */
   class: string
+  /** Of several arrays, each one's class and form, in order. */
+  members?: Array<MemberArg>
 }
 
 /** An entry as a listing sees it; times in milliseconds since the epoch. */
@@ -224,8 +235,11 @@ export interface EntryRow {
   key: string
   /** The function that computed it ("" when it could not be read). */
   function: string
+  /** Its NumPy descr ("" when it could not be read, or of several arrays). */
   dtype: string
   shape: Array<number>
+  /** Of several arrays, each one's name, dtype and shape. */
+  members?: Array<MemberRow>
   bytes: number
   created: number
   lastUsed: number
@@ -261,9 +275,15 @@ export declare function hashKeyAsync(structure: Uint8Array, buffers: Array<Typed
 
 /** A hit: the array, and the class and form it is loaded back as. */
 export interface Hit {
+  /**
+   * One array; of several, their memory (each member's `offset` says
+   * where its data lies in `array.buffer`).
+   */
   array: LoadedValue
   class: string
   result: ResultForm
+  /** Of several arrays, each one, in order. */
+  members?: Array<MemberValue>
 }
 
 /**
@@ -330,6 +350,39 @@ export interface LoadedValue {
  * index or an entry's file), for tools that must not open a foreign one.
  */
 export declare function marksACache(name: string): boolean
+
+/** The class and form of one array of a result of several. */
+export interface MemberArg {
+  class: string
+  /** `'typedarray'` or `'ndarray'`. */
+  result: ResultForm
+}
+
+/**
+ * Why `name` cannot name an array in an `.npz` (empty, too long, a path
+ * separator, a control character, `.` or `..`), or null if it can.
+ */
+export declare function memberNameProblem(name: string): string | null
+
+/** One array of an entry of several, as a listing shows it. */
+export interface MemberRow {
+  name: string
+  dtype: string
+  shape: Array<number>
+}
+
+/** One array of a hit of several. */
+export interface MemberValue {
+  name: string
+  class: string
+  /** `'typedarray'` or `'ndarray'`. */
+  result: ResultForm
+  /** Where its data begins in the hit's buffer, in bytes (64-aligned). */
+  offset: number
+  shape: Array<number>
+  dtype: string
+  fortranOrder: boolean
+}
 
 export declare function memoryStats(): MemoryStats
 
@@ -426,7 +479,7 @@ export interface RemovedKeys {
 }
 
 /** The form a result had, and is loaded back in. */
-export type ResultForm = 'typedarray' | 'ndarray'
+export type ResultForm = 'typedarray' | 'ndarray' | 'tuple' | 'record'
 
 /** Tells the binding the runtime's Buffer size limit. */
 export declare function setMaxExternalLength(bytes: number): void

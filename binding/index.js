@@ -849,6 +849,7 @@ module.exports.isKey = nativeBinding.isKey
 module.exports.isKeyPrefix = nativeBinding.isKeyPrefix
 module.exports.isStoreLocation = nativeBinding.isStoreLocation
 module.exports.marksACache = nativeBinding.marksACache
+module.exports.memberNameProblem = nativeBinding.memberNameProblem
 module.exports.memoryStats = nativeBinding.memoryStats
 module.exports.NoteKind = nativeBinding.NoteKind
 module.exports.panicForTests = nativeBinding.panicForTests

@@ -36,7 +36,7 @@ export const nativeOf = new WeakMap<NumpyFuncCache, NativeCache>()
 
 /** An entry as entries() gives it. */
 function entryInfo(e: EntryRow): CacheEntryInfo {
-  return {
+  const info: CacheEntryInfo = {
     key: e.key,
     function: e.function || ANONYMOUS,
     dtype: e.dtype,
@@ -45,6 +45,8 @@ function entryInfo(e: EntryRow): CacheEntryInfo {
     created: new Date(e.created),
     lastUsed: new Date(e.lastUsed),
   }
+  if (e.members) info.members = e.members.map(({ name, dtype, shape }) => ({ name, dtype, shape }))
+  return info
 }
 
 /** `key`, checked to be a cache key, for `where`. */

@@ -70,17 +70,29 @@ export class Calls {
   }
 
   /** Stores a computed result (a failure is reported, not thrown) and returns it. */
-  store(key: string, functionName: string, { parts, result }: Computed, label: string): unknown {
-    const outcome = nativeCall(() => this.native.store(key, bytesOf(parts), parts.layout, entryOf(parts, functionName)))
+  store(key: string, functionName: string, computed: Computed, label: string): unknown {
+    const entry = entryOf(computed, functionName)
+    const { arrays } = computed
+    const outcome = nativeCall(() =>
+      entry.members
+        ? this.native.storeMembers(key, arrays.map((a) => a.name), arrays.map((a) => bytesOf(a.parts)), arrays.map((a) => a.parts.layout), entry)
+        : this.native.store(key, bytesOf(arrays[0].parts), arrays[0].parts.layout, entry),
+    )
     this.#stored(outcome, { key, functionName, label })
-    return result
+    return computed.result
   }
 
-  async storeAsync(key: string, functionName: string, { parts, result }: Computed, label: string): Promise<unknown> {
-    // `parts` keeps the result's memory referenced until the store settles.
-    const outcome = await nativeCallAsync(() => this.native.storeAsync(key, bytesOf(parts), parts.layout, entryOf(parts, functionName)))
+  async storeAsync(key: string, functionName: string, computed: Computed, label: string): Promise<unknown> {
+    // `computed` keeps the result's memory referenced until the store settles.
+    const entry = entryOf(computed, functionName)
+    const { arrays } = computed
+    const outcome = await nativeCallAsync(() =>
+      entry.members
+        ? this.native.storeMembersAsync(key, arrays.map((a) => a.name), arrays.map((a) => bytesOf(a.parts)), arrays.map((a) => a.parts.layout), entry)
+        : this.native.storeAsync(key, bytesOf(arrays[0].parts), arrays[0].parts.layout, entry),
+    )
     this.#stored(outcome, { key, functionName, label })
-    return result
+    return computed.result
   }
 
   #stored(outcome: StoreOutcome, call: CallInfo): void {

@@ -131,17 +131,20 @@ function ls(dir: string, opts: JsonOption & { progress?: boolean }): void {
   const now = Date.now()
   let bytes = 0
   const rows = [['FUNCTION', 'SHAPE', 'DTYPE', 'SIZE', 'CREATED', 'LAST USED', 'KEY']]
+  const shapeOf = (shape: number[]) => (shape.length ? shape.join('×') : '()')
   for (const e of entries) {
     bytes += e.bytes
     rows.push([
       e.function ? printable(e.function) : '(anonymous)',
-      e.shape.length ? e.shape.join('×') : '()',
-      printable(dtypeLabel(e.dtype)),
+      e.members ? count(e.members.length, 'array', 'arrays') : shapeOf(e.shape),
+      e.members ? '' : printable(dtypeLabel(e.dtype)),
       size(e.bytes),
       ago(e.created, now),
       ago(e.lastUsed, now),
       printable(e.key.slice(0, 12)),
     ])
+    // A result of several arrays: one line each, under its entry.
+    for (const m of e.members ?? []) rows.push([`  ${printable(m.name)}`, shapeOf(m.shape), printable(dtypeLabel(m.dtype)), '', '', '', ''])
   }
   say(columns(rows, [1, 3]))
   say(`${count(entries.length, 'entry', 'entries')}, ${size(bytes)}`)

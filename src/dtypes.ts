@@ -100,11 +100,12 @@ export function readClassName(dtype: string): string {
 }
 
 /**
- * A view of `className` over `buffer` with no copy; where the runtime lacks
- * that class (Float16Array before Node 24), of the class a read of `dtype` gives.
+ * A view of `className` over `buffer` with no copy (`length` elements from
+ * byte `offset`, else all of it); where the runtime lacks that class
+ * (Float16Array before Node 24), of the class a read of `dtype` gives.
  */
-export function viewOf(buffer: ArrayBuffer, className: string, dtype: string): TypedArray {
-  if (className === 'Buffer') return Buffer.from(buffer, 0, buffer.byteLength)
+export function viewOf(buffer: ArrayBuffer, className: string, dtype: string, offset = 0, length?: number): TypedArray {
+  if (className === 'Buffer') return Buffer.from(buffer, offset, length ?? buffer.byteLength - offset)
   const Class = CONSTRUCTORS[className] ?? CONSTRUCTORS[readClassName(dtype)]!
-  return new Class(buffer, 0, buffer.byteLength / Class.BYTES_PER_ELEMENT)
+  return new Class(buffer, offset, length ?? (buffer.byteLength - offset) / Class.BYTES_PER_ELEMENT)
 }

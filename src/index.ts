@@ -5,6 +5,9 @@
 export { NumpyFuncCache } from './cache'
 export type {
   CacheEntryInfo,
+  CacheEntryMember,
+  CacheableArray,
+  CachedArray,
   CacheLimits,
   CacheStats,
   CacheableFunction,

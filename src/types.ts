@@ -6,16 +6,32 @@ import type { RemoteOptions } from '../binding/index'
 export type { RemoteOptions }
 
 /** What a cached function may return. */
-export type CacheableResult = TypedArray | NdArray
+export type CacheableResult = CacheableArray | readonly CacheableArray[] | { readonly [name: string]: CacheableArray }
 
-/** What a cached function returns for a result of type `R`, on a hit or a miss. */
-export type CachedResult<R> = R extends TypedArray
+/** One array a cached function returns: a TypedArray (a Buffer too) or an n-d array. */
+export type CacheableArray = TypedArray | NdArray
+
+/** What a cached function returns for an array of type `R`, on a hit or a miss. */
+export type CachedArray<R> = R extends TypedArray
   ? R
   : R extends { data: infer D extends TypedArray }
     ? LoadedNdArray<D> & { fortranOrder?: true }
     : never
 
-/** A function whose results can be cached: it returns an array, or a Promise of one. */
+/**
+ * What a cached function returns for a result of type `R`, on a hit or a
+ * miss: the same form (an array, a tuple or a record of arrays), each array
+ * as `CachedArray` says.
+ */
+export type CachedResult<R> = R extends CacheableArray
+  ? CachedArray<R>
+  : R extends readonly CacheableArray[]
+    ? { -readonly [I in keyof R]: CachedArray<R[I]> }
+    : R extends { readonly [name: string]: CacheableArray }
+      ? { -readonly [K in keyof R]: CachedArray<R[K]> }
+      : never
+
+/** A function whose results can be cached: it returns an array, a tuple or a record of arrays, or a Promise of one. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type CacheableFunction = (...args: any[]) => CacheableResult | PromiseLike<CacheableResult>
 
@@ -162,12 +178,23 @@ export interface CacheEntryInfo {
   key: string
   /** The cached function's name; `'(anonymous)'` for a function without one. */
   function: string
+  /** NumPy descr of its array; `''` for a result of several arrays (see `members`). */
   dtype: string
+  /** Its array's shape; `[]` for a result of several arrays. */
   shape: number[]
+  /** A result of several arrays (a tuple or a record): each one, in order, as stored in its .npz. */
+  members?: CacheEntryMember[]
   /** Size of the entry's files. */
   bytes: number
   created: Date
   lastUsed: Date
+}
+
+/** One array of an entry of several: `arr_0`, `arr_1`… for a tuple, the record's keys for a record. */
+export interface CacheEntryMember {
+  name: string
+  dtype: string
+  shape: number[]
 }
 
 export interface ListOptions {

@@ -43,6 +43,19 @@ expect<Equal<ReturnType<typeof grid>, LoadedNdArray<Float32Array<ArrayBuffer>> &
 expect<Equal<CachedResult<NdArray<BigInt64Array>>, LoadedNdArray<BigInt64Array> & { fortranOrder?: true }>>()
 expect<Equal<CachedResult<Uint8Array>, Uint8Array>>()
 
+// A tuple of arrays comes back as a tuple of the same forms and classes.
+const pair = cache.createCachedFunc((n: number) => [new Float64Array(n), { data: new Int32Array(n), shape: [n, 1] }] as const)
+expect<Equal<ReturnType<typeof pair>, [Float64Array<ArrayBuffer>, LoadedNdArray<Int32Array<ArrayBuffer>> & { fortranOrder?: true }]>>()
+// A record of arrays, as a record of the same names.
+const moments = cache.createCachedFunc(async (n: number) => ({ mean: new Float64Array(n), cov: { data: new Float64Array(n * n), shape: [n, n] } }))
+expect<
+  Equal<ReturnType<typeof moments>, Promise<{ mean: Float64Array<ArrayBuffer>; cov: LoadedNdArray<Float64Array<ArrayBuffer>> & { fortranOrder?: true } }>>
+>()
+// @ts-expect-error a tuple holding a number
+cache.createCachedFunc(() => [new Float64Array(1), 2] as const)
+// @ts-expect-error a record holding a plain array
+cache.createCachedFunc(() => ({ mean: new Float64Array(1), labels: [1, 2] }))
+
 // A union of results stays a union.
 const either = cache.createCachedFunc((wide: boolean) => (wide ? new Float64Array(1) : new Float32Array(1)))
 expect<Equal<ReturnType<typeof either>, Float64Array<ArrayBuffer> | Float32Array<ArrayBuffer>>>()

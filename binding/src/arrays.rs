@@ -56,6 +56,10 @@ impl JsBytes {
         JsBytes { ptr: view.arraybuffer.as_ptr() as usize, len: view.arraybuffer.len() }
     }
 
+    pub(crate) fn len(self) -> usize {
+        self.len
+    }
+
     /// # Safety
     /// The array must still be alive and not detached (see the type's docs).
     pub(crate) unsafe fn get<'a>(self) -> &'a [u8] {

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 
-use cache_core::{key_of, progress, Claim, Key, Lease, Limits, NewArray, Notes, OnDisk, Stored, Tier, Wait};
+use cache_core::{
+    key_of, progress, Claim, Content, Key, Lease, Limits, NewArchive, NewArray, Notes, OnDisk, Stored, Tier, Wait,
+};
 use npy_format::Header;
 
 use crate::arrays::{ArrayLayout, JsBytes};
@@ -100,30 +102,57 @@ fn stale_after_of(ms: f64) -> Outcome<Duration> {
         .ok_or_else(|| Failure::invalid(format!("staleAfter must be a positive number of milliseconds, got {ms}")))
 }
 
-/// A result to store: its key, header, record, and the caller's memory,
-/// which the TS layer keeps referenced and unchanged until the call settles.
+/// A result to store: its key, record, and each array's name (none for
+/// one array), header and memory, which the TS layer keeps referenced and
+/// unchanged until the call settles.
 struct ToStore {
     key: Key,
-    header: Header,
     entry: OwnedEntry,
-    data: JsBytes,
+    names: Vec<String>,
+    headers: Vec<Header>,
+    data: Vec<JsBytes>,
 }
 
 impl ToStore {
     fn of(key: &str, data: &TypedArray, layout: ArrayLayout, entry: EntryArg) -> Outcome<ToStore> {
+        ToStore::of_members(key, vec![], &[data], vec![layout], entry)
+    }
+
+    fn of_members(
+        key: &str,
+        names: Vec<String>,
+        data: &[&TypedArray],
+        layouts: Vec<ArrayLayout>,
+        entry: EntryArg,
+    ) -> Outcome<ToStore> {
+        if data.len() != layouts.len() || !(names.is_empty() || names.len() == data.len()) {
+            return Err(Failure::invalid("one name, array and layout per member"));
+        }
         Ok(ToStore {
             key: key_of(key)?,
-            header: layout.header()?,
             entry: OwnedEntry::of(entry)?,
-            data: JsBytes::of(data),
+            names,
+            headers: layouts.iter().map(ArrayLayout::header).collect::<Outcome<_>>()?,
+            data: data.iter().map(|d| JsBytes::of(d)).collect(),
         })
+    }
+
+    fn len(&self) -> usize {
+        self.data.iter().map(|d| d.len()).sum()
     }
 
     async fn run(self, tier: Shared) -> Outcome<StoreOutcome> {
         let mut notes = Notes::new();
         // SAFETY: see the type's docs.
-        let data = unsafe { self.data.get() };
-        let array = NewArray { header: &self.header, data, entry: self.entry.borrow() };
+        let data: Vec<&[u8]> = self.data.iter().map(|d| unsafe { d.get() }).collect();
+        let content = if self.names.is_empty() {
+            Content::npy(&self.headers[0], data[0])?
+        } else {
+            let members: Vec<(&str, &Header, &[u8])> =
+                (self.names.iter().zip(&self.headers).zip(&data)).map(|((n, h), d)| (n.as_str(), h, *d)).collect();
+            Content::npz(NewArchive::new(&members)?)
+        };
+        let array = NewArray { content: &content, entry: self.entry.borrow() };
         let stored = tier.store(&self.key, array, &mut notes).await?;
         let (evicted, too_large) = match stored {
             Stored::Published { evicted } => (evicted as f64, None),
@@ -172,7 +201,7 @@ impl Cache {
             Ok::<_, Failure>((entry, notes))
         })?;
         match entry {
-            Some(entry) if notes.is_empty() => {
+            Some(entry) if notes.is_empty() && entry.members.is_empty() => {
                 // SAFETY: the caller's array, which no JS code runs on during this call.
                 run(env, || describe_hit(&entry, unsafe { meta.as_mut() }))?;
                 Ok(Either3::A(memory::array_buffer(env, entry.array)?))
@@ -233,7 +262,45 @@ impl Cache {
         entry: EntryArg,
     ) -> Result<Either<StoreOutcome, PromiseRaw<'env, StoreOutcome>>> {
         let job = run(env, || ToStore::of(&key, &data, layout, entry))?;
-        if self.tier.stores_on_disk() && data.arraybuffer.len() < INLINE_BELOW {
+        self.store_job_async(env, job)
+    }
+
+    /// `store` of several arrays, named `names`, as one entry (an `.npz`).
+    #[napi(catch_unwind)]
+    pub fn store_members(
+        &self,
+        env: &Env,
+        key: String,
+        names: Vec<String>,
+        data: Vec<TypedArray>,
+        layouts: Vec<ArrayLayout>,
+        entry: EntryArg,
+    ) -> Result<StoreOutcome> {
+        let job = run(env, || ToStore::of_members(&key, names, &data.iter().collect::<Vec<_>>(), layouts, entry))?;
+        inline(env, job.run(self.tier.clone()))
+    }
+
+    /// `storeMembers`, on the cache's runtime, as `storeAsync` is.
+    #[napi(catch_unwind)]
+    pub fn store_members_async<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        names: Vec<String>,
+        data: Vec<TypedArray>,
+        layouts: Vec<ArrayLayout>,
+        entry: EntryArg,
+    ) -> Result<Either<StoreOutcome, PromiseRaw<'env, StoreOutcome>>> {
+        let job = run(env, || ToStore::of_members(&key, names, &data.iter().collect::<Vec<_>>(), layouts, entry))?;
+        self.store_job_async(env, job)
+    }
+
+    fn store_job_async<'env>(
+        &self,
+        env: &'env Env,
+        job: ToStore,
+    ) -> Result<Either<StoreOutcome, PromiseRaw<'env, StoreOutcome>>> {
+        if self.tier.stores_on_disk() && job.len() < INLINE_BELOW {
             return inline(env, job.run(self.tier.clone())).map(Either::A);
         }
         spawn(env, job.run(self.tier.clone()), |_, outcome| Ok(outcome)).map(Either::B)

@@ -64,6 +64,8 @@ pub struct Defaults {
     pub flush_every_ms: f64,
     /// The most dimensions an array may have (NumPy reads no more).
     pub max_dims: u32,
+    /// The most arrays a cached result of several holds.
+    pub max_entry_members: u32,
 }
 
 #[napi]
@@ -74,6 +76,18 @@ pub fn defaults() -> Defaults {
         max_stale_after_ms: cache_core::lease::MAX_STALE_AFTER.as_millis() as f64,
         flush_every_ms: cache_store::FLUSH_EVERY.as_millis() as f64,
         max_dims: npy_format::MAX_DIMS as u32,
+        max_entry_members: cache_core::record::MAX_ENTRY_MEMBERS as u32,
+    }
+}
+
+/// Why `name` cannot name an array in an `.npz` (empty, too long, a path
+/// separator, a control character, `.` or `..`), or null if it can.
+#[napi]
+pub fn member_name_problem(name: String) -> Option<String> {
+    match npy_format::check_member_name(&name) {
+        Err(npy_format::Error::BadMember { reason, .. }) => Some(reason),
+        Err(other) => Some(other.to_string()),
+        Ok(()) => None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use napi::bindgen_prelude::*;
 
 use cache_core::clock::time_of_us;
-use cache_core::{ArrayClass, Limits, LoadedArray, NewEntry, Note as CoreNote, NoteKind as CoreNoteKind};
+use cache_core::{ArrayClass, Limits, LoadedArray, MemberForm, NewEntry, Note as CoreNote, NoteKind as CoreNoteKind};
 
 use crate::arrays::exact_u64;
 use crate::errors::{Failure, Outcome};
@@ -22,6 +22,10 @@ pub enum ResultForm {
     TypedArray,
     /// An n-d array: `{ data, shape, dtype }`.
     NdArray,
+    /// Several arrays in order: `[a, b]`.
+    Tuple,
+    /// Several arrays by name: `{ mean, cov }`.
+    Record,
 }
 
 impl From<ResultForm> for cache_core::ResultForm {
@@ -29,6 +33,8 @@ impl From<ResultForm> for cache_core::ResultForm {
         match form {
             ResultForm::TypedArray => cache_core::ResultForm::TypedArray,
             ResultForm::NdArray => cache_core::ResultForm::NdArray,
+            ResultForm::Tuple => cache_core::ResultForm::Tuple,
+            ResultForm::Record => cache_core::ResultForm::Record,
         }
     }
 }
@@ -38,6 +44,8 @@ impl From<cache_core::ResultForm> for ResultForm {
         match form {
             cache_core::ResultForm::TypedArray => ResultForm::TypedArray,
             cache_core::ResultForm::NdArray => ResultForm::NdArray,
+            cache_core::ResultForm::Tuple => ResultForm::Tuple,
+            cache_core::ResultForm::Record => ResultForm::Record,
         }
     }
 }
@@ -48,8 +56,19 @@ pub struct EntryArg {
     /// The cached function's name.
     pub function: String,
     pub result: ResultForm,
-    /// The typed-array class the result came in, e.g. `'Float64Array'`.
+    /// The typed-array class the result came in, e.g. `'Float64Array'`;
+    /// of several arrays, the first one's.
     pub class: String,
+    /// Of several arrays, each one's class and form, in order.
+    pub members: Option<Vec<MemberArg>>,
+}
+
+/// The class and form of one array of a result of several.
+#[napi(object)]
+pub struct MemberArg {
+    pub class: String,
+    /// `'typedarray'` or `'ndarray'`.
+    pub result: ResultForm,
 }
 
 /// An [`EntryArg`] checked, with the name it borrows.
@@ -57,17 +76,29 @@ pub(crate) struct OwnedEntry {
     function: String,
     result: ResultForm,
     class: ArrayClass,
+    members: Vec<MemberForm>,
 }
 
 impl OwnedEntry {
     pub(crate) fn of(arg: EntryArg) -> Outcome<OwnedEntry> {
-        let class = ArrayClass::from_name(&arg.class)
-            .ok_or_else(|| Failure::invalid(format!("{:?} is not a typed-array class", arg.class)))?;
-        Ok(OwnedEntry { function: arg.function, result: arg.result, class })
+        let class_of = |name: &str| {
+            ArrayClass::from_name(name).ok_or_else(|| Failure::invalid(format!("{name:?} is not a typed-array class")))
+        };
+        let class = class_of(&arg.class)?;
+        let member = |m: &MemberArg| -> Outcome<MemberForm> {
+            match m.result {
+                ResultForm::TypedArray | ResultForm::NdArray => {
+                    Ok(MemberForm { class: class_of(&m.class)?, form: m.result.into() })
+                }
+                form => Err(Failure::invalid(format!("an array of several cannot be of form {form:?}"))),
+            }
+        };
+        let members = arg.members.unwrap_or_default().iter().map(member).collect::<Outcome<_>>()?;
+        Ok(OwnedEntry { function: arg.function, result: arg.result, class, members })
     }
 
     pub(crate) fn borrow(&self) -> NewEntry<'_> {
-        NewEntry { function: &self.function, result: self.result.into(), class: self.class }
+        NewEntry { function: &self.function, result: self.result.into(), class: self.class, members: &self.members }
     }
 }
 
@@ -282,9 +313,43 @@ impl From<LoadedArray<ArrayMemory>> for LoadedValue {
 /// A hit: the array, and the class and form it is loaded back as.
 #[napi(object, object_from_js = false)]
 pub struct Hit {
+    /// One array; of several, their memory (each member's `offset` says
+    /// where its data lies in `array.buffer`).
     pub array: LoadedValue,
     pub class: String,
     pub result: ResultForm,
+    /// Of several arrays, each one, in order.
+    pub members: Option<Vec<MemberValue>>,
+}
+
+/// One array of a hit of several.
+#[napi(object, object_from_js = false)]
+pub struct MemberValue {
+    pub name: String,
+    pub class: String,
+    /// `'typedarray'` or `'ndarray'`.
+    pub result: ResultForm,
+    /// Where its data begins in the hit's buffer, in bytes (64-aligned).
+    pub offset: f64,
+    pub shape: Vec<f64>,
+    pub dtype: String,
+    pub fortran_order: bool,
+}
+
+impl MemberValue {
+    fn of(entry: &cache_core::Entry<ArrayMemory>) -> Option<Vec<MemberValue>> {
+        let first = entry.members.first()?;
+        let value = |(m, form): (&npy_format::NpzMember, &MemberForm)| MemberValue {
+            name: m.name.clone(),
+            class: form.class.name().to_owned(),
+            result: form.form.into(),
+            offset: (m.data - first.data) as f64,
+            shape: m.header.shape.iter().map(|&d| d as f64).collect(),
+            dtype: m.header.dtype.descr(),
+            fortran_order: m.header.fortran_order,
+        };
+        Some(entry.members.iter().zip(&entry.record.members).map(value).collect())
+    }
 }
 
 /// What a load found: a hit or not, and what it noticed.
@@ -299,6 +364,7 @@ impl Loaded {
         let hit = entry.map(|e| Hit {
             class: e.record.class.name().to_owned(),
             result: e.record.result.into(),
+            members: MemberValue::of(&e),
             array: LoadedValue::from(e.array),
         });
         Loaded { hit, notes: notes_of(notes) }
@@ -368,8 +434,11 @@ pub struct EntryRow {
     pub key: String,
     /// The function that computed it ("" when it could not be read).
     pub function: String,
+    /// Its NumPy descr ("" when it could not be read, or of several arrays).
     pub dtype: String,
     pub shape: Vec<f64>,
+    /// Of several arrays, each one's name, dtype and shape.
+    pub members: Option<Vec<MemberRow>>,
     pub bytes: f64,
     pub created: f64,
     pub last_used: f64,
@@ -377,17 +446,34 @@ pub struct EntryRow {
 
 pub(crate) fn rows_of(rows: Vec<cache_core::EntryRow>) -> Vec<EntryRow> {
     let ms = |us: i64| ms_since_epoch(time_of_us(us));
+    let member = |m: cache_core::MemberRow| MemberRow { shape: shape_of(&m.shape), name: m.name, dtype: m.dtype };
     rows.into_iter()
-        .map(|r| EntryRow {
-            shape: r.shape.iter().map(|&d| d as f64).collect(),
-            bytes: r.bytes as f64,
-            created: ms(r.created),
-            last_used: ms(r.last_used),
-            key: r.key,
-            function: r.function,
-            dtype: r.dtype,
+        .map(|r| {
+            let members = cache_core::MemberRow::decode_all(&r.dtype).map(|ms| ms.into_iter().map(member).collect());
+            EntryRow {
+                dtype: if members.is_some() { String::new() } else { r.dtype },
+                members,
+                shape: shape_of(&r.shape),
+                bytes: r.bytes as f64,
+                created: ms(r.created),
+                last_used: ms(r.last_used),
+                key: r.key,
+                function: r.function,
+            }
         })
         .collect()
+}
+
+/// One array of an entry of several, as a listing shows it.
+#[napi(object)]
+pub struct MemberRow {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<f64>,
+}
+
+fn shape_of(shape: &[u64]) -> Vec<f64> {
+    shape.iter().map(|&d| d as f64).collect()
 }
 
 fn ms_since_epoch(t: SystemTime) -> f64 {

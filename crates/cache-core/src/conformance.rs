@@ -13,8 +13,8 @@ use npy_format::{AlignedBuf, Dtype, Header};
 
 use crate::lease::{claim_on, Holder, MAX_LEASE_LEN, MAX_STALE_AFTER};
 use crate::{
-    block_on, host, zeroed, ArrayClass, Claim, Content, Entry, ErrorKind, Key, Limits, NewArchive, NewArray, NewEntry,
-    NoteKind, Notes, OnDisk, ResultForm, Stored, Tier,
+    block_on, host, zeroed, ArrayClass, Claim, Content, Entry, ErrorKind, Key, Limits, MemberForm, NewArchive,
+    NewArray, NewEntry, NoteKind, Notes, OnDisk, ResultForm, Stored, Tier,
 };
 
 /// How a fixture damages a stored entry, as a co-user could.
@@ -117,7 +117,7 @@ fn f8(n: usize, seed: f64) -> (Header, Vec<u8>) {
 }
 
 const ENTRY: NewEntry<'static> =
-    NewEntry { function: "embed", result: ResultForm::NdArray, class: ArrayClass::Float64Array, classes: &[] };
+    NewEntry { function: "embed", result: ResultForm::NdArray, class: ArrayClass::Float64Array, members: &[] };
 
 fn store(tier: &dyn Tier, k: &Key, n: usize, seed: f64, entry: NewEntry<'_>) -> Stored {
     let (header, data) = f8(n, seed);
@@ -131,7 +131,11 @@ fn store_content(tier: &dyn Tier, k: &Key, content: &Content<'_>, entry: NewEntr
     stored
 }
 
-const MOMENTS_CLASSES: [ArrayClass; 3] = [ArrayClass::Float64Array, ArrayClass::Int32Array, ArrayClass::Buffer];
+const MOMENTS_MEMBERS: [MemberForm; 3] = [
+    MemberForm { class: ArrayClass::Float64Array, form: ResultForm::TypedArray },
+    MemberForm { class: ArrayClass::Int32Array, form: ResultForm::NdArray },
+    MemberForm { class: ArrayClass::Buffer, form: ResultForm::TypedArray },
+];
 
 /// A record of three arrays, as `{ mean, counts, mask }`: `n` doubles, a
 /// 3x2 grid of int32, and 5 bytes.
@@ -139,7 +143,7 @@ const MOMENTS: NewEntry<'static> = NewEntry {
     function: "moments",
     result: ResultForm::Record,
     class: ArrayClass::Float64Array,
-    classes: &MOMENTS_CLASSES,
+    members: &MOMENTS_MEMBERS,
 };
 
 /// The members of [`MOMENTS`]: name, header, data.
@@ -159,7 +163,7 @@ fn store_moments(tier: &dyn Tier, k: &Key, n: usize, seed: f64) -> Stored {
 
 /// Checks a hit of [`moments`]`(n, seed)`.
 fn assert_moments(entry: &Entry, n: usize, seed: f64) {
-    assert_eq!((entry.record.result, &entry.record.classes[..]), (ResultForm::Record, &MOMENTS_CLASSES[..]));
+    assert_eq!((entry.record.result, &entry.record.members[..]), (ResultForm::Record, &MOMENTS_MEMBERS[..]));
     let expected = moments(n, seed);
     assert_eq!(entry.members.len(), expected.len());
     for (i, (m, (name, header, data))) in entry.members.iter().zip(&expected).enumerate() {

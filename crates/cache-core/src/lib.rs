@@ -42,7 +42,7 @@ pub use error::{Error, ErrorKind, Place, Result, Source};
 pub use lease::{Claim, Holder, Lease, LeaseHandle, Refreshed};
 pub use notes::{Note, NoteKind, Notes};
 pub use progress::Progress;
-pub use record::{data_digest, Digest, EntryRecord, NewEntry, RecordProblem, ResultForm};
+pub use record::{data_digest, Digest, EntryRecord, MemberForm, NewEntry, RecordProblem, ResultForm};
 pub use runtime::{block_on, blocking, runtime};
 pub use tier::{NewArray, OnDisk, Tier};
 

@@ -17,13 +17,14 @@
 //!
 //! An entry of several arrays (a tuple or a record of them) is an aligned
 //! `.npz` archive ([`npy_format::NpzLayout`]); its record has format 3 and
-//! names each member's class by one letter (`classes`, see
-//! [`ArrayClass::code`]) instead of `class`. Its `headerDigest` is of the
+//! gives each member's class by one letter (`classes`, see
+//! [`ArrayClass::code`]) instead of `class`, and its form by another
+//! (`forms`: `t` a bare typed array, `n` an n-d array). Its `headerDigest` is of the
 //! archive's bytes before the first member's data, its `dataDigest` of all
 //! the rest:
 //!
 //! ```json
-//! {"format":3,"function":"moments","result":"record","classes":"dd",...}
+//! {"format":3,"function":"moments","result":"record","classes":"dd","forms":"nt",...}
 //! ```
 //!
 //! Records of another `format` are not entries of this version: older ones
@@ -98,6 +99,25 @@ impl ResultForm {
     }
 }
 
+/// The class and form (a bare typed array or an n-d array) of one array
+/// of an entry of several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberForm {
+    pub class: ArrayClass,
+    /// [`ResultForm::TypedArray`] or [`ResultForm::NdArray`].
+    pub form: ResultForm,
+}
+
+impl MemberForm {
+    fn code(self) -> char {
+        if self.form == ResultForm::NdArray {
+            'n'
+        } else {
+            't'
+        }
+    }
+}
+
 /// What the caller says of a result it stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewEntry<'a> {
@@ -106,8 +126,8 @@ pub struct NewEntry<'a> {
     pub result: ResultForm,
     /// The class of one array; of an archive's first member.
     pub class: ArrayClass,
-    /// An archive's members' classes, in order (empty for one array).
-    pub classes: &'a [ArrayClass],
+    /// An archive's members' classes and forms, in order (empty for one array).
+    pub members: &'a [MemberForm],
 }
 
 /// A BLAKE3 digest.
@@ -120,8 +140,8 @@ pub struct EntryRecord {
     pub result: ResultForm,
     /// The class of one array; of an archive's first member.
     pub class: ArrayClass,
-    /// An archive's members' classes, in order (empty for one array).
-    pub classes: Vec<ArrayClass>,
+    /// An archive's members' classes and forms, in order (empty for one array).
+    pub members: Vec<MemberForm>,
     pub created: SystemTime,
     pub header_digest: Digest,
     pub data_digest: Digest,
@@ -177,6 +197,8 @@ struct Wire {
     class: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     classes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forms: Option<String>,
     created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     boot: Option<String>,
@@ -209,7 +231,7 @@ impl EntryRecord {
             function: entry.function.to_owned(),
             result: entry.result,
             class: entry.class,
-            classes: entry.classes.to_vec(),
+            members: entry.members.to_vec(),
             created,
             header_digest,
             data_digest,
@@ -220,7 +242,7 @@ impl EntryRecord {
 
     /// What a store of this entry elsewhere says of it.
     pub fn as_new(&self) -> NewEntry<'_> {
-        NewEntry { function: &self.function, result: self.result, class: self.class, classes: &self.classes }
+        NewEntry { function: &self.function, result: self.result, class: self.class, members: &self.members }
     }
 
     /// The record noting that its entry was written in `boot` (a tag as
@@ -258,7 +280,8 @@ impl EntryRecord {
             function: self.function.clone(),
             result: self.result,
             class: (!archive).then(|| self.class.name().to_owned()),
-            classes: archive.then(|| self.classes.iter().map(|c| c.code()).collect()),
+            classes: archive.then(|| self.members.iter().map(|m| m.class.code()).collect()),
+            forms: archive.then(|| self.members.iter().map(|m| m.code()).collect()),
             created: humantime::format_rfc3339_micros(self.created).to_string(),
             boot: self.boot.map(|b| b.iter().map(|x| format!("{x:02x}")).collect()),
             header_digest: hex(&self.header_digest),
@@ -283,18 +306,16 @@ impl EntryRecord {
         if wire.result.is_archive() != archive {
             return Err(invalid(format!("has format {format} for a result of form {:?}", wire.result)));
         }
-        let (class, classes) = match (wire.class.as_deref(), wire.classes.as_deref()) {
-            (Some(name), None) if !archive => (
+        let (class, members) = match (wire.class.as_deref(), wire.classes.as_deref(), wire.forms.as_deref()) {
+            (Some(name), None, None) if !archive => (
                 ArrayClass::from_name(name).ok_or_else(|| invalid(format!("names an unknown class {name:?}")))?,
                 vec![],
             ),
-            (None, Some(codes)) if archive => {
-                let classes = (codes.chars().map(ArrayClass::from_code))
-                    .collect::<Option<Vec<_>>>()
-                    .filter(|c| (1..=MAX_ENTRY_MEMBERS).contains(&c.len()))
-                    .ok_or_else(|| invalid(format!("has classes {codes:?} that are not 1 to 256 class letters")))?;
-                (classes[0], classes)
-            }
+            (None, Some(classes), Some(forms)) if archive => (members_of(classes, forms))
+                .ok_or_else(|| {
+                    invalid(format!("has classes {classes:?} and forms {forms:?}: not 1 to 256 letters each"))
+                })
+                .map(|m| (m[0].class, m))?,
             _ => return Err(invalid("names its classes otherwise than its format says".into())),
         };
         let created = humantime::parse_rfc3339(&wire.created)
@@ -310,7 +331,7 @@ impl EntryRecord {
             function: wire.function,
             result: wire.result,
             class,
-            classes,
+            members,
             created,
             header_digest: unhex(&wire.header_digest)
                 .ok_or_else(|| invalid("has a header digest that is not 64 hex digits".into()))?,
@@ -366,8 +387,8 @@ impl EntryRecord {
     /// as stored) and, when given, `body` (all the rest). Says what disagrees.
     pub fn check_archive(&self, preamble: &[u8], members: &[NpzMember], body: Option<&[u8]>) -> Result<(), String> {
         self.check_archive_start(preamble)?;
-        if members.len() != self.classes.len() {
-            return Err(format!("it holds {} arrays where its record names {}", members.len(), self.classes.len()));
+        if members.len() != self.members.len() {
+            return Err(format!("it holds {} arrays where its record names {}", members.len(), self.members.len()));
         }
         for (i, m) in members.iter().enumerate() {
             self.check_member(i, m)?;
@@ -390,11 +411,18 @@ impl EntryRecord {
     }
 
     /// Checks member `i` of an archive against the record: stored in native
-    /// order, of a dtype its class holds, named `arr_<i>` in a tuple.
+    /// order, of a dtype its class holds, 1-d in C order if it was a bare
+    /// typed array, named `arr_<i>` in a tuple.
     pub fn check_member(&self, i: usize, m: &NpzMember) -> Result<(), String> {
-        let Some(class) = self.classes.get(i) else {
-            return Err(format!("it holds more arrays than the {} its record names", self.classes.len()));
+        let Some(MemberForm { class, form }) = self.members.get(i) else {
+            return Err(format!("it holds more arrays than the {} its record names", self.members.len()));
         };
+        if *form == ResultForm::TypedArray && (m.header.shape.len() != 1 || m.header.fortran_order) {
+            return Err(format!(
+                "its record says array {:?} is a bare typed array, but it is not 1-d in C order",
+                m.name
+            ));
+        }
         if m.header.dtype.item_size > 1 && m.header.dtype.byte_order != ByteOrder::NATIVE {
             return Err(format!("its array {:?} is stored in the other byte order than the cache writes", m.name));
         }
@@ -426,6 +454,23 @@ pub fn data_digest(data: &[u8]) -> Digest {
         hasher.update(data);
     }
     *hasher.finalize().as_bytes()
+}
+
+/// An archive's members' classes and forms from their letters, if they
+/// are 1 to [`MAX_ENTRY_MEMBERS`] known letters, as many of each.
+fn members_of(classes: &str, forms: &str) -> Option<Vec<MemberForm>> {
+    let form = |c| match c {
+        't' => Some(ResultForm::TypedArray),
+        'n' => Some(ResultForm::NdArray),
+        _ => None,
+    };
+    let count = classes.chars().count();
+    if count != forms.chars().count() || !(1..=MAX_ENTRY_MEMBERS).contains(&count) {
+        return None;
+    }
+    (classes.chars().zip(forms.chars()))
+        .map(|(c, f)| Some(MemberForm { class: ArrayClass::from_code(c)?, form: form(f)? }))
+        .collect()
 }
 
 /// A boot tag's bytes, if `tag` is one (16 lower-case hex digits).
@@ -463,7 +508,7 @@ mod tests {
 
     fn record(result: ResultForm, class: ArrayClass, h: &Header, data: &[u8]) -> EntryRecord {
         let created = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_764_255_238_123_456);
-        EntryRecord::new(&NewEntry { function: "f\"g\n", result, class, classes: &[] }, h, data_digest(data), created)
+        EntryRecord::new(&NewEntry { function: "f\"g\n", result, class, members: &[] }, h, data_digest(data), created)
     }
 
     #[test]
@@ -495,7 +540,7 @@ mod tests {
                     function: name,
                     result: ResultForm::TypedArray,
                     class: ArrayClass::Float64Array,
-                    classes: &[],
+                    members: &[],
                 },
                 &h,
                 [0; 32],
@@ -535,32 +580,37 @@ mod tests {
     }
 
     #[test]
-    fn an_archives_record_names_a_class_per_member_and_other_spellings_are_refused() {
-        let classes = [ArrayClass::Float64Array, ArrayClass::Buffer];
-        let entry = NewEntry { function: "f", result: ResultForm::Tuple, class: classes[0], classes: &classes };
+    fn an_archives_record_names_a_class_and_form_per_member_and_other_spellings_are_refused() {
+        let members = [
+            MemberForm { class: ArrayClass::Float64Array, form: ResultForm::NdArray },
+            MemberForm { class: ArrayClass::Buffer, form: ResultForm::TypedArray },
+        ];
+        let entry = NewEntry { function: "f", result: ResultForm::Tuple, class: members[0].class, members: &members };
         let r = EntryRecord::with_digests(&entry, [1; 32], [2; 32], SystemTime::UNIX_EPOCH);
         let text = String::from_utf8(r.encode()).unwrap();
-        assert!(
-            text.starts_with("{\"format\":3,") && text.contains("\"classes\":\"dX\"") && !text.contains("\"class\"")
-        );
+        assert!(text.starts_with("{\"format\":3,") && text.contains("\"classes\":\"dX\",\"forms\":\"nt\""), "{text}");
+        assert!(!text.contains("\"class\""), "{text}");
         assert_eq!(EntryRecord::decode(text.as_bytes()).unwrap(), r);
         for (from, to) in [
             ("\"classes\":\"dX\"", "\"classes\":\"dZ\""),
             ("\"classes\":\"dX\"", "\"classes\":\"\""),
             ("\"classes\":\"dX\"", "\"class\":\"Buffer\""),
+            ("\"forms\":\"nt\"", "\"forms\":\"n\""),
+            ("\"forms\":\"nt\"", "\"forms\":\"nx\""),
             ("\"format\":3", "\"format\":2"),
             ("\"tuple\"", "\"ndarray\""),
         ] {
             let edited = text.replacen(from, to, 1);
             assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))), "{edited}");
         }
-        let many = "d".repeat(MAX_ENTRY_MEMBERS + 1);
-        let edited = text.replacen("\"dX\"", &format!("\"{many}\""), 1);
+        let (many, many_forms) = ("d".repeat(MAX_ENTRY_MEMBERS + 1), "n".repeat(MAX_ENTRY_MEMBERS + 1));
+        let edited =
+            text.replacen("\"dX\"", &format!("\"{many}\""), 1).replacen("\"nt\"", &format!("\"{many_forms}\""), 1);
         assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))));
         // The most members, with the longest name, fit an object's metadata.
-        let all = [ArrayClass::Float64Array; MAX_ENTRY_MEMBERS];
+        let all = [MemberForm { class: ArrayClass::Float64Array, form: ResultForm::NdArray }; MAX_ENTRY_MEMBERS];
         let name = "f".repeat(MAX_FUNCTION_NAME);
-        let widest = NewEntry { function: &name, result: ResultForm::Record, class: all[0], classes: &all };
+        let widest = NewEntry { function: &name, result: ResultForm::Record, class: all[0].class, members: &all };
         let booted = EntryRecord::with_digests(&widest, [1; 32], [2; 32], SystemTime::UNIX_EPOCH)
             .written_in(Some("0123456789abcdef"));
         assert!(booted.encode_checked().is_ok());

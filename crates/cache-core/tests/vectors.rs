@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cache_core::lease::{self, Holder};
 use cache_core::record::header_digest;
-use cache_core::{data_digest, ArrayClass, Content, EntryRecord, NewArchive, NewEntry, ResultForm};
+use cache_core::{data_digest, ArrayClass, Content, EntryRecord, MemberForm, NewArchive, NewEntry, ResultForm};
 use npy_format::{Dtype, Header};
 use serde_json::{json, Value};
 
@@ -64,7 +64,7 @@ fn record_of(case: &Value) -> (EntryRecord, Header, Vec<u8>) {
     };
     let result = if s("result") == "ndarray" { ResultForm::NdArray } else { ResultForm::TypedArray };
     let class = ArrayClass::from_name(s("class")).unwrap();
-    let entry = NewEntry { function: s("function"), result, class, classes: &[] };
+    let entry = NewEntry { function: s("function"), result, class, members: &[] };
     let created = humantime::parse_rfc3339(s("created")).unwrap();
     let data = unhex(s("data"));
     // A directory's records note their boot; an object store's (and older ones) do not.
@@ -107,7 +107,11 @@ fn entry_records_encode_decode_and_digest_as_the_golden_vectors_say() {
 fn archive_record_inputs() -> Vec<Value> {
     let f8: Vec<u8> = [1.5f64, -2.0, 0.0, 3.25].iter().flat_map(|v| v.to_le_bytes()).collect();
     let i4: Vec<u8> = [7i32, -1, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let member = |name: &str, class: &str, descr: &str, shape: &[u64], data: &[u8]| json!({ "name": name, "class": class, "descr": descr, "shape": shape, "data": hex(data) });
+    // 1-d members are bare typed arrays; the others n-d arrays.
+    let member = |name: &str, class: &str, descr: &str, shape: &[u64], data: &[u8]| {
+        let form = if shape.len() == 1 { "typedarray" } else { "ndarray" };
+        json!({ "name": name, "class": class, "form": form, "descr": descr, "shape": shape, "data": hex(data) })
+    };
     vec![
         json!({ "function": "moments", "result": "record", "created": "2026-12-07T10:00:00.000001Z", "boot": "5d1e0c7a9b3f2468",
                 "members": [member("mean", "Float64Array", "<f8", &[2, 2], &f8), member("counts", "Int32Array", "<i4", &[3], &i4),
@@ -129,14 +133,18 @@ fn archive_of(case: &Value) -> (EntryRecord, Vec<u8>) {
         })
         .collect();
     let data: Vec<Vec<u8>> = members.iter().map(|m| unhex(m["data"].as_str().unwrap())).collect();
-    let classes: Vec<ArrayClass> =
-        members.iter().map(|m| ArrayClass::from_name(m["class"].as_str().unwrap()).unwrap()).collect();
+    let forms: Vec<MemberForm> = (members.iter())
+        .map(|m| MemberForm {
+            class: ArrayClass::from_name(m["class"].as_str().unwrap()).unwrap(),
+            form: if m["form"] == "ndarray" { ResultForm::NdArray } else { ResultForm::TypedArray },
+        })
+        .collect();
     let named: Vec<(&str, &Header, &[u8])> = (members.iter().zip(&headers).zip(&data))
         .map(|((m, h), d)| (m["name"].as_str().unwrap(), h, d.as_slice()))
         .collect();
     let content = Content::npz(NewArchive::new(&named).unwrap());
     let result = if s("result") == "tuple" { ResultForm::Tuple } else { ResultForm::Record };
-    let entry = NewEntry { function: s("function"), result, class: classes[0], classes: &classes };
+    let entry = NewEntry { function: s("function"), result, class: forms[0].class, members: &forms };
     let created = humantime::parse_rfc3339(s("created")).unwrap();
     let record = content.record(&entry, content.body_digest(), created).written_in(case["boot"].as_str());
     let mut file = content.preamble().to_vec();
@@ -156,7 +164,7 @@ fn archive_records_encode_decode_and_digest_as_the_golden_vectors_say() {
                 case
             })
             .collect();
-        let about = "Records of entries of several arrays: `json` is the record as written; `file` the entry's .npz (headerDigest is BLAKE3 of its bytes before the first member's data, dataDigest of all the rest); `classes` has one letter per member, in order.";
+        let about = "Records of entries of several arrays: `json` is the record as written; `file` the entry's .npz (headerDigest is BLAKE3 of its bytes before the first member's data, dataDigest of all the rest); `classes` and `forms` have one letter per member, in order.";
         write(
             "archive-records.json",
             &json!({ "about": about, "format": cache_core::record::ARCHIVE_FORMAT, "cases": cases }),

@@ -53,7 +53,7 @@ mod tests {
             function: "embed ✓",
             result: ResultForm::TypedArray,
             class: ArrayClass::Float64Array,
-            classes: &[],
+            members: &[],
         };
         let record = EntryRecord::new(&entry, &header, [7; 32], std::time::SystemTime::UNIX_EPOCH);
         let attributes = attributes_of(&record);

@@ -27,7 +27,7 @@ fn cache_over(store: &Arc<InMemory>) -> RemoteCache {
 }
 
 fn entry() -> NewEntry<'static> {
-    NewEntry { function: "embed", result: ResultForm::NdArray, class: ArrayClass::Float64Array, classes: &[] }
+    NewEntry { function: "embed", result: ResultForm::NdArray, class: ArrayClass::Float64Array, members: &[] }
 }
 
 fn floats(n: usize, seed: f64) -> (Header, Bytes) {
@@ -327,8 +327,8 @@ fn an_entry_of_several_arrays_goes_up_in_parts_and_comes_back_through_ranged_rea
     let (small, small_data) = floats(3, 2.0);
     let members: [(&str, &Header, &[u8]); 3] =
         [("arr_0", &big, &big_data), ("arr_1", &small, &small_data), ("arr_2", &big, &big_data)];
-    let classes = [ArrayClass::Float64Array; 3];
-    let entry = NewEntry { function: "pair", result: ResultForm::Tuple, class: classes[0], classes: &classes };
+    let forms = [cache_core::MemberForm { class: ArrayClass::Float64Array, form: ResultForm::TypedArray }; 3];
+    let entry = NewEntry { function: "pair", result: ResultForm::Tuple, class: forms[0].class, members: &forms };
     let content = cache_core::Content::npz(cache_core::NewArchive::new(&members).unwrap());
     assert!(block_on(cache.store(&key(1), NewArray { content: &content, entry })).unwrap().is_published());
     // One object, named .npz, byte for byte the archive npy-format writes.

@@ -257,7 +257,7 @@ fn the_record_holds_what_the_header_cannot_say_and_a_record_that_disagrees_is_da
     let tmp = tempfile::tempdir().unwrap();
     let dir = CacheDir::open(tmp.path()).unwrap();
     let bare =
-        NewEntry { function: "ramp", result: ResultForm::TypedArray, class: ArrayClass::Float64Array, classes: &[] };
+        NewEntry { function: "ramp", result: ResultForm::TypedArray, class: ArrayClass::Float64Array, members: &[] };
     dir.store(KEY, &f8(&[2]), &bytes_of(&[1.0, 2.0]), &bare).unwrap();
     let record = tmp.path().join(format!("{KEY}.json"));
     let text = fs::read_to_string(&record).unwrap();

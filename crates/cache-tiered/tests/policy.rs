@@ -18,7 +18,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 const ENTRY: NewEntry<'static> =
-    NewEntry { function: "embed", result: ResultForm::TypedArray, class: ArrayClass::Float64Array, classes: &[] };
+    NewEntry { function: "embed", result: ResultForm::TypedArray, class: ArrayClass::Float64Array, members: &[] };
 
 fn array() -> (Header, Vec<u8>) {
     let header = Header { dtype: Dtype::parse("<f8").unwrap(), shape: vec![4], fortran_order: false };

@@ -620,7 +620,9 @@ fn archive_error(e: zip::result::ZipError) -> Error {
     }
 }
 
-fn check_member_name(name: &str) -> Result<(), Error> {
+/// Refuses a member name [`NpzLayout::plan`] refuses, saying why
+/// ([`Error::BadMember`]).
+pub fn check_member_name(name: &str) -> Result<(), Error> {
     let reason = if name.is_empty() {
         "it is empty"
     } else if name.len() > MAX_MEMBER_NAME {

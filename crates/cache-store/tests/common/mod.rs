@@ -23,7 +23,7 @@ pub fn bytes_of(values: &[f64]) -> Vec<u8> {
 
 /// An n-d Float64Array result of function `f`.
 pub const ND: NewEntry =
-    NewEntry { function: "f", result: ResultForm::NdArray, class: ArrayClass::Float64Array, classes: &[] };
+    NewEntry { function: "f", result: ResultForm::NdArray, class: ArrayClass::Float64Array, members: &[] };
 
 /// The directory's files other than the index.
 pub fn names(dir: &Path) -> Vec<String> {
