@@ -112,6 +112,48 @@ const scenarios: Record<string, Scenario> = {
     t.deepEqual(seen, { damaged: [], storeErrors: [] })
   },
 
+  async 'a result of several arrays, a tuple or a record, comes back in its form, classes, names and order; damaged, it is computed again'(t, place) {
+    let calls = 0
+    const stats = (n: number) => {
+      calls++
+      return {
+        mean: Float64Array.from({ length: n }, (_, i) => i / 2),
+        counts: { data: Int32Array.from({ length: 2 * n }, (_, i) => i - n), shape: [2, n] },
+        flags: Buffer.from([1, 0, n]),
+      }
+    }
+    // Large enough to be read in ranges from a store.
+    const pair = async (n: number) => [new BigInt64Array(n).fill(7n), Float32Array.from({ length: 3_000_000 }, (_, i) => i % 97)] as const
+    const a = place.cache()
+    const seen = watch(a)
+    const first = a.createCachedFunc(stats)(4)
+    const hit = place.cache().createCachedFunc(stats)(4)
+    t.is(calls, 1, 'computed once, then hit by another cache object')
+    t.deepEqual(Object.keys(hit), ['mean', 'counts', 'flags'])
+    t.deepEqual(hit, first)
+    t.true(hit.mean instanceof Float64Array && hit.counts.data instanceof Int32Array && Buffer.isBuffer(hit.flags))
+    t.deepEqual(hit.counts.shape, [2, 4])
+    const [big, floats] = await place.cache().createCachedFunc(pair)(2)
+    const [bigAgain, floatsAgain] = await place.cache().createCachedFunc(pair)(2)
+    t.true(bigAgain instanceof BigInt64Array && floatsAgain instanceof Float32Array)
+    t.deepEqual([Array.from(bigAgain), floatsAgain.length, floatsAgain[96], floatsAgain[2_999_999]], [Array.from(big), floats.length, 96, 2_999_999 % 97])
+    const rows = a.entries().filter((e) => e.members)
+    t.deepEqual(
+      rows.map((e) => e.members!.map((m) => `${m.name}:${m.dtype}:${m.shape.join('x')}`)).sort(),
+      [['arr_0:<i8:2', 'arr_1:<f4:3000000'], ['mean:<f8:4', 'counts:<i4:2x4', 'flags:|u1:3']],
+    )
+    const key = keyStoredBy(a, () => a.createCachedFunc(stats)(5))
+    t.true(a.createCachedFunc(stats).has(5))
+    await place.damage(key, 'flipped')
+    t.false(a.createCachedFunc(stats).has(5))
+    const second = place.cache()
+    const damagedSeen = watch(second)
+    t.deepEqual(second.createCachedFunc(stats)(5).counts.shape, [2, 5])
+    t.is(calls, 3, 'the damaged entry was computed again')
+    t.true(damagedSeen.damaged.length >= 1)
+    t.deepEqual(seen, { damaged: [], storeErrors: [] })
+  },
+
   async 'has() and hasAsync() make the checks a load makes: false for garbage, a short array, no record, a changed byte'(t, place) {
     const cache = place.cache()
     const f = cache.createCachedFunc(counted(), { name: 'fill' })

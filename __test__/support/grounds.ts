@@ -2,7 +2,7 @@
 // directory, an S3 store (versitygw), an Azure one (Azurite), and an S3
 // store with a local directory in front. Each makes caches over fresh
 // ground, and plants on it what a co-user could: damaged entries, leases.
-import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
 import type { ExecutionContext } from 'ava'
@@ -52,10 +52,12 @@ function damaged(bytes: Buffer, how: Damage): Buffer {
 }
 
 function damageFiles(dir: string, key: string, how: Damage): void {
-  const npy = join(dir, `${key}.npy`)
+  // An entry of several arrays is an .npz.
+  const npz = join(dir, `${key}.npz`)
+  const file = existsSync(npz) ? npz : join(dir, `${key}.npy`)
   if (how === 'no-record') return rmSync(join(dir, `${key}.json`))
-  if (how === 'truncated') return truncateSync(npy, readFileSync(npy).length - 8)
-  writeFileSync(npy, damaged(readFileSync(npy), how))
+  if (how === 'truncated') return truncateSync(file, readFileSync(file).length - 8)
+  writeFileSync(file, damaged(readFileSync(file), how))
 }
 
 let unique = 0
@@ -76,8 +78,10 @@ function s3Place(t: ExecutionContext, server: S3Endpoint, localDir?: string): Pl
     through: (proxy, extra) => new NumpyFuncCache(location, { ...options, ...extra, remote: { ...remoteOf(server, proxy.endpoint), ...extra?.remote } }),
     async damage(key, how) {
       if (localDir !== undefined) damageFiles(localDir, key, how)
-      const Key = objectKey(key, 'npy')
-      const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key }))
+      // An entry of several arrays is an .npz object.
+      const get = (Key: string) => s3.send(new GetObjectCommand({ Bucket: BUCKET, Key }))
+      let Key = objectKey(key, 'npz')
+      const got = await get(Key).catch(() => get((Key = objectKey(key, 'npy'))))
       const bytes = Buffer.from(await got.Body!.transformToByteArray())
       const Metadata = how === 'no-record' ? {} : got.Metadata
       await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: damaged(bytes, how), Metadata }))
@@ -131,11 +135,12 @@ export function grounds(servers: { s3: () => S3Server; moto: () => S3Endpoint; a
           cache: (extra) => made(azurite.env, { ...extra }),
           through: (proxy, extra) => made({ ...azurite.env, AZURITE_BLOB_STORAGE_URL: proxy.endpoint }, { ...extra }),
           async damage(key, how) {
-            const got = await azurite.request('GET', blob(key, 'npy'))
+            const ext = (await azurite.request('HEAD', blob(key, 'npz'))).ok ? 'npz' : 'npy'
+            const got = await azurite.request('GET', blob(key, ext))
             const record = got.headers.get('x-ms-meta-nfcrecord')
             const metadata: Record<string, string> = how === 'no-record' || record === null ? {} : { 'x-ms-meta-nfcrecord': record }
             const body = damaged(Buffer.from(await got.arrayBuffer()), how)
-            await azurite.request('PUT', blob(key, 'npy'), { headers: { 'x-ms-blob-type': 'BlockBlob', ...metadata }, body })
+            await azurite.request('PUT', blob(key, ext), { headers: { 'x-ms-blob-type': 'BlockBlob', ...metadata }, body })
           },
           async plantLease(key, line) {
             await azurite.request('PUT', blob(key, 'lease'), { headers: { 'x-ms-blob-type': 'BlockBlob' }, body: Buffer.from(line) })
