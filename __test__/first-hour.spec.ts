@@ -136,7 +136,7 @@ function __keys(line: number, keys: string[], got: unknown): void {
 }
 function __cleared(line: number, cache: { path: string }, removeDir: boolean): void {
   const names = __existsSync(cache.path) ? __readdirSync(cache.path) : null
-  const ok = removeDir ? names === null : names !== null && !names.some((n) => /^[0-9a-f]{64}\\.(npy|json)$/.test(n))
+  const ok = removeDir ? names === null : names !== null && !names.some((n) => /^[0-9a-f]{64}\\.(npy|npz|json)$/.test(n))
   __claims.push({ line, claim: removeDir ? 'directory removed' : 'entries removed', ok, got: names, path: cache.path })
 }
 `

@@ -135,7 +135,8 @@ export function grounds(servers: { s3: () => S3Server; moto: () => S3Endpoint; a
           cache: (extra) => made(azurite.env, { ...extra }),
           through: (proxy, extra) => made({ ...azurite.env, AZURITE_BLOB_STORAGE_URL: proxy.endpoint }, { ...extra }),
           async damage(key, how) {
-            const ext = (await azurite.request('HEAD', blob(key, 'npz'))).ok ? 'npz' : 'npy'
+            // An entry of several arrays is an .npz blob (a missing blob's HEAD throws).
+            const ext = await azurite.request('HEAD', blob(key, 'npz')).then(() => 'npz', () => 'npy')
             const got = await azurite.request('GET', blob(key, ext))
             const record = got.headers.get('x-ms-meta-nfcrecord')
             const metadata: Record<string, string> = how === 'no-record' || record === null ? {} : { 'x-ms-meta-nfcrecord': record }

@@ -154,9 +154,13 @@ impl RemoteCache {
         while let Ok(m) = npy_format::npz_member_at(&head, at) {
             members.push(cache_core::MemberRow::of(&m.name, &m.header));
             at = m.data + m.data_len;
+            // Past the end (a damaged object) there is no range to read.
+            if at >= size || members.len() >= cache_core::record::MAX_ENTRY_MEMBERS {
+                break;
+            }
             match self.head_of(&path, at).await? {
-                Some((_, next)) if at < size && members.len() < cache_core::record::MAX_ENTRY_MEMBERS => head = next,
-                _ => break,
+                Some((_, next)) => head = next,
+                None => break,
             }
         }
         Ok(Described { record, header: None, members: Some(members) })
