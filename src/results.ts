@@ -51,7 +51,13 @@ export function computed(value: unknown, label: string): Computed {
     const where = tuple ? `${what}[${i}]` : /^[A-Za-z_$][\w$]*$/.test(name) ? `${what}.${name}` : `${what}[${JSON.stringify(name)}]`
     const problem = tuple ? null : native.memberNameProblem(name)
     if (problem !== null) bad(TypeError, `${where} cannot be stored: its name ${describe(name)} cannot name an array in an .npz (${problem})`)
-    return { name, parts: toArrayParts(a, where, ErrorCodes.BAD_RESULT) }
+    try {
+      return { name, parts: toArrayParts(a, where, ErrorCodes.BAD_RESULT) }
+    } catch (e) {
+      // Say why a plain Array was read as arrays at all.
+      if (tuple && e instanceof Error) e.message += ' (a plain Array result is taken as a tuple of arrays)'
+      throw e
+    }
   })
   const results = arrays.map((a) => resultOf(a.parts))
   const result = tuple ? results : Object.fromEntries(arrays.map((a, i) => [a.name, results[i]]))
