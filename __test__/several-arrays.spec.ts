@@ -152,3 +152,19 @@ test('the command line lists an entry of several arrays with a line for each', (
     { name: 'cov', dtype: '<f8', shape: [3, 3] },
   ])
 })
+
+test("the cache's limits count an entry of several arrays whole: over maxEntryBytes it is returned, not stored", (t) => {
+  const dir = tempDir(t)
+  const cache = new NumpyFuncCache(dir, { maxEntryBytes: 4096 })
+  const tooLarge: Any[] = []
+  cache.on('entryTooLarge', (info) => tooLarge.push(info))
+  // Two arrays of 2 KiB each: under the limit apiece, over it together.
+  let calls = 0
+  const f = cache.createCachedFunc(() => (calls++, [new Uint8Array(2048).fill(1), new Uint8Array(2048).fill(2)]), { name: 'halves' })
+  t.deepEqual(f()[1][0], 2)
+  f()
+  t.is(calls, 2, 'not stored, so computed again')
+  t.is(tooLarge.length, 2)
+  t.true(tooLarge[0].bytes > 4096 && tooLarge[0].limit === 4096)
+  t.deepEqual(cache.entries(), [])
+})
