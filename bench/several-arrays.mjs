@@ -55,7 +55,9 @@ try {
     const n = bytesEach / 8
     const [a, b, c] = [randomF64(n), randomF64(n), randomF64(n)]
     const one = new Float64Array(3 * n)
-    one.set(a, 0), one.set(b, n), one.set(c, 2 * n)
+    one.set(a, 0)
+    one.set(b, n)
+    one.set(c, 2 * n)
     for (const mmap of [false, true]) {
       log(label, mmap ? 'mmap' : 'read')
       const dir = join(tmp, `${label.replace(/\W+/g, '')}-${mmap}`)
