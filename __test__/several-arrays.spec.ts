@@ -91,6 +91,8 @@ test('an array that cannot be stored is a TypeError naming it, and nothing is st
     [{ '': new Float64Array(1) }, /the result of f\(\)\[""\] cannot be stored: .*empty/, TypeError],
     [{ '..': new Float64Array(1) }, /names a directory/, TypeError],
     [{ 'a\nb': new Float64Array(1) }, /control character/, TypeError],
+    // eslint-disable-next-line no-sparse-arrays
+    [[new Float64Array(1), , new Float64Array(1)], /the result of f\(\)\[1\] must be a TypedArray .*got undefined/, TypeError],
     [[], /an empty array: a result holds at least one array/, TypeError],
     [{}, /an empty object: a result holds at least one array/, TypeError],
     [Array.from({ length: 257 }, () => new Uint8Array(1)), /holds 257 arrays; a result holds at most 256/, RangeError],

@@ -44,7 +44,8 @@ export function computed(value: unknown, label: string): Computed {
     return { form: parts.bare ? 'typedarray' : 'ndarray', arrays: [{ name: '', parts }], result: resultOf(parts) }
   }
   const tuple = Array.isArray(value)
-  const named: [string, unknown][] = tuple ? value.map((a, i) => [`arr_${i}`, a]) : Object.entries(value)
+  // Array.from: a hole in a sparse array is an undefined member, refused as such.
+  const named: [string, unknown][] = tuple ? Array.from(value as unknown[], (a, i) => [`arr_${i}`, a]) : Object.entries(value)
   if (named.length === 0) bad(TypeError, `${what} is ${tuple ? 'an empty array' : 'an empty object'}: a result holds at least one array`)
   if (named.length > MAX_RESULT_ARRAYS) bad(RangeError, `${what} holds ${named.length} arrays; a result holds at most ${MAX_RESULT_ARRAYS}`)
   const arrays = named.map(([name, a], i): ResultArray => {

@@ -9,6 +9,7 @@ use npy_format::{ByteOrder, Header, NpzLayout, NpzMember};
 
 use crate::books::MemberRow;
 use crate::record::{data_digest, Digest, EntryRecord, NewEntry, MAX_ENTRY_MEMBERS};
+use crate::Error;
 
 /// An entry's file to write, checked: made only by its constructors.
 #[derive(Debug)]
@@ -139,12 +140,40 @@ impl<'a> Content<'a> {
     }
 
     /// The record of this content stored as `entry`, its body of digest
-    /// `body_digest`.
-    pub fn record(&self, entry: &NewEntry, body_digest: Digest, created: std::time::SystemTime) -> EntryRecord {
+    /// `body_digest`; refused if `entry` does not describe it (one array
+    /// or several, each one's class and form).
+    pub fn record(
+        &self,
+        entry: &NewEntry,
+        body_digest: Digest,
+        created: std::time::SystemTime,
+    ) -> Result<EntryRecord, Error> {
+        let invalid =
+            |why: String| Error::InvalidArgument { message: format!("the record does not describe the result: {why}") };
         match &self.0 {
-            Npy { header, .. } => EntryRecord::new(entry, header, body_digest, created),
-            Npz(_) => {
-                EntryRecord::with_digests(entry, *blake3::hash(&self.preamble()).as_bytes(), body_digest, created)
+            Npy { header, .. } => {
+                let record = EntryRecord::new(entry, header, body_digest, created);
+                if !entry.members.is_empty() {
+                    return Err(invalid("it names arrays of several for one".into()));
+                }
+                record.check(header, ByteOrder::NATIVE, None).map_err(invalid)?;
+                Ok(record)
+            }
+            Npz(a) => {
+                let digest = crate::record::layout_digest(&a.layout, &a.crcs);
+                let record = EntryRecord::with_digests(entry, digest, body_digest, created);
+                let members: Vec<NpzMember> = (a.layout.members().iter().zip(&a.crcs))
+                    .map(|(m, &crc)| NpzMember {
+                        name: m.name.clone(),
+                        header: m.header.clone(),
+                        npy: m.npy,
+                        data: m.data,
+                        data_len: m.data_len,
+                        crc,
+                    })
+                    .collect();
+                record.check_archive(&members, None).map_err(invalid)?;
+                Ok(record)
             }
         }
     }
@@ -180,7 +209,7 @@ pub fn open_archive(
 ) -> Result<Vec<NpzMember>, String> {
     let members =
         npy_format::aligned_npz_members(preamble, body).map_err(|e| format!("its archive is not valid: {e}"))?;
-    record.check_archive(preamble, &members, check_body.then_some(body))?;
+    record.check_archive(&members, check_body.then_some(body))?;
     // Checked to be in native order: say so.
     Ok(members.into_iter().map(|m| NpzMember { header: native(&m), ..m }).collect())
 }

@@ -19,9 +19,10 @@
 //! `.npz` archive ([`npy_format::NpzLayout`]); its record has format 3 and
 //! gives each member's class by one letter (`classes`, see
 //! [`ArrayClass::code`]) instead of `class`, and its form by another
-//! (`forms`: `t` a bare typed array, `n` an n-d array). Its `headerDigest` is of the
-//! archive's bytes before the first member's data, its `dataDigest` of all
-//! the rest:
+//! (`forms`: `t` a bare typed array, `n` an n-d array). Its `headerDigest`
+//! is of every byte of the archive outside its arrays' data (each member's
+//! headers, the directory: see [`archive_header_digest`]), its `dataDigest`
+//! of all that follows the first member's preamble:
 //!
 //! ```json
 //! {"format":3,"function":"moments","result":"record","classes":"dd","forms":"nt",...}
@@ -46,7 +47,8 @@ pub const FORMAT: u32 = 2;
 
 /// The record format of an entry of several arrays (an archive): the
 /// newest this version reads. Versions before it read such records as
-/// newer ones, and leave their entries alone.
+/// newer ones; their maintenance of a directory removes them, as records
+/// without an `.npy` (see the README's "On-disk format").
 pub const ARCHIVE_FORMAT: u32 = 3;
 
 /// The most arrays one entry holds: every member's class is a letter of
@@ -382,30 +384,25 @@ impl EntryRecord {
 
 impl EntryRecord {
     /// Checks an archive read from the entry's `.npz` against the record:
-    /// `preamble` (its bytes before the first member's data), its
-    /// `members` (as [`npy_format::aligned_npz_members`] found them, headers
-    /// as stored) and, when given, `body` (all the rest). Says what disagrees.
-    pub fn check_archive(&self, preamble: &[u8], members: &[NpzMember], body: Option<&[u8]>) -> Result<(), String> {
-        self.check_archive_start(preamble)?;
+    /// its `members` (as [`npy_format::aligned_npz_members`] found them,
+    /// headers as stored: every byte outside their data is then known, and
+    /// checked against the header digest) and, when given, `body` (all that
+    /// follows the first member's preamble). Says what disagrees.
+    pub fn check_archive(&self, members: &[NpzMember], body: Option<&[u8]>) -> Result<(), String> {
+        if !self.result.is_archive() {
+            return Err("its record says one array, but it holds several".to_owned());
+        }
         if members.len() != self.members.len() {
             return Err(format!("it holds {} arrays where its record names {}", members.len(), self.members.len()));
         }
         for (i, m) in members.iter().enumerate() {
             self.check_member(i, m)?;
         }
+        if archive_header_digest(members) != Some(self.header_digest) {
+            return Err("its arrays' headers or names are not the ones stored".to_owned());
+        }
         if body.is_some_and(|body| data_digest(body) != self.data_digest) {
             return Err("its data does not match the digest stored with it".to_owned());
-        }
-        Ok(())
-    }
-
-    /// Checks that the record is an archive's, and `preamble` the one stored.
-    pub fn check_archive_start(&self, preamble: &[u8]) -> Result<(), String> {
-        if !self.result.is_archive() {
-            return Err("its record says one array, but it holds several".to_owned());
-        }
-        if *blake3::hash(preamble).as_bytes() != self.header_digest {
-            return Err("its first array's header is not the one stored".to_owned());
         }
         Ok(())
     }
@@ -436,6 +433,27 @@ impl EntryRecord {
         }
         Ok(())
     }
+}
+
+/// The digest of every byte of an archive of `members` outside their data:
+/// each member's local header and `.npy` preamble (its CRC-32 included),
+/// then the directory, as [`npy_format::NpzLayout`] lays them out. None if
+/// they cannot be laid out.
+pub fn archive_header_digest(members: &[NpzMember]) -> Option<Digest> {
+    let planned: Vec<(&str, &Header)> = members.iter().map(|m| (m.name.as_str(), &m.header)).collect();
+    let layout = npy_format::NpzLayout::plan(&planned).ok()?;
+    Some(layout_digest(&layout, &members.iter().map(|m| m.crc).collect::<Vec<_>>()))
+}
+
+/// [`archive_header_digest`] of an archive laid out as `layout`, its
+/// members of CRC-32s `crcs`.
+pub fn layout_digest(layout: &npy_format::NpzLayout, crcs: &[u32]) -> Digest {
+    let mut hasher = blake3::Hasher::new();
+    for (i, &crc) in crcs.iter().enumerate() {
+        hasher.update(&layout.head(i, crc));
+    }
+    hasher.update(&layout.tail(crcs));
+    *hasher.finalize().as_bytes()
 }
 
 /// The digest of the header as the cache writes it (native byte order).

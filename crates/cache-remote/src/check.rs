@@ -42,7 +42,7 @@ pub(crate) async fn probe(store: &dyn ObjectStore, path: &Path) -> Result<Checke
         Opening::Entry(opened) => opened,
         Opening::OtherVersion => return Ok(Checked::NotAnEntry),
         Opening::Damaged(reason) => return Ok(Checked::Damaged(reason)),
-        Opening::NeedMore => return Ok(Checked::Damaged("its .npy header is cut short".into())),
+        Opening::NeedMore => return Ok(Checked::Damaged("its header is cut short".into())),
     };
     let small = opened.data_len <= VERIFY_DATA_UP_TO as u64;
     let data = small.then(|| bytes.get(opened.preamble as usize..)).flatten();

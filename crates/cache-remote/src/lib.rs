@@ -155,7 +155,9 @@ impl RemoteCache {
         alloc: &mut Alloc<'_, B>,
     ) -> Result<Lookup<B>, Error> {
         // An entry of one array, else one of several: a hit of the latter,
-        // and a miss, take a request more.
+        // and a miss, take a request more. What is at `.npy` (damaged, of
+        // another version) stands only if `.npz` holds no entry either.
+        let mut at_npy = None;
         let (mut path, mut found) = (self.names.entry(key, false), Fetched::Missing);
         for archive in [false, true] {
             path = self.names.entry(key, archive);
@@ -166,9 +168,18 @@ impl RemoteCache {
                 Err(FetchError::Store(e)) => return Err(self.err("read an entry")(e)),
                 Err(FetchError::Memory(e)) => return Err(e.into()),
             };
-            if !matches!(found, Fetched::Missing) {
-                break;
+            match found {
+                Fetched::Found { .. } => break,
+                Fetched::Missing => {}
+                other if !archive => {
+                    at_npy = Some((path.clone(), other));
+                    found = Fetched::Missing;
+                }
+                _ => break,
             }
+        }
+        if let (Fetched::Missing, Some((npy, other))) = (&found, at_npy) {
+            (path, found) = (npy, other);
         }
         let lookup = match found {
             Fetched::Found { modified, .. } if self.expired(key, modified).await => Lookup::Miss,
@@ -274,7 +285,7 @@ impl RemoteCache {
             return Ok(Stored::TooLarge { bytes, limit });
         }
         let content = array.content;
-        let record = content.record(&array.entry, content.body_digest(), self.clock.now());
+        let record = content.record(&array.entry, content.body_digest(), self.clock.now())?;
         record.encode_checked()?;
         let path = self.names.entry(key, content.is_archive());
         let found_damaged = lock(&self.damaged).remove(key);

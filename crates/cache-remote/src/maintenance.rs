@@ -34,7 +34,7 @@ struct Listed {
 /// Everything the cache wrote under the prefix, by key.
 #[derive(Default)]
 struct Listing {
-    entries: HashMap<Key, Listed>,
+    entries: HashMap<Path, Listed>,
     marks: HashMap<Key, SystemTime>,
     leases: Vec<(Path, SystemTime)>,
     /// Every object of the cache's, for `clear`.
@@ -84,7 +84,10 @@ impl RemoteCache {
                 match self.names.name_of(&meta.location) {
                     Named::Entry(key) => {
                         let (bytes, path) = (meta.size, meta.location.clone());
-                        listing.entries.insert(key, Listed { key, path, bytes, modified, last_used: modified });
+                        // By object: a key may have both forms (`.npy`, `.npz`), each an entry to list and remove.
+                        listing
+                            .entries
+                            .insert(path.clone(), Listed { key, path, bytes, modified, last_used: modified });
                     }
                     Named::Use(key) => {
                         listing.marks.insert(key, modified);
@@ -100,7 +103,7 @@ impl RemoteCache {
             progress::listed(progress, listing.ours.len() as u64)?;
         }
         for (key, used) in &listing.marks {
-            if let Some(e) = listing.entries.get_mut(key) {
+            for e in listing.entries.values_mut().filter(|e| e.key == *key) {
                 e.last_used = e.last_used.max(*used);
             }
         }
@@ -153,10 +156,10 @@ impl RemoteCache {
         let (mut members, mut at, mut head) = (Vec::new(), 0, head);
         while let Ok(m) = npy_format::npz_member_at(&head, at) {
             members.push(cache_core::MemberRow::of(&m.name, &m.header));
-            at = m.data + m.data_len;
             // Past the end (a damaged object) there is no range to read.
-            if at >= size || members.len() >= cache_core::record::MAX_ENTRY_MEMBERS {
-                break;
+            match m.data.checked_add(m.data_len) {
+                Some(end) if end < size && members.len() < cache_core::record::MAX_ENTRY_MEMBERS => at = end,
+                _ => break,
             }
             match self.head_of(&path, at).await? {
                 Some((_, next)) => head = next,
@@ -214,7 +217,9 @@ impl RemoteCache {
         }
         drop(reads);
         self.delete_all(doomed, &mut progress::quiet).await?;
+        // A key of both forms is one key removed.
         removed.sort();
+        removed.dedup();
         Ok(removed)
     }
 
@@ -245,7 +250,8 @@ impl RemoteCache {
             report.removed_entries += 1;
             report.removed_bytes += e.bytes;
         }
-        for key in listing.marks.keys().filter(|k| !listing.entries.contains_key(*k)) {
+        let keys: std::collections::HashSet<Key> = listing.entries.values().map(|e| e.key).collect();
+        for key in listing.marks.keys().filter(|k| !keys.contains(*k)) {
             doomed.push(self.names.use_mark(key));
             report.removed_leftovers += 1;
         }

@@ -36,8 +36,9 @@ impl Opened {
         match (&self.archive, data) {
             (Some(preamble), Some(body)) => cache_core::open_archive(&self.record, preamble, body, true),
             (Some(preamble), None) => {
-                // Without the body only the first member is known.
-                self.record.check_archive_start(preamble)?;
+                // Without the body only the first member is known: the
+                // headers of the others, and the directory, are checked
+                // with the body, by a load.
                 let first = npy_format::npz_member_at(preamble, 0).map_err(|e| e.to_string())?;
                 self.record.check_member(0, &first)?;
                 Ok(vec![])

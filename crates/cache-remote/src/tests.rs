@@ -351,3 +351,25 @@ fn an_entry_of_several_arrays_goes_up_in_parts_and_comes_back_through_ranged_rea
     assert!(block_on(cache.remove(&key(1))).unwrap());
     assert!(!contains(&cache, &key(1)));
 }
+
+#[test]
+fn both_forms_of_one_key_are_listed_and_removed_and_a_damaged_npy_does_not_hide_the_npz() {
+    let mem = Arc::new(InMemory::new());
+    let cache = cache_over(&mem);
+    let (header, data) = floats(3, 1.0);
+    let forms = [cache_core::MemberForm { class: ArrayClass::Float64Array, form: ResultForm::TypedArray }];
+    let entry = NewEntry { function: "embed", result: ResultForm::Tuple, class: forms[0].class, members: &forms };
+    let members: [(&str, &Header, &[u8]); 1] = [("arr_0", &header, &data)];
+    let content = cache_core::Content::npz(cache_core::NewArchive::new(&members).unwrap());
+    assert!(block_on(cache.store(&key(1), NewArray { content: &content, entry })).unwrap().is_published());
+    // Garbage planted under the key's other name, as a co-user could.
+    block_on(mem.put(&cache.names.entry(&key(1), false), PutPayload::from_static(b"garbage"))).unwrap();
+    let Lookup::Hit(hit) = load(&cache, &key(1)) else { panic!("the .npz was hidden") };
+    assert_eq!(hit.member_data(0), &data[..]);
+    let rows = block_on(cache.entries(&mut go)).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(block_on(cache.remove_function("embed", &mut go)).unwrap(), vec![key(1)]);
+    assert!(matches!(load(&cache, &key(1)), Lookup::Miss | Lookup::Damaged(_)));
+    assert!(block_on(cache.remove(&key(1))).unwrap());
+    assert!(block_on(cache.entries(&mut go)).unwrap().is_empty());
+}

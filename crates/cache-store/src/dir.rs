@@ -174,7 +174,7 @@ impl CacheDir {
         let now_us = self.clock().now_us();
         // Over the limits on its own: refused before anything is read or
         // written (storing it would evict every entry, then it).
-        let bytes = crate::write::entry_len(content, entry, now_us, self.boot.as_deref());
+        let bytes = crate::write::entry_len(content, entry, now_us, self.boot.as_deref())?;
         if let Some(limit) = self.limits.refuses(bytes) {
             return self.books.place_skipped(Stored::TooLarge { bytes, limit });
         }
@@ -207,7 +207,8 @@ impl CacheDir {
     pub fn array_len(&self, key: &str) -> Option<u64> {
         check_key(key).ok()?;
         let len = |p: PathBuf| fs::symlink_metadata(p).ok().filter(|m| m.is_file()).map(|m| m.len());
-        self.files.layout.data_files(key).into_iter().find_map(len)
+        // The larger, should both forms be there: a guess never too small.
+        self.files.layout.data_files(key).into_iter().filter_map(len).max()
     }
 
     /// Takes the compute-once lease of `key`, or says who holds it (see

@@ -3,7 +3,7 @@
 //! header, the file's length and the record.
 
 use std::fs;
-use std::io::{self, BufReader, Read, Seek};
+use std::io::{self, BufReader, Seek};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -197,11 +197,9 @@ pub(crate) fn check_header(record: &EntryRecord, file: fs::File, meta: &fs::Meta
     if record.result.is_archive() {
         let members =
             npy_format::aligned_npz_file_members(&file).map_err(|e| format!("its archive is not valid: {e}"))?;
-        let mut preamble = vec![0; members[0].data as usize];
+        record.check_archive(&members, None)?;
         let mut file = file;
-        (file.seek(io::SeekFrom::Start(0)).and_then(|_| file.read_exact(&mut preamble)))
-            .map_err(|e| format!("could not read its headers: {e}"))?;
-        record.check_archive(&preamble, &members, None)?;
+        file.seek(io::SeekFrom::Start(members[0].data)).map_err(|e| format!("could not read its data: {e}"))?;
         return Ok(file);
     }
     let mut reader = BufReader::new(file);

@@ -52,9 +52,10 @@ impl Drop for Prepared<'_> {
 /// The bytes an entry's files take, as its index row counts them, known
 /// before anything is written: the data file, and the record (whose
 /// digests have a fixed length, so zeros measure it).
-pub(crate) fn entry_len(content: &Content, entry: &NewEntry, now_us: i64, boot: Option<&str>) -> u64 {
-    let record = content.record(entry, [0; 32], cache_core::clock::time_of_us(now_us)).written_in(boot);
-    content.len() + record.encode().len() as u64
+/// Refused, before anything is written, if `entry` does not describe `content`.
+pub(crate) fn entry_len(content: &Content, entry: &NewEntry, now_us: i64, boot: Option<&str>) -> Result<u64, Error> {
+    let record = content.record(entry, [0; 32], cache_core::clock::time_of_us(now_us))?.written_in(boot);
+    Ok(content.len() + record.encode().len() as u64)
 }
 
 impl EntryFiles {
@@ -109,14 +110,14 @@ impl EntryFiles {
         });
         written?;
         let record =
-            content.record(entry, digest, cache_core::clock::time_of_us(now_us)).written_in(boot).encode_checked()?;
+            content.record(entry, digest, cache_core::clock::time_of_us(now_us))?.written_in(boot).encode_checked()?;
         let mut record_file = layout::create_new(&prepared.temp_record)?;
         record_file.write_all(&record).map_err(Error::io("write", &prepared.temp_record))?;
         let array_len = array_file.metadata().map_err(Error::io("inspect", &prepared.temp_array))?.len();
         prepared.row.bytes = array_len + record.len() as u64;
         debug_assert_eq!(
-            prepared.row.bytes,
-            entry_len(content, entry, now_us, boot),
+            Some(prepared.row.bytes),
+            entry_len(content, entry, now_us, boot).ok(),
             "limits judge entries by entry_len"
         );
         Ok(prepared)

@@ -510,3 +510,49 @@ fn a_small_array_kept_from_a_read_is_served_only_while_its_files_are_the_ones_re
     fs::remove_file(&json).unwrap();
     assert!(matches!(dir.load(KEY, false).unwrap(), Lookup::Miss));
 }
+
+/// A record `{ mean, mode }` of a large array and a 3x4 grid, stored in `dir`.
+fn store_pair(dir: &CacheDir) -> Vec<u8> {
+    use cache_core::{Content, MemberForm, NewArchive};
+    let big: Vec<u8> = bytes_of(&(0..100_000).map(f64::from).collect::<Vec<_>>());
+    let grid: Vec<u8> = bytes_of(&(0..12).map(f64::from).collect::<Vec<_>>());
+    let (h_big, h_grid) = (f8(&[100_000]), f8(&[3, 4]));
+    let members: [(&str, &npy_format::Header, &[u8]); 2] = [("mean", &h_big, &big), ("mode", &h_grid, &grid)];
+    let forms = [MemberForm { class: ArrayClass::Float64Array, form: ResultForm::NdArray }; 2];
+    let entry = NewEntry { function: "pair", result: ResultForm::Record, class: forms[0].class, members: &forms };
+    let content = Content::npz(NewArchive::new(&members).unwrap());
+    assert!(dir.store_content(KEY, &content, &entry).unwrap().is_published());
+    grid
+}
+
+#[test]
+fn a_later_arrays_header_or_name_rewritten_in_place_is_damaged_even_where_data_goes_unchecked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = CacheDir::open(tmp.path()).unwrap();
+    let grid = store_pair(&dir);
+    let loaded = hit(dir.load(KEY, false).unwrap());
+    assert_eq!(loaded.member_data(1), &grid[..]);
+    let path = tmp.path().join(format!("{KEY}.npz"));
+    let original = fs::read(&path).unwrap();
+    // Same lengths: the archive stays well formed, and its data (large, of
+    // this boot) is not hashed on a hit; only the header digest sees these.
+    let swap = |bytes: &[u8], from: &[u8], to: &[u8]| -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        let mut at = 0;
+        while let Some(i) = out[at..].windows(from.len()).position(|w| w == from) {
+            out[at + i..at + i + from.len()].copy_from_slice(to);
+            at += i + from.len();
+        }
+        assert_ne!(out, bytes, "nothing to swap");
+        out
+    };
+    for edited in [swap(&original, b"(3, 4)", b"(4, 3)"), swap(&swap(&original, b"mean", b"tmp_"), b"mode", b"mean")] {
+        fs::write(&path, &edited).unwrap();
+        match dir.load(KEY, false).unwrap() {
+            Lookup::Damaged(e) => assert!(e.to_string().contains("headers or names"), "{e}"),
+            other => panic!("an edited archive read as {other:?}"),
+        }
+        fs::write(&path, &original).unwrap();
+        hit(dir.load(KEY, false).unwrap());
+    }
+}
