@@ -125,7 +125,10 @@ impl ToStore {
         layouts: Vec<ArrayLayout>,
         entry: EntryArg,
     ) -> Outcome<ToStore> {
-        if data.len() != layouts.len() || !(names.is_empty() || names.len() == data.len()) {
+        // One array without a name, or a name per array.
+        let one_array = names.is_empty() && data.len() == 1;
+        let named = !names.is_empty() && names.len() == data.len();
+        if data.len() != layouts.len() || !(one_array || named) {
             return Err(Failure::invalid("one name, array and layout per member"));
         }
         Ok(ToStore {
