@@ -88,6 +88,9 @@ test('a member that cannot be stored is a TypeError naming it', (t) => {
   t.throws(() => writeNpz(path, { mean: new Float64Array(1), cov: [1, 2] as any }), { instanceOf: TypeError, message: /writeNpz: arrays\.cov/ })
   t.throws(() => writeNpz(path, { 'a b': 'x' as any }), { instanceOf: TypeError, message: /writeNpz: arrays\["a b"\]/ })
   t.throws(() => writeNpz(path, new Float64Array(2) as any), { instanceOf: TypeError, message: /use writeNpy/ })
+  // A hole in a sparse array is a missing member, named.
+  // eslint-disable-next-line no-sparse-arrays
+  t.throws(() => writeNpz(path, [new Float64Array(1), , new Float64Array(1)] as any), { instanceOf: TypeError, message: /writeNpz: arrays\[1\] .*got undefined/ })
 })
 
 test('a member name zip tools would unpack elsewhere is refused naming it, and nothing is written', (t) => {

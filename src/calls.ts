@@ -9,9 +9,8 @@ import { debug, shortKey } from './debug'
 import { ErrorCodes, codedError, errorOf, nativeCall, nativeCallAsync } from './errors'
 import type { FlushTimer } from './flush'
 import { type Claimed, claimOf } from './leases'
-import { bytesOf } from './npy'
 import type { ComputeOnce } from './options'
-import { type Computed, entryOf, valueOf } from './results'
+import { type Computed, storeArgs, valueOf } from './results'
 import type { NumpyFuncCacheEvents } from './types'
 
 /** How entries(), like the CLI's ls, name a function without a name. */
@@ -71,26 +70,14 @@ export class Calls {
 
   /** Stores a computed result (a failure is reported, not thrown) and returns it. */
   store(key: string, functionName: string, computed: Computed, label: string): unknown {
-    const entry = entryOf(computed, functionName)
-    const { arrays } = computed
-    const outcome = nativeCall(() =>
-      entry.members
-        ? this.native.storeMembers(key, arrays.map((a) => a.name), arrays.map((a) => bytesOf(a.parts)), arrays.map((a) => a.parts.layout), entry)
-        : this.native.store(key, bytesOf(arrays[0].parts), arrays[0].parts.layout, entry),
-    )
+    const outcome = nativeCall(() => this.native.storeMembers(key, ...storeArgs(computed, functionName)))
     this.#stored(outcome, { key, functionName, label })
     return computed.result
   }
 
   async storeAsync(key: string, functionName: string, computed: Computed, label: string): Promise<unknown> {
     // `computed` keeps the result's memory referenced until the store settles.
-    const entry = entryOf(computed, functionName)
-    const { arrays } = computed
-    const outcome = await nativeCallAsync(() =>
-      entry.members
-        ? this.native.storeMembersAsync(key, arrays.map((a) => a.name), arrays.map((a) => bytesOf(a.parts)), arrays.map((a) => a.parts.layout), entry)
-        : this.native.storeAsync(key, bytesOf(arrays[0].parts), arrays[0].parts.layout, entry),
-    )
+    const outcome = await nativeCallAsync(() => this.native.storeMembersAsync(key, ...storeArgs(computed, functionName)))
     this.#stored(outcome, { key, functionName, label })
     return computed.result
   }

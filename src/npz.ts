@@ -33,16 +33,32 @@ export function writeNpz(path: string | URL, arrays: readonly (TypedArray | NdAr
   if (arrays === null || typeof arrays !== 'object' || ArrayBuffer.isView(arrays)) {
     throw invalidArg(`writeNpz: arrays must be an array or a record of arrays (to write one array, use writeNpy), got ${describe(arrays)}`)
   }
-  const named: [string, unknown][] = Array.isArray(arrays) ? arrays.map((a, i) => [`arr_${i}`, a]) : Object.entries(arrays)
-  const where = (name: string, i: number) =>
-    Array.isArray(arrays) ? `[${i}]` : /^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`
-  const parts = named.map(([name, a], i) => toArrayParts(a, `writeNpz: arrays${where(name, i)}`, ErrorCodes.INVALID_ARG))
+  const members = npzMembers(arrays)
+  const parts = members.map(({ value, where }) => toArrayParts(value, `writeNpz: arrays${where}`, ErrorCodes.INVALID_ARG))
   nativeCall(() =>
     native.writeNpzFile(
       file,
-      named.map(([name]) => name),
+      members.map((m) => m.name),
       parts.map(bytesOf),
       parts.map((p) => p.layout),
     ),
   )
+}
+
+/** An array of an .npz to write: its name, its value, and how a message names it. */
+export interface NpzMember {
+  name: string
+  value: unknown
+  /** After the whole's name: `[1]`, `.mean`, `["a b"]`. */
+  where: string
+}
+
+/**
+ * The arrays of a tuple (named `arr_0`, `arr_1`… as `np.savez` names arrays
+ * passed by position) or a record (named by its keys), in order. A hole in
+ * a sparse tuple is an undefined array, refused as such by whoever reads it.
+ */
+export function npzMembers(arrays: readonly unknown[] | Readonly<Record<string, unknown>>): NpzMember[] {
+  if (Array.isArray(arrays)) return Array.from(arrays as readonly unknown[], (value, i) => ({ name: `arr_${i}`, value, where: `[${i}]` }))
+  return Object.entries(arrays).map(([name, value]) => ({ name, value, where: /^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]` }))
 }

@@ -7,7 +7,8 @@ import { describe } from './describe'
 import { type TypedArray, elementsPerItem, viewOf } from './dtypes'
 import { ErrorCodes, codedError } from './errors'
 import { native } from './native'
-import { type ArrayParts, toArrayParts } from './npy'
+import { type ArrayParts, bytesOf, toArrayParts } from './npy'
+import { npzMembers } from './npz'
 
 /** The most arrays one result holds (the core's limit). */
 export const MAX_RESULT_ARRAYS = native.defaults().maxEntryMembers
@@ -44,12 +45,11 @@ export function computed(value: unknown, label: string): Computed {
     return { form: parts.bare ? 'typedarray' : 'ndarray', arrays: [{ name: '', parts }], result: resultOf(parts) }
   }
   const tuple = Array.isArray(value)
-  // Array.from: a hole in a sparse array is an undefined member, refused as such.
-  const named: [string, unknown][] = tuple ? Array.from(value as unknown[], (a, i) => [`arr_${i}`, a]) : Object.entries(value)
-  if (named.length === 0) bad(TypeError, `${what} is ${tuple ? 'an empty array' : 'an empty object'}: a result holds at least one array`)
-  if (named.length > MAX_RESULT_ARRAYS) bad(RangeError, `${what} holds ${named.length} arrays; a result holds at most ${MAX_RESULT_ARRAYS}`)
-  const arrays = named.map(([name, a], i): ResultArray => {
-    const where = tuple ? `${what}[${i}]` : /^[A-Za-z_$][\w$]*$/.test(name) ? `${what}.${name}` : `${what}[${JSON.stringify(name)}]`
+  const members = npzMembers(value)
+  if (members.length === 0) bad(TypeError, `${what} is ${tuple ? 'an empty array' : 'an empty object'}: a result holds at least one array`)
+  if (members.length > MAX_RESULT_ARRAYS) bad(RangeError, `${what} holds ${members.length} arrays; a result holds at most ${MAX_RESULT_ARRAYS}`)
+  const arrays = members.map(({ name, value: a, where: at }): ResultArray => {
+    const where = `${what}${at}`
     const problem = tuple ? null : native.memberNameProblem(name)
     if (problem !== null) bad(TypeError, `${where} cannot be stored: its name ${describe(name)} cannot name an array in an .npz (${problem})`)
     try {
@@ -70,8 +70,15 @@ function resultOf(parts: ArrayParts): unknown {
   return parts.bare ? parts.data : shaped(parts.data, parts.layout)
 }
 
+/** What the core stores of a result: each array's name (none for one array), bytes and layout, and its record. */
+export function storeArgs(computed: Computed, functionName: string): [string[], TypedArray[], ArrayParts['layout'][], EntryArg] {
+  const { arrays } = computed
+  const names = computed.form === 'tuple' || computed.form === 'record' ? arrays.map((a) => a.name) : []
+  return [names, arrays.map((a) => bytesOf(a.parts)), arrays.map((a) => a.parts.layout), entryOf(computed, functionName)]
+}
+
 /** What the core's record says of a result of the function `functionName`. */
-export function entryOf({ form, arrays }: Computed, functionName: string): EntryArg {
+function entryOf({ form, arrays }: Computed, functionName: string): EntryArg {
   const entry: EntryArg = { function: functionName, result: form, class: arrays[0].parts.className }
   if (form === 'tuple' || form === 'record') {
     entry.members = arrays.map(({ parts }) => ({ class: parts.className, result: parts.bare ? 'typedarray' : 'ndarray' }))
