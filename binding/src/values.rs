@@ -338,17 +338,19 @@ pub struct MemberValue {
 
 impl MemberValue {
     fn of(entry: &cache_core::Entry<ArrayMemory>) -> Option<Vec<MemberValue>> {
-        let first = entry.members.first()?;
-        let value = |(m, form): (&npy_format::NpzMember, &MemberForm)| MemberValue {
+        if entry.members.is_empty() {
+            return None;
+        }
+        let value = |(i, (m, form)): (usize, (&npy_format::NpzMember, &MemberForm))| MemberValue {
             name: m.name.clone(),
             class: form.class.name().to_owned(),
             result: form.form.into(),
-            offset: (m.data - first.data) as f64,
+            offset: cache_core::content::member_range(&entry.members, i).start as f64,
             shape: m.header.shape.iter().map(|&d| d as f64).collect(),
             dtype: m.header.dtype.descr(),
             fortran_order: m.header.fortran_order,
         };
-        Some(entry.members.iter().zip(&entry.record.members).map(value).collect())
+        Some(entry.members.iter().zip(&entry.record.members).enumerate().map(value).collect())
     }
 }
 

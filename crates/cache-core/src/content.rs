@@ -70,10 +70,12 @@ impl<'a> Content<'a> {
     /// The content of a loaded entry, to store again elsewhere (the same
     /// bytes: an archive's layout is fixed by its members).
     pub fn of_loaded(header: &'a Header, data: &'a [u8], members: &[NpzMember]) -> Content<'a> {
-        let Some(first) = members.first() else { return Content(Npy { header, data }) };
+        if members.is_empty() {
+            return Content(Npy { header, data });
+        }
         let planned: Vec<(&str, &Header)> = members.iter().map(|m| (m.name.as_str(), &m.header)).collect();
         let layout = NpzLayout::plan(&planned).expect("a loaded archive was planned so");
-        let data = members.iter().map(|m| &data[(m.data - first.data) as usize..][..m.data_len as usize]).collect();
+        let data = (0..members.len()).map(|i| &data[member_range(members, i)]).collect();
         Content(Npz(NewArchive { layout, crcs: members.iter().map(|m| m.crc).collect(), data }))
     }
 
@@ -196,6 +198,13 @@ impl<'a> Content<'a> {
             Npz(a) => a.data.iter().map(|d| d.len() as u64).sum(),
         }
     }
+}
+
+/// Where member `i` of an archive's `members` lies in its loaded body (all
+/// that follows the first member's preamble), in bytes.
+pub fn member_range(members: &[NpzMember], i: usize) -> std::ops::Range<usize> {
+    let start = (members[i].data - members[0].data) as usize;
+    start..start + members[i].data_len as usize
 }
 
 /// The members an archive's `preamble` and `body` hold, checked against

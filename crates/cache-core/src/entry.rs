@@ -54,8 +54,7 @@ pub struct Entry<B = AlignedBuf> {
 impl<B: AsRef<[u8]>> Entry<B> {
     /// Member `i`'s data, in the loaded body.
     pub fn member_data(&self, i: usize) -> &[u8] {
-        let (first, m) = (&self.members[0], &self.members[i]);
-        &self.array.data()[(m.data - first.data) as usize..][..m.data_len as usize]
+        &self.array.data()[crate::content::member_range(&self.members, i)]
     }
 
     /// The content to store this entry again elsewhere.

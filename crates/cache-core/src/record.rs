@@ -529,6 +529,11 @@ mod tests {
         EntryRecord::new(&NewEntry { function: "f\"g\n", result, class, members: &[] }, h, data_digest(data), created)
     }
 
+    /// Asserts that `text` decodes as an invalid record.
+    fn assert_invalid(text: &str) {
+        assert!(matches!(EntryRecord::decode(text.as_bytes()), Err(RecordProblem::Invalid(_))), "{text}");
+    }
+
     #[test]
     fn a_record_round_trips_through_its_json() {
         let h = header("<f8", &[2, 3]);
@@ -592,8 +597,7 @@ mod tests {
             ("\"headerDigest\":\"", "\"headerDigest\":\"A"),
             ("\"headerDigest\"", "\"boot\":\"0123\",\"headerDigest\""),
         ] {
-            let edited = good.replacen(from, to, 1);
-            assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))), "{edited}");
+            assert_invalid(&good.replacen(from, to, 1));
         }
     }
 
@@ -618,13 +622,12 @@ mod tests {
             ("\"format\":3", "\"format\":2"),
             ("\"tuple\"", "\"ndarray\""),
         ] {
-            let edited = text.replacen(from, to, 1);
-            assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))), "{edited}");
+            assert_invalid(&text.replacen(from, to, 1));
         }
         let (many, many_forms) = ("d".repeat(MAX_ENTRY_MEMBERS + 1), "n".repeat(MAX_ENTRY_MEMBERS + 1));
         let edited =
             text.replacen("\"dX\"", &format!("\"{many}\""), 1).replacen("\"nt\"", &format!("\"{many_forms}\""), 1);
-        assert!(matches!(EntryRecord::decode(edited.as_bytes()), Err(RecordProblem::Invalid(_))));
+        assert_invalid(&edited);
         // The most members, with the longest name, fit an object's metadata.
         let all = [MemberForm { class: ArrayClass::Float64Array, form: ResultForm::NdArray }; MAX_ENTRY_MEMBERS];
         let name = "f".repeat(MAX_FUNCTION_NAME);
