@@ -112,6 +112,50 @@ const scenarios: Record<string, Scenario> = {
     t.deepEqual(seen, { damaged: [], storeErrors: [] })
   },
 
+  async 'an opened entry reads rows and bytes, sync and async, each checked: a flipped byte is refused where it lies and nowhere else'(t, place) {
+    // 400 rows of 1,024 doubles: 3.2 MiB, four blocks of block digests.
+    const ROWS = 400
+    let calls = 0
+    const grid = (k: number) => {
+      calls++
+      return { data: Float64Array.from({ length: ROWS * 1024 }, (_, i) => i * k), shape: [ROWS, 1024] }
+    }
+    const a = place.cache()
+    const seen = watch(a)
+    const g = a.createCachedFunc(grid, { name: 'grid' })
+    const handle = g.open(2)
+    t.is(calls, 1, 'a miss computes and stores, then opens')
+    t.deepEqual([handle.shape, handle.dtype, handle.rows, handle.bytes, handle.result], [[ROWS, 1024], '<f8', ROWS, ROWS * 8192, 'ndarray'])
+    const row = (r: number) => Float64Array.from({ length: 1024 }, (_, i) => (r * 1024 + i) * 2)
+    t.deepEqual(handle.readRows(0), { data: row(0), shape: [1, 1024], dtype: '<f8' })
+    const two = (await place.cache().createCachedFunc(grid, { name: 'grid' }).openAsync(2).then((h) => h.readRowsAsync(199, 201))) as Any
+    t.deepEqual(two.shape, [2, 1024])
+    t.deepEqual(two.data, Float64Array.from([...row(199), ...row(200)]))
+    t.deepEqual(handle.readBytes(8, 16), new Uint8Array(new Float64Array([2]).buffer))
+    t.is(calls, 1, 'opening a stored entry computes nothing')
+    t.throws(() => handle.readRows(ROWS, ROWS + 1), { instanceOf: RangeError, message: /400\.\.401 is not a range of the 400 rows/ })
+    // A record: each member by name, in the form it was stored in.
+    const parts = a.createCachedFunc((n: number) => ({ ids: Int32Array.from({ length: n }, (_, i) => i), grid: grid(n) }), { name: 'parts' })
+    const opened = await parts.openAsync(3)
+    t.deepEqual(opened.members.map((m) => [m.name, m.className, m.shape]), [['ids', 'Int32Array', [3]], ['grid', 'Float64Array', [ROWS, 1024]]])
+    t.deepEqual(opened.member('ids').readRows(1, 3), Int32Array.from([1, 2]))
+    t.deepEqual((opened.member('grid').readRows(5) as Any).data, row(5).map((x) => (x / 2) * 3))
+    t.throws(() => opened.readRows(0), { message: /holds 2 arrays .*member\(name\)/ })
+    const key = handle.key
+    t.true(a.open(key) !== undefined && a.open('0'.repeat(64)) === undefined)
+    // The last byte flipped: the last row is refused, the first still reads.
+    await place.damage(key, 'flipped')
+    const after = place.cache().open(key)!
+    t.deepEqual((after.readRows(0) as Any).data, row(0))
+    const refused = t.throws(() => after.readRows(ROWS - 1)) as Any
+    t.is(refused.code, ErrorCodes.DAMAGED_ENTRY, refused.message)
+    t.regex(refused.message, /digest/)
+    await t.throwsAsync(after.readRowsAsync(ROWS - 2, ROWS), { code: ErrorCodes.DAMAGED_ENTRY })
+    after.close()
+    t.throws(() => after.readRows(0), { message: /closed/ })
+    t.deepEqual(seen, { damaged: [], storeErrors: [] })
+  },
+
   async 'a result of several arrays, a tuple or a record, comes back in its form, classes, names and order; damaged, it is computed again'(t, place) {
     let calls = 0
     const stats = (n: number) => {

@@ -56,6 +56,12 @@ export declare class Cache {
   storeMembers(key: string, names: Array<string>, data: Array<TypedArray>, layouts: Array<ArrayLayout>, entry: EntryArg): StoreOutcome
   /** `storeMembers`, on the cache's runtime, as `storeAsync` is. */
   storeMembersAsync(key: string, names: Array<string>, data: Array<TypedArray>, layouts: Array<ArrayLayout>, entry: EntryArg): StoreOutcome | Promise<StoreOutcome>
+  /**
+   * Opens the entry of `key` for reads of its parts, reading none of its
+   * data (a handle that says whether it was found).
+   */
+  open(key: string): EntryHandle
+  openAsync(key: string): Promise<EntryHandle>
   /** Whether a load of `key` would hit now, without loading or counting it. */
   has(key: string): Answer
   hasAsync(key: string): Promise<Answer>
@@ -118,6 +124,20 @@ export declare class Cache {
 /** A held compute-once lease; `release` gives it up (also done when collected). */
 export declare class ComputeLease {
   release(): void
+}
+
+/** An opened entry, or the miss (`found` false) an open found. */
+export declare class EntryHandle {
+  get found(): boolean
+  /** Lets go of the entry (its file, on a directory); reads in flight finish. */
+  close(): void
+  /** What the open noticed and got past (given once). */
+  takeNotes(): Array<Note>
+  layout(): EntryLayout
+  /** Bytes `start..end` of the body, checked, on this thread. */
+  read(start: number, end: number): ArrayBuffer
+  /** `read`, on the cache's runtime. */
+  readAsync(start: number, end: number): Promise<ArrayBuffer>
 }
 
 /** Set to stop a long job at its next progress point. */
@@ -228,6 +248,18 @@ export interface EntryArg {
   class: string
   /** Of several arrays, each one's class and form, in order. */
   members?: Array<MemberArg>
+}
+
+/**
+ * What an opened entry holds: its form, and each array with where its
+ * data lies in the entry's body (one array, named `''`, for an entry of one).
+ */
+export interface EntryLayout {
+  result: ResultForm
+  class: string
+  arrays: Array<MemberValue>
+  /** Bytes of the body (all data, and an archive's headers between). */
+  bodyBytes: number
 }
 
 /** An entry as a listing sees it; times in milliseconds since the epoch. */

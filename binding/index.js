@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Cache = nativeBinding.Cache
 module.exports.ComputeLease = nativeBinding.ComputeLease
+module.exports.EntryHandle = nativeBinding.EntryHandle
 module.exports.StopFlag = nativeBinding.StopFlag
 module.exports.classTable = nativeBinding.classTable
 module.exports.defaults = nativeBinding.defaults

@@ -22,6 +22,7 @@ import type {
   CachedFunction,
   CachedFunctionOptions,
   ClearCacheOptions,
+  EntryHandle,
   ListOptions,
   NumpyFuncCacheEvents,
   NumpyFuncCacheOptions,
@@ -176,6 +177,19 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
   async clearCacheAsync(options?: ClearCacheOptions): Promise<void> {
     const settings = clearSettings(options, 'clearCacheAsync')
     await job(settings).runAsync(({ onProgress, stop }) => this.#native.clearAsync(settings.removeDir, onProgress, stop))
+  }
+
+  /**
+   * The entry of `key` (64 hex digits, as `entries()` gives it) opened for
+   * partial reads, without reading its data; undefined if there is none.
+   */
+  open(key: string): EntryHandle | undefined {
+    return this.#calls.open({ key: keyArg(key, 'open'), functionName: '' })
+  }
+
+  /** `open()` without holding up the event loop. */
+  async openAsync(key: string): Promise<EntryHandle | undefined> {
+    return this.#calls.openAsync({ key: keyArg(key, 'openAsync'), functionName: '' })
   }
 
   /**

@@ -4,7 +4,7 @@ import { types } from 'node:util'
 import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
 import type { Calls } from './calls'
 import { runAsync, runSync, waitOrCompute } from './compute-once'
-import { ErrorCodes, codedError } from './errors'
+import { ErrorCodes, codedError, invalidArg } from './errors'
 import { type ComputeOnce, functionSettings } from './options'
 import { debug, shortKey } from './debug'
 import { computed } from './results'
@@ -14,6 +14,16 @@ import type { CacheableFunction, CachedFunction, CachedFunctionMethods, CachedFu
 interface Outcome {
   value: unknown
   ofKey: boolean
+}
+
+/** A miss computed for `open`, whose result was not stored: nothing to open. */
+function notStored(label: string): never {
+  throw codedError(
+    Error,
+    ErrorCodes.STORE_FAILED,
+    `open: ${label} was computed but its result was not stored (over the cache's limits, or the store failed: ` +
+      `see the entryTooLarge and storeError events), so there is no entry to open`,
+  )
 }
 
 /** Errors of calls whose own arguments changed before computing: others that joined them compute from theirs. */
@@ -53,6 +63,21 @@ export function cachedFunction<F extends CacheableFunction>(
       },
       async invalidateAsync(this: unknown, ...args) {
         return calls.removeAsync(info(await callKeyAsync(prefix, methodCall(this, args))))
+      },
+      open(this: unknown, ...args) {
+        const call = info(callKey(prefix, methodCall(this, args)))
+        const found = calls.open(call)
+        if (found !== undefined) return found
+        if (isAsync) throw invalidArg(`open: ${label} is async and its entry is not there: a miss computes it, so use openAsync`)
+        ;(wrapper as (...a: unknown[]) => unknown).apply(this === wrapper ? undefined : this, args)
+        return calls.open(call) ?? notStored(label)
+      },
+      async openAsync(this: unknown, ...args) {
+        const call = info(await callKeyAsync(prefix, methodCall(this, args)))
+        const found = await calls.openAsync(call)
+        if (found !== undefined) return found
+        await (wrapper as (...a: unknown[]) => unknown).apply(this === wrapper ? undefined : this, args)
+        return (await calls.openAsync(call)) ?? notStored(label)
       },
     }
   }

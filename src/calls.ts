@@ -2,7 +2,8 @@
 // and removals through the native cache (whatever tiers it is made of),
 // and what they noticed turned into the cache's events.
 import type { EventEmitter } from 'node:events'
-import type { Loaded, Note, StoreOutcome } from '../binding/index'
+import type { EntryHandle, Loaded, Note, StoreOutcome } from '../binding/index'
+import { OpenedEntry } from './entry-handle'
 import { type NativeCache, loadNow } from './native'
 import type { Claim } from './compute-once'
 import { debug, shortKey } from './debug'
@@ -139,6 +140,21 @@ export class Calls {
     const answer = await nativeCallAsync(() => this.native.hasAsync(call.key))
     this.report(answer.notes, 'has', call)
     return answer.yes
+  }
+
+  /** The entry of `call.key` opened for partial reads, else undefined. */
+  open(call: CallInfo): OpenedEntry | undefined {
+    return this.#opened(nativeCall(() => this.native.open(call.key)), call)
+  }
+
+  async openAsync(call: CallInfo): Promise<OpenedEntry | undefined> {
+    return this.#opened(await nativeCallAsync(() => this.native.openAsync(call.key)), call)
+  }
+
+  #opened(handle: EntryHandle, call: CallInfo): OpenedEntry | undefined {
+    this.report(handle.takeNotes(), 'load', call)
+    debug('open %s in %s: %s', shortKey(call.key), this.path, handle.found ? 'found' : 'not there')
+    return handle.found ? new OpenedEntry(call.key, handle) : undefined
   }
 
   /** Removes the entry of `call.key` from every tier; says whether there was one. */

@@ -23,6 +23,8 @@ export type {
   CachedFunctionOptions,
   CachedResult,
   ClearCacheOptions,
+  EntryArray,
+  EntryHandle,
   EntryInfo,
   TooLargeInfo,
   NumpyFuncCacheEvents,

@@ -48,6 +48,76 @@ export interface CachedFunctionMethods<F extends CacheableFunction> {
   invalidate(...args: Parameters<F>): boolean
   /** `invalidate`, without holding up the event loop. */
   invalidateAsync(...args: Parameters<F>): Promise<boolean>
+  /**
+   * The entry of a call with these arguments, opened for partial reads
+   * without reading its data; a miss computes and stores it first, as a
+   * call does (an async function's miss needs `openAsync`). Throws if the
+   * result could not be stored (over the cache's limits, say).
+   */
+  open(...args: Parameters<F>): EntryHandle
+  /** `open`, without holding up the event loop. */
+  openAsync(...args: Parameters<F>): Promise<EntryHandle>
+}
+
+/**
+ * One array of an opened entry: its layout, known without reading its data,
+ * and reads of its rows or bytes. Every byte read is checked against the
+ * digests stored with the entry, a block (1 MiB) at a time: a read fetches
+ * the whole blocks it touches, and only those.
+ */
+export interface EntryArray {
+  /** Its name in the entry's .npz (`arr_0`, `arr_1`… in a tuple); `''` in an entry of one array. */
+  readonly name: string
+  readonly shape: readonly number[]
+  /** NumPy's descr, e.g. `'<f8'`. */
+  readonly dtype: string
+  readonly fortranOrder: boolean
+  /** The class its data comes back as (`'Float64Array'`, `'Buffer'`…). */
+  readonly className: string
+  /** Bytes of its data. */
+  readonly bytes: number
+  /** Its first dimension: rows are contiguous in C order (1 for a 0-d array). */
+  readonly rows: number
+  /**
+   * Rows `start` to `end` (exclusive; one row by default) in a new array of
+   * the form it was stored in: a TypedArray, or `{ data, shape, dtype }`
+   * with `end - start` rows. A Fortran-order array of more than one
+   * dimension has no contiguous rows: read its bytes.
+   */
+  readRows(start: number, end?: number): TypedArray | LoadedNdArray
+  readRowsAsync(start: number, end?: number): Promise<TypedArray | LoadedNdArray>
+  /** Bytes `start` to `end` (exclusive) of its data, in a new Uint8Array. */
+  readBytes(start: number, end: number): Uint8Array
+  readBytesAsync(start: number, end: number): Promise<Uint8Array>
+}
+
+/**
+ * An entry opened for partial reads (`cached.open(...args)`,
+ * `cache.open(key)`). Of one array, it reads as that array does; of
+ * several, `members` and `member(name)` give each.
+ */
+export interface EntryHandle {
+  readonly key: string
+  /** The form of the result: `'typedarray'`, `'ndarray'`, `'tuple'` or `'record'`. */
+  readonly result: 'typedarray' | 'ndarray' | 'tuple' | 'record'
+  /** Every array, in order (one, named `''`, for an entry of one array). */
+  readonly members: readonly EntryArray[]
+  /** Bytes of all its arrays' data. */
+  readonly bytes: number
+  /** The array of that name, or at that index. */
+  member(name: string | number): EntryArray
+  /** Of an entry of one array, its shape (the others throw, as do the reads below). */
+  readonly shape: readonly number[]
+  readonly dtype: string
+  readonly fortranOrder: boolean
+  readonly rows: number
+  readRows(start: number, end?: number): TypedArray | LoadedNdArray
+  readRowsAsync(start: number, end?: number): Promise<TypedArray | LoadedNdArray>
+  readBytes(start: number, end: number): Uint8Array
+  readBytesAsync(start: number, end: number): Promise<Uint8Array>
+  /** Lets go of the entry's file; reads after this throw. Also `using handle = ...`. */
+  close(): void
+  [Symbol.dispose](): void
 }
 
 /** The wrapper `createCachedFunc` returns: `fn`'s call signature, cached, plus `has` and `invalidate`. */

@@ -20,6 +20,7 @@ use crate::calls::{inline, run, spawn, INLINE_BELOW};
 use crate::errors::{Failure, Outcome};
 use crate::jobs::{InlineProgress, RuntimeCallback, RuntimeProgress, StopFlag};
 use crate::memory::{self, ArrayMemory, JsThreadAlloc};
+use crate::opened::EntryHandle;
 use crate::values::{
     notes_of, rows_of, Answer, CacheOptions, ClearSummary, EntryArg, EntryRow, LimitsArg, Loaded, OwnedEntry,
     PruneSummary, RemovedKeys, StoreOutcome, TooLarge, Totals, VerifySummary,
@@ -309,6 +310,18 @@ impl Cache {
         spawn(env, job.run(self.tier.clone()), |_, outcome| Ok(outcome)).map(Either::B)
     }
 
+    /// Opens the entry of `key` for reads of its parts, reading none of its
+    /// data (a handle that says whether it was found).
+    #[napi(catch_unwind)]
+    pub fn open(&self, env: &Env, key: String) -> Result<EntryHandle> {
+        inline(env, open(self.tier.clone(), key))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn open_async<'env>(&self, env: &'env Env, key: String) -> Result<PromiseRaw<'env, EntryHandle>> {
+        spawn(env, open(self.tier.clone(), key), |_, handle| Ok(handle))
+    }
+
     /// Whether a load of `key` would hit now, without loading or counting it.
     #[napi(catch_unwind)]
     pub fn has(&self, env: &Env, key: String) -> Result<Answer> {
@@ -579,6 +592,13 @@ async fn answer(tier: Shared, key: String, ask: Ask) -> Outcome<Answer> {
         Ask::Remove => tier.remove(&key, &mut notes).await?,
     };
     Ok(Answer { yes, notes: notes_of(notes) })
+}
+
+async fn open(tier: Shared, key: String) -> Outcome<EntryHandle> {
+    let key = key_of(&key)?;
+    let mut notes = Notes::new();
+    let opened = tier.open(&key, &mut notes).await?;
+    Ok(EntryHandle::of(opened, notes))
 }
 
 async fn removed_keys(tier: Shared, function: String, progress: &mut progress::Progress<'_>) -> Outcome<RemovedKeys> {

@@ -283,6 +283,11 @@ pub(crate) fn array_buffer(env: &Env, array: LoadedArray<ArrayMemory>) -> Result
     }
 }
 
+/// The ArrayBuffer of memory read for JS (see `into_arraybuffer`).
+pub(crate) fn buffer_of(env: &Env, memory: ArrayMemory) -> Result<ArrayBuffer<'_>> {
+    into_arraybuffer(env, memory, max_external())
+}
+
 /// The ArrayBuffer holding `memory`: V8's own as it is, Rust memory copied
 /// (small, or too large for an external buffer) or handed over.
 fn into_arraybuffer(env: &Env, memory: ArrayMemory, max_external: usize) -> Result<ArrayBuffer<'_>> {

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use npy_format::{AlignedBuf, Dtype, Header};
 
+use crate::blocks::BLOCK;
 use crate::lease::{claim_on, Holder, MAX_LEASE_LEN, MAX_STALE_AFTER};
 use crate::{
     block_on, host, zeroed, ArrayClass, Claim, Content, Entry, ErrorKind, Key, Limits, MemberForm, NewArchive,
-    NewArray, NewEntry, NoteKind, Notes, OnDisk, ResultForm, Stored, Tier,
+    NewArray, NewEntry, NoteKind, Notes, OnDisk, OpenedEntry, ResultForm, Stored, Tier,
 };
 
 /// How a fixture damages a stored entry, as a co-user could.
@@ -28,6 +29,8 @@ pub enum Damage {
     NoRecord,
     /// The last byte of the data changed (record and header kept).
     FlippedData,
+    /// The byte at this offset of the file changed.
+    FlippedAt(usize),
 }
 
 impl Damage {
@@ -38,6 +41,11 @@ impl Damage {
             Damage::Garbage => Some(b"garbage".to_vec()),
             Damage::Truncated => Some(file[..file.len() - 8].to_vec()),
             Damage::NoRecord => None,
+            Damage::FlippedAt(at) => {
+                let mut file = file.to_vec();
+                file[at] ^= 1;
+                Some(file)
+            }
             Damage::FlippedData => {
                 // The last byte of array data: an archive's last member's.
                 let end = npy_format::npz_preamble_len(file)
@@ -63,6 +71,8 @@ pub trait Fixture {
     fn plant_lease(&self, key: &Key, line: &[u8]);
     /// Whether something is under the lease name of `key`.
     fn has_lease(&self, key: &Key) -> bool;
+    /// Removes the block digests of `key` (wherever the tier keeps them).
+    fn remove_blocks(&self, key: &Key);
 }
 
 /// Makes one test per scenario for the fixture `$fixture` makes.
@@ -73,6 +83,9 @@ macro_rules! conformance_suite {
             a_miss_then_a_hit_of_the_same_array_and_record,
             an_entry_of_several_arrays_hits_with_every_member_in_its_order,
             a_damaged_entry_of_several_arrays_is_a_miss_and_verify_finds_it,
+            an_opened_entry_reads_any_range_and_checks_the_blocks_it_touches,
+            an_opened_entry_of_several_arrays_reads_each_members_bytes,
+            an_opened_entry_refuses_a_flipped_byte_with_or_without_its_block_digests,
             a_load_decided_on_disk_agrees_with_a_load,
             has_makes_the_checks_a_load_makes_and_is_not_a_use,
             a_damaged_entry_is_a_miss_with_a_note_and_the_next_store_replaces_it,
@@ -265,6 +278,96 @@ pub fn a_damaged_entry_of_several_arrays_is_a_miss_and_verify_finds_it(f: &dyn F
     let report = block_on(tier.verify(true, &mut go)).unwrap();
     assert!(report.damaged.iter().any(|(k, why)| *k == key(9).to_string() && why.contains("digest")), "{report:?}");
     assert!(!has(tier.as_ref(), &key(9)));
+}
+
+fn open(tier: &dyn Tier, k: &Key) -> (Option<OpenedEntry>, Notes) {
+    let mut notes = Notes::new();
+    let opened = block_on(tier.open(k, &mut notes)).unwrap();
+    (opened, notes)
+}
+
+fn read(opened: &OpenedEntry, range: std::ops::Range<u64>) -> crate::Result<Vec<u8>> {
+    let mut out = vec![0; (range.end - range.start) as usize];
+    block_on(opened.read_into(range, &mut out))?;
+    Ok(out)
+}
+
+/// Doubles enough for a body of more than three blocks, and not a whole number of them.
+const MANY_BLOCKS: usize = (3 * BLOCK as usize + 12_345) / 8;
+
+pub fn an_opened_entry_reads_any_range_and_checks_the_blocks_it_touches(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    assert!(open(tier.as_ref(), &key(9)).0.is_none(), "a miss opens nothing");
+    for (k, n) in [(key(1), 100), (key(2), MANY_BLOCKS)] {
+        assert!(store(tier.as_ref(), &k, n, 0.25, ENTRY).is_published());
+        let (opened, notes) = open(tier.as_ref(), &k);
+        let opened = opened.expect("an entry opens");
+        assert!(notes.is_empty(), "{notes:?}");
+        let (header, data) = f8(n, 0.25);
+        assert_eq!(
+            (&opened.header, opened.body_len(), opened.member_range(0)),
+            (&header, data.len() as u64, 0..data.len() as u64)
+        );
+        let len = data.len() as u64;
+        let b = BLOCK.min(len / 2);
+        for range in [0..8, 0..0, b - 4..b + 4, b..2 * b, len - 3..len, 8..len - 8, 0..len] {
+            assert_eq!(
+                read(&opened, range.clone()).unwrap(),
+                &data[range.start as usize..range.end as usize],
+                "{range:?}"
+            );
+        }
+        let past = read(&opened, len - 1..len + 1).unwrap_err();
+        assert_eq!(past.kind(), ErrorKind::InvalidArgument, "{past}");
+        // Another cache object opens it too; a removed entry opens no more.
+        assert!(open(f.reopen().as_ref(), &k).0.is_some());
+    }
+    assert!(block_on(tier.remove(&key(2), &mut Notes::new())).unwrap());
+    assert!(open(tier.as_ref(), &key(2)).0.is_none());
+}
+
+pub fn an_opened_entry_of_several_arrays_reads_each_members_bytes(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    for (k, n) in [(key(1), 10), (key(2), MANY_BLOCKS)] {
+        store_moments(tier.as_ref(), &k, n, 3.0);
+        let opened = open(tier.as_ref(), &k).0.expect("an entry opens");
+        let expected = moments(n, 3.0);
+        assert_eq!(opened.members.len(), 3);
+        for (i, (m, (name, header, data))) in opened.members.iter().zip(&expected).enumerate() {
+            assert_eq!((m.name.as_str(), &m.header), (*name, header));
+            let range = opened.member_range(i);
+            assert_eq!(read(&opened, range.clone()).unwrap(), *data, "member {name}");
+            let one = range.start + data.len() as u64 / 2;
+            assert_eq!(read(&opened, one..one + 1).unwrap(), [data[data.len() / 2]], "member {name}");
+        }
+    }
+}
+
+pub fn an_opened_entry_refuses_a_flipped_byte_with_or_without_its_block_digests(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let (_, data) = f8(MANY_BLOCKS, 0.5);
+    let preamble = Content::npy(&f8(MANY_BLOCKS, 0.5).0, &data).unwrap().preamble().len();
+    let at = 2 * BLOCK + 100;
+    for (i, blocks) in [true, false].into_iter().enumerate() {
+        let k = key(i as u8 + 1);
+        store(tier.as_ref(), &k, MANY_BLOCKS, 0.5, ENTRY);
+        if !blocks {
+            f.remove_blocks(&k);
+            // Without them, a read makes them from the whole entry.
+            let opened = open(tier.as_ref(), &k).0.expect("an entry opens without block digests");
+            assert_eq!(read(&opened, at..at + 16).unwrap(), &data[at as usize..at as usize + 16]);
+        }
+        f.damage(&k, Damage::FlippedAt(preamble + at as usize + 5));
+        let opened = open(tier.as_ref(), &k).0.expect("headers intact: it opens");
+        let refused = read(&opened, at..at + 16).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Damaged, "{refused}");
+        assert!(refused.to_string().contains("digest"), "{refused}");
+        if blocks {
+            // Blocks it does not touch are read and checked as before.
+            assert_eq!(read(&opened, 0..64).unwrap(), &data[..64]);
+            assert_eq!(read(&opened, BLOCK..BLOCK + 8).unwrap(), &data[BLOCK as usize..BLOCK as usize + 8]);
+        }
+    }
 }
 
 fn load_on_disk(tier: &dyn Tier, k: &Key, up_to: u64) -> (OnDisk<AlignedBuf>, Notes) {

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use npy_format::{ByteOrder, Header, NpzLayout, NpzMember};
 
+use crate::blocks::{has_blocks, BlockDigests, BlockHasher};
 use crate::books::MemberRow;
 use crate::record::{data_digest, Digest, EntryRecord, NewEntry, MAX_ENTRY_MEMBERS};
 use crate::Error;
@@ -127,18 +128,19 @@ impl<'a> Content<'a> {
         self.len() == 0
     }
 
-    /// The digest of the body, as the record states it.
-    pub fn body_digest(&self) -> Digest {
-        match &self.0 {
-            Npy { data, .. } => data_digest(data),
-            Npz(_) => {
-                let mut hasher = blake3::Hasher::new();
-                for part in self.body() {
-                    hasher.update_rayon(&part);
-                }
-                *hasher.finalize().as_bytes()
-            }
+    /// The digest of the body, as the record states it, and its block
+    /// digests when it has them (see [`crate::blocks`]).
+    pub fn body_digests(&self) -> (Digest, Option<BlockDigests>) {
+        let body = self.body();
+        let len = body.iter().map(|p| p.len() as u64).sum();
+        if !has_blocks(len) && body.len() == 1 {
+            return (data_digest(&body[0]), None);
         }
+        let mut hasher = BlockHasher::new(len);
+        for part in &body {
+            hasher.update(part);
+        }
+        hasher.finish().expect("fed its whole length")
     }
 
     /// The record of this content stored as `entry`, its body of digest

@@ -17,6 +17,7 @@
 #![warn(unreachable_pub)]
 
 pub mod array_class;
+pub mod blocks;
 pub mod books;
 pub mod clock;
 #[cfg(feature = "conformance")]
@@ -27,6 +28,7 @@ pub mod error;
 pub mod host;
 pub mod lease;
 pub mod notes;
+pub mod opened;
 pub mod progress;
 pub mod record;
 pub mod runtime;
@@ -41,6 +43,7 @@ pub use entry::{zeroed, Alloc, Buffer, Entry, Filling, LoadedArray, Lookup};
 pub use error::{Error, ErrorKind, Place, Result, Source};
 pub use lease::{Claim, Holder, Lease, LeaseHandle, Refreshed};
 pub use notes::{Note, NoteKind, Notes};
+pub use opened::{Found, OpenedEntry, RangeSource};
 pub use progress::Progress;
 pub use record::{data_digest, Digest, EntryRecord, MemberForm, NewEntry, RecordProblem, ResultForm};
 pub use runtime::{block_on, blocking, runtime};

@@ -13,6 +13,7 @@ use crate::content::Content;
 use crate::entry::{Alloc, Buffer, Entry};
 use crate::lease::{Claim, Holder};
 use crate::notes::Notes;
+use crate::opened::OpenedEntry;
 use crate::progress::Progress;
 use crate::record::NewEntry;
 use crate::{Clock, Key, Result};
@@ -98,6 +99,12 @@ pub trait Tier<B: Buffer = AlignedBuf>: Send + Sync + std::fmt::Debug {
     fn stores_on_disk(&self) -> bool {
         false
     }
+
+    /// The entry of `key` opened for reads of its parts, none of its data
+    /// read yet (see [`crate::opened`]): its record and headers are checked
+    /// as a load checks them, and each read checks the blocks it touches.
+    /// A damaged entry is None with a note, as a load's. A use, as a hit.
+    async fn open(&self, key: &Key, notes: &mut Notes) -> Result<Option<OpenedEntry>>;
 
     /// Whether a load of `key` would hit now.
     async fn has(&self, key: &Key, notes: &mut Notes) -> Result<bool>;

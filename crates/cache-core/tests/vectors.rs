@@ -146,7 +146,7 @@ fn archive_of(case: &Value) -> (EntryRecord, Vec<u8>) {
     let result = if s("result") == "tuple" { ResultForm::Tuple } else { ResultForm::Record };
     let entry = NewEntry { function: s("function"), result, class: forms[0].class, members: &forms };
     let created = humantime::parse_rfc3339(s("created")).unwrap();
-    let record = content.record(&entry, content.body_digest(), created).unwrap().written_in(case["boot"].as_str());
+    let record = content.record(&entry, content.body_digests().0, created).unwrap().written_in(case["boot"].as_str());
     let mut file = content.preamble().to_vec();
     content.body().iter().for_each(|part| file.extend_from_slice(part));
     (record, file)

@@ -19,7 +19,6 @@
 
 #![warn(unreachable_pub)]
 
-mod block_digest;
 mod check;
 mod create_only;
 mod error;
@@ -31,6 +30,7 @@ mod maintenance;
 mod names;
 mod opening;
 mod profile;
+mod ranges;
 mod record_meta;
 mod tier;
 mod transfer;
@@ -234,14 +234,16 @@ impl RemoteCache {
             return false;
         }
         // A miss either way: what is not deleted now, a prune deletes.
-        let _ = self.delete_entry(key).await;
+        let _ = self.delete_entry(key, true).await;
         true
     }
 
-    /// Deletes the entry of `key` and its use mark; one already gone is no failure.
-    async fn delete_entry(&self, key: &Key) -> Result<(), object_store::Error> {
+    /// Deletes the entry of `key`, its use mark, and with `blocks` its
+    /// block digests; one already gone is no failure.
+    async fn delete_entry(&self, key: &Key, blocks: bool) -> Result<(), object_store::Error> {
         let [npy, npz] = self.names.entries(key);
-        for path in [npy, npz, self.names.use_mark(key)] {
+        let blocks = blocks.then(|| self.names.blocks(key));
+        for path in [npy, npz, self.names.use_mark(key)].into_iter().chain(blocks) {
             match self.store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -285,7 +287,8 @@ impl RemoteCache {
             return Ok(Stored::TooLarge { bytes, limit });
         }
         let content = array.content;
-        let record = content.record(&array.entry, content.body_digest(), self.clock.now())?;
+        let (digest, blocks) = content.body_digests();
+        let record = content.record(&array.entry, digest, self.clock.now())?;
         record.encode_checked()?;
         let path = self.names.entry(key, content.is_archive());
         let found_damaged = lock(&self.damaged).remove(key);
@@ -317,7 +320,14 @@ impl RemoteCache {
         })
         .await;
         match put {
-            Ok(_) => Ok(Stored::Published { evicted: 0 }),
+            Ok(_) => {
+                if let Some(blocks) = blocks {
+                    // After the entry, so only its publisher writes them. Lost
+                    // (a failed PUT), a read makes them from the whole entry.
+                    let _ = self.store.put(&self.names.blocks(key), PutPayload::from(blocks.encode())).await;
+                }
+                Ok(Stored::Published { evicted: 0 })
+            }
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                 Ok(Stored::AlreadyThere)
             }
@@ -327,15 +337,16 @@ impl RemoteCache {
 
     /// Removes the entry of `key` and its use mark; says whether there was one.
     pub async fn remove(&self, key: &Key) -> Result<bool, Error> {
-        let mut found = false;
+        let (mut found, mut blocks) = (false, false);
         for path in self.names.entries(key) {
-            found |= match self.store.head(&path).await {
-                Ok(_) => true,
-                Err(object_store::Error::NotFound { .. }) => false,
+            match self.store.head(&path).await {
+                // Only an entry of more than a block has block digests: a DELETE saved for the others.
+                Ok(meta) => (found, blocks) = (true, blocks || meta.size > cache_core::blocks::BLOCK),
+                Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.err("look for an entry")(e)),
             };
         }
-        self.delete_entry(key).await.map_err(self.err("remove an entry"))?;
+        self.delete_entry(key, blocks).await.map_err(self.err("remove an entry"))?;
         Ok(found)
     }
 

@@ -36,6 +36,8 @@ struct Listed {
 struct Listing {
     entries: HashMap<Path, Listed>,
     marks: HashMap<Key, SystemTime>,
+    /// Keys with block digests.
+    blocks: std::collections::HashSet<Key>,
     leases: Vec<(Path, SystemTime)>,
     /// Every object of the cache's, for `clear`.
     ours: Vec<Path>,
@@ -49,6 +51,19 @@ impl Listing {
         let mut entries: Vec<&Listed> = self.entries.values().collect();
         entries.sort_by(|a, b| a.last_used.cmp(&b.last_used).then_with(|| a.key.cmp(&b.key)));
         entries
+    }
+
+    /// The objects that go with the entry of `key`: its use mark and
+    /// block digests, those listed.
+    fn companions(&self, names: &crate::names::Names, key: &Key) -> Vec<Path> {
+        let mut out = Vec::new();
+        if self.marks.contains_key(key) {
+            out.push(names.use_mark(key));
+        }
+        if self.blocks.contains(key) {
+            out.push(names.blocks(key));
+        }
+        out
     }
 
     fn totals(&self) -> (u64, u64) {
@@ -91,6 +106,9 @@ impl RemoteCache {
                     }
                     Named::Use(key) => {
                         listing.marks.insert(key, modified);
+                    }
+                    Named::Blocks(key) => {
+                        listing.blocks.insert(key);
                     }
                     Named::Lease(_) => listing.leases.push((meta.location.clone(), modified)),
                     Named::Foreign => {
@@ -208,9 +226,7 @@ impl RemoteCache {
             if named?.as_deref() == Some(function) {
                 removed.push(key);
                 doomed.push(path);
-                if listing.marks.contains_key(&key) {
-                    doomed.push(self.names.use_mark(&key));
-                }
+                doomed.extend(listing.companions(&self.names, &key));
             }
             done += 1;
             progress::step(progress, done, total)?;
@@ -242,9 +258,7 @@ impl RemoteCache {
                 continue;
             }
             doomed.push(e.path.clone());
-            if listing.marks.contains_key(&e.key) {
-                doomed.push(self.names.use_mark(&e.key));
-            }
+            doomed.extend(listing.companions(&self.names, &e.key));
             entries -= 1;
             bytes -= e.bytes;
             report.removed_entries += 1;
@@ -253,6 +267,11 @@ impl RemoteCache {
         let keys: std::collections::HashSet<Key> = listing.entries.values().map(|e| e.key).collect();
         for key in listing.marks.keys().filter(|k| !keys.contains(*k)) {
             doomed.push(self.names.use_mark(key));
+            report.removed_leftovers += 1;
+        }
+        // Block digests are written after their entry and deleted after it: alone, they are left over.
+        for key in listing.blocks.iter().filter(|k| !keys.contains(*k)) {
+            doomed.push(self.names.blocks(key));
             report.removed_leftovers += 1;
         }
         for (path, modified) in &listing.leases {

@@ -4,6 +4,8 @@
 //! - `<prefix>/<ab>/<key>.npy`: an entry, a plain `.npy` object whose
 //!   record travels as its metadata; `<key>.npz` for an entry of several
 //!   arrays (an aligned `.npz`);
+//! - `<prefix>/<ab>/<key>.blocks`: an entry's block digests (see
+//!   `cache_core::blocks`), for an entry of more than one block;
 //! - `<prefix>/<ab>/<key>.lease`: a compute-once lease;
 //! - `<prefix>/uses/<ab>/<key>`: an empty object whose modification time
 //!   is the entry's last recorded use (S3 keeps no access times).
@@ -15,6 +17,7 @@ use object_store::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Named {
     Entry(Key),
+    Blocks(Key),
     Lease(Key),
     Use(Key),
     /// Not a name the cache writes: left alone.
@@ -44,6 +47,12 @@ impl Names {
     /// Both objects an entry may be, the one of one array first.
     pub(crate) fn entries(&self, key: &Key) -> [Path; 2] {
         [self.entry(key, false), self.entry(key, true)]
+    }
+
+    /// The object of an entry's block digests.
+    pub(crate) fn blocks(&self, key: &Key) -> Path {
+        let key = key.hex();
+        self.under(&[&key[..2], &format!("{key}.blocks")])
     }
 
     pub(crate) fn lease(&self, key: &Key) -> Path {
@@ -84,6 +93,8 @@ impl Names {
                 let entry = file.strip_suffix(".npy").or_else(|| file.strip_suffix(".npz"));
                 if let Some(k) = entry.filter(|k| fan_matches(fan, k)) {
                     Named::Entry(key(k))
+                } else if let Some(k) = file.strip_suffix(".blocks").filter(|k| fan_matches(fan, k)) {
+                    Named::Blocks(key(k))
                 } else if let Some(k) = file.strip_suffix(".lease").filter(|k| fan_matches(fan, k)) {
                     Named::Lease(key(k))
                 } else {
@@ -111,6 +122,7 @@ mod tests {
         assert_eq!(names.entry(&key, false).as_ref(), s["entry"].as_str().unwrap());
         assert_eq!(names.entry(&key, true).as_ref(), s["entryOfArrays"].as_str().unwrap());
         assert_eq!(names.lease(&key).as_ref(), s["lease"].as_str().unwrap());
+        assert_eq!(names.blocks(&key).as_ref(), s["blocks"].as_str().unwrap());
         assert_eq!(names.use_mark(&key).as_ref(), s["useMark"].as_str().unwrap());
         assert_eq!(crate::record_meta::RECORD, s["recordMetadata"].as_str().unwrap());
     }
@@ -124,6 +136,7 @@ mod tests {
         assert_eq!(names.name_of(&names.entry(&key, false)), Named::Entry(key));
         assert_eq!(names.name_of(&names.entry(&key, true)), Named::Entry(key));
         assert_eq!(names.name_of(&names.lease(&key)), Named::Lease(key));
+        assert_eq!(names.name_of(&names.blocks(&key)), Named::Blocks(key));
         assert_eq!(names.name_of(&names.use_mark(&key)), Named::Use(key));
         // In the wrong fan-out prefix, with another suffix, or outside the prefix: not ours.
         assert_eq!(names.name_of(&Path::from(format!("team/cache/cd/{KEY}.npy"))), Named::Foreign);

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cache_core::{
-    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, Notes, Progress,
-    PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, Note, NoteKind,
+    Notes, OpenedEntry, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 use crate::RemoteCache;
@@ -20,6 +20,17 @@ impl<B: Buffer> Tier<B> for RemoteCache {
 
     async fn load(&self, key: &Key, alloc: &mut Alloc<'_, B>, notes: &mut Notes) -> Result<Option<Entry<B>>, Error> {
         Ok(self.load_into(key, alloc).await?.into_entry(notes, &self.location))
+    }
+
+    async fn open(&self, key: &Key, notes: &mut Notes) -> Result<Option<OpenedEntry>, Error> {
+        match self.find(key).await? {
+            None => Ok(None),
+            Some(Ok(found)) => OpenedEntry::open_noted(found, notes, &self.location).await,
+            Some(Err(error)) => {
+                notes.push(Note { kind: NoteKind::Damaged, error, tier: self.location.clone() });
+                Ok(None)
+            }
+        }
     }
 
     async fn has(&self, key: &Key, _: &mut Notes) -> Result<bool, Error> {

@@ -19,7 +19,8 @@ use object_store::{
 use cache_core::EntryRecord;
 
 use crate::opening::{open, Opened, Opening, MAX_PREAMBLE};
-use crate::{block_digest, record_meta};
+use crate::record_meta;
+use cache_core::blocks as block_digest;
 
 /// How objects are cut into requests.
 #[derive(Debug, Clone, Copy)]

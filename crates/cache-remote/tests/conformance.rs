@@ -56,6 +56,11 @@ impl Fixture for Store {
         let hex = key.to_string();
         block_on(self.mem.head(&Path::from(format!("{PREFIX}/{}/{hex}.lease", &hex[..2])))).is_ok()
     }
+
+    fn remove_blocks(&self, key: &Key) {
+        block_on(self.mem.head(&entry_path(key, "blocks"))).expect("block digests to remove");
+        block_on(self.mem.delete(&entry_path(key, "blocks"))).unwrap();
+    }
 }
 
 impl Store {

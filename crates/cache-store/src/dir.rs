@@ -252,6 +252,21 @@ impl CacheDir {
         Ok(removed)
     }
 
+    /// What opening the entry of `key` for reads of its parts needs (see
+    /// `cache_core::opened`); None on a miss (or an expired entry, which is
+    /// removed). A use, as a hit.
+    pub fn find(&self, key: &str) -> Result<Option<Result<cache_core::Found, Error>>, Error> {
+        check_key(key)?;
+        if self.books.expire_if_old(key, self.limits.max_age) {
+            return Ok(None);
+        }
+        let found = self.files.find(key);
+        if let Some(Ok(_)) = found {
+            self.books.note_use(key);
+        }
+        Ok(found)
+    }
+
     /// Whether a load of `key` would hit: an entry of this version that
     /// passes the checks a load makes (a large array's data is not read)
     /// and has not expired (an expired one is removed). Not a use.

@@ -108,7 +108,7 @@ impl EntryFiles {
         }
         self.memo().remove(key);
         let [npy, npz] = self.layout.data_files(key);
-        for path in [self.layout.record(key), npy, npz] {
+        for path in [self.layout.record(key), npy, npz, self.layout.blocks(key)] {
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io("remove", &path)(e)),
                 _ => {}

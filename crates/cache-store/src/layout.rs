@@ -37,6 +37,8 @@ pub(crate) enum Part {
     Archive,
     Record,
     Lease,
+    /// The block digests of an entry of more than one block.
+    Blocks,
 }
 
 impl Part {
@@ -46,6 +48,7 @@ impl Part {
             Part::Archive => "npz",
             Part::Record => "json",
             Part::Lease => "lock",
+            Part::Blocks => "blocks",
         }
     }
 
@@ -55,6 +58,7 @@ impl Part {
             "npz" => Some(Part::Archive),
             "json" => Some(Part::Record),
             "lock" => Some(Part::Lease),
+            "blocks" => Some(Part::Blocks),
             _ => None,
         }
     }
@@ -77,6 +81,8 @@ pub(crate) enum CacheFile<'a> {
     /// An entry's data: its `.npy`, or its `.npz` of several arrays.
     Array(&'a str),
     Record(&'a str),
+    /// An entry's block digests (see `cache_core::blocks`).
+    Blocks(&'a str),
     Lease(&'a str),
     Temp {
         key: &'a str,
@@ -105,6 +111,9 @@ impl<'a> CacheFile<'a> {
         if let Some(key) = name.strip_suffix(".json").filter(|k| is_key(k)) {
             return Some(CacheFile::Record(key));
         }
+        if let Some(key) = name.strip_suffix(".blocks").filter(|k| is_key(k)) {
+            return Some(CacheFile::Blocks(key));
+        }
         let hidden = name.strip_prefix('.')?;
         if let Some(key) = hidden.strip_suffix(".lock").filter(|k| is_key(k)) {
             return Some(CacheFile::Lease(key));
@@ -123,7 +132,7 @@ impl<'a> CacheFile<'a> {
     /// The key of the entry the file belongs to (none for the index).
     pub(crate) fn key(&self) -> Option<&'a str> {
         match *self {
-            CacheFile::Array(k) | CacheFile::Record(k) | CacheFile::Lease(k) => Some(k),
+            CacheFile::Array(k) | CacheFile::Record(k) | CacheFile::Blocks(k) | CacheFile::Lease(k) => Some(k),
             CacheFile::Temp { key, .. } => Some(key),
             CacheFile::Index | CacheFile::IndexTemp(_) => None,
         }
@@ -225,6 +234,11 @@ impl Layout {
 
     pub(crate) fn record(&self, key: &str) -> PathBuf {
         self.root.join(record_name(key))
+    }
+
+    /// The file of an entry's block digests, `<key>.blocks`.
+    pub(crate) fn blocks(&self, key: &str) -> PathBuf {
+        self.root.join(format!("{key}.{}", Part::Blocks.ext()))
     }
 
     pub(crate) fn lease(&self, key: &str) -> PathBuf {
@@ -370,8 +384,9 @@ mod tests {
         assert_eq!(CacheFile::parse(&name(layout.array(KEY, false))), Some(CacheFile::Array(KEY)));
         assert_eq!(CacheFile::parse(&name(layout.array(KEY, true))), Some(CacheFile::Array(KEY)));
         assert_eq!(CacheFile::parse(&name(layout.record(KEY))), Some(CacheFile::Record(KEY)));
+        assert_eq!(CacheFile::parse(&name(layout.blocks(KEY))), Some(CacheFile::Blocks(KEY)));
         assert_eq!(CacheFile::parse(&name(layout.lease(KEY))), Some(CacheFile::Lease(KEY)));
-        for part in [Part::Array, Part::Archive, Part::Record, Part::Lease] {
+        for part in [Part::Array, Part::Archive, Part::Record, Part::Lease, Part::Blocks] {
             let temp = name(layout.temp(KEY, part));
             let tag = host::tag();
             let expected = Writer::Process { host: tag, pid: std::process::id() };
@@ -400,6 +415,7 @@ mod tests {
         assert_eq!(name(layout.array(key, false)), d["array"].as_str().unwrap());
         assert_eq!(name(layout.array(key, true)), d["arrays"].as_str().unwrap());
         assert_eq!(name(layout.record(key)), d["record"].as_str().unwrap());
+        assert_eq!(name(layout.blocks(key)), d["blocks"].as_str().unwrap());
         assert_eq!(name(layout.lease(key)), d["lease"].as_str().unwrap());
         assert_eq!(INDEX_FILE, d["index"].as_str().unwrap());
     }

@@ -26,6 +26,7 @@ mod fs_kind;
 mod layout;
 mod lease;
 mod memo;
+mod ranges;
 mod read;
 mod tidy;
 mod tier;

@@ -91,7 +91,11 @@ impl EntryFiles {
                     keys.push(key.to_owned())
                 }
                 Some(CacheFile::Record(_)) => remove(name),
-                Some(CacheFile::Array(key)) if !present.contains(layout::record_name(key).as_str()) => remove(name),
+                Some(CacheFile::Array(key) | CacheFile::Blocks(key))
+                    if !present.contains(layout::record_name(key).as_str()) =>
+                {
+                    remove(name)
+                }
                 _ => {}
             }
         }
@@ -119,7 +123,7 @@ impl EntryFiles {
                 Writer::Process { .. } | Writer::Unknown => age() > FOREIGN_TEMP_MAX_AGE,
             },
             CacheFile::Lease(_) => lease::is_abandoned(&path, now),
-            CacheFile::Array(_) | CacheFile::Record(_) | CacheFile::Index => true,
+            CacheFile::Array(_) | CacheFile::Record(_) | CacheFile::Blocks(_) | CacheFile::Index => true,
         }
     }
 

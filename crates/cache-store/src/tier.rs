@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cache_core::{
     blocking, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Filling, Holder, Key, Limits, NewArray,
-    Notes, OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    Note, NoteKind, Notes, OnDisk, OpenedEntry, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 use crate::CacheDir;
@@ -39,6 +39,18 @@ impl<B: Buffer> Tier<B> for CacheDir {
 
     fn stores_on_disk(&self) -> bool {
         true
+    }
+
+    async fn open(&self, key: &Key, notes: &mut Notes) -> Result<Option<OpenedEntry>, Error> {
+        match blocking(|| CacheDir::find(self, &key.hex()))? {
+            None => Ok(None),
+            Some(Ok(found)) => OpenedEntry::open_noted(found, notes, self.location()).await,
+            Some(Err(error @ Error::Damaged { .. })) => {
+                notes.push(Note { kind: NoteKind::Damaged, error, tier: self.location().to_owned() });
+                Ok(None)
+            }
+            Some(Err(error)) => Err(error),
+        }
     }
 
     async fn has(&self, key: &Key, _: &mut Notes) -> Result<bool, Error> {

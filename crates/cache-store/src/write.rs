@@ -19,18 +19,28 @@ pub(crate) struct Prepared<'a> {
     key: &'a str,
     temp_array: PathBuf,
     temp_record: PathBuf,
+    /// The block digests' file, for an entry of more than one block.
+    temp_blocks: Option<PathBuf>,
     archive: bool,
     pub(crate) row: EntryRow,
     placed: bool,
 }
 
 impl Prepared<'_> {
-    /// Renames the files into place: the array, then the record, whose
-    /// presence is what makes an entry a hit.
+    /// Renames the files into place: the block digests, the array, then
+    /// the record, whose presence is what makes an entry a hit.
     pub(crate) fn place(&self) -> Result<(), Error> {
         let (array, record) = (self.files.layout.array(self.key, self.archive), self.files.layout.record(self.key));
         // The data of the other form, from an entry this one replaces, would be a leftover.
         let _ = fs::remove_file(self.files.layout.array(self.key, !self.archive));
+        let blocks = self.files.layout.blocks(self.key);
+        match &self.temp_blocks {
+            Some(temp) => fs::rename(temp, &blocks).map_err(Error::io("rename into place", &blocks))?,
+            // Those of an entry this one replaces would not add up to its digest.
+            None => {
+                let _ = fs::remove_file(&blocks);
+            }
+        }
         fs::rename(&self.temp_array, &array).map_err(Error::io("rename into place", &array))?;
         fs::rename(&self.temp_record, &record).map_err(Error::io("rename into place", &record))
     }
@@ -45,6 +55,9 @@ impl Drop for Prepared<'_> {
         if !self.placed {
             let _ = fs::remove_file(&self.temp_array);
             let _ = fs::remove_file(&self.temp_record);
+            if let Some(temp) = &self.temp_blocks {
+                let _ = fs::remove_file(temp);
+            }
         }
     }
 }
@@ -81,6 +94,7 @@ impl EntryFiles {
             key,
             temp_array: self.layout.temp(key, layout::data_part(archive)),
             temp_record: self.layout.temp(key, Part::Record),
+            temp_blocks: None,
             archive,
             row: EntryRow {
                 key: key.to_owned(),
@@ -98,17 +112,21 @@ impl EntryFiles {
         // No fsync: a killed process cannot leave a partial file under a
         // real name, and after an OS crash the record's boot makes the
         // first hit check all the data (see `read`).
-        let (digest, written) = std::thread::scope(|s| {
+        let ((digest, blocks), written) = std::thread::scope(|s| {
             // A large array is hashed on another thread while this one writes it.
-            let hashing = (content.data_len() > VERIFY_DATA_UP_TO as u64).then(|| s.spawn(|| content.body_digest()));
+            let hashing = (content.data_len() > VERIFY_DATA_UP_TO as u64).then(|| s.spawn(|| content.body_digests()));
             let written = write_content(&mut array_file, content).map_err(Error::io("write", temp_array));
-            let digest = match hashing {
+            let digests = match hashing {
                 Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                None => content.body_digest(),
+                None => content.body_digests(),
             };
-            (digest, written)
+            (digests, written)
         });
         written?;
+        if let Some(blocks) = blocks {
+            let temp = prepared.temp_blocks.insert(self.layout.temp(key, Part::Blocks));
+            layout::create_new(temp)?.write_all(&blocks.encode()).map_err(Error::io("write", &*temp))?;
+        }
         let record =
             content.record(entry, digest, cache_core::clock::time_of_us(now_us))?.written_in(boot).encode_checked()?;
         let mut record_file = layout::create_new(&prepared.temp_record)?;

@@ -54,6 +54,10 @@ impl Fixture for Dir {
     fn has_lease(&self, key: &Key) -> bool {
         fs::symlink_metadata(self.root().join(format!(".{key}.lock"))).is_ok()
     }
+
+    fn remove_blocks(&self, key: &Key) {
+        fs::remove_file(self.root().join(format!("{key}.blocks"))).unwrap();
+    }
 }
 
 cache_core::conformance_suite!(Dir::new());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cache_core::{
     lock, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, ErrorKind, Holder, Key, Limits, NewArray,
-    Note, NoteKind, Notes, OnDisk, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    Note, NoteKind, Notes, OnDisk, OpenedEntry, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 /// After the object store is unavailable, calls skip it for this long.
@@ -184,6 +184,16 @@ impl<B: Buffer> Tier<B> for FailOpen<B> {
 
     fn stores_on_disk(&self) -> bool {
         self.inner.stores_on_disk()
+    }
+
+    async fn open(&self, key: &Key, notes: &mut Notes) -> Result<Option<OpenedEntry>, Error> {
+        let mut own = Notes::new();
+        let went = self.guarded(READ, notes, self.inner.open(key, &mut own)).await;
+        notes.append(&mut own);
+        Ok(match went? {
+            Went::Done(opened) => opened,
+            Went::Open => None,
+        })
     }
 
     async fn has(&self, key: &Key, notes: &mut Notes) -> Result<bool, Error> {

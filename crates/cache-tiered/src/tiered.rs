@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cache_core::{
     Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, Notes, OnDisk,
-    Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    OpenedEntry, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
 
 /// A local tier in front of a store.
@@ -74,6 +74,14 @@ impl<B: Buffer> Tier<B> for Tiered<B> {
             OnDisk::Decided(Some(entry)) => OnDisk::Decided(Some(entry)),
             _ => OnDisk::Elsewhere,
         })
+    }
+
+    async fn open(&self, key: &Key, notes: &mut Notes) -> Result<Option<OpenedEntry>, Error> {
+        // The store's entry is read in parts where it is: a copy here would read all of it.
+        match self.local.open(key, notes).await? {
+            Some(opened) => Ok(Some(opened)),
+            None => self.store.open(key, notes).await,
+        }
     }
 
     async fn has(&self, key: &Key, notes: &mut Notes) -> Result<bool, Error> {

@@ -87,6 +87,12 @@ impl Fixture for LocalAndStore {
     fn has_lease(&self, key: &Key) -> bool {
         block_on(self.mem.head(&self.object(key, "lease"))).is_ok()
     }
+
+    fn remove_blocks(&self, key: &Key) {
+        fs::remove_file(self.root().join(format!("{key}.blocks"))).unwrap();
+        block_on(self.mem.head(&self.object(key, "blocks"))).expect("block digests to remove");
+        block_on(self.mem.delete(&self.object(key, "blocks"))).unwrap();
+    }
 }
 
 cache_core::conformance_suite!(LocalAndStore::new());

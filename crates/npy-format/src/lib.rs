@@ -67,6 +67,6 @@ pub use header::{decode_header, decode_header_bytes, Header, MAGIC, MAX_DIMS, MA
 pub use map::{live_maps, map_npy_file, map_npz_file, MappedNpy, MAX_LIVE_MAPS};
 pub use npz::{
     aligned_npz_file_members, aligned_npz_members, check_member_name, npz_member_at, npz_preamble_len, plan_npz,
-    read_aligned_npz_into, read_npz, read_npz_into, read_npz_members, write_npz, write_npz_to, MemberLayout, NpzLayout,
-    NpzMember, MAX_MEMBERS, MAX_MEMBER_NAME, MAX_NPZ_PREAMBLE, NPZ_ALIGN,
+    read_aligned_npz_into, read_exact_at, read_npz, read_npz_into, read_npz_members, write_npz, write_npz_to,
+    MemberLayout, NpzLayout, NpzMember, MAX_MEMBERS, MAX_MEMBER_NAME, MAX_NPZ_PREAMBLE, NPZ_ALIGN,
 };

@@ -597,10 +597,16 @@ fn read_member<B: AsMut<[u8]>>(
 }
 
 fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<(), Error> {
+    read_exact_at(file, buf, offset).map_err(Error::io("read an .npz member"))
+}
+
+/// Fills `buf` with `file`'s bytes at `offset`, without moving its cursor
+/// (a positioned read: threads share the file).
+pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     #[cfg(unix)]
-    let read = std::os::unix::fs::FileExt::read_exact_at(file, buf, offset);
+    return std::os::unix::fs::FileExt::read_exact_at(file, buf, offset);
     #[cfg(windows)]
-    let read = (|| {
+    (|| {
         let mut done = 0;
         while done < buf.len() {
             match std::os::windows::fs::FileExt::seek_read(file, &mut buf[done..], offset + done as u64)? {
@@ -609,8 +615,7 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<(), Error> {
             }
         }
         Ok(())
-    })();
-    read.map_err(Error::io("read an .npz member"))
+    })()
 }
 
 fn archive_error(e: zip::result::ZipError) -> Error {

@@ -1,0 +1,146 @@
+//! An entry object opened for reads of its parts (see
+//! `cache_core::opened`): one ranged GET of its first bytes (its record
+//! comes with them, as metadata), one GET of its block digests; then each
+//! read is one ranged GET of the blocks it touches, pinned to the version
+//! opened (`If-Match`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cache_core::blocks::{has_blocks, BlockDigests};
+use cache_core::{Error, Found, Key, Place};
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore};
+
+use crate::opening::{open, Opening, MAX_PREAMBLE};
+use crate::RemoteCache;
+
+/// An entry object, read by range.
+#[derive(Debug)]
+struct ObjectRanges {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    url: String,
+    location: String,
+    e_tag: Option<String>,
+}
+
+#[async_trait]
+impl cache_core::RangeSource for ObjectRanges {
+    async fn read_at(&self, offset: u64, dests: &mut [&mut [u8]]) -> Result<(), Error> {
+        let len: u64 = dests.iter().map(|d| d.len() as u64).sum();
+        if len == 0 {
+            return Ok(());
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(offset..offset + len)),
+            if_match: self.e_tag.clone(),
+            ..Default::default()
+        };
+        let changed =
+            || Error::Damaged { place: self.place(), reason: "it was removed or replaced since it was opened".into() };
+        let got = match self.store.get_opts(&self.path, options).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. }) => {
+                return Err(changed())
+            }
+            Err(e) => return Err(crate::error::of(&self.location, "read part of an entry", e)),
+        };
+        let mut stream = got.into_stream();
+        let (mut piece, mut at) = (0, 0);
+        let mut filled = 0u64;
+        while let Some(chunk) =
+            stream.try_next().await.map_err(|e| crate::error::of(&self.location, "read part of an entry", e))?
+        {
+            let mut chunk = &chunk[..];
+            filled += chunk.len() as u64;
+            if filled > len {
+                break;
+            }
+            while !chunk.is_empty() {
+                let dest = &mut dests[piece];
+                let n = (dest.len() - at).min(chunk.len());
+                dest[at..at + n].copy_from_slice(&chunk[..n]);
+                (at, chunk) = (at + n, &chunk[n..]);
+                if at == dest.len() {
+                    (piece, at) = (piece + 1, 0);
+                }
+            }
+        }
+        if filled != len {
+            return Err(Error::Damaged {
+                place: self.place(),
+                reason: format!("the store answered bytes {offset}..{} with {filled} bytes", offset + len),
+            });
+        }
+        Ok(())
+    }
+
+    fn place(&self) -> Place {
+        Place::Object(self.url.clone())
+    }
+}
+
+impl RemoteCache {
+    /// What opening the entry of `key` needs: its record and first bytes
+    /// (`.npy` first, then `.npz`), and its block digests if it has them.
+    /// Err(reason) for an object that is not a whole entry.
+    pub(crate) async fn find(&self, key: &Key) -> Result<Option<Result<Found, Error>>, Error> {
+        for archive in [false, true] {
+            let path = self.names.entry(key, archive);
+            let options = GetOptions { range: Some(GetRange::Bounded(0..MAX_PREAMBLE as u64)), ..Default::default() };
+            let got = match self.store.get_opts(&path, options).await {
+                Ok(got) => got,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(self.err("open an entry")(e)),
+            };
+            let (size, e_tag, attributes) = (got.meta.size, got.meta.e_tag.clone(), got.attributes.clone());
+            let modified = std::time::SystemTime::from(got.meta.last_modified);
+            let start = got.bytes().await.map_err(self.err("open an entry"))?.to_vec();
+            let opened = match open(&attributes, &start, size, start.len() as u64 == size) {
+                Opening::Entry(opened) => opened,
+                Opening::Damaged(reason) => {
+                    if let Some(tag) = e_tag {
+                        cache_core::lock(&self.damaged).insert(*key, (path.clone(), tag));
+                    }
+                    return Ok(Some(Err(Error::Damaged { place: Place::Object(self.url_of(&path)), reason })));
+                }
+                Opening::OtherVersion | Opening::NeedMore => continue,
+            };
+            if self.expired(key, modified).await {
+                return Ok(None);
+            }
+            let body_len = size - opened.preamble;
+            let blocks = if has_blocks(body_len) { self.stored_blocks(key, body_len).await? } else { None };
+            let source = ObjectRanges {
+                store: Arc::clone(&self.store),
+                url: self.url_of(&path),
+                path,
+                location: self.location.clone(),
+                e_tag,
+            };
+            self.note_use(key, modified);
+            return Ok(Some(Ok(Found {
+                record: Arc::new(opened.record),
+                start,
+                file_len: size,
+                blocks,
+                source: Box::new(source),
+            })));
+        }
+        Ok(None)
+    }
+
+    /// The block digests stored for `key`, if any, of at most the length
+    /// those of `body_len` bytes take (checked when they are used).
+    async fn stored_blocks(&self, key: &Key, body_len: u64) -> Result<Option<Vec<u8>>, Error> {
+        let cap = BlockDigests::encoded_len(body_len);
+        let options = GetOptions { range: Some(GetRange::Bounded(0..cap + 1)), ..Default::default() };
+        match self.store.get_opts(&self.names.blocks(key), options).await {
+            Ok(got) => Ok(Some(got.bytes().await.map_err(self.err("read block digests"))?.to_vec())),
+            // None (an empty object has no range to read, say): reads make them.
+            Err(_) => Ok(None),
+        }
+    }
+}
