@@ -3,10 +3,12 @@
 // a local tier and by one without, every byte compared.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
+import { closeSync, openSync, readSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { NumpyFuncCache } from '../dist'
+import { ErrorCodes, NumpyFuncCache } from '../dist'
 import { root, tempDir } from './helpers'
-import { type S3Server, location, remoteOf, startServer } from './support/s3'
+import { startFaultProxy } from './support/faults'
+import { BUCKET, type S3Server, location, remoteOf, startServer } from './support/s3'
 
 let server: S3Server
 test.before(async () => {
@@ -43,6 +45,56 @@ test.serial('a 1 GiB entry makes the round trip whole', async (t) => {
   const again = new NumpyFuncCache(loc, { remote: { ...remoteOf(server), endpoint: 'http://127.0.0.1:9' }, localDir: local })
   check((await again.createCachedFunc(big)(0.5)) as Float64Array)
   t.is(calls, 1)
+})
+
+test.serial('one row of a 4 GiB entry on a store costs the blocks it touches, and a byte flipped in them is refused', async (t) => {
+  t.timeout(900_000)
+  const BLOCK = 1 << 20
+  // Rows of 800,000 bytes, which straddle block boundaries: 5,369 of them, 4.3 GB.
+  const [ROWS, COLS] = [5369, 100_000]
+  const grid = (seed: number) => {
+    const data = new Float64Array(ROWS * COLS)
+    for (let i = 0; i < data.length; i++) data[i] = seed + i
+    return { data, shape: [ROWS, COLS] }
+  }
+  const loc = location('partial')
+  const key = (await new NumpyFuncCache(loc, { remote: remoteOf(server) }).createCachedFunc(grid, { name: 'grid' }).openAsync(0.5)).key
+  const proxy = await startFaultProxy(server.endpoint)
+  t.teardown(() => proxy.close())
+  const cache = new NumpyFuncCache(loc, { remote: remoteOf(server, proxy.endpoint) })
+  const sent = () => proxy.log.reduce((a, r) => a + r.bytes, 0)
+  const handle = (await cache.openAsync(key))!
+  t.deepEqual([handle.shape, handle.bytes], [[ROWS, COLS], ROWS * COLS * 8])
+  const opening = sent()
+  // The first bytes (headers) and 32 bytes of block digests per MiB.
+  t.true(opening < 256 * 1024, `opening took ${opening} bytes: ${JSON.stringify(proxy.log)}`)
+  const ROW = 4000
+  const rowBytes = COLS * 8
+  const row = (await handle.readRowsAsync(ROW)) as { data: Float64Array; shape: number[] }
+  t.deepEqual(row.shape, [1, COLS])
+  t.true(row.data.every((x, i) => x === 0.5 + ROW * COLS + i))
+  const reading = sent() - opening
+  t.true(reading >= rowBytes && reading <= rowBytes + 2 * BLOCK, `one row of ${rowBytes} bytes took ${reading}`)
+  t.is(proxy.log.filter((r) => r.method === 'GET').length, 3, 'one GET to open, one for the block digests, one for the row')
+
+  // A byte of that row flipped on the server's disk (its ETag kept): refused, and the first row still reads.
+  const file = join(server.dataDir, BUCKET, loc.slice(`s3://${BUCKET}/`.length), key.slice(0, 2), `${key}.npy`)
+  const fd = openSync(file, 'r+')
+  try {
+    const head = Buffer.alloc(12)
+    readSync(fd, head, 0, 12, 0)
+    const preamble = head[6] === 1 ? 10 + head.readUInt16LE(8) : 12 + head.readUInt32LE(8)
+    const at = preamble + ROW * rowBytes + 12_345
+    const byte = Buffer.alloc(1)
+    readSync(fd, byte, 0, 1, at)
+    byte[0] ^= 0x10
+    writeSync(fd, byte, 0, 1, at)
+  } finally {
+    closeSync(fd)
+  }
+  await t.throwsAsync(handle.readRowsAsync(ROW), { code: ErrorCodes.DAMAGED_ENTRY, message: /digest/ })
+  const first = (await handle.readRowsAsync(0)) as { data: Float64Array }
+  t.true(first.data.every((x, i) => x === 0.5 + i))
 })
 
 test.serial('a sync loop of hits that never yields stays within the same memory on a store as in a directory', (t) => {

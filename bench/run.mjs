@@ -366,6 +366,8 @@ if (remote.status !== 0) {
 spawnSync(process.execPath, ['--expose-gc', join(here, 'bookkeeping.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 // Results of several arrays (one .npz entry) against joblib, np.load and one array.
 spawnSync(process.execPath, ['--expose-gc', join(here, 'several-arrays.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
+// Partial reads through an opened entry (directory and S3) against whole hits and raw reads.
+spawnSync(process.execPath, ['--expose-gc', join(here, 'partial-reads.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 // The first hit after a reboot against a normal hit, and a store against a synced one.
 spawnSync(process.execPath, ['--expose-gc', join(here, 'reboot.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 // Requests per object-store operation, the event loop under maintenance

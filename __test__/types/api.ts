@@ -4,6 +4,8 @@
 import {
   type CachedFunction,
   type CachedResult,
+  type EntryArray,
+  type EntryHandle,
   type ErrorCode,
   ErrorCodes,
   type LoadedNdArray,
@@ -31,6 +33,19 @@ ramp.has(3, 0.5)
 ramp.invalidate(3)
 // @ts-expect-error has() takes the same arguments
 ramp.has('3')
+
+// open() takes the call's arguments and gives a handle; cache.open() may find nothing.
+const handle = ramp.open(3, 0.5)
+expect<Equal<typeof handle, EntryHandle>>()
+expect<Equal<ReturnType<typeof ramp.openAsync>, Promise<EntryHandle>>>()
+expect<Equal<ReturnType<typeof cache.open>, EntryHandle | undefined>>()
+expect<Equal<ReturnType<EntryArray['readBytes']>, Uint8Array>>()
+expect<Equal<typeof handle.shape, readonly number[]>>()
+handle.member('mean').readRows(0, 2)
+// @ts-expect-error open() takes the same arguments
+ramp.open('3')
+// @ts-expect-error readBytes needs an end
+handle.readBytes(0)
 
 // An async function: a Promise of the same class.
 const counts = cache.createCachedFunc(async (n: number) => new Int32Array(n))

@@ -16,6 +16,9 @@ use object_store::{GetOptions, GetRange, ObjectStore};
 use crate::opening::{open, Opening, MAX_PREAMBLE};
 use crate::RemoteCache;
 
+/// The first GET of an open: any header the cache writes, with room to spare.
+const FIRST_GET: u64 = 64 * 1024;
+
 /// An entry object, read by range.
 #[derive(Debug)]
 struct ObjectRanges {
@@ -89,16 +92,27 @@ impl RemoteCache {
     pub(crate) async fn find(&self, key: &Key) -> Result<Option<Result<Found, Error>>, Error> {
         for archive in [false, true] {
             let path = self.names.entry(key, archive);
-            let options = GetOptions { range: Some(GetRange::Bounded(0..MAX_PREAMBLE as u64)), ..Default::default() };
-            let got = match self.store.get_opts(&path, options).await {
-                Ok(got) => got,
-                Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(self.err("open an entry")(e)),
+            // Headers are a few hundred bytes: the longest one allowed takes a second GET.
+            let mut want = FIRST_GET;
+            let (got, start, opened) = loop {
+                let range = Some(GetRange::Bounded(0..want));
+                let got = match self.store.get_opts(&path, GetOptions { range, ..Default::default() }).await {
+                    Ok(got) => got,
+                    Err(object_store::Error::NotFound { .. }) => break (None, vec![], None),
+                    Err(e) => return Err(self.err("open an entry")(e)),
+                };
+                let (meta, attributes) = (got.meta.clone(), got.attributes.clone());
+                let start = got.bytes().await.map_err(self.err("open an entry"))?.to_vec();
+                let complete = start.len() as u64 == meta.size;
+                match open(&attributes, &start, meta.size, complete || want >= MAX_PREAMBLE as u64) {
+                    Opening::NeedMore if want < MAX_PREAMBLE as u64 => want = MAX_PREAMBLE as u64,
+                    opening => break (Some(meta), start, Some(opening)),
+                }
             };
-            let (size, e_tag, attributes) = (got.meta.size, got.meta.e_tag.clone(), got.attributes.clone());
-            let modified = std::time::SystemTime::from(got.meta.last_modified);
-            let start = got.bytes().await.map_err(self.err("open an entry"))?.to_vec();
-            let opened = match open(&attributes, &start, size, start.len() as u64 == size) {
+            let (Some(meta), Some(opening)) = (got, opened) else { continue };
+            let (size, e_tag) = (meta.size, meta.e_tag.clone());
+            let modified = std::time::SystemTime::from(meta.last_modified);
+            let opened = match opening {
                 Opening::Entry(opened) => opened,
                 Opening::Damaged(reason) => {
                     if let Some(tag) = e_tag {

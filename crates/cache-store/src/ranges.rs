@@ -46,6 +46,25 @@ impl cache_core::RangeSource for FileRanges {
     }
 }
 
+/// A file's first bytes, up to 64 KiB: any header the cache writes. The
+/// longest header allowed takes a second read.
+fn first_bytes(file: &fs::File, len: u64, archive: bool) -> io::Result<Vec<u8>> {
+    let read = |n: u64| {
+        let mut start = vec![0; n.min(len) as usize];
+        npy_format::read_exact_at(file, &mut start, 0).map(|()| start)
+    };
+    let start = read(64 * 1024)?;
+    let truncated = if archive {
+        matches!(npy_format::npz_member_at(&start, 0), Err(npy_format::Error::TruncatedHeader))
+    } else {
+        matches!(npy_format::decode_header_bytes(&start), Err(npy_format::Error::TruncatedHeader))
+    };
+    if truncated && (start.len() as u64) < len {
+        return read(npy_format::MAX_NPZ_PREAMBLE as u64);
+    }
+    Ok(start)
+}
+
 impl EntryFiles {
     /// What opening the entry of `key` (a checked key) needs; None on a
     /// miss, Err for files that are not a whole entry.
@@ -61,10 +80,10 @@ impl EntryFiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => return Some(Err(Error::io("open", &path)(e))),
         };
-        let mut start = vec![0; (npy_format::MAX_NPZ_PREAMBLE as u64).min(meta.len()) as usize];
-        if let Err(e) = npy_format::read_exact_at(&file, &mut start, 0) {
-            return Some(Err(Error::io("read", &path)(e)));
-        }
+        let start = match first_bytes(&file, meta.len(), record.result.is_archive()) {
+            Ok(start) => start,
+            Err(e) => return Some(Err(Error::io("read", &path)(e))),
+        };
         // The body's length is known once the header is decoded: the cap
         // here is the longest the file's length allows.
         let blocks = has_blocks(meta.len())
