@@ -68,7 +68,9 @@ function killAtRandom(dir: string, clearEvery: number): Promise<number> {
 }
 
 const ENTRY_FILE = /^[0-9a-f]{64}\.(npy|json)$/
-const TEMP_FILE = /^\.[0-9a-f]{64}\.(npy|json|lock)\..+\.tmp$/
+/** An entry's block digests: beside its record, or a leftover. */
+const BLOCKS_FILE = /^[0-9a-f]{64}\.blocks$/
+const TEMP_FILE = /^\.[0-9a-f]{64}\.(npy|json|blocks|lock)\..+\.tmp$/
 const LEASE_FILE = /^\.[0-9a-f]{64}\.lock$/
 const INDEX_FILE = /^\.numpy-func-cache-index\.sqlite(-wal|-shm|-journal)?$/
 
@@ -85,7 +87,7 @@ function checkState(t: ExecutionContext, dir: string, when: string): { files: st
   for (const name of files.filter((f) => /^[0-9a-f]{64}\.npy$/.test(f))) {
     t.is(readNpy(join(dir, name)).data.length, LENGTH, `${when}: ${name}`)
   }
-  const strays = files.filter((f) => !ENTRY_FILE.test(f) && !TEMP_FILE.test(f) && !LEASE_FILE.test(f) && !INDEX_FILE.test(f))
+  const strays = files.filter((f) => !ENTRY_FILE.test(f) && !BLOCKS_FILE.test(f) && !TEMP_FILE.test(f) && !LEASE_FILE.test(f) && !INDEX_FILE.test(f))
   t.deepEqual(strays, [], `${when}: only entries, temporary files, leases and index files`)
   const cache = new NumpyFuncCache(dir)
   const rows = cache.entries()
@@ -128,7 +130,9 @@ test('SIGKILL during stores, evictions and clears never leaves a wrong or partia
   const temps = files.filter((f) => TEMP_FILE.test(f))
   // Halves of entries: a file whose partner is missing (a kill between the two renames, or in a clear).
   const partner = (f: string) => `${f.slice(0, 64)}.${f.endsWith('.npy') ? 'json' : 'npy'}`
-  const halves = files.filter((f) => ENTRY_FILE.test(f) && !files.includes(partner(f)))
+  const halves = files.filter(
+    (f) => (ENTRY_FILE.test(f) && !files.includes(partner(f))) || (BLOCKS_FILE.test(f) && !files.includes(`${f.slice(0, 64)}.json`)),
+  )
   t.true(temps.length > 0, 'the kills left temporary files (for the prune to remove)')
   const cache = new NumpyFuncCache(dir)
   const rows = cache.entries()
@@ -139,7 +143,12 @@ test('SIGKILL during stores, evictions and clears never leaves a wrong or partia
   const after = readdirSync(dir)
   t.deepEqual(after.filter((f) => TEMP_FILE.test(f)), [], 'no temporary file left')
   t.is(report.removedLeftovers, temps.length + halves.length, 'the temporary files and the halves of entries were the leftovers')
-  t.deepEqual(after.filter((f) => !INDEX_FILE.test(f) && !LEASE_FILE.test(f)).sort(), pairsOnDisk(after).flatMap((k) => [`${k}.json`, `${k}.npy`]).sort(), 'only whole entries remain')
+  t.deepEqual(
+    after.filter((f) => !INDEX_FILE.test(f) && !LEASE_FILE.test(f) && !BLOCKS_FILE.test(f)).sort(),
+    pairsOnDisk(after).flatMap((k) => [`${k}.json`, `${k}.npy`]).sort(),
+    'only whole entries remain',
+  )
+  t.deepEqual(after.filter((f) => BLOCKS_FILE.test(f) && !after.includes(`${f.slice(0, 64)}.json`)), [], 'block digests only beside entries')
   const pairs = pairsOnDisk(after)
   t.is(cache.stats().entries, pairs.length)
   t.is(report.entries, pairs.length)

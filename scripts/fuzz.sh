@@ -18,7 +18,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FUZZ="$ROOT/fuzz"
-ALL_TARGETS=(npy_header npy_read call_key npz_aligned)
+ALL_TARGETS=(npy_header npy_read call_key npz_aligned block_digests)
 
 SECONDS_PER_TARGET="${1:-}"
 if [[ $# -gt 0 ]]; then shift; fi

@@ -134,8 +134,13 @@ impl BlockDigests {
             return Err("they are of data of one block, which has none".into());
         }
         let count = len.div_ceil(block);
-        if (bytes.len() - HEAD) as u64 != count * 32 {
-            return Err(format!("they hold {} bytes where {count} blocks need {}", bytes.len() - HEAD, count * 32));
+        let need = count.checked_mul(32).filter(|&n| n == (bytes.len() - HEAD) as u64);
+        if need.is_none() {
+            return Err(format!(
+                "they hold {} bytes where {count} blocks need {}",
+                bytes.len() - HEAD,
+                count.saturating_mul(32)
+            ));
         }
         let cvs = bytes[HEAD..].chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect();
         let digests = BlockDigests { block, body_len, cvs };
