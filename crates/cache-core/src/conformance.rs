@@ -86,6 +86,7 @@ macro_rules! conformance_suite {
             an_opened_entry_reads_any_range_and_checks_the_blocks_it_touches,
             an_opened_entry_of_several_arrays_reads_each_members_bytes,
             an_opened_entry_refuses_a_flipped_byte_with_or_without_its_block_digests,
+            verify_writes_back_missing_block_digests_unless_it_is_a_dry_run,
             a_load_decided_on_disk_agrees_with_a_load,
             has_makes_the_checks_a_load_makes_and_is_not_a_use,
             a_damaged_entry_is_a_miss_with_a_note_and_the_next_store_replaces_it,
@@ -367,6 +368,31 @@ pub fn an_opened_entry_refuses_a_flipped_byte_with_or_without_its_block_digests(
             assert_eq!(read(&opened, 0..64).unwrap(), &data[..64]);
             assert_eq!(read(&opened, BLOCK..BLOCK + 8).unwrap(), &data[BLOCK as usize..BLOCK as usize + 8]);
         }
+    }
+}
+
+pub fn verify_writes_back_missing_block_digests_unless_it_is_a_dry_run(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    let (header, data) = f8(MANY_BLOCKS, 0.75);
+    let preamble = Content::npy(&header, &data).unwrap().preamble().len();
+    for (i, restore) in [true, false].into_iter().enumerate() {
+        let k = key(i as u8 + 1);
+        store(tier.as_ref(), &k, MANY_BLOCKS, 0.75, ENTRY);
+        f.remove_blocks(&k);
+        let report = block_on(tier.verify(restore, &mut go)).unwrap();
+        assert!(report.damaged.is_empty(), "{report:?}");
+        // A byte of the third block flipped: with block digests, the first
+        // block still reads; without, every read hashes the whole and refuses.
+        f.damage(&k, Damage::FlippedAt(preamble + 2 * BLOCK as usize + 7));
+        let opened = open(tier.as_ref(), &k).0.expect("headers intact: it opens");
+        let first = read(&opened, 0..64);
+        if restore {
+            assert_eq!(first.unwrap(), &data[..64], "verify wrote the block digests back");
+        } else {
+            assert_eq!(first.unwrap_err().kind(), ErrorKind::Damaged, "a dry run wrote nothing");
+        }
+        assert_eq!(read(&opened, 2 * BLOCK..2 * BLOCK + 8).unwrap_err().kind(), ErrorKind::Damaged);
+        block_on(tier.remove(&k, &mut Notes::new())).unwrap();
     }
 }
 

@@ -6,6 +6,7 @@
 use std::time::SystemTime;
 
 use bytes::BytesMut;
+use cache_core::blocks::{BlockDigests, BlockHasher};
 use cache_core::record::VERIFY_DATA_UP_TO;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
@@ -56,11 +57,15 @@ pub(crate) async fn probe(store: &dyn ObjectStore, path: &Path) -> Result<Checke
 }
 
 /// Every check a load makes, the data against its digest included,
-/// streaming the object through the hasher.
-pub(crate) async fn check_whole(store: &dyn ObjectStore, path: &Path) -> Result<Checked, object_store::Error> {
+/// streaming the object through the hasher; a whole entry's block digests
+/// (of more than one block) beside it.
+pub(crate) async fn check_whole(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<(Checked, Option<BlockDigests>), object_store::Error> {
     let got = match get(store, path, GetOptions::default()).await? {
         Got::Object(got) => got,
-        Got::Judged(checked) => return Ok(checked),
+        Got::Judged(checked) => return Ok((checked, None)),
     };
     let (meta, attributes) = (got.meta.clone(), got.attributes.clone());
     let mut stream = got.into_stream();
@@ -69,8 +74,8 @@ pub(crate) async fn check_whole(store: &dyn ObjectStore, path: &Path) -> Result<
     let opened = loop {
         match open(&attributes, &start, meta.size, complete) {
             Opening::Entry(opened) => break opened,
-            Opening::OtherVersion => return Ok(Checked::NotAnEntry),
-            Opening::Damaged(reason) => return Ok(Checked::Damaged(reason)),
+            Opening::OtherVersion => return Ok((Checked::NotAnEntry, None)),
+            Opening::Damaged(reason) => return Ok((Checked::Damaged(reason), None)),
             Opening::NeedMore => {}
         }
         match stream.try_next().await? {
@@ -79,9 +84,9 @@ pub(crate) async fn check_whole(store: &dyn ObjectStore, path: &Path) -> Result<
         }
     };
     if let Err(reason) = opened.check(None) {
-        return Ok(Checked::Damaged(reason));
+        return Ok((Checked::Damaged(reason), None));
     }
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = BlockHasher::new(opened.data_len);
     let mut seen = start.len().saturating_sub(opened.preamble as usize) as u64;
     hasher.update(&start[(opened.preamble as usize).min(start.len())..]);
     while let Some(chunk) = stream.try_next().await? {
@@ -90,15 +95,15 @@ pub(crate) async fn check_whole(store: &dyn ObjectStore, path: &Path) -> Result<
         cache_core::blocking(|| hasher.update(&chunk));
     }
     if seen != opened.data_len {
-        return Ok(Checked::Damaged(format!(
-            "the store sent {seen} bytes of data where {} were stored",
-            opened.data_len
-        )));
+        let reason = format!("the store sent {seen} bytes of data where {} were stored", opened.data_len);
+        return Ok((Checked::Damaged(reason), None));
     }
-    if *hasher.finalize().as_bytes() != opened.record.data_digest {
-        return Ok(Checked::Damaged("its data does not match the digest stored with it".into()));
+    match hasher.finish() {
+        Some((digest, blocks)) if digest == opened.record.data_digest => {
+            Ok((Checked::Whole { modified: meta.last_modified.into() }, blocks))
+        }
+        _ => Ok((Checked::Damaged("its data does not match the digest stored with it".into()), None)),
     }
-    Ok(Checked::Whole { modified: meta.last_modified.into() })
 }
 
 enum Got {

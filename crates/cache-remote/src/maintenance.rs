@@ -303,15 +303,20 @@ impl RemoteCache {
         let mut done = 0;
         while let Some((key, checked)) = checks.next().await {
             match checked.map_err(self.err("verify an entry"))? {
-                Checked::Whole { .. } => report.checked += 1,
-                Checked::Damaged(reason) => {
+                (Checked::Whole { .. }, blocks) => {
+                    report.checked += 1;
+                    if remove {
+                        self.restore_blocks(&key, blocks).await?;
+                    }
+                }
+                (Checked::Damaged(reason), _) => {
                     report.checked += 1;
                     if remove && self.remove(&key).await.is_ok() {
                         report.removed += 1;
                     }
                     report.damaged.push((key.to_string(), reason));
                 }
-                Checked::NotAnEntry => {}
+                (Checked::NotAnEntry, _) => {}
             }
             done += 1;
             progress::step(progress, done, total)?;

@@ -11,7 +11,7 @@ use cache_core::blocks::{has_blocks, BlockDigests};
 use cache_core::{Error, Found, Key, Place};
 use futures_util::TryStreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::opening::{open, Opening, MAX_PREAMBLE};
 use crate::RemoteCache;
@@ -144,6 +144,25 @@ impl RemoteCache {
             })));
         }
         Ok(None)
+    }
+
+    /// Puts `blocks` (a whole entry's, made by a verify) in place of those
+    /// stored for `key` when they differ, or are missing; removes stored
+    /// ones an entry of one block does not have.
+    pub(crate) async fn restore_blocks(&self, key: &Key, blocks: Option<BlockDigests>) -> Result<(), Error> {
+        let path = self.names.blocks(key);
+        let stored = match &blocks {
+            Some(b) => self.stored_blocks(key, b.body_len()).await?,
+            None => self.store.head(&path).await.ok().map(|_| Vec::new()),
+        };
+        let done = match (blocks, stored) {
+            (Some(b), stored) if stored.as_deref() != Some(&b.encode()[..]) => {
+                self.store.put(&path, PutPayload::from(b.encode())).await.map(drop)
+            }
+            (None, Some(_)) => self.store.delete(&path).await,
+            _ => Ok(()),
+        };
+        done.map_err(self.err("write block digests"))
     }
 
     /// The block digests stored for `key`, if any, of at most the length

@@ -180,7 +180,9 @@ impl CacheDir {
         }
         self.ensure_dir()?;
         let before = self.files.record_stamp(key);
-        if before.is_some() && (self.files.is_newer(key) || matches!(self.files.check_whole(key), Checked::Whole)) {
+        if before.is_some()
+            && (self.files.is_newer(key) || matches!(self.files.check_whole(key, false), Checked::Whole))
+        {
             return self.books.place_skipped(Stored::AlreadyThere);
         }
         let prepared = self.files.prepare(key, content, entry, now_us, self.boot.as_deref())?;
@@ -296,7 +298,8 @@ impl CacheDir {
 
     /// Checks every entry on disk completely (data included, read in
     /// pieces), like a load with `Verify::All` but without keeping the
-    /// arrays; with `remove`, removes the damaged ones. `progress(done,
+    /// arrays; with `remove`, removes the damaged ones and writes the block
+    /// digests of whole ones where they are missing or wrong. `progress(done,
     /// total)` is called as entries are checked, and may stop the check.
     pub fn verify(&self, remove: bool, progress: &mut Progress<'_>) -> Result<VerifyReport, Error> {
         let keys = self.files.keys_on_disk()?;
@@ -305,8 +308,8 @@ impl CacheDir {
         progress::step(progress, 0, total)?;
         for (done, key) in keys.iter().enumerate() {
             // Twice when damaged: a store may have replaced the entry between its two files' reads.
-            let checked = match self.files.check_whole(key) {
-                Checked::Damaged(_) => self.files.check_whole(key),
+            let checked = match self.files.check_whole(key, remove) {
+                Checked::Damaged(_) => self.files.check_whole(key, remove),
                 checked => checked,
             };
             match checked {

@@ -2,12 +2,14 @@
 //! pieces, so memory stays small whatever the entry's size.
 
 use std::collections::HashSet;
-use std::io::{self, BufReader};
+use std::fs;
+use std::io::{self, Read, Seek, Write};
 
+use cache_core::blocks::{BlockDigests, BlockHasher};
 use cache_core::Error;
 
 use crate::files::{EntryFiles, RecordRead};
-use crate::layout::{self, CacheFile};
+use crate::layout::{self, CacheFile, Part};
 use crate::read::check_header;
 
 #[derive(Debug)]
@@ -21,8 +23,9 @@ pub(crate) enum Checked {
 impl EntryFiles {
     /// Checks the entry of `key` completely, the data against its digest
     /// included, reading the file in pieces: memory stays small whatever
-    /// the entry's size.
-    pub(crate) fn check_whole(&self, key: &str) -> Checked {
+    /// the entry's size. With `restore`, block digests found missing or
+    /// wrong beside a whole entry are written again.
+    pub(crate) fn check_whole(&self, key: &str, restore: bool) -> Checked {
         let record = match self.read_record(key) {
             Ok(r) => r,
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Checked::NotAnEntry,
@@ -34,18 +37,55 @@ impl EntryFiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Checked::NotAnEntry,
             Err(e) => return Checked::Damaged(format!("could not open {}: {e}", path.display())),
         };
-        let mut reader = match check_header(&record, file, &meta) {
-            Ok(file) => BufReader::with_capacity(1 << 20, file),
+        let mut file = match check_header(&record, file, &meta) {
+            Ok(file) => file,
             Err(reason) => return Checked::Damaged(reason),
         };
-        let mut hasher = blake3::Hasher::new();
-        if let Err(e) = hasher.update_reader(&mut reader) {
-            return Checked::Damaged(format!("could not read {}: {e}", path.display()));
+        let unreadable = |e: io::Error| Checked::Damaged(format!("could not read {}: {e}", path.display()));
+        let body_len = match file.stream_position() {
+            Ok(at) => meta.len().saturating_sub(at),
+            Err(e) => return unreadable(e),
+        };
+        let mut hasher = BlockHasher::new(body_len);
+        let mut piece = vec![0; 1 << 20];
+        loop {
+            match file.read(&mut piece) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&piece[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return unreadable(e),
+            }
         }
-        if *hasher.finalize().as_bytes() != record.data_digest {
-            return Checked::Damaged("its data does not match the digest stored with it".to_owned());
+        match hasher.finish() {
+            Some((digest, blocks)) if digest == record.data_digest => {
+                if restore {
+                    self.restore_blocks(key, blocks);
+                }
+                Checked::Whole
+            }
+            _ => Checked::Damaged("its data does not match the digest stored with it".to_owned()),
         }
-        Checked::Whole
+    }
+
+    /// Puts `blocks`, a whole entry's, in place of the block digests beside
+    /// it when they differ or are missing; removes ones it does not have.
+    /// Best effort: reads check block digests before they use them.
+    fn restore_blocks(&self, key: &str, blocks: Option<BlockDigests>) {
+        let path = self.layout.blocks(key);
+        let Some(blocks) = blocks else {
+            let _ = fs::remove_file(&path);
+            return;
+        };
+        let want = blocks.encode();
+        let have = layout::read_capped(&path, want.len() as u64).ok().map(|(bytes, _)| bytes);
+        if have.as_deref() == Some(&want[..]) {
+            return;
+        }
+        let temp = self.layout.temp(key, Part::Blocks);
+        let written = layout::create_new(&temp).and_then(|mut f| f.write_all(&want).map_err(Error::io("write", &temp)));
+        if written.is_err() || fs::rename(&temp, &path).is_err() {
+            let _ = fs::remove_file(&temp);
+        }
     }
 
     /// The keys of the entries on disk with both files (regular files).
