@@ -76,6 +76,7 @@ test.serial('one row of a 4 GiB entry on a store costs the blocks it touches, an
   const reading = sent() - opening
   t.true(reading >= rowBytes && reading <= rowBytes + 2 * BLOCK, `one row of ${rowBytes} bytes took ${reading}`)
   t.is(proxy.log.filter((r) => r.method === 'GET').length, 3, 'one GET to open, one for the block digests, one for the row')
+  t.log(`open: ${opening} bytes; one row of ${rowBytes} bytes: ${reading} bytes`)
 
   // A byte of that row flipped on the server's disk (its ETag kept): refused, and the first row still reads.
   const file = join(server.dataDir, BUCKET, loc.slice(`s3://${BUCKET}/`.length), key.slice(0, 2), `${key}.npy`)
