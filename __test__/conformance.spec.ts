@@ -141,6 +141,9 @@ const scenarios: Record<string, Scenario> = {
     t.deepEqual(opened.member('ids').readRows(1, 3), Int32Array.from([1, 2]))
     t.deepEqual((opened.member('grid').readRows(5) as Any).data, row(5).map((x) => (x / 2) * 3))
     t.throws(() => opened.readRows(0), { message: /holds 2 arrays .*member\(name\)/ })
+    // A 0-d array is one row, its one value.
+    const scalar = a.createCachedFunc((x: number) => ({ data: Float64Array.of(x), shape: [] }), { name: 'scalar' }).open(2.5)
+    t.deepEqual([scalar.rows, scalar.readRows(0)], [1, { data: Float64Array.of(2.5), shape: [], dtype: '<f8' }])
     const key = handle.key
     t.true(a.open(key) !== undefined && a.open('0'.repeat(64)) === undefined)
     // The last byte flipped: the last row is refused, the first still reads.

@@ -65,7 +65,6 @@ class OpenedArray implements EntryArray {
     if (this.shape.length > 1 && this.fortranOrder) {
       throw invalidArg(`${where}: ${this.#what()} is in Fortran order, where rows are not contiguous; read it with readBytes`)
     }
-    if (this.shape.length === 0) throw invalidArg(`${where}: ${this.#what()} is 0-d and has no rows; read it with readBytes`)
     this.#checkRange(where, start, end, this.rows, 'rows')
     return [this.#offset + start * this.#rowBytes, this.#offset + end * this.#rowBytes]
   }

@@ -76,7 +76,7 @@ export interface EntryArray {
   readonly className: string
   /** Bytes of its data. */
   readonly bytes: number
-  /** Its first dimension: rows are contiguous in C order (1 for a 0-d array). */
+  /** Its first dimension: rows are contiguous in C order (a 0-d array is one row, its one value). */
   readonly rows: number
   /**
    * Rows `start` to `end` (exclusive; one row by default) in a new array of

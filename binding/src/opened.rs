@@ -26,7 +26,9 @@ impl EntryHandle {
     }
 
     fn opened(&self) -> Outcome<&Arc<OpenedEntry>> {
-        self.opened.as_ref().ok_or_else(|| Failure::invalid("the entry was not found: there is nothing to read"))
+        self.opened
+            .as_ref()
+            .ok_or_else(|| Failure::invalid("the entry is closed, or was not found: there is nothing to read"))
     }
 }
 
@@ -85,7 +87,8 @@ impl EntryHandle {
     pub fn read<'env>(&self, env: &'env Env, start: f64, end: f64) -> Result<ArrayBuffer<'env>> {
         let alloc = JsThreadAlloc::new(env);
         let memory = inline(env, async {
-            let (o, range) = (self.opened()?, range_of(start, end)?);
+            let o = self.opened()?;
+            let range = range_of(start, end, o.body_len())?;
             let mut memory = alloc.alloc((range.end - range.start) as usize, Filling::InOrder)?;
             o.read_into(range, memory.as_mut()).await?;
             Ok::<_, Failure>(memory)
@@ -98,8 +101,9 @@ impl EntryHandle {
     pub fn read_async<'env>(&self, env: &'env Env, start: f64, end: f64) -> Result<PromiseRaw<'env, ReadBytes>> {
         let opened = self.opened.clone();
         let op = async move {
-            let o = opened.ok_or_else(|| Failure::invalid("the entry was not found: there is nothing to read"))?;
-            let range = range_of(start, end)?;
+            let o = opened
+                .ok_or_else(|| Failure::invalid("the entry is closed, or was not found: there is nothing to read"))?;
+            let range = range_of(start, end, o.body_len())?;
             let mut memory: ArrayMemory = memory::own((range.end - range.start) as usize, Filling::InOrder)?;
             o.read_into(range, memory.as_mut()).await?;
             Ok::<_, Failure>(memory)
@@ -149,12 +153,12 @@ fn member(
     }
 }
 
-/// Byte offsets from JS: whole, non-negative, in order (the TS layer has
-/// checked them against the entry; the core checks again).
-fn range_of(start: f64, end: f64) -> Outcome<std::ops::Range<u64>> {
-    let whole = |x: f64| x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= 2f64.powi(53);
+/// Byte offsets from JS: whole, in order, within the `len` bytes of the
+/// body (the TS layer has checked them; memory is asked for only after).
+fn range_of(start: f64, end: f64, len: u64) -> Outcome<std::ops::Range<u64>> {
+    let whole = |x: f64| x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= len as f64;
     if !whole(start) || !whole(end) || end < start {
-        return Err(Failure::invalid(format!("bytes {start}..{end} are not a range of bytes")));
+        return Err(Failure::invalid(format!("bytes {start}..{end} are not a range of the entry's {len} bytes")));
     }
     Ok(start as u64..end as u64)
 }

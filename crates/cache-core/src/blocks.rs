@@ -124,8 +124,12 @@ impl BlockDigests {
         if bytes[8] != VERSION {
             return Err(format!("they are of version {}, not {VERSION}", bytes[8]));
         }
-        let block = 1u64.checked_shl(u32::from(bytes[9])).filter(|&b| usable(b) && b <= 1 << 30);
-        let block = block.ok_or_else(|| format!("their block size 2^{} is not one this version reads", bytes[9]))?;
+        // Only this version's block size: a larger one, which anyone could
+        // compute, would make every read of a row read that much.
+        if u32::from(bytes[9]) != BLOCK.trailing_zeros() {
+            return Err(format!("their block size 2^{} is not this version's, 2^{}", bytes[9], BLOCK.trailing_zeros()));
+        }
+        let block = BLOCK;
         let len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
         if len != body_len {
             return Err(format!("they are of {len} bytes of data, not {body_len}"));
@@ -295,6 +299,9 @@ mod tests {
         let mut newer = good.clone();
         newer[8] = 2;
         assert!(refused(&newer, len).contains("version 2"));
+        let mut coarser = good.clone();
+        coarser[9] = 30;
+        assert!(refused(&coarser, len).contains("block size 2^30"));
         assert!(BlockDigests::decode(&good, len, &[0; 32]).is_err());
     }
 

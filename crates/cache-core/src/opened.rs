@@ -106,33 +106,37 @@ impl OpenedEntry {
         Ok(Ok(opened))
     }
 
-    /// [`open`](Self::open), a damaged entry a note of `tier`'s and None.
-    pub async fn open_noted(found: Found, notes: &mut crate::Notes, tier: &str) -> Result<Option<OpenedEntry>> {
+    /// [`open`](Self::open), a damaged entry as the error that says where and why.
+    pub async fn open_found(found: Found) -> Result<std::result::Result<OpenedEntry, Error>> {
         let place = found.source.place();
-        Ok(match OpenedEntry::open(found).await? {
-            Ok(opened) => Some(opened),
-            Err(reason) => {
-                let error = Error::Damaged { place, reason };
-                notes.push(crate::Note { kind: crate::NoteKind::Damaged, error, tier: tier.to_owned() });
-                None
-            }
-        })
+        Ok(OpenedEntry::open(found).await?.map_err(|reason| Error::Damaged { place, reason }))
     }
 
     /// An archive's members, each one's headers read (and checked by
     /// block) where the one before it ends, checked against the record.
+    /// Small members share blocks: the blocks last read are held, so each
+    /// is read and checked once.
     async fn walk_members(&self, first: NpzMember) -> Result<std::result::Result<Vec<NpzMember>, String>> {
+        // Headers the cache writes are a few hundred bytes; the longest allowed takes a wider read.
+        const FIRST_READ: u64 = 4096;
         let count = self.record.members.len();
+        let end = self.body_start + self.body_len;
+        let mut held = None;
         let mut members = vec![first];
         while members.len() < count {
             let last = members.last().expect("one at least");
             let at = last.data + last.data_len;
-            let end = (at + npy_format::MAX_NPZ_PREAMBLE as u64).min(self.body_start + self.body_len);
-            let head = self.read_checked(at - self.body_start..end - self.body_start).await?;
-            match npy_format::npz_member_at(&head, at) {
-                Ok(m) if m.data.checked_add(m.data_len).is_some_and(|e| e <= self.body_start + self.body_len) => {
-                    members.push(m)
+            let mut want = FIRST_READ;
+            let found = loop {
+                let span = at - self.body_start..(at + want).min(end) - self.body_start;
+                let wide = span.end - span.start >= npy_format::MAX_NPZ_PREAMBLE as u64 || span.end == self.body_len;
+                match npy_format::npz_member_at(self.checked_span(span, &mut held).await?, at) {
+                    Err(npy_format::Error::TruncatedHeader) if !wide => want = npy_format::MAX_NPZ_PREAMBLE as u64,
+                    found => break found,
                 }
+            };
+            match found {
+                Ok(m) if m.data.checked_add(m.data_len).is_some_and(|e| e <= end) => members.push(m),
                 Ok(m) => return Ok(Err(format!("its array {} runs past its end", m.name))),
                 Err(e) => return Ok(Err(format!("its archive is not valid: {e}"))),
             }
@@ -141,6 +145,28 @@ impl OpenedEntry {
             return Ok(Err(why));
         }
         Ok(Ok(members.into_iter().map(|m| NpzMember { header: native(&m.header), ..m }).collect()))
+    }
+
+    /// `range` of the body, checked: from `held` (the blocks last read)
+    /// when they hold it, else read with the whole blocks around it, which
+    /// `held` then keeps.
+    async fn checked_span<'h>(
+        &self,
+        range: Range<u64>,
+        held: &'h mut Option<(Range<u64>, Vec<u8>)>,
+    ) -> Result<&'h [u8]> {
+        let holds = held.as_ref().is_some_and(|(r, _)| r.start <= range.start && range.end <= r.end);
+        if !holds {
+            let around = if has_blocks(self.body_len) {
+                range.start / BLOCK * BLOCK..(range.end.div_ceil(BLOCK) * BLOCK).min(self.body_len)
+            } else {
+                0..self.body_len
+            };
+            let bytes = self.read_checked(around.clone()).await?;
+            *held = Some((around, bytes));
+        }
+        let (r, bytes) = held.as_ref().expect("held just now");
+        Ok(&bytes[(range.start - r.start) as usize..(range.end - r.start) as usize])
     }
 
     /// Bytes of its body: all its data digest covers.

@@ -86,64 +86,55 @@ impl cache_core::RangeSource for ObjectRanges {
 }
 
 impl RemoteCache {
-    /// What opening the entry of `key` needs: its record and first bytes
-    /// (`.npy` first, then `.npz`), and its block digests if it has them.
-    /// Err(reason) for an object that is not a whole entry.
-    pub(crate) async fn find(&self, key: &Key) -> Result<Option<Result<Found, Error>>, Error> {
-        for archive in [false, true] {
-            let path = self.names.entry(key, archive);
-            // Headers are a few hundred bytes: the longest one allowed takes a second GET.
-            let mut want = FIRST_GET;
-            let (got, start, opened) = loop {
-                let range = Some(GetRange::Bounded(0..want));
-                let got = match self.store.get_opts(&path, GetOptions { range, ..Default::default() }).await {
-                    Ok(got) => got,
-                    Err(object_store::Error::NotFound { .. }) => break (None, vec![], None),
-                    Err(e) => return Err(self.err("open an entry")(e)),
-                };
-                let (meta, attributes) = (got.meta.clone(), got.attributes.clone());
-                let start = got.bytes().await.map_err(self.err("open an entry"))?.to_vec();
-                let complete = start.len() as u64 == meta.size;
-                match open(&attributes, &start, meta.size, complete || want >= MAX_PREAMBLE as u64) {
-                    Opening::NeedMore if want < MAX_PREAMBLE as u64 => want = MAX_PREAMBLE as u64,
-                    opening => break (Some(meta), start, Some(opening)),
-                }
+    /// What opening the entry of `key` in the form `archive` (`.npz`, else
+    /// `.npy`) needs: its record and first bytes, and its block digests if
+    /// it has them. Err for an object that is not a whole entry.
+    pub(crate) async fn find(&self, key: &Key, archive: bool) -> Result<Option<Result<Found, Error>>, Error> {
+        let path = self.names.entry(key, archive);
+        // Headers are a few hundred bytes: the longest one allowed takes a second GET.
+        let mut want = FIRST_GET;
+        let (got, start, opened) = loop {
+            let range = Some(GetRange::Bounded(0..want));
+            let got = match self.store.get_opts(&path, GetOptions { range, ..Default::default() }).await {
+                Ok(got) => got,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(self.err("open an entry")(e)),
             };
-            let (Some(meta), Some(opening)) = (got, opened) else { continue };
-            let (size, e_tag) = (meta.size, meta.e_tag.clone());
-            let modified = std::time::SystemTime::from(meta.last_modified);
-            let opened = match opening {
-                Opening::Entry(opened) => opened,
-                Opening::Damaged(reason) => {
-                    if let Some(tag) = e_tag {
-                        cache_core::lock(&self.damaged).insert(*key, (path.clone(), tag));
-                    }
-                    return Ok(Some(Err(Error::Damaged { place: Place::Object(self.url_of(&path)), reason })));
-                }
-                Opening::OtherVersion | Opening::NeedMore => continue,
-            };
-            if self.expired(key, modified).await {
-                return Ok(None);
+            let (meta, attributes) = (got.meta.clone(), got.attributes.clone());
+            let start = got.bytes().await.map_err(self.err("open an entry"))?.to_vec();
+            let complete = start.len() as u64 == meta.size;
+            match open(&attributes, &start, meta.size, complete || want >= MAX_PREAMBLE as u64) {
+                Opening::NeedMore if want < MAX_PREAMBLE as u64 => want = MAX_PREAMBLE as u64,
+                opening => break (Some(meta), start, Some(opening)),
             }
-            let body_len = size - opened.preamble;
-            let blocks = if has_blocks(body_len) { self.stored_blocks(key, body_len).await? } else { None };
-            let source = ObjectRanges {
-                store: Arc::clone(&self.store),
-                url: self.url_of(&path),
-                path,
-                location: self.location.clone(),
-                e_tag,
-            };
-            self.note_use(key, modified);
-            return Ok(Some(Ok(Found {
-                record: Arc::new(opened.record),
-                start,
-                file_len: size,
-                blocks,
-                source: Box::new(source),
-            })));
+        };
+        let (Some(meta), Some(opening)) = (got, opened) else { return Ok(None) };
+        let (size, e_tag) = (meta.size, meta.e_tag.clone());
+        let modified = std::time::SystemTime::from(meta.last_modified);
+        let opened = match opening {
+            Opening::Entry(opened) => opened,
+            Opening::Damaged(reason) => {
+                if let Some(tag) = e_tag {
+                    cache_core::lock(&self.damaged).insert(*key, (path.clone(), tag));
+                }
+                return Ok(Some(Err(Error::Damaged { place: Place::Object(self.url_of(&path)), reason })));
+            }
+            Opening::OtherVersion | Opening::NeedMore => return Ok(None),
+        };
+        if self.expired(key, modified).await {
+            return Ok(None);
         }
-        Ok(None)
+        let body_len = size - opened.preamble;
+        let blocks = if has_blocks(body_len) { self.stored_blocks(key, body_len).await? } else { None };
+        let source = ObjectRanges {
+            store: Arc::clone(&self.store),
+            url: self.url_of(&path),
+            path,
+            location: self.location.clone(),
+            e_tag,
+        };
+        self.note_use(key, modified);
+        Ok(Some(Ok(Found { record: Arc::new(opened.record), start, file_len: size, blocks, source: Box::new(source) })))
     }
 
     /// Puts `blocks` (a whole entry's, made by a verify) in place of those
@@ -170,10 +161,16 @@ impl RemoteCache {
     async fn stored_blocks(&self, key: &Key, body_len: u64) -> Result<Option<Vec<u8>>, Error> {
         let cap = BlockDigests::encoded_len(body_len);
         let options = GetOptions { range: Some(GetRange::Bounded(0..cap + 1)), ..Default::default() };
-        match self.store.get_opts(&self.names.blocks(key), options).await {
+        let path = self.names.blocks(key);
+        match self.store.get_opts(&path, options).await {
             Ok(got) => Ok(Some(got.bytes().await.map_err(self.err("read block digests"))?.to_vec())),
-            // None (an empty object has no range to read, say): reads make them.
-            Err(_) => Ok(None),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            // An empty object has no range to read (416): none, which reads make.
+            Err(e) => match self.store.head(&path).await {
+                Ok(meta) if meta.size == 0 => Ok(None),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                _ => Err(self.err("read block digests")(e)),
+            },
         }
     }
 }

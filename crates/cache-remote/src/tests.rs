@@ -366,6 +366,13 @@ fn both_forms_of_one_key_are_listed_and_removed_and_a_damaged_npy_does_not_hide_
     block_on(mem.put(&cache.names.entry(&key(1), false), PutPayload::from_static(b"garbage"))).unwrap();
     let Lookup::Hit(hit) = load(&cache, &key(1)) else { panic!("the .npz was hidden") };
     assert_eq!(hit.member_data(0), &data[..]);
+    // Nor from an open.
+    let mut notes = cache_core::Notes::new();
+    let opened = block_on(cache_core::Tier::<npy_format::AlignedBuf>::open(&cache, &key(1), &mut notes)).unwrap();
+    let opened = opened.expect("the .npz was hidden from open");
+    let mut out = vec![0; data.len()];
+    block_on(opened.read_into(opened.member_range(0), &mut out)).unwrap();
+    assert_eq!(out, &data[..]);
     let rows = block_on(cache.entries(&mut go)).unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(block_on(cache.remove_function("embed", &mut go)).unwrap(), vec![key(1)]);

@@ -23,14 +23,23 @@ impl<B: Buffer> Tier<B> for RemoteCache {
     }
 
     async fn open(&self, key: &Key, notes: &mut Notes) -> Result<Option<OpenedEntry>, Error> {
-        match self.find(key).await? {
-            None => Ok(None),
-            Some(Ok(found)) => OpenedEntry::open_noted(found, notes, &self.location).await,
-            Some(Err(error)) => {
-                notes.push(Note { kind: NoteKind::Damaged, error, tier: self.location.clone() });
-                Ok(None)
+        // As a load: what is damaged at `.npy` stands only if `.npz` holds no entry either.
+        let mut damaged = None;
+        for archive in [false, true] {
+            let found = match self.find(key, archive).await? {
+                None => continue,
+                Some(Ok(found)) => OpenedEntry::open_found(found).await?,
+                Some(Err(error)) => Err(error),
+            };
+            match found {
+                Ok(opened) => return Ok(Some(opened)),
+                Err(error) => damaged = damaged.or(Some(error)),
             }
         }
+        if let Some(error) = damaged {
+            notes.push(Note { kind: NoteKind::Damaged, error, tier: self.location.clone() });
+        }
+        Ok(None)
     }
 
     async fn has(&self, key: &Key, _: &mut Notes) -> Result<bool, Error> {

@@ -42,15 +42,25 @@ impl<B: Buffer> Tier<B> for CacheDir {
     }
 
     async fn open(&self, key: &Key, notes: &mut Notes) -> Result<Option<OpenedEntry>, Error> {
-        match blocking(|| CacheDir::find(self, &key.hex()))? {
-            None => Ok(None),
-            Some(Ok(found)) => OpenedEntry::open_noted(found, notes, self.location()).await,
-            Some(Err(error @ Error::Damaged { .. })) => {
-                notes.push(Note { kind: NoteKind::Damaged, error, tier: self.location().to_owned() });
-                Ok(None)
+        // Twice when damaged: a store may have replaced the entry between
+        // the record's read and the file's open (as a load does).
+        let mut damaged = None;
+        for _ in 0..2 {
+            let found = match blocking(|| CacheDir::find(self, &key.hex()))? {
+                None => return Ok(None),
+                Some(Ok(found)) => OpenedEntry::open_found(found).await?,
+                Some(Err(error)) => Err(error),
+            };
+            match found {
+                Ok(opened) => return Ok(Some(opened)),
+                Err(error @ Error::Damaged { .. }) => damaged = Some(error),
+                Err(error) => return Err(error),
             }
-            Some(Err(error)) => Err(error),
         }
+        if let Some(error) = damaged {
+            notes.push(Note { kind: NoteKind::Damaged, error, tier: self.location().to_owned() });
+        }
+        Ok(None)
     }
 
     async fn has(&self, key: &Key, _: &mut Notes) -> Result<bool, Error> {

@@ -26,6 +26,7 @@ impl EntryFiles {
     /// the entry's size. With `restore`, block digests found missing or
     /// wrong beside a whole entry are written again.
     pub(crate) fn check_whole(&self, key: &str, restore: bool) -> Checked {
+        let stamp = self.record_stamp(key);
         let record = match self.read_record(key) {
             Ok(r) => r,
             Err(RecordRead::Missing | RecordRead::OtherVersion { .. }) => return Checked::NotAnEntry,
@@ -58,7 +59,8 @@ impl EntryFiles {
         }
         match hasher.finish() {
             Some((digest, blocks)) if digest == record.data_digest => {
-                if restore {
+                // Not over an entry a store put in place meanwhile.
+                if restore && self.record_stamp(key) == stamp {
                     self.restore_blocks(key, blocks);
                 }
                 Checked::Whole
