@@ -93,10 +93,12 @@ export interface EntryArray {
 
 /**
  * An entry opened for partial reads (`cached.open(...args)`,
- * `cache.open(key)`). Of one array, it reads as that array does; of
- * several, `members` and `member(name)` give each.
+ * `cache.open(key)`). Of one array, its `shape`, `dtype`, `fortranOrder`,
+ * `rows` and reads are that array's; of several, they throw, and `members`
+ * and `member(name)` give each.
  */
-export interface EntryHandle {
+export interface EntryHandle
+  extends Pick<EntryArray, 'shape' | 'dtype' | 'fortranOrder' | 'rows' | 'readRows' | 'readRowsAsync' | 'readBytes' | 'readBytesAsync'> {
   readonly key: string
   /** The form of the result: `'typedarray'`, `'ndarray'`, `'tuple'` or `'record'`. */
   readonly result: 'typedarray' | 'ndarray' | 'tuple' | 'record'
@@ -106,15 +108,6 @@ export interface EntryHandle {
   readonly bytes: number
   /** The array of that name, or at that index. */
   member(name: string | number): EntryArray
-  /** Of an entry of one array, its shape (the others throw, as do the reads below). */
-  readonly shape: readonly number[]
-  readonly dtype: string
-  readonly fortranOrder: boolean
-  readonly rows: number
-  readRows(start: number, end?: number): TypedArray | LoadedNdArray
-  readRowsAsync(start: number, end?: number): Promise<TypedArray | LoadedNdArray>
-  readBytes(start: number, end: number): Uint8Array
-  readBytesAsync(start: number, end: number): Promise<Uint8Array>
   /** Lets go of the entry's file; reads after this throw. Also `using handle = ...`. */
   close(): void
   [Symbol.dispose](): void

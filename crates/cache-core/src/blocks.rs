@@ -70,7 +70,6 @@ fn subtree(at: u64, len: u64, block: u64, cvs: &[ChainingValue]) -> ChainingValu
 /// The block digests of one body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockDigests {
-    block: u64,
     body_len: u64,
     cvs: Vec<ChainingValue>,
 }
@@ -81,24 +80,19 @@ pub fn has_blocks(len: u64) -> bool {
 }
 
 impl BlockDigests {
-    /// The block size.
-    pub fn block(&self) -> u64 {
-        self.block
-    }
-
     pub fn body_len(&self) -> u64 {
         self.body_len
     }
 
     /// The digest of the whole body.
     pub fn root(&self) -> Digest {
-        root(self.body_len, self.block, &self.cvs)
+        root(self.body_len, BLOCK, &self.cvs)
     }
 
     /// Whether `bytes`, the body's block `index`, are as digested.
     pub fn holds(&self, index: u64, bytes: &[u8]) -> bool {
-        let at = index * self.block;
-        let expected = (self.body_len - at).min(self.block);
+        let at = index * BLOCK;
+        let expected = (self.body_len - at).min(BLOCK);
         bytes.len() as u64 == expected && self.cvs.get(index as usize) == Some(&block_cv(at, bytes))
     }
 
@@ -106,7 +100,7 @@ impl BlockDigests {
         let mut out = Vec::with_capacity(HEAD + 32 * self.cvs.len());
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
-        out.push(self.block.trailing_zeros() as u8);
+        out.push(BLOCK.trailing_zeros() as u8);
         out.extend_from_slice(&[0; 6]);
         out.extend_from_slice(&self.body_len.to_le_bytes());
         for cv in &self.cvs {
@@ -129,15 +123,14 @@ impl BlockDigests {
         if u32::from(bytes[9]) != BLOCK.trailing_zeros() {
             return Err(format!("their block size 2^{} is not this version's, 2^{}", bytes[9], BLOCK.trailing_zeros()));
         }
-        let block = BLOCK;
         let len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
         if len != body_len {
             return Err(format!("they are of {len} bytes of data, not {body_len}"));
         }
-        if len <= block {
+        if len <= BLOCK {
             return Err("they are of data of one block, which has none".into());
         }
-        let count = len.div_ceil(block);
+        let count = len.div_ceil(BLOCK);
         let need = count.checked_mul(32).filter(|&n| n == (bytes.len() - HEAD) as u64);
         if need.is_none() {
             return Err(format!(
@@ -147,7 +140,7 @@ impl BlockDigests {
             ));
         }
         let cvs = bytes[HEAD..].chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect();
-        let digests = BlockDigests { block, body_len, cvs };
+        let digests = BlockDigests { body_len, cvs };
         if &digests.root() != data_digest {
             return Err("they do not add up to the record's data digest".into());
         }
@@ -166,7 +159,6 @@ impl BlockDigests {
 /// block digests feeds the whole body through.
 #[derive(Debug)]
 pub struct BlockHasher {
-    block: u64,
     at: u64,
     hasher: blake3::Hasher,
     /// The whole body's hasher, for a body of one block.
@@ -178,14 +170,7 @@ pub struct BlockHasher {
 impl BlockHasher {
     /// For a body of `body_len` bytes.
     pub fn new(body_len: u64) -> BlockHasher {
-        BlockHasher {
-            block: BLOCK,
-            at: 0,
-            hasher: blake3::Hasher::new(),
-            whole: blake3::Hasher::new(),
-            cvs: Vec::new(),
-            body_len,
-        }
+        BlockHasher { at: 0, hasher: blake3::Hasher::new(), whole: blake3::Hasher::new(), cvs: Vec::new(), body_len }
     }
 
     pub fn update(&mut self, mut bytes: &[u8]) {
@@ -195,8 +180,8 @@ impl BlockHasher {
             return;
         }
         while !bytes.is_empty() {
-            let in_block = self.at % self.block;
-            let take = ((self.block - in_block) as usize).min(bytes.len());
+            let in_block = self.at % BLOCK;
+            let take = ((BLOCK - in_block) as usize).min(bytes.len());
             if take >= 1 << 18 {
                 self.hasher.update_rayon(&bytes[..take]);
             } else {
@@ -204,7 +189,7 @@ impl BlockHasher {
             }
             self.at += take as u64;
             bytes = &bytes[take..];
-            if self.at.is_multiple_of(self.block) || self.at == self.body_len {
+            if self.at.is_multiple_of(BLOCK) || self.at == self.body_len {
                 self.end_block();
             }
         }
@@ -227,7 +212,7 @@ impl BlockHasher {
         if !has_blocks(self.body_len) {
             return Some((*self.whole.finalize().as_bytes(), None));
         }
-        let digests = BlockDigests { block: self.block, body_len: self.body_len, cvs: self.cvs };
+        let digests = BlockDigests { body_len: self.body_len, cvs: self.cvs };
         Some((digests.root(), Some(digests)))
     }
 }

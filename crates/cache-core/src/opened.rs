@@ -16,6 +16,10 @@ use crate::blocks::{has_blocks, BlockDigests, BlockHasher, BLOCK};
 use crate::record::EntryRecord;
 use crate::{Error, Place, Result};
 
+/// How much of an entry's file an open reads first: any header the cache
+/// writes, with room to spare (the longest header allowed takes a second read).
+pub const FIRST_READ: u64 = 64 * 1024;
+
 /// An entry's file, read by position.
 #[async_trait]
 pub trait RangeSource: Send + Sync + Debug {
@@ -199,9 +203,8 @@ impl OpenedEntry {
             dest.copy_from_slice(&whole[range.start as usize..range.end as usize]);
             return Ok(());
         };
-        let block = blocks.block();
-        let (first, last) = (range.start / block, (range.end - 1) / block);
-        let block_range = |i: u64| i * block..((i + 1) * block).min(self.body_len);
+        let (first, last) = (range.start / BLOCK, (range.end - 1) / BLOCK);
+        let block_range = |i: u64| i * BLOCK..((i + 1) * BLOCK).min(self.body_len);
         // Blocks the range only touches are read into scratch memory; those
         // it covers, straight into `dest`.
         let whole = |i: u64| {
@@ -244,8 +247,8 @@ impl OpenedEntry {
             check(last, &tail)?;
         }
         let middle = &dest[middle_at..middle_at + (covered.end - covered.start) as usize];
-        for (n, bytes) in middle.chunks(block as usize).enumerate() {
-            check(covered.start / block + n as u64, bytes)?;
+        for (n, bytes) in middle.chunks(BLOCK as usize).enumerate() {
+            check(covered.start / BLOCK + n as u64, bytes)?;
         }
         if !head.is_empty() {
             let b = block_range(first);
@@ -269,7 +272,10 @@ impl OpenedEntry {
             if blake3::hash(&whole).as_bytes() != &self.record.data_digest {
                 return Err(self.damaged("its data does not match the digest stored with it".into()));
             }
-            return Ok(whole[range.start as usize..range.end as usize].to_vec());
+            // The range, in place: no second copy of the body.
+            whole.truncate(range.end as usize);
+            whole.drain(..range.start as usize);
+            return Ok(whole);
         }
         let mut out = vec![0; (range.end - range.start) as usize];
         Box::pin(self.read_into(range, &mut out)).await?;

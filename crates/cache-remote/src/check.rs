@@ -106,14 +106,14 @@ pub(crate) async fn check_whole(
     }
 }
 
-enum Got {
+pub(crate) enum Got {
     Object(object_store::GetResult),
     Judged(Checked),
 }
 
 /// A GET that tells a missing object, and an empty one (which has no
 /// range to read: 416), from an outage.
-async fn get(store: &dyn ObjectStore, path: &Path, options: GetOptions) -> Result<Got, object_store::Error> {
+pub(crate) async fn get(store: &dyn ObjectStore, path: &Path, options: GetOptions) -> Result<Got, object_store::Error> {
     match store.get_opts(path, options).await {
         Ok(got) => Ok(Got::Object(got)),
         Err(object_store::Error::NotFound { .. }) => Ok(Got::Judged(Checked::NotAnEntry)),

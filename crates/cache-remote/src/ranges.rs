@@ -8,16 +8,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cache_core::blocks::{has_blocks, BlockDigests};
+use cache_core::opened::FIRST_READ;
 use cache_core::{Error, Found, Key, Place};
 use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::check::{self, Got};
 use crate::opening::{open, Opening, MAX_PREAMBLE};
 use crate::RemoteCache;
-
-/// The first GET of an open: any header the cache writes, with room to spare.
-const FIRST_GET: u64 = 64 * 1024;
 
 /// An entry object, read by range.
 #[derive(Debug)]
@@ -92,8 +91,8 @@ impl RemoteCache {
     pub(crate) async fn find(&self, key: &Key, archive: bool) -> Result<Option<Result<Found, Error>>, Error> {
         let path = self.names.entry(key, archive);
         // Headers are a few hundred bytes: the longest one allowed takes a second GET.
-        let mut want = FIRST_GET;
-        let (got, start, opened) = loop {
+        let mut want = FIRST_READ;
+        let (meta, start, opening) = loop {
             let range = Some(GetRange::Bounded(0..want));
             let got = match self.store.get_opts(&path, GetOptions { range, ..Default::default() }).await {
                 Ok(got) => got,
@@ -105,10 +104,9 @@ impl RemoteCache {
             let complete = start.len() as u64 == meta.size;
             match open(&attributes, &start, meta.size, complete || want >= MAX_PREAMBLE as u64) {
                 Opening::NeedMore if want < MAX_PREAMBLE as u64 => want = MAX_PREAMBLE as u64,
-                opening => break (Some(meta), start, Some(opening)),
+                opening => break (meta, start, opening),
             }
         };
-        let (Some(meta), Some(opening)) = (got, opened) else { return Ok(None) };
         let (size, e_tag) = (meta.size, meta.e_tag.clone());
         let modified = std::time::SystemTime::from(meta.last_modified);
         let opened = match opening {
@@ -146,9 +144,9 @@ impl RemoteCache {
             Some(b) => self.stored_blocks(key, b.body_len()).await?,
             None => self.store.head(&path).await.ok().map(|_| Vec::new()),
         };
-        let done = match (blocks, stored) {
-            (Some(b), stored) if stored.as_deref() != Some(&b.encode()[..]) => {
-                self.store.put(&path, PutPayload::from(b.encode())).await.map(drop)
+        let done = match (blocks.map(|b| b.encode()), stored) {
+            (Some(b), stored) if stored.as_ref() != Some(&b) => {
+                self.store.put(&path, PutPayload::from(b)).await.map(drop)
             }
             (None, Some(_)) => self.store.delete(&path).await,
             _ => Ok(()),
@@ -161,16 +159,11 @@ impl RemoteCache {
     async fn stored_blocks(&self, key: &Key, body_len: u64) -> Result<Option<Vec<u8>>, Error> {
         let cap = BlockDigests::encoded_len(body_len);
         let options = GetOptions { range: Some(GetRange::Bounded(0..cap + 1)), ..Default::default() };
-        let path = self.names.blocks(key);
-        match self.store.get_opts(&path, options).await {
-            Ok(got) => Ok(Some(got.bytes().await.map_err(self.err("read block digests"))?.to_vec())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            // An empty object has no range to read (416): none, which reads make.
-            Err(e) => match self.store.head(&path).await {
-                Ok(meta) if meta.size == 0 => Ok(None),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                _ => Err(self.err("read block digests")(e)),
-            },
+        match check::get(self.store.as_ref(), &self.names.blocks(key), options).await {
+            Ok(Got::Object(got)) => Ok(Some(got.bytes().await.map_err(self.err("read block digests"))?.to_vec())),
+            // Missing or empty: none, which reads make.
+            Ok(Got::Judged(_)) => Ok(None),
+            Err(e) => Err(self.err("read block digests")(e)),
         }
     }
 }

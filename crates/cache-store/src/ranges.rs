@@ -53,7 +53,7 @@ fn first_bytes(file: &fs::File, len: u64, archive: bool) -> io::Result<Vec<u8>> 
         let mut start = vec![0; n.min(len) as usize];
         npy_format::read_exact_at(file, &mut start, 0).map(|()| start)
     };
-    let start = read(64 * 1024)?;
+    let start = read(cache_core::opened::FIRST_READ)?;
     let truncated = if archive {
         matches!(npy_format::npz_member_at(&start, 0), Err(npy_format::Error::TruncatedHeader))
     } else {
