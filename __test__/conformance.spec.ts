@@ -159,6 +159,63 @@ const scenarios: Record<string, Scenario> = {
     t.deepEqual(seen, { damaged: [], storeErrors: [] })
   },
 
+  async 'a declared output is filled in place and becomes the entry, sync and async; a failed fill leaves nothing'(t, place) {
+    // 300 rows of 1,024 doubles: 2.4 MB, three blocks of block digests.
+    const ROWS = 300
+    let calls = 0
+    const grid = (k: number, out: { data: Float64Array }) => {
+      calls++
+      for (let i = 0; i < out.data.length; i++) out.data[i] = i * k
+    }
+    const output = () => ({ shape: [ROWS, 1024], dtype: '<f8' }) as const
+    const a = place.cache()
+    const seen = watch(a)
+    const g = a.createCachedFunc(grid, { name: 'grid', output })
+    const first = g(2)
+    t.deepEqual([first.shape, first.dtype, first.data.length, first.data[5], calls], [[ROWS, 1024], '<f8', ROWS * 1024, 10, 1])
+    // The caller's array is its own: a write to it reaches no entry.
+    first.data[5] = -1
+    const again = place.cache().createCachedFunc(grid, { name: 'grid', output })(2)
+    t.deepEqual([again.data[5], again.data[ROWS * 1024 - 1], calls], [10, (ROWS * 1024 - 1) * 2, 1])
+    t.deepEqual(Array.from(((g.open(2).readRows(7) as Any).data as Float64Array).slice(0, 2)), [7 * 1024 * 2, (7 * 1024 + 1) * 2])
+    const fill = async (k: number, out: Int32Array) => {
+      calls++
+      await sleep(1)
+      out.fill(k)
+    }
+    const lineOutput = (k: number) => ({ shape: [k], dtype: '<i4' }) as const
+    const line = a.createCachedFunc(fill, { name: 'line', output: lineOutput })
+    t.deepEqual(Array.from(await line(3)), [3, 3, 3])
+    const hit = await place.cache().createCachedFunc(fill, { name: 'line', output: lineOutput })(3)
+    t.true(hit instanceof Int32Array)
+    t.deepEqual(Array.from(hit), [3, 3, 3])
+    t.is(calls, 2)
+    // A fill that fails, sync or async, leaves no entry, and the next call computes.
+    const failing = a.createCachedFunc(
+      (k: number, out: { data: Float64Array }) => {
+        out.data.fill(k)
+        throw new Error('boom')
+      },
+      { name: 'failing', output },
+    )
+    t.throws(() => failing(1), { message: 'boom' })
+    t.false(failing.has(1))
+    const failingAsync = a.createCachedFunc(
+      async (k: number, out: Int32Array) => {
+        out.fill(k)
+        throw new Error('async boom')
+      },
+      { name: 'failingAsync', output: (k: number) => ({ shape: [k], dtype: '<i4' }) },
+    )
+    await t.throwsAsync(failingAsync(4), { message: 'async boom' })
+    t.false(await failingAsync.hasAsync(4))
+    t.deepEqual(a.entries().map((e) => e.function).sort(), ['grid', 'line'])
+    if (!place.location.includes('://')) {
+      t.deepEqual(readdirSync(place.location).filter((f) => f.endsWith('.tmp')), [], 'no draft is left behind')
+    }
+    t.deepEqual(seen, { damaged: [], storeErrors: [] })
+  },
+
   async 'a result of several arrays, a tuple or a record, comes back in its form, classes, names and order; damaged, it is computed again'(t, place) {
     let calls = 0
     const stats = (n: number) => {

@@ -57,6 +57,12 @@ export declare class Cache {
   /** `storeMembers`, on the cache's runtime, as `storeAsync` is. */
   storeMembersAsync(key: string, names: Array<string>, data: Array<TypedArray>, layouts: Array<ArrayLayout>, entry: EntryArg): StoreOutcome | Promise<StoreOutcome>
   /**
+   * A file to fill with the entry of `key`, an array of `layout` (C
+   * order), then publish (see `OutputDraft`). Made on this machine's
+   * disk: in the cache's directory, else the system's temporary one.
+   */
+  draft(key: string, layout: ArrayLayout): OutputDraft
+  /**
    * Opens the entry of `key` for reads of its parts, reading none of its
    * data (a handle that says whether it was found).
    */
@@ -138,6 +144,31 @@ export declare class EntryHandle {
   read(start: number, end: number): ArrayBuffer
   /** `read`, on the cache's runtime. */
   readAsync(start: number, end: number): Promise<ArrayBuffer>
+}
+
+/** An entry's file to fill, then publish or discard. */
+export declare class OutputDraft {
+  /**
+   * The writable ArrayBuffer over the draft's data (its length: the
+   * data's bytes). Given once.
+   */
+  buffer(): ArrayBuffer
+  /**
+   * Publishes the filled draft as the entry, on this thread: `buffer`
+   * (the one `buffer()` gave) is detached first. Returns what the store
+   * did, and the array, mapped from the published file where it can be.
+   */
+  publish(buffer: ArrayBuffer | undefined | null, entry: EntryArg): Published
+  /** `publish`, on the cache's runtime. */
+  publishAsync(buffer: ArrayBuffer | undefined | null, entry: EntryArg): Promise<Published>
+  /**
+   * Ends the loan of `buffer` and gives the array without publishing
+   * it (a computation that may have seen other arguments): its file is
+   * removed once mapped.
+   */
+  withhold(buffer?: ArrayBuffer | undefined | null): LoadedValue
+  /** Ends the loan of `buffer` and removes the draft's file: nothing is stored. */
+  discard(buffer?: ArrayBuffer | undefined | null): void
 }
 
 /** Set to stop a long job at its next progress point. */
@@ -470,6 +501,12 @@ export interface PruneSummary {
   entries: number
   bytes: number
   foreign: number
+}
+
+/** A published draft: what the store did, and the array as the caller gets it. */
+export interface Published {
+  stored: StoreOutcome
+  array: LoadedValue
 }
 
 /** Reads a .npy file into a fresh buffer (one copy, from the kernel). */

@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.Cache = nativeBinding.Cache
 module.exports.ComputeLease = nativeBinding.ComputeLease
 module.exports.EntryHandle = nativeBinding.EntryHandle
+module.exports.OutputDraft = nativeBinding.OutputDraft
 module.exports.StopFlag = nativeBinding.StopFlag
 module.exports.classTable = nativeBinding.classTable
 module.exports.defaults = nativeBinding.defaults

@@ -26,6 +26,9 @@ import type {
   ListOptions,
   NumpyFuncCacheEvents,
   NumpyFuncCacheOptions,
+  OutputArray,
+  OutputCachedFunction,
+  OutputFunctionOptions,
   PruneOptions,
   PruneReport,
   VerifyOptions,
@@ -98,8 +101,19 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * Wraps `fn` so that each distinct call is computed once and then loaded
    * from the cache. The wrapper has `fn`'s call signature; an async `fn`
    * gives a Promise-returning wrapper.
+   *
+   * With `options.output`, which declares the result's shape and dtype from
+   * the call's arguments, a miss lends `fn` that array as its last argument,
+   * over the entry's file (a shared map); `fn` fills it and returns nothing,
+   * and the file becomes the entry with no copy in memory. The wrapper
+   * takes the other arguments and returns the array, mapped.
    */
-  createCachedFunc<F extends CacheableFunction>(fn: F, options?: CachedFunctionOptions): CachedFunction<F> {
+  createCachedFunc<const A extends unknown[], const S extends readonly number[], const D extends string, R = void>(
+    fn: (...args: [...A, OutputArray<S, D>]) => R,
+    options: OutputFunctionOptions<A, S, D>,
+  ): OutputCachedFunction<A, S, D, R>
+  createCachedFunc<F extends CacheableFunction>(fn: F, options?: CachedFunctionOptions): CachedFunction<F>
+  createCachedFunc(fn: CacheableFunction, options?: CachedFunctionOptions): unknown {
     return cachedFunction(this.#calls, fn, options, this.#computeOnce)
   }
 

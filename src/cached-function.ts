@@ -2,12 +2,13 @@
 // the function computed (once, under computeOnce) and its result stored.
 import { types } from 'node:util'
 import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
-import type { Calls } from './calls'
+import type { CallInfo, Calls } from './calls'
 import { runAsync, runSync, waitOrCompute } from './compute-once'
 import { ErrorCodes, codedError, invalidArg } from './errors'
 import { type ComputeOnce, functionSettings } from './options'
 import { debug, shortKey } from './debug'
 import { computed } from './results'
+import { checkFilled, declaredOutput, entryOfOutput, lend, outputValue } from './output'
 import type { CacheableFunction, CachedFunction, CachedFunctionMethods, CachedFunctionOptions } from './types'
 
 /** A shared async computation's result, and whether it is of the key's arguments. */
@@ -43,14 +44,17 @@ export function cachedFunction<F extends CacheableFunction>(
   const { name, isAsync } = settings
   const once = settings.computeOnce === 'inherit' ? cacheOnce : settings.computeOnce
   const label = `${name || 'anonymous function'}()`
-  const prefix = identityPrefix({ name, version: settings.version, source: settings.trackSource ? fn.toString() : undefined })
+  const { output } = settings
+  // A declared output's shape is part of what the function computes: its source is in the key too.
+  const source = output === undefined ? fn.toString() : `${fn.toString()}\n// output: ${Function.prototype.toString.call(output)}`
+  const prefix = identityPrefix({ name, version: settings.version, source: settings.trackSource ? source : undefined })
+  const info = (key: string): CallInfo => ({ key, functionName: name, label })
   // What a call's key is made of: its arguments, and its `this` unless told to ignore it.
   const call = (self: unknown, args: unknown[]): Call => ({ self: settings.keysThis ? self : undefined, args })
   // The methods act on a plain call (`cached.has(...)`, whose `this` is the
   // wrapper itself) or, through call(), on a method's (`cached.has.call(obj, ...)`).
   const methodsOf = (wrapper: unknown): CachedFunctionMethods<F> => {
     const methodCall = (self: unknown, args: unknown[]) => call(self === wrapper ? undefined : self, args)
-    const info = (key: string) => ({ key, functionName: name, label })
     return {
       has(this: unknown, ...args) {
         return calls.has(info(callKey(prefix, methodCall(this, args))))
@@ -82,16 +86,45 @@ export function cachedFunction<F extends CacheableFunction>(
     }
   }
 
+  /** A miss of a function with a declared output: `fn` fills the entry's file, lent to it as its last argument. */
+  const filling = (self: unknown, args: unknown[], key: string) => {
+    const declared = declaredOutput(output!, self, args, label)
+    const draft = calls.draft(key, declared.layout)
+    const lent = lend(draft, declared)
+    return {
+      run: (): unknown => fn.apply(self, [...args, lent.value]),
+      check: (value: unknown) => checkFilled(value, lent, label),
+      discard: () => {
+        try {
+          draft.discard(lent.buffer)
+        } catch (e) {
+          debug('the output of %s was not discarded cleanly: %s', label, (e as Error).message)
+        }
+      },
+      publish: () => outputValue(calls.publish(draft, lent.buffer, entryOfOutput(declared, name), info(key)), declared),
+      publishAsync: async () => outputValue(await calls.publishAsync(draft, lent.buffer, entryOfOutput(declared, name), info(key)), declared),
+      withhold: () => outputValue(draft.withhold(lent.buffer), declared),
+    }
+  }
+  const returnedPromise = () =>
+    codedError(TypeError, ErrorCodes.BAD_RESULT, `${label} returned a Promise; pass { async: true } to createCachedFunc (or make it an async function)`)
+
   if (!isAsync) {
     const compute = (self: unknown, args: unknown[], key: string) => {
-      const value = fn.apply(self, args)
-      if (types.isPromise(value)) {
-        throw codedError(
-          TypeError,
-          ErrorCodes.BAD_RESULT,
-          `${label} returned a Promise; pass { async: true } to createCachedFunc (or make it an async function)`,
-        )
+      if (output !== undefined) {
+        const fill = filling(self, args, key)
+        try {
+          const value = fill.run()
+          if (types.isPromise(value)) throw returnedPromise()
+          fill.check(value)
+        } catch (e) {
+          fill.discard()
+          throw e
+        }
+        return fill.publish()
       }
+      const value = fn.apply(self, args)
+      if (types.isPromise(value)) throw returnedPromise()
       return calls.store(key, name, computed(value, label), label)
     }
     const wrapper = function (this: unknown, ...args: unknown[]) {
@@ -129,7 +162,21 @@ export function cachedFunction<F extends CacheableFunction>(
       argsChangedBeforeComputing.add(error)
       throw error
     }
-    const result = computed(await fn.apply(self, args), label)
+    // Computed: stored, or (its arguments changed under it) returned without storing.
+    let done: { store: () => Promise<unknown>; withhold: () => unknown }
+    if (output === undefined) {
+      const result = computed(await fn.apply(self, args), label)
+      done = { store: () => calls.storeAsync(key, name, result, label), withhold: () => result.result }
+    } else {
+      const fill = filling(self, args, key)
+      try {
+        fill.check(await fill.run())
+      } catch (e) {
+        fill.discard()
+        throw e
+      }
+      done = { store: fill.publishAsync, withhold: fill.withhold }
+    }
     if ((await argsNow(self, args)) !== key) {
       debug('the arguments of %s changed during its computation: its result is not stored under %s', label, shortKey(key))
       if (!warnedArgsChanged) {
@@ -140,9 +187,9 @@ export function cachedFunction<F extends CacheableFunction>(
           { code: 'NUMPY_FUNC_CACHE_ARGS_CHANGED' },
         )
       }
-      return { value: result.result, ofKey: false }
+      return { value: done.withhold(), ofKey: false }
     }
-    return { value: await calls.storeAsync(key, name, result, label), ofKey: true }
+    return { value: await done.store(), ofKey: true }
   }
   // The computation of each key pending in this process, which equal calls share.
   const running = new Map<string, Promise<Outcome>>()

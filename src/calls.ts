@@ -2,7 +2,7 @@
 // and removals through the native cache (whatever tiers it is made of),
 // and what they noticed turned into the cache's events.
 import type { EventEmitter } from 'node:events'
-import type { EntryHandle, Loaded, Note, StoreOutcome } from '../binding/index'
+import type { ArrayLayout, EntryArg, EntryHandle, Loaded, LoadedValue, Note, OutputDraft, StoreOutcome } from '../binding/index'
 import { OpenedEntry } from './entry-handle'
 import { type NativeCache, loadNow } from './native'
 import type { Claim } from './compute-once'
@@ -81,6 +81,24 @@ export class Calls {
     const outcome = await nativeCallAsync(() => this.native.storeMembersAsync(key, ...storeArgs(computed, functionName)))
     this.#stored(outcome, { key, functionName, label })
     return computed.result
+  }
+
+  /** A file to fill with the entry of `key`, an array of `layout`, then publish. */
+  draft(key: string, layout: ArrayLayout): OutputDraft {
+    return nativeCall(() => this.native.draft(key, layout))
+  }
+
+  /** Publishes a filled draft (a failure is reported, not thrown) and returns its array. */
+  publish(draft: OutputDraft, buffer: ArrayBuffer, entry: EntryArg, call: CallInfo): LoadedValue {
+    const published = nativeCall(() => draft.publish(buffer, entry))
+    this.#stored(published.stored, call)
+    return published.array
+  }
+
+  async publishAsync(draft: OutputDraft, buffer: ArrayBuffer, entry: EntryArg, call: CallInfo): Promise<LoadedValue> {
+    const published = await nativeCallAsync(() => draft.publishAsync(buffer, entry))
+    this.#stored(published.stored, call)
+    return published.array
   }
 
   #stored(outcome: StoreOutcome, call: CallInfo): void {

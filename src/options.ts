@@ -14,6 +14,7 @@ import type {
   ComputeOnceOptions,
   NumpyFuncCacheOptions,
   ListOptions,
+  OutputFunctionOptions,
   PruneOptions,
   RemoteOptions,
   ResolvedLimits,
@@ -174,12 +175,14 @@ export interface FunctionSettings {
   isAsync: boolean
   /** Undefined: the cache's own. */
   computeOnce: ComputeOnce | undefined | 'inherit'
+  /** Declares the result's shape and dtype from the call's arguments: the function fills it in place. */
+  output?: (...args: unknown[]) => unknown
 }
 
 export function functionSettings(fn: unknown, options: CachedFunctionOptions | undefined): FunctionSettings {
   const where = 'createCachedFunc'
   if (typeof fn !== 'function') throw invalidArg(`${where}: fn must be a function, got ${describe(fn)}`)
-  const allowed = ['name', 'version', 'trackSource', 'ignoreThis', 'async', 'computeOnce'] satisfies (keyof CachedFunctionOptions)[]
+  const allowed = ['name', 'version', 'trackSource', 'ignoreThis', 'async', 'computeOnce', 'output'] satisfies (keyof OutputFunctionOptions)[]
   const opts = checkOptions(options, allowed, where)
   const givenName = optionOf<string>(opts, 'name', 'string', where)
   const trackSource = optionOf<boolean>(opts, 'trackSource', 'boolean', where) ?? true
@@ -201,8 +204,13 @@ export function functionSettings(fn: unknown, options: CachedFunctionOptions | u
         `or pass { trackSource: false, version } and change version whenever its code changes`,
     )
   }
+  const output = opts.output
+  if (output !== undefined && typeof output !== 'function') {
+    throw invalidArg(`${where}: options.output must be a function of the call's arguments that returns { shape, dtype }, got ${describe(output)}`)
+  }
   return {
     name,
+    output: output as FunctionSettings['output'],
     version: optionOf<string>(opts, 'version', 'string', where),
     trackSource,
     keysThis: !(optionOf<boolean>(opts, 'ignoreThis', 'boolean', where) ?? false) && readsThis(source),

@@ -138,6 +138,58 @@ export interface CachedFunctionOptions {
   computeOnce?: boolean | ComputeOnceOptions
 }
 
+/** The TypedArray class that holds each dtype a declared output may have (complex: two floats per element). */
+export interface OutputArrayTypes {
+  '|b1': Uint8Array
+  '|i1': Int8Array
+  '|u1': Uint8Array
+  '<i2': Int16Array
+  '<u2': Uint16Array
+  '<f2': Uint16Array
+  '<i4': Int32Array
+  '<u4': Uint32Array
+  '<f4': Float32Array
+  '<i8': BigInt64Array
+  '<u8': BigUint64Array
+  '<f8': Float64Array
+  '<c8': Float32Array
+  '<c16': Float64Array
+}
+
+/** What `output` declares: the result's shape (C order) and dtype, as NumPy's descr (`'<f8'`; `'f8'` too). */
+export interface OutputSpec<S extends readonly number[] = readonly number[], D extends string = string> {
+  readonly shape: S
+  readonly dtype: D
+}
+
+/** The TypedArray of a declared dtype. */
+export type OutputData<D extends string> = D extends keyof OutputArrayTypes ? OutputArrayTypes[D] : TypedArray
+
+/**
+ * The array a declared output is, as the function fills it and the call
+ * returns it: a TypedArray for a shape of one dimension, else
+ * `{ data, shape, dtype }`.
+ */
+export type OutputArray<S extends readonly number[], D extends string> = S extends readonly [number]
+  ? OutputData<D>
+  : LoadedNdArray<OutputData<D>>
+
+/**
+ * Options of a function whose result is written straight into the cache:
+ * `output` declares its shape and dtype from the call's arguments, and the
+ * function receives that array (over the entry's file) as its last argument.
+ */
+export interface OutputFunctionOptions<A extends unknown[] = unknown[], S extends readonly number[] = readonly number[], D extends string = string>
+  extends CachedFunctionOptions {
+  output: (...args: A) => OutputSpec<S, D>
+}
+
+/** The wrapper of a function with a declared output: its arguments but the last, and the filled array (mapped) as its result. */
+export type OutputCachedFunction<A extends unknown[], S extends readonly number[], D extends string, R> = ([R] extends [PromiseLike<unknown>]
+  ? (...args: A) => Promise<OutputArray<S, D>>
+  : (...args: A) => OutputArray<S, D>) &
+  CachedFunctionMethods<(...args: A) => TypedArray>
+
 /** Limits on a cache; each is off when omitted (or `Infinity`). */
 export interface CacheLimits {
   /**

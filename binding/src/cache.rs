@@ -11,7 +11,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 
 use cache_core::{
-    key_of, progress, Claim, Content, Key, Lease, Limits, NewArchive, NewArray, Notes, OnDisk, Stored, Tier, Wait,
+    key_of, progress, Claim, Content, Key, Lease, Limits, NewArchive, NewArray, Notes, OnDisk, Tier, Wait,
 };
 use npy_format::Header;
 
@@ -21,9 +21,10 @@ use crate::errors::{Failure, Outcome};
 use crate::jobs::{InlineProgress, RuntimeCallback, RuntimeProgress, StopFlag};
 use crate::memory::{self, ArrayMemory, JsThreadAlloc};
 use crate::opened::EntryHandle;
+use crate::output::OutputDraft;
 use crate::values::{
-    notes_of, rows_of, Answer, CacheOptions, ClearSummary, EntryArg, EntryRow, LimitsArg, Loaded, OwnedEntry,
-    PruneSummary, RemovedKeys, StoreOutcome, TooLarge, Totals, VerifySummary,
+    notes_of, rows_of, store_outcome, Answer, CacheOptions, ClearSummary, EntryArg, EntryRow, LimitsArg, Loaded,
+    OwnedEntry, PruneSummary, RemovedKeys, StoreOutcome, Totals, VerifySummary,
 };
 
 type Shared = Arc<dyn Tier<ArrayMemory>>;
@@ -158,12 +159,7 @@ impl ToStore {
         };
         let array = NewArray { content: &content, entry: self.entry.borrow() };
         let stored = tier.store(&self.key, array, &mut notes).await?;
-        let (evicted, too_large) = match stored {
-            Stored::Published { evicted } => (evicted as f64, None),
-            Stored::TooLarge { bytes, limit } => (0.0, Some(TooLarge { bytes: bytes as f64, limit: limit as f64 })),
-            Stored::AlreadyThere | Stored::Failed => (0.0, None),
-        };
-        Ok(StoreOutcome { published: stored.is_published(), evicted, too_large, notes: notes_of(notes) })
+        Ok(store_outcome(stored, notes_of(notes)))
     }
 }
 
@@ -308,6 +304,20 @@ impl Cache {
             return inline(env, job.run(self.tier.clone())).map(Either::A);
         }
         spawn(env, job.run(self.tier.clone()), |_, outcome| Ok(outcome)).map(Either::B)
+    }
+
+    /// A file to fill with the entry of `key`, an array of `layout` (C
+    /// order), then publish (see `OutputDraft`). Made on this machine's
+    /// disk: in the cache's directory, else the system's temporary one.
+    #[napi(catch_unwind)]
+    pub fn draft(&self, env: &Env, key: String, layout: ArrayLayout) -> Result<OutputDraft> {
+        let tier = self.tier.clone();
+        inline(env, async move {
+            let (key, header) = (key_of(&key)?, layout.header()?);
+            let mut notes = Notes::new();
+            let draft = tier.draft(&key, &header, &mut notes).await?;
+            Ok::<_, Failure>(OutputDraft::new(tier, key, draft, notes))
+        })
     }
 
     /// Opens the entry of `key` for reads of its parts, reading none of its

@@ -7,7 +7,7 @@
 //! `values`: what it takes and gives; `calls`: sync methods run inline,
 //! async ones on the cache's runtime; `jobs`: progress and stopping of long
 //! jobs; `arrays`: JS memory coming in; `memory`: loaded arrays going out;
-//! `keys`: call keys; `opened`: entries opened for partial reads; `npy`: `readNpy`/`writeNpy`; `tables`: what the TS
+//! `keys`: call keys; `opened`: entries opened for partial reads; `output`: results written straight into the cache; `npy`: `readNpy`/`writeNpy`; `tables`: what the TS
 //! layer takes from the core (dtypes, defaults, names); `errors`: failures
 //! as JS errors.
 
@@ -23,5 +23,6 @@ mod keys;
 mod memory;
 mod npy;
 mod opened;
+mod output;
 mod tables;
 mod values;

@@ -386,6 +386,17 @@ pub struct StoreOutcome {
     pub notes: Vec<Note>,
 }
 
+/// What JS is told of a store that returned `stored`, having noticed `notes`.
+pub(crate) fn store_outcome(stored: cache_core::Stored, notes: Vec<Note>) -> StoreOutcome {
+    use cache_core::Stored;
+    let (evicted, too_large) = match stored {
+        Stored::Published { evicted } => (evicted as f64, None),
+        Stored::TooLarge { bytes, limit } => (0.0, Some(TooLarge { bytes: bytes as f64, limit: limit as f64 })),
+        Stored::AlreadyThere | Stored::Failed => (0.0, None),
+    };
+    StoreOutcome { published: stored.is_published(), evicted, too_large, notes }
+}
+
 /// An entry not stored: its bytes, as the tier counts them, and the limit
 /// (`maxEntryBytes` or `maxBytes`) they are over.
 #[napi(object, object_from_js = false)]

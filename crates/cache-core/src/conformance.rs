@@ -14,8 +14,8 @@ use npy_format::{AlignedBuf, Dtype, Header};
 use crate::blocks::BLOCK;
 use crate::lease::{claim_on, Holder, MAX_LEASE_LEN, MAX_STALE_AFTER};
 use crate::{
-    block_on, host, zeroed, ArrayClass, Claim, Content, Entry, ErrorKind, Key, Limits, MemberForm, NewArchive,
-    NewArray, NewEntry, NoteKind, Notes, OnDisk, OpenedEntry, ResultForm, Stored, Tier,
+    block_on, host, zeroed, ArrayClass, Claim, Content, Draft, Entry, ErrorKind, Key, Limits, LoadedArray, MemberForm,
+    NewArchive, NewArray, NewEntry, NoteKind, Notes, OnDisk, OpenedEntry, ResultForm, Stored, Tier,
 };
 
 /// How a fixture damages a stored entry, as a co-user could.
@@ -87,6 +87,7 @@ macro_rules! conformance_suite {
             an_opened_entry_of_several_arrays_reads_each_members_bytes,
             an_opened_entry_refuses_a_flipped_byte_with_or_without_its_block_digests,
             verify_writes_back_missing_block_digests_unless_it_is_a_dry_run,
+            a_filled_draft_publishes_as_the_entry_and_an_unpublished_one_leaves_nothing,
             a_load_decided_on_disk_agrees_with_a_load,
             has_makes_the_checks_a_load_makes_and_is_not_a_use,
             a_damaged_entry_is_a_miss_with_a_note_and_the_next_store_replaces_it,
@@ -394,6 +395,62 @@ pub fn verify_writes_back_missing_block_digests_unless_it_is_a_dry_run(f: &dyn F
         assert_eq!(read(&opened, 2 * BLOCK..2 * BLOCK + 8).unwrap_err().kind(), ErrorKind::Damaged);
         block_on(tier.remove(&k, &mut Notes::new())).unwrap();
     }
+}
+
+/// Writes `data` into `draft` through a shared map of its file, as a caller fills it.
+fn fill(draft: &Draft, data: &[u8]) {
+    match draft.fill_map().unwrap() {
+        Some(mut map) => map[..data.len()].copy_from_slice(data),
+        None => assert!(data.is_empty()),
+    }
+}
+
+fn draft(tier: &dyn Tier, k: &Key, header: &Header) -> Draft {
+    let mut notes = Notes::new();
+    let draft = block_on(tier.draft(k, header, &mut notes)).unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    draft
+}
+
+pub fn a_filled_draft_publishes_as_the_entry_and_an_unpublished_one_leaves_nothing(f: &dyn Fixture) {
+    let tier = f.tier(Limits::default());
+    for (k, n) in [(key(1), 100), (key(2), MANY_BLOCKS), (key(3), 0)] {
+        let (header, data) = f8(n, 0.75);
+        let mut draft = draft(tier.as_ref(), &k, &header);
+        assert_eq!((draft.data_len(), draft.data_offset() % 64), (data.len() as u64, 0));
+        fill(&draft, &data);
+        let path = draft.path().to_owned();
+        let mut notes = Notes::new();
+        assert!(block_on(tier.publish(&k, &mut draft, ENTRY, &mut notes)).unwrap().is_published());
+        assert!(notes.is_empty(), "{notes:?}");
+        // The caller gets what it wrote, mapped where it can be.
+        let given = draft.into_loaded(&mut zeroed).unwrap();
+        assert_eq!((given.data(), matches!(given, LoadedArray::Mapped(_))), (&data[..], n > 0));
+        drop(given);
+        assert!(!path.exists(), "the draft's file is the entry's now, or gone: {path:?}");
+        // What was written is the entry, to a load, another cache object, and reads of its parts.
+        let entry = load(f.reopen().as_ref(), &k).0.expect("a hit");
+        assert_eq!((entry.array.header(), entry.array.data()), (&header, &data[..]));
+        assert_eq!(entry.record.function, "embed");
+        let opened = open(tier.as_ref(), &k).0.expect("it opens");
+        assert_eq!(read(&opened, 0..data.len() as u64).unwrap(), data);
+    }
+    // Create-only, as a store: the first entry stands.
+    let (header, data) = f8(100, 9.0);
+    let mut second = draft(tier.as_ref(), &key(1), &header);
+    fill(&second, &data);
+    assert_eq!(block_on(tier.publish(&key(1), &mut second, ENTRY, &mut Notes::new())).unwrap(), Stored::AlreadyThere);
+    assert_eq!(load(tier.as_ref(), &key(1)).0.expect("a hit").array.data(), &f8(100, 0.75).1[..]);
+    // A draft never published (its computation failed) leaves no entry and no file.
+    let abandoned = draft(tier.as_ref(), &key(4), &header);
+    fill(&abandoned, &data[..400]);
+    let path = abandoned.path().to_owned();
+    drop(abandoned);
+    assert!(!path.exists());
+    assert!(load(tier.as_ref(), &key(4)).0.is_none() && !has(tier.as_ref(), &key(4)));
+    let keys: Vec<String> =
+        block_on(tier.entries(&mut crate::progress::quiet)).unwrap().into_iter().map(|e| e.key).collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
 }
 
 fn load_on_disk(tier: &dyn Tier, k: &Key, up_to: u64) -> (OnDisk<AlignedBuf>, Notes) {

@@ -23,6 +23,7 @@ pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod content;
+pub mod draft;
 pub mod entry;
 pub mod error;
 pub mod host;
@@ -39,6 +40,7 @@ pub use books::{ClearReport, EntryRow, Limits, MemberRow, PruneReport, Stored, T
 pub use cache_key::{is_key, is_key_prefix, Key};
 pub use clock::Clock;
 pub use content::{open_archive, Content, NewArchive};
+pub use draft::{Draft, Filled};
 pub use entry::{zeroed, Alloc, Buffer, Entry, Filling, LoadedArray, Lookup};
 pub use error::{Error, ErrorKind, Place, Result, Source};
 pub use lease::{Claim, Holder, Lease, LeaseHandle, Refreshed};

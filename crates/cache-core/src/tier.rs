@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use npy_format::AlignedBuf;
+use npy_format::{AlignedBuf, Header};
 
 use crate::books::{ClearReport, EntryRow, Limits, PruneReport, Stored, Totals, VerifyReport, Wait};
 use crate::content::Content;
+use crate::draft::Draft;
 use crate::entry::{Alloc, Buffer, Entry};
 use crate::lease::{Claim, Holder};
 use crate::notes::Notes;
@@ -111,6 +112,24 @@ pub trait Tier<B: Buffer = AlignedBuf>: Send + Sync + std::fmt::Debug {
 
     /// Publishes `array` as the entry of `key`, create-only.
     async fn store(&self, key: &Key, array: NewArray<'_>, notes: &mut Notes) -> Result<Stored>;
+
+    /// A file on this machine to fill with the entry of `key`, an array of
+    /// `header`, before [`publish`](Self::publish) makes it the entry: where
+    /// the tier can rename it into place, else in the system's temporary
+    /// directory (the default).
+    async fn draft(&self, _key: &Key, header: &Header, _notes: &mut Notes) -> Result<Draft> {
+        Draft::in_temp_dir(header.clone())
+    }
+
+    /// Publishes a filled `draft` as the entry of `key`: what `store` does
+    /// with the same content, and says. A tier that can renames the file
+    /// into place (and marks the draft published); the default stores what
+    /// the file holds, read through a map of it.
+    async fn publish(&self, key: &Key, draft: &mut Draft, entry: NewEntry<'_>, notes: &mut Notes) -> Result<Stored> {
+        let filled = draft.filled()?;
+        let content = filled.content()?;
+        self.store(key, NewArray { content: &content, entry }, notes).await
+    }
 
     /// Removes the entry of `key`; says whether there was one.
     async fn remove(&self, key: &Key, notes: &mut Notes) -> Result<bool>;

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use cache_core::progress::{self, Progress};
 use cache_core::{
-    Claim, ClearReport, Clock, Content, EntryRow, Error, Holder, Key, Limits, Lookup, NewEntry, PruneReport, Stored,
-    Totals, VerifyReport, Wait,
+    Claim, ClearReport, Clock, Content, Draft, EntryRow, Error, Holder, Key, Limits, Lookup, NewEntry, PruneReport,
+    Stored, Totals, VerifyReport, Wait,
 };
 use npy_format::{AlignedBuf, Header};
 
 use crate::bookkeeping::Bookkeeper;
 use crate::files::EntryFiles;
-use crate::layout::{check_key, Layout};
+use crate::layout::{check_key, Layout, Part};
 use crate::lease;
 use crate::read::{Reading, Verify};
 use crate::verify::Checked;
@@ -170,6 +170,40 @@ impl CacheDir {
     /// [`store`](Self::store) of an entry's file as `content` makes it: one
     /// array's `.npy`, or several arrays' `.npz`.
     pub fn store_content(&self, key: &str, content: &Content, entry: &NewEntry) -> Result<Stored, Error> {
+        self.store_from(key, content, entry, None)
+    }
+
+    /// A file in this directory to fill with the entry of `key`, an array
+    /// of `header` (see [`cache_core::draft`]). A process killed while
+    /// filling it leaves a temporary file that `prune` removes.
+    pub fn draft(&self, key: &str, header: &Header) -> Result<Draft, Error> {
+        check_key(key)?;
+        self.ensure_dir()?;
+        Draft::create(self.files.layout.temp(key, Part::Array), header.clone())
+    }
+
+    /// Publishes a filled `draft` as the entry of `key`, as
+    /// [`store`](Self::store) would store what it holds: one of this
+    /// directory's is hashed and renamed into place (then marked
+    /// published); another's is written as a store writes.
+    pub fn publish(&self, key: &str, draft: &mut Draft, entry: &NewEntry) -> Result<Stored, Error> {
+        let filled = draft.filled()?;
+        let content = filled.content()?;
+        let own = draft.path().parent() == Some(self.root()) && draft.is_own();
+        let stored = self.store_from(key, &content, entry, own.then(|| draft.path()))?;
+        if own && stored.is_published() {
+            draft.published();
+        }
+        Ok(stored)
+    }
+
+    fn store_from(
+        &self,
+        key: &str,
+        content: &Content,
+        entry: &NewEntry,
+        filled: Option<&Path>,
+    ) -> Result<Stored, Error> {
         check_key(key)?;
         let now_us = self.clock().now_us();
         // Over the limits on its own: refused before anything is read or
@@ -185,7 +219,7 @@ impl CacheDir {
         {
             return self.books.place_skipped(Stored::AlreadyThere);
         }
-        let prepared = self.files.prepare(key, content, entry, now_us, self.boot.as_deref())?;
+        let prepared = self.files.prepare(key, content, entry, now_us, self.boot.as_deref(), filled)?;
         // Under the index's write lock: a record placed since it was judged
         // is another writer's, stored meanwhile, and it stands.
         let stored = self.books.place(&prepared, || self.files.record_stamp(key) == before)?;

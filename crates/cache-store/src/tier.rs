@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cache_core::{
-    blocking, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Filling, Holder, Key, Limits, NewArray,
-    Note, NoteKind, Notes, OnDisk, OpenedEntry, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    blocking, Alloc, Buffer, Claim, ClearReport, Clock, Draft, Entry, EntryRow, Error, Filling, Holder, Key, Limits,
+    NewArray, NewEntry, Note, NoteKind, Notes, OnDisk, OpenedEntry, Progress, PruneReport, Stored, Tier, Totals,
+    VerifyReport, Wait,
 };
+
+use npy_format::Header;
 
 use crate::CacheDir;
 
@@ -69,6 +72,14 @@ impl<B: Buffer> Tier<B> for CacheDir {
 
     async fn store(&self, key: &Key, array: NewArray<'_>, _: &mut Notes) -> Result<Stored, Error> {
         blocking(|| CacheDir::store_content(self, &key.hex(), array.content, &array.entry))
+    }
+
+    async fn draft(&self, key: &Key, header: &Header, _: &mut Notes) -> Result<Draft, Error> {
+        blocking(|| CacheDir::draft(self, &key.hex(), header))
+    }
+
+    async fn publish(&self, key: &Key, draft: &mut Draft, entry: NewEntry<'_>, _: &mut Notes) -> Result<Stored, Error> {
+        blocking(|| CacheDir::publish(self, &key.hex(), draft, &entry))
     }
 
     async fn remove(&self, key: &Key, _: &mut Notes) -> Result<bool, Error> {

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cache_core::record::{MAX_FUNCTION_NAME, VERIFY_DATA_UP_TO};
 use cache_core::{Content, EntryRow, Error, NewEntry};
@@ -74,7 +74,8 @@ pub(crate) fn entry_len(content: &Content, entry: &NewEntry, now_us: i64, boot: 
 impl EntryFiles {
     /// Writes the entry of `key` (a checked key) under temporary names:
     /// the data file straight from the caller's memory, hashed meanwhile,
-    /// then its record.
+    /// then its record. With `filled`, the data file is there already
+    /// (a draft of this directory's, which `content` maps): it is hashed.
     pub(crate) fn prepare<'a>(
         &'a self,
         key: &'a str,
@@ -82,6 +83,7 @@ impl EntryFiles {
         entry: &NewEntry,
         now_us: i64,
         boot: Option<&str>,
+        filled: Option<&Path>,
     ) -> Result<Prepared<'a>, Error> {
         // Refused before anything is written (the record's own check follows, once it is made).
         if entry.function.len() > MAX_FUNCTION_NAME {
@@ -92,7 +94,7 @@ impl EntryFiles {
         let mut prepared = Prepared {
             files: self,
             key,
-            temp_array: self.layout.temp(key, layout::data_part(archive)),
+            temp_array: filled.map_or_else(|| self.layout.temp(key, layout::data_part(archive)), Path::to_path_buf),
             temp_record: self.layout.temp(key, Part::Record),
             temp_blocks: None,
             archive,
@@ -107,22 +109,29 @@ impl EntryFiles {
             },
             placed: false,
         };
-        let mut array_file = layout::create_new(&prepared.temp_array)?;
         let temp_array = &prepared.temp_array;
-        // No fsync: a killed process cannot leave a partial file under a
-        // real name, and after an OS crash the record's boot makes the
-        // first hit check all the data (see `read`).
-        let ((digest, blocks), written) = std::thread::scope(|s| {
-            // A large array is hashed on another thread while this one writes it.
-            let hashing = (content.data_len() > VERIFY_DATA_UP_TO as u64).then(|| s.spawn(|| content.body_digests()));
-            let written = write_content(&mut array_file, content).map_err(Error::io("write", temp_array));
-            let digests = match hashing {
-                Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                None => content.body_digests(),
-            };
-            (digests, written)
-        });
-        written?;
+        let (digest, blocks) = match filled {
+            Some(_) => content.body_digests(),
+            None => {
+                let mut array_file = layout::create_new(temp_array)?;
+                // No fsync: a killed process cannot leave a partial file under a
+                // real name, and after an OS crash the record's boot makes the
+                // first hit check all the data (see `read`).
+                let (digests, written) = std::thread::scope(|s| {
+                    // A large array is hashed on another thread while this one writes it.
+                    let hashing =
+                        (content.data_len() > VERIFY_DATA_UP_TO as u64).then(|| s.spawn(|| content.body_digests()));
+                    let written = write_content(&mut array_file, content).map_err(Error::io("write", temp_array));
+                    let digests = match hashing {
+                        Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                        None => content.body_digests(),
+                    };
+                    (digests, written)
+                });
+                written?;
+                digests
+            }
+        };
         if let Some(blocks) = blocks {
             let temp = prepared.temp_blocks.insert(self.layout.temp(key, Part::Blocks));
             layout::create_new(temp)?.write_all(&blocks.encode()).map_err(Error::io("write", &*temp))?;
@@ -131,7 +140,7 @@ impl EntryFiles {
             content.record(entry, digest, cache_core::clock::time_of_us(now_us))?.written_in(boot).encode_checked()?;
         let mut record_file = layout::create_new(&prepared.temp_record)?;
         record_file.write_all(&record).map_err(Error::io("write", &prepared.temp_record))?;
-        let array_len = array_file.metadata().map_err(Error::io("inspect", &prepared.temp_array))?.len();
+        let array_len = fs::metadata(&prepared.temp_array).map_err(Error::io("inspect", &prepared.temp_array))?.len();
         prepared.row.bytes = array_len + record.len() as u64;
         debug_assert_eq!(
             Some(prepared.row.bytes),

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cache_core::{
-    lock, Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, ErrorKind, Holder, Key, Limits, NewArray,
-    Note, NoteKind, Notes, OnDisk, OpenedEntry, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    lock, Alloc, Buffer, Claim, ClearReport, Clock, Draft, Entry, EntryRow, Error, ErrorKind, Holder, Key, Limits,
+    NewArray, NewEntry, Note, NoteKind, Notes, OnDisk, OpenedEntry, Progress, PruneReport, Stored, Tier, Totals,
+    VerifyReport, Wait,
 };
+use npy_format::Header;
 
 /// After the object store is unavailable, calls skip it for this long.
 pub const STORE_PAUSE: Duration = Duration::from_secs(10);
@@ -206,6 +208,33 @@ impl<B: Buffer> Tier<B> for FailOpen<B> {
     async fn store(&self, key: &Key, array: NewArray<'_>, notes: &mut Notes) -> Result<Stored, Error> {
         let mut own = Notes::new();
         let went = self.guarded(STORE, notes, self.inner.store(key, array, &mut own)).await;
+        notes.append(&mut own);
+        Ok(match went? {
+            Went::Done(stored) => stored,
+            Went::Open => Stored::Failed,
+        })
+    }
+
+    async fn draft(&self, key: &Key, header: &Header, notes: &mut Notes) -> Result<Draft, Error> {
+        let mut own = Notes::new();
+        let went = self.guarded(STORE, notes, self.inner.draft(key, header, &mut own)).await;
+        notes.append(&mut own);
+        match went? {
+            Went::Done(draft) => Ok(draft),
+            // The result is still computed, into a file of its own, and publish then stores what it holds.
+            Went::Open => Draft::in_temp_dir(header.clone()),
+        }
+    }
+
+    async fn publish(
+        &self,
+        key: &Key,
+        draft: &mut Draft,
+        entry: NewEntry<'_>,
+        notes: &mut Notes,
+    ) -> Result<Stored, Error> {
+        let mut own = Notes::new();
+        let went = self.guarded(STORE, notes, self.inner.publish(key, draft, entry, &mut own)).await;
         notes.append(&mut own);
         Ok(match went? {
             Went::Done(stored) => stored,

@@ -23,14 +23,26 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cache_core::{
-    Alloc, Buffer, Claim, ClearReport, Clock, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, Notes, OnDisk,
-    OpenedEntry, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
+    Alloc, Buffer, Claim, ClearReport, Clock, Draft, Entry, EntryRow, Error, Holder, Key, Limits, NewArray, NewEntry,
+    Notes, OnDisk, OpenedEntry, Progress, PruneReport, Stored, Tier, Totals, VerifyReport, Wait,
 };
+use npy_format::Header;
 
 /// A local tier in front of a store.
 pub struct Tiered<B: Buffer> {
     local: Arc<dyn Tier<B>>,
     store: Arc<dyn Tier<B>>,
+}
+
+/// What a store in both tiers says: the store's outcome, but what was
+/// evicted, was evicted from the local tier (the store keeps no limits of
+/// its own on a store), and a store that failed leaves the local outcome.
+fn both_stored(shared: Stored, local: Stored) -> Stored {
+    match (shared, local) {
+        (Stored::Failed, local) => local,
+        (Stored::Published { .. }, Stored::Published { evicted }) => Stored::Published { evicted },
+        (shared, _) => shared,
+    }
 }
 
 impl<B: Buffer> std::fmt::Debug for Tiered<B> {
@@ -95,12 +107,30 @@ impl<B: Buffer> Tier<B> for Tiered<B> {
             return Ok(shared);
         }
         let local = self.local.store(key, array, notes).await?;
-        // What was evicted, was evicted from the local tier (the store keeps no limits of its own on a store).
-        Ok(match (shared, local) {
-            (Stored::Failed, local) => local,
-            (Stored::Published { .. }, Stored::Published { evicted }) => Stored::Published { evicted },
-            (shared, _) => shared,
-        })
+        Ok(both_stored(shared, local))
+    }
+
+    async fn draft(&self, key: &Key, header: &Header, notes: &mut Notes) -> Result<Draft, Error> {
+        // The local tier's, renamed into place there once it is in the store.
+        self.local.draft(key, header, notes).await
+    }
+
+    async fn publish(
+        &self,
+        key: &Key,
+        draft: &mut Draft,
+        entry: NewEntry<'_>,
+        notes: &mut Notes,
+    ) -> Result<Stored, Error> {
+        let shared = {
+            let filled = draft.filled()?;
+            self.store.store(key, NewArray { content: &filled.content()?, entry }, notes).await?
+        };
+        if let Stored::TooLarge { .. } = shared {
+            return Ok(shared);
+        }
+        let local = self.local.publish(key, draft, entry, notes).await?;
+        Ok(both_stored(shared, local))
     }
 
     async fn remove(&self, key: &Key, notes: &mut Notes) -> Result<bool, Error> {
