@@ -188,3 +188,41 @@ test('SIGKILL during stores, evictions and clears never leaves a wrong or partia
   t.is(hits, kept.length)
   t.true(kept.length > 0, 'the workers completed some stores')
 })
+
+test('SIGKILL while a declared output is filled leaves no entry; the next call computes it, and prune removes the draft', async (t) => {
+  const dir = tempDir(t)
+  // The same source in both processes: the same key.
+  const make = `(cache) => cache.createCachedFunc((k, out) => {
+    out.fill(k)
+    if (globalThis.stopWhileFilling) globalThis.stopWhileFilling()
+  }, { name: 'ramp', trackSource: false, output: (k) => ({ shape: [1 << 20], dtype: '<f8' }) })`
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
+      const { NumpyFuncCache } = require(${JSON.stringify(join(root, 'dist'))})
+      globalThis.stopWhileFilling = () => {
+        process.stdout.write('filling\\n')
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
+      }
+      ;(${make})(new NumpyFuncCache(process.argv[1]))(3)
+      `,
+      dir,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
+  const drafts = () => readdirSync(dir).filter((f) => f.endsWith('.tmp'))
+  t.is(drafts().length, 1, 'the half-filled draft, under a temporary name')
+  child.kill('SIGKILL')
+  await new Promise((resolve) => child.once('exit', resolve))
+  const cache = new NumpyFuncCache(dir)
+  const f = new Function(`return ${make}`)()(cache) as (k: number) => Float64Array
+  t.deepEqual(cache.entries(), [])
+  const pruned = cache.prune()
+  t.is(pruned.removedLeftovers, 1)
+  t.deepEqual(drafts(), [])
+  const a = f(3)
+  t.true(a.length === 1 << 20 && a.every((x) => x === 3))
+})

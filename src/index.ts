@@ -29,6 +29,12 @@ export type {
   TooLargeInfo,
   NumpyFuncCacheEvents,
   NumpyFuncCacheOptions,
+  OutputArray,
+  OutputArrayTypes,
+  OutputCachedFunction,
+  OutputData,
+  OutputFunctionOptions,
+  OutputSpec,
   RemoteOptions,
 } from './types'
 export { readNpy, writeNpy } from './npy'

@@ -11,6 +11,7 @@ import {
   type LoadedNdArray,
   type NdArray,
   NumpyFuncCache,
+  type OutputCachedFunction,
   readNpy,
   readNpz,
   writeNpz,
@@ -179,3 +180,30 @@ const code: ErrorCode = 'ERR_NFC_DAMAGED_ENTRY'
 // @ts-expect-error not a code of this package
 const other: ErrorCode = 'ENOENT'
 void [code, other]
+
+// A declared output: the function gets the array to fill as its last
+// argument; the wrapper takes the other arguments and returns that array.
+const filled = cache.createCachedFunc(
+  (n: number, out) => {
+    expect<Equal<typeof out, LoadedNdArray<Float64Array>>>()
+    out.data.fill(n)
+  },
+  { output: (n: number) => ({ shape: [n, 3], dtype: '<f8' }) },
+)
+expect<Equal<ReturnType<typeof filled>, LoadedNdArray<Float64Array>>>()
+expect<Equal<Parameters<typeof filled>, [n: number]>>()
+filled.open(2)
+// @ts-expect-error the wrapper takes the arguments output() takes
+filled('2')
+// One dimension: a TypedArray of the dtype's class; async: a Promise of it.
+const line = cache.createCachedFunc(
+  async (n: number, out) => {
+    expect<Equal<typeof out, Int32Array>>()
+    out.fill(n)
+  },
+  { output: (n: number) => ({ shape: [n], dtype: '<i4' }) },
+)
+expect<Equal<ReturnType<typeof line>, Promise<Int32Array>>>()
+expect<Equal<typeof line, OutputCachedFunction<[n: number], readonly [number], '<i4', Promise<void>>>>()
+// @ts-expect-error output must declare a shape
+cache.createCachedFunc((n: number, out: Float64Array) => void out.fill(n), { output: (n: number) => ({ dtype: '<f8' }) })
