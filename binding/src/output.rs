@@ -56,21 +56,31 @@ impl OutputDraft {
     /// (transferred elsewhere, whose holder may still write it): the map
     /// is then kept as long as the process lives, and nothing is stored.
     fn end_loan(&mut self, buffer: ArrayBuffer) -> Outcome<()> {
-        let mut held = lock(&self.map);
-        let Some(map) = held.as_mut() else { return Ok(()) };
-        if buffer.is_detached().map_err(js_failure)? {
-            std::mem::forget(held.take());
-            return Err(Failure::invalid(
-                "the output array's buffer was detached (transferred to another thread, say) while the function \
-                 filled it, so nothing was stored; fill it in place and keep it",
-            ));
+        // Out of the lock before the runtime is called: Bun finalizes a buffer as it detaches it.
+        let Some(mut map) = lock(&self.map).take() else { return Ok(()) };
+        match buffer.is_detached() {
+            Ok(false) => {}
+            Ok(true) => {
+                std::mem::forget(map);
+                return Err(Failure::invalid(
+                    "the output array's buffer was detached (transferred to another thread, say) while the \
+                     function filled it, so nothing was stored; fill it in place and keep it",
+                ));
+            }
+            Err(e) => {
+                std::mem::forget(map);
+                return Err(js_failure(e));
+            }
         }
         // A runtime without external buffers gave JS a copy: its contents go to the file.
         if buffer.as_ptr() != map.as_ptr() {
             map.copy_from_slice(&buffer);
         }
-        buffer.detach().map_err(js_failure)?;
-        drop(held.take());
+        if let Err(e) = buffer.detach() {
+            std::mem::forget(map);
+            return Err(js_failure(e));
+        }
+        drop(map);
         Ok(())
     }
 }
