@@ -63,8 +63,8 @@ impl OutputDraft {
             Ok(true) => {
                 std::mem::forget(map);
                 return Err(Failure::invalid(
-                    "the output array's buffer was detached (transferred to another thread, say) while the \
-                     function filled it, so nothing was stored; fill it in place and keep it",
+                    "the output array's buffer was detached while the function filled it (moved into a byte \
+                     stream or transferred, say), so nothing was stored; fill it in place",
                 ));
             }
             Err(e) => {
@@ -158,7 +158,11 @@ impl OutputDraft {
     fn take(&mut self, buffer: Option<ArrayBuffer>) -> Outcome<Draft> {
         self.draft()?;
         if let Some(buffer) = buffer {
-            self.end_loan(buffer)?;
+            if let Err(e) = self.end_loan(buffer) {
+                // Nothing of it is published: its file goes now.
+                self.draft = None;
+                return Err(e);
+            }
         } else if lock(&self.map).is_some() {
             return Err(Failure::invalid("the buffer that buffer() gave must be passed back"));
         }
