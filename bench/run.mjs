@@ -368,6 +368,8 @@ spawnSync(process.execPath, ['--expose-gc', join(here, 'bookkeeping.mjs'), ...(q
 spawnSync(process.execPath, ['--expose-gc', join(here, 'several-arrays.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 // Partial reads through an opened entry (directory and S3) against whole hits and raw reads.
 spawnSync(process.execPath, ['--expose-gc', join(here, 'partial-reads.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
+// Results written straight into the cache (output) against a copying store, with peak memory.
+spawnSync(process.execPath, [join(here, 'output.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 // The first hit after a reboot against a normal hit, and a store against a synced one.
 spawnSync(process.execPath, ['--expose-gc', join(here, 'reboot.mjs'), ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] })
 // Requests per object-store operation, the event loop under maintenance
