@@ -139,3 +139,32 @@ test('an async output whose arguments change while it fills is returned to its c
   await sleep(10)
   t.true(warnings.some((w) => /changed during its computation/.test(w)), JSON.stringify(warnings))
 })
+
+test("what output declares is in the key: a declaration that changes with more than the arguments, or with this, misses", (t) => {
+  const dir = tempDir(t)
+  const cache = new NumpyFuncCache(dir)
+  let width = 2
+  let calls = 0
+  const f = cache.createCachedFunc(
+    (n: number, out: Any) => {
+      calls++
+      out.data.fill(n)
+    },
+    { name: 'rows', output: (n: number) => ({ shape: [n, width], dtype: '<f8' }) },
+  )
+  t.deepEqual((f(3) as Any).shape, [3, 2])
+  width = 5
+  t.deepEqual((f(3) as Any).shape, [3, 5], 'not the entry of another shape')
+  t.deepEqual([(f(3) as Any).shape, calls], [[3, 5], 2])
+  // `output` reads `this` (fn does not): calls on two objects have two entries.
+  const g = cache.createCachedFunc(
+    ((n: number, out: Int32Array) => void out.fill(n)) as Any,
+    {
+      name: 'perThis',
+      output: function (this: { len: number }) {
+        return { shape: [this.len], dtype: '<i4' }
+      },
+    } as Any,
+  ) as Any
+  t.deepEqual([g.call({ len: 2 }, 7).length, g.call({ len: 4 }, 7).length], [2, 4])
+})

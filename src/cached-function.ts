@@ -4,11 +4,11 @@ import { types } from 'node:util'
 import { type Call, callKey, callKeyAsync, identityPrefix } from './call-key'
 import type { CallInfo, Calls } from './calls'
 import { runAsync, runSync, waitOrCompute } from './compute-once'
-import { ErrorCodes, codedError, invalidArg } from './errors'
+import { ErrorCodes, codedError, invalidArg, nativeCall } from './errors'
 import { type ComputeOnce, functionSettings } from './options'
 import { debug, shortKey } from './debug'
 import { computed } from './results'
-import { checkFilled, declaredOutput, entryOfOutput, lend, outputValue } from './output'
+import { type Lent, checkFilled, declaredOutput, entryOfOutput, lend, outputValue } from './output'
 import type { CacheableFunction, CachedFunction, CachedFunctionMethods, CachedFunctionOptions } from './types'
 
 /** A shared async computation's result, and whether it is of the key's arguments. */
@@ -50,7 +50,11 @@ export function cachedFunction<F extends CacheableFunction>(
   const prefix = identityPrefix({ name, version: settings.version, source: settings.trackSource ? source : undefined })
   const info = (key: string): CallInfo => ({ key, functionName: name, label })
   // What a call's key is made of: its arguments, and its `this` unless told to ignore it.
-  const call = (self: unknown, args: unknown[]): Call => ({ self: settings.keysThis ? self : undefined, args })
+  // A declared output's shape and dtype are in the key too: they may depend on more than the arguments.
+  const call = (self: unknown, args: unknown[]): Call => ({
+    self: settings.keysThis ? self : undefined,
+    args: output === undefined ? args : [...args, declaredOutput(output, self, args, label).layout],
+  })
   // The methods act on a plain call (`cached.has(...)`, whose `this` is the
   // wrapper itself) or, through call(), on a method's (`cached.has.call(obj, ...)`).
   const methodsOf = (wrapper: unknown): CachedFunctionMethods<F> => {
@@ -90,20 +94,27 @@ export function cachedFunction<F extends CacheableFunction>(
   const filling = (self: unknown, args: unknown[], key: string) => {
     const declared = declaredOutput(output!, self, args, label)
     const draft = calls.draft(key, declared.layout)
-    const lent = lend(draft, declared)
+    const discard = (buffer?: ArrayBuffer) => {
+      try {
+        nativeCall(() => draft.discard(buffer))
+      } catch (e) {
+        debug('the output of %s was not discarded cleanly: %s', label, (e as Error).message)
+      }
+    }
+    let lent: Lent
+    try {
+      lent = lend(draft, declared)
+    } catch (e) {
+      discard()
+      throw e
+    }
     return {
       run: (): unknown => fn.apply(self, [...args, lent.value]),
       check: (value: unknown) => checkFilled(value, lent, label),
-      discard: () => {
-        try {
-          draft.discard(lent.buffer)
-        } catch (e) {
-          debug('the output of %s was not discarded cleanly: %s', label, (e as Error).message)
-        }
-      },
+      discard: () => discard(lent.buffer),
       publish: () => outputValue(calls.publish(draft, lent.buffer, entryOfOutput(declared, name), info(key)), declared),
       publishAsync: async () => outputValue(await calls.publishAsync(draft, lent.buffer, entryOfOutput(declared, name), info(key)), declared),
-      withhold: () => outputValue(draft.withhold(lent.buffer), declared),
+      withhold: () => outputValue(nativeCall(() => draft.withhold(lent.buffer)), declared),
     }
   }
   const returnedPromise = () =>
@@ -162,22 +173,9 @@ export function cachedFunction<F extends CacheableFunction>(
       argsChangedBeforeComputing.add(error)
       throw error
     }
-    // Computed: stored, or (its arguments changed under it) returned without storing.
-    let done: { store: () => Promise<unknown>; withhold: () => unknown }
-    if (output === undefined) {
-      const result = computed(await fn.apply(self, args), label)
-      done = { store: () => calls.storeAsync(key, name, result, label), withhold: () => result.result }
-    } else {
-      const fill = filling(self, args, key)
-      try {
-        fill.check(await fill.run())
-      } catch (e) {
-        fill.discard()
-        throw e
-      }
-      done = { store: fill.publishAsync, withhold: fill.withhold }
-    }
-    if ((await argsNow(self, args)) !== key) {
+    // Stored, or (its arguments changed under it: not `ofKey`) returned without storing.
+    const settle = async (ofKey: boolean, store: () => Promise<unknown>, withhold: () => unknown): Promise<Outcome> => {
+      if (ofKey) return { value: await store(), ofKey }
       debug('the arguments of %s changed during its computation: its result is not stored under %s', label, shortKey(key))
       if (!warnedArgsChanged) {
         warnedArgsChanged = true
@@ -187,9 +185,24 @@ export function cachedFunction<F extends CacheableFunction>(
           { code: 'NUMPY_FUNC_CACHE_ARGS_CHANGED' },
         )
       }
-      return { value: done.withhold(), ofKey: false }
+      return { value: withhold(), ofKey }
     }
-    return { value: await done.store(), ofKey: true }
+    if (output === undefined) {
+      const result = computed(await fn.apply(self, args), label)
+      const ofKey = (await argsNow(self, args)) === key
+      return settle(ofKey, () => calls.storeAsync(key, name, result, label), () => result.result)
+    }
+    const fill = filling(self, args, key)
+    let ofKey: boolean
+    try {
+      fill.check(await fill.run())
+      ofKey = (await argsNow(self, args)) === key
+    } catch (e) {
+      // Neither published nor withheld: the draft goes.
+      fill.discard()
+      throw e
+    }
+    return settle(ofKey, fill.publishAsync, fill.withhold)
   }
   // The computation of each key pending in this process, which equal calls share.
   const running = new Map<string, Promise<Outcome>>()

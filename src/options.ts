@@ -213,7 +213,9 @@ export function functionSettings(fn: unknown, options: CachedFunctionOptions | u
     output: output as FunctionSettings['output'],
     version: optionOf<string>(opts, 'version', 'string', where),
     trackSource,
-    keysThis: !(optionOf<boolean>(opts, 'ignoreThis', 'boolean', where) ?? false) && readsThis(source),
+    keysThis:
+      !(optionOf<boolean>(opts, 'ignoreThis', 'boolean', where) ?? false) &&
+      (readsThis(source) || (typeof output === 'function' && readsThis(Function.prototype.toString.call(output)))),
     isAsync: optionOf<boolean>(opts, 'async', 'boolean', where) ?? types.isAsyncFunction(fn),
     computeOnce: opts.computeOnce === undefined ? 'inherit' : computeOnceOf(opts.computeOnce, where),
   }

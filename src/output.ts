@@ -5,7 +5,7 @@ import { constants } from 'node:buffer'
 import type { ArrayLayout, EntryArg, LoadedValue, OutputDraft } from '../binding/index'
 import { describe } from './describe'
 import { SUPPORTED_DTYPES, type TypedArray, canonicalDtype, elementsPerItem, readClassName, viewOf } from './dtypes'
-import { ErrorCodes, codedError } from './errors'
+import { ErrorCodes, codedError, nativeCall } from './errors'
 import { shaped, valueOf } from './results'
 
 /** The output a call declares, checked. */
@@ -57,7 +57,7 @@ function bytesPerElement(className: string): number {
 
 /** The draft's array, in the form the call returns: what the function fills. */
 export function lend(draft: OutputDraft, declared: DeclaredOutput): Lent {
-  const buffer = draft.buffer()
+  const buffer = nativeCall(() => draft.buffer())
   const data = viewOf(buffer, declared.className, declared.layout.dtype)
   return { value: declared.form === 'typedarray' ? data : shaped(data, declared.layout), data, buffer }
 }

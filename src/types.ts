@@ -168,11 +168,14 @@ export type OutputData<D extends string> = D extends keyof OutputArrayTypes ? Ou
 /**
  * The array a declared output is, as the function fills it and the call
  * returns it: a TypedArray for a shape of one dimension, else
- * `{ data, shape, dtype }`.
+ * `{ data, shape, dtype }` (either, for a shape whose length the types do
+ * not know: declare it `as const`, or as a tuple, to know which).
  */
-export type OutputArray<S extends readonly number[], D extends string> = S extends readonly [number]
-  ? OutputData<D>
-  : LoadedNdArray<OutputData<D>>
+export type OutputArray<S extends readonly number[], D extends string> = number extends S['length']
+  ? OutputData<D> | LoadedNdArray<OutputData<D>>
+  : S extends readonly [number]
+    ? OutputData<D>
+    : LoadedNdArray<OutputData<D>>
 
 /**
  * Options of a function whose result is written straight into the cache:

@@ -4,12 +4,13 @@
 //! function has filled it, the buffer is detached, so that no later write
 //! reaches the file, and the tier publishes the file.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 
 use cache_core::draft::MmapMut;
-use cache_core::{lock, Draft, Key, Notes, Stored, Tier};
+use cache_core::{Draft, Key, Notes, Stored, Tier};
 
 use crate::calls::{inline, run, spawn};
 use crate::errors::{Failure, Outcome};
@@ -18,10 +19,35 @@ use crate::values::{notes_of, store_outcome, EntryArg, LoadedValue, OwnedEntry, 
 
 type Shared = Arc<dyn Tier<ArrayMemory>>;
 
-/// The writable map JS fills, while it is lent. Taken out when the buffer
-/// is detached (then unmapped) or collected; forgotten, never unmapped, if
-/// the buffer went elsewhere before it could be detached.
-type FillMap = Arc<Mutex<Option<MmapMut>>>;
+/// The draft's data lent to JS: the map, owned here (never by the buffer's
+/// finalizer, which a runtime may run at once or while the memory is still
+/// reachable elsewhere), and the buffer JS was given.
+struct Loan {
+    map: MmapMut,
+    /// Where JS's buffer holds its bytes: the map's, or, where the runtime
+    /// copied the external buffer, memory of its own.
+    js_ptr: usize,
+    len: usize,
+    /// Set by the buffer's finalizer.
+    collected: Arc<AtomicBool>,
+}
+
+impl Loan {
+    fn copied(&self) -> bool {
+        self.js_ptr != self.map.as_ptr() as usize
+    }
+
+    /// Lets go of the map: unmapped only where no JS buffer can still
+    /// reach it (a copy was lent, or the buffer was detached by us);
+    /// otherwise kept as long as the process lives.
+    fn release(self, unmap: bool) {
+        if unmap || self.copied() {
+            drop(self.map)
+        } else {
+            std::mem::forget(self.map)
+        }
+    }
+}
 
 /// An entry's file to fill, then publish or discard.
 #[napi]
@@ -29,10 +55,19 @@ pub struct OutputDraft {
     tier: Shared,
     key: Key,
     draft: Option<Draft>,
-    map: FillMap,
+    loan: Option<Loan>,
     /// What making the draft noticed (a tier that could not make it: the
     /// draft is then a file of its own), reported with the publish.
     notes: Notes,
+}
+
+impl Drop for OutputDraft {
+    fn drop(&mut self) {
+        // A loan never ended (its buffer may be alive): never unmapped.
+        if let Some(loan) = self.loan.take() {
+            loan.release(false);
+        }
+    }
 }
 
 /// A published draft: what the store did, and the array as the caller gets it.
@@ -44,44 +79,57 @@ pub struct Published {
 
 impl OutputDraft {
     pub(crate) fn new(tier: Shared, key: Key, draft: Draft, notes: Notes) -> OutputDraft {
-        OutputDraft { tier, key, draft: Some(draft), map: Arc::default(), notes }
+        OutputDraft { tier, key, draft: Some(draft), loan: None, notes }
     }
 
     fn draft(&self) -> Outcome<&Draft> {
         self.draft.as_ref().ok_or_else(|| Failure::invalid("the output was published or discarded already"))
     }
 
-    /// Ends the loan of `buffer`, the one `buffer()` gave: detached, so JS
-    /// writes no more, and unmapped. Refused if it was detached meanwhile
-    /// (transferred elsewhere, whose holder may still write it): the map
-    /// is then kept as long as the process lives, and nothing is stored.
+    /// Ends the loan of `buffer`, which must be the one `buffer()` gave:
+    /// its bytes in the file (copied there if the runtime lent a copy), the
+    /// buffer detached so that JS writes no more, the map unmapped. Refused
+    /// if the buffer was detached meanwhile (moved elsewhere, whose holder
+    /// may still write it): the map is then kept as long as the process
+    /// lives, and nothing is stored.
     fn end_loan(&mut self, buffer: ArrayBuffer) -> Outcome<()> {
-        // Out of the lock before the runtime is called: Bun finalizes a buffer as it detaches it.
-        let Some(mut map) = lock(&self.map).take() else { return Ok(()) };
-        match buffer.is_detached() {
-            Ok(false) => {}
-            Ok(true) => {
-                std::mem::forget(map);
-                return Err(Failure::invalid(
-                    "the output array's buffer was detached while the function filled it (moved into a byte \
-                     stream or transferred, say), so nothing was stored; fill it in place",
-                ));
+        let Some(mut loan) = self.loan.take() else {
+            return match buffer.is_empty() {
+                true => Ok(()),
+                false => Err(Failure::invalid("this output lent no buffer of that length")),
+            };
+        };
+        let detached = buffer.is_detached().map_err(js_failure)?;
+        if detached || (loan.collected.load(Ordering::Acquire) && !loan.copied()) {
+            loan.release(false);
+            return Err(Failure::invalid(
+                "the output array's buffer was detached while the function filled it (moved into a byte stream or \
+                 transferred, say), so nothing was stored; fill it in place",
+            ));
+        }
+        if buffer.as_ptr() as usize != loan.js_ptr || buffer.len() != loan.len {
+            self.loan = Some(loan);
+            return Err(Failure::invalid("this output lent another buffer: pass back the one buffer() gave"));
+        }
+        if loan.copied() {
+            loan.map.copy_from_slice(&buffer);
+        }
+        // Bun finalizes a buffer as it detaches it: the finalizer only sets a flag.
+        match buffer.detach() {
+            Ok(()) => {
+                loan.release(true);
+                Ok(())
+            }
+            // A copy lent, the file has its bytes: later writes to the copy reach nothing.
+            Err(_) if loan.copied() => {
+                loan.release(true);
+                Ok(())
             }
             Err(e) => {
-                std::mem::forget(map);
-                return Err(js_failure(e));
+                loan.release(false);
+                Err(js_failure(e))
             }
         }
-        // A runtime without external buffers gave JS a copy: its contents go to the file.
-        if buffer.as_ptr() != map.as_ptr() {
-            map.copy_from_slice(&buffer);
-        }
-        if let Err(e) = buffer.detach() {
-            std::mem::forget(map);
-            return Err(js_failure(e));
-        }
-        drop(map);
-        Ok(())
     }
 }
 
@@ -92,17 +140,30 @@ impl OutputDraft {
     #[napi(catch_unwind)]
     pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
         let map = run(env, || {
-            if lock(&self.map).is_some() {
+            if self.loan.is_some() {
                 return Err(Failure::invalid("the output's buffer was given already"));
             }
-            Ok(self.draft()?.fill_map()?)
+            // SAFETY: the map is owned by `self.loan` until the loan ends (the buffer detached) or
+            // forever; the file is written through it alone, and read only after the loan ends.
+            Ok(unsafe { self.draft()?.fill_map()? })
         })?;
         let Some(mut map) = map else { return ArrayBuffer::copy_from(env, Vec::<u8>::new()) };
         let (ptr, len) = (map.as_mut_ptr(), map.len());
-        *lock(&self.map) = Some(map);
-        let lent = self.map.clone();
-        // SAFETY: the map lives in `self.map` until the loan ends or V8 frees the buffer.
-        unsafe { ArrayBuffer::from_external(env, ptr, len, lent, |_, lent| drop(lock(&lent).take())) }
+        let collected = Arc::new(AtomicBool::new(false));
+        let flag = collected.clone();
+        // SAFETY: the map outlives the buffer's use of it (see `Loan::release`).
+        let buffer =
+            unsafe { ArrayBuffer::from_external(env, ptr, len, flag, |_, flag| flag.store(true, Ordering::Release)) };
+        let buffer = match buffer {
+            Ok(buffer) => buffer,
+            Err(e) => {
+                // The runtime may or may not hold the pointer: the map is kept.
+                std::mem::forget(map);
+                return Err(e);
+            }
+        };
+        self.loan = Some(Loan { js_ptr: buffer.as_ptr() as usize, len, map, collected });
+        Ok(buffer)
     }
 
     /// Publishes the filled draft as the entry, on this thread: `buffer`
@@ -157,14 +218,20 @@ impl OutputDraft {
     /// The draft, the loan of `buffer` ended.
     fn take(&mut self, buffer: Option<ArrayBuffer>) -> Outcome<Draft> {
         self.draft()?;
-        if let Some(buffer) = buffer {
-            if let Err(e) = self.end_loan(buffer) {
-                // Nothing of it is published: its file goes now.
-                self.draft = None;
-                return Err(e);
+        match buffer {
+            Some(buffer) => {
+                if let Err(e) = self.end_loan(buffer) {
+                    // Nothing of it is published: its file goes now.
+                    if self.loan.is_none() {
+                        self.draft = None;
+                    }
+                    return Err(e);
+                }
             }
-        } else if lock(&self.map).is_some() {
-            return Err(Failure::invalid("the buffer that buffer() gave must be passed back"));
+            None if self.loan.is_some() => {
+                return Err(Failure::invalid("the buffer that buffer() gave must be passed back"));
+            }
+            None => {}
         }
         Ok(self.draft.take().expect("checked"))
     }

@@ -399,7 +399,8 @@ pub fn verify_writes_back_missing_block_digests_unless_it_is_a_dry_run(f: &dyn F
 
 /// Writes `data` into `draft` through a shared map of its file, as a caller fills it.
 fn fill(draft: &Draft, data: &[u8]) {
-    match draft.fill_map().unwrap() {
+    // SAFETY: the map is dropped here, before the draft is published.
+    match unsafe { draft.fill_map() }.unwrap() {
         Some(mut map) => map[..data.len()].copy_from_slice(data),
         None => assert!(data.is_empty()),
     }
@@ -441,6 +442,10 @@ pub fn a_filled_draft_publishes_as_the_entry_and_an_unpublished_one_leaves_nothi
     fill(&second, &data);
     assert_eq!(block_on(tier.publish(&key(1), &mut second, ENTRY, &mut Notes::new())).unwrap(), Stored::AlreadyThere);
     assert_eq!(load(tier.as_ref(), &key(1)).0.expect("a hit").array.data(), &f8(100, 0.75).1[..]);
+    // Its caller still gets what it computed, and its file goes.
+    let path = second.path().to_owned();
+    assert_eq!(second.into_loaded(&mut zeroed).unwrap().data(), &data[..]);
+    assert!(!path.exists());
     // A draft never published (its computation failed) leaves no entry and no file.
     let abandoned = draft(tier.as_ref(), &key(4), &header);
     fill(&abandoned, &data[..400]);

@@ -24,6 +24,8 @@ pub struct Draft {
     header: Header,
     data_offset: u64,
     own: bool,
+    /// Whether the published array is given mapped.
+    map_result: bool,
 }
 
 impl Draft {
@@ -32,27 +34,46 @@ impl Draft {
     /// here, not while a shared map of it is written (where it would kill
     /// the process).
     pub fn create(path: PathBuf, header: Header) -> Result<Draft> {
+        Draft::create_with_mode(path, header, 0o644)
+    }
+
+    fn create_with_mode(path: PathBuf, header: Header, _mode: u32) -> Result<Draft> {
+        // Refused before anything is made, as a store refuses it.
+        npy_format::check_header(&header)?;
         let preamble = header.encode();
         let len = preamble.len() as u64 + header.data_len()?;
         let mut options = File::options();
         options.read(true).write(true).create_new(true);
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, _mode);
         let file = options.open(&path).map_err(Error::io("create", &path))?;
-        let draft = Draft { file, path, header, data_offset: preamble.len() as u64, own: true };
+        let draft = Draft { file, path, header, data_offset: preamble.len() as u64, own: true, map_result: true };
         std::io::Write::write_all(&mut &draft.file, &preamble).map_err(Error::io("write", &draft.path))?;
         allocate(&draft.file, len).map_err(Error::io("allocate room for the result in", &draft.path))?;
         Ok(draft)
     }
 
     /// A draft in the system's temporary directory (`TMPDIR`), for a tier
-    /// with no directory of its own on this machine.
+    /// with no directory of its own on this machine. Readable by its owner
+    /// alone, and (on unix) unlinked at once: only its open file is used,
+    /// and a killed process leaves nothing behind.
     pub fn in_temp_dir(header: Header) -> Result<Draft> {
         let (host, pid, random) = (host::tag(), std::process::id(), host::random_u64());
-        Draft::create(
-            std::env::temp_dir().join(format!("numpy-func-cache-output-{host}-{pid}-{random:016x}.npy")),
-            header,
-        )
+        let path = std::env::temp_dir().join(format!("numpy-func-cache-output-{host}-{pid}-{random:016x}.npy"));
+        #[allow(unused_mut)]
+        let mut draft = Draft::create_with_mode(path, header, 0o600)?;
+        #[cfg(unix)]
+        if std::fs::remove_file(&draft.path).is_ok() {
+            draft.own = false;
+        }
+        Ok(draft)
+    }
+
+    /// Says the array is to be read back, not mapped, once published: its
+    /// file may vanish under a map (a network filesystem's).
+    pub fn read_back(mut self) -> Draft {
+        self.map_result = false;
+        self
     }
 
     pub fn file(&self) -> &File {
@@ -79,7 +100,13 @@ impl Draft {
 
     /// Its data, mapped shared and writable, for the caller to fill: what
     /// is written there is the file's. None for an array of no data.
-    pub fn fill_map(&self) -> Result<Option<MmapMut>> {
+    ///
+    /// # Safety
+    /// Nothing may write through the map once the draft is read
+    /// ([`filled`](Self::filled), [`Tier::publish`](crate::Tier::publish)),
+    /// or the entry would not be what its digest says: the caller drops the
+    /// map (or ends every writer's access) before then.
+    pub unsafe fn fill_map(&self) -> Result<Option<MmapMut>> {
         if self.data_len() == 0 {
             return Ok(None);
         }
@@ -100,11 +127,13 @@ impl Draft {
 
     /// The array the file holds, as a hit gives it: a private,
     /// copy-on-write map of it (writes to it never reach the file), else,
-    /// when it cannot be mapped (no data, or too many maps alive), read into
-    /// `alloc`'s memory.
+    /// when it cannot or should not be mapped (no data, too many maps
+    /// alive, [`read_back`](Self::read_back)), read into `alloc`'s memory.
     pub fn into_loaded<B: Buffer>(self, alloc: &mut Alloc<'_, B>) -> Result<LoadedArray<B>> {
-        if let Some(mapped) = npy_format::map_npy_file(&self.file, &self.path)? {
-            return Ok(LoadedArray::Mapped(mapped));
+        if self.map_result {
+            if let Some(mapped) = npy_format::map_npy_file(&self.file, &self.path)? {
+                return Ok(LoadedArray::Mapped(mapped));
+            }
         }
         let mut file = self.file.try_clone().map_err(Error::io("reopen", &self.path))?;
         std::io::Seek::rewind(&mut file).map_err(Error::io("read", &self.path))?;

@@ -179,7 +179,9 @@ impl CacheDir {
     pub fn draft(&self, key: &str, header: &Header) -> Result<Draft, Error> {
         check_key(key)?;
         self.ensure_dir()?;
-        Draft::create(self.files.layout.temp(key, Part::Array), header.clone())
+        let draft = Draft::create(self.files.layout.temp(key, Part::Array), header.clone())?;
+        // As hits: a file another host unlinks can vanish under a map on a network filesystem.
+        Ok(if self.books.on_network_fs() { draft.read_back() } else { draft })
     }
 
     /// Publishes a filled `draft` as the entry of `key`, as

@@ -224,7 +224,7 @@ fn check(header: &Header, data: &[u8]) -> Result<(), Error> {
 
 /// Refuses a header a writer must not write: a dtype this crate does not
 /// handle, more dimensions than NumPy reads, or one our reader would refuse.
-pub(crate) fn check_header(header: &Header) -> Result<(), Error> {
+pub fn check_header(header: &Header) -> Result<(), Error> {
     header.dtype.validate()?;
     if header.shape.len() > MAX_DIMS {
         return Err(Error::TooManyDims { dims: header.shape.len(), max: MAX_DIMS });

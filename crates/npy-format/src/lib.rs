@@ -61,7 +61,8 @@ pub use buf::{AlignedBuf, ALIGN, LARGE};
 pub use dtype::{swap_to_native, ByteOrder, Dtype, Kind};
 pub use error::Error;
 pub use file::{
-    check_npy, read_npy, read_npy_file, read_npy_file_into, read_npy_into, write_npy, write_npy_to, NpyArray,
+    check_header, check_npy, read_npy, read_npy_file, read_npy_file_into, read_npy_into, write_npy, write_npy_to,
+    NpyArray,
 };
 pub use header::{decode_header, decode_header_bytes, Header, MAGIC, MAX_DIMS, MAX_HEADER_LEN};
 pub use map::{live_maps, map_npy_file, map_npz_file, MappedNpy, MAX_LIVE_MAPS};
