@@ -108,7 +108,7 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * and the file becomes the entry with no copy in memory. The wrapper
    * takes the other arguments and returns the array, mapped.
    */
-  createCachedFunc<const A extends unknown[], const S extends readonly number[], const D extends string, R = void>(
+  createCachedFunc<const A extends unknown[], const S extends readonly number[], const D extends string, R extends void | OutputArray<S, D> | PromiseLike<void | OutputArray<S, D>> = void>(
     fn: (...args: [...A, OutputArray<S, D>]) => R,
     options: OutputFunctionOptions<A, S, D>,
   ): OutputCachedFunction<A, S, D, R>

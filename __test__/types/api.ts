@@ -207,3 +207,5 @@ expect<Equal<ReturnType<typeof line>, Promise<Int32Array>>>()
 expect<Equal<typeof line, OutputCachedFunction<[n: number], readonly [number], '<i4', Promise<void>>>>()
 // @ts-expect-error output must declare a shape
 cache.createCachedFunc((n: number, out: Float64Array) => void out.fill(n), { output: (n: number) => ({ dtype: '<f8' }) })
+// @ts-expect-error the function fills its output and returns nothing (or that array), never another value
+cache.createCachedFunc((n: number, out: Int32Array) => n * 2, { output: (n: number) => ({ shape: [n], dtype: '<i4' }) })
