@@ -26,8 +26,8 @@ import type {
   ListOptions,
   NumpyFuncCacheEvents,
   NumpyFuncCacheOptions,
-  OutputArray,
   OutputCachedFunction,
+  OutputFill,
   OutputFunctionOptions,
   PruneOptions,
   PruneReport,
@@ -108,8 +108,13 @@ export class NumpyFuncCache extends EventEmitter<NumpyFuncCacheEvents> {
    * and the file becomes the entry with no copy in memory. The wrapper
    * takes the other arguments and returns the array, mapped.
    */
-  createCachedFunc<const A extends unknown[], const S extends readonly number[], const D extends string, R extends void | OutputArray<S, D> | PromiseLike<void | OutputArray<S, D>> = void>(
-    fn: (...args: [...A, OutputArray<S, D>]) => R,
+  createCachedFunc<
+    const A extends unknown[],
+    const S extends readonly number[],
+    const D extends string,
+    R extends void | OutputFill<D> | PromiseLike<void | OutputFill<D>> = void,
+  >(
+    fn: (...args: [...A, OutputFill<D>]) => R,
     options: OutputFunctionOptions<A, S, D>,
   ): OutputCachedFunction<A, S, D, R>
   createCachedFunc<F extends CacheableFunction>(fn: F, options?: CachedFunctionOptions): CachedFunction<F>

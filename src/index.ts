@@ -33,6 +33,7 @@ export type {
   OutputArrayTypes,
   OutputCachedFunction,
   OutputData,
+  OutputFill,
   OutputFunctionOptions,
   OutputSpec,
   RemoteOptions,

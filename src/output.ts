@@ -6,7 +6,7 @@ import type { ArrayLayout, EntryArg, LoadedValue, OutputDraft } from '../binding
 import { describe } from './describe'
 import { SUPPORTED_DTYPES, type TypedArray, canonicalDtype, elementsPerItem, readClassName, viewOf } from './dtypes'
 import { ErrorCodes, codedError, nativeCall } from './errors'
-import { shaped, valueOf } from './results'
+import { valueOf } from './results'
 
 /** The output a call declares, checked. */
 export interface DeclaredOutput {
@@ -18,6 +18,7 @@ export interface DeclaredOutput {
 
 /** The array lent to the function, and the buffer under it. */
 export interface Lent {
+  /** What the function is given. */
   value: unknown
   data: TypedArray
   buffer: ArrayBuffer
@@ -55,16 +56,23 @@ function bytesPerElement(className: string): number {
   return (globalThis as unknown as Record<string, { BYTES_PER_ELEMENT: number }>)[className].BYTES_PER_ELEMENT
 }
 
-/** The draft's array, in the form the call returns: what the function fills. */
+/**
+ * The draft's array, as the function fills it: a TypedArray of the dtype's
+ * class over all its elements in C order, which also has the `shape` and
+ * `dtype` declared, and `data` (itself), so that it reads as `{ data,
+ * shape, dtype }` too.
+ */
 export function lend(draft: OutputDraft, declared: DeclaredOutput): Lent {
   const buffer = nativeCall(() => draft.buffer())
   const data = viewOf(buffer, declared.className, declared.layout.dtype)
-  return { value: declared.form === 'typedarray' ? data : shaped(data, declared.layout), data, buffer }
+  const { shape, dtype } = declared.layout
+  Object.defineProperties(data, { data: { value: data }, shape: { value: Object.freeze([...shape]) }, dtype: { value: dtype } })
+  return { value: data, data, buffer }
 }
 
 /** Checks what the function returned: nothing, or the array it was given (a result returned elsewhere would be lost). */
 export function checkFilled(returned: unknown, lent: Lent, label: string): void {
-  if (returned === undefined || returned === lent.value || returned === lent.data) return
+  if (returned === undefined || returned === lent.data) return
   bad(
     TypeError,
     `${label} was given its output to fill (its last argument), so it must return nothing or that array; ` +

@@ -166,8 +166,8 @@ export interface OutputSpec<S extends readonly number[] = readonly number[], D e
 export type OutputData<D extends string> = D extends keyof OutputArrayTypes ? OutputArrayTypes[D] : TypedArray
 
 /**
- * The array a declared output is, as the function fills it and the call
- * returns it: a TypedArray for a shape of one dimension, else
+ * The array a declared output is, as the call returns it (on a miss as
+ * on a hit): a TypedArray for a shape of one dimension, else
  * `{ data, shape, dtype }` (either, for a shape whose length the types do
  * not know: declare it `as const`, or as a tuple, to know which).
  */
@@ -178,9 +178,22 @@ export type OutputArray<S extends readonly number[], D extends string> = number 
     : LoadedNdArray<OutputData<D>>
 
 /**
+ * The array a function with a declared output fills: a TypedArray of the
+ * dtype's class over all its elements (C order), which also has the
+ * declared `shape` and `dtype`, and `data` (itself), so that it can be
+ * used as `{ data, shape, dtype }` too.
+ */
+export type OutputFill<D extends string> = OutputData<D> & {
+  readonly data: OutputData<D>
+  readonly shape: readonly number[]
+  readonly dtype: string
+}
+
+/**
  * Options of a function whose result is written straight into the cache:
  * `output` declares its shape and dtype from the call's arguments, and the
- * function receives that array (over the entry's file) as its last argument.
+ * function receives that array (over the entry's file) as one more
+ * argument, after the call's own (see `OutputFill`).
  */
 export interface OutputFunctionOptions<A extends unknown[] = unknown[], S extends readonly number[] = readonly number[], D extends string = string>
   extends CachedFunctionOptions {

@@ -12,6 +12,7 @@ import {
   type NdArray,
   NumpyFuncCache,
   type OutputCachedFunction,
+  type OutputFill,
   readNpy,
   readNpz,
   writeNpz,
@@ -185,8 +186,10 @@ void [code, other]
 // argument; the wrapper takes the other arguments and returns that array.
 const filled = cache.createCachedFunc(
   (n: number, out) => {
-    expect<Equal<typeof out, LoadedNdArray<Float64Array>>>()
+    expect<Equal<typeof out, OutputFill<'<f8'>>>()
     out.data.fill(n)
+    out.fill(n)
+    expect<Equal<typeof out.shape, readonly number[]>>()
   },
   { output: (n: number) => ({ shape: [n, 3], dtype: '<f8' }) },
 )
@@ -198,7 +201,7 @@ filled('2')
 // One dimension: a TypedArray of the dtype's class; async: a Promise of it.
 const line = cache.createCachedFunc(
   async (n: number, out) => {
-    expect<Equal<typeof out, Int32Array>>()
+    expect<Equal<typeof out, OutputFill<'<i4'>>>()
     out.fill(n)
   },
   { output: (n: number) => ({ shape: [n], dtype: '<i4' }) },
