@@ -45,7 +45,7 @@ test('an output of more dimensions is { data, shape, dtype }, of none a scalar, 
   const grid = cache.createCachedFunc(
     function (this: Any, n: number, out: Any) {
       // A Float64Array of all n * 4 elements, which reads as { data, shape, dtype } too.
-      t.true(out instanceof Float64Array && out.length === n * 4 && out.data === out)
+      t.true(out instanceof Float64Array && out.length === n * 4 && (out as Any).data === out)
       t.deepEqual([out.shape, out.dtype], [[n, 2, 2], '<f8'])
       out.data.set(Array.from({ length: n * 4 }, (_, i) => i * this.scale))
     },
