@@ -8,7 +8,7 @@ import { ErrorCodes, codedError, invalidArg, nativeCall } from './errors'
 import { type ComputeOnce, functionSettings } from './options'
 import { debug, shortKey } from './debug'
 import { computed } from './results'
-import { type Lent, checkFilled, declaredOutput, entryOfOutput, lend, outputValue } from './output'
+import { type DeclaredOutput, type Lent, checkFilled, declaredOutput, entryOfOutput, lend, outputValue } from './output'
 import type { CacheableFunction, CachedFunction, CachedFunctionMethods, CachedFunctionOptions } from './types'
 
 /** A shared async computation's result, and whether it is of the key's arguments. */
@@ -50,11 +50,16 @@ export function cachedFunction<F extends CacheableFunction>(
   const prefix = identityPrefix({ name, version: settings.version, source: settings.trackSource ? source : undefined })
   const info = (key: string): CallInfo => ({ key, functionName: name, label })
   // What a call's key is made of: its arguments, and its `this` unless told to ignore it.
-  // A declared output's shape and dtype are in the key too: they may depend on more than the arguments.
-  const call = (self: unknown, args: unknown[]): Call => ({
-    self: settings.keysThis ? self : undefined,
-    args: output === undefined ? args : [...args, declaredOutput(output, self, args, label).layout],
-  })
+  // A declared output's shape and dtype are in the key too: they may depend on more than the
+  // arguments. The declaration a call's key was last made with is the one its fill uses, so
+  // `output` runs once per key, and a fill never differs from what its key says.
+  const declarations = new WeakMap<unknown[], DeclaredOutput>()
+  const call = (self: unknown, args: unknown[]): Call => {
+    if (output === undefined) return { self: settings.keysThis ? self : undefined, args }
+    const declared = declaredOutput(output, self, args, label)
+    declarations.set(args, declared)
+    return { self: settings.keysThis ? self : undefined, args: [...args, declared.layout] }
+  }
   // The methods act on a plain call (`cached.has(...)`, whose `this` is the
   // wrapper itself) or, through call(), on a method's (`cached.has.call(obj, ...)`).
   const methodsOf = (wrapper: unknown): CachedFunctionMethods<F> => {
@@ -92,7 +97,8 @@ export function cachedFunction<F extends CacheableFunction>(
 
   /** A miss of a function with a declared output: `fn` fills the entry's file, lent to it as its last argument. */
   const filling = (self: unknown, args: unknown[], key: string) => {
-    const declared = declaredOutput(output!, self, args, label)
+    // Every computation follows the key made of its own `args` (see `call`).
+    const declared = declarations.get(args)!
     const draft = calls.draft(key, declared.layout)
     const discard = (buffer?: ArrayBuffer) => {
       try {
@@ -109,7 +115,7 @@ export function cachedFunction<F extends CacheableFunction>(
       throw e
     }
     return {
-      run: (): unknown => fn.apply(self, [...args, lent.value]),
+      run: (): unknown => fn.apply(self, [...args, lent.data]),
       check: (value: unknown) => checkFilled(value, lent, label),
       discard: () => discard(lent.buffer),
       publish: () => outputValue(calls.publish(draft, lent.buffer, entryOfOutput(declared, name), info(key)), declared),

@@ -85,6 +85,11 @@ export function dtypeName(dtype: string): string | undefined {
   return DTYPES.get(dtype)?.name
 }
 
+/** Bytes of one array element (16 for '<c16'). */
+export function itemSize(dtype: string): number {
+  return DTYPES.get(dtype)!.itemSize
+}
+
 /** Elements of the data array per array element (2 for complex). */
 export function elementsPerItem(dtype: string): number {
   return DTYPES.get(dtype)!.elementsPerItem

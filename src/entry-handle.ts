@@ -4,7 +4,7 @@
 // entry (positioned reads of a file, ranged GETs of an object).
 import type { EntryHandle as NativeHandle, MemberValue, ResultForm } from '../binding/index'
 import { describe } from './describe'
-import { type TypedArray, viewOf } from './dtypes'
+import { type TypedArray, itemSize, viewOf } from './dtypes'
 import { invalidArg, nativeCall, nativeCallAsync, outOfRange } from './errors'
 import { shaped } from './results'
 import type { LoadedNdArray } from './npy'
@@ -34,10 +34,10 @@ class OpenedArray implements EntryArray {
     this.className = m.class
     this.#form = m.result
     this.#offset = m.offset
-    const itemSize = Number(m.dtype.slice(2))
-    this.bytes = m.shape.reduce((a, b) => a * b, 1) * itemSize
+    const size = itemSize(m.dtype)
+    this.bytes = m.shape.reduce((a, b) => a * b, 1) * size
     this.rows = m.shape.length === 0 ? 1 : m.shape[0]
-    this.#rowBytes = m.shape.slice(1).reduce((a, b) => a * b, 1) * itemSize
+    this.#rowBytes = m.shape.slice(1).reduce((a, b) => a * b, 1) * size
   }
 
   readRows(start: number, end = start + 1): TypedArray | LoadedNdArray {

@@ -4,7 +4,7 @@
 import { constants } from 'node:buffer'
 import type { ArrayLayout, EntryArg, LoadedValue, OutputDraft } from '../binding/index'
 import { describe } from './describe'
-import { SUPPORTED_DTYPES, type TypedArray, canonicalDtype, elementsPerItem, readClassName, viewOf } from './dtypes'
+import { SUPPORTED_DTYPES, type TypedArray, canonicalDtype, itemSize, readClassName, viewOf } from './dtypes'
 import { ErrorCodes, codedError, nativeCall } from './errors'
 import { valueOf } from './results'
 
@@ -18,8 +18,6 @@ export interface DeclaredOutput {
 
 /** The array lent to the function, and the buffer under it. */
 export interface Lent {
-  /** What the function is given. */
-  value: unknown
   data: TypedArray
   buffer: ArrayBuffer
 }
@@ -43,17 +41,15 @@ export function declaredOutput(output: (...args: unknown[]) => unknown, self: un
   if (descr === undefined) {
     return bad(TypeError, `${what} has dtype ${describe(dtype)}, which is not one this package writes (${SUPPORTED_DTYPES.join(', ')})`)
   }
-  const elements = (shape as number[]).reduce((a, b) => a * b, 1)
-  const className = readClassName(descr)
-  const bytes = elements * elementsPerItem(descr) * bytesPerElement(className)
+  const bytes = (shape as number[]).reduce((a, b) => a * b, 1) * itemSize(descr)
   if (!Number.isSafeInteger(bytes) || bytes > constants.MAX_LENGTH) {
     bad(RangeError, `${what} takes ${bytes} bytes, over the largest ArrayBuffer this runtime makes (${constants.MAX_LENGTH} bytes)`)
   }
-  return { layout: { shape: [...(shape as number[])], dtype: descr, fortranOrder: false }, className, form: shape.length === 1 ? 'typedarray' : 'ndarray' }
-}
-
-function bytesPerElement(className: string): number {
-  return (globalThis as unknown as Record<string, { BYTES_PER_ELEMENT: number }>)[className].BYTES_PER_ELEMENT
+  return {
+    layout: { shape: [...(shape as number[])], dtype: descr, fortranOrder: false },
+    className: readClassName(descr),
+    form: shape.length === 1 ? 'typedarray' : 'ndarray',
+  }
 }
 
 /**
@@ -67,7 +63,7 @@ export function lend(draft: OutputDraft, declared: DeclaredOutput): Lent {
   const data = viewOf(buffer, declared.className, declared.layout.dtype)
   const { shape, dtype } = declared.layout
   Object.defineProperties(data, { data: { value: data }, shape: { value: Object.freeze([...shape]) }, dtype: { value: dtype } })
-  return { value: data, data, buffer }
+  return { data, buffer }
 }
 
 /** Checks what the function returned: nothing, or the array it was given (a result returned elsewhere would be lost). */

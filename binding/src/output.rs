@@ -4,7 +4,6 @@
 //! function has filled it, the buffer is detached, so that no later write
 //! reaches the file, and the tier publishes the file.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
@@ -28,8 +27,6 @@ struct Loan {
     /// copied the external buffer, memory of its own.
     js_ptr: usize,
     len: usize,
-    /// Set by the buffer's finalizer.
-    collected: Arc<AtomicBool>,
 }
 
 impl Loan {
@@ -99,8 +96,7 @@ impl OutputDraft {
                 false => Err(Failure::invalid("this output lent no buffer of that length")),
             };
         };
-        let detached = buffer.is_detached().map_err(js_failure)?;
-        if detached || (loan.collected.load(Ordering::Acquire) && !loan.copied()) {
+        if buffer.is_detached().map_err(js_failure)? {
             loan.release(false);
             return Err(Failure::invalid(
                 "the output array's buffer was detached while the function filled it (moved into a byte stream or \
@@ -114,7 +110,7 @@ impl OutputDraft {
         if loan.copied() {
             loan.map.copy_from_slice(&buffer);
         }
-        // Bun finalizes a buffer as it detaches it: the finalizer only sets a flag.
+        // Bun finalizes a buffer as it detaches it: its finalizer owns nothing.
         match buffer.detach() {
             Ok(()) => {
                 loan.release(true);
@@ -149,11 +145,8 @@ impl OutputDraft {
         })?;
         let Some(mut map) = map else { return ArrayBuffer::copy_from(env, Vec::<u8>::new()) };
         let (ptr, len) = (map.as_mut_ptr(), map.len());
-        let collected = Arc::new(AtomicBool::new(false));
-        let flag = collected.clone();
         // SAFETY: the map outlives the buffer's use of it (see `Loan::release`).
-        let buffer =
-            unsafe { ArrayBuffer::from_external(env, ptr, len, flag, |_, flag| flag.store(true, Ordering::Release)) };
+        let buffer = unsafe { ArrayBuffer::from_external(env, ptr, len, (), |_, ()| {}) };
         let buffer = match buffer {
             Ok(buffer) => buffer,
             Err(e) => {
@@ -162,7 +155,7 @@ impl OutputDraft {
                 return Err(e);
             }
         };
-        self.loan = Some(Loan { js_ptr: buffer.as_ptr() as usize, len, map, collected });
+        self.loan = Some(Loan { js_ptr: buffer.as_ptr() as usize, len, map });
         Ok(buffer)
     }
 
